@@ -1,0 +1,105 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import multipart from '@fastify/multipart'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config.js'
+import { createAuthenticate } from './http/auth.js'
+import { loggerOptions } from './http/logging.js'
+import { registerProblemHandlers } from './http/problems.js'
+import { registerRateLimit } from './http/rate-limit.js'
+import type { Platform } from './platform/index.js'
+import { accountsRoutes } from './features/accounts/routes.js'
+import { createAccountsService, type AccountsService } from './features/accounts/service.js'
+import { createAccountsStore } from './features/accounts/store.js'
+import { sessionsRoutes } from './features/sessions/routes.js'
+import { createSessionsService, type SessionsService } from './features/sessions/service.js'
+import { systemRoutes } from './features/system/routes.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    platform: Platform
+    accounts: AccountsService
+    sessions: SessionsService
+  }
+}
+
+export interface AppOptions {
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: DestinationStream
+}
+
+/** Two Ajv instances: query strings, params and headers are coerced from text; bodies never are. */
+function validatorCompiler() {
+  const common = { useDefaults: true, allErrors: false, addUsedSchema: false, strict: false } as const
+  const forBody = new Ajv({ ...common, coerceTypes: false, removeAdditional: false })
+  const forText = new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })
+  addFormats.default(forBody)
+  addFormats.default(forText)
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? forBody : forText).compile(schema)
+}
+
+export async function buildApp(config: Config, platform: Platform, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...loggerOptions({ level: config.logLevel, pretty: config.debug, stream: options.logStream }),
+    bodyLimit: 1024 * 1024,
+    trustProxy: true,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  })
+  app.setValidatorCompiler(validatorCompiler())
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  registerProblemHandlers(app)
+
+  app.decorate('config', config)
+  app.decorate('platform', platform)
+
+  await app.register(helmet, { global: true })
+  await app.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
+  })
+  await app.register(multipart, { throwFileSizeLimit: true })
+  await registerRateLimit(app, platform.live.counters, config.rateLimitMax)
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Freelancer API',
+        version: '0.1.0',
+        description: 'Backend of a local-services marketplace. Errors are RFC 9457 `application/problem+json`. Lists page with an opaque `cursor`.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The access_token from POST /authorize' } } },
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: true } })
+  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
+
+  // Features: stores talk to storage, services decide, routes parse and answer.
+  const accountsStore = createAccountsStore(platform.database.db)
+  const sessions = createSessionsService({ live: platform.live, accounts: accountsStore, hasher: platform.hasher, config })
+  const accounts = createAccountsService({
+    store: accountsStore,
+    hasher: platform.hasher,
+    endSessions: sessions.endAll,
+    publicUrl: config.publicUrl,
+  })
+  app.decorate('accounts', accounts)
+  app.decorate('sessions', sessions)
+  app.decorate('authenticate', createAuthenticate(sessions.authenticate))
+
+  await app.register(systemRoutes)
+  await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
+  await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+
+  return app
+}

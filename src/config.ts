@@ -1,0 +1,130 @@
+// The only reader of process.env: everything is read and checked once, at start.
+
+export interface Config {
+  port: number
+  host: string
+  /** PostgreSQL connection string; undefined means the embedded PGlite in dataDir. */
+  databaseUrl: string | undefined
+  /** Redis connection string; undefined means the PostgreSQL live store. */
+  redisUrl: string | undefined
+  /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
+  redisPrefix: string
+  dataDir: string
+  dbPoolSize: number
+  bcryptCost: number
+  /** How many bcrypt hashes may run at once; more wait in line (protects every other route). */
+  bcryptConcurrency: number
+  /** Seconds a session lives without use; each authenticated request renews it. */
+  sessionIdleTtl: number
+  /** Seconds a session lives at most, however often it is used. */
+  sessionMaxAge: number
+  /** Sessions one user may hold at once; signing in past it ends the oldest. */
+  sessionsPerUser: number
+  locationDefaultTtl: number
+  debug: boolean
+  logLevel: string
+  corsOrigins: string[]
+  publicUrl: string | undefined
+  workers: number
+  /** Requests a minute from one address to all routes together. */
+  rateLimitMax: number
+  /** Requests a minute from one address to /signup and to /authorize. */
+  authRateLimitMax: number
+  /** Failed sign-ins an hour for one account before it is locked for the rest of the hour. */
+  loginFailuresPerHour: number
+  /** Messages a minute one user may send. */
+  sendRateLimit: number
+  pictureMaxBytes: number
+  /** Milliseconds that shutdown waits for requests in flight. */
+  shutdownTimeout: number
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = []
+
+  const str = (name: string): string | undefined => {
+    const value = env[name]?.trim()
+    return value === '' ? undefined : value
+  }
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = str(name)
+    if (raw === undefined) return fallback
+    const value = Number(raw)
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`)
+      return fallback
+    }
+    return value
+  }
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = str(name)?.toLowerCase()
+    if (raw === undefined) return fallback
+    if (['true', '1', 'yes', 'on'].includes(raw)) return true
+    if (['false', '0', 'no', 'off'].includes(raw)) return false
+    problems.push(`${name} must be true or false (got "${raw}")`)
+    return fallback
+  }
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const raw = str(name)
+    if (raw === undefined) return undefined
+    try {
+      const parsed = new URL(raw)
+      if (!protocols.includes(parsed.protocol)) {
+        problems.push(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
+      }
+    } catch {
+      problems.push(`${name} is not a valid URL`)
+    }
+    return raw
+  }
+
+  const debug = bool('DEBUG', false)
+  const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+  const logLevel = str('LOG_LEVEL') ?? (debug ? 'debug' : 'info')
+  if (!logLevels.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${logLevels.join(', ')}`)
+
+  const sessionIdleTtl = int('SESSION_IDLE_TTL', 30 * 24 * 3600, 1, 365 * 24 * 3600)
+  const sessionMaxAge = int('SESSION_MAX_AGE', 90 * 24 * 3600, 1, 5 * 365 * 24 * 3600)
+  if (sessionMaxAge < sessionIdleTtl) problems.push('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL')
+
+  const config: Config = {
+    port: int('PORT', 3000, 0, 65535),
+    host: str('HOST') ?? '0.0.0.0',
+    databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    redisUrl: url('REDIS_URL', ['redis:', 'rediss:']),
+    redisPrefix: str('REDIS_PREFIX') ?? 'fl:',
+    dataDir: str('DATA_DIR') ?? './data',
+    dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
+    bcryptCost: int('BCRYPT_COST', 12, 4, 31),
+    bcryptConcurrency: int('BCRYPT_CONCURRENCY', 2, 1, 64),
+    sessionIdleTtl,
+    sessionMaxAge,
+    sessionsPerUser: int('SESSIONS_PER_USER', 10, 1, 1000),
+    locationDefaultTtl: int('LOCATION_DEFAULT_TTL', 300, 1, 86400),
+    debug,
+    logLevel,
+    corsOrigins: (str('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    publicUrl: url('PUBLIC_URL', ['http:', 'https:'])?.replace(/\/$/, ''),
+    workers: int('WORKERS', 1, 1, 256),
+    rateLimitMax: int('RATE_LIMIT_MAX', 1200, 1, 10_000_000),
+    authRateLimitMax: int('AUTH_RATE_LIMIT_MAX', 30, 1, 10_000_000),
+    loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
+    sendRateLimit: int('SEND_RATE_LIMIT', 60, 1, 1_000_000),
+    pictureMaxBytes: int('PICTURE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+    shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
+  }
+  if (config.workers > 1 && !config.databaseUrl) {
+    problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return config
+}

@@ -1,0 +1,134 @@
+import '@fastify/multipart'
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { InvalidInputError, UnsupportedMediaTypeError } from '../../errors.js'
+import { bearerSecurity } from '../../http/auth.js'
+import { problemResponses } from '../../http/problems.js'
+import { IdParams } from '../../http/schemas.js'
+import { SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
+
+const tags = ['accounts']
+
+export async function accountsRoutes(fastify: FastifyInstance, options: { authRateLimitMax: number; pictureMaxBytes: number }) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const { accounts } = app
+
+  app.post('/signup', {
+    config: { rateLimit: { max: options.authRateLimitMax, timeWindow: 60_000 } },
+    schema: {
+      tags,
+      summary: 'Create an account',
+      description: 'Email is matched case-insensitively. Roles CLIENT and/or WORKER; ADMIN is granted by an admin, never chosen.',
+      body: SignupBody,
+      response: { 201: User, ...problemResponses(409) },
+    },
+  }, async (request, reply) => {
+    return reply.code(201).send(await accounts.signup(request.body))
+  })
+
+  app.get('/user', {
+    onRequest: app.authenticate,
+    schema: {
+      tags,
+      summary: 'Get a user',
+      description: 'The caller by default, or the user `id`. The email is shown only to the user and to admins.',
+      security: bearerSecurity,
+      querystring: UserIdQuery,
+      response: { 200: User, ...problemResponses(401, 404) },
+    },
+  }, async (request) => accounts.get(request.auth.userId, request.query.id))
+
+  app.post('/user', {
+    onRequest: app.authenticate,
+    schema: {
+      tags,
+      summary: 'Update a user',
+      description: 'Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user\'s other sessions.',
+      security: bearerSecurity,
+      body: UpdateUserBody,
+      response: { 200: User, ...problemResponses(401, 403, 404, 409) },
+    },
+  }, async (request) => accounts.update(request.auth, request.body))
+
+  app.delete('/user', {
+    onRequest: app.authenticate,
+    schema: {
+      tags,
+      summary: 'Delete a user',
+      description: 'Deletes the caller, or with `id` another user (admins only). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
+      security: bearerSecurity,
+      querystring: UserIdQuery,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404) },
+    },
+  }, async (request, reply) => {
+    await accounts.delete(request.auth, request.query.id)
+    return reply.code(204).send(null)
+  })
+
+  app.get('/users', {
+    onRequest: app.authenticate,
+    schema: {
+      tags,
+      summary: 'List users',
+      description: '`q` matches first or last name (any case), `role` filters. Ordered by sign-up; cursor pagination stays stable while users sign up.',
+      security: bearerSecurity,
+      querystring: UserListQuery,
+      response: { 200: UserList, ...problemResponses(401) },
+    },
+  }, async (request) => accounts.list(request.auth.userId, request.query))
+
+  // Raw image bodies (Content-Type: image/*) arrive as a Buffer; multipart is the other way in.
+  app.addContentTypeParser(/^image\//, { parseAs: 'buffer', bodyLimit: options.pictureMaxBytes }, (_request, body, done) => done(null, body))
+
+  app.put('/user/picture', {
+    onRequest: app.authenticate,
+    // Multipart framing adds a little to the file itself.
+    bodyLimit: options.pictureMaxBytes + 64 * 1024,
+    schema: {
+      tags,
+      summary: 'Set the caller\'s picture',
+      description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.`,
+      security: bearerSecurity,
+      consumes: ['multipart/form-data', 'image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'],
+      response: { 200: User, ...problemResponses(401, 413, 415) },
+    },
+  }, async (request) => {
+    let upload: Buffer
+    if (request.isMultipart()) {
+      const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
+      if (!file || file.fieldname !== 'picture') {
+        throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+      }
+      upload = await file.toBuffer()
+    } else if (Buffer.isBuffer(request.body)) {
+      upload = request.body
+    } else {
+      throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
+    }
+    if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
+    return accounts.setPicture(request.auth, upload)
+  })
+
+  app.get('/users/:id/picture', {
+    schema: {
+      tags,
+      summary: 'A user\'s picture',
+      description: 'The picture as `image/webp`, with an `ETag`; `If-None-Match` answers 304. Public, like a profile photo in an app.',
+      params: IdParams,
+      produces: ['image/webp'],
+      response: {
+        200: { description: 'The picture', content: { 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+        304: { description: 'Not modified', type: 'null' },
+        ...problemResponses(404),
+      },
+    },
+  }, async (request, reply) => {
+    const picture = await accounts.picture(request.params.id)
+    const etag = `"${picture.etag}"`
+    reply.header('etag', etag).header('cache-control', 'public, max-age=300, must-revalidate').header('last-modified', picture.updated_at.toUTCString())
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send(null)
+    // A Buffer is sent as it is; the schema above only documents it.
+    return reply.type('image/webp').send(picture.image as unknown as string)
+  })
+}

@@ -1,0 +1,63 @@
+import { Type, type Static } from 'typebox'
+import { Timestamp, Uuid, Page, PageQuery } from '../../http/schemas.js'
+
+export const SelfRole = Type.Union([Type.Literal('CLIENT'), Type.Literal('WORKER')])
+export const AnyRole = Type.Union([Type.Literal('CLIENT'), Type.Literal('WORKER'), Type.Literal('ADMIN')])
+
+const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254 })
+// Bytes are checked in the service too: bcrypt reads 72 bytes, and a longer password is refused
+// rather than silently cut.
+const Password = Type.String({ minLength: 8, maxLength: 72, description: '8 characters to 72 bytes (UTF-8)' })
+const Name = Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' })
+
+export const User = Type.Object(
+  {
+    id: Uuid,
+    email: Type.Optional(Type.String({ description: 'Only to the user and to admins' })),
+    first_name: Type.String(),
+    last_name: Type.String(),
+    roles: Type.Array(AnyRole),
+    picture_url: Type.Union([Type.String(), Type.Null()]),
+    created_at: Timestamp,
+  },
+  { $id: 'User' },
+)
+export type UserView = Static<typeof User>
+
+export const SignupBody = Type.Object(
+  {
+    email: Email,
+    password: Password,
+    first_name: Name,
+    last_name: Name,
+    roles: Type.Optional(Type.Array(SelfRole, { minItems: 1, maxItems: 2, uniqueItems: true, description: 'Default ["CLIENT"]; ADMIN is granted, never chosen' })),
+  },
+  { additionalProperties: false },
+)
+export type SignupInput = Static<typeof SignupBody>
+
+export const UpdateUserBody = Type.Object(
+  {
+    id: Type.Optional(Type.String({ format: 'uuid', description: 'The user to change; default the caller. Another user needs ADMIN' })),
+    first_name: Type.Optional(Name),
+    last_name: Type.Optional(Name),
+    email: Type.Optional(Email),
+    roles: Type.Optional(Type.Array(AnyRole, { minItems: 1, maxItems: 3, uniqueItems: true, description: 'ADMIN only by an admin' })),
+    password: Type.Optional(Password),
+    current_password: Type.Optional(Type.String({ maxLength: 200, description: 'Needed to change one\'s own password or email' })),
+  },
+  { additionalProperties: false },
+)
+export type UpdateUserInput = Static<typeof UpdateUserBody>
+
+export const UserIdQuery = Type.Object({ id: Type.Optional(Uuid) }, { additionalProperties: false })
+
+export const UserListQuery = Type.Object(
+  {
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Matches first or last name, any case' })),
+    role: Type.Optional(AnyRole),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+)
+export const UserList = Page(User)

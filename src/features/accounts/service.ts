@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto'
+import { v7 as uuidv7 } from 'uuid'
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnauthenticatedError } from '../../errors.js'
+import { decodeCursor, pageOf } from '../../http/cursor.js'
+import { toProfilePicture } from '../../platform/images.js'
+import type { PasswordHasher } from '../../platform/passwords.js'
+import { Type } from 'typebox'
+import type { SignupInput, UpdateUserInput, UserView } from './schemas.js'
+import { EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
+
+export interface Actor {
+  userId: string
+  sessionId: string
+}
+
+/** What other features do when an account goes (sessions end, the location leaves the map...). */
+export type AccountDeletedHook = (userId: string) => Promise<void>
+/** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
+export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
+
+const MAX_PASSWORD_BYTES = 72
+const CursorPosition = Type.Object({ id: Type.String({ format: 'uuid' }) })
+
+function checkPasswordBytes(password: string, field = 'password') {
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new InvalidInputError(`The password is longer than ${MAX_PASSWORD_BYTES} bytes`, [{ field: `body/${field}`, message: `must be at most ${MAX_PASSWORD_BYTES} bytes` }], 'password_too_long')
+  }
+}
+
+export function createAccountsService(deps: {
+  store: AccountsStore
+  hasher: PasswordHasher
+  endSessions: EndSessions
+  publicUrl: string | undefined
+}) {
+  const { store, hasher } = deps
+  const deletedHooks: AccountDeletedHook[] = []
+
+  const isAdmin = (user: Pick<UserRow, 'roles'>) => user.roles.includes('ADMIN')
+
+  /** The user as others see it; the email only to the user and to admins. */
+  const view = (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => ({
+    id: user.id,
+    ...(viewer && (viewer.id === user.id || isAdmin(viewer)) && user.email ? { email: user.email } : {}),
+    first_name: user.first_name,
+    last_name: user.last_name,
+    roles: user.roles,
+    picture_url: user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null,
+    created_at: user.created_at.toISOString(),
+  })
+
+  const mustFind = async (id: string) => {
+    const user = await store.findById(id)
+    if (!user) throw new NotFoundError('No such user', 'user_not_found')
+    return user
+  }
+
+  /** The acting user, and the target of a change: the actor itself, or anyone for an admin. */
+  const actingOn = async (actor: Actor, targetId: string | undefined) => {
+    const me = await store.findById(actor.userId)
+    if (!me) throw new UnauthenticatedError()
+    if (!targetId || targetId === me.id) return { me, target: me }
+    if (!isAdmin(me)) throw new ForbiddenError('Only admins may change or delete another user')
+    return { me, target: await mustFind(targetId) }
+  }
+
+  return {
+    view,
+    onDeleted(hook: AccountDeletedHook) {
+      deletedHooks.push(hook)
+    },
+
+    async signup(input: SignupInput): Promise<UserView> {
+      checkPasswordBytes(input.password)
+      const password_hash = await hasher.hash(input.password)
+      try {
+        const user = await store.insert({
+          id: uuidv7(),
+          email: input.email.trim(),
+          first_name: input.first_name.trim(),
+          last_name: input.last_name.trim(),
+          password_hash,
+          roles: input.roles ?? ['CLIENT'],
+        })
+        return view(user, user)
+      } catch (error) {
+        if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
+        throw error
+      }
+    },
+
+    async get(viewerId: string, id: string | undefined): Promise<UserView> {
+      const viewer = await store.findById(viewerId)
+      if (!viewer) throw new UnauthenticatedError()
+      const user = !id || id === viewerId ? viewer : await mustFind(id)
+      return view(user, viewer)
+    },
+
+    async update(actor: Actor, input: UpdateUserInput): Promise<UserView> {
+      const { me, target } = await actingOn(actor, input.id)
+      const self = me.id === target.id
+      if (input.roles?.includes('ADMIN') !== target.roles.includes('ADMIN') && input.roles && !isAdmin(me)) {
+        throw new ForbiddenError('Only an admin may grant or take away ADMIN')
+      }
+      // Changing one's own password or email needs the current password: a stolen token alone
+      // must not be enough to take the account over.
+      if (self && (input.password !== undefined || input.email !== undefined)) {
+        const current = input.current_password
+        if (current === undefined) {
+          throw new InvalidInputError('current_password is needed to change the password or email', [{ field: 'body/current_password', message: 'is required' }], 'current_password_required')
+        }
+        if (!(await hasher.verify(current, await store.passwordHash(me.id)))) {
+          throw new ForbiddenError('current_password is wrong', 'wrong_password')
+        }
+      }
+      if (input.password !== undefined) checkPasswordBytes(input.password)
+      try {
+        const updated = await store.update(target.id, {
+          ...(input.first_name !== undefined ? { first_name: input.first_name.trim() } : {}),
+          ...(input.last_name !== undefined ? { last_name: input.last_name.trim() } : {}),
+          ...(input.email !== undefined ? { email: input.email.trim() } : {}),
+          ...(input.roles !== undefined ? { roles: input.roles as Role[] } : {}),
+          ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
+        })
+        if (!updated) throw new NotFoundError('No such user', 'user_not_found')
+        // A new password ends every other session: whoever knew the old one is out.
+        if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
+        return view(updated, me)
+      } catch (error) {
+        if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
+        throw error
+      }
+    },
+
+    async delete(actor: Actor, id: string | undefined): Promise<void> {
+      const { target } = await actingOn(actor, id)
+      if (!(await store.delete(target.id))) throw new NotFoundError('No such user', 'user_not_found')
+      await deps.endSessions(target.id)
+      for (const hook of deletedHooks) await hook(target.id)
+    },
+
+    async list(viewerId: string, query: { q?: string; role?: Role; limit?: number; cursor?: string }) {
+      const viewer = await store.findById(viewerId)
+      if (!viewer) throw new UnauthenticatedError()
+      const limit = query.limit ?? 20
+      const after = decodeCursor(query.cursor, CursorPosition)
+      const rows = await store.list({ q: query.q?.trim() || undefined, role: query.role, limit, afterId: after?.id })
+      const page = pageOf(rows, limit, (last) => ({ id: last.id }))
+      return { items: page.items.map((u) => view(u, viewer)), next_cursor: page.next_cursor }
+    },
+
+    async setPicture(actor: Actor, upload: Buffer): Promise<UserView> {
+      const image = await toProfilePicture(upload)
+      const etag = createHash('sha256').update(image).digest('base64url').slice(0, 16)
+      const user = await store.setPicture(actor.userId, image, etag)
+      if (!user) throw new UnauthenticatedError()
+      return view(user, user)
+    },
+
+    async picture(userId: string) {
+      const picture = await store.picture(userId)
+      if (!picture) throw new NotFoundError('This user has no picture', 'picture_not_found')
+      return picture
+    },
+  }
+}
+
+export type AccountsService = ReturnType<typeof createAccountsService>

@@ -1,0 +1,151 @@
+import { sql, type ColumnType, type Generated, type Selectable } from 'kysely'
+import type { DB } from '../../platform/db/index.js'
+
+export type Role = 'CLIENT' | 'WORKER' | 'ADMIN'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    users: UsersTable
+    user_pictures: { user_id: string; image: Buffer | Uint8Array; etag: string; updated_at: Generated<Date> }
+  }
+}
+
+interface UsersTable {
+  id: string
+  email: string | null
+  first_name: string
+  last_name: string
+  password_hash: string | null
+  roles: Role[]
+  picture_etag: string | null
+  created_at: Generated<Date>
+  updated_at: Generated<Date>
+  deleted_at: ColumnType<Date | null, never, Date | null>
+}
+
+/** A user as stored, without the password hash (which only findForLogin reads). */
+export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at'>
+
+const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at'] as const
+
+export interface UserListQuery {
+  q?: string
+  role?: Role
+  limit: number
+  afterId?: string
+}
+
+export class EmailTakenError extends Error {}
+
+const isUniqueViolation = (error: unknown) => (error as { code?: string } | null)?.code === '23505'
+
+export function createAccountsStore(db: DB) {
+  const live = () => db.selectFrom('users').where('deleted_at', 'is', null)
+
+  return {
+    async insert(user: { id: string; email: string; first_name: string; last_name: string; password_hash: string; roles: Role[] }): Promise<UserRow> {
+      try {
+        return await db.insertInto('users').values(user).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new EmailTakenError()
+        throw error
+      }
+    },
+
+    async findById(id: string): Promise<UserRow | undefined> {
+      return live().select(PUBLIC_COLUMNS).where('id', '=', id).executeTakeFirst()
+    },
+
+    /** The one read of a password hash: for checking a password. */
+    async findForLogin(email: string) {
+      return live()
+        .select([...PUBLIC_COLUMNS, 'password_hash'])
+        .where(sql`lower(email)`, '=', email.toLowerCase())
+        .executeTakeFirst()
+    },
+
+    async passwordHash(id: string): Promise<string | null> {
+      const row = await live().select('password_hash').where('id', '=', id).executeTakeFirst()
+      return row?.password_hash ?? null
+    },
+
+    async update(
+      id: string,
+      changes: Partial<Pick<UsersTable, 'first_name' | 'last_name' | 'roles' | 'password_hash' | 'email' | 'picture_etag'>>,
+    ): Promise<UserRow | undefined> {
+      try {
+        return await db
+          .updateTable('users')
+          .set({ ...changes, updated_at: sql`now()` })
+          .where('id', '=', id)
+          .where('deleted_at', 'is', null)
+          .returning(PUBLIC_COLUMNS)
+          .executeTakeFirst()
+      } catch (error) {
+        if (isUniqueViolation(error)) throw new EmailTakenError()
+        throw error
+      }
+    },
+
+    /**
+     * Deletes an account: its personal data and picture go, the row stays as a tombstone so that
+     * messages and jobs others hold keep their reference. Answers false if there was none.
+     */
+    async delete(id: string): Promise<boolean> {
+      return db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('user_pictures').where('user_id', '=', id).execute()
+        const result = await trx
+          .updateTable('users')
+          .set({ email: null, first_name: '', last_name: '', password_hash: null, picture_etag: null, deleted_at: sql`now()`, updated_at: sql`now()` })
+          .where('id', '=', id)
+          .where('deleted_at', 'is', null)
+          .executeTakeFirst()
+        return result.numUpdatedRows > 0n
+      })
+    },
+
+    async list(query: UserListQuery): Promise<UserRow[]> {
+      let select = live().select(PUBLIC_COLUMNS)
+      if (query.q) {
+        // ILIKE on the trigram index: a match anywhere in "first last", any case.
+        const pattern = `%${query.q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+        select = select.where(sql`lower(first_name || ' ' || last_name)`, 'like', pattern)
+      }
+      if (query.role) select = select.where(sql<boolean>`${query.role} = ANY(roles)`)
+      if (query.afterId) select = select.where('id', '>', query.afterId)
+      return select.orderBy('id').limit(query.limit + 1).execute()
+    },
+
+    async setPicture(userId: string, image: Buffer, etag: string): Promise<UserRow | undefined> {
+      return db.transaction().execute(async (trx) => {
+        const user = await trx
+          .updateTable('users')
+          .set({ picture_etag: etag, updated_at: sql`now()` })
+          .where('id', '=', userId)
+          .where('deleted_at', 'is', null)
+          .returning(PUBLIC_COLUMNS)
+          .executeTakeFirst()
+        if (!user) return undefined
+        await trx
+          .insertInto('user_pictures')
+          .values({ user_id: userId, image, etag })
+          .onConflict((oc) => oc.column('user_id').doUpdateSet({ image, etag, updated_at: sql`now()` }))
+          .execute()
+        return user
+      })
+    },
+
+    async picture(userId: string): Promise<{ image: Buffer; etag: string; updated_at: Date } | undefined> {
+      const row = await db
+        .selectFrom('user_pictures')
+        .innerJoin('users', 'users.id', 'user_pictures.user_id')
+        .select(['image', 'etag', 'user_pictures.updated_at'])
+        .where('user_id', '=', userId)
+        .where('users.deleted_at', 'is', null)
+        .executeTakeFirst()
+      return row ? { ...row, image: Buffer.from(row.image) } : undefined
+    },
+  }
+}
+
+export type AccountsStore = ReturnType<typeof createAccountsStore>

@@ -1,0 +1,65 @@
+import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { DestinationStream } from 'pino'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+
+// Secrets never reach a log line: these paths are censored wherever they appear.
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.current_password',
+  '*.password_hash',
+  '*.access_token',
+  '*.token',
+  '*.ticket',
+]
+
+/** Query values that are secrets (a one-time WebSocket ticket) are cut from logged URLs. */
+const SECRET_QUERY = /([?&](?:ticket|token|access_token)=)[^&]*/gi
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+/** One access-log line a request, when it completes (the incoming line only at debug level). */
+class AccessLog extends LogController {
+  override incomingRequest(request: FastifyRequest) {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply) {
+    if (this.isLogDisabled(request)) return
+    const line = { req: request, res: reply, responseTime: Math.round(reply.elapsedTime * 100) / 100 }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request completed')
+  }
+}
+
+export function loggerOptions(options: { level: string; pretty: boolean; stream?: DestinationStream }): Pick<FastifyServerOptions, 'logger' | 'genReqId' | 'logController'> {
+  const base = {
+    level: options.level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string; url: string; ip?: string; headers?: Record<string, unknown> }) => ({
+        method: req.method,
+        url: req.url.replace(SECRET_QUERY, '$1[redacted]'),
+        ip: req.ip,
+        user_agent: req.headers?.['user-agent'],
+      }),
+    },
+  }
+  const logger = options.stream
+    ? { ...base, stream: options.stream }
+    : options.pretty
+      ? { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      : base
+  return {
+    logger,
+    logController: new AccessLog({ requestIdLogLabel: 'request_id' }),
+    // A caller's own request id is kept when it is sane, so one id follows a request across services.
+    genReqId: (req: IncomingMessage) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+  }
+}

@@ -1,0 +1,133 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Type, type TSchema } from 'typebox'
+import { AppError, type FieldError, TooManyRequestsError } from '../errors.js'
+
+// Every error answer is RFC 9457 application/problem+json, built here and nowhere else.
+
+export const PROBLEM_TYPE = 'application/problem+json'
+
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'URI naming the kind of problem' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable machine-readable name of the problem' }),
+    instance: Type.Optional(Type.String()),
+    request_id: Type.String(),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
+        description: 'The fields that failed validation',
+      }),
+    ),
+  },
+  { $id: 'Problem', description: 'An RFC 9457 problem detail' },
+)
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid input',
+  401: 'Missing, unknown or expired access token',
+  403: 'Not allowed for this user',
+  404: 'Not found',
+  409: 'Conflicts with the current state',
+  412: 'The If-Match version is not the current one',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  429: 'Too many requests; see Retry-After',
+  503: 'A dependency does not answer',
+}
+
+/** Response schemas for the error statuses a route can answer, for validation and the docs. */
+export function problemResponses(...statuses: number[]): Record<number, TSchema> {
+  const responses: Record<number, TSchema> = {}
+  for (const status of [...new Set([400, 429, 500, ...statuses])]) {
+    responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', content: { [PROBLEM_TYPE]: { schema: Problem } } } as unknown as TSchema
+  }
+  return responses
+}
+
+const STATUS_TITLES: Record<number, string> = {
+  400: 'Invalid input',
+  401: 'Not signed in',
+  403: 'Forbidden',
+  404: 'Not found',
+  405: 'Method not allowed',
+  406: 'Not acceptable',
+  409: 'Conflict',
+  413: 'Payload too large',
+  415: 'Unsupported media type',
+  429: 'Too many requests',
+  500: 'Internal server error',
+  503: 'Service unavailable',
+}
+
+function sendProblem(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status: number,
+  code: string,
+  detail: string,
+  errors?: FieldError[],
+) {
+  const body = {
+    type: `urn:problem:${code}`,
+    title: STATUS_TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    instance: request.url.split('?')[0],
+    request_id: String(request.id),
+    ...(errors && errors.length > 0 ? { errors } : {}),
+  }
+  return reply.code(status).type(PROBLEM_TYPE).send(body)
+}
+
+/** Fastify's validation errors, named by the field the client sent. */
+function fieldErrors(error: FastifyError): FieldError[] {
+  return (error.validation ?? []).map((v) => {
+    const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty
+    const extra = (v.params as { additionalProperty?: string } | undefined)?.additionalProperty
+    const path = v.instancePath || ''
+    const field = missing ? `${path}/${missing}` : extra ? `${path}/${extra}` : path || '/'
+    const message = extra ? 'is not a known field' : (v.message ?? 'is invalid')
+    return { field: `${error.validationContext ?? 'body'}${field}`, message }
+  })
+}
+
+const FASTIFY_CODES: Record<string, [number, string]> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_content_length'],
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'empty_body'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
+  FST_REQ_FILE_TOO_LARGE: [413, 'payload_too_large'],
+  FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'unsupported_media_type'],
+}
+
+export function registerProblemHandlers(app: FastifyInstance) {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof AppError) {
+      if (error instanceof TooManyRequestsError) reply.header('retry-after', String(error.retryAfterSeconds))
+      return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined)
+    }
+    if (error.validation) {
+      const errors = fieldErrors(error)
+      return sendProblem(request, reply, 400, 'invalid_input', `Invalid ${error.validationContext ?? 'input'}: ${errors.map((e) => `${e.field} ${e.message}`).join('; ')}`, errors)
+    }
+    const known = error.code ? FASTIFY_CODES[error.code] : undefined
+    if (known) return sendProblem(request, reply, known[0], known[1], error.message)
+    if (error instanceof SyntaxError || error.statusCode === 400) {
+      return sendProblem(request, reply, 400, 'malformed_request', error.message)
+    }
+    const status = error.statusCode ?? 500
+    if (status >= 400 && status < 500) {
+      return sendProblem(request, reply, status, (STATUS_TITLES[status] ?? 'client_error').toLowerCase().replace(/ /g, '_'), error.message)
+    }
+    request.log.error({ err: error }, 'request failed')
+    return sendProblem(request, reply, status >= 500 ? status : 500, 'internal_error', 'Something went wrong on our side; it has been logged')
+  })
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, 404, 'route_not_found', `No route ${request.method} ${request.url.split('?')[0]}`),
+  )
+}

@@ -1,0 +1,111 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { cube } from '@electric-sql/pglite/contrib/cube'
+import { earthdistance } from '@electric-sql/pglite/contrib/earthdistance'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { Kysely, Migrator, PostgresDialect } from 'kysely'
+import { PGliteDialect } from 'kysely-pglite-dialect'
+import pg from 'pg'
+import { migrations } from '../../../migrations/index.js'
+import type { Database } from './types.js'
+
+export type { Database } from './types.js'
+export type DB = Kysely<Database>
+
+/** Subscribes to a PostgreSQL NOTIFY channel; resolves to the function that unsubscribes. */
+export type Listen = (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>
+
+export interface DatabaseHandle {
+  db: DB
+  kind: 'pglite' | 'postgres'
+  listen: Listen
+  close(): Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** PostgreSQL connection string; undefined opens PGlite. */
+  databaseUrl: string | undefined
+  /** Folder for PGlite's files; 'memory://' keeps them in memory (tests). */
+  dataDir: string
+  poolSize: number
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const handle = options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.poolSize)
+    : await openPGlite(options.dataDir)
+  try {
+    await migrate(handle.db)
+  } catch (error) {
+    await handle.close()
+    throw error
+  }
+  return handle
+}
+
+function openPostgres(connectionString: string, max: number): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 })
+  // An idle client that loses its connection emits here; without a listener the process dies.
+  pool.on('error', () => {})
+  const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const listeners: pg.Client[] = []
+  const listen: Listen = async (channel, onPayload) => {
+    // LISTEN needs a connection of its own for as long as it listens.
+    const client = new pg.Client({ connectionString })
+    client.on('error', () => {})
+    await client.connect()
+    client.on('notification', (message) => {
+      if (message.channel === channel && message.payload !== undefined) onPayload(message.payload)
+    })
+    await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+    listeners.push(client)
+    return async () => {
+      listeners.splice(listeners.indexOf(client), 1)
+      await client.end().catch(() => {})
+    }
+  }
+  return {
+    db,
+    kind: 'postgres',
+    listen,
+    async close() {
+      await Promise.all(listeners.splice(0).map((client) => client.end().catch(() => {})))
+      await db.destroy()
+    },
+  }
+}
+
+async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+  let location = dataDir
+  if (!dataDir.startsWith('memory://')) {
+    location = path.resolve(dataDir, 'pglite')
+    await mkdir(location, { recursive: true })
+  }
+  const pglite = await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
+  const db: DB = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  return {
+    db,
+    kind: 'pglite',
+    listen: async (channel, onPayload) => {
+      const unlisten = await pglite.listen(channel, onPayload)
+      return async () => {
+        if (!pglite.closed) await unlisten()
+      }
+    },
+    async close() {
+      // Destroying the Kysely driver closes PGlite too.
+      await db.destroy()
+    },
+  }
+}
+
+async function migrate(db: DB): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+  const { error, results } = await migrator.migrateToLatest()
+  const failed = results?.find((result) => result.status === 'Error')
+  if (error || failed) {
+    const cause = error instanceof Error ? error : new Error(String(error))
+    throw new Error(`Migration ${failed?.migrationName ?? ''} failed: ${cause.message}`, { cause })
+  }
+}

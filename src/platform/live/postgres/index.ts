@@ -1,0 +1,45 @@
+import { sql } from 'kysely'
+import type { DatabaseHandle } from '../../db/index.js'
+import type { LiveStore } from '../types.js'
+import { createPostgresCounterStore } from './counters.js'
+import { createPostgresEventBus } from './events.js'
+import { createPostgresSessionStore } from './sessions.js'
+
+const SWEEP_INTERVAL_MS = 60_000
+
+/**
+ * The live store on PostgreSQL, in the same database as everything else. Reads never trust a
+ * row past its expiry; a sweep deletes expired rows now and then so the tables stay small.
+ */
+export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
+  const { db } = database
+  const sweep = async () => {
+    await db.deleteFrom('live_sessions').where('expires_at', '<=', sql<Date>`now()`).execute()
+    await db.deleteFrom('live_counters').where('expires_at', '<=', sql<Date>`now()`).execute()
+  }
+  const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS)
+  timer.unref()
+  const unsubscribes: (() => Promise<void>)[] = []
+  const events = createPostgresEventBus(db, database.listen)
+
+  return {
+    kind: 'postgres',
+    sessions: createPostgresSessionStore(db),
+    counters: createPostgresCounterStore(db),
+    events: {
+      publish: events.publish,
+      async subscribe(handler) {
+        const unsubscribe = await events.subscribe(handler)
+        unsubscribes.push(unsubscribe)
+        return unsubscribe
+      },
+    },
+    async ping() {
+      await sql`SELECT 1`.execute(db)
+    },
+    async close() {
+      clearInterval(timer)
+      await Promise.all(unsubscribes.splice(0).map((u) => u()))
+    },
+  }
+}

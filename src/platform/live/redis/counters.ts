@@ -1,0 +1,37 @@
+import type { Redis, Result } from 'ioredis'
+import type { CounterStore } from '../types.js'
+
+const HIT = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    counterHit(key: string, windowMs: number): Result<[number, number], Context>
+  }
+}
+
+export function createRedisCounterStore(redis: Redis, prefix: string): CounterStore {
+  redis.defineCommand('counterHit', { numberOfKeys: 1, lua: HIT })
+  const key = (name: string) => `${prefix}count:${name}`
+  return {
+    async hit(name, windowMs) {
+      const [count, resetMs] = await redis.counterHit(key(name), windowMs)
+      return { count, resetMs }
+    },
+    async peek(name) {
+      const [count, ttl] = (await redis.multi().get(key(name)).pttl(key(name)).exec()) as [[unknown, string | null], [unknown, number]]
+      return { count: Number(count[1] ?? 0), resetMs: Math.max(ttl[1], 0) }
+    },
+    async reset(name) {
+      await redis.del(key(name))
+    },
+  }
+}

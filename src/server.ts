@@ -1,0 +1,78 @@
+import cluster from 'node:cluster'
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { openPlatform } from './platform/index.js'
+
+// The entry point: read the config, open the adapters, serve, and shut down cleanly on a signal.
+// With WORKERS=N, the primary forks N processes that share the port (node:cluster).
+
+async function serve(config: Config) {
+  const platform = await openPlatform(config)
+  const app = await buildApp(config, platform)
+
+  let closing = false
+  const shutdown = async (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight')
+    const force = setTimeout(() => {
+      app.log.error('requests still in flight at the shutdown timeout; exiting anyway')
+      process.exit(1)
+    }, config.shutdownTimeout)
+    force.unref()
+    try {
+      await app.close()
+      await platform.close()
+      app.log.info('shut down')
+      process.exit(0)
+    } catch (error) {
+      app.log.error({ err: error }, 'shutdown failed')
+      process.exit(1)
+    }
+  }
+  process.once('SIGTERM', () => void shutdown('SIGTERM'))
+  process.once('SIGINT', () => void shutdown('SIGINT'))
+
+  await app.listen({ port: config.port, host: config.host })
+  app.log.info(`docs at http://localhost:${config.port}/docs (database: ${platform.database.kind}, live store: ${platform.live.kind})`)
+}
+
+async function main() {
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message)
+      process.exit(2)
+    }
+    throw error
+  }
+
+  if (config.workers > 1 && cluster.isPrimary) {
+    console.log(`starting ${config.workers} workers`)
+    for (let i = 0; i < config.workers; i++) cluster.fork()
+    let stopping = false
+    const stop = (signal: NodeJS.Signals) => {
+      stopping = true
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+    cluster.on('exit', (worker, code) => {
+      if (stopping) {
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+        return
+      }
+      console.error(`worker ${worker.process.pid} exited with ${code}; starting another`)
+      cluster.fork()
+    })
+    return
+  }
+  await serve(config)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

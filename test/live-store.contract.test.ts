@@ -1,0 +1,127 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { v7 as uuidv7 } from 'uuid'
+import type { LiveEvent, LiveStore, SessionRecord } from '../src/platform/live/index.js'
+import { liveBackends } from './support/backends.js'
+
+// One contract, every implementation of the live store this run can reach.
+describe.each(liveBackends())('$name', (backend) => {
+  let live: LiveStore
+  let close: () => Promise<void>
+
+  beforeAll(async () => {
+    ;({ live, close } = await backend.open())
+  })
+  afterAll(async () => close())
+
+  const session = (userId: string, overrides: Partial<SessionRecord> = {}): SessionRecord => {
+    const now = new Date()
+    return {
+      id: uuidv7(),
+      userId,
+      userAgent: 'test-agent',
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + 60_000),
+      maxExpiresAt: new Date(now.getTime() + 3_600_000),
+      ...overrides,
+    }
+  }
+
+  describe('sessions', () => {
+    it('finds a session by its token hash and renews its idle expiry, never past the absolute one', async () => {
+      const user = uuidv7()
+      const s = session(user, { maxExpiresAt: new Date(Date.now() + 90_000) })
+      await live.sessions.create('hash-a', s, 10)
+      const touched = await live.sessions.touch('hash-a', new Date(), 60)
+      expect(touched).toMatchObject({ id: s.id, userId: user, userAgent: 'test-agent' })
+      expect(touched!.expiresAt.getTime()).toBeGreaterThan(Date.now() + 55_000)
+      const later = await live.sessions.touch('hash-a', new Date(), 3600)
+      expect(later!.expiresAt.getTime()).toBe(s.maxExpiresAt.getTime())
+    })
+
+    it('answers null for an unknown token and for a session past its idle expiry', async () => {
+      expect(await live.sessions.touch('no-such-hash', new Date(), 60)).toBeNull()
+      const s = session(uuidv7(), { expiresAt: new Date(Date.now() + 300) })
+      await live.sessions.create('hash-short', s, 10)
+      await sleep(450)
+      expect(await live.sessions.touch('hash-short', new Date(), 60)).toBeNull()
+    })
+
+    it('lists a user\'s sessions oldest first and ends the oldest past the cap', async () => {
+      const user = uuidv7()
+      const made: SessionRecord[] = []
+      for (let i = 0; i < 4; i++) {
+        const s = session(user)
+        made.push(s)
+        await live.sessions.create(`cap-${user}-${i}`, s, 3)
+      }
+      const listed = await live.sessions.list(user)
+      expect(listed.map((s) => s.id)).toEqual(made.slice(1).map((s) => s.id))
+      expect(await live.sessions.touch(`cap-${user}-0`, new Date(), 60)).toBeNull()
+    })
+
+    it('ends one session by token, by id (only its owner\'s), or all but one', async () => {
+      const user = uuidv7()
+      const other = uuidv7()
+      const [a, b, c] = [session(user), session(user), session(user)]
+      await live.sessions.create(`end-a-${user}`, a, 10)
+      await live.sessions.create(`end-b-${user}`, b, 10)
+      await live.sessions.create(`end-c-${user}`, c, 10)
+
+      expect((await live.sessions.end(`end-a-${user}`))?.id).toBe(a.id)
+      expect(await live.sessions.end(`end-a-${user}`)).toBeNull()
+      expect(await live.sessions.touch(`end-a-${user}`, new Date(), 60)).toBeNull()
+
+      expect(await live.sessions.endById(other, b.id)).toBe(false)
+      expect(await live.sessions.endById(user, b.id)).toBe(true)
+      expect(await live.sessions.touch(`end-b-${user}`, new Date(), 60)).toBeNull()
+
+      const d = session(user)
+      await live.sessions.create(`end-d-${user}`, d, 10)
+      expect(await live.sessions.endAll(user, d.id)).toEqual([c.id])
+      expect((await live.sessions.list(user)).map((s) => s.id)).toEqual([d.id])
+      expect(await live.sessions.endAll(user)).toEqual([d.id])
+      expect(await live.sessions.list(user)).toEqual([])
+    })
+  })
+
+  describe('counters', () => {
+    it('counts hits within a window and starts again after it', async () => {
+      const key = `k-${uuidv7()}`
+      expect((await live.counters.hit(key, 400)).count).toBe(1)
+      const second = await live.counters.hit(key, 400)
+      expect(second.count).toBe(2)
+      expect(second.resetMs).toBeGreaterThan(0)
+      expect(second.resetMs).toBeLessThanOrEqual(400)
+      expect((await live.counters.peek(key)).count).toBe(2)
+      await sleep(500)
+      expect((await live.counters.peek(key)).count).toBe(0)
+      expect((await live.counters.hit(key, 400)).count).toBe(1)
+    })
+
+    it('counts concurrent hits exactly and resets on demand', async () => {
+      const key = `c-${uuidv7()}`
+      const hits = await Promise.all(Array.from({ length: 25 }, () => live.counters.hit(key, 10_000)))
+      expect(hits.map((h) => h.count).sort((x, y) => x - y)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1))
+      await live.counters.reset(key)
+      expect((await live.counters.peek(key)).count).toBe(0)
+    })
+  })
+
+  describe('events', () => {
+    it('delivers a published event to every subscriber', async () => {
+      const got: LiveEvent[][] = [[], []]
+      const stops = await Promise.all(got.map((list) => live.events.subscribe((e) => list.push(e))))
+      const event = { to: [uuidv7()], type: 'test.ping', data: { n: 1, text: 'héllo' } }
+      await live.events.publish(event)
+      await expect.poll(() => got.map((l) => l.length), { timeout: 3000 }).toEqual([1, 1])
+      expect(got[0]![0]).toEqual(event)
+      await Promise.all(stops.map((stop) => stop()))
+    })
+  })
+
+  it('answers a ping', async () => {
+    await expect(live.ping()).resolves.toBeUndefined()
+  })
+})

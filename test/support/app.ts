@@ -1,0 +1,85 @@
+import { Writable } from 'node:stream'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import type { Config } from '../../src/config.js'
+import { openTestPlatform, testConfig } from './backends.js'
+
+export interface TestApp {
+  app: FastifyInstance
+  config: Config
+  /** Every log line the app wrote, as text. */
+  logs: string[]
+  close(): Promise<void>
+}
+
+/** Builds the whole app on the test backends, with its log captured. */
+export async function startTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+  const platform = await openTestPlatform(testConfig({ LOG_LEVEL: 'debug', ...env }))
+  const logs: string[] = []
+  const logStream = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(String(chunk))
+      done()
+    },
+  })
+  const app = await buildApp(platform.config, platform, { logStream })
+  await app.ready()
+  return {
+    app,
+    config: platform.config,
+    logs,
+    async close() {
+      await app.close()
+      await platform.close()
+    },
+  }
+}
+
+let counter = 0
+export const uniqueEmail = (name = 'user') => `${name}.${Date.now().toString(36)}.${counter++}@example.com`
+
+export interface SignedIn {
+  id: string
+  email: string
+  password: string
+  token: string
+  auth: { authorization: string }
+}
+
+/** Signs a new user up and in. */
+export async function newUser(
+  app: FastifyInstance,
+  fields: { roles?: string[]; first_name?: string; last_name?: string; email?: string } = {},
+): Promise<SignedIn> {
+  const email = fields.email ?? uniqueEmail()
+  const password = 'correct horse battery'
+  const signup = await app.inject({
+    method: 'POST',
+    url: '/signup',
+    payload: { email, password, first_name: fields.first_name ?? 'Test', last_name: fields.last_name ?? 'User', ...(fields.roles ? { roles: fields.roles } : {}) },
+  })
+  if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.body}`)
+  const token = await signIn(app, email, password)
+  return { id: signup.json().id, email, password, token, auth: { authorization: `Bearer ${token}` } }
+}
+
+export async function signIn(app: FastifyInstance, email: string, password: string): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/authorize', payload: { email, password } })
+  if (res.statusCode !== 200) throw new Error(`sign-in failed: ${res.body}`)
+  return res.json().access_token
+}
+
+/** Asserts the answer is problem+json with the status, and answers its body. */
+export function problem(res: LightMyRequestResponse, status: number) {
+  if (res.statusCode !== status) throw new Error(`expected ${status}, got ${res.statusCode}: ${res.body}`)
+  if (!String(res.headers['content-type']).startsWith('application/problem+json')) {
+    throw new Error(`expected application/problem+json, got ${res.headers['content-type']}: ${res.body}`)
+  }
+  const body = res.json()
+  if (body.status !== status || typeof body.title !== 'string' || typeof body.type !== 'string' || typeof body.detail !== 'string') {
+    throw new Error(`not an RFC 9457 problem: ${res.body}`)
+  }
+  return body as { type: string; title: string; status: number; detail: string; code: string; errors?: { field: string; message: string }[] }
+}
+
+export type Inject = InjectOptions

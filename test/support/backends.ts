@@ -1,0 +1,105 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { loadConfig, type Config } from '../../src/config.js'
+import { openDatabase, type DatabaseHandle } from '../../src/platform/db/index.js'
+import { openLiveStore, type LiveStore } from '../../src/platform/live/index.js'
+import { openPlatform, type Platform } from '../../src/platform/index.js'
+
+// Tests run on the embedded defaults (PGlite, PostgreSQL live store) unless TEST_DATABASE_URL
+// and TEST_REDIS_URL name real servers. Each test file gets a database and a Redis key prefix of
+// its own, so files run in parallel without seeing each other.
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined
+
+const uniqueName = () => `fl_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+
+/** A fresh, empty database on the test server; drop() removes it. */
+export async function createScratchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = uniqueName()
+  const admin = new pg.Client({ connectionString: serverUrl })
+  await admin.connect()
+  await admin.query(`CREATE DATABASE ${name}`)
+  await admin.end()
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: serverUrl })
+      await client.connect()
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await client.end()
+    },
+  }
+}
+
+/** The config tests run with: cheap bcrypt, quiet logs, the backends named by the environment. */
+export function testConfig(env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    BCRYPT_COST: '4',
+    LOG_LEVEL: 'silent',
+    DATA_DIR: 'memory://',
+    RATE_LIMIT_MAX: '100000',
+    AUTH_RATE_LIMIT_MAX: '100000',
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: `${uniqueName()}:`,
+    ...env,
+  })
+}
+
+/** Opens the platform for a test file: a scratch database on a real server, or in-memory PGlite. */
+export async function openTestPlatform(config: Config): Promise<Platform & { config: Config }> {
+  const scratch = TEST_DATABASE_URL && !config.databaseUrl ? await createScratchDatabase(TEST_DATABASE_URL) : undefined
+  const withDb = scratch ? { ...config, databaseUrl: scratch.url } : config
+  const platform = await openPlatform(withDb)
+  return {
+    ...platform,
+    config: withDb,
+    async close() {
+      await platform.close()
+      await scratch?.drop()
+    },
+  }
+}
+
+export interface LiveBackend {
+  name: string
+  open(): Promise<{ live: LiveStore; database: DatabaseHandle; close(): Promise<void> }>
+}
+
+/** Every live-store implementation this run can reach, for the contract suites. */
+export function liveBackends(): LiveBackend[] {
+  const backends: LiveBackend[] = [
+    {
+      name: 'postgres live store on PGlite',
+      async open() {
+        const database = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 })
+        const live = await openLiveStore({ redisUrl: undefined, redisPrefix: '' }, database)
+        return { live, database, close: async () => { await live.close(); await database.close() } }
+      },
+    },
+  ]
+  if (TEST_DATABASE_URL) {
+    backends.push({
+      name: 'postgres live store on PostgreSQL',
+      async open() {
+        const scratch = await createScratchDatabase(TEST_DATABASE_URL!)
+        const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 5 })
+        const live = await openLiveStore({ redisUrl: undefined, redisPrefix: '' }, database)
+        return { live, database, close: async () => { await live.close(); await database.close(); await scratch.drop() } }
+      },
+    })
+  }
+  if (TEST_REDIS_URL) {
+    backends.push({
+      name: 'redis live store',
+      async open() {
+        const database = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 })
+        const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix: `${uniqueName()}:` }, database)
+        return { live, database, close: async () => { await live.close(); await database.close() } }
+      },
+    })
+  }
+  return backends
+}
