@@ -58,6 +58,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     reply.header('x-request-id', request.id)
   })
   registerProblemHandlers(app)
+  // JSON in and out: a text/plain body is refused (415) rather than parsed into a string.
+  app.removeContentTypeParser('text/plain')
 
   app.decorate('config', config)
   app.decorate('platform', platform)

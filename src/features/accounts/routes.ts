@@ -2,7 +2,7 @@ import '@fastify/multipart'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { InvalidInputError, UnsupportedMediaTypeError } from '../../errors.js'
+import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../errors.js'
 import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
@@ -105,6 +105,9 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       upload = request.body
     } else {
       throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
+    }
+    if (upload.length > options.pictureMaxBytes) {
+      throw new PayloadTooLargeError(`The image is over ${options.pictureMaxBytes} bytes`, 'picture_too_large')
     }
     if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
     return accounts.setPicture(request.auth, upload)

@@ -1,0 +1,304 @@
+import type { InjectOptions } from 'fastify'
+import sharp from 'sharp'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { grantAdmin } from '../../cli/admin.js'
+import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+
+let t: TestApp
+const PICTURE_MAX = 300_000
+
+beforeAll(async () => {
+  t = await startTestApp({ PICTURE_MAX_BYTES: String(PICTURE_MAX) })
+})
+afterAll(async () => t.close())
+
+const inject = (options: InjectOptions) => t.app.inject(options)
+
+/** A JPEG carrying EXIF GPS coordinates, like a phone photo taken at home. */
+async function photoWithGps(width = 800, height = 600) {
+  return sharp({ create: { width, height, channels: 3, background: { r: 200, g: 80, b: 40 } } })
+    .jpeg()
+    .withExif({ IFD0: { Make: 'PhoneMaker', Model: 'Phone 12' }, IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '48/1 51/1 2400/100', GPSLongitudeRef: 'E', GPSLongitude: '2/1 21/1 500/100' } })
+    .toBuffer()
+}
+
+describe('POST /signup', () => {
+  it('creates a CLIENT by default and answers the user with its email, never a password', async () => {
+    const email = uniqueEmail('ana')
+    const res = await inject({ method: 'POST', url: '/signup', payload: { email, password: 'a good password', first_name: 'Ana', last_name: 'Lima' } })
+    expect(res.statusCode).toBe(201)
+    const user = res.json()
+    expect(user).toMatchObject({ email, first_name: 'Ana', last_name: 'Lima', roles: ['CLIENT'], picture_url: null })
+    expect(user.id).toMatch(/^[0-9a-f-]{36}$/)
+    expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'first_name', 'id', 'last_name', 'picture_url', 'roles'])
+  })
+
+  it('takes WORKER and CLIENT roles', async () => {
+    const res = await inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password: 'a good password', first_name: 'W', last_name: 'K', roles: ['WORKER', 'CLIENT'] } })
+    expect(res.statusCode).toBe(201)
+    expect(res.json().roles).toEqual(['WORKER', 'CLIENT'])
+  })
+
+  it('refuses a second account with the same email in any case: 409', async () => {
+    const email = uniqueEmail('Dup')
+    await inject({ method: 'POST', url: '/signup', payload: { email, password: 'a good password', first_name: 'A', last_name: 'B' } })
+    const res = await inject({ method: 'POST', url: '/signup', payload: { email: email.toUpperCase(), password: 'another password', first_name: 'C', last_name: 'D' } })
+    expect(problem(res, 409).code).toBe('email_taken')
+  })
+
+  it.each([
+    ['a bad email', { email: 'not-an-email' }, 'body/email'],
+    ['a password under 8 characters', { password: 'short' }, 'body/password'],
+    ['a missing last name', { last_name: undefined }, 'body/last_name'],
+    ['a blank first name', { first_name: '   ' }, 'body/first_name'],
+    ['ADMIN as a chosen role', { roles: ['ADMIN'] }, 'body/roles/0'],
+    ['an unknown field', { is_admin: true }, 'body/is_admin'],
+    ['a number for a name', { first_name: 42 }, 'body/first_name'],
+  ])('answers 400 naming the field for %s', async (_name, change, field) => {
+    const payload = { email: uniqueEmail(), password: 'a good password', first_name: 'A', last_name: 'B', ...change }
+    const res = await inject({ method: 'POST', url: '/signup', payload })
+    const body = problem(res, 400)
+    expect(body.errors?.map((e) => e.field)).toContain(field)
+  })
+
+  it('refuses a password over 72 bytes instead of cutting it', async () => {
+    const password = 'é'.repeat(40) // 40 characters, 80 bytes
+    const res = await inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password, first_name: 'A', last_name: 'B' } })
+    expect(problem(res, 400).code).toBe('password_too_long')
+  })
+
+  it('answers malformed JSON 400, a wrong content type 415 and a body over the limit 413, all problem+json', async () => {
+    expect(problem(await inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }), 400).code).toBe('malformed_json')
+    problem(await inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'text/plain' }, payload: 'hello' }), 415)
+    const huge = JSON.stringify({ email: uniqueEmail(), password: 'x'.repeat(2_000_000), first_name: 'A', last_name: 'B' })
+    problem(await inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: huge }), 413)
+  })
+})
+
+describe('GET /user', () => {
+  let ana: SignedIn
+  let bo: SignedIn
+  beforeAll(async () => {
+    ana = await newUser(t.app, { first_name: 'Ana' })
+    bo = await newUser(t.app, { first_name: 'Bo', roles: ['WORKER'] })
+  })
+
+  it('answers the caller, with the email', async () => {
+    const res = await inject({ url: '/user', headers: ana.auth })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({ id: ana.id, email: ana.email, first_name: 'Ana' })
+  })
+
+  it('answers another user without the email', async () => {
+    const res = await inject({ url: `/user?id=${bo.id}`, headers: ana.auth })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({ id: bo.id, first_name: 'Bo', roles: ['WORKER'] })
+    expect(res.json()).not.toHaveProperty('email')
+  })
+
+  it('answers 404 for an unknown id and 400 for a malformed one', async () => {
+    problem(await inject({ url: '/user?id=0190f3c4-0000-7000-8000-000000000000', headers: ana.auth }), 404)
+    expect(problem(await inject({ url: '/user?id=123', headers: ana.auth }), 400).errors?.[0]?.field).toBe('querystring/id')
+  })
+
+  it('answers 401 without a token, with a malformed one and with an unknown one', async () => {
+    problem(await inject({ url: '/user' }), 401)
+    problem(await inject({ url: '/user', headers: { authorization: 'Basic abc' } }), 401)
+    const res = await inject({ url: '/user', headers: { authorization: `Bearer ${'x'.repeat(43)}` } })
+    problem(res, 401)
+    expect(res.headers['www-authenticate']).toBe('Bearer')
+  })
+})
+
+describe('POST /user', () => {
+  it('updates the caller\'s names', async () => {
+    const u = await newUser(t.app)
+    const res = await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { first_name: ' Maria ', last_name: 'Silva' } })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({ id: u.id, first_name: 'Maria', last_name: 'Silva' })
+    expect((await inject({ url: '/user', headers: u.auth })).json().first_name).toBe('Maria')
+  })
+
+  it('lets a user become a WORKER but never grant itself ADMIN', async () => {
+    const u = await newUser(t.app)
+    expect((await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { roles: ['CLIENT', 'WORKER'] } })).json().roles).toEqual(['CLIENT', 'WORKER'])
+    problem(await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { roles: ['ADMIN'] } }), 403)
+  })
+
+  it('answers 403 when a non-admin changes another user, and changes nothing', async () => {
+    const [a, b] = [await newUser(t.app), await newUser(t.app, { first_name: 'Original' })]
+    problem(await inject({ method: 'POST', url: '/user', headers: a.auth, payload: { id: b.id, first_name: 'Hacked' } }), 403)
+    expect((await inject({ url: '/user', headers: b.auth })).json().first_name).toBe('Original')
+  })
+
+  it('changes the password only with the current one, and ends the user\'s other sessions', async () => {
+    const u = await newUser(t.app)
+    const otherDevice = await t.app.inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: u.password } })
+    const otherAuth = { authorization: `Bearer ${otherDevice.json().access_token}` }
+
+    expect(problem(await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { password: 'brand new secret' } }), 400).code).toBe('current_password_required')
+    expect(problem(await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { password: 'brand new secret', current_password: 'wrong one!' } }), 403).code).toBe('wrong_password')
+    expect((await inject({ url: '/user', headers: otherAuth })).statusCode).toBe(200)
+
+    const res = await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { password: 'brand new secret', current_password: u.password } })
+    expect(res.statusCode).toBe(200)
+    expect((await inject({ url: '/user', headers: u.auth })).statusCode).toBe(200)
+    problem(await inject({ url: '/user', headers: otherAuth }), 401)
+    problem(await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: u.password } }), 401)
+    expect((await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: 'brand new secret' } })).statusCode).toBe(200)
+  })
+
+  it('answers 409 when the new email belongs to someone else', async () => {
+    const [a, b] = [await newUser(t.app), await newUser(t.app)]
+    problem(await inject({ method: 'POST', url: '/user', headers: a.auth, payload: { email: b.email.toUpperCase(), current_password: a.password } }), 409)
+  })
+})
+
+describe('admins', () => {
+  it('are made from the command line, see emails and may change or delete anyone', async () => {
+    const admin = await newUser(t.app)
+    const other = await newUser(t.app, { first_name: 'Target' })
+    expect((await inject({ url: `/user?id=${other.id}`, headers: admin.auth })).json()).not.toHaveProperty('email')
+
+    expect(await grantAdmin(t.app.platform.database.db, admin.email.toUpperCase())).toBe(true)
+    expect(await grantAdmin(t.app.platform.database.db, 'nobody@example.com')).toBe(false)
+
+    expect((await inject({ url: `/user?id=${other.id}`, headers: admin.auth })).json().email).toBe(other.email)
+    const renamed = await inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: other.id, first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] } })
+    expect(renamed.json()).toMatchObject({ first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] })
+    expect((await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth })).statusCode).toBe(204)
+    problem(await inject({ url: '/user', headers: other.auth }), 401)
+  })
+})
+
+describe('DELETE /user', () => {
+  it('deletes the caller: its token dies, it can\'t sign in, others see 404', async () => {
+    const [u, viewer] = [await newUser(t.app), await newUser(t.app)]
+    expect((await inject({ method: 'DELETE', url: '/user', headers: u.auth })).statusCode).toBe(204)
+    problem(await inject({ url: '/user', headers: u.auth }), 401)
+    problem(await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: u.password } }), 401)
+    problem(await inject({ url: `/user?id=${u.id}`, headers: viewer.auth }), 404)
+    // The email is free again.
+    expect((await inject({ method: 'POST', url: '/signup', payload: { email: u.email, password: 'a good password', first_name: 'New', last_name: 'Owner' } })).statusCode).toBe(201)
+  })
+
+  it('answers 403 for another user\'s id, and deletes nothing', async () => {
+    const [a, b] = [await newUser(t.app), await newUser(t.app)]
+    problem(await inject({ method: 'DELETE', url: `/user?id=${b.id}`, headers: a.auth }), 403)
+    expect((await inject({ url: '/user', headers: b.auth })).statusCode).toBe(200)
+  })
+})
+
+describe('GET /users', () => {
+  it('matches names in any case, filters by role and pages without repeats while users sign up', async () => {
+    const tag = `Zq${Date.now().toString(36)}`
+    const viewer = await newUser(t.app)
+    for (let i = 0; i < 5; i++) await newUser(t.app, { first_name: `${tag}${i}`, roles: i % 2 === 0 ? ['WORKER'] : ['CLIENT'] })
+    await newUser(t.app, { first_name: 'Someone', last_name: `X${tag.toUpperCase()}Y` })
+
+    const seen: string[] = []
+    let cursor: string | null = null
+    let pages = 0
+    do {
+      const res = await inject({ url: `/users?q=${tag.toLowerCase()}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: viewer.auth })
+      expect(res.statusCode).toBe(200)
+      const page = res.json()
+      expect(page.items.length).toBeLessThanOrEqual(2)
+      for (const u of page.items) expect(u).not.toHaveProperty('email')
+      seen.push(...page.items.map((u: { first_name: string; last_name: string }) => `${u.first_name} ${u.last_name}`))
+      if (pages === 0) await newUser(t.app, { first_name: `${tag}late` }) // signs up between pages
+      cursor = page.next_cursor
+      pages++
+    } while (cursor)
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(seen).toHaveLength(7)
+    expect(seen).toContain(`Someone X${tag.toUpperCase()}Y`)
+
+    const workers = (await inject({ url: `/users?q=${tag}&role=WORKER`, headers: viewer.auth })).json()
+    expect(workers.items.map((u: { first_name: string }) => u.first_name).sort()).toEqual([`${tag}0`, `${tag}2`, `${tag}4`])
+  })
+
+  it('answers 400 for a garbage cursor, a bad role or a limit out of range', async () => {
+    const viewer = await newUser(t.app)
+    expect(problem(await inject({ url: '/users?cursor=garbage!!', headers: viewer.auth }), 400).code).toBe('invalid_cursor')
+    problem(await inject({ url: '/users?role=KING', headers: viewer.auth }), 400)
+    problem(await inject({ url: '/users?limit=0', headers: viewer.auth }), 400)
+    problem(await inject({ url: '/users?limit=101', headers: viewer.auth }), 400)
+    problem(await inject({ url: '/users' }), 401)
+  })
+})
+
+describe('pictures', () => {
+  it('re-encodes an upload as a 512 px WebP without its EXIF GPS, served with an ETag', async () => {
+    const u = await newUser(t.app, { roles: ['WORKER'] })
+    const photo = await photoWithGps()
+    expect((await sharp(photo).metadata()).exif).toBeDefined()
+
+    const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: photo })
+    expect(res.statusCode).toBe(200)
+    const pictureUrl: string = res.json().picture_url
+    expect(pictureUrl).toMatch(new RegExp(`^/users/${u.id}/picture\\?v=`))
+
+    const pic = await inject({ url: pictureUrl })
+    expect(pic.statusCode).toBe(200)
+    expect(pic.headers['content-type']).toBe('image/webp')
+    const meta = await sharp(pic.rawPayload).metadata()
+    expect(meta).toMatchObject({ format: 'webp', width: 512, height: 512 })
+    expect(meta.exif).toBeUndefined()
+    expect(pic.rawPayload.includes(Buffer.from('PhoneMaker'))).toBe(false)
+
+    const etag = pic.headers.etag as string
+    expect(etag).toBeTruthy()
+    expect((await inject({ url: pictureUrl, headers: { 'if-none-match': etag } })).statusCode).toBe(304)
+  })
+
+  it('takes a multipart field named picture', async () => {
+    const u = await newUser(t.app)
+    const png = await sharp({ create: { width: 300, height: 900, channels: 4, background: '#3366ff' } }).png().toBuffer()
+    const boundary = '----test-boundary'
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="picture"; filename="me.png"\r\nContent-Type: image/png\r\n\r\n`),
+      png,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ])
+    const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: body })
+    expect(res.statusCode).toBe(200)
+    expect(res.json().picture_url).toContain(`/users/${u.id}/picture`)
+  })
+
+  it('answers 400 for what is not an image or has too many pixels, 413 for too many bytes, 415 for JSON', async () => {
+    const u = await newUser(t.app)
+    const notImage = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/png' }, payload: Buffer.from('this is not a png at all') })
+    expect(problem(notImage, 400).code).toBe('not_an_image')
+    // 10000 x 10000 of one colour compresses to a small file but would decode to 400 MB.
+    const bomb = await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#000' } }).png({ compressionLevel: 9 }).toBuffer()
+    expect(bomb.length).toBeLessThan(PICTURE_MAX)
+    expect(problem(await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/png' }, payload: bomb }), 400).code).toBe('image_too_large')
+    problem(await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: Buffer.alloc(PICTURE_MAX + 10) }), 413)
+    problem(await inject({ method: 'PUT', url: '/user/picture', headers: u.auth, payload: { picture: 'x' } }), 415)
+    problem(await inject({ method: 'PUT', url: '/user/picture', headers: { 'content-type': 'image/png' }, payload: bomb }), 401)
+    expect((await inject({ url: '/user', headers: u.auth })).json().picture_url).toBeNull()
+  })
+
+  it('answers 404 for a user without a picture, and for a deleted user\'s picture', async () => {
+    const u = await newUser(t.app)
+    problem(await inject({ url: `/users/${u.id}/picture` }), 404)
+    await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: await photoWithGps(100, 100) })
+    expect((await inject({ url: `/users/${u.id}/picture` })).statusCode).toBe(200)
+    await inject({ method: 'DELETE', url: '/user', headers: u.auth })
+    problem(await inject({ url: `/users/${u.id}/picture` }), 404)
+  })
+})
+
+describe('secrets', () => {
+  it('never appear in a log line: no password, hash or token', async () => {
+    const u = await newUser(t.app)
+    await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { password: 'another secret pw', current_password: u.password } })
+    await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: 'wrong password here' } })
+    const log = t.logs.join('')
+    expect(log).toContain('request completed')
+    for (const secret of [u.password, 'another secret pw', 'wrong password here', u.token]) expect(log).not.toContain(secret)
+    expect(log).not.toMatch(/\$2[aby]\$/)
+    expect(log).not.toMatch(/Bearer [A-Za-z0-9_-]{20,}/)
+  })
+})
