@@ -20,7 +20,8 @@ export async function systemRoutes(fastify: FastifyInstance) {
     schema: {
       tags,
       summary: 'Liveness: the process is up',
-      response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      // No input and no rate limit: the one error it can answer is an unexpected one.
+      response: { 200: Type.Object({ status: Type.Literal('ok') }), 500: problemResponses()[500]! },
     },
   }, async () => ({ status: 'ok' as const }))
 

@@ -1,0 +1,91 @@
+import { chromium, type Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startTestApp, type TestApp } from './support/app.js'
+
+// A real browser opens the interactive reference at /docs, served by the app itself: it must list
+// the API's routes and load nothing from anywhere else (no CDN).
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+
+let t: TestApp
+let base: string
+let browser: Browser
+
+beforeAll(async () => {
+  t = await startTestApp()
+  base = await t.app.listen({ port: 0, host: '127.0.0.1' })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  })
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await t?.close()
+})
+
+describe('GET /docs in a browser', () => {
+  it('lists the routes, loading everything from the service itself', async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    const requested: string[] = []
+    const failed: string[] = []
+    const pageErrors: string[] = []
+    page.on('request', (request) => requested.push(request.url()))
+    page.on('requestfailed', (request) => failed.push(`${request.url()}: ${request.failure()?.errorText}`))
+    page.on('pageerror', (error) => pageErrors.push(error.message))
+
+    const response = await page.goto(`${base}/docs`)
+    expect(response?.ok()).toBe(true)
+    // Swagger UI fetches the spec and draws one block per operation.
+    await page.locator('.opblock').first().waitFor({ state: 'visible', timeout: 20_000 })
+    await page.locator('.opblock[id$="_sessions"]').first().waitFor({ state: 'visible' })
+
+    const listed = await page.locator('.opblock').evaluateAll((blocks) =>
+      blocks.map((block) => {
+        const method = block.querySelector('.opblock-summary-method')?.textContent?.trim() ?? ''
+        const path = block.querySelector('.opblock-summary-path')?.getAttribute('data-path') ?? block.querySelector('.opblock-summary-path')?.textContent?.trim() ?? ''
+        const summary = block.querySelector('.opblock-summary-description')?.textContent?.trim() ?? ''
+        return { route: `${method} ${path.replace(/\u200b/g, '')}`, summary }
+      }),
+    )
+    const routes = listed.map((l) => l.route)
+    for (const route of [
+      'POST /signup',
+      'POST /authorize',
+      'DELETE /authorize',
+      'GET /user',
+      'POST /user',
+      'DELETE /user',
+      'GET /users',
+      'PUT /user/picture',
+      'GET /users/{id}/picture',
+      'GET /sessions',
+      'DELETE /sessions/{id}',
+    ]) {
+      expect(routes).toContain(route)
+    }
+    // Each operation shows its summary beside it.
+    expect(listed.find((l) => l.route === 'POST /authorize')?.summary).toBe('Sign in')
+    expect(listed.every((l) => l.summary.length > 0)).toBe(true)
+
+    // Everything the page loaded came from the service: no CDN, no fonts or scripts from elsewhere.
+    expect(requested.length).toBeGreaterThan(2)
+    const origin = new URL(base).origin
+    expect(requested.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:'))).toEqual([])
+    expect(requested).toContain(`${origin}/docs/json`)
+    expect(failed).toEqual([])
+    expect(pageErrors).toEqual([])
+    await context.close()
+  })
+})
