@@ -19,6 +19,8 @@ import { createAccountsStore } from './features/accounts/store.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { createSessionsService, type SessionsService } from './features/sessions/service.js'
 import { systemRoutes } from './features/system/routes.js'
+import { createMessagingService, type MessagingService } from './features/messaging/service.js'
+import { createMessagingStore } from './features/messaging/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,6 +28,7 @@ declare module 'fastify' {
     platform: Platform
     accounts: AccountsService
     sessions: SessionsService
+    messaging: MessagingService
   }
 }
 
@@ -98,6 +101,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('accounts', accounts)
   app.decorate('sessions', sessions)
   app.decorate('authenticate', createAuthenticate(sessions.authenticate))
+  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, viewUser: accounts.view, sendRateLimit: config.sendRateLimit })
+  app.decorate('messaging', messaging)
+  accounts.onDeleted((userId) => messaging.forgetUser(userId))
+  app.addHook('onClose', async () => messaging.close())
 
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })

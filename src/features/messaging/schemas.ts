@@ -1,0 +1,111 @@
+import { Type, type Static } from 'typebox'
+import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
+
+export const MAX_TEXT_CHARS = 4000
+
+export const UserSummary = Type.Object(
+  {
+    id: Uuid,
+    first_name: Type.String(),
+    last_name: Type.String(),
+    picture_url: Type.Union([Type.String(), Type.Null()]),
+    deleted: Type.Boolean({ description: 'The account was deleted; its name and picture are gone' }),
+  },
+  { $id: 'UserSummary', description: 'Who a message or thread is with, as any user may see it' },
+)
+export type UserSummaryView = Static<typeof UserSummary>
+
+export const Message = Type.Object(
+  {
+    id: Uuid,
+    from: Type.Union([Uuid, Type.Null()], { description: 'The sender; null for system messages' }),
+    to: Uuid,
+    text: Type.String(),
+    kind: Type.Union([Type.Literal('user'), Type.Literal('system')]),
+    job_id: Type.Optional(Type.Union([Uuid, Type.Null()], { description: 'The job a system message is about' })),
+    created_at: Timestamp,
+    read_at: Type.Union([Timestamp, Type.Null()], { description: 'When the recipient read it' }),
+    sender: Type.Union([UserSummary, Type.Null()], { description: 'The sender as others see it (deleted accounts show as deleted); null for system messages' }),
+  },
+  { $id: 'Message' },
+)
+export type MessageView = Static<typeof Message>
+
+export const SendBody = Type.Object(
+  {
+    to: Uuid,
+    // The 4000-character limit applies after trimming, in the service; this only bounds the body.
+    text: Type.String({ minLength: 1, maxLength: 16_000, description: `Trimmed; 1 to ${MAX_TEXT_CHARS} characters` }),
+  },
+  { additionalProperties: false },
+)
+
+export const SendHeaders = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'Retrying with the same key answers the first result instead of sending again (kept 24 hours)' }),
+  ),
+})
+
+export const InboxQuery = Type.Object(
+  {
+    with: Type.Optional(Type.String({ format: 'uuid', description: 'One conversation with this user, both directions' })),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+)
+
+export const Inbox = Type.Object({
+  items: Type.Array(Message),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as cursor for the next page; null on the last' }),
+  unread: Type.Integer({ description: 'Unread messages the caller received (in this conversation, with `with`)' }),
+})
+
+export const ReadBody = Type.Object(
+  {
+    up_to: Type.String({ format: 'uuid', description: 'A message of the caller\'s; it and every earlier one received are marked read' }),
+    with: Type.Optional(Type.String({ format: 'uuid', description: 'Only the conversation with this user' })),
+  },
+  { additionalProperties: false },
+)
+
+export const Conversation = Type.Object({
+  user: UserSummary,
+  last_message: Message,
+  unread: Type.Integer({ description: 'Unread messages from this user' }),
+})
+export const ConversationList = Page(Conversation)
+export const ConversationQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })
+
+export const BlockBody = Type.Object({ user_id: Uuid }, { additionalProperties: false })
+export const BlockParams = Type.Object({ user_id: Uuid })
+export const Block = Type.Object({ user: UserSummary, created_at: Timestamp })
+export const BlockList = Page(Block)
+
+export const ReportBody = Type.Object(
+  {
+    message_id: Type.Optional(Type.String({ format: 'uuid', description: 'A message the caller received' })),
+    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'A user' })),
+    reason: Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S' }),
+  },
+  { additionalProperties: false, description: 'Exactly one of message_id and user_id' },
+)
+export const Report = Type.Object({
+  id: Uuid,
+  user_id: Uuid,
+  message_id: Type.Union([Uuid, Type.Null()]),
+  reason: Type.String(),
+  created_at: Timestamp,
+})
+
+export const WsTicket = Type.Object({
+  ticket: Type.String({ description: 'Open `/ws?ticket=<ticket>` with it once, before it expires' }),
+  expires_in: Type.Integer({ description: 'Seconds' }),
+})
+
+export const WsQuery = Type.Object(
+  {
+    ticket: Type.Optional(Type.String({ maxLength: 200 })),
+    since: Type.Optional(Type.String({ format: 'uuid', description: 'Replays the messages after this one first' })),
+  },
+  { additionalProperties: false },
+)

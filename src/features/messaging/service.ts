@@ -1,0 +1,231 @@
+import { createHash } from 'node:crypto'
+import { Type } from 'typebox'
+import { v7 as uuidv7 } from 'uuid'
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
+import { decodeCursor, pageOf } from '../../http/cursor.js'
+import type { LiveStore } from '../../platform/live/index.js'
+import type { UserView } from '../accounts/schemas.js'
+import type { UserRow } from '../accounts/store.js'
+import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
+import type { MessageRow, MessagingStore, ParticipantRow } from './store.js'
+
+export interface MessagingDeps {
+  store: MessagingStore
+  live: LiveStore
+  /** The accounts feature's public view of a user (for names and picture URLs). */
+  viewUser: (user: UserRow, viewer: undefined) => UserView
+  /** Messages a minute one user may send. */
+  sendRateLimit: number
+}
+
+const MessageCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
+const ConversationCursor = Type.Object({ last: Type.String({ format: 'uuid' }), peer: Type.String({ format: 'uuid' }) })
+const BlockCursor = Type.Object({ at: Type.String({ format: 'date-time' }), id: Type.String({ format: 'uuid' }) })
+
+const MINUTE_MS = 60_000
+const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
+/** Messages replayed at most on a socket's `?since=`; past it the client pages GET /inbox. */
+export const REPLAY_LIMIT = 500
+
+export function createMessagingService(deps: MessagingDeps) {
+  const { store, live } = deps
+
+  const summary = (user: ParticipantRow | undefined, id: string): UserSummaryView => {
+    if (!user || user.deleted_at) return { id, first_name: '', last_name: '', picture_url: null, deleted: true }
+    const view = deps.viewUser(user, undefined)
+    return { id, first_name: view.first_name, last_name: view.last_name, picture_url: view.picture_url, deleted: false }
+  }
+
+  const viewOf = (row: MessageRow, users: Map<string, ParticipantRow>): MessageView => ({
+    id: row.id,
+    from: row.sender_id,
+    to: row.recipient_id,
+    text: row.text,
+    kind: row.kind,
+    job_id: row.job_id,
+    created_at: row.created_at.toISOString(),
+    read_at: row.read_at ? row.read_at.toISOString() : null,
+    sender: row.sender_id ? summary(users.get(row.sender_id), row.sender_id) : null,
+  })
+
+  const usersOf = async (ids: (string | null)[]) =>
+    new Map((await store.participants(ids.filter((id): id is string => id !== null))).map((u) => [u.id, u]))
+
+  /** Messages as answered, their senders looked up in one query. */
+  const views = async (rows: MessageRow[]): Promise<MessageView[]> => {
+    const users = await usersOf(rows.map((r) => r.sender_id))
+    return rows.map((row) => viewOf(row, users))
+  }
+
+  /** Pushes committed messages to their recipients (and to the sender's other devices). */
+  const publishCreated = async (messages: MessageRow[]): Promise<void> => {
+    if (messages.length === 0) return
+    const viewed = await views(messages)
+    await Promise.all(
+      viewed.map((message) => {
+        const to = message.from && message.from !== message.to ? [message.to, message.from] : [message.to]
+        return live.events.publish({ to, type: 'message.created', data: message })
+      }),
+    )
+  }
+
+  const mustBeLiveUser = async (id: string, field: string) => {
+    if (!(await store.isLiveUser(id))) throw new NotFoundError('No such user', 'user_not_found')
+    void field
+  }
+
+  // Idempotency keys are kept a day; older ones are swept now and then.
+  const sweeper = setInterval(() => void store.sweepIdempotency(IDEMPOTENCY_TTL_MS).catch(() => {}), 10 * MINUTE_MS)
+  sweeper.unref()
+
+  return {
+    views,
+    publishCreated,
+
+    /** Sends a user's message; with an idempotency key, a retry answers the first message. */
+    async send(senderId: string, input: { to: string; text: string }, idempotencyKey?: string): Promise<{ message: MessageView; replayed: boolean }> {
+      const text = input.text.trim()
+      if (text.length === 0) throw new InvalidInputError('The text is blank', [{ field: 'body/text', message: 'must not be blank' }], 'text_blank')
+      if ([...text].length > MAX_TEXT_CHARS) {
+        throw new InvalidInputError(`The text is longer than ${MAX_TEXT_CHARS} characters`, [{ field: 'body/text', message: `must be at most ${MAX_TEXT_CHARS} characters` }], 'text_too_long')
+      }
+      if (input.to === senderId) throw new InvalidInputError('You cannot send a message to yourself', [{ field: 'body/to', message: 'must be another user' }], 'to_self')
+
+      const hit = await live.counters.hit(`send:${senderId}`, MINUTE_MS)
+      if (hit.count > deps.sendRateLimit) {
+        throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
+      }
+      await mustBeLiveUser(input.to, 'to')
+      const block = await store.blockBetween(senderId, input.to)
+      if (block) {
+        throw block.blocker_id === senderId
+          ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
+          : new ForbiddenError('This user does not accept your messages', 'blocked')
+      }
+
+      const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
+      if (!idempotencyKey) {
+        const row = await store.insertMessage(message)
+        await publishCreated([row])
+        return { message: (await views([row]))[0]!, replayed: false }
+      }
+      const requestHash = createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
+      const result = await store.insertIdempotent(senderId, idempotencyKey, requestHash, message)
+      if (result.created) {
+        await publishCreated([result.message])
+        return { message: (await views([result.message]))[0]!, replayed: false }
+      }
+      if (result.requestHash !== requestHash || !result.message) {
+        throw new ConflictError('This Idempotency-Key was used for a different message', 'idempotency_key_reused')
+      }
+      return { message: (await views([result.message]))[0]!, replayed: true }
+    },
+
+    async inbox(userId: string, query: { with?: string; limit?: number; cursor?: string }) {
+      const limit = query.limit ?? 20
+      const before = decodeCursor(query.cursor, MessageCursor)
+      if (query.with === userId) throw new InvalidInputError('A conversation is with another user', [{ field: 'querystring/with', message: 'must be another user' }], 'with_self')
+      const [rows, unread] = await Promise.all([
+        query.with
+          ? store.conversation(userId, query.with, { beforeId: before?.id, limit: limit + 1 })
+          : store.inbox(userId, { beforeId: before?.id, limit: limit + 1 }),
+        store.unreadCount(userId, query.with),
+      ])
+      const page = pageOf(rows, limit, (last) => ({ id: last.id }))
+      return { items: await views(page.items), next_cursor: page.next_cursor, unread }
+    },
+
+    async conversations(userId: string, query: { limit?: number; cursor?: string }) {
+      const limit = query.limit ?? 20
+      const before = decodeCursor(query.cursor, ConversationCursor)
+      const rows = await store.conversations(userId, { before, limit: limit + 1 })
+      const page = pageOf(rows, limit, (last) => ({ last: last.last_message_id, peer: last.peer_id }))
+      const [messages, users] = await Promise.all([
+        store.messagesById(page.items.map((r) => r.last_message_id)),
+        usersOf(page.items.flatMap((r) => [r.peer_id, userId])),
+      ])
+      const byId = new Map(messages.map((m) => [m.id, m]))
+      return {
+        items: page.items.map((r) => ({ user: summary(users.get(r.peer_id), r.peer_id), last_message: viewOf(byId.get(r.last_message_id)!, users), unread: r.unread })),
+        next_cursor: page.next_cursor,
+      }
+    },
+
+    /** Marks the user's received messages up to one read; each sender hears of it. */
+    async markRead(userId: string, upTo: string, withId?: string): Promise<void> {
+      if (!(await store.messageOf(userId, upTo))) throw new NotFoundError('You have no such message', 'message_not_found')
+      const { readAt, bySender } = await store.markRead(userId, upTo, withId)
+      if (bySender.length === 0) return
+      const read_at = readAt.toISOString()
+      await Promise.all([
+        ...bySender
+          .filter((s) => s.sender_id !== null)
+          .map((s) => live.events.publish({ to: [s.sender_id!], type: 'message.read', data: { by: userId, up_to: s.up_to, read_at } })),
+        // The reader's other devices update their unread counts.
+        live.events.publish({ to: [userId], type: 'message.read', data: { by: userId, up_to: upTo, read_at } }),
+      ])
+    },
+
+    /** What the user sent or received after a message, oldest first, for a socket catching up. */
+    async since(userId: string, afterId: string): Promise<MessageView[]> {
+      return views(await store.since(userId, afterId, REPLAY_LIMIT))
+    },
+
+    async block(userId: string, blockedId: string) {
+      if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
+      await mustBeLiveUser(blockedId, 'user_id')
+      const result = await store.block(userId, blockedId)
+      const users = await usersOf([blockedId])
+      return { created: result.created, block: { user: summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }
+    },
+
+    async unblock(userId: string, blockedId: string): Promise<void> {
+      if (!(await store.unblock(userId, blockedId))) throw new NotFoundError('You have not blocked this user', 'block_not_found')
+    },
+
+    async blocks(userId: string, query: { limit?: number; cursor?: string }) {
+      const limit = query.limit ?? 20
+      const after = decodeCursor(query.cursor, BlockCursor)
+      const rows = await store.blocks(userId, { after, limit: limit + 1 })
+      const page = pageOf(rows, limit, (last) => ({ at: last.created_at.toISOString(), id: last.blocked_id }))
+      const users = await usersOf(page.items.map((r) => r.blocked_id))
+      return {
+        items: page.items.map((r) => ({ user: summary(users.get(r.blocked_id), r.blocked_id), created_at: r.created_at.toISOString() })),
+        next_cursor: page.next_cursor,
+      }
+    },
+
+    /** Users the viewer should not see in search: those the viewer blocked, and those who blocked the viewer. */
+    hiddenFrom: (viewerId: string): Promise<Set<string>> => store.blockedEitherWay(viewerId),
+
+    async report(reporterId: string, input: { message_id?: string; user_id?: string; reason: string }) {
+      if ((input.message_id === undefined) === (input.user_id === undefined)) {
+        throw new InvalidInputError('Report either a message_id or a user_id', [{ field: 'body', message: 'must have exactly one of message_id and user_id' }], 'report_target')
+      }
+      let userId: string
+      if (input.message_id) {
+        const message = await store.messageOf(reporterId, input.message_id)
+        if (!message || message.recipient_id !== reporterId) throw new NotFoundError('You received no such message', 'message_not_found')
+        if (!message.sender_id) throw new InvalidInputError('System messages cannot be reported', [{ field: 'body/message_id', message: 'is a system message' }], 'report_system_message')
+        userId = message.sender_id
+      } else {
+        userId = input.user_id!
+        if (userId === reporterId) throw new InvalidInputError('You cannot report yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'report_self')
+        if ((await store.participants([userId])).length === 0) throw new NotFoundError('No such user', 'user_not_found')
+      }
+      const row = await store.insertReport({ id: uuidv7(), reporter_id: reporterId, user_id: userId, message_id: input.message_id ?? null, reason: input.reason.trim() })
+      return { id: row.id, user_id: row.user_id, message_id: row.message_id, reason: row.reason, created_at: row.created_at.toISOString() }
+    },
+
+    /** An account went: its blocks and idempotency keys go with it; its messages stay with others. */
+    async forgetUser(userId: string): Promise<void> {
+      await store.forgetUser(userId)
+    },
+
+    close() {
+      clearInterval(sweeper)
+    },
+  }
+}
+
+export type MessagingService = ReturnType<typeof createMessagingService>

@@ -1,0 +1,306 @@
+import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
+import { v7 as uuidv7 } from 'uuid'
+import type { DB, Database } from '../../platform/db/index.js'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    messages: MessagesTable
+    conversations: { user_id: string; peer_id: string; last_message_id: string }
+    blocks: { blocker_id: string; blocked_id: string; created_at: Date }
+    reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string; created_at: Date; resolved_at: Date | null }
+    send_idempotency: { user_id: string; key: string; request_hash: string; message_id: string; created_at: Date }
+  }
+}
+
+interface MessagesTable {
+  id: string
+  sender_id: string | null
+  recipient_id: string
+  text: string
+  kind: 'user' | 'system'
+  job_id: string | null
+  created_at: Date
+  read_at: Date | null
+}
+
+/** A message as stored. `sender_id` is null for system messages. */
+export type MessageRow = Selectable<MessagesTable>
+
+export interface NewMessage {
+  from: string | null
+  to: string
+  text: string
+  kind: 'user' | 'system'
+  jobId?: string | null
+  /** A UUIDv7 chosen beforehand; made here when absent. */
+  id?: string
+}
+
+/**
+ * Stores one message, and for a user's message moves both users' thread to it. Takes the
+ * database or a transaction, so that other features (the job workflow's system messages)
+ * store messages inside their own transaction. Push with `messaging.publishCreated` after commit.
+ */
+export async function insertMessage(db: Kysely<Database> | Transaction<Database>, message: NewMessage): Promise<MessageRow> {
+  const row = await db
+    .insertInto('messages')
+    .values({
+      id: message.id ?? uuidv7(),
+      sender_id: message.from,
+      recipient_id: message.to,
+      text: message.text,
+      kind: message.kind,
+      job_id: message.jobId ?? null,
+      created_at: new Date(),
+      read_at: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  if (row.sender_id !== null && row.sender_id !== row.recipient_id) {
+    // Rows in one fixed order, so two users writing to each other at once never deadlock.
+    const threads = [
+      { user_id: row.sender_id, peer_id: row.recipient_id, last_message_id: row.id },
+      { user_id: row.recipient_id, peer_id: row.sender_id, last_message_id: row.id },
+    ].sort((a, b) => (a.user_id < b.user_id ? -1 : 1))
+    await db
+      .insertInto('conversations')
+      .values(threads)
+      .onConflict((oc) =>
+        oc.columns(['user_id', 'peer_id']).doUpdateSet({
+          last_message_id: sql<string>`greatest(conversations.last_message_id, excluded.last_message_id)`,
+        }),
+      )
+      .execute()
+  }
+  return row
+}
+
+/** A user row as messages show it: deleted accounts are tombstones, kept with `deleted_at` set. */
+export interface ParticipantRow {
+  id: string
+  email: string | null
+  first_name: string
+  last_name: string
+  roles: ('CLIENT' | 'WORKER' | 'ADMIN')[]
+  picture_etag: string | null
+  created_at: Date
+  updated_at: Date
+  deleted_at: Date | null
+}
+
+export interface ConversationRow {
+  peer_id: string
+  last_message_id: string
+  unread: number
+}
+
+const isUniqueViolation = (error: unknown) => (error as { code?: string } | null)?.code === '23505'
+
+export function createMessagingStore(db: DB) {
+  const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
+
+  return {
+    insertMessage: (message: NewMessage) => insertMessage(db, message),
+
+    /** Users by id, deleted ones included (as tombstones). */
+    async participants(ids: string[]): Promise<ParticipantRow[]> {
+      if (ids.length === 0) return []
+      return db
+        .selectFrom('users')
+        .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
+        .where('id', 'in', [...new Set(ids)])
+        .execute() as Promise<ParticipantRow[]>
+    },
+
+    async isLiveUser(id: string): Promise<boolean> {
+      const row = await db.selectFrom('users').select('id').where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst()
+      return row !== undefined
+    },
+
+    /**
+     * Stores a user's message under an idempotency key, in one transaction. When the key was used
+     * already (a retry, or the same request racing itself) nothing is stored and the first
+     * message's id comes back with the hash of the request that made it.
+     */
+    async insertIdempotent(userId: string, key: string, requestHash: string, message: NewMessage & { id: string }) {
+      return db.transaction().execute(async (trx) => {
+        // A racing twin waits here on the key's row until the first commits, then finds it.
+        const claimed = await trx
+          .insertInto('send_idempotency')
+          .values({ user_id: userId, key, request_hash: requestHash, message_id: message.id, created_at: new Date() })
+          .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+          .returning('message_id')
+          .executeTakeFirst()
+        if (claimed) return { created: true as const, message: await insertMessage(trx, message) }
+        const first = await trx
+          .selectFrom('send_idempotency')
+          .select(['request_hash', 'message_id'])
+          .where('user_id', '=', userId)
+          .where('key', '=', key)
+          .executeTakeFirstOrThrow()
+        const row = await trx.selectFrom('messages').select(messageColumns).where('id', '=', first.message_id).executeTakeFirst()
+        return { created: false as const, requestHash: first.request_hash, message: row }
+      })
+    },
+
+    async sweepIdempotency(olderThanMs: number): Promise<void> {
+      await db.deleteFrom('send_idempotency').where('created_at', '<', new Date(Date.now() - olderThanMs)).execute()
+    },
+
+    /** The user's received messages, newest first, before a message id. */
+    async inbox(userId: string, options: { beforeId?: string; limit: number }): Promise<MessageRow[]> {
+      let query = db.selectFrom('messages').select(messageColumns).where('recipient_id', '=', userId)
+      if (options.beforeId) query = query.where('id', '<', options.beforeId)
+      return query.orderBy('id', 'desc').limit(options.limit).execute()
+    },
+
+    /** One conversation, both directions, newest first: two index range scans merged. */
+    async conversation(userId: string, peerId: string, options: { beforeId?: string; limit: number }): Promise<MessageRow[]> {
+      const side = (from: string, to: string) => {
+        let query = db.selectFrom('messages').select(messageColumns).where('sender_id', '=', from).where('recipient_id', '=', to)
+        if (options.beforeId) query = query.where('id', '<', options.beforeId)
+        return query.orderBy('id', 'desc').limit(options.limit)
+      }
+      return db
+        .selectFrom(side(userId, peerId).unionAll(side(peerId, userId)).as('m'))
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(options.limit)
+        .execute()
+    },
+
+    async unreadCount(userId: string, fromId?: string): Promise<number> {
+      let query = db.selectFrom('messages').select((eb) => eb.fn.countAll<string>().as('n')).where('recipient_id', '=', userId).where('read_at', 'is', null)
+      if (fromId) query = query.where('sender_id', '=', fromId)
+      const row = await query.executeTakeFirstOrThrow()
+      return Number(row.n)
+    },
+
+    /** The user's threads, most recent first, with each one's unread count. */
+    async conversations(userId: string, options: { before?: { last: string; peer: string }; limit: number }): Promise<ConversationRow[]> {
+      let query = db
+        .selectFrom('conversations as c')
+        .select(['c.peer_id', 'c.last_message_id'])
+        .select((eb) =>
+          eb
+            .selectFrom('messages as m')
+            .select(eb.fn.countAll<string>().as('n'))
+            .whereRef('m.sender_id', '=', 'c.peer_id')
+            .where('m.recipient_id', '=', userId)
+            .where('m.read_at', 'is', null)
+            .as('unread'),
+        )
+        .where('c.user_id', '=', userId)
+      if (options.before) {
+        const { last, peer } = options.before
+        query = query.where((eb) => eb.or([eb('c.last_message_id', '<', last), eb.and([eb('c.last_message_id', '=', last), eb('c.peer_id', '>', peer)])]))
+      }
+      const rows = await query.orderBy('c.last_message_id', 'desc').orderBy('c.peer_id').limit(options.limit).execute()
+      return rows.map((r) => ({ peer_id: r.peer_id, last_message_id: r.last_message_id, unread: Number(r.unread ?? 0) }))
+    },
+
+    async messagesById(ids: string[]): Promise<MessageRow[]> {
+      if (ids.length === 0) return []
+      return db.selectFrom('messages').select(messageColumns).where('id', 'in', ids).execute()
+    },
+
+    /** A message the user sent or received; undefined for anyone else's. */
+    async messageOf(userId: string, id: string): Promise<MessageRow | undefined> {
+      return db
+        .selectFrom('messages')
+        .select(messageColumns)
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('recipient_id', '=', userId), eb('sender_id', '=', userId)]))
+        .executeTakeFirst()
+    },
+
+    /**
+     * Marks the user's received messages up to a message id read. Answers, per sender, the newest
+     * message that became read, and the time stamped on them.
+     */
+    async markRead(userId: string, upToId: string, fromId?: string): Promise<{ readAt: Date; bySender: { sender_id: string | null; up_to: string }[] }> {
+      const readAt = new Date()
+      let query = db
+        .updateTable('messages')
+        .set({ read_at: readAt })
+        .where('recipient_id', '=', userId)
+        .where('read_at', 'is', null)
+        .where('id', '<=', upToId)
+      if (fromId) query = query.where('sender_id', '=', fromId)
+      const rows = await query.returning(['id', 'sender_id']).execute()
+      const newest = new Map<string | null, string>()
+      for (const row of rows) {
+        const seen = newest.get(row.sender_id)
+        if (seen === undefined || row.id > seen) newest.set(row.sender_id, row.id)
+      }
+      return { readAt, bySender: [...newest].map(([sender_id, up_to]) => ({ sender_id, up_to })) }
+    },
+
+    /** What the user sent or received after a message id, oldest first (catching up a socket). */
+    async since(userId: string, afterId: string, limit: number): Promise<MessageRow[]> {
+      const received = db.selectFrom('messages').select(messageColumns).where('recipient_id', '=', userId).where('id', '>', afterId).orderBy('id').limit(limit)
+      const sent = db.selectFrom('messages').select(messageColumns).where('sender_id', '=', userId).where('id', '>', afterId).orderBy('id').limit(limit)
+      return db.selectFrom(received.unionAll(sent).as('m')).selectAll().orderBy('id').limit(limit).execute()
+    },
+
+    /** True when either user blocked the other. */
+    async blockBetween(a: string, b: string): Promise<{ blocker_id: string } | undefined> {
+      return db
+        .selectFrom('blocks')
+        .select('blocker_id')
+        .where((eb) => eb.or([eb.and([eb('blocker_id', '=', a), eb('blocked_id', '=', b)]), eb.and([eb('blocker_id', '=', b), eb('blocked_id', '=', a)])]))
+        .executeTakeFirst()
+    },
+
+    /** Answers false when the block existed already. */
+    async block(blockerId: string, blockedId: string): Promise<{ created: boolean; created_at: Date }> {
+      const inserted = await db
+        .insertInto('blocks')
+        .values({ blocker_id: blockerId, blocked_id: blockedId, created_at: new Date() })
+        .onConflict((oc) => oc.columns(['blocker_id', 'blocked_id']).doNothing())
+        .returning('created_at')
+        .executeTakeFirst()
+      if (inserted) return { created: true, created_at: inserted.created_at }
+      const existing = await db.selectFrom('blocks').select('created_at').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirstOrThrow()
+      return { created: false, created_at: existing.created_at }
+    },
+
+    async unblock(blockerId: string, blockedId: string): Promise<boolean> {
+      const result = await db.deleteFrom('blocks').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirst()
+      return result.numDeletedRows > 0n
+    },
+
+    async blocks(blockerId: string, options: { after?: { at: string; id: string }; limit: number }) {
+      let query = db.selectFrom('blocks').select(['blocked_id', 'created_at']).where('blocker_id', '=', blockerId)
+      if (options.after) {
+        const at = new Date(options.after.at)
+        const id = options.after.id
+        query = query.where((eb) => eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('blocked_id', '>', id)])]))
+      }
+      return query.orderBy('created_at', 'desc').orderBy('blocked_id').limit(options.limit).execute()
+    },
+
+    /** The users the viewer blocked and the users who blocked the viewer. */
+    async blockedEitherWay(viewerId: string): Promise<Set<string>> {
+      const rows = await db
+        .selectFrom('blocks')
+        .select('blocked_id as id')
+        .where('blocker_id', '=', viewerId)
+        .unionAll(db.selectFrom('blocks').select('blocker_id as id').where('blocked_id', '=', viewerId))
+        .execute()
+      return new Set(rows.map((r) => r.id))
+    },
+
+    async forgetUser(userId: string): Promise<void> {
+      await db.deleteFrom('blocks').where('blocker_id', '=', userId).execute()
+      await db.deleteFrom('send_idempotency').where('user_id', '=', userId).execute()
+    },
+
+    async insertReport(report: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string }) {
+      return db.insertInto('reports').values({ ...report, created_at: new Date(), resolved_at: null }).returningAll().executeTakeFirstOrThrow()
+    },
+  }
+}
+
+export { isUniqueViolation }
+export type MessagingStore = ReturnType<typeof createMessagingStore>
