@@ -79,7 +79,7 @@ export function problem(res: LightMyRequestResponse, status: number) {
   if (body.status !== status || typeof body.title !== 'string' || typeof body.type !== 'string' || typeof body.detail !== 'string') {
     throw new Error(`not an RFC 9457 problem: ${res.body}`)
   }
-  return body as { type: string; title: string; status: number; detail: string; code: string; errors?: { field: string; message: string }[] }
+  return body as { type: string; title: string; status: number; detail: string; code: string; request_id: string; errors?: { field: string; message: string }[] }
 }
 
 export type Inject = InjectOptions

@@ -57,8 +57,11 @@ export async function openTestPlatform(config: Config): Promise<Platform & { con
     ...platform,
     config: withDb,
     async close() {
-      await platform.close()
-      await scratch?.drop()
+      try {
+        await platform.close()
+      } finally {
+        await scratch?.drop()
+      }
     },
   }
 }

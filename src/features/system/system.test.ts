@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { newUser, problem, startTestApp, type TestApp } from '../../../test/support/app.js'
+
+let t: TestApp
+beforeAll(async () => {
+  t = await startTestApp({ CORS_ORIGINS: 'https://app.example.com' })
+})
+afterAll(async () => t.close())
+
+describe('health and readiness', () => {
+  it('answers /health and /ready while everything is up', async () => {
+    expect((await t.app.inject({ url: '/health' })).json()).toEqual({ status: 'ok' })
+    const ready = await t.app.inject({ url: '/ready' })
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).toMatchObject({ status: 'ready', database: expect.any(String), live_store: expect.any(String) })
+  })
+})
+
+describe('HTTP basics', () => {
+  it('answers an unknown route 404 problem+json', async () => {
+    expect(problem(await t.app.inject({ url: '/no/such/route' }), 404).code).toBe('route_not_found')
+  })
+
+  it('echoes a sane X-Request-Id and makes one up otherwise', async () => {
+    expect((await t.app.inject({ url: '/health', headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id']).toBe('abc-123')
+    const made = (await t.app.inject({ url: '/health', headers: { 'x-request-id': 'bad id with spaces\n' } })).headers['x-request-id']
+    expect(made).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  it('sends security headers, and CORS only to configured origins', async () => {
+    const res = await t.app.inject({ url: '/health', headers: { origin: 'https://app.example.com' } })
+    expect(res.headers['x-content-type-options']).toBe('nosniff')
+    expect(res.headers['strict-transport-security']).toBeDefined()
+    expect(res.headers['access-control-allow-origin']).toBe('https://app.example.com')
+    const other = await t.app.inject({ url: '/health', headers: { origin: 'https://evil.example.com' } })
+    expect(other.headers['access-control-allow-origin']).toBeUndefined()
+  })
+
+  it('puts the request id on every log line of a request', async () => {
+    await t.app.inject({ url: '/user', headers: { 'x-request-id': 'trace-me-42' } })
+    const lines = t.logs.filter((l) => l.includes('trace-me-42')).map((l) => JSON.parse(l))
+    expect(lines.length).toBeGreaterThan(0)
+    for (const line of lines) expect(line.request_id).toBe('trace-me-42')
+  })
+})
+
+describe('when the database goes away', () => {
+  it('answers 500 problem+json without a stack, logs the stack, and /ready turns 503', async () => {
+    const broken = await startTestApp()
+    const u = await newUser(broken.app)
+    await broken.app.platform.database.db.destroy()
+    try {
+      const res = await broken.app.inject({ method: 'POST', url: '/signup', payload: { email: 'x@y.co', password: 'a good password', first_name: 'A', last_name: 'B' } })
+      const body = problem(res, 500)
+      expect(body.code).toBe('internal_error')
+      expect(res.body).not.toMatch(/at .+\.(ts|js):\d+/)
+      const logged = broken.logs.map((l) => JSON.parse(l)).find((l) => l.request_id === body.request_id && l.err)
+      expect(logged?.err?.stack).toMatch(/\n\s+at /)
+      expect(problem(await broken.app.inject({ url: '/ready' }), 503).code).toBe('not_ready')
+      expect(u.id).toBeTruthy()
+    } finally {
+      // The database is closed already, so closing it again may complain.
+      await broken.close().catch(() => {})
+    }
+  })
+})
