@@ -1,0 +1,103 @@
+import { sql } from 'kysely'
+import type { DB } from '../../db/index.js'
+import { EARTH_RADIUS_M } from '../geo.js'
+import type { LocationStore, NearbyHit } from '../types.js'
+
+declare module '../../db/types.js' {
+  interface Database {
+    live_locations: {
+      user_id: string
+      lat: number
+      lon: number
+      pos: unknown
+      roles: string[]
+      expires_at: Date
+    }
+  }
+}
+
+/** earthdistance's sphere (its earth()), in which earth_box takes its radius. */
+const EARTHDISTANCE_RADIUS_M = 6378168
+
+/** To 1e-9 degree (0.1 mm): PostgreSQL raises underflow on the products of subnormal numbers. */
+const round = (degrees: number) => Math.round(degrees * 1e9) / 1e9
+
+/**
+ * Live locations in PostgreSQL. A search is one nearest-first (KNN) walk of a GiST index,
+ * bounded by the circle's box: it reads about `limit` rows however many points the circle holds.
+ * Distances are haversine on Redis GEO's sphere, so both live stores answer the same numbers.
+ */
+export function createPostgresLocationStore(db: DB): LocationStore {
+  const R = EARTH_RADIUS_M
+  return {
+    async set(userId, record) {
+      record = { ...record, lat: round(record.lat), lon: round(record.lon) }
+      const values = {
+        user_id: userId,
+        lat: record.lat,
+        lon: record.lon,
+        pos: sql`ll_to_earth(${record.lat}::float8, ${record.lon}::float8)`,
+        roles: record.roles as string[],
+        expires_at: record.expiresAt,
+      }
+      await db
+        .insertInto('live_locations')
+        .values(values)
+        .onConflict((oc) =>
+          oc.column('user_id').doUpdateSet({
+            lat: sql<number>`excluded.lat`,
+            lon: sql<number>`excluded.lon`,
+            pos: sql`excluded.pos`,
+            roles: sql<string[]>`excluded.roles`,
+            expires_at: sql<Date>`excluded.expires_at`,
+          }),
+        )
+        .execute()
+    },
+
+    async remove(userId) {
+      await db.deleteFrom('live_locations').where('user_id', '=', userId).execute()
+    },
+
+    async nearby(q) {
+      if (q.limit <= 0) return []
+      q = { ...q, lat: round(q.lat), lon: round(q.lon) }
+      const centre = sql`ll_to_earth(${q.lat}::float8, ${q.lon}::float8)`
+      const distance = sql<number>`(2 * ${R}::float8 * asin(least(1, sqrt(
+        power(sin(radians(lat - ${q.lat}::float8) / 2), 2)
+        + cos(radians(${q.lat}::float8)) * cos(radians(lat)) * power(sin(radians(lon - ${q.lon}::float8) / 2), 2)))))`
+      const boxRadius = ((q.radiusM + 1) * EARTHDISTANCE_RADIUS_M) / R + 1
+      // A literal role, so the planner can use that role's partial index.
+      const role = q.role ? sql`AND ${sql.lit(q.role)} = ANY(roles)` : sql``
+      const after = q.after
+        ? sql`AND (${distance} > ${q.after.distanceM}::float8 OR (${distance} = ${q.after.distanceM}::float8 AND user_id > ${q.after.userId}::uuid))`
+        : sql``
+      const exclude = q.exclude && q.exclude.size > 0 ? sql`AND NOT (user_id = ANY(${[...q.exclude]}::uuid[]))` : sql``
+      // The index walks by straight-line distance, which orders like the great-circle one; ties
+      // are settled by user id here, so fetch past the page until the last distance is certain.
+      let fetch = q.limit + 8
+      for (;;) {
+        const { rows } = await sql<{ user_id: string; d: number }>`
+          SELECT user_id, ${distance} AS d FROM live_locations
+          WHERE pos <@ earth_box(${centre}, ${boxRadius}::float8)
+            AND expires_at > now()
+            AND ${distance} < ${q.radiusM + 0.5}::float8
+            ${role} ${after} ${exclude}
+          ORDER BY pos <-> ${centre}
+          LIMIT ${fetch}`.execute(db)
+        const hits: NearbyHit[] = rows.map((r) => ({ userId: r.user_id, distanceM: Number(r.d) }))
+        const full = hits.length === fetch
+        const bound = full ? hits[hits.length - 1]!.distanceM : Infinity
+        const certain = full ? hits.filter((h) => h.distanceM < bound) : hits
+        certain.sort((a, b) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
+        if (!full || certain.length >= q.limit) return certain.slice(0, q.limit)
+        fetch *= 4
+      }
+    },
+
+    async sweep() {
+      const result = await db.deleteFrom('live_locations').where('expires_at', '<=', sql<Date>`now()`).executeTakeFirst()
+      return Number(result.numDeletedRows)
+    },
+  }
+}

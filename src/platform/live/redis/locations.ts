@@ -1,0 +1,308 @@
+import ngeohash from 'ngeohash'
+import type { Redis, Result } from 'ioredis'
+import { circleBounds, haversineM, insideRadius, MAX_GEO_LAT } from '../geo.js'
+import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
+
+// Layout, ready for Redis Cluster: the world is cut into coarse geohash cells (precision 4, about
+// 39 x 20 km at the equator). Each cell has one GEO key per role and a sorted set of expiries,
+// all with the cell as hash tag, so one script touches one cell in one slot:
+//   <p>loc:{<cell>}:W|C|A   GEO members = user ids holding that role
+//   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
+//   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users)
+//   <p>loc:user:<id>        the cell the user is in, expiring with the location
+//   <p>loc:cells            every cell ever used, for the background sweep
+// GEO members can't expire one by one: searches drop expired members as they read (the script
+// checks each against the expiry set) and a sweep deletes them now and then.
+
+export const CELL_PRECISION = 4
+const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
+const ROLE_SUFFIX: Record<LocationRole, string> = { WORKER: 'W', CLIENT: 'C', ADMIN: 'A' }
+const SWEEP_INTERVAL_MS = 60_000
+const SWEEP_BATCH = 500
+
+const SET = `
+for i = 1, 3 do
+  if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], ARGV[3])
+  else redis.call('ZREM', KEYS[i], ARGV[3]) end
+end
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+`
+
+const REMOVE = `
+for i = 1, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+`
+
+// One cell, one role: the nearest COUNT within the radius, then only the unexpired ones.
+// Answers {truncated, last distance, member, distance, member, distance...}.
+const SEARCH = `
+local count = tonumber(ARGV[4])
+local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+local n = #found
+if n == 0 then return {0, '0'} end
+local out = {n == count and 1 or 0, found[n][2]}
+local now = tonumber(ARGV[5])
+local i = 1
+while i <= n do
+  local last = math.min(i + 499, n)
+  local members = {}
+  for j = i, last do members[#members + 1] = found[j][1] end
+  local expiries = redis.call('ZMSCORE', KEYS[2], unpack(members))
+  for j = i, last do
+    local e = expiries[j - i + 1]
+    if e and tonumber(e) > now then
+      out[#out + 1] = found[j][1]
+      out[#out + 1] = found[j][2]
+    end
+  end
+  i = last + 1
+end
+return out
+`
+
+// The same, from a centre beyond Redis GEO's band (near a pole): everything in a circle around
+// the nearest point of the band that holds the real one, with coordinates, for the caller to
+// measure. Few people live there, so no COUNT.
+const SEARCH_ALL = `
+local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'WITHCOORD')
+local out = {}
+local now = tonumber(ARGV[4])
+for j = 1, #found do
+  local e = redis.call('ZSCORE', KEYS[2], found[j][1])
+  if e and tonumber(e) > now then
+    out[#out + 1] = found[j][1]
+    out[#out + 1] = found[j][2][1]
+    out[#out + 1] = found[j][2][2]
+  end
+end
+return out
+`
+
+const SWEEP = `
+local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+if #gone == 0 then return 0 end
+for i = 1, 4 do redis.call('ZREM', KEYS[i], unpack(gone)) end
+return #gone
+`
+
+const SWEEP_POLAR = `
+local all = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[1])
+local n = 0
+for i = 1, #all, 2 do
+  local exp = tonumber(string.match(all[i + 1], '^[^,]*,[^,]*,([^,]*),'))
+  if exp <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+    n = n + 1
+  end
+end
+return n
+`
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    locSet(w: string, c: string, a: string, e: string, lon: number, lat: number, member: string, exp: number, flags: string): Result<null, Context>
+    locRemove(w: string, c: string, a: string, e: string, member: string): Result<null, Context>
+    locSearch(geo: string, e: string, lon: number, lat: number, radius: number, count: number, now: number): Result<(string | number)[], Context>
+    locSearchAll(geo: string, e: string, lon: number, lat: number, radius: number, now: number): Result<string[], Context>
+    locSweep(w: string, c: string, a: string, e: string, now: number, batch: number): Result<number, Context>
+    locSweepPolar(h: string, now: number): Result<number, Context>
+  }
+}
+
+const isPolar = (cell: string) => cell === 'pn' || cell === 'ps'
+
+/** The cell a position belongs to. */
+export function cellOf(lat: number, lon: number): string {
+  if (lat > MAX_GEO_LAT) return 'pn'
+  if (lat < -MAX_GEO_LAT) return 'ps'
+  return ngeohash.encode(lat, lon, CELL_PRECISION)
+}
+
+/** Every cell a circle touches: the geohash cells of its bounding box, and the polar caps it reaches. */
+export function cellsTouched(lat: number, lon: number, radiusM: number): string[] {
+  const { minLat, maxLat, lonRanges } = circleBounds(lat, lon, radiusM)
+  const cells: string[] = []
+  const south = Math.max(minLat, -MAX_GEO_LAT)
+  const north = Math.min(maxLat, MAX_GEO_LAT)
+  if (south <= north) {
+    for (const [west, east] of lonRanges) cells.push(...ngeohash.bboxes(south, west, north, east, CELL_PRECISION))
+  }
+  if (maxLat > MAX_GEO_LAT) cells.push('pn')
+  if (minLat < -MAX_GEO_LAT) cells.push('ps')
+  return [...new Set(cells)]
+}
+
+interface Reply {
+  truncated: boolean
+  lastDistance: number
+  hits: NearbyHit[]
+}
+
+export function createRedisLocationStore(redis: Redis, prefix: string): LocationStore & { stop(): void } {
+  redis.defineCommand('locSet', { numberOfKeys: 4, lua: SET })
+  redis.defineCommand('locRemove', { numberOfKeys: 4, lua: REMOVE })
+  redis.defineCommand('locSearch', { numberOfKeys: 2, lua: SEARCH })
+  redis.defineCommand('locSearchAll', { numberOfKeys: 2, lua: SEARCH_ALL })
+  redis.defineCommand('locSweep', { numberOfKeys: 4, lua: SWEEP })
+  redis.defineCommand('locSweepPolar', { numberOfKeys: 1, lua: SWEEP_POLAR })
+
+  const cellKey = (cell: string, suffix: string) => `${prefix}loc:{${cell}}:${suffix}`
+  const cellKeys = (cell: string) => [cellKey(cell, 'W'), cellKey(cell, 'C'), cellKey(cell, 'A'), cellKey(cell, 'e')] as const
+  const userKey = (userId: string) => `${prefix}loc:user:${userId}`
+  const cellsKey = `${prefix}loc:cells`
+
+  // Cells this process has put in the sweep index lately (a set add per write would be waste).
+  const indexed = new Map<string, number>()
+  const indexCell = (cell: string, now: number) => {
+    const at = indexed.get(cell)
+    if (at !== undefined && now - at < 600_000) return
+    if (indexed.size > 100_000) indexed.clear()
+    indexed.set(cell, now)
+    void redis.sadd(cellsKey, cell).catch(() => indexed.delete(cell))
+  }
+
+  // How far, per square root of a hit, the nearest users were in a small area the last time: the
+  // first radius to try there. Keyed by a ~1 km geohash and the role.
+  const hints = new Map<string, number>()
+
+  const removeFrom = async (cell: string, userId: string) => {
+    if (isPolar(cell)) await redis.hdel(cellKey(cell, 'h'), userId)
+    else await redis.locRemove(...cellKeys(cell), userId)
+  }
+
+  const searchCell = async (cell: string, role: LocationRole, lat: number, lon: number, radiusM: number, count: number, now: number): Promise<Reply> => {
+    if (Math.abs(lat) > MAX_GEO_LAT) {
+      const edge = Math.sign(lat) * MAX_GEO_LAT
+      const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
+      const reply = await redis.locSearchAll(cellKey(cell, ROLE_SUFFIX[role]), cellKey(cell, 'e'), lon, edge, reach, now)
+      const hits: NearbyHit[] = []
+      for (let i = 0; i < reply.length; i += 3) {
+        hits.push({ userId: reply[i]!, distanceM: haversineM(lat, lon, Number(reply[i + 2]), Number(reply[i + 1])) })
+      }
+      return { truncated: false, lastDistance: 0, hits }
+    }
+    const reply = await redis.locSearch(cellKey(cell, ROLE_SUFFIX[role]), cellKey(cell, 'e'), lon, lat, radiusM + 0.5, count, now)
+    const hits: NearbyHit[] = []
+    for (let i = 2; i < reply.length; i += 2) hits.push({ userId: String(reply[i]), distanceM: Number(reply[i + 1]) })
+    return { truncated: Number(reply[0]) === 1, lastDistance: Number(reply[1]), hits }
+  }
+
+  const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number): Promise<Reply> => {
+    const all = await redis.hgetall(cellKey(cell, 'h'))
+    const hits: NearbyHit[] = []
+    const flag = ROLES.indexOf(role)
+    for (const [userId, value] of Object.entries(all)) {
+      const [plat, plon, exp, flags] = value.split(',')
+      if (Number(exp) <= now || flags?.[flag] !== '1') continue
+      hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)) })
+    }
+    return { truncated: false, lastDistance: 0, hits }
+  }
+
+  const sweepCell = async (cell: string, now: number): Promise<number> => {
+    if (isPolar(cell)) return redis.locSweepPolar(cellKey(cell, 'h'), now)
+    let total = 0
+    for (;;) {
+      const n = await redis.locSweep(...cellKeys(cell), now, SWEEP_BATCH)
+      total += n
+      if (n < SWEEP_BATCH) return total
+    }
+  }
+
+  const sweep = async () => {
+    const now = Date.now()
+    let total = 0
+    let cursor = '0'
+    do {
+      const [next, cells] = await redis.sscan(cellsKey, cursor, 'COUNT', 200)
+      cursor = next
+      for (const n of await Promise.all(cells.map((cell) => sweepCell(cell, now)))) total += n
+    } while (cursor !== '0')
+    return total
+  }
+
+  const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS + Math.floor(Math.random() * 10_000))
+  timer.unref()
+
+  return {
+    async set(userId, record) {
+      const cell = cellOf(record.lat, record.lon)
+      const exp = record.expiresAt.getTime()
+      const now = Date.now()
+      const flags = ROLES.map((r) => (record.roles.includes(r) ? '1' : '0')).join('')
+      // Both in one round trip: where the user was (swapped for where it is now), and the new entry.
+      const [previous] = await Promise.all([
+        redis.set(userKey(userId), cell, 'PXAT', exp, 'GET'),
+        isPolar(cell)
+          ? redis.hset(cellKey(cell, 'h'), userId, `${record.lat},${record.lon},${exp},${flags}`)
+          : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags),
+      ])
+      indexCell(cell, now)
+      if (previous && previous !== cell) await removeFrom(previous, userId)
+    },
+
+    async remove(userId) {
+      const cell = await redis.getdel(userKey(userId))
+      if (cell) await removeFrom(cell, userId)
+    },
+
+    async nearby(q) {
+      const k = q.limit
+      if (k <= 0) return []
+      const now = Date.now()
+      const roles = q.role ? [q.role] : ROLES
+      const hintKey = `${ngeohash.encode(q.lat, q.lon, 6)}:${q.role ?? '*'}`
+      const hint = hints.get(hintKey)
+      // Start with the circle that held k users here last time (or 1 km), and grow it.
+      let r = hint === undefined ? 1000 : Math.max(30, hint * Math.sqrt(k) * 1.3)
+      if (q.after) r = Math.max(r, q.after.distanceM * 1.2 + r)
+      r = Math.min(r, q.radiusM)
+      let count = k + 8
+      for (;;) {
+        const targets: Promise<Reply>[] = []
+        for (const cell of cellsTouched(q.lat, q.lon, r)) {
+          for (const role of roles) {
+            targets.push(isPolar(cell) ? searchPolar(cell, role, q.lat, q.lon, now) : searchCell(cell, role, q.lat, q.lon, r, count, now))
+          }
+        }
+        const replies = await Promise.all(targets)
+        // Certain: every unexpired user nearer than `bound` has been seen.
+        let bound = r + 0.5
+        let truncated = false
+        const best = new Map<string, number>()
+        for (const reply of replies) {
+          if (reply.truncated) {
+            truncated = true
+            bound = Math.min(bound, reply.lastDistance)
+          }
+          for (const hit of reply.hits) {
+            if (!insideRadius(hit.distanceM, q.radiusM) || q.exclude?.has(hit.userId)) continue
+            if (q.after && (hit.distanceM < q.after.distanceM || (hit.distanceM === q.after.distanceM && hit.userId <= q.after.userId))) continue
+            const seen = best.get(hit.userId)
+            if (seen === undefined || hit.distanceM < seen) best.set(hit.userId, hit.distanceM)
+          }
+        }
+        const certain: NearbyHit[] = []
+        for (const [userId, distanceM] of best) if (distanceM < bound) certain.push({ userId, distanceM })
+        certain.sort((a, b) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
+        const complete = r >= q.radiusM && !truncated
+        if (certain.length >= k || complete) {
+          if (!q.after) {
+            if (hints.size > 50_000) hints.clear()
+            const perHit = certain.length >= k ? Math.max(certain[k - 1]!.distanceM, 10) / Math.sqrt(k) : q.radiusM / Math.sqrt(Math.max(certain.length, 1))
+            hints.set(hintKey, perHit)
+          }
+          return certain.slice(0, k)
+        }
+        if (truncated) count *= 4
+        else r = Math.min(q.radiusM, r * Math.max(2, Math.sqrt(k / Math.max(certain.length, 1)) * 1.3))
+      }
+    },
+
+    sweep,
+
+    stop() {
+      clearInterval(timer)
+    },
+  }
+}

@@ -1,0 +1,220 @@
+import fc from 'fast-check'
+import { computeDestinationPoint, getDistance } from 'geolib'
+import { v7 as uuidv7 } from 'uuid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LiveStore, LocationRole, NearbyHit, NearbyQuery } from '../src/platform/live/index.js'
+import { liveBackends } from './support/backends.js'
+
+// One contract for every live-location store, checked against brute force: geolib's haversine
+// over the same points. geolib's sphere is 0.084% larger than Redis GEO's, and Redis keeps
+// positions to about half a meter, hence the tolerance.
+const tolerance = (d: number) => d * 0.0012 + 1
+const CELL_LAT = 180 / 1024 // geohash precision 4: 10 bits of latitude, 10 of longitude
+const CELL_LON = 360 / 1024
+
+interface Point {
+  userId: string
+  lat: number
+  lon: number
+  roles: LocationRole[]
+  expired: boolean
+}
+
+const normLon = (lon: number) => ((((lon + 180) % 360) + 360) % 360) - 180
+const clampLat = (lat: number) => Math.max(-90, Math.min(90, lat))
+const byDistanceThenId = (a: NearbyHit, b: NearbyHit) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
+
+// Where a scenario happens: anywhere, near a pole, across the antimeridian, or on cell borders.
+const centreArb = fc.oneof(
+  fc.record({ lat: fc.double({ min: -70, max: 70, noNaN: true }), lon: fc.double({ min: -180, max: 180, noNaN: true }) }),
+  fc.record({ lat: fc.oneof(fc.double({ min: 84, max: 90, noNaN: true }), fc.double({ min: -90, max: -84, noNaN: true })), lon: fc.double({ min: -180, max: 180, noNaN: true }) }),
+  fc.record({ lat: fc.double({ min: -60, max: 60, noNaN: true }), lon: fc.oneof(fc.double({ min: 179.7, max: 180, noNaN: true }), fc.double({ min: -180, max: -179.7, noNaN: true })) }),
+  fc.record({ lat: fc.integer({ min: 100, max: 900 }).map((i) => -90 + i * CELL_LAT), lon: fc.integer({ min: 0, max: 1023 }).map((j) => -180 + j * CELL_LON) }),
+)
+
+const pointSpecArb = fc.record({
+  kind: fc.constantFrom('offset', 'offset', 'offset', 'same-as-centre', 'same-as-previous', 'on-lat-border', 'on-lon-border'),
+  bearing: fc.double({ min: 0, max: 360, noNaN: true, maxExcluded: true }),
+  distance: fc.oneof(fc.double({ min: 0, max: 2000, noNaN: true }), fc.double({ min: 0, max: 60_000, noNaN: true })),
+  roles: fc.constantFrom<LocationRole[]>(['WORKER'], ['WORKER'], ['CLIENT'], ['CLIENT', 'WORKER'], ['ADMIN']),
+  expired: fc.boolean().map((b) => b && Math.random() < 0.5),
+})
+
+const queryArb = fc.record({
+  radius: fc.oneof(fc.constantFrom(0, 1, 50_000), fc.integer({ min: 0, max: 50_000 }), fc.integer({ min: 0, max: 3000 })),
+  limit: fc.oneof(fc.constant(100), fc.integer({ min: 1, max: 10 })),
+  role: fc.constantFrom<LocationRole | undefined>(undefined, 'WORKER', 'CLIENT', 'ADMIN'),
+  shift: fc.record({ bearing: fc.double({ min: 0, max: 360, noNaN: true, maxExcluded: true }), distance: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 5000, noNaN: true })) }),
+})
+
+function buildPoints(centre: { lat: number; lon: number }, specs: (typeof pointSpecArb extends fc.Arbitrary<infer T> ? T : never)[]): Point[] {
+  const points: Point[] = []
+  for (const spec of specs) {
+    let lat: number
+    let lon: number
+    const moved = computeDestinationPoint({ latitude: centre.lat, longitude: centre.lon }, spec.distance, spec.bearing)
+    const prev = points[points.length - 1]
+    switch (spec.kind) {
+      case 'same-as-centre':
+        ;({ lat, lon } = centre)
+        break
+      case 'same-as-previous':
+        lat = prev?.lat ?? centre.lat
+        lon = prev?.lon ?? centre.lon
+        break
+      case 'on-lat-border':
+        lat = -90 + Math.round((centre.lat + 90) / CELL_LAT) * CELL_LAT
+        lon = moved.longitude
+        break
+      case 'on-lon-border':
+        lat = moved.latitude
+        lon = -180 + Math.round((centre.lon + 180) / CELL_LON) * CELL_LON
+        break
+      default:
+        lat = moved.latitude
+        lon = moved.longitude
+    }
+    points.push({ userId: uuidv7(), lat: clampLat(lat), lon: normLon(lon), roles: spec.roles, expired: spec.expired })
+  }
+  return points
+}
+
+describe.each(liveBackends())('$name: locations', (backend) => {
+  let live: LiveStore
+  let close: () => Promise<void>
+
+  beforeAll(async () => {
+    ;({ live, close } = await backend.open())
+  })
+  afterAll(async () => close())
+
+  const inAMinute = () => new Date(Date.now() + 60_000)
+  const put = (p: Point) =>
+    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute() })
+
+  /** Every page of a query, following `after` as the API's cursor does. */
+  const allPages = async (query: NearbyQuery, pageSize: number) => {
+    const hits: NearbyHit[] = []
+    for (let page = 0; page < 200; page++) {
+      const got = await live.locations.nearby({ ...query, limit: pageSize, after: hits[hits.length - 1] })
+      hits.push(...got)
+      if (got.length < pageSize) return hits
+    }
+    throw new Error('too many pages')
+  }
+
+  it('finds a user at the very spot with radius 0, moves it, and takes it off the map', async () => {
+    const id = uuidv7()
+    await live.locations.set(id, { lat: 48.8566, lon: 2.3522, roles: ['WORKER'], expiresAt: inAMinute() })
+    const here = await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 0, limit: 10 })
+    expect(here.map((h) => h.userId)).toEqual([id])
+    expect(here[0]!.distanceM).toBeLessThan(0.5)
+
+    // Across the world: another cell, so it leaves the first one.
+    await live.locations.set(id, { lat: -33.8688, lon: 151.2093, roles: ['WORKER'], expiresAt: inAMinute() })
+    expect(await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 50_000, limit: 10 })).toEqual([])
+    expect((await live.locations.nearby({ lat: -33.87, lon: 151.21, radiusM: 1000, limit: 10 })).map((h) => h.userId)).toEqual([id])
+
+    await live.locations.remove(id)
+    expect(await live.locations.nearby({ lat: -33.87, lon: 151.21, radiusM: 1000, limit: 10 })).toEqual([])
+    await live.locations.remove(id) // twice is fine
+  })
+
+  it('filters by role inside the store and leaves out the excluded', async () => {
+    const [w, c, both] = [uuidv7(), uuidv7(), uuidv7()]
+    await live.locations.set(w, { lat: 10, lon: 10, roles: ['WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(c, { lat: 10.001, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute() })
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT', 'WORKER'], expiresAt: inAMinute() })
+    const ids = async (q: Partial<NearbyQuery>) => (await live.locations.nearby({ lat: 10, lon: 10, radiusM: 1000, limit: 10, ...q })).map((h) => h.userId)
+    expect(await ids({})).toEqual([w, c, both])
+    expect(await ids({ role: 'WORKER' })).toEqual([w, both])
+    expect(await ids({ role: 'CLIENT' })).toEqual([c, both])
+    expect(await ids({ role: 'ADMIN' })).toEqual([])
+    expect(await ids({ exclude: new Set([w]) })).toEqual([c, both])
+    // A new post replaces the roles too.
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute() })
+    expect(await ids({ role: 'WORKER' })).toEqual([w])
+    await Promise.all([w, c, both].map((id) => live.locations.remove(id)))
+  })
+
+  it('never answers an expired location, before or after the sweep', async () => {
+    const [gone, stays] = [uuidv7(), uuidv7()]
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300) })
+    await live.locations.set(stays, { lat: -20.0001, lon: -40, roles: ['WORKER'], expiresAt: inAMinute() })
+    const ids = async () => (await live.locations.nearby({ lat: -20, lon: -40, radiusM: 100, limit: 10 })).map((h) => h.userId)
+    expect(await ids()).toEqual([gone, stays])
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(await ids()).toEqual([stays])
+    expect(await live.locations.sweep()).toBeGreaterThanOrEqual(1)
+    expect(await ids()).toEqual([stays])
+    // Renewing an expired one brings it back.
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: inAMinute() })
+    expect(await ids()).toEqual([gone, stays])
+    await Promise.all([gone, stays].map((id) => live.locations.remove(id)))
+  })
+
+  it('answers what brute-force haversine answers: radius 0, same spots, poles, antimeridian, cell borders, expired', async () => {
+    await fc.assert(
+      fc.asyncProperty(centreArb, fc.array(pointSpecArb, { minLength: 0, maxLength: 40 }), fc.array(queryArb, { minLength: 1, maxLength: 3 }), async (centre, specs, queries) => {
+        const points = buildPoints(centre, specs)
+        await Promise.all(points.map(put))
+        try {
+          for (const query of queries) {
+            const shifted = computeDestinationPoint({ latitude: centre.lat, longitude: centre.lon }, query.shift.distance, query.shift.bearing)
+            const q = { lat: clampLat(shifted.latitude), lon: normLon(shifted.longitude), radiusM: query.radius, limit: query.limit, role: query.role }
+            const hits = await live.locations.nearby(q)
+
+            const valid = new Map(points.filter((p) => !p.expired && (!q.role || p.roles.includes(q.role))).map((p) => [p.userId, p]))
+            const trueDistance = (p: Point) => getDistance({ latitude: q.lat, longitude: q.lon }, { latitude: p.lat, longitude: p.lon }, 0.01)
+
+            expect(hits.length).toBeLessThanOrEqual(q.limit)
+            expect(new Set(hits.map((h) => h.userId)).size).toBe(hits.length)
+            expect([...hits].sort(byDistanceThenId)).toEqual(hits)
+            for (const hit of hits) {
+              const p = valid.get(hit.userId)
+              expect(p, 'an expired, filtered or unknown user was answered').toBeDefined()
+              const d = trueDistance(p!)
+              expect(Math.abs(hit.distanceM - d)).toBeLessThanOrEqual(tolerance(d))
+              expect(d).toBeLessThanOrEqual(q.radiusM + tolerance(q.radiusM))
+            }
+            // Complete: every valid point surely inside (and nearer than the last hit, if the page is full) is there.
+            const answered = new Set(hits.map((h) => h.userId))
+            const last = hits[hits.length - 1]
+            for (const p of valid.values()) {
+              const d = trueDistance(p)
+              const surelyInside = d === 0 || d + tolerance(d) <= q.radiusM
+              const surelyBeforeLast = hits.length < q.limit || d + 2 * tolerance(d) < (last?.distanceM ?? Infinity)
+              if (surelyInside && surelyBeforeLast) expect(answered.has(p.userId), `missing a point ${d} m away`).toBe(true)
+            }
+            // Pages in (distance, user id) order give exactly the one big answer.
+            if (q.limit === 100) {
+              const paged = await allPages(q, 3)
+              expect(paged).toEqual(hits)
+            }
+          }
+        } finally {
+          await Promise.all(points.map((p) => live.locations.remove(p.userId)))
+        }
+      }),
+      { numRuns: 60 },
+    )
+  })
+
+  it('pages through many users at the same few spots without gaps or repeats', async () => {
+    const spots = [[45, 7], [45.0005, 7], [45, 7.0007]] as const
+    const ids: string[] = []
+    await Promise.all(
+      Array.from({ length: 60 }, (_, i) => {
+        const id = uuidv7()
+        ids.push(id)
+        const [lat, lon] = spots[i % spots.length]!
+        return live.locations.set(id, { lat, lon, roles: ['WORKER'], expiresAt: inAMinute() })
+      }),
+    )
+    const query = { lat: 45, lon: 7, radiusM: 500, limit: 100 }
+    const whole = await live.locations.nearby(query)
+    expect(whole).toHaveLength(60)
+    for (const size of [1, 7, 20]) expect(await allPages(query, size)).toEqual(whole)
+    await Promise.all(ids.map((id) => live.locations.remove(id)))
+  })
+})
