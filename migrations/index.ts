@@ -2,10 +2,12 @@ import type { Migration } from 'kysely'
 import * as accounts from './0001_accounts.js'
 import * as liveState from './0002_live_state.js'
 import * as messaging from './0004_messaging.js'
+import * as jobs from './0005_jobs.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
   '0001_accounts': accounts,
   '0002_live_state': liveState,
   '0004_messaging': messaging,
+  '0005_jobs': jobs,
 }

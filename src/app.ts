@@ -21,6 +21,12 @@ import { createSessionsService, type SessionsService } from './features/sessions
 import { systemRoutes } from './features/system/routes.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
 import { createMessagingStore } from './features/messaging/store.js'
+import { jobsRoutes } from './features/jobs/routes.js'
+import { createJobsService, type JobsService } from './features/jobs/service.js'
+import { createJobsStore } from './features/jobs/store.js'
+import { insertMessage } from './features/messaging/store.js'
+import { systemClock, type Clock } from './platform/clock.js'
+import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,12 +35,18 @@ declare module 'fastify' {
     accounts: AccountsService
     sessions: SessionsService
     messaging: MessagingService
+    jobs: JobsService
+    clock: Clock
   }
 }
 
 export interface AppOptions {
   /** Where log lines go instead of stdout (tests read them). */
   logStream?: DestinationStream
+  /** What time it is, for everything time-driven (tests pass a clock they move). */
+  clock?: Clock
+  /** Who takes payments, instead of the provider the config names. */
+  payments?: PaymentProvider
 }
 
 /** Two Ajv instances: query strings, params and headers are coerced from text; bodies never are. */
@@ -105,10 +117,31 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())
+  const clock = options.clock ?? systemClock
+  app.decorate('clock', clock)
+  const jobs = createJobsService({
+    db: platform.database.db,
+    store: createJobsStore(platform.database.db),
+    accounts: accountsStore,
+    clock,
+    events: platform.live.events,
+    messages: { insert: insertMessage, publish: messaging.publishCreated },
+    payments: options.payments ?? createPaymentProvider(config.payments),
+    settings: {
+      autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
+      reminderBeforeMs: config.jobReminderBefore * 1000,
+      paymentRetryMs: 5 * 60_000,
+    },
+    log: app.log,
+  })
+  app.decorate('jobs', jobs)
+  jobs.start(config.jobSweepInterval * 1000)
+  app.addHook('onClose', async () => jobs.stop())
 
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(jobsRoutes)
 
   return app
 }

@@ -35,6 +35,15 @@ export interface Config {
   /** Messages a minute one user may send. */
   sendRateLimit: number
   pictureMaxBytes: number
+  /** Seconds between sweeps for the jobs' due work (expiry, reminders, auto-approval); 0 turns the sweep off. */
+  jobSweepInterval: number
+  /** Seconds before an offer expires that its worker is reminded (at most half the offer's life). */
+  jobReminderBefore: number
+  /** Seconds a COMPLETED job waits for the client before it is approved by itself. */
+  jobAutoApproveAfter: number
+  /** Who takes payments: `local` settles in the ledger at once. */
+  payments: 'local'
+
   /** Milliseconds that shutdown waits for requests in flight. */
   shutdownTimeout: number
 }
@@ -87,6 +96,16 @@ export function loadConfig(env: Env = process.env): Config {
     return raw
   }
 
+  const oneOf = <T extends string>(name: string, values: readonly T[], fallback: T): T => {
+    const raw = str(name)
+    if (raw === undefined) return fallback
+    if (!(values as readonly string[]).includes(raw)) {
+      problems.push(`${name} must be one of ${values.join(', ')} (got "${raw}")`)
+      return fallback
+    }
+    return raw as T
+  }
+
   const debug = bool('DEBUG', false)
   const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
   const logLevel = str('LOG_LEVEL') ?? (debug ? 'debug' : 'info')
@@ -120,6 +139,10 @@ export function loadConfig(env: Env = process.env): Config {
     loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
     sendRateLimit: int('SEND_RATE_LIMIT', 60, 1, 1_000_000),
     pictureMaxBytes: int('PICTURE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+    jobSweepInterval: int('JOB_SWEEP_INTERVAL', 30, 0, 86400),
+    jobReminderBefore: int('JOB_REMINDER_BEFORE', 24 * 3600, 60, 30 * 24 * 3600),
+    jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER', 7 * 24 * 3600, 60, 365 * 24 * 3600),
+    payments: oneOf('PAYMENTS', ['local'] as const, 'local'),
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
   }
   if (config.workers > 1 && !config.databaseUrl) {

@@ -119,6 +119,36 @@ describe.each(liveBackends())('$name', (backend) => {
       expect(got[0]![0]).toEqual(event)
       await Promise.all(stops.map((stop) => stop()))
     })
+
+    it('delivers events far larger than one NOTIFY payload, whole and in order', async () => {
+      const got: LiveEvent[] = []
+      const stop = await live.events.subscribe((e) => got.push(e))
+      // 4000 characters of 4-byte UTF-8 (plus 3-byte ones) is over 16 kB: twice PostgreSQL's 8000-byte NOTIFY limit.
+      const big = (n: number) => ({ to: [uuidv7()], type: 'test.big', data: { n, text: '😀€'.repeat(2000 + n) } })
+      const sent = [big(0), { to: [uuidv7()], type: 'test.small', data: { n: 1 } }, big(2), big(3)]
+      for (const event of sent) await live.events.publish(event)
+      await expect.poll(() => got.length, { timeout: 5000 }).toBe(sent.length)
+      expect(got).toEqual(sent)
+      await stop()
+    })
+  })
+
+  describe('tickets', () => {
+    it('answers a ticket\'s value once, then never again', async () => {
+      const key = `t-${uuidv7()}`
+      await live.tickets.put(key, 'value-1', 10_000)
+      const takes = await Promise.all([live.tickets.take(key), live.tickets.take(key), live.tickets.take(key)])
+      expect(takes.filter((v) => v !== null)).toEqual(['value-1'])
+      expect(await live.tickets.take(key)).toBeNull()
+      expect(await live.tickets.take(`t-${uuidv7()}`)).toBeNull()
+    })
+
+    it('forgets a ticket past its time', async () => {
+      const key = `t-${uuidv7()}`
+      await live.tickets.put(key, 'value-2', 300)
+      await sleep(450)
+      expect(await live.tickets.take(key)).toBeNull()
+    })
   })
 
   it('answers a ping', async () => {

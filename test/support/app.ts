@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppOptions } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
 import { openTestPlatform, testConfig } from './backends.js'
 
@@ -13,7 +13,7 @@ export interface TestApp {
 }
 
 /** Builds the whole app on the test backends, with its log captured. */
-export async function startTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string | undefined> = {}, options: Omit<AppOptions, 'logStream'> = {}): Promise<TestApp> {
   const platform = await openTestPlatform(testConfig({ LOG_LEVEL: 'debug', ...env }))
   const logs: string[] = []
   const logStream = new Writable({
@@ -22,7 +22,7 @@ export async function startTestApp(env: Record<string, string | undefined> = {})
       done()
     },
   })
-  const app = await buildApp(platform.config, platform, { logStream })
+  const app = await buildApp(platform.config, platform, { ...options, logStream })
   await app.ready()
   return {
     app,

@@ -11,7 +11,7 @@ export const UserSummary = Type.Object(
     picture_url: Type.Union([Type.String(), Type.Null()]),
     deleted: Type.Boolean({ description: 'The account was deleted; its name and picture are gone' }),
   },
-  { $id: 'UserSummary', description: 'Who a message or thread is with, as any user may see it' },
+  { description: 'Who a message or thread is with, as any user may see it' },
 )
 export type UserSummaryView = Static<typeof UserSummary>
 
@@ -27,7 +27,7 @@ export const Message = Type.Object(
     read_at: Type.Union([Timestamp, Type.Null()], { description: 'When the recipient read it' }),
     sender: Type.Union([UserSummary, Type.Null()], { description: 'The sender as others see it (deleted accounts show as deleted); null for system messages' }),
   },
-  { $id: 'Message' },
+  { description: 'A message' },
 )
 export type MessageView = Static<typeof Message>
 
@@ -74,7 +74,8 @@ export const Conversation = Type.Object({
   unread: Type.Integer({ description: 'Unread messages from this user' }),
 })
 export const ConversationList = Page(Conversation)
-export const ConversationQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })
+export const PageOnlyQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })
+export const ConversationQuery = PageOnlyQuery
 
 export const BlockBody = Type.Object({ user_id: Uuid }, { additionalProperties: false })
 export const BlockParams = Type.Object({ user_id: Uuid })

@@ -94,8 +94,6 @@ export interface ConversationRow {
   unread: number
 }
 
-const isUniqueViolation = (error: unknown) => (error as { code?: string } | null)?.code === '23505'
-
 export function createMessagingStore(db: DB) {
   const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
 
@@ -161,8 +159,10 @@ export function createMessagingStore(db: DB) {
         if (options.beforeId) query = query.where('id', '<', options.beforeId)
         return query.orderBy('id', 'desc').limit(options.limit)
       }
+      // Each side in a subquery of its own: ORDER BY and LIMIT inside a UNION need the parentheses.
+      const both = db.selectFrom(side(userId, peerId).as('s')).selectAll().unionAll(db.selectFrom(side(peerId, userId).as('r')).selectAll())
       return db
-        .selectFrom(side(userId, peerId).unionAll(side(peerId, userId)).as('m'))
+        .selectFrom(both.as('m'))
         .selectAll()
         .orderBy('id', 'desc')
         .limit(options.limit)
@@ -240,7 +240,8 @@ export function createMessagingStore(db: DB) {
     async since(userId: string, afterId: string, limit: number): Promise<MessageRow[]> {
       const received = db.selectFrom('messages').select(messageColumns).where('recipient_id', '=', userId).where('id', '>', afterId).orderBy('id').limit(limit)
       const sent = db.selectFrom('messages').select(messageColumns).where('sender_id', '=', userId).where('id', '>', afterId).orderBy('id').limit(limit)
-      return db.selectFrom(received.unionAll(sent).as('m')).selectAll().orderBy('id').limit(limit).execute()
+      const both = db.selectFrom(received.as('r')).selectAll().unionAll(db.selectFrom(sent.as('s')).selectAll())
+      return db.selectFrom(both.as('m')).selectAll().orderBy('id').limit(limit).execute()
     },
 
     /** True when either user blocked the other. */
@@ -302,5 +303,4 @@ export function createMessagingStore(db: DB) {
   }
 }
 
-export { isUniqueViolation }
 export type MessagingStore = ReturnType<typeof createMessagingStore>

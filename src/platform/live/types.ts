@@ -60,11 +60,20 @@ export interface EventBus {
   subscribe(handler: (event: LiveEvent) => void): Promise<() => Promise<void>>
 }
 
+/** Values that can be taken once and expire: one-time WebSocket tickets. */
+export interface TicketStore {
+  /** Stores a value under a key (a hash, never a secret itself) for ttlMs. */
+  put(key: string, value: string, ttlMs: number): Promise<void>
+  /** Answers the value and removes it, so it is taken once; null when unknown, taken or expired. */
+  take(key: string): Promise<string | null>
+}
+
 export interface LiveStore {
   kind: 'redis' | 'postgres'
   sessions: SessionStore
   counters: CounterStore
   events: EventBus
+  tickets: TicketStore
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -4,6 +4,7 @@ import type { LiveStore } from '../types.js'
 import { createPostgresCounterStore } from './counters.js'
 import { createPostgresEventBus } from './events.js'
 import { createPostgresSessionStore } from './sessions.js'
+import { createPostgresTicketStore } from './tickets.js'
 
 const SWEEP_INTERVAL_MS = 60_000
 
@@ -16,6 +17,7 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
   const sweep = async () => {
     await db.deleteFrom('live_sessions').where('expires_at', '<=', sql<Date>`now()`).execute()
     await db.deleteFrom('live_counters').where('expires_at', '<=', sql<Date>`now()`).execute()
+    await db.deleteFrom('live_tickets').where('expires_at', '<=', sql<Date>`now()`).execute()
   }
   const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS)
   timer.unref()
@@ -26,6 +28,7 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
     kind: 'postgres',
     sessions: createPostgresSessionStore(db),
     counters: createPostgresCounterStore(db),
+    tickets: createPostgresTicketStore(db),
     events: {
       publish: events.publish,
       async subscribe(handler) {

@@ -3,6 +3,7 @@ import type { LiveStore } from '../types.js'
 import { createRedisCounterStore } from './counters.js'
 import { createRedisEventBus } from './events.js'
 import { createRedisSessionStore } from './sessions.js'
+import { createRedisTicketStore } from './tickets.js'
 
 export async function createRedisLiveStore(url: string, prefix: string): Promise<LiveStore> {
   const redis = new Redis(url, {
@@ -20,6 +21,7 @@ export async function createRedisLiveStore(url: string, prefix: string): Promise
     kind: 'redis',
     sessions: createRedisSessionStore(redis, prefix),
     counters: createRedisCounterStore(redis, prefix),
+    tickets: createRedisTicketStore(redis, prefix),
     events: {
       publish: events.publish,
       async subscribe(handler) {

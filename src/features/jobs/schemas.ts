@@ -1,0 +1,117 @@
+import { Type, type Static } from 'typebox'
+import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
+import { JOB_STATUSES } from './workflow.js'
+
+export const JobStatusSchema = Type.Union(
+  [
+    Type.Literal('REQUESTED'),
+    Type.Literal('ACCEPTED'),
+    Type.Literal('DECLINED'),
+    Type.Literal('CANCELED'),
+    Type.Literal('EXPIRED'),
+    Type.Literal('STARTED'),
+    Type.Literal('COMPLETED'),
+    Type.Literal('PENDING_PAYMENT'),
+    Type.Literal('PAID'),
+  ],
+  { description: `Where the job is in its workflow: one of ${JOB_STATUSES.join(', ')}` },
+)
+
+export const Money = Type.Object(
+  {
+    amount: Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'In minor units (cents): 2500 is 25.00' }),
+    currency: Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217 code, such as EUR or USD' }),
+  },
+  { additionalProperties: false },
+)
+export type MoneyInput = Static<typeof Money>
+
+export const JobLocation = Type.Object(
+  {
+    lat: Type.Number({ minimum: -90, maximum: 90 }),
+    lon: Type.Number({ minimum: -180, maximum: 180 }),
+    address: Type.Optional(Type.String({ minLength: 1, maxLength: 500 })),
+  },
+  { additionalProperties: false },
+)
+export type JobLocationInput = Static<typeof JobLocation>
+
+export const StatusEntry = Type.Object({
+  status: JobStatusSchema,
+  by: Type.Union([Uuid, Type.Null()], { description: 'The user who moved the job; null when time or the payment provider did' }),
+  at: Timestamp,
+  reason: Type.Optional(Type.String()),
+})
+
+export const JobWarning = Type.Object({
+  code: Type.String({ description: 'worker_has_no_picture' }),
+  detail: Type.String(),
+})
+
+export const Job = Type.Object(
+  {
+    id: Uuid,
+    client_id: Uuid,
+    worker_id: Uuid,
+    title: Type.String(),
+    description: Type.String(),
+    status: JobStatusSchema,
+    price: Type.Union([Money, Type.Null()]),
+    scheduled_at: Type.Union([Timestamp, Type.Null()]),
+    location: Type.Union([JobLocation, Type.Null()]),
+    expires_at: Timestamp,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    version: Type.Integer({ description: 'Bumped by every change; the ETag, for If-Match' }),
+    status_log: Type.Array(StatusEntry, { description: 'Every move, oldest first' }),
+    warnings: Type.Optional(Type.Array(JobWarning, { description: 'Things the client should know about the offer just made' })),
+  },
+  { $id: 'Job' },
+)
+export type JobView = Static<typeof Job>
+
+const EXPIRES_MIN = 3600
+const EXPIRES_MAX = 30 * 24 * 3600
+export const EXPIRES_DEFAULT = 72 * 3600
+
+// One object for create and edit (no anyOf: its error messages say little, and it invites the
+// coercion pitfall). The service tells them apart by `id` and checks what each needs.
+export const JobBody = Type.Object(
+  {
+    id: Type.Optional(Type.String({ format: 'uuid', description: 'An offer of the caller\'s to edit while REQUESTED; absent to make a new offer' })),
+    worker_id: Type.Optional(Type.String({ format: 'uuid', description: 'Required for a new offer: a user with the WORKER role' })),
+    title: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: 'Required for a new offer; 1 to 200 characters' })),
+    description: Type.Optional(Type.String({ maxLength: 5000, description: 'Up to 5000 characters' })),
+    price: Type.Optional(Type.Union([Money, Type.Null()], { description: 'Null takes a price off an offer' })),
+    scheduled_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the work is to be done; in the future' })),
+    location: Type.Optional(Type.Union([JobLocation, Type.Null()], { description: 'Where the work is to be done' })),
+    expires_in: Type.Optional(Type.Integer({ minimum: EXPIRES_MIN, maximum: EXPIRES_MAX, description: `Seconds the worker has to answer, from ${EXPIRES_MIN} (1 hour) to ${EXPIRES_MAX} (30 days); default ${EXPIRES_DEFAULT} (72 hours). On an edit, counted from the edit` })),
+  },
+  { additionalProperties: false },
+)
+export type JobInput = Static<typeof JobBody>
+
+export const StatusBody = Type.Object(
+  {
+    status: JobStatusSchema,
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S', description: 'Required to cancel an ACCEPTED job; optional for a decline or a cancel' })),
+    price: Type.Optional(Type.Object(Money.properties, { additionalProperties: false, description: 'Only with PENDING_PAYMENT, for a job that has no price yet' })),
+  },
+  { additionalProperties: false },
+)
+export type StatusInput = Static<typeof StatusBody>
+
+export const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The job\'s ETag; a stale one is answered 412' })),
+})
+
+export const JobListQuery = Type.Object(
+  {
+    status: Type.Optional(JobStatusSchema),
+    role: Type.Optional(Type.Union([Type.Literal('CLIENT'), Type.Literal('WORKER')], { description: 'Only jobs where the caller is the client, or the worker' })),
+    ...PageQuery,
+  },
+  { additionalProperties: false },
+)
+export type JobListInput = Static<typeof JobListQuery>
+export const JobList = Page(Job)

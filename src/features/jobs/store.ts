@@ -1,0 +1,149 @@
+import { sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
+import type { DB, Database } from '../../platform/db/index.js'
+import type { JobStatus } from './workflow.js'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    jobs: JobsTable
+    job_status_log: JobStatusLogTable
+  }
+}
+
+interface JobsTable {
+  id: string
+  client_id: string
+  worker_id: string
+  title: string
+  description: string
+  status: JobStatus
+  price_amount: number | null
+  price_currency: string | null
+  scheduled_at: Date | null
+  location_lat: number | null
+  location_lon: number | null
+  location_address: string | null
+  expires_at: Date
+  remind_at: Date | null
+  completed_at: Date | null
+  due_at: Date | null
+  version: number
+  created_at: Date
+  updated_at: Date
+}
+
+interface JobStatusLogTable {
+  id: import('kysely').Generated<string>
+  job_id: string
+  status: JobStatus
+  by: string | null
+  at: Date
+  reason: string | null
+}
+
+export type JobRow = Selectable<JobsTable>
+export type JobChanges = Omit<Updateable<JobsTable>, 'id' | 'client_id' | 'version' | 'created_at'>
+export type StatusLogRow = Omit<Selectable<JobStatusLogTable>, 'id'>
+
+/** The two users of a job, as the workflow's messages and checks need them. */
+export interface JobParties {
+  client_name: string
+  worker_name: string
+  worker_has_picture: boolean
+}
+
+export type LockedJob = JobRow & JobParties
+
+type Db = Kysely<Database> | Transaction<Database>
+
+const LOG_COLUMNS = ['job_id', 'status', 'by', 'at', 'reason'] as const
+
+function withParties(db: Db) {
+  return db
+    .selectFrom('jobs')
+    .innerJoin('users as c', 'c.id', 'jobs.client_id')
+    .innerJoin('users as w', 'w.id', 'jobs.worker_id')
+    .selectAll('jobs')
+    .select([
+      sql<string>`trim(c.first_name || ' ' || c.last_name)`.as('client_name'),
+      sql<string>`trim(w.first_name || ' ' || w.last_name)`.as('worker_name'),
+      sql<boolean>`w.picture_etag IS NOT NULL`.as('worker_has_picture'),
+    ])
+}
+
+export function createJobsStore(db: DB) {
+  return {
+    async insert(trx: Db, job: JobRow): Promise<JobRow> {
+      return trx.insertInto('jobs').values(job).returningAll().executeTakeFirstOrThrow()
+    },
+
+    async findById(id: string): Promise<JobRow | undefined> {
+      return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
+    },
+
+    /** The job and its users, its row locked until the transaction ends (the users' rows are not). */
+    async lock(trx: Transaction<Database>, id: string): Promise<LockedJob | undefined> {
+      return withParties(trx).where('jobs.id', '=', id).forUpdate('jobs').executeTakeFirst()
+    },
+
+    /**
+     * The job whose time-driven work is most overdue, locked; jobs other processes hold are
+     * skipped, so two sweeps never handle one job twice.
+     */
+    async claimDue(trx: Transaction<Database>, now: Date): Promise<LockedJob | undefined> {
+      return withParties(trx).where('jobs.due_at', '<=', now).orderBy('jobs.due_at').limit(1).forUpdate('jobs').skipLocked().executeTakeFirst()
+    },
+
+    /** Changes a job and bumps its version; answers the job as it is now. */
+    async update(trx: Db, id: string, changes: JobChanges): Promise<JobRow> {
+      return trx
+        .updateTable('jobs')
+        .set({ ...changes, version: sql<number>`version + 1` })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
+    /** Changes bookkeeping only (due work), without a new version: what clients see is unchanged. */
+    async setDue(trx: Db, id: string, changes: Pick<JobChanges, 'due_at' | 'remind_at'>): Promise<void> {
+      await trx.updateTable('jobs').set(changes).where('id', '=', id).execute()
+    },
+
+    async appendLog(trx: Db, entry: StatusLogRow): Promise<void> {
+      await trx.insertInto('job_status_log').values(entry).execute()
+    },
+
+    /** The status logs of some jobs, oldest entry first. */
+    async logsOf(trx: Db, jobIds: string[]): Promise<Map<string, StatusLogRow[]>> {
+      const logs = new Map<string, StatusLogRow[]>(jobIds.map((id) => [id, []]))
+      if (jobIds.length === 0) return logs
+      const rows = await trx.selectFrom('job_status_log').select(LOG_COLUMNS).where('job_id', 'in', jobIds).orderBy('id').execute()
+      for (const row of rows) logs.get(row.job_id)?.push(row)
+      return logs
+    },
+
+    /** The user's jobs, newest first: as client, as worker, or both. */
+    async list(query: { userId: string; role?: 'CLIENT' | 'WORKER'; status?: JobStatus; limit: number; beforeId?: string }): Promise<JobRow[]> {
+      let select = db.selectFrom('jobs').selectAll()
+      if (query.role === 'CLIENT') select = select.where('client_id', '=', query.userId)
+      else if (query.role === 'WORKER') select = select.where('worker_id', '=', query.userId)
+      else select = select.where((eb) => eb.or([eb('client_id', '=', query.userId), eb('worker_id', '=', query.userId)]))
+      if (query.status) select = select.where('status', '=', query.status)
+      if (query.beforeId) select = select.where('id', '<', query.beforeId)
+      return select.orderBy('id', 'desc').limit(query.limit + 1).execute()
+    },
+
+    /** The user's offers still REQUESTED past their expiry (the sweep has not come by yet). */
+    async staleOffersOf(userId: string, now: Date): Promise<string[]> {
+      const rows = await db
+        .selectFrom('jobs')
+        .select('id')
+        .where((eb) => eb.or([eb('client_id', '=', userId), eb('worker_id', '=', userId)]))
+        .where('status', '=', 'REQUESTED')
+        .where('expires_at', '<=', now)
+        .execute()
+      return rows.map((r) => r.id)
+    },
+  }
+}
+
+export type JobsStore = ReturnType<typeof createJobsStore>

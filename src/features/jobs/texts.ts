@@ -1,0 +1,118 @@
+// The words of the workflow's automated messages (the brief's note 3). Plain functions of the
+// job and its users, so the service decides who hears what and these only say it.
+
+export interface Nearby {
+  userId: string
+  name: string
+  distanceM: number
+}
+
+export interface TextJob {
+  title: string
+  price_amount: number | null
+  price_currency: string | null
+  scheduled_at: Date | null
+  location_address: string | null
+  expires_at: Date
+}
+
+export function formatMoney(amount: number, currency: string): string {
+  const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2
+  return format.format(amount / 10 ** digits)
+}
+
+export const formatWhen = (at: Date) => `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`
+
+export function formatDistance(meters: number): string {
+  if (meters < 1000) return `${Math.max(10, Math.round(meters / 10) * 10)} m`
+  return `${(meters / 1000).toFixed(meters < 10_000 ? 1 : 0)} km`
+}
+
+const priceOf = (job: TextJob) =>
+  job.price_amount !== null && job.price_currency !== null ? formatMoney(job.price_amount, job.price_currency) : null
+
+const quoted = (job: TextJob) => `"${job.title}"`
+
+export const texts = {
+  offer(job: TextJob, clientName: string, distanceM: number | null): string {
+    const parts = [
+      `${clientName} offers you a job: ${quoted(job)}.`,
+      `Price: ${priceOf(job) ?? 'to be agreed'}.`,
+      `When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}.`,
+    ]
+    if (job.location_address || distanceM !== null) {
+      const where = [job.location_address, distanceM !== null ? `about ${formatDistance(distanceM)} from you` : null].filter(Boolean).join(', ')
+      parts.push(`Where: ${where}.`)
+    }
+    parts.push(`Accept or decline it before ${formatWhen(job.expires_at)}, when the offer expires.`)
+    return parts.join(' ')
+  },
+
+  addPicture(): string {
+    return 'A client has offered you a job, but you have no profile picture. Add one: clients want to see who they hire, and a job can\'t be accepted without one.'
+  },
+
+  edited(job: TextJob, clientName: string): string {
+    return `${clientName} changed the offer ${quoted(job)}. Price: ${priceOf(job) ?? 'to be agreed'}. When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}. It now expires ${formatWhen(job.expires_at)}.`
+  },
+
+  reminder(job: TextJob, clientName: string): string {
+    return `Reminder: the offer ${quoted(job)} from ${clientName} expires ${formatWhen(job.expires_at)}. Accept or decline it before then.`
+  },
+
+  accepted(job: TextJob, workerName: string): string {
+    return `${workerName} accepted ${quoted(job)}. Next steps: agree the details with ${workerName} here; ${workerName} marks the job started when the work begins and completed when it is done, and then you approve it${priceOf(job) ? ` and pay ${priceOf(job)}` : ''}.`
+  },
+
+  declined(job: TextJob, workerName: string, reason: string | undefined, nearby: Nearby[] | null): string {
+    const parts = [`${workerName} declined ${quoted(job)}${reason ? `: "${reason}"` : '.'}`]
+    if (nearby === null) {
+      parts.push('Search for other workers nearby to offer the job to instead.')
+    } else if (nearby.length === 0) {
+      parts.push('No other workers are available near the job\'s location right now; try again later or search further away.')
+    } else {
+      parts.push(
+        `Workers available near the job's location now, to offer it to instead: ${nearby
+          .map((w) => `${w.name} (${formatDistance(w.distanceM)} away, user ${w.userId})`)
+          .join('; ')}.`,
+      )
+    }
+    return parts.join(' ')
+  },
+
+  canceled(job: TextJob, byName: string, reason: string | undefined): string {
+    return `${byName} canceled ${quoted(job)}${reason ? `: "${reason}"` : '.'}`
+  },
+
+  expired(job: TextJob, workerName: string): string {
+    return `Your offer ${quoted(job)} to ${workerName} expired without an answer. Offer it again, or to another worker.`
+  },
+
+  started(job: TextJob, workerName: string): string {
+    return `${workerName} started work on ${quoted(job)}.`
+  },
+
+  completed(job: TextJob, workerName: string, autoApproveAt: Date): string {
+    const price = priceOf(job)
+    return `${workerName} marked ${quoted(job)} completed. Approve it${price ? ` to pay ${price}` : ' (set the price as you do)'}, or reply here if something is wrong. Without an answer it is approved by itself ${formatWhen(autoApproveAt)}.`
+  },
+
+  approved(job: TextJob, clientName: string): string {
+    return `${clientName} approved ${quoted(job)}; the payment of ${priceOf(job) ?? 'the agreed price'} has started.`
+  },
+
+  autoApproved(job: TextJob, toClient: boolean): string {
+    return toClient
+      ? `${quoted(job)} was approved by itself, with no answer within the approval period; the payment of ${priceOf(job)} has started.`
+      : `${quoted(job)} was approved by itself, the client not answering within the approval period; the payment of ${priceOf(job)} has started.`
+  },
+
+  approvalNeedsPrice(job: TextJob): string {
+    return `${quoted(job)} is completed and waits for your approval, but it has no price: approve it with the price you agreed, so the worker gets paid.`
+  },
+
+  paid(job: TextJob, toClient: boolean): string {
+    return toClient ? `You paid ${priceOf(job)} for ${quoted(job)}. Thank you!` : `You were paid ${priceOf(job)} for ${quoted(job)}.`
+  },
+}

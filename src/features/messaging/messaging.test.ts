@@ -1,0 +1,308 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { v7 as uuidv7 } from 'uuid'
+import { insertMessage } from './store.js'
+import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+
+let t: TestApp
+const SEND_LIMIT = 150
+
+beforeAll(async () => {
+  t = await startTestApp({ SEND_RATE_LIMIT: String(SEND_LIMIT) })
+})
+afterAll(async () => t?.close())
+
+const send = (from: SignedIn, to: string, text: string, headers: Record<string, string> = {}) =>
+  t.app.inject({ method: 'POST', url: '/send', headers: { ...from.auth, ...headers }, payload: { to, text } })
+const get = (user: SignedIn, url: string) => t.app.inject({ method: 'GET', url, headers: user.auth })
+const post = (user: SignedIn, url: string, payload: unknown) => t.app.inject({ method: 'POST', url, headers: user.auth, payload: payload as object })
+
+/** Every page of a list, following next_cursor. */
+async function allPages(user: SignedIn, url: string, limit: number) {
+  const items: { id: string }[] = []
+  let cursor: string | null = null
+  do {
+    const sep = url.includes('?') ? '&' : '?'
+    const res = await get(user, `${url}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
+    expect(res.statusCode).toBe(200)
+    items.push(...res.json().items)
+    cursor = res.json().next_cursor
+  } while (cursor)
+  return items
+}
+
+describe('POST /send', () => {
+  it('stores a trimmed message from the caller and answers it in the documented shape', async () => {
+    const [alice, bob] = [await newUser(t.app, { first_name: 'Alice' }), await newUser(t.app)]
+    const res = await send(alice, bob.id, '  hello Bob  ')
+    expect(res.statusCode).toBe(201)
+    const message = res.json()
+    expect(message).toMatchObject({ from: alice.id, to: bob.id, text: 'hello Bob', kind: 'user', read_at: null })
+    expect(message.sender).toMatchObject({ id: alice.id, first_name: 'Alice', deleted: false })
+    expect(Date.parse(message.created_at)).not.toBeNaN()
+    const inbox = await get(bob, '/inbox')
+    expect(inbox.json()).toMatchObject({ items: [{ id: message.id, text: 'hello Bob' }], next_cursor: null, unread: 1 })
+  })
+
+  it('takes sender and kind from the server, never from the body', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    for (const extra of [{ from: carol.id }, { kind: 'system' }]) {
+      const res = await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 'hi', ...extra } })
+      problem(res, 400)
+    }
+    expect((await get(bob, '/inbox')).json().items).toEqual([])
+  })
+
+  it('refuses blank, too long, malformed, unknown, deleted and self recipients with problem+json', async () => {
+    const [alice, bob, gone] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    await t.app.inject({ method: 'DELETE', url: '/user', headers: gone.auth })
+
+    expect(problem(await send(alice, bob.id, '   \n\t '), 400).code).toBe('text_blank')
+    problem(await send(alice, bob.id, ''), 400)
+    // Characters, not UTF-16 units: 4000 emoji pass, 4001 don't.
+    expect((await send(alice, bob.id, '😀'.repeat(4000))).statusCode).toBe(201)
+    expect(problem(await send(alice, bob.id, '😀'.repeat(4001)), 400).code).toBe('text_too_long')
+    expect((await send(alice, bob.id, `  ${'a'.repeat(4000)}  `)).statusCode).toBe(201)
+    problem(await send(alice, bob.id, 'a'.repeat(20_000)), 400)
+    problem(await send(alice, 'not-a-uuid', 'hi'), 400)
+    expect(problem(await send(alice, uuidv7(), 'hi'), 404).code).toBe('user_not_found')
+    expect(problem(await send(alice, gone.id, 'hi'), 404).code).toBe('user_not_found')
+    expect(problem(await send(alice, alice.id, 'hi'), 400).code).toBe('to_self')
+    problem(await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id } }), 400)
+    problem(await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 42 } }), 400)
+    problem(await t.app.inject({ method: 'POST', url: '/send', headers: { ...alice.auth, 'content-type': 'application/json' }, payload: '{"to":' }), 400)
+    problem(await t.app.inject({ method: 'POST', url: '/send', payload: { to: bob.id, text: 'hi' } }), 401)
+  })
+
+  it('answers a retry with the same Idempotency-Key with the first message, stored once', async () => {
+    const [alice, bob] = [await newUser(t.app), await newUser(t.app)]
+    const key = { 'idempotency-key': `k-${uuidv7()}` }
+    const first = await send(alice, bob.id, 'pay me', key)
+    expect(first.statusCode).toBe(201)
+    const retry = await send(alice, bob.id, 'pay me', key)
+    expect(retry.statusCode).toBe(201)
+    expect(retry.headers['idempotent-replayed']).toBe('true')
+    expect(retry.json()).toEqual(first.json())
+    // The same key raced by several requests at once: one message still.
+    const raceKey = { 'idempotency-key': `r-${uuidv7()}` }
+    const raced = await Promise.all(Array.from({ length: 6 }, () => send(alice, bob.id, 'once', raceKey)))
+    expect(raced.map((r) => r.statusCode)).toEqual(Array(6).fill(201))
+    expect(new Set(raced.map((r) => r.json().id)).size).toBe(1)
+    // Another body under a used key is a conflict, not a silent replay.
+    expect(problem(await send(alice, bob.id, 'something else', key), 409).code).toBe('idempotency_key_reused')
+    // Keys are per user: Bob may use the same key for his own message.
+    expect((await send(bob, alice.id, 'pay me', key)).json().from).toBe(bob.id)
+    const texts = (await get(bob, '/inbox')).json().items.map((m: { text: string }) => m.text)
+    expect(texts.sort()).toEqual(['once', 'pay me'])
+    problem(await send(alice, bob.id, 'x', { 'idempotency-key': 'bad key with spaces' }), 400)
+  })
+
+  it('limits sends per user with 429 problem+json and Retry-After', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const results = []
+    for (let i = 0; i < SEND_LIMIT; i++) results.push((await send(alice, bob.id, `m${i}`)).statusCode)
+    expect(results.every((s) => s === 201)).toBe(true)
+    const limited = await send(alice, bob.id, 'one too many')
+    expect(problem(limited, 429).code).toBe('send_rate_limited')
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
+    // Only Alice is limited.
+    expect((await send(carol, bob.id, 'hi')).statusCode).toBe(201)
+  })
+})
+
+describe('GET /inbox', () => {
+  it('answers received messages newest first, paged without repeats or gaps while new ones arrive', async () => {
+    const [reader, a, b] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const before: string[] = []
+    for (let i = 0; i < 25; i++) before.push((await send(i % 2 ? a : b, reader.id, `old ${i}`)).json().id)
+    // Page through while others keep writing.
+    const seen: string[] = []
+    let cursor: string | null = null
+    let arrivals = 0
+    do {
+      const [page]: [Awaited<ReturnType<typeof get>>, unknown] = await Promise.all([
+        get(reader, `/inbox?limit=4${cursor ? `&cursor=${cursor}` : ''}`),
+        send(arrivals++ % 2 ? a : b, reader.id, `new ${arrivals}`),
+      ])
+      seen.push(...page.json().items.map((m: { id: string }) => m.id))
+      cursor = page.json().next_cursor
+    } while (cursor)
+    const old = seen.filter((id) => before.includes(id))
+    expect(old).toEqual([...before].reverse())
+    expect(new Set(seen).size).toBe(seen.length)
+    const all = await allPages(reader, '/inbox', 7)
+    expect(all.map((m) => m.id)).toEqual(all.map((m) => m.id).sort().reverse())
+    expect(all).toHaveLength(25 + arrivals)
+  })
+
+  it('gives one conversation in both directions with ?with=, and only the caller\'s own', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const ids = [
+      (await send(alice, bob.id, 'a1')).json().id,
+      (await send(bob, alice.id, 'b1')).json().id,
+      (await send(carol, alice.id, 'c1')).json().id,
+      (await send(alice, bob.id, 'a2')).json().id,
+    ]
+    const withBob = (await get(alice, `/inbox?with=${bob.id}`)).json()
+    expect(withBob.items.map((m: { text: string }) => m.text)).toEqual(['a2', 'b1', 'a1'])
+    expect(withBob.unread).toBe(1)
+    const paged = await allPages(alice, `/inbox?with=${bob.id}`, 2)
+    expect(paged.map((m) => m.id)).toEqual([ids[3], ids[1], ids[0]])
+    // Carol asking for "the conversation with Alice" sees only her own messages with Alice.
+    const carolView = (await get(carol, `/inbox?with=${alice.id}`)).json()
+    expect(carolView.items.map((m: { text: string }) => m.text)).toEqual(['c1'])
+    expect(carolView.unread).toBe(0)
+    // And Carol's inbox holds nothing of Alice's and Bob's.
+    expect((await get(carol, '/inbox')).json().items).toEqual([])
+    problem(await get(alice, `/inbox?with=${alice.id}`), 400)
+    problem(await get(alice, '/inbox?with=nope'), 400)
+    problem(await get(alice, '/inbox?cursor=garbage'), 400)
+    problem(await get(alice, '/inbox?limit=0'), 400)
+    problem(await get(alice, '/inbox?limit=101'), 400)
+    problem(await t.app.inject({ method: 'GET', url: '/inbox' }), 401)
+  })
+
+  it('shows a deleted sender as deleted in the messages others hold', async () => {
+    const [alice, bob] = [await newUser(t.app, { first_name: 'Gone' }), await newUser(t.app)]
+    await send(alice, bob.id, 'bye')
+    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: alice.auth })).statusCode).toBe(204)
+    const [message] = (await get(bob, '/inbox')).json().items
+    expect(message).toMatchObject({ from: alice.id, text: 'bye', sender: { id: alice.id, deleted: true, first_name: '', picture_url: null } })
+    const [thread] = (await get(bob, '/conversations')).json().items
+    expect(thread.user).toMatchObject({ id: alice.id, deleted: true })
+  })
+
+  it('carries system messages stored by other features, with their job', async () => {
+    const bob = await newUser(t.app)
+    const jobId = uuidv7()
+    const row = await t.app.platform.database.db.transaction().execute((trx) => insertMessage(trx, { from: null, to: bob.id, text: 'Your job was accepted', kind: 'system', jobId }))
+    await t.app.messaging.publishCreated([row])
+    const inbox = (await get(bob, '/inbox')).json()
+    expect(inbox.items[0]).toMatchObject({ id: row.id, from: null, kind: 'system', job_id: jobId, sender: null })
+    expect(inbox.unread).toBe(1)
+    // System messages are no conversation with anyone.
+    expect((await get(bob, '/conversations')).json().items).toEqual([])
+  })
+})
+
+describe('read marks and conversations', () => {
+  it('marks messages read up to one; the sender sees read_at; unread counts follow', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const m1 = (await send(alice, bob.id, 'one')).json()
+    const m2 = (await send(alice, bob.id, 'two')).json()
+    const c1 = (await send(carol, bob.id, 'from carol')).json()
+    const m3 = (await send(alice, bob.id, 'three')).json()
+    expect((await get(bob, '/inbox')).json().unread).toBe(4)
+
+    expect((await post(bob, '/inbox/read', { up_to: m2.id })).statusCode).toBe(204)
+    const inbox = (await get(bob, '/inbox')).json()
+    expect(inbox.unread).toBe(2)
+    const readAt = Object.fromEntries(inbox.items.map((m: { id: string; read_at: string | null }) => [m.id, m.read_at]))
+    expect(readAt[m1.id]).not.toBeNull()
+    expect(readAt[m2.id]).not.toBeNull()
+    expect(readAt[m3.id]).toBeNull()
+    expect(readAt[c1.id]).toBeNull()
+    // The sender sees read_at in the conversation.
+    const alices = (await get(alice, `/inbox?with=${bob.id}`)).json().items
+    expect(alices.find((m: { id: string }) => m.id === m1.id).read_at).not.toBeNull()
+    expect(alices.find((m: { id: string }) => m.id === m3.id).read_at).toBeNull()
+
+    // Only one conversation, with `with`.
+    expect((await post(bob, '/inbox/read', { up_to: m3.id, with: carol.id })).statusCode).toBe(204)
+    expect((await get(bob, '/inbox')).json().unread).toBe(1)
+    expect((await get(bob, `/inbox?with=${alice.id}`)).json().unread).toBe(1)
+    expect((await post(bob, '/inbox/read', { up_to: m3.id })).statusCode).toBe(204)
+    expect((await get(bob, '/inbox')).json().unread).toBe(0)
+  })
+
+  it('refuses to mark with a message that isn\'t the caller\'s', async () => {
+    const [alice, bob, mallory] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const m = (await send(alice, bob.id, 'private')).json()
+    expect(problem(await post(mallory, '/inbox/read', { up_to: m.id }), 404).code).toBe('message_not_found')
+    problem(await post(bob, '/inbox/read', { up_to: uuidv7() }), 404)
+    problem(await post(bob, '/inbox/read', { up_to: 'nope' }), 400)
+    problem(await post(bob, '/inbox/read', {}), 400)
+    expect((await get(bob, '/inbox')).json().unread).toBe(1)
+  })
+
+  it('lists the caller\'s threads, most recent first, with the last message and unread count', async () => {
+    const [me, a, b, c] = [await newUser(t.app), await newUser(t.app, { first_name: 'A' }), await newUser(t.app, { first_name: 'B' }), await newUser(t.app)]
+    await send(a, me.id, 'a1')
+    await send(b, me.id, 'b1')
+    await send(a, me.id, 'a2')
+    await send(me, b.id, 'to b')
+    await send(c, a.id, 'not mine')
+    const list = (await get(me, '/conversations')).json()
+    expect(list.next_cursor).toBeNull()
+    expect(list.items.map((i: { user: { id: string } }) => i.user.id)).toEqual([b.id, a.id])
+    expect(list.items[0]).toMatchObject({ user: { first_name: 'B', deleted: false }, last_message: { text: 'to b', from: me.id }, unread: 1 })
+    expect(list.items[1]).toMatchObject({ last_message: { text: 'a2' }, unread: 2 })
+    const paged = await allPages(me, '/conversations', 1)
+    expect(paged.map((i) => (i as unknown as { user: { id: string } }).user.id)).toEqual([b.id, a.id])
+    problem(await get(me, '/conversations?cursor=bad'), 400)
+    problem(await t.app.inject({ method: 'GET', url: '/conversations' }), 401)
+  })
+})
+
+describe('blocks and reports', () => {
+  it('stops messages both ways while a block stands, and lists blocks', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app, { first_name: 'Bob' }), await newUser(t.app)]
+    const blocked = await post(alice, '/blocks', { user_id: bob.id })
+    expect(blocked.statusCode).toBe(201)
+    expect(blocked.json().user).toMatchObject({ id: bob.id, first_name: 'Bob' })
+    expect((await post(alice, '/blocks', { user_id: bob.id })).statusCode).toBe(200)
+    expect(problem(await send(bob, alice.id, 'hey'), 403).code).toBe('blocked')
+    expect(problem(await send(alice, bob.id, 'hey'), 403).code).toBe('recipient_blocked')
+    expect((await send(carol, alice.id, 'hi')).statusCode).toBe(201)
+    await post(alice, '/blocks', { user_id: carol.id })
+    const list = await allPages(alice, '/blocks', 1)
+    expect(list.map((b) => (b as unknown as { user: { id: string } }).user.id).sort()).toEqual([bob.id, carol.id].sort())
+    expect((await get(bob, '/blocks')).json().items).toEqual([])
+    expect(await t.app.messaging.hiddenFrom(bob.id)).toEqual(new Set([alice.id]))
+
+    expect((await t.app.inject({ method: 'DELETE', url: `/blocks/${bob.id}`, headers: alice.auth })).statusCode).toBe(204)
+    expect((await send(bob, alice.id, 'hey again')).statusCode).toBe(201)
+    problem(await t.app.inject({ method: 'DELETE', url: `/blocks/${bob.id}`, headers: alice.auth }), 404)
+    // Bob can't lift Alice's block on Carol.
+    problem(await t.app.inject({ method: 'DELETE', url: `/blocks/${alice.id}`, headers: carol.auth }), 404)
+    expect((await get(alice, '/blocks')).json().items).toHaveLength(1)
+    problem(await post(alice, '/blocks', { user_id: alice.id }), 400)
+    problem(await post(alice, '/blocks', { user_id: uuidv7() }), 404)
+    problem(await post(alice, '/blocks', { user_id: 'x' }), 400)
+    problem(await t.app.inject({ method: 'DELETE', url: '/blocks/x', headers: alice.auth }), 400)
+    problem(await t.app.inject({ method: 'GET', url: '/blocks' }), 401)
+  })
+
+  it('stores reports of received messages and of users, and only those', async () => {
+    const [alice, bob, mallory] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const m = (await send(mallory, alice.id, 'spam')).json()
+    const toBob = (await send(alice, bob.id, 'private')).json()
+    const report = await post(alice, '/reports', { message_id: m.id, reason: 'spam' })
+    expect(report.statusCode).toBe(201)
+    expect(report.json()).toMatchObject({ user_id: mallory.id, message_id: m.id, reason: 'spam' })
+    expect((await post(alice, '/reports', { user_id: mallory.id, reason: 'harassment' })).json()).toMatchObject({ user_id: mallory.id, message_id: null })
+    // Someone else's message, or one's own sent message, can't be reported by message id.
+    expect(problem(await post(mallory, '/reports', { message_id: toBob.id, reason: 'x' }), 404).code).toBe('message_not_found')
+    problem(await post(alice, '/reports', { message_id: toBob.id, reason: 'x' }), 404)
+    problem(await post(alice, '/reports', { user_id: uuidv7(), reason: 'x' }), 404)
+    problem(await post(alice, '/reports', { user_id: alice.id, reason: 'x' }), 400)
+    problem(await post(alice, '/reports', { message_id: m.id, user_id: mallory.id, reason: 'x' }), 400)
+    problem(await post(alice, '/reports', { reason: 'x' }), 400)
+    problem(await post(alice, '/reports', { user_id: mallory.id, reason: '   ' }), 400)
+    const stored = await t.app.platform.database.db.selectFrom('reports').select(['reporter_id', 'user_id']).where('reporter_id', '=', alice.id).execute()
+    expect(stored).toHaveLength(2)
+  })
+})
+
+describe('nothing lost', () => {
+  it('puts every message answered 201 in the inbox exactly once, under many concurrent sends', async () => {
+    const receiver = await newUser(t.app)
+    const senders = await Promise.all(Array.from({ length: 8 }, () => newUser(t.app)))
+    const sends = senders.flatMap((s, i) => Array.from({ length: 25 }, (_, j) => send(s, receiver.id, `s${i}-${j}`)))
+    const results = await Promise.all(sends)
+    expect(results.every((r) => r.statusCode === 201)).toBe(true)
+    const sentIds = results.map((r) => r.json().id as string)
+    const inbox = await allPages(receiver, '/inbox', 100)
+    expect(inbox.map((m) => m.id).sort()).toEqual([...sentIds].sort())
+    expect((await get(receiver, '/inbox')).json().unread).toBe(200)
+  })
+})

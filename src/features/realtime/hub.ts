@@ -1,0 +1,166 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { LiveEvent, LiveStore } from '../../platform/live/index.js'
+import type { MessageView } from '../messaging/schemas.js'
+
+// The sockets of this process. Every process subscribes to the live store's events and hands each
+// event to its own sockets of the users it is for; a message is stored before its event is
+// published, so a socket that misses one catches up with ?since= or GET /inbox.
+
+/** Close codes: 4401 when the session ended, 4408 when the client reads too slowly. */
+export const CLOSE_SESSION_ENDED = 4401
+export const CLOSE_TOO_SLOW = 4408
+const CLOSE_GOING_AWAY = 1001
+
+/** Events that steer the server and are never forwarded to clients. */
+const INTERNAL = new Set(['session.ended'])
+
+interface Connection {
+  socket: WebSocket
+  userId: string
+  sessionId: string
+  alive: boolean
+  /** While ?since= replays, live events wait here (then duplicates of replayed messages are dropped). */
+  pending: LiveEvent[] | null
+}
+
+export interface HubOptions {
+  live: LiveStore
+  /** Messages the user sent or received after a message id, oldest first, at most `replayLimit`. */
+  since: (userId: string, afterId: string) => Promise<MessageView[]>
+  replayLimit: number
+  heartbeatMs: number
+  maxBufferedBytes: number
+  log: FastifyBaseLogger
+}
+
+export function createRealtimeHub(options: HubOptions) {
+  const { log } = options
+  const byUser = new Map<string, Set<Connection>>()
+  let unsubscribe: (() => Promise<void>) | undefined
+  let closing = false
+
+  const drop = (conn: Connection) => {
+    const set = byUser.get(conn.userId)
+    if (!set) return
+    set.delete(conn)
+    if (set.size === 0) byUser.delete(conn.userId)
+  }
+
+  /** Sends, unless the socket has more waiting than the bound: then it is closed as too slow. */
+  const send = (conn: Connection, payload: string) => {
+    const { socket } = conn
+    if (socket.readyState !== socket.OPEN) return
+    if (socket.bufferedAmount + Buffer.byteLength(payload) > options.maxBufferedBytes) {
+      log.warn({ user_id: conn.userId, buffered: socket.bufferedAmount }, 'websocket closed: the client reads too slowly')
+      drop(conn)
+      socket.close(CLOSE_TOO_SLOW, 'too slow')
+      // A client that reads nothing will not read the close frame either.
+      setTimeout(() => socket.terminate(), 1000).unref()
+      return
+    }
+    socket.send(payload)
+  }
+
+  const onEvent = (event: LiveEvent) => {
+    if (event.type === 'session.ended') {
+      const ended = new Set((event.data as { session_ids?: string[] } | null)?.session_ids ?? [])
+      for (const userId of event.to) {
+        for (const conn of byUser.get(userId) ?? []) {
+          if (!ended.has(conn.sessionId)) continue
+          drop(conn)
+          conn.socket.close(CLOSE_SESSION_ENDED, 'session ended')
+        }
+      }
+      return
+    }
+    if (INTERNAL.has(event.type)) return
+    let payload: string | undefined
+    for (const userId of event.to) {
+      for (const conn of byUser.get(userId) ?? []) {
+        if (conn.pending) {
+          conn.pending.push(event)
+          continue
+        }
+        payload ??= JSON.stringify({ type: event.type, data: event.data })
+        send(conn, payload)
+      }
+    }
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const set of byUser.values()) {
+      for (const conn of set) {
+        if (!conn.alive) {
+          // No pong since the last ping: the peer is gone without saying so.
+          drop(conn)
+          conn.socket.terminate()
+          continue
+        }
+        conn.alive = false
+        conn.socket.ping()
+      }
+    }
+  }, options.heartbeatMs)
+  heartbeat.unref()
+
+  return {
+    async start() {
+      unsubscribe = await options.live.events.subscribe(onEvent)
+    },
+
+    /** Takes a socket of a signed-in user; with `since`, replays what the user missed first. */
+    async attach(socket: WebSocket, auth: { userId: string; sessionId: string }, since?: string) {
+      if (closing) {
+        socket.close(CLOSE_GOING_AWAY, 'shutting down')
+        return
+      }
+      const conn: Connection = { socket, userId: auth.userId, sessionId: auth.sessionId, alive: true, pending: since ? [] : null }
+      let set = byUser.get(auth.userId)
+      if (!set) byUser.set(auth.userId, (set = new Set()))
+      set.add(conn)
+      socket.on('pong', () => {
+        conn.alive = true
+      })
+      socket.on('close', () => drop(conn))
+      socket.on('error', () => drop(conn))
+      // Clients have nothing to say on this socket; anything they send is ignored.
+      if (!since) return
+      try {
+        const missed = await options.since(auth.userId, since)
+        const replayed = new Set<string>()
+        for (const message of missed) {
+          replayed.add(message.id)
+          send(conn, JSON.stringify({ type: 'message.created', data: message }))
+        }
+        send(conn, JSON.stringify({ type: 'replay.done', data: { count: missed.length, complete: missed.length < options.replayLimit } }))
+        for (const event of conn.pending ?? []) {
+          if (event.type === 'message.created' && replayed.has((event.data as { id?: string }).id ?? '')) continue
+          send(conn, JSON.stringify({ type: event.type, data: event.data }))
+        }
+      } catch (error) {
+        log.error({ err: error }, 'websocket replay failed')
+        socket.close(1011, 'replay failed')
+      } finally {
+        conn.pending = null
+      }
+    },
+
+    /** Sockets open in this process. */
+    get size() {
+      let n = 0
+      for (const set of byUser.values()) n += set.size
+      return n
+    },
+
+    async close() {
+      closing = true
+      clearInterval(heartbeat)
+      await unsubscribe?.()
+      for (const set of byUser.values()) for (const conn of set) conn.socket.close(CLOSE_GOING_AWAY, 'shutting down')
+      byUser.clear()
+    },
+  }
+}
+
+export type RealtimeHub = ReturnType<typeof createRealtimeHub>

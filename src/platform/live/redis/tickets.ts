@@ -1,0 +1,15 @@
+import type { Redis } from 'ioredis'
+import type { TicketStore } from '../types.js'
+
+export function createRedisTicketStore(redis: Redis, prefix: string): TicketStore {
+  const key = (name: string) => `${prefix}ticket:${name}`
+  return {
+    async put(name, value, ttlMs) {
+      await redis.set(key(name), value, 'PX', ttlMs)
+    },
+    async take(name) {
+      // GETDEL is atomic: of two racing takers, only one gets the value.
+      return redis.getdel(key(name))
+    },
+  }
+}
