@@ -1,0 +1,193 @@
+import { computeDestinationPoint, getDistance } from 'geolib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+
+let t: TestApp
+beforeAll(async () => {
+  t = await startTestApp()
+})
+afterAll(async () => t?.close())
+
+const post = (who: SignedIn, payload: unknown) => t.app.inject({ method: 'POST', url: '/location', headers: who.auth, payload: payload as object })
+const search = (who: SignedIn, query: Record<string, string | number>) =>
+  t.app.inject({ method: 'GET', url: '/search', headers: who.auth, query: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, String(v)])) })
+const found = async (who: SignedIn, query: Record<string, string | number>) => {
+  const res = await search(who, query)
+  expect(res.statusCode, res.body).toBe(200)
+  return res.json() as { items: { user: { id: string }; distance_m: number }[]; next_cursor: string | null }
+}
+const ids = async (who: SignedIn, query: Record<string, string | number>) => (await found(who, query)).items.map((i) => i.user.id)
+
+describe('live location and search', () => {
+  it('a worker posts, a client finds it by distance, never by coordinates', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'], first_name: 'Wanda' })
+    const client = await newUser(t.app, { roles: ['CLIENT'] })
+    const res = await post(worker, { lat: 52.52, lon: 13.405 })
+    expect(res.statusCode, res.body).toBe(200)
+    const expiresAt = Date.parse(res.json().expires_at)
+    expect(expiresAt - Date.now()).toBeGreaterThan(290_000) // the default ttl, 300 s
+    expect(expiresAt - Date.now()).toBeLessThanOrEqual(300_000)
+
+    const page = await found(client, { lat: 52.521, lon: 13.405, radius: 1000, role: 'WORKER' })
+    expect(page.items).toHaveLength(1)
+    expect(Object.keys(page.items[0]!).sort()).toEqual(['distance_m', 'user'])
+    expect(page.items[0]!.user).toMatchObject({ id: worker.id, first_name: 'Wanda', roles: ['WORKER'] })
+    expect(page.items[0]!.user).not.toHaveProperty('email')
+    expect(JSON.stringify(page)).not.toMatch(/"(lat|lon|latitude|longitude)"/)
+    // 111 m from the real spot; the blur moves the worker by at most ~71 m.
+    expect(Math.abs(page.items[0]!.distance_m - 111)).toBeLessThanOrEqual(75)
+    expect(page.next_cursor).toBeNull()
+
+    // Role filter, and the caller never finds itself.
+    expect(await ids(client, { lat: 52.52, lon: 13.405, radius: 1000, role: 'CLIENT' })).toEqual([])
+    expect(await ids(worker, { lat: 52.52, lon: 13.405, radius: 1000 })).toEqual([])
+    expect(await ids(client, { lat: 52.52, lon: 13.405, radius: 1000 })).toEqual([worker.id])
+  })
+
+  it('posting again moves the user and renews its expiry; DELETE takes it off the map, and only its own', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const other = await newUser(t.app, { roles: ['WORKER'] })
+    const client = await newUser(t.app)
+    expect((await post(worker, { lat: 40.4168, lon: -3.7038, ttl: 60 })).statusCode).toBe(200)
+    expect((await post(other, { lat: 40.4168, lon: -3.7038, ttl: 60 })).statusCode).toBe(200)
+    const moved = await post(worker, { lat: 41.3874, lon: 2.1686, ttl: 600 })
+    expect(Date.parse(moved.json().expires_at) - Date.now()).toBeGreaterThan(590_000)
+    expect(await ids(client, { lat: 40.4168, lon: -3.7038, radius: 2000 })).toEqual([other.id])
+    expect(await ids(client, { lat: 41.3874, lon: 2.1686, radius: 2000 })).toEqual([worker.id])
+
+    // Another user's DELETE touches only its own location.
+    expect((await t.app.inject({ method: 'DELETE', url: '/location', headers: other.auth })).statusCode).toBe(204)
+    expect(await ids(client, { lat: 41.3874, lon: 2.1686, radius: 2000 })).toEqual([worker.id])
+    expect(await ids(client, { lat: 40.4168, lon: -3.7038, radius: 2000 })).toEqual([])
+    expect((await t.app.inject({ method: 'DELETE', url: '/location', headers: worker.auth })).statusCode).toBe(204)
+    expect(await ids(client, { lat: 41.3874, lon: 2.1686, radius: 2000 })).toEqual([])
+    expect((await t.app.inject({ method: 'DELETE', url: '/location', headers: worker.auth })).statusCode).toBe(204)
+  })
+
+  it('a worker who signs out or deletes its account vanishes at once', async () => {
+    const leaving = await newUser(t.app, { roles: ['WORKER'] })
+    const deleted = await newUser(t.app, { roles: ['WORKER'] })
+    const client = await newUser(t.app)
+    await post(leaving, { lat: 45.764, lon: 4.8357 })
+    await post(deleted, { lat: 45.7641, lon: 4.8357 })
+    expect((await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).sort()).toEqual([leaving.id, deleted.id].sort())
+
+    expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: leaving.auth })).statusCode).toBe(204)
+    expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([deleted.id])
+    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: deleted.auth })).statusCode).toBe(204)
+    expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([])
+  })
+
+  it('a location with a short ttl expires by itself', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const client = await newUser(t.app)
+    await post(worker, { lat: 59.3293, lon: 18.0686, ttl: 1 })
+    expect(await ids(client, { lat: 59.3293, lon: 18.0686, radius: 300 })).toEqual([worker.id])
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    expect(await ids(client, { lat: 59.3293, lon: 18.0686, radius: 300 })).toEqual([])
+  })
+
+  it('pages nearest first with a cursor that continues in distance order', async () => {
+    const client = await newUser(t.app)
+    const workers = await Promise.all(Array.from({ length: 7 }, () => newUser(t.app, { roles: ['WORKER'] })))
+    // 300 m apart going north: blurred by at most ~71 m, so the order holds.
+    await Promise.all(workers.map((w, i) => post(w, { lat: 35.6762 + (i * 300) / 111_226, lon: 139.6503 })))
+    const seen: { id: string; d: number }[] = []
+    let cursor: string | null = null
+    let pages = 0
+    do {
+      const page: Awaited<ReturnType<typeof found>> = await found(client, { lat: 35.6762, lon: 139.6503, radius: 5000, limit: 3, ...(cursor ? { cursor } : {}) })
+      expect(page.items.length).toBeLessThanOrEqual(3)
+      seen.push(...page.items.map((i) => ({ id: i.user.id, d: i.distance_m })))
+      cursor = page.next_cursor
+      pages++
+    } while (cursor && pages < 10)
+    expect(seen.map((s) => s.id)).toEqual(workers.map((w) => w.id))
+    expect([...seen.map((s) => s.d)].sort((a, b) => a - b)).toEqual(seen.map((s) => s.d))
+    expect(pages).toBe(3)
+  })
+
+  it('blurs positions so that searching from many shifted centres pins a worker to ~100 m, no closer', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const attacker = await newUser(t.app)
+    const home = { latitude: 48.137, longitude: 11.575 }
+    const centres = [0, 60, 120, 180, 240, 300].map((bearing, i) => computeDestinationPoint(home, 800 + i * 150, bearing))
+    // The worker walks 400 m north in 10 m steps; at each step the attacker measures from six centres.
+    const vectors: string[] = []
+    for (let step = 0; step <= 40; step++) {
+      const at = computeDestinationPoint(home, step * 10, 0)
+      await post(worker, { lat: at.latitude, lon: at.longitude })
+      const distances: number[] = []
+      for (const c of centres) {
+        const page = await found(attacker, { lat: c.latitude, lon: c.longitude, radius: 5000, role: 'WORKER' })
+        const hit = page.items.find((i) => i.user.id === worker.id)!
+        expect(JSON.stringify(page)).not.toMatch(/"(lat|lon)"/)
+        // Useful: within the blur of the truth.
+        expect(Math.abs(hit.distance_m - getDistance(c, at, 1))).toBeLessThanOrEqual(80)
+        distances.push(hit.distance_m)
+      }
+      vectors.push(distances.join(','))
+    }
+    // Steps that give the same answers from every centre can't be told apart: group them.
+    const groups: number[] = []
+    vectors.forEach((v, i) => {
+      if (i > 0 && v === vectors[i - 1]) groups[groups.length - 1]!++
+      else groups.push(1)
+    })
+    expect(new Set(vectors).size).toBe(groups.length) // a place, once left, is never answered again
+    expect(groups.length).toBeLessThanOrEqual(6) // 400 m crosses at most five 100 m squares
+    for (const size of groups.slice(1, -1)) expect(size).toBeGreaterThanOrEqual(9) // every inner square spans ~100 m
+  })
+
+  it('answers 400 problem+json for bad input and 401 without a token', async () => {
+    const user = await newUser(t.app, { roles: ['WORKER'] })
+    for (const body of [
+      {},
+      { lat: 48 },
+      { lon: 2 },
+      { lat: 91, lon: 0 },
+      { lat: -90.0001, lon: 0 },
+      { lat: 0, lon: 180.5 },
+      { lat: 0, lon: -181 },
+      { lat: '48', lon: '2' },
+      { lat: null, lon: 2 },
+      { lat: 48, lon: 2, ttl: 0 },
+      { lat: 48, lon: 2, ttl: 86_401 },
+      { lat: 48, lon: 2, ttl: 1.5 },
+      { lat: 48, lon: 2, extra: true },
+    ]) {
+      problem(await post(user, body), 400)
+    }
+    problem(await t.app.inject({ method: 'POST', url: '/location', headers: { ...user.auth, 'content-type': 'application/json' }, payload: '{"lat": 1e999, "lon": 0}' }), 400)
+
+    const good = { lat: 48, lon: 2, radius: 1000 }
+    for (const query of [
+      { lon: 2, radius: 1000 },
+      { lat: 48, radius: 1000 },
+      { lat: 48, lon: 2 },
+      { ...good, lat: 90.5 },
+      { ...good, lat: 'north' },
+      { ...good, lon: -180.01 },
+      { ...good, lon: 'NaN' },
+      { ...good, radius: -1 },
+      { ...good, radius: 50_001 },
+      { ...good, radius: 'Infinity' },
+      { ...good, limit: 0 },
+      { ...good, limit: 101 },
+      { ...good, role: 'PLUMBER' },
+      { ...good, cursor: 'garbage' },
+      { ...good, cursor: Buffer.from('{"d":-1,"u":"x"}').toString('base64url') },
+      { ...good, cursor: Buffer.from('[1,2]').toString('base64url') },
+    ]) {
+      problem(await search(user, query as Record<string, string | number>), 400)
+    }
+    expect(problem(await search(user, { ...good, cursor: 'garbage' }), 400).code).toBe('invalid_cursor')
+    expect((await search(user, { ...good, radius: 0 })).statusCode).toBe(200)
+    expect((await search(user, { ...good, lat: 90, lon: 180, radius: 50_000 })).statusCode).toBe(200)
+
+    problem(await t.app.inject({ method: 'POST', url: '/location', payload: { lat: 1, lon: 1 } }), 401)
+    problem(await t.app.inject({ method: 'DELETE', url: '/location' }), 401)
+    problem(await t.app.inject({ method: 'GET', url: '/search?lat=1&lon=1&radius=10' }), 401)
+    problem(await t.app.inject({ method: 'GET', url: '/search?lat=1&lon=1&radius=10', headers: { authorization: 'Bearer not-a-real-token-at-all-000000' } }), 401)
+  })
+})

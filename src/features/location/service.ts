@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto'
+import { Type } from 'typebox'
+import { UnauthenticatedError } from '../../errors.js'
+import { decodeCursor, pageOf } from '../../http/cursor.js'
+import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
+import type { LocationRole, LocationStore } from '../../platform/live/index.js'
+import type { UserView } from '../accounts/schemas.js'
+import type { UserRow } from '../accounts/store.js'
+import type { PostLocationInput, SearchInput } from './schemas.js'
+import type { LocationUsers } from './store.js'
+
+/**
+ * The users to leave out of a viewer's search results (those who blocked the viewer or whom the
+ * viewer blocked, say). Given at construction by whichever feature knows.
+ */
+export type HiddenFrom = (viewerId: string) => Promise<ReadonlySet<string>>
+
+/** Side of the privacy grid: a location is stored only as the centre of its grid square. */
+export const BLUR_GRID_M = 100
+
+const METERS_PER_DEGREE = (EARTH_RADIUS_M * Math.PI) / 180
+const LAT_STEP = BLUR_GRID_M / METERS_PER_DEGREE
+
+/**
+ * Where a user is shown: the centre of the ~100 m square of a grid holding the real position.
+ * Each user's grid is shifted by an offset derived from the user id, so a user standing still
+ * always gets the same point (searching from many centres reveals the square, nothing finer),
+ * and users in one square of a city don't all collapse on one point.
+ */
+export function blurPosition(userId: string, lat: number, lon: number): { lat: number; lon: number } {
+  const digest = createHash('sha256').update(userId).digest()
+  const fy = digest.readUInt32BE(0) / 2 ** 32
+  const fx = digest.readUInt32BE(4) / 2 ** 32
+  const row = Math.floor(lat / LAT_STEP + fy)
+  const blurredLat = Math.max(-90, Math.min(90, (row + 0.5 - fy) * LAT_STEP))
+  // Columns as wide as the grid is tall, at this row's latitude (one column at a pole).
+  const columns = Math.max(1, Math.floor((360 * Math.cos((blurredLat * Math.PI) / 180) * METERS_PER_DEGREE) / BLUR_GRID_M))
+  const lonStep = 360 / columns
+  const column = Math.floor((lon + 180) / lonStep + fx)
+  let blurredLon = -180 + (column + 0.5 - fx) * lonStep
+  if (blurredLon >= 180) blurredLon -= 360
+  if (blurredLon < -180) blurredLon += 360
+  return { lat: blurredLat, lon: blurredLon }
+}
+
+// The position after the last hit of a page: its distance as the store measured it, and its id.
+const CursorPosition = Type.Object({ d: Type.Number({ minimum: 0 }), u: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+
+export function createLocationService(deps: {
+  store: LocationStore
+  users: LocationUsers
+  findUser: (id: string) => Promise<Pick<UserRow, 'roles'> | undefined>
+  view: (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
+  defaultTtl: number
+  /** Users to leave out of a viewer's results; none by default. */
+  hiddenFrom?: HiddenFrom
+}) {
+  const { store } = deps
+
+  return {
+    /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
+    async post(userId: string, input: PostLocationInput): Promise<{ expiresAt: Date }> {
+      const user = await deps.findUser(userId)
+      if (!user) throw new UnauthenticatedError()
+      const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
+      const { lat, lon } = blurPosition(userId, input.lat, input.lon)
+      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt })
+      return { expiresAt }
+    },
+
+    /** Takes the user off the map (also on sign-out and account deletion). */
+    async remove(userId: string): Promise<void> {
+      await store.remove(userId)
+    },
+
+    /** Users within the radius, nearest first; never the caller, never someone hidden from the caller. */
+    async search(viewerId: string, query: SearchInput) {
+      const limit = query.limit ?? 20
+      const after = decodeCursor(query.cursor, CursorPosition)
+      const hidden = deps.hiddenFrom ? await deps.hiddenFrom(viewerId) : undefined
+      const exclude = new Set(hidden)
+      exclude.add(viewerId)
+      const hits = await store.nearby({
+        lat: query.lat,
+        lon: query.lon,
+        radiusM: query.radius,
+        limit: limit + 1,
+        role: query.role,
+        after: after && { distanceM: after.d, userId: after.u },
+        exclude,
+      })
+      const page = pageOf(hits, limit, (last) => ({ d: last.distanceM, u: last.userId }))
+      const users = await deps.users.byIds([viewerId, ...page.items.map((h) => h.userId)])
+      const viewer = users.get(viewerId)
+      if (!viewer) throw new UnauthenticatedError()
+      const items = []
+      for (const hit of page.items) {
+        const user = users.get(hit.userId)
+        // Deleted meanwhile, or no longer holding the role: left out, the cursor still moves on.
+        if (!user || (query.role && !user.roles.includes(query.role))) continue
+        items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
+      }
+      return { items, next_cursor: page.next_cursor }
+    },
+  }
+}
+
+export type LocationService = ReturnType<typeof createLocationService>
