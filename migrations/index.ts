@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely'
 import * as accounts from './0001_accounts.js'
 import * as liveState from './0002_live_state.js'
+import * as locations from './0003_locations.js'
 import * as messaging from './0004_messaging.js'
 import * as jobs from './0005_jobs.js'
 
@@ -8,6 +9,7 @@ import * as jobs from './0005_jobs.js'
 export const migrations: Record<string, Migration> = {
   '0001_accounts': accounts,
   '0002_live_state': liveState,
+  '0003_locations': locations,
   '0004_messaging': messaging,
   '0005_jobs': jobs,
 }

@@ -60,6 +60,47 @@ export interface EventBus {
   subscribe(handler: (event: LiveEvent) => void): Promise<() => Promise<void>>
 }
 
+export type LocationRole = 'CLIENT' | 'WORKER' | 'ADMIN'
+
+/** A user's live location as stored: already blurred by the caller, never the raw position. */
+export interface LocationRecord {
+  lat: number
+  lon: number
+  /** The user's roles, so that searches filter by role inside the store. */
+  roles: readonly LocationRole[]
+  expiresAt: Date
+}
+
+export interface NearbyQuery {
+  lat: number
+  lon: number
+  /** Meters; a user is inside when its distance rounded to whole meters is at most this. */
+  radiusM: number
+  /** Hits to answer at most. */
+  limit: number
+  role?: LocationRole
+  /** Continue after this hit, in (distance, user id) order. */
+  after?: { distanceM: number; userId: string }
+  /** Users to leave out. */
+  exclude?: ReadonlySet<string>
+}
+
+export interface NearbyHit {
+  userId: string
+  distanceM: number
+}
+
+/** Live locations: each expires on its own; searches answer nearest first, never an expired one. */
+export interface LocationStore {
+  /** Puts the user at a place (moving it if it was elsewhere) until record.expiresAt. */
+  set(userId: string, record: LocationRecord): Promise<void>
+  remove(userId: string): Promise<void>
+  /** Unexpired users within the radius, ordered by (distance, user id), at most `limit`. */
+  nearby(query: NearbyQuery): Promise<NearbyHit[]>
+  /** Deletes expired entries now (a background sweep also does); answers how many went. */
+  sweep(): Promise<number>
+}
+
 /** Values that can be taken once and expire: one-time WebSocket tickets. */
 export interface TicketStore {
   /** Stores a value under a key (a hash, never a secret itself) for ttlMs. */
@@ -74,6 +115,7 @@ export interface LiveStore {
   counters: CounterStore
   events: EventBus
   tickets: TicketStore
+  locations: LocationStore
   /** Throws when the store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -3,6 +3,7 @@ import type { DatabaseHandle } from '../../db/index.js'
 import type { LiveStore } from '../types.js'
 import { createPostgresCounterStore } from './counters.js'
 import { createPostgresEventBus } from './events.js'
+import { createPostgresLocationStore } from './locations.js'
 import { createPostgresSessionStore } from './sessions.js'
 import { createPostgresTicketStore } from './tickets.js'
 
@@ -14,10 +15,12 @@ const SWEEP_INTERVAL_MS = 60_000
  */
 export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
   const { db } = database
+  const locations = createPostgresLocationStore(db)
   const sweep = async () => {
     await db.deleteFrom('live_sessions').where('expires_at', '<=', sql<Date>`now()`).execute()
     await db.deleteFrom('live_counters').where('expires_at', '<=', sql<Date>`now()`).execute()
     await db.deleteFrom('live_tickets').where('expires_at', '<=', sql<Date>`now()`).execute()
+    await locations.sweep()
   }
   const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS)
   timer.unref()
@@ -29,6 +32,7 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
     sessions: createPostgresSessionStore(db),
     counters: createPostgresCounterStore(db),
     tickets: createPostgresTicketStore(db),
+    locations,
     events: {
       publish: events.publish,
       async subscribe(handler) {

@@ -2,6 +2,7 @@ import { Redis } from 'ioredis'
 import type { LiveStore } from '../types.js'
 import { createRedisCounterStore } from './counters.js'
 import { createRedisEventBus } from './events.js'
+import { createRedisLocationStore } from './locations.js'
 import { createRedisSessionStore } from './sessions.js'
 import { createRedisTicketStore } from './tickets.js'
 
@@ -16,12 +17,14 @@ export async function createRedisLiveStore(url: string, prefix: string): Promise
   redis.on('error', () => {}) // reconnects by itself; /ready reports the outage
   await redis.connect()
   const events = createRedisEventBus(redis, prefix)
+  const locations = createRedisLocationStore(redis, prefix)
   const unsubscribes: (() => Promise<void>)[] = []
   return {
     kind: 'redis',
     sessions: createRedisSessionStore(redis, prefix),
     counters: createRedisCounterStore(redis, prefix),
     tickets: createRedisTicketStore(redis, prefix),
+    locations,
     events: {
       publish: events.publish,
       async subscribe(handler) {
@@ -34,6 +37,7 @@ export async function createRedisLiveStore(url: string, prefix: string): Promise
       await redis.ping()
     },
     async close() {
+      locations.stop()
       await Promise.all(unsubscribes.splice(0).map((u) => u()))
       await redis.quit().catch(() => redis.disconnect())
     },
