@@ -19,6 +19,9 @@ import { createAccountsStore } from './features/accounts/store.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { createSessionsService, type SessionsService } from './features/sessions/service.js'
 import { systemRoutes } from './features/system/routes.js'
+import { locationRoutes } from './features/location/routes.js'
+import { createLocationService, type HiddenFrom, type LocationService } from './features/location/service.js'
+import { createLocationUsers } from './features/location/store.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
 import { createMessagingStore } from './features/messaging/store.js'
 import { jobsRoutes } from './features/jobs/routes.js'
@@ -34,6 +37,7 @@ declare module 'fastify' {
     platform: Platform
     accounts: AccountsService
     sessions: SessionsService
+    location: LocationService
     messaging: MessagingService
     jobs: JobsService
     clock: Clock
@@ -138,9 +142,25 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   jobs.start(config.jobSweepInterval * 1000)
   app.addHook('onClose', async () => jobs.stop())
 
+  // Live location and search. `hiddenFrom` names the users to leave out of a viewer's results
+  // (blocks); none until a feature that knows passes its own.
+  const hiddenFrom: HiddenFrom | undefined = undefined
+  const location = createLocationService({
+    store: platform.live.locations,
+    users: createLocationUsers(platform.database.db),
+    findUser: (id) => accountsStore.findById(id),
+    view: accounts.view,
+    defaultTtl: config.locationDefaultTtl,
+    hiddenFrom,
+  })
+  app.decorate('location', location)
+  accounts.onDeleted((userId) => location.remove(userId))
+  sessions.onSignedOut((userId) => location.remove(userId))
+
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(locationRoutes)
   await app.register(jobsRoutes)
 
   return app
