@@ -27,6 +27,7 @@ import { createMessagingStore } from './features/messaging/store.js'
 import { jobsRoutes } from './features/jobs/routes.js'
 import { createJobsService, type JobsService } from './features/jobs/service.js'
 import { createJobsStore } from './features/jobs/store.js'
+import { createWorkerLocator } from './features/jobs/locator.js'
 import { insertMessage } from './features/messaging/store.js'
 import { systemClock, type Clock } from './platform/clock.js'
 import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
@@ -131,6 +132,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     events: platform.live.events,
     messages: { insert: insertMessage, publish: messaging.publishCreated },
     payments: options.payments ?? createPaymentProvider(config.payments),
+    locator: createWorkerLocator({ locations: platform.live.locations, accounts: accountsStore }),
     settings: {
       autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
       reminderBeforeMs: config.jobReminderBefore * 1000,

@@ -491,6 +491,47 @@ describe('note 3: the automated messages of each move', () => {
     expect(note).toMatchObject({ from: w.id, kind: 'system', text: expect.stringContaining('Wanda Worker declined "Paint the fence": "Away that week"') })
   })
 
+  it('suggests, with a decline, up to three other workers live near the job\'s location, nearest first', async () => {
+    const paris = { lat: 48.8566, lon: 2.3522 }
+    const at = async (user: SignedIn, northM: number) => {
+      const res = await inject({ method: 'POST', url: '/location', headers: user.auth, payload: { lat: paris.lat + northM / 111_195, lon: paris.lon, ttl: 600 } })
+      expect(res.statusCode, res.body).toBe(200)
+    }
+    const c = await client()
+    const w = await worker()
+    const [near1, near2, near3, near4] = [await worker({ first_name: 'Near1' }), await worker({ first_name: 'Near2' }), await worker({ first_name: 'Near3' }), await worker({ first_name: 'Near4' })]
+    const notAWorker = await client()
+    await at(w, 2000)
+    await at(c, 100)
+    await at(notAWorker, 200)
+    await at(near1, 400)
+    await at(near2, 1500)
+    await at(near3, 4000)
+    await at(near4, 10_000)
+
+    const job = await offer(c, w, { location: { ...paris, address: 'Hôtel de Ville' } })
+    // The offer says how far the worker is (positions are blurred to about 100 m).
+    const [offerNote] = await messagesAbout(w, job.id)
+    expect(offerNote!.text).toMatch(/Where: Hôtel de Ville, about (1\.9|2\.0|2\.1) km from you\./)
+
+    await moveOk(w, job.id, 'DECLINED', { reason: 'Too far' })
+    const [note] = await messagesAbout(c, job.id)
+    expect(note!.text).toContain('Wanda Worker declined "Fix the kitchen tap": "Too far"')
+    const suggested = [...note!.text.matchAll(/(Near\d) Worker \((\d+(?:\.\d)?) (m|km) away, user ([0-9a-f-]{36})\)/g)].map((m) => [m[1], m[4]])
+    expect(suggested).toEqual([
+      ['Near1', near1.id],
+      ['Near2', near2.id],
+      ['Near3', near3.id],
+    ])
+    expect(note!.text).not.toContain(notAWorker.id)
+    expect(note!.text).not.toContain(w.id)
+
+    // Far from everyone: the client hears that nobody is near.
+    const lonely = await offer(c, w, { location: { lat: -45, lon: 170 } })
+    await moveOk(w, lonely.id, 'DECLINED')
+    expect((await messagesAbout(c, lonely.id))[0]!.text).toContain('No other workers are available near the job\'s location right now')
+  })
+
   it('tells the worker of a cancel, and the client of a worker\'s cancel', async () => {
     const a = await jobIn('REQUESTED')
     await moveOk(a.c, a.job.id, 'CANCELED')
