@@ -24,6 +24,8 @@ import { createLocationService, type HiddenFrom, type LocationService } from './
 import { createLocationUsers } from './features/location/store.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
 import { createMessagingStore } from './features/messaging/store.js'
+import { messagingRoutes } from './features/messaging/routes.js'
+import { realtimeRoutes } from './features/realtime/routes.js'
 import { jobsRoutes } from './features/jobs/routes.js'
 import { createJobsService, type JobsService } from './features/jobs/service.js'
 import { createJobsStore } from './features/jobs/store.js'
@@ -145,8 +147,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.addHook('onClose', async () => jobs.stop())
 
   // Live location and search. `hiddenFrom` names the users to leave out of a viewer's results
-  // (blocks); none until a feature that knows passes its own.
-  const hiddenFrom: HiddenFrom | undefined = undefined
+  // (blocks): those the viewer blocked and those who blocked the viewer, from messaging.
+  const hiddenFrom: HiddenFrom | undefined = messaging.hiddenFrom
   const location = createLocationService({
     store: platform.live.locations,
     users: createLocationUsers(platform.database.db),
@@ -163,6 +165,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
+  await app.register(messagingRoutes)
+  await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl })
   await app.register(jobsRoutes)
 
   return app

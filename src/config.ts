@@ -34,6 +34,12 @@ export interface Config {
   loginFailuresPerHour: number
   /** Messages a minute one user may send. */
   sendRateLimit: number
+  /** Milliseconds between WebSocket pings; a socket that missed the last pong is closed. */
+  wsHeartbeatInterval: number
+  /** Bytes a WebSocket may have waiting to be sent before it is closed as too slow. */
+  wsMaxBufferedBytes: number
+  /** Seconds a one-time WebSocket ticket lives. */
+  wsTicketTtl: number
   pictureMaxBytes: number
   /** Seconds between sweeps for the jobs' due work (expiry, reminders, auto-approval); 0 turns the sweep off. */
   jobSweepInterval: number
@@ -43,7 +49,6 @@ export interface Config {
   jobAutoApproveAfter: number
   /** Who takes payments: `local` settles in the ledger at once. */
   payments: 'local'
-
   /** Milliseconds that shutdown waits for requests in flight. */
   shutdownTimeout: number
 }
@@ -138,6 +143,9 @@ export function loadConfig(env: Env = process.env): Config {
     authRateLimitMax: int('AUTH_RATE_LIMIT_MAX', 30, 1, 10_000_000),
     loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
     sendRateLimit: int('SEND_RATE_LIMIT', 60, 1, 1_000_000),
+    wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL', 30_000, 100, 600_000),
+    wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    wsTicketTtl: int('WS_TICKET_TTL', 30, 1, 3600),
     pictureMaxBytes: int('PICTURE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
     jobSweepInterval: int('JOB_SWEEP_INTERVAL', 30, 0, 86400),
     jobReminderBefore: int('JOB_REMINDER_BEFORE', 24 * 3600, 60, 30 * 24 * 3600),
