@@ -272,6 +272,21 @@ describe('blocks and reports', () => {
     problem(await t.app.inject({ method: 'GET', url: '/blocks' }), 401)
   })
 
+  it('leaves blocked users out of search, both ways, until unblocked', async () => {
+    const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app, { roles: ['WORKER'] }), await newUser(t.app, { roles: ['WORKER'] })]
+    const at = { lat: 52.52, lon: 13.405 }
+    for (const u of [alice, bob, carol]) expect((await post(u, '/location', at)).statusCode).toBe(200)
+    const found = async (viewer: SignedIn) =>
+      (await get(viewer, `/search?lat=${at.lat}&lon=${at.lon}&radius=1000`)).json().items.map((i: { user: { id: string } }) => i.user.id)
+    expect(await found(alice)).toEqual(expect.arrayContaining([bob.id, carol.id]))
+    await post(alice, '/blocks', { user_id: bob.id })
+    expect(await found(alice)).not.toContain(bob.id)
+    expect(await found(bob)).not.toContain(alice.id)
+    expect(await found(alice)).toContain(carol.id)
+    await t.app.inject({ method: 'DELETE', url: `/blocks/${bob.id}`, headers: alice.auth })
+    expect(await found(alice)).toContain(bob.id)
+  })
+
   it('stores reports of received messages and of users, and only those', async () => {
     const [alice, bob, mallory] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
     const m = (await send(mallory, alice.id, 'spam')).json()
