@@ -57,10 +57,8 @@ export function createMessagingService(deps: MessagingDeps) {
     return rows.map((row) => viewOf(row, users))
   }
 
-  /** Pushes committed messages to their recipients (and to the sender's other devices). */
-  const publishCreated = async (messages: MessageRow[]): Promise<void> => {
-    if (messages.length === 0) return
-    const viewed = await views(messages)
+  /** Pushes messages (already committed) to their recipients, and to the sender's other devices. */
+  const publishViews = async (viewed: MessageView[]) => {
     await Promise.all(
       viewed.map((message) => {
         const to = message.from && message.from !== message.to ? [message.to, message.from] : [message.to]
@@ -69,9 +67,12 @@ export function createMessagingService(deps: MessagingDeps) {
     )
   }
 
-  const mustBeLiveUser = async (id: string, field: string) => {
+  const publishCreated = async (messages: MessageRow[]): Promise<void> => {
+    if (messages.length > 0) await publishViews(await views(messages))
+  }
+
+  const mustBeLiveUser = async (id: string) => {
     if (!(await store.isLiveUser(id))) throw new NotFoundError('No such user', 'user_not_found')
-    void field
   }
 
   // Idempotency keys are kept a day; older ones are swept now and then.
@@ -95,8 +96,10 @@ export function createMessagingService(deps: MessagingDeps) {
       if (hit.count > deps.sendRateLimit) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }
-      await mustBeLiveUser(input.to, 'to')
-      const block = await store.blockBetween(senderId, input.to)
+      // Both users in one query: the recipient must exist, the sender's row goes into the answer.
+      const [users, block] = await Promise.all([usersOf([senderId, input.to]), store.blockBetween(senderId, input.to)])
+      const recipient = users.get(input.to)
+      if (!recipient || recipient.deleted_at) throw new NotFoundError('No such user', 'user_not_found')
       if (block) {
         throw block.blocker_id === senderId
           ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
@@ -105,15 +108,16 @@ export function createMessagingService(deps: MessagingDeps) {
 
       const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
       if (!idempotencyKey) {
-        const row = await store.insertMessage(message)
-        await publishCreated([row])
-        return { message: (await views([row]))[0]!, replayed: false }
+        const view = viewOf(await store.insertMessage(message), users)
+        await publishViews([view])
+        return { message: view, replayed: false }
       }
       const requestHash = createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
       const result = await store.insertIdempotent(senderId, idempotencyKey, requestHash, message)
       if (result.created) {
-        await publishCreated([result.message])
-        return { message: (await views([result.message]))[0]!, replayed: false }
+        const view = viewOf(result.message, users)
+        await publishViews([view])
+        return { message: view, replayed: false }
       }
       if (result.requestHash !== requestHash || !result.message) {
         throw new ConflictError('This Idempotency-Key was used for a different message', 'idempotency_key_reused')
@@ -173,7 +177,7 @@ export function createMessagingService(deps: MessagingDeps) {
 
     async block(userId: string, blockedId: string) {
       if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
-      await mustBeLiveUser(blockedId, 'user_id')
+      await mustBeLiveUser(blockedId)
       const result = await store.block(userId, blockedId)
       const users = await usersOf([blockedId])
       return { created: result.created, block: { user: summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }

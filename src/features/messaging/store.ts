@@ -98,7 +98,8 @@ export function createMessagingStore(db: DB) {
   const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
 
   return {
-    insertMessage: (message: NewMessage) => insertMessage(db, message),
+    /** The message and both users' thread, together. */
+    insertMessage: (message: NewMessage) => db.transaction().execute((trx) => insertMessage(trx, message)),
 
     /** Users by id, deleted ones included (as tombstones). */
     async participants(ids: string[]): Promise<ParticipantRow[]> {
