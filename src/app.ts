@@ -129,7 +129,6 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   const jobs = createJobsService({
     db: platform.database.db,
     store: createJobsStore(platform.database.db),
-    accounts: accountsStore,
     clock,
     events: platform.live.events,
     messages: { insert: insertMessage, publish: messaging.publishCreated },

@@ -8,7 +8,6 @@ import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { recordSettlement } from '../../platform/payments/ledger.js'
 import type { PaymentOutcome, PaymentProvider } from '../../platform/payments/index.js'
-import type { AccountsStore } from '../accounts/store.js'
 import type { MessageRow, NewMessage } from '../messaging/store.js'
 import { EXPIRES_DEFAULT, type JobInput, type JobListInput, type JobView, type MoneyInput, type StatusInput } from './schemas.js'
 import type { JobChanges, JobRow, JobsStore, LockedJob, StatusLogRow } from './store.js'
@@ -46,7 +45,6 @@ interface Logger {
 export interface JobsDeps {
   db: DB
   store: JobsStore
-  accounts: AccountsStore
   clock: Clock
   events: EventBus
   messages: MessageSink
@@ -139,8 +137,10 @@ export function createJobsService(deps: JobsDeps) {
   const publish = async (committed: Committed): Promise<JobView> => {
     const job = view(committed.row, committed.log)
     try {
-      await deps.events.publish({ to: parties(committed.row), type: 'job.updated', data: job })
-      if (committed.messages.length > 0) await deps.messages.publish(committed.messages)
+      await Promise.all([
+        deps.events.publish({ to: parties(committed.row), type: 'job.updated', data: job }),
+        committed.messages.length > 0 ? deps.messages.publish(committed.messages) : undefined,
+      ])
     } catch (error) {
       // Stored before pushed: a missed push loses nothing, the inbox and GET /job have it.
       log.warn({ err: error, job_id: committed.row.id }, 'could not push a job update')
@@ -177,8 +177,8 @@ export function createJobsService(deps: JobsDeps) {
       changes.due_at = addMs(now, settings.paymentRetryMs)
       if (extra.price) Object.assign(changes, { price_amount: extra.price.amount, price_currency: extra.price.currency })
     }
-    const row = await store.update(trx, job.id, changes)
-    await store.appendLog(trx, { job_id: job.id, status: to, by: byUser, at: now, reason: extra.reason ?? null })
+    const entry = { job_id: job.id, status: to, by: byUser, at: now, reason: extra.reason ?? null }
+    const row = await store.move(trx, job.id, changes, entry)
 
     const client = job.client_id
     const worker = job.worker_id
@@ -222,8 +222,7 @@ export function createJobsService(deps: JobsDeps) {
         notes = []
     }
     const messages = await say(trx, job.id, notes)
-    const statusLog = (await store.logsOf(trx, [job.id])).get(job.id) ?? []
-    return { row, log: statusLog, messages }
+    return { row, log: [...job.status_log, entry], messages }
   }
 
   const expireLocked = (trx: Transaction<Database>, job: LockedJob, now: Date) => applyMove(trx, job, 'EXPIRED', 'time', now)
@@ -352,7 +351,9 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkMoney(input.price, 'body/price')
       checkScheduledAt(input.scheduled_at, now)
-      const [me, worker] = await Promise.all([deps.accounts.findById(actorId), deps.accounts.findById(workerId)])
+      const users = await store.users([actorId, workerId])
+      const me = users.get(actorId)
+      const worker = users.get(workerId)
       if (!me) throw new UnauthenticatedError()
       if (!me.roles.includes('CLIENT')) throw new ForbiddenError('Only users with the CLIENT role offer jobs', 'not_a_client')
       if (workerId === actorId) {
@@ -370,9 +371,11 @@ export function createJobsService(deps: JobsDeps) {
       const workerName = `${worker.first_name} ${worker.last_name}`.trim()
       const hasPicture = worker.picture_etag !== null
 
+      const id = uuidv7()
       const committed = await db.transaction().execute(async (trx) => {
+        const entry = { job_id: id, status: 'REQUESTED' as const, by: actorId, at: now, reason: null }
         const row = await store.insert(trx, {
-          id: uuidv7(),
+          id,
           client_id: actorId,
           worker_id: workerId,
           title: input.title!.trim(),
@@ -391,9 +394,7 @@ export function createJobsService(deps: JobsDeps) {
           version: 1,
           created_at: now,
           updated_at: now,
-        })
-        const entry = { job_id: row.id, status: 'REQUESTED' as const, by: actorId, at: now, reason: null }
-        await store.appendLog(trx, entry)
+        }, entry)
         const notes: Note[] = [{ from: actorId, to: workerId, text: texts.offer(row, clientName, distance) }]
         if (!hasPicture) notes.push({ from: null, to: workerId, text: texts.addPicture() })
         const messages = await say(trx, row.id, notes)
@@ -437,7 +438,7 @@ export function createJobsService(deps: JobsDeps) {
         }
         const row = await store.update(trx, job.id, changes)
         const messages = await say(trx, job.id, [{ from: actorId, to: job.worker_id, text: texts.edited(row, job.client_name) }])
-        return { kind: 'done', committed: { row, log: (await store.logsOf(trx, [job.id])).get(job.id) ?? [], messages } }
+        return { kind: 'done', committed: { row, log: job.status_log, messages } }
       })
       const job = await publish(committed)
       return workerHasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }

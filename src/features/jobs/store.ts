@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
+import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DB, Database } from '../../platform/db/index.js'
 import type { JobStatus } from './workflow.js'
 
@@ -51,29 +52,53 @@ export interface JobParties {
   worker_has_picture: boolean
 }
 
-export type LockedJob = JobRow & JobParties
+/** A job locked for a change, with its users and its status log so far. */
+export type LockedJob = JobRow & JobParties & { status_log: StatusLogRow[] }
 
 type Db = Kysely<Database> | Transaction<Database>
 
 const LOG_COLUMNS = ['job_id', 'status', 'by', 'at', 'reason'] as const
 
+/** The job, its users' names and the worker's picture, and its status log, in one query. */
 function withParties(db: Db) {
   return db
     .selectFrom('jobs')
     .innerJoin('users as c', 'c.id', 'jobs.client_id')
     .innerJoin('users as w', 'w.id', 'jobs.worker_id')
     .selectAll('jobs')
-    .select([
+    .select((eb) => [
       sql<string>`trim(c.first_name || ' ' || c.last_name)`.as('client_name'),
       sql<string>`trim(w.first_name || ' ' || w.last_name)`.as('worker_name'),
       sql<boolean>`w.picture_etag IS NOT NULL`.as('worker_has_picture'),
+      jsonArrayFrom(eb.selectFrom('job_status_log as l').select(LOG_COLUMNS.map((c) => `l.${c}` as const)).whereRef('l.job_id', '=', 'jobs.id').orderBy('l.id')).as('status_log'),
     ])
 }
 
+/** The status log as JSON gives it back: timestamps as text. */
+const revive = <T extends { status_log: (Omit<StatusLogRow, 'at'> & { at: string | Date })[] }>(row: T | undefined): (Omit<T, 'status_log'> & { status_log: StatusLogRow[] }) | undefined =>
+  row && { ...row, status_log: row.status_log.map((e) => ({ ...e, at: new Date(e.at) })) }
+
 export function createJobsStore(db: DB) {
   return {
-    async insert(trx: Db, job: JobRow): Promise<JobRow> {
-      return trx.insertInto('jobs').values(job).returningAll().executeTakeFirstOrThrow()
+    /** A new job and its first log entry, in one statement. */
+    async insert(trx: Db, job: JobRow, entry: StatusLogRow): Promise<JobRow> {
+      return trx
+        .with('logged', (db) => db.insertInto('job_status_log').values(entry))
+        .insertInto('jobs')
+        .values(job)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
+    /** Users by id, as an offer needs them; deleted users are left out. */
+    async users(ids: string[]) {
+      const rows = await db
+        .selectFrom('users')
+        .select(['id', 'first_name', 'last_name', 'roles', 'picture_etag'])
+        .where('id', 'in', ids)
+        .where('deleted_at', 'is', null)
+        .execute()
+      return new Map(rows.map((r) => [r.id, r]))
     },
 
     async findById(id: string): Promise<JobRow | undefined> {
@@ -82,7 +107,7 @@ export function createJobsStore(db: DB) {
 
     /** The job and its users, its row locked until the transaction ends (the users' rows are not). */
     async lock(trx: Transaction<Database>, id: string): Promise<LockedJob | undefined> {
-      return withParties(trx).where('jobs.id', '=', id).forUpdate('jobs').executeTakeFirst()
+      return revive(await withParties(trx).where('jobs.id', '=', id).forUpdate('jobs').executeTakeFirst())
     },
 
     /**
@@ -90,7 +115,7 @@ export function createJobsStore(db: DB) {
      * skipped, so two sweeps never handle one job twice.
      */
     async claimDue(trx: Transaction<Database>, now: Date): Promise<LockedJob | undefined> {
-      return withParties(trx).where('jobs.due_at', '<=', now).orderBy('jobs.due_at').limit(1).forUpdate('jobs').skipLocked().executeTakeFirst()
+      return revive(await withParties(trx).where('jobs.due_at', '<=', now).orderBy('jobs.due_at').limit(1).forUpdate('jobs').skipLocked().executeTakeFirst())
     },
 
     /** Changes a job and bumps its version; answers the job as it is now. */
@@ -103,13 +128,20 @@ export function createJobsStore(db: DB) {
         .executeTakeFirstOrThrow()
     },
 
+    /** Moves a job: the change (a new version) and its log entry, in one statement. */
+    async move(trx: Db, id: string, changes: JobChanges, entry: StatusLogRow): Promise<JobRow> {
+      return trx
+        .with('logged', (db) => db.insertInto('job_status_log').values(entry))
+        .updateTable('jobs')
+        .set({ ...changes, version: sql<number>`version + 1` })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow()
+    },
+
     /** Changes bookkeeping only (due work), without a new version: what clients see is unchanged. */
     async setDue(trx: Db, id: string, changes: Pick<JobChanges, 'due_at' | 'remind_at'>): Promise<void> {
       await trx.updateTable('jobs').set(changes).where('id', '=', id).execute()
-    },
-
-    async appendLog(trx: Db, entry: StatusLogRow): Promise<void> {
-      await trx.insertInto('job_status_log').values(entry).execute()
     },
 
     /** The status logs of some jobs, oldest entry first. */

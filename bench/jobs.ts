@@ -1,0 +1,336 @@
+// npm run bench:jobs — what the job workflow costs through HTTP, beside raw SQL, in one run.
+//
+// On a scratch database on a PostgreSQL server, with the app in a child process (bench/jobs-server.ts):
+//   1. raw `pg`: the same inserts and updates as the workflow, without HTTP or the app: an offer
+//      (INSERT the job, its log entry, the worker's message and thread) and three moves
+//      (SELECT ... FOR UPDATE, UPDATE the job, INSERT the log entry, the message and thread), each
+//      one transaction, `BENCH_CONCURRENCY` cycles in flight over a pool as large as the app's;
+//   2. the app: the same cycles through HTTP — POST /job, then POST /job/{id}/status ACCEPTED,
+//      STARTED, COMPLETED — signed in, with the same number of cycles in flight.
+// Each request or transaction is one "move"; a cycle is four. The figures: moves per second,
+// p50/p99 latency of one move, the server's peak RSS, and the ratio of the two rates.
+//
+// Settings (environment): BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres;
+// a scratch database is made and dropped), BENCH_REDIS_URL (default redis://127.0.0.1:6379),
+// BENCH_LIVE (redis | postgres: the app's live store, default redis), BENCH_DURATION (seconds a
+// measurement, default 5), BENCH_ROUNDS (raw and HTTP take turns this many times, so that both see
+// the same noise from other work on the machine; default 3), BENCH_CONCURRENCY (cycles in flight, default 32), BENCH_PAIRS (clients
+// and workers, default 32), DB_POOL_SIZE (both pools, default 10), LOG_LEVEL (the app's, default
+// info, to /dev/null).
+
+import cliProgress from 'cli-progress'
+import { fork, type ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import { openSync } from 'node:fs'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import sharp from 'sharp'
+import { v7 as uuidv7 } from 'uuid'
+import { createScratchDatabase } from '../test/support/backends.js'
+import type { FromJobsServer, ToJobsServer } from './jobs-server.js'
+
+const env = process.env
+const positive = (name: string, fallback: number) => {
+  const value = Number(env[name] ?? fallback)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
+  return value
+}
+const DURATION = positive('BENCH_DURATION', 5)
+const ROUNDS = positive('BENCH_ROUNDS', 3)
+const WARMUP = Math.min(3, DURATION)
+const CONCURRENCY = positive('BENCH_CONCURRENCY', 32)
+const PAIRS = positive('BENCH_PAIRS', 32)
+const POOL = positive('DB_POOL_SIZE', 10)
+const DATABASE_SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
+const LIVE = env.BENCH_LIVE || 'redis'
+if (LIVE !== 'redis' && LIVE !== 'postgres') throw new Error('BENCH_LIVE must be redis or postgres')
+const PASSWORD = 'correct horse battery'
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+class Server {
+  private peak = 0
+  private constructor(private readonly child: ChildProcess, readonly url: string) {
+    child.on('message', (message: FromJobsServer) => {
+      if (message.type === 'rss') this.peak = Math.max(this.peak, message.rss)
+    })
+  }
+
+  static async start(settings: Record<string, string>): Promise<Server> {
+    const log = openSync('/dev/null', 'w')
+    const child = fork(fileURLToPath(new URL('./jobs-server.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx', ...(env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [])],
+      env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production', ...settings },
+      stdio: ['ignore', log, 'inherit', 'ipc'],
+    })
+    const url = await new Promise<string>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)))
+      child.on('message', (message: FromJobsServer) => {
+        if (message.type === 'listening') resolve(message.url)
+      })
+    })
+    child.removeAllListeners('exit')
+    return new Server(child, url)
+  }
+
+  takePeakRss() {
+    const peak = this.peak
+    this.peak = 0
+    return peak
+  }
+
+  async stop() {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.send({ type: 'stop' } satisfies ToJobsServer)
+    await exited
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP, keep-alive, one socket per cycle in flight
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 })
+
+function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, contentType = 'application/json'): Promise<{ status: number; json: any }> {
+  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body))
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${base}${path}`, {
+      method,
+      agent,
+      headers: {
+        ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString()
+        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null })
+      })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+interface BenchUser { id: string; token: string }
+
+async function signUp(base: string, tag: string, i: number, roles: string[]): Promise<BenchUser> {
+  const email = `bench.${tag}.${i}.${Date.now().toString(36)}@example.com`
+  const signup = await call(base, 'POST', '/signup', undefined, { email, password: PASSWORD, first_name: 'Bench', last_name: `${tag} ${i}`, roles })
+  if (signup.status !== 201) throw new Error(`sign-up failed: ${JSON.stringify(signup.json)}`)
+  const login = await call(base, 'POST', '/authorize', undefined, { email, password: PASSWORD })
+  if (login.status !== 200) throw new Error(`sign-in failed: ${JSON.stringify(login.json)}`)
+  return { id: signup.json.id, token: login.json.access_token }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+interface Measured {
+  name: string
+  moves: number
+  elapsedMs: number
+  latencies: number[]
+  errors: number
+  rssMb?: number
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN
+
+const bars = new cliProgress.MultiBar(
+  { format: '  {label} |{bar}| {value}/{total} s  {rate}', barsize: 24, hideCursor: true, clearOnComplete: false, noTTYOutput: true, notTTYSchedule: 2_000 },
+  cliProgress.Presets.shades_classic,
+)
+
+/** Runs `cycle` in `CONCURRENCY` loops for `durationS`; each cycle answers the latencies of its moves. */
+async function run(label: string, durationS: number, cycle: (loop: number) => Promise<number[]>, show = true): Promise<Measured> {
+  const latencies: number[] = []
+  let errors = 0
+  const started = performance.now()
+  const deadline = started + durationS * 1000
+  const bar = show ? bars.create(Math.round(durationS), 0, { label: label.padEnd(40), rate: '' }) : undefined
+  const timer = setInterval(() => {
+    const elapsed = (performance.now() - started) / 1000
+    bar?.update(Math.min(Math.round(elapsed), Math.round(durationS)), { rate: `${Math.round(latencies.length / Math.max(elapsed, 0.001))} moves/s` })
+  }, 500)
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, loop) => {
+      while (performance.now() < deadline) {
+        try {
+          latencies.push(...(await cycle(loop)))
+        } catch (error) {
+          errors++
+          if (errors <= 3) console.error(`  ${label}: ${(error as Error).message}`)
+        }
+      }
+    }),
+  )
+  clearInterval(timer)
+  const elapsedMs = performance.now() - started
+  bar?.update(Math.round(durationS), { rate: `${Math.round(latencies.length / (elapsedMs / 1000))} moves/s` })
+  bar?.stop()
+  return { name: label, moves: latencies.length, elapsedMs, latencies, errors }
+}
+
+const timed = async <T>(work: () => Promise<T>, into: number[]): Promise<T> => {
+  const t0 = performance.now()
+  const result = await work()
+  into.push(performance.now() - t0)
+  return result
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two ways of doing a cycle
+
+function httpCycle(base: string, clients: BenchUser[], workers: BenchUser[]) {
+  return async (loop: number) => {
+    const client = clients[loop % clients.length]!
+    const worker = workers[loop % workers.length]!
+    const lat: number[] = []
+    const offer = await timed(() => call(base, 'POST', '/job', client.token, { worker_id: worker.id, title: 'Fix the kitchen tap', description: 'It drips.', price: { amount: 2500, currency: 'EUR' } }), lat)
+    if (offer.status !== 201) throw new Error(`POST /job answered ${offer.status}: ${JSON.stringify(offer.json)}`)
+    for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
+      const res = await timed(() => call(base, 'POST', `/job/${offer.json.id}/status`, worker.token, { status }), lat)
+      if (res.status !== 200) throw new Error(`${status} answered ${res.status}: ${JSON.stringify(res.json)}`)
+    }
+    return lat
+  }
+}
+
+function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
+  const inTransaction = async (work: (c: pg.PoolClient) => Promise<void>) => {
+    const c = await pool.connect()
+    try {
+      await c.query('BEGIN')
+      await work(c)
+      await c.query('COMMIT')
+    } catch (error) {
+      await c.query('ROLLBACK').catch(() => {})
+      throw error
+    } finally {
+      c.release()
+    }
+  }
+  const message = async (c: pg.PoolClient, jobId: string, from: string, to: string, text: string) => {
+    const id = uuidv7()
+    await c.query(`INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at) VALUES ($1, $2, $3, $4, 'system', $5, $6, NULL) RETURNING *`, [id, from, to, text, jobId, new Date()])
+    const [a, b] = from < to ? [from, to] : [to, from]
+    await c.query(
+      `INSERT INTO conversations (user_id, peer_id, last_message_id) VALUES ($1, $2, $3), ($2, $1, $3)
+       ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id)`,
+      [a, b, id],
+    )
+  }
+  return async (loop: number) => {
+    const client = clients[loop % clients.length]!
+    const worker = workers[loop % workers.length]!
+    const lat: number[] = []
+    const jobId = uuidv7()
+    await timed(() => inTransaction(async (c) => {
+      const now = new Date()
+      await c.query(
+        `INSERT INTO jobs (id, client_id, worker_id, title, description, status, price_amount, price_currency, expires_at, remind_at, due_at, version, created_at, updated_at)
+         VALUES ($1, $2, $3, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', 2500, 'EUR', $4, $5, $5, 1, $6, $6) RETURNING *`,
+        [jobId, client.id, worker.id, new Date(now.getTime() + 72 * 3_600_000), new Date(now.getTime() + 48 * 3_600_000), now],
+      )
+      await c.query('INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $3, $4)', [jobId, 'REQUESTED', client.id, now])
+      await message(c, jobId, client.id, worker.id, 'Bench Client offers you a job: "Fix the kitchen tap".')
+    }), lat)
+    for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
+      await timed(() => inTransaction(async (c) => {
+        const now = new Date()
+        const { rows } = await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId])
+        if (rows.length !== 1) throw new Error('no job')
+        await c.query('UPDATE jobs SET status = $2, version = version + 1, updated_at = $3, due_at = NULL, remind_at = NULL WHERE id = $1 RETURNING *', [jobId, status, now])
+        await c.query('INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $3, $4)', [jobId, status, worker.id, now])
+        await message(c, jobId, worker.id, client.id, `Bench Worker moved "Fix the kitchen tap" to ${status}.`)
+      }), lat)
+    }
+    return lat
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const cpus = os.cpus()
+  console.log(`bench:jobs — ${cpus.length} × ${cpus[0]?.model.trim()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, Node ${process.version}`)
+  console.log(`${CONCURRENCY} cycles in flight, ${PAIRS} client/worker pairs, ${ROUNDS} rounds of ${DURATION} s each way after ${WARMUP} s warm-up, pools of ${POOL}; ` +
+    `app live store: ${LIVE}; server in a child process, logs at ${env.LOG_LEVEL ?? 'info'} to /dev/null; database: a scratch database on ${new URL(DATABASE_SERVER).host}`)
+  const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const server = await Server.start({
+    DATABASE_URL: scratch.url,
+    ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-jobs-${Date.now().toString(36)}:` } : {}),
+    DB_POOL_SIZE: String(POOL),
+    BCRYPT_COST: '4',
+    RATE_LIMIT_MAX: '10000000',
+    AUTH_RATE_LIMIT_MAX: '10000000',
+    LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+    PORT: '0',
+  })
+  const pool = new pg.Pool({ connectionString: scratch.url, max: POOL })
+  const results: Measured[] = []
+  try {
+    const base = server.url
+    const picture = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 30, g: 120, b: 200 } } }).jpeg().toBuffer()
+    const clients = await Promise.all(Array.from({ length: PAIRS }, (_, i) => signUp(base, 'client', i, ['CLIENT'])))
+    const workers = await Promise.all(Array.from({ length: PAIRS }, async (_, i) => {
+      const w = await signUp(base, 'worker', i, ['WORKER'])
+      const res = await call(base, 'PUT', '/user/picture', w.token, picture, 'image/jpeg')
+      if (res.status !== 200) throw new Error(`picture upload failed: ${JSON.stringify(res.json)}`)
+      return w
+    }))
+
+    const raw = rawCycle(pool, clients, workers)
+    const viaHttp = httpCycle(base, clients, workers)
+    await run('', WARMUP, raw, false)
+    await run('', WARMUP, viaHttp, false)
+    server.takePeakRss()
+    const rawRuns: Measured[] = []
+    const httpRuns: Measured[] = []
+    for (let round = 1; round <= ROUNDS; round++) {
+      rawRuns.push(await run(`raw pg, round ${round}/${ROUNDS}`, DURATION, raw))
+      httpRuns.push(await run(`HTTP, round ${round}/${ROUNDS}`, DURATION, viaHttp))
+    }
+    const merge = (name: string, runs: Measured[]): Measured => ({
+      name,
+      moves: runs.reduce((n, r) => n + r.moves, 0),
+      elapsedMs: runs.reduce((n, r) => n + r.elapsedMs, 0),
+      latencies: runs.flatMap((r) => r.latencies),
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+    })
+    results.push(merge('raw pg (same inserts and updates)', rawRuns))
+    results.push({ ...merge('HTTP: POST /job + 3 moves', httpRuns), rssMb: Math.round(server.takePeakRss() / 1024 / 1024) })
+  } finally {
+    bars.stop()
+    await pool.end()
+    await server.stop()
+    agent.destroy()
+    await scratch.drop()
+  }
+
+  console.log(`\n  ${'measurement'.padEnd(36)} ${'moves/s'.padStart(9)} ${'cycles/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'RSS MB'.padStart(7)} ${'errors'.padStart(7)}`)
+  for (const r of results) {
+    const sorted = r.latencies.slice().sort((a, b) => a - b)
+    const rate = r.moves / (r.elapsedMs / 1000)
+    console.log(
+      `  ${r.name.padEnd(36)} ${rate.toFixed(0).padStart(9)} ${(rate / 4).toFixed(0).padStart(9)} ${percentile(sorted, 50).toFixed(1).padStart(7)} ${percentile(sorted, 99).toFixed(1).padStart(7)} ${(r.rssMb === undefined ? '-' : String(r.rssMb)).padStart(7)} ${String(r.errors).padStart(7)}`,
+    )
+  }
+  const [rawResult, httpResult] = results as [Measured, Measured]
+  const ratio = httpResult.moves / (httpResult.elapsedMs / 1000) / (rawResult.moves / (rawResult.elapsedMs / 1000))
+  console.log(`\n  HTTP / raw pg: ${Math.round(ratio * 100)}% (target 40%: ${ratio >= 0.4 ? 'met' : 'MISSED'})`)
+  console.log(`  load generator RSS: ${Math.round(process.memoryUsage.rss() / 1024 / 1024)} MB`)
+}
+
+main().catch((error) => {
+  bars.stop()
+  console.error(error)
+  process.exit(1)
+})
