@@ -133,7 +133,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     events: platform.live.events,
     messages: { insert: insertMessage, publish: messaging.publishCreated },
     payments: options.payments ?? createPaymentProvider(config.payments),
-    locator: createWorkerLocator({ locations: platform.live.locations, accounts: accountsStore }),
+    // The location service is made below; jobs look it up when a decline needs it.
+    locator: createWorkerLocator({ locations: platform.live.locations, search: (viewerId, query) => app.location.search(viewerId, query) }),
     settings: {
       autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
       reminderBeforeMs: config.jobReminderBefore * 1000,

@@ -3,7 +3,7 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify'
 import { sql } from 'kysely'
 import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
@@ -588,6 +588,21 @@ describe('expiry, reminders and auto-approval, on a clock the tests move', () =>
     expect(problem(await move(w, keep.id, 'ACCEPTED'), 409).code).toBe('job_expired')
     expect((await getJob(c, keep.id)).status).toBe('EXPIRED')
     expect((await messagesAbout(c, d.id)).filter((m) => m.text.includes('expired'))).toHaveLength(1)
+  })
+
+  it('sweeps on a timer while the app runs, and stops when told', async () => {
+    const c = await client()
+    const w = await worker()
+    const job = await offer(c, w, { expires_in: 3600 })
+    clock.advance(HOUR)
+    t.app.jobs.start(20)
+    try {
+      // The timer finds it: no read here could have expired it, as reads expire too.
+      await vi.waitFor(async () => expect(await messagesAbout(c, job.id)).toHaveLength(1), { timeout: 10_000, interval: 50 })
+    } finally {
+      await t.app.jobs.stop()
+    }
+    expect((await getJob(c, job.id)).status_log.at(-1)).toMatchObject({ status: 'EXPIRED', by: null })
   })
 
   it('approves a COMPLETED job by itself after 7 days and settles it', async () => {

@@ -16,8 +16,8 @@ import { judge, type JobStatus, type Mover } from './workflow.js'
 
 /** Where workers are: the location feature's live map. */
 export interface WorkerLocator {
-  /** Up to `limit` users with the WORKER role live near the point now, nearest first, without `exclude`. */
-  nearbyWorkers(point: { lat: number; lon: number }, options: { exclude: string[]; limit: number }): Promise<Nearby[]>
+  /** Up to `limit` users with the WORKER role live near the point now, nearest first, as `viewerId` may see them, without `exclude`. */
+  nearbyWorkers(point: { lat: number; lon: number }, options: { viewerId: string; exclude: string[]; limit: number }): Promise<Nearby[]>
   /** Meters from the user's live location to the point; null when the user is not on the map. */
   distanceTo(userId: string, point: { lat: number; lon: number }): Promise<number | null>
 }
@@ -478,7 +478,7 @@ export function createJobsService(deps: JobsDeps) {
         const peek = await store.findById(jobId)
         if (peek && peek.worker_id === actorId && peek.location_lat !== null && peek.location_lon !== null) {
           nearby = await deps.locator
-            .nearbyWorkers({ lat: peek.location_lat, lon: peek.location_lon }, { exclude: [peek.client_id, peek.worker_id], limit: 3 })
+            .nearbyWorkers({ lat: peek.location_lat, lon: peek.location_lon }, { viewerId: peek.client_id, exclude: [peek.worker_id], limit: 3 })
             .catch((error: unknown) => {
               log.warn({ err: error, job_id: jobId }, 'could not search for workers nearby')
               return null
