@@ -1,5 +1,7 @@
 // The only reader of process.env: everything is read and checked once, at start.
 
+import { availableParallelism } from 'node:os'
+
 export interface Config {
   port: number
   host: string
@@ -12,7 +14,7 @@ export interface Config {
   dataDir: string
   dbPoolSize: number
   bcryptCost: number
-  /** How many bcrypt hashes may run at once; more wait in line (protects every other route). */
+  /** How many bcrypt hashes may run at once (default: one a core); more wait in line. */
   bcryptConcurrency: number
   /** Seconds a session lives without use; each authenticated request renews it. */
   sessionIdleTtl: number
@@ -129,7 +131,8 @@ export function loadConfig(env: Env = process.env): Config {
     dataDir: str('DATA_DIR') ?? './data',
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
     bcryptCost: int('BCRYPT_COST', 12, 4, 31),
-    bcryptConcurrency: int('BCRYPT_CONCURRENCY', 2, 1, 64),
+    // Hashing threads run below the event loop's priority, so they may have every core.
+    bcryptConcurrency: int('BCRYPT_CONCURRENCY', Math.min(availableParallelism(), 64), 1, 64),
     sessionIdleTtl,
     sessionMaxAge,
     sessionsPerUser: int('SESSIONS_PER_USER', 10, 1, 1000),

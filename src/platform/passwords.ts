@@ -1,5 +1,4 @@
-import bcrypt from 'bcrypt'
-import pLimit from 'p-limit'
+import { Worker } from 'node:worker_threads'
 import { TooManyRequestsError } from '../errors.js'
 
 export interface PasswordHasher {
@@ -8,30 +7,97 @@ export interface PasswordHasher {
   verify(password: string, hash: string | null): Promise<boolean>
 }
 
+/** How much lower than the event loop the bcrypt threads run (nice 0 to 19). */
+const NICENESS = 10
+
+type Job = { op: 'hash'; password: string; cost: number } | { op: 'compare'; password: string; hash: string }
+interface Queued {
+  job: Job
+  resolve: (result: string | boolean) => void
+  reject: (error: Error) => void
+}
+
 /**
- * bcrypt on libuv's thread pool, with at most `concurrency` hashes in flight and a bounded line
- * behind them: a flood of sign-ins waits its turn (or is told to come back) instead of taking
- * every core from the other routes.
+ * bcrypt on `concurrency` threads of its own, at a lower CPU priority than the event loop, with a
+ * bounded line behind them. A flood of sign-ins waits its turn (or is told to come back) and only
+ * gets the CPU that serving requests leaves over, so it can't starve every other route; on idle
+ * cores sign-ins run at full speed. The threads start on first use and never keep the process alive
+ * while idle.
  */
 export function createPasswordHasher(options: { cost: number; concurrency: number; maxWaiting?: number }): PasswordHasher {
-  const limit = pLimit(options.concurrency)
   const maxWaiting = options.maxWaiting ?? options.concurrency * 200
-  // A hash to compare against when the account does not exist, so that an unknown email costs
-  // as much time as a wrong password.
-  const dummy = bcrypt.hash('not a real password, only a timing twin', options.cost)
+  const waiting: Queued[] = []
+  const idle: Worker[] = []
+  const busy = new Map<Worker, Queued>()
+  let threads = 0
+  let nextId = 0
 
-  const run = <T>(work: () => Promise<T>): Promise<T> => {
-    if (limit.pendingCount >= maxWaiting) {
-      return Promise.reject(new TooManyRequestsError('Too many sign-ins are being checked right now; try again shortly', 1, 'busy'))
+  const startThread = () => {
+    threads++
+    const worker = new Worker(new URL('./password-worker.mjs', import.meta.url), { workerData: { niceness: NICENESS } })
+    worker.unref()
+    worker.on('message', (message: { result?: string | boolean; error?: string }) => {
+      const current = busy.get(worker)
+      busy.delete(worker)
+      worker.unref()
+      if (current) {
+        if (message.error !== undefined) current.reject(new Error(`bcrypt failed: ${message.error}`))
+        else current.resolve(message.result!)
+      }
+      idle.push(worker)
+      dispatch()
+    })
+    let gone = false
+    const lost = (error: Error) => {
+      if (gone) return
+      gone = true
+      const current = busy.get(worker)
+      busy.delete(worker)
+      const at = idle.indexOf(worker)
+      if (at >= 0) idle.splice(at, 1)
+      threads--
+      current?.reject(error)
+      dispatch()
     }
-    return limit(work)
+    worker.on('error', lost)
+    worker.on('exit', (code) => lost(new Error(`the bcrypt thread exited with ${code}`)))
+    idle.push(worker)
   }
 
+  const dispatch = () => {
+    while (waiting.length > 0) {
+      if (idle.length === 0 && threads < options.concurrency) startThread()
+      const worker = idle.pop()
+      if (!worker) return
+      const next = waiting.shift()!
+      busy.set(worker, next)
+      worker.ref() // a job in flight keeps the process alive until it answers
+      worker.postMessage({ id: nextId++, ...next.job })
+    }
+  }
+
+  const run = <T extends string | boolean>(job: Job): Promise<T> => {
+    if (waiting.length >= maxWaiting) {
+      return Promise.reject(new TooManyRequestsError('Too many sign-ins are being checked right now; try again shortly', 1, 'busy'))
+    }
+    return new Promise<T>((resolve, reject) => {
+      waiting.push({ job, resolve: resolve as (result: string | boolean) => void, reject })
+      dispatch()
+    })
+  }
+
+  // A hash to compare against when the account does not exist, so that an unknown email costs
+  // as much time as a wrong password. Made at start (and again if that failed).
+  const makeDummy = () => run<string>({ op: 'hash', password: 'not a real password, only a timing twin', cost: options.cost })
+  let dummy = makeDummy()
+  dummy.catch(() => {})
+  const dummyHash = () => dummy.catch(() => (dummy = makeDummy()))
+
   return {
-    hash: (password) => run(() => bcrypt.hash(password, options.cost)),
+    hash: (password) => run<string>({ op: 'hash', password, cost: options.cost }),
     verify: async (password, hash) => {
-      const against = hash ?? (await dummy)
-      const ok = await run(() => bcrypt.compare(password, against))
+      const against = hash ?? (await dummyHash())
+      const ok = await run<boolean>({ op: 'compare', password, hash: against })
       return ok && hash !== null
     },
   }

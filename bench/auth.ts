@@ -1,0 +1,336 @@
+// npm run bench:auth — what authentication costs, on both live stores, in one run.
+//
+// For each live store (Redis, and PostgreSQL), with the database on a scratch PostgreSQL database:
+//   1. a bare Fastify route: the baseline for one request on this machine;
+//   2. authenticated GET /user through the whole stack (helmet, CORS, rate limit on the live
+//      store, session lookup and renewal, validation, the user from the database, access log);
+//   3. raw bcrypt.compare at BCRYPT_COST, with as many compares in flight as there are login clients;
+//   4. POST /authorize sign-ins a second at the same cost and the same concurrency;
+//   5. GET /user again while a flood of sign-ins runs beside it.
+// The server runs in a child process (bench/auth-server.ts), the load generator (autocannon) here,
+// so the two do not share an event loop. Logs go to /dev/null at level info, as a server's would
+// go to its log collector.
+//
+// Settings (environment): BENCH_DATABASE_URL (a PostgreSQL server; a scratch database is made and
+// dropped), BENCH_REDIS_URL, BENCH_DURATION (seconds a measurement, default 10),
+// BENCH_CONNECTIONS (GET clients, default 32), BENCH_LOGIN_CONNECTIONS (default 8),
+// BENCH_FLOOD_CONNECTIONS (sign-in clients in the flood, default 64), BENCH_BACKENDS
+// (redis,postgres), and any app setting (BCRYPT_CONCURRENCY, UV_THREADPOOL_SIZE...) passed on.
+
+import autocannon from 'autocannon'
+import cliProgress from 'cli-progress'
+import { fork, type ChildProcess } from 'node:child_process'
+import { openSync } from 'node:fs'
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { createScratchDatabase } from '../test/support/backends.js'
+import type { FromServer, ToServer } from './auth-server.js'
+
+const env = process.env
+const seconds = (name: string, fallback: number) => {
+  const value = Number(env[name] ?? fallback)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
+  return value
+}
+const DURATION = seconds('BENCH_DURATION', 10)
+const WARMUP = Math.min(3, DURATION)
+const CONNECTIONS = seconds('BENCH_CONNECTIONS', 32)
+const LOGIN_CONNECTIONS = seconds('BENCH_LOGIN_CONNECTIONS', 8)
+const FLOOD_CONNECTIONS = seconds('BENCH_FLOOD_CONNECTIONS', 64)
+const BCRYPT_COST = 12
+const DATABASE_SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
+const BACKENDS = (env.BENCH_BACKENDS || 'redis,postgres').split(',').map((b) => b.trim())
+const PASSWORD = 'correct horse battery'
+
+/** App settings a caller may pass through to the server. */
+const PASSED_ON = ['BCRYPT_CONCURRENCY', 'UV_THREADPOOL_SIZE', 'LOG_LEVEL', 'DB_POOL_SIZE', 'SESSIONS_PER_USER']
+
+// ---------------------------------------------------------------------------------------------
+// The server process
+
+class Server {
+  private peak = 0
+  private waiting = new Map<string, (message: FromServer) => void>()
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {
+    child.on('message', (message: FromServer) => {
+      if (message.type === 'rss') this.peak = Math.max(this.peak, message.rss)
+      this.waiting.get(message.type)?.(message)
+    })
+  }
+
+  static async start(mode: 'app' | 'bare', settings: Record<string, string> = {}): Promise<Server> {
+    const passed = Object.fromEntries(PASSED_ON.filter((n) => env[n] !== undefined).map((n) => [n, env[n]!]))
+    const child = fork(fileURLToPath(new URL('./auth-server.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production', BENCH_MODE: mode, ...passed, ...settings },
+      stdio: ['ignore', openSync('/dev/null', 'w'), 'inherit', 'ipc'],
+    })
+    const url = await new Promise<string>((resolve, reject) => {
+      child.on('message', (message: FromServer) => message.type === 'listening' && resolve(message.url))
+      child.once('exit', (code) => reject(new Error(`the ${mode} server exited with ${code} before listening`)))
+    })
+    return new Server(child, url)
+  }
+
+  private request<T extends FromServer['type']>(message: ToServer, answer: T): Promise<Extract<FromServer, { type: T }>> {
+    return new Promise((resolve) => {
+      this.waiting.set(answer, (m) => {
+        this.waiting.delete(answer)
+        resolve(m as Extract<FromServer, { type: T }>)
+      })
+      this.child.send(message)
+    })
+  }
+
+  /** The highest RSS seen since the last call. */
+  takePeakRss() {
+    const peak = this.peak
+    this.peak = 0
+    return peak
+  }
+
+  /** CPU time the server process has used so far (all its threads), in microseconds. */
+  async cpuMicros() {
+    return (await this.request({ type: 'cpu' }, 'cpu')).micros
+  }
+
+  rawCompares(concurrency: number, durationMs: number) {
+    return this.request({ type: 'bcrypt', cost: BCRYPT_COST, concurrency, durationMs }, 'bcrypt')
+  }
+
+  async stop() {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve))
+    this.child.send({ type: 'stop' })
+    await exited
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load, with a progress bar
+
+interface Measured {
+  name: string
+  rate: number
+  p50?: number
+  p99?: number
+  rssMb: number
+  errors: number
+  /** Server CPU time (all threads) per successful answer, in microseconds. */
+  cpuPerOk?: number
+  note?: string
+}
+
+function progress(label: string, durationS: number, rate: () => string) {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: `  ${label.padEnd(48)} |{bar}| {value}/{total} s  {rate}`,
+      barsize: 20,
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 2_000,
+    },
+    cliProgress.Presets.shades_classic,
+  )
+  const total = Math.round(durationS)
+  bar.start(total, 0, { rate: '' })
+  const started = Date.now()
+  const timer = setInterval(() => bar.update(Math.min(Math.round((Date.now() - started) / 1000), total), { rate: rate() }), 500)
+  return () => {
+    clearInterval(timer)
+    bar.update(total, { rate: rate() })
+    bar.stop()
+  }
+}
+
+/** Runs autocannon for `durationS`; answers the result and shows a live rate. */
+async function load(label: string, options: autocannon.Options, durationS: number, show = true): Promise<autocannon.Result> {
+  let ok = 0
+  const started = Date.now()
+  let instance!: autocannon.Instance
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon({ ...options, duration: durationS }, (error, result) => (error ? reject(error) : resolve(result)))
+  })
+  instance.on('response', (_client, status) => {
+    if (status < 300) ok++
+  })
+  const done = show ? progress(label, durationS, () => `${Math.round(ok / Math.max((Date.now() - started) / 1000, 0.001))} ok/s`) : () => {}
+  const result = await finished
+  done()
+  return result
+}
+
+const okRate = (r: autocannon.Result) => r['2xx'] / (r.duration || DURATION)
+const errorsOf = (r: autocannon.Result) => r.non2xx + r.errors + r.timeouts
+
+// ---------------------------------------------------------------------------------------------
+// The measurements for one live store
+
+interface BackendResult {
+  backend: string
+  rows: Measured[]
+  userRatio: number
+  loginRatio: number
+  floodRatio: number
+}
+
+async function json(url: string, init: RequestInit & { body?: string } = {}) {
+  const res = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } })
+  const body = res.status === 204 ? null : await res.json()
+  return { status: res.status, body }
+}
+
+/** Signs `count` users up and in; answers their emails and tokens. */
+async function users(base: string, tag: string, count: number) {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const email = `bench.${tag}.${i}.${Date.now().toString(36)}@example.com`
+      const signup = await json(`${base}/signup`, { method: 'POST', body: JSON.stringify({ email, password: PASSWORD, first_name: 'Bench', last_name: `User ${i}`, roles: ['CLIENT'] }) })
+      if (signup.status !== 201) throw new Error(`sign-up failed: ${JSON.stringify(signup.body)}`)
+      const login = await json(`${base}/authorize`, { method: 'POST', body: JSON.stringify({ email, password: PASSWORD }) })
+      if (login.status !== 200) throw new Error(`sign-in failed: ${JSON.stringify(login.body)}`)
+      return { email, token: login.body.access_token as string }
+    }),
+  )
+}
+
+async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResult> {
+  const label = backend === 'redis' ? 'Redis live store' : 'PostgreSQL live store'
+  console.log(`\n${label} (database: a scratch database on ${new URL(DATABASE_SERVER).host})`)
+  const rows: Measured[] = []
+  const mb = (bytes: number) => Math.round(bytes / 1024 / 1024)
+
+  // 1. The baseline: a bare Fastify route in a process of its own, measured the same way.
+  const bare = await Server.start('bare')
+  const bareGet: autocannon.Options = { url: `${bare.url}/bare`, connections: CONNECTIONS }
+  await load('', bareGet, WARMUP, false)
+  bare.takePeakRss()
+  let cpu = await bare.cpuMicros()
+  const bareResult = await load('bare Fastify GET /bare', bareGet, DURATION)
+  const bareCpu = ((await bare.cpuMicros()) - cpu) / bareResult['2xx']
+  rows.push({ name: 'bare Fastify route', rate: bareResult.requests.average, p50: bareResult.latency.p50, p99: bareResult.latency.p99, rssMb: mb(bare.takePeakRss()), errors: errorsOf(bareResult), cpuPerOk: bareCpu })
+  await bare.stop()
+
+  // 2. The whole app.
+  const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const app = await Server.start('app', {
+    DATABASE_URL: scratch.url,
+    ...(backend === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-${Date.now().toString(36)}:` } : {}),
+    BCRYPT_COST: String(BCRYPT_COST),
+    RATE_LIMIT_MAX: '10000000',
+    AUTH_RATE_LIMIT_MAX: '10000000',
+    LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+    PORT: '0',
+  })
+  try {
+    const readers = await users(app.url, 'reader', 8)
+    const signers = await users(app.url, 'signer', LOGIN_CONNECTIONS)
+    // Each GET client holds one of the readers' tokens; each sign-in client signs one user in.
+    let nextReader = 0
+    const getUser: autocannon.Options = {
+      url: `${app.url}/user`,
+      connections: CONNECTIONS,
+      setupClient: (client) => client.setHeaders({ authorization: `Bearer ${readers[nextReader++ % readers.length]!.token}` }),
+    }
+    const signIn = (connections: number): autocannon.Options => {
+      let next = 0
+      return {
+        url: `${app.url}/authorize`,
+        method: 'POST',
+        connections,
+        timeout: 60,
+        setupClient: (client) => {
+          const { email } = signers[next++ % signers.length]!
+          client.setHeadersAndBody({ 'content-type': 'application/json' }, JSON.stringify({ email, password: PASSWORD }))
+        },
+      }
+    }
+
+    await load('', getUser, WARMUP, false)
+    app.takePeakRss()
+    cpu = await app.cpuMicros()
+    const user = await load('authenticated GET /user', getUser, DURATION)
+    const userCpu = ((await app.cpuMicros()) - cpu) / user['2xx']
+    rows.push({ name: 'GET /user (authenticated)', rate: user.requests.average, p50: user.latency.p50, p99: user.latency.p99, rssMb: mb(app.takePeakRss()), errors: errorsOf(user), cpuPerOk: userCpu })
+
+    // 3. Raw bcrypt.compare in the server process, as many in flight as there are sign-in clients.
+    const doneRaw = progress(`raw bcrypt.compare, ${LOGIN_CONNECTIONS} in flight`, DURATION, () => '')
+    const raw = await app.rawCompares(LOGIN_CONNECTIONS, DURATION * 1000)
+    doneRaw()
+    const rawRate = raw.compares / (raw.elapsedMs / 1000)
+    rows.push({ name: `raw bcrypt.compare (${LOGIN_CONNECTIONS} in flight)`, rate: rawRate, rssMb: mb(app.takePeakRss()), errors: 0 })
+
+    // 4. Sign-ins through the whole stack at the same concurrency.
+    cpu = await app.cpuMicros()
+    const logins = await load(`POST /authorize, ${LOGIN_CONNECTIONS} clients`, signIn(LOGIN_CONNECTIONS), DURATION)
+    const loginCpu = ((await app.cpuMicros()) - cpu) / logins['2xx']
+    rows.push({ name: `POST /authorize (${LOGIN_CONNECTIONS} clients)`, rate: okRate(logins), p50: logins.latency.p50, p99: logins.latency.p99, rssMb: mb(app.takePeakRss()), errors: errorsOf(logins), cpuPerOk: loginCpu })
+
+    // 5. GET /user while sign-ins flood in.
+    const floodRun = load('', signIn(FLOOD_CONNECTIONS), DURATION + 2, false)
+    await new Promise((r) => setTimeout(r, 1000)) // let the flood fill the line first
+    const during = await load(`GET /user during a flood of ${FLOOD_CONNECTIONS} sign-in clients`, getUser, DURATION)
+    const flood = await floodRun
+    rows.push({
+      name: 'GET /user during sign-in flood',
+      rate: during.requests.average,
+      p50: during.latency.p50,
+      p99: during.latency.p99,
+      rssMb: mb(app.takePeakRss()),
+      errors: errorsOf(during),
+      note: `flood: ${okRate(flood).toFixed(1)} sign-ins/s, ${flood.non2xx} answered 429/503`,
+    })
+
+    return {
+      backend: label,
+      rows,
+      userRatio: user.requests.average / bareResult.requests.average,
+      loginRatio: okRate(logins) / rawRate,
+      floodRatio: during.requests.average / user.requests.average,
+    }
+  } finally {
+    await app.stop()
+    await scratch.drop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const pct = (ratio: number) => `${Math.round(ratio * 100)}%`
+const mark = (ratio: number, target: number) => `${pct(ratio)} (target ${pct(target)}: ${ratio >= target ? 'met' : 'MISSED'})`
+
+async function main() {
+  const cpus = os.cpus()
+  console.log(`bench:auth — ${cpus.length} × ${cpus[0]?.model.trim()}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, Node ${process.version}`)
+  console.log(
+    `BCRYPT_COST=${BCRYPT_COST}, BCRYPT_CONCURRENCY=${env.BCRYPT_CONCURRENCY ?? '(default)'}, ${DURATION} s a measurement after ${WARMUP} s warm-up, ` +
+      `${CONNECTIONS} GET clients, ${LOGIN_CONNECTIONS} sign-in clients, ${FLOOD_CONNECTIONS} in the flood; server in a child process, logs at info to /dev/null`,
+  )
+  const results: BackendResult[] = []
+  for (const backend of BACKENDS) {
+    if (backend !== 'redis' && backend !== 'postgres') throw new Error(`unknown backend ${backend}`)
+    results.push(await benchBackend(backend))
+  }
+
+  const fmt = (n: number | undefined, digits = 0) => (n === undefined ? '' : n.toFixed(digits))
+  for (const r of results) {
+    console.log(`\n${r.backend}`)
+    console.log(`  ${'measurement'.padEnd(36)} ${'ok/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'RSS MB'.padStart(7)} ${'errors'.padStart(7)} ${'CPU µs/ok'.padStart(10)}`)
+    for (const row of r.rows) {
+      console.log(
+        `  ${row.name.padEnd(36)} ${fmt(row.rate, row.rate < 100 ? 1 : 0).padStart(9)} ${fmt(row.p50).padStart(7)} ${fmt(row.p99).padStart(7)} ${String(row.rssMb).padStart(7)} ${String(row.errors).padStart(7)} ${fmt(row.cpuPerOk).padStart(10)}${row.note ? `  ${row.note}` : ''}`,
+      )
+    }
+    console.log(`  GET /user / bare route:               ${r.backend.startsWith('Redis') ? mark(r.userRatio, 0.5) : `${pct(r.userRatio)} (the 50% target is for Redis)`}`)
+    console.log(`  sign-ins / raw bcrypt.compare:        ${mark(r.loginRatio, 0.9)}`)
+    console.log(`  GET /user in a flood / unloaded:      ${mark(r.floodRatio, 0.7)}`)
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
