@@ -42,37 +42,40 @@ export interface NewMessage {
  * store messages inside their own transaction. Push with `messaging.publishCreated` after commit.
  */
 export async function insertMessage(db: Kysely<Database> | Transaction<Database>, message: NewMessage): Promise<MessageRow> {
-  const row = await db
-    .insertInto('messages')
-    .values({
-      id: message.id ?? uuidv7(),
-      sender_id: message.from,
-      recipient_id: message.to,
-      text: message.text,
-      kind: message.kind,
-      job_id: message.jobId ?? null,
-      created_at: new Date(),
-      read_at: null,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow()
-  if (row.sender_id !== null && row.sender_id !== row.recipient_id) {
-    // Rows in one fixed order, so two users writing to each other at once never deadlock.
-    const threads = [
-      { user_id: row.sender_id, peer_id: row.recipient_id, last_message_id: row.id },
-      { user_id: row.recipient_id, peer_id: row.sender_id, last_message_id: row.id },
-    ].sort((a, b) => (a.user_id < b.user_id ? -1 : 1))
-    await db
-      .insertInto('conversations')
-      .values(threads)
-      .onConflict((oc) =>
-        oc.columns(['user_id', 'peer_id']).doUpdateSet({
-          last_message_id: sql<string>`greatest(conversations.last_message_id, excluded.last_message_id)`,
-        }),
-      )
-      .execute()
+  const values = {
+    id: message.id ?? uuidv7(),
+    sender_id: message.from,
+    recipient_id: message.to,
+    text: message.text,
+    kind: message.kind,
+    job_id: message.jobId ?? null,
+    created_at: new Date(),
+    read_at: null,
   }
-  return row
+  if (values.sender_id === null || values.sender_id === values.recipient_id) {
+    return db.insertInto('messages').values(values).returningAll().executeTakeFirstOrThrow()
+  }
+  // The message and both users' thread in ONE statement (atomic without a transaction of its own,
+  // and one round trip). Rows in one fixed order, so two users writing to each other never deadlock.
+  const threads = [
+    { user_id: values.sender_id, peer_id: values.recipient_id, last_message_id: values.id },
+    { user_id: values.recipient_id, peer_id: values.sender_id, last_message_id: values.id },
+  ].sort((a, b) => (a.user_id < b.user_id ? -1 : 1))
+  return db
+    .with('m', (qb) => qb.insertInto('messages').values(values).returningAll())
+    .with('c', (qb) =>
+      qb
+        .insertInto('conversations')
+        .values(threads)
+        .onConflict((oc) =>
+          oc.columns(['user_id', 'peer_id']).doUpdateSet({
+            last_message_id: sql<string>`greatest(conversations.last_message_id, excluded.last_message_id)`,
+          }),
+        ),
+    )
+    .selectFrom('m')
+    .selectAll()
+    .executeTakeFirstOrThrow() as Promise<MessageRow>
 }
 
 /** A user row as messages show it: deleted accounts are tombstones, kept with `deleted_at` set. */
@@ -98,8 +101,7 @@ export function createMessagingStore(db: DB) {
   const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
 
   return {
-    /** The message and both users' thread, together. */
-    insertMessage: (message: NewMessage) => db.transaction().execute((trx) => insertMessage(trx, message)),
+    insertMessage: (message: NewMessage) => insertMessage(db, message),
 
     /** Users by id, deleted ones included (as tombstones). */
     async participants(ids: string[]): Promise<ParticipantRow[]> {
