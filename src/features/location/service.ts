@@ -43,6 +43,9 @@ export function blurPosition(userId: string, lat: number, lon: number): { lat: n
   return { lat: blurredLat, lon: blurredLon }
 }
 
+const ROLES_CACHE_MS = 60_000
+const ROLES_CACHE_SIZE = 100_000
+
 // The position after the last hit of a page: its distance as the store measured it, and its id.
 const CursorPosition = Type.Object({ d: Type.Number({ minimum: 0 }), u: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 
@@ -57,19 +60,32 @@ export function createLocationService(deps: {
 }) {
   const { store } = deps
 
+  // A worker posts every minute or so: its roles are read from the database once a minute, not
+  // on every post. Searches check roles against the database anyway, so a change shows at once.
+  const rolesSeen = new Map<string, { roles: UserRow['roles']; at: number }>()
+  const rolesOf = async (userId: string, now: number) => {
+    const seen = rolesSeen.get(userId)
+    if (seen && now - seen.at < ROLES_CACHE_MS) return seen.roles
+    const user = await deps.findUser(userId)
+    if (!user) throw new UnauthenticatedError()
+    if (rolesSeen.size >= ROLES_CACHE_SIZE) rolesSeen.clear()
+    rolesSeen.set(userId, { roles: user.roles, at: now })
+    return user.roles
+  }
+
   return {
     /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
     async post(userId: string, input: PostLocationInput): Promise<{ expiresAt: Date }> {
-      const user = await deps.findUser(userId)
-      if (!user) throw new UnauthenticatedError()
+      const roles = await rolesOf(userId, Date.now())
       const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
       const { lat, lon } = blurPosition(userId, input.lat, input.lon)
-      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt })
+      await store.set(userId, { lat, lon, roles: roles as LocationRole[], expiresAt })
       return { expiresAt }
     },
 
     /** Takes the user off the map (also on sign-out and account deletion). */
     async remove(userId: string): Promise<void> {
+      rolesSeen.delete(userId)
       await store.remove(userId)
     },
 

@@ -1,0 +1,401 @@
+// npm run bench:location — live location and nearby search under load, beside raw Redis.
+//
+//   npm run bench:location -- --sizes 100k,1m --sparse 1m --backends redis,postgres --pg-max 200k
+//                             --duration 10 --connections 32 --city paris --country france
+//
+// For each live store and each size: a scratch PostgreSQL database and a fresh Redis key prefix
+// are seeded with workers (with a progress bar) — "dense" in one metro area (normal around the
+// city, sigma 8 km), "sparse" spread over a whole country. The app runs in a child process
+// (src/server.ts, as deployed) and autocannon here drives, with random points of the area:
+//   GET /search   radius 5000 m, limit 20, role WORKER (HTTP, auth, rate limit, store, users)
+//   POST /location from 200 signed-in workers
+// and, to show what the HTTP stack itself costs here, GET /health (no auth) and GET /user (auth
+// and one database read), and the store alone: LocationStore.nearby called in this process.
+// Baselines in the same run, on one Redis key holding the same points, with as many commands in
+// flight as autocannon has connections:
+//   naive   GEOSEARCH key FROMLONLAT lon lat BYRADIUS 5000 m ASC COUNT 20
+//   ideal   the same with the smallest radius that holds the 20 nearest (found beforehand)
+//   GEOADD  raw GEOADD of a random worker at a random point
+// It prints req/s and p50/p99 latency for each, the live store's memory per million workers, and
+// the targets (Redis, 1M dense): search >= 10x naive and >= 30% of ideal with p99 < 20 ms,
+// sparse no slower than dense, POST /location >= 40% of raw GEOADD.
+//
+// Settings (environment): BENCH_DATABASE_URL (a PostgreSQL server; scratch databases are made
+// and dropped), BENCH_REDIS_URL.
+
+import autocannon from 'autocannon'
+import cliProgress from 'cli-progress'
+import { Redis } from 'ioredis'
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { loadConfig } from '../src/config.js'
+import { openPlatform } from '../src/platform/index.js'
+import { parseCity, parseCountry, pointIn, random, seedWorkers, type Area } from '../src/cli/seed.js'
+import { createScratchDatabase } from '../test/support/backends.js'
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2)
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback
+}
+const count = (text: string) => {
+  const m = /^(\d+(?:\.\d+)?)([km]?)$/i.exec(text.trim())
+  if (!m) throw new Error(`not a size: "${text}" (say 100k or 1m)`)
+  return Math.round(Number(m[1]) * (m[2]?.toLowerCase() === 'm' ? 1e6 : m[2]?.toLowerCase() === 'k' ? 1e3 : 1))
+}
+const list = (text: string) => text.split(',').map((s) => s.trim()).filter(Boolean)
+
+const SIZES = list(flag('sizes', '100k,1m')).map(count)
+const SPARSE = list(flag('sparse', '1m')).map(count)
+const BACKENDS = list(flag('backends', 'redis,postgres'))
+const PG_MAX = count(flag('pg-max', '200k'))
+const DURATION = Number(flag('duration', '10'))
+const CONNECTIONS = Number(flag('connections', '32'))
+const CITY = parseCity(flag('city', 'paris'))
+const COUNTRY = parseCountry(flag('country', 'france'))
+const DATABASE_SERVER = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = process.env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
+const RADIUS = 5000
+const LIMIT = 20
+const POSTERS = 200
+const PASSWORD = 'correct horse battery'
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+interface Measured {
+  rate: number
+  p50: number
+  p99: number
+  errors: number
+}
+
+const bars = new cliProgress.MultiBar(
+  { format: '  {label} |{bar}| {value}/{total}  {note}', barsize: 24, hideCursor: true, clearOnComplete: false, noTTYOutput: true, notTTYSchedule: 3_000 },
+  cliProgress.Presets.shades_classic,
+)
+
+function timed(label: string, seconds: number, note: () => string) {
+  const bar = bars.create(seconds, 0, { label: label.padEnd(40), note: '' })
+  const started = Date.now()
+  const timer = setInterval(() => bar.update(Math.min(seconds, Math.round((Date.now() - started) / 1000)), { note: note() }), 500)
+  return () => {
+    clearInterval(timer)
+    bar.update(seconds, { note: note() })
+    bar.stop()
+  }
+}
+
+const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0
+
+/** `concurrency` loops of `op` for DURATION seconds, as autocannon runs its connections. */
+async function closedLoop(label: string, concurrency: number, op: (i: number) => Promise<unknown>): Promise<Measured> {
+  const latencies: number[] = []
+  let errors = 0
+  const started = performance.now()
+  const deadline = started + DURATION * 1000
+  const done = timed(label, DURATION, () => `${Math.round(latencies.length / ((performance.now() - started) / 1000))} ops/s`)
+  let n = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const t = performance.now()
+        try {
+          await op(n++)
+          latencies.push(performance.now() - t)
+        } catch {
+          errors++
+        }
+      }
+    }),
+  )
+  done()
+  const sorted = Float64Array.from(latencies).sort()
+  return { rate: latencies.length / ((performance.now() - started) / 1000), p50: percentile(sorted, 50), p99: percentile(sorted, 99), errors }
+}
+
+async function http(label: string, options: autocannon.Options): Promise<Measured> {
+  let finished = 0
+  const started = Date.now()
+  let instance!: autocannon.Instance
+  const result = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon({ ...options, connections: CONNECTIONS, duration: DURATION }, (error, r) => (error ? reject(error) : resolve(r)))
+  })
+  instance.on('response', () => finished++)
+  const done = timed(label, DURATION, () => `${Math.round(finished / ((Date.now() - started) / 1000))} req/s`)
+  const r = await result
+  done()
+  return { rate: r.requests.mean, p50: r.latency.p50, p99: r.latency.p99, errors: r.non2xx + r.errors + r.timeouts }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server, in a process of its own
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function startServer(env: Record<string, string>): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort()
+  const child: ChildProcess = fork(fileURLToPath(new URL('../src/server.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'production',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      BCRYPT_COST: '4',
+      RATE_LIMIT_MAX: '10000000',
+      AUTH_RATE_LIMIT_MAX: '10000000',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error('the server exited before it was ready')
+    try {
+      if ((await fetch(`${url}/health`)).ok) break
+    } catch {
+      if (i > 300) throw new Error('the server did not start')
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
+
+async function signedIn(url: string, roles: string[]): Promise<string> {
+  const email = `bench-${randomBytes(6).toString('hex')}@example.com`
+  const headers = { 'content-type': 'application/json' }
+  const up = await fetch(`${url}/signup`, { method: 'POST', headers, body: JSON.stringify({ email, password: PASSWORD, first_name: 'Bench', last_name: 'User', roles }) })
+  if (up.status !== 201) throw new Error(`signup: ${up.status} ${await up.text()}`)
+  const auth = await fetch(`${url}/authorize`, { method: 'POST', headers, body: JSON.stringify({ email, password: PASSWORD }) })
+  return ((await auth.json()) as { access_token: string }).access_token
+}
+
+// ---------------------------------------------------------------------------------------------
+// One scenario
+
+interface Row {
+  scenario: string
+  name: string
+  m: Measured
+  note?: string
+}
+const rows: Row[] = []
+const memory: { scenario: string; store: string; perMillionMb: number }[] = []
+const baselines = new Map<string, { naive: Measured; ideal: Measured; geoadd: Measured }>()
+
+async function redisBaselines(key: string, points: { lat: number; lon: number }[], queries: { lat: number; lon: number }[]) {
+  const cached = baselines.get(key)
+  if (cached) return cached
+  const redis = new Redis(REDIS_URL)
+  const geo = `bench-naive-${randomBytes(4).toString('hex')}`
+  try {
+    const load = bars.create(points.length, 0, { label: 'baseline key: GEOADD the same points'.padEnd(40), note: '' })
+    for (let i = 0; i < points.length; i += 5000) {
+      const args: (string | number)[] = []
+      for (let j = i; j < Math.min(points.length, i + 5000); j++) args.push(points[j]!.lon, points[j]!.lat, `w${j}`)
+      await redis.geoadd(geo, ...args)
+      load.update(Math.min(points.length, i + 5000))
+    }
+    load.stop()
+    const keyBytes = Number(await redis.call('MEMORY', 'USAGE', geo, 'SAMPLES', '0'))
+    memory.push({ scenario: key, store: 'baseline: one raw GEO key', perMillionMb: (keyBytes / points.length) * 1e6 / 2 ** 20 })
+    // The radius of each query's 20 nearest, found beforehand.
+    const radii = await Promise.all(
+      queries.map(async (q) => {
+        const found = (await redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', 50_000, 'm', 'ASC', 'COUNT', LIMIT, 'WITHDIST')) as [string, string][]
+        return found.length > 0 ? Number(found[found.length - 1]![1]) + 0.01 : RADIUS
+      }),
+    )
+    const naive = await closedLoop(`${key}: naive GEOSEARCH 5 km`, CONNECTIONS, (i) => {
+      const q = queries[i % queries.length]!
+      return redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', RADIUS, 'm', 'ASC', 'COUNT', LIMIT)
+    })
+    const ideal = await closedLoop(`${key}: ideal GEOSEARCH`, CONNECTIONS, (i) => {
+      const q = queries[i % queries.length]!
+      return redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', radii[i % queries.length]!, 'm', 'ASC', 'COUNT', LIMIT)
+    })
+    const geoadd = await closedLoop(`${key}: raw GEOADD`, CONNECTIONS, (i) => {
+      const q = queries[(i * 7) % queries.length]!
+      return redis.geoadd(geo, q.lon, q.lat, `w${(i * 7919) % points.length}`)
+    })
+    const result = { naive, ideal, geoadd }
+    baselines.set(key, result)
+    return result
+  } finally {
+    await redis.unlink(geo)
+    redis.disconnect()
+  }
+}
+
+async function redisUsedMemory(redis: Redis) {
+  const info = await redis.info('memory')
+  return Number(/used_memory:(\d+)/.exec(info)![1])
+}
+
+async function scenario(backend: string, layout: 'dense' | 'sparse', size: number) {
+  const area: Area = layout === 'dense' ? CITY : COUNTRY
+  const name = `${backend} ${layout} ${size >= 1e6 ? `${size / 1e6}M` : `${size / 1e3}k`}`
+  console.log(`\n== ${name}`)
+  const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const prefix = `bench-loc-${randomBytes(4).toString('hex')}:`
+  const redisUrl = backend === 'redis' ? REDIS_URL : undefined
+  const admin = new Redis(REDIS_URL)
+  try {
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', DB_POOL_SIZE: '20' })
+    const platform = await openPlatform(config)
+    const rnd = random(99)
+    const queries = Array.from({ length: 5000 }, () => pointIn(area, rnd))
+    const { sql } = await import('kysely')
+    let points: { lat: number; lon: number }[]
+    try {
+      const before = await redisUsedMemory(admin)
+      const seedBar = bars.create(size, 0, { label: `seed ${size} workers`.padEnd(40), note: '' })
+      const started = Date.now()
+      ;({ points } = await seedWorkers(platform, {
+        workers: size,
+        area,
+        ttl: 3600,
+        seed: layout === 'dense' ? 1 : 2,
+        onProgress: (done) => seedBar.update(done, { note: `${Math.round(done / ((Date.now() - started) / 1000))}/s` }),
+      }))
+      seedBar.stop()
+      if (backend === 'redis') {
+        const bytes = (await redisUsedMemory(admin)) - before
+        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role, expiry zset, user key)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+      } else {
+        const { rows: r } = await sql<{ bytes: string }>`SELECT pg_total_relation_size('live_locations') AS bytes`.execute(platform.database.db)
+        memory.push({ scenario: name, store: 'PostgreSQL live_locations (table and indexes)', perMillionMb: ((Number(r[0]!.bytes) / size) * 1e6) / 2 ** 20 })
+        await sql`ANALYZE live_locations`.execute(platform.database.db)
+      }
+      const alone = await closedLoop(`${name}: LocationStore.nearby alone`, CONNECTIONS, (i) => {
+        const q = queries[i % queries.length]!
+        return platform.live.locations.nearby({ lat: q.lat, lon: q.lon, radiusM: RADIUS, limit: LIMIT + 1, role: 'WORKER', exclude: new Set(['00000000-0000-0000-0000-000000000000']) })
+      })
+      rows.push({ scenario: name, name: 'store alone: nearby(5 km, 21, WORKER), no HTTP', m: alone })
+    } finally {
+      await platform.close()
+    }
+    const server = await startServer({ DATABASE_URL: scratch.url, ...(redisUrl ? { REDIS_URL: redisUrl } : {}), REDIS_PREFIX: prefix })
+    try {
+      const client = await signedIn(server.url, ['CLIENT'])
+      const workers = await Promise.all(Array.from({ length: POSTERS }, () => signedIn(server.url, ['WORKER'])))
+      const paths = queries.map((q) => `/search?lat=${q.lat.toFixed(6)}&lon=${q.lon.toFixed(6)}&radius=${RADIUS}&limit=${LIMIT}&role=WORKER`)
+      // One warm-up pass, so first-time costs (script loading, planner, hints) don't count.
+      for (let i = 0; i < 200; i++) await fetch(`${server.url}${paths[i]}`, { headers: { authorization: `Bearer ${client}` } })
+      const health = await http(`${name}: GET /health`, { url: `${server.url}/health` })
+      const user = await http(`${name}: GET /user`, { url: `${server.url}/user`, headers: { authorization: `Bearer ${client}` } })
+      rows.push({ scenario: name, name: 'ceiling: GET /health (HTTP, no auth)', m: health })
+      rows.push({ scenario: name, name: 'ceiling: GET /user (HTTP, auth, 1 DB read)', m: user })
+      let s = 0
+      const search = await http(`${name}: GET /search`, {
+        url: server.url,
+        headers: { authorization: `Bearer ${client}` },
+        requests: [{ setupRequest: (req) => ({ ...req, path: paths[s++ % paths.length]! }) }],
+      })
+      let p = 0
+      const post = await http(`${name}: POST /location`, {
+        url: server.url,
+        method: 'POST',
+        requests: [
+          {
+            setupRequest: (req) => {
+              const q = queries[(p * 13) % queries.length]!
+              const token = workers[p++ % workers.length]!
+              return { ...req, method: 'POST', path: '/location', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ lat: q.lat, lon: q.lon, ttl: 3600 }) }
+            },
+          },
+        ],
+      })
+      rows.push({ scenario: name, name: 'GET /search (ours, HTTP + auth)', m: search })
+      rows.push({ scenario: name, name: 'POST /location (ours, HTTP + auth)', m: post })
+    } finally {
+      await server.stop()
+    }
+    const base = await redisBaselines(`${layout} ${size >= 1e6 ? `${size / 1e6}M` : `${size / 1e3}k`}`, points, queries)
+    rows.push({ scenario: name, name: 'baseline naive GEOSEARCH 5 km ASC COUNT 20', m: base.naive })
+    rows.push({ scenario: name, name: 'baseline ideal GEOSEARCH (radius of the 20th)', m: base.ideal })
+    rows.push({ scenario: name, name: 'baseline raw GEOADD', m: base.geoadd })
+  } finally {
+    // Leave nothing behind: the scratch database and every key under the prefix.
+    let cursor = '0'
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await admin.unlink(...keys)
+    } while (cursor !== '0')
+    admin.disconnect()
+    await scratch.drop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  console.log(`bench:location — ${DURATION} s a measurement, ${CONNECTIONS} connections (and ${CONNECTIONS} Redis commands in flight for baselines)`)
+  console.log(`dense: around ${CITY.kind === 'city' ? `${CITY.lat},${CITY.lon}` : ''} (normal, sigma 8 km); sparse: uniform over a country box; searches: radius ${RADIUS} m, limit ${LIMIT}, role WORKER`)
+  for (const backend of BACKENDS) {
+    for (const [layout, sizes] of [['dense', SIZES], ['sparse', SPARSE]] as const) {
+      for (const size of sizes) {
+        if (backend === 'postgres' && size > PG_MAX) {
+          console.log(`\n== postgres ${layout} ${size}: run at ${PG_MAX} instead (--pg-max; seeding row by row takes too long here)`)
+        }
+        await scenario(backend, layout, backend === 'postgres' ? Math.min(size, PG_MAX) : size)
+      }
+    }
+  }
+  bars.stop()
+
+  console.log('\nresults')
+  const fmt = (n: number, d = 1) => n.toFixed(d).padStart(9)
+  console.log(`${'scenario'.padEnd(22)} ${'measurement'.padEnd(48)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} errors`)
+  for (const r of rows) console.log(`${r.scenario.padEnd(22)} ${r.name.padEnd(48)} ${fmt(r.m.rate, 0)} ${fmt(r.m.p50, 2)} ${fmt(r.m.p99, 2)} ${r.m.errors}`)
+  console.log('\nlive store memory per million workers')
+  for (const m of memory) console.log(`${m.scenario.padEnd(22)} ${m.store.padEnd(64)} ${m.perMillionMb.toFixed(0).padStart(6)} MB`)
+
+  console.log('\ntargets (Redis)')
+  for (const r of rows.filter((x) => x.scenario.startsWith('redis') && x.name.startsWith('GET'))) {
+    const same = (n: string) => rows.find((x) => x.scenario === r.scenario && x.name.startsWith(n))!.m
+    const naive = same('baseline naive')
+    const ideal = same('baseline ideal')
+    const post = same('POST')
+    const geoadd = same('baseline raw GEOADD')
+    console.log(
+      `${r.scenario.padEnd(22)} search = ${(r.m.rate / naive.rate).toFixed(1)}x naive (>= 10), ${((100 * r.m.rate) / ideal.rate).toFixed(0)}% of ideal (>= 30), p99 ${r.m.p99.toFixed(1)} ms (< 20); POST = ${((100 * post.rate) / geoadd.rate).toFixed(0)}% of GEOADD (>= 40)`,
+    )
+  }
+  const dense = rows.find((x) => x.scenario === 'redis dense 1M' && x.name.startsWith('GET'))
+  const sparse = rows.find((x) => x.scenario === 'redis sparse 1M' && x.name.startsWith('GET'))
+  if (dense && sparse) console.log(`sparse vs dense at 1M: ${sparse.m.rate.toFixed(0)} vs ${dense.m.rate.toFixed(0)} req/s (sparse should be no slower)`)
+  console.log(`\nmachine: ${(await import('node:os')).cpus().length} cores, Node ${process.version}`)
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    bars.stop()
+    console.error(error)
+    process.exit(1)
+  },
+)

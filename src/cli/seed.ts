@@ -1,0 +1,173 @@
+// npm run seed -- --workers 100000 --city paris        (or --city 48.85,2.35, or --country france)
+//
+// Fills the configured stores (DATABASE_URL, REDIS_URL, as the server reads them) with demo
+// workers around a city or spread over a country: users in the database and their live
+// locations in the live store, so that a newcomer can search a realistic map.
+
+import cliProgress from 'cli-progress'
+import { v7 as uuidv7 } from 'uuid'
+import { pathToFileURL } from 'node:url'
+import { loadConfig } from '../config.js'
+import { blurPosition } from '../features/location/service.js'
+import '../features/accounts/store.js'
+import { openPlatform, type Platform } from '../platform/index.js'
+
+export const CITIES: Record<string, [number, number]> = {
+  paris: [48.8566, 2.3522],
+  berlin: [52.52, 13.405],
+  london: [51.5074, -0.1278],
+  'new-york': [40.7128, -74.006],
+  tokyo: [35.6762, 139.6503],
+  'sao-paulo': [-23.5505, -46.6333],
+  lagos: [6.5244, 3.3792],
+  sydney: [-33.8688, 151.2093],
+}
+
+/** Bounding boxes [south, west, north, east] for a sparse spread. */
+export const COUNTRIES: Record<string, [number, number, number, number]> = {
+  france: [42.5, -4.5, 51, 8],
+  germany: [47.4, 6, 54.9, 15],
+  japan: [31, 130, 41.5, 142],
+}
+
+export type Area = { kind: 'city'; lat: number; lon: number } | { kind: 'country'; box: [number, number, number, number] }
+
+export function parseCity(value: string): Area {
+  const named = CITIES[value.toLowerCase()]
+  if (named) return { kind: 'city', lat: named[0], lon: named[1] }
+  const parts = value.split(',').map(Number)
+  if (parts.length === 2 && parts.every(Number.isFinite) && Math.abs(parts[0]!) <= 90 && Math.abs(parts[1]!) <= 180) {
+    return { kind: 'city', lat: parts[0]!, lon: parts[1]! }
+  }
+  throw new Error(`--city takes one of ${Object.keys(CITIES).join(', ')} or lat,lon (got "${value}")`)
+}
+
+export function parseCountry(value: string): Area {
+  const box = COUNTRIES[value.toLowerCase()]
+  if (!box) throw new Error(`--country takes one of ${Object.keys(COUNTRIES).join(', ')} (got "${value}")`)
+  return { kind: 'country', box }
+}
+
+/** A seeded random generator (mulberry32), so that a run can be repeated. */
+export function random(seed: number) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * A point of the area: in a city, normally distributed around the centre (sigma 8 km, none past
+ * 30 km), as a metro area's people are; in a country, uniform over its box.
+ */
+export function pointIn(area: Area, rnd: () => number): { lat: number; lon: number } {
+  if (area.kind === 'country') {
+    const [s, w, n, e] = area.box
+    return { lat: s + rnd() * (n - s), lon: w + rnd() * (e - w) }
+  }
+  let d: number
+  do {
+    d = 8000 * Math.sqrt(-2 * Math.log(1 - rnd())) // Rayleigh: a 2-D normal's distance from its centre
+  } while (d > 30_000)
+  const bearing = rnd() * 2 * Math.PI
+  const lat = area.lat + ((d * Math.cos(bearing)) / 6_371_000) * (180 / Math.PI)
+  const lon = area.lon + ((d * Math.sin(bearing)) / (6_371_000 * Math.cos((area.lat * Math.PI) / 180))) * (180 / Math.PI)
+  return { lat, lon }
+}
+
+const FIRST = ['Ana', 'Ben', 'Chloé', 'Dmitri', 'Eva', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Keiko', 'Luca', 'Maya', 'Noah', 'Olu', 'Priya']
+const LAST = ['Martin', 'Schmidt', 'Dubois', 'Rossi', 'Silva', 'Nowak', 'Tanaka', 'Okafor', 'Kim', 'Haddad', 'Jensen', 'Garcia']
+
+export interface SeedOptions {
+  workers: number
+  area: Area
+  /** Seconds the seeded locations live. */
+  ttl: number
+  seed?: number
+  /** Locations written at once. */
+  concurrency?: number
+  onProgress?: (done: number) => void
+}
+
+/** Inserts `workers` users with role WORKER and puts each on the map; answers their ids. */
+export async function seedWorkers(platform: Platform, options: SeedOptions): Promise<{ points: { lat: number; lon: number }[] }> {
+  const rnd = random(options.seed ?? 1)
+  const db = platform.database.db
+  const batch = 1000
+  const concurrency = options.concurrency ?? 1000
+  const expiresAt = new Date(Date.now() + options.ttl * 1000)
+  const points: { lat: number; lon: number }[] = []
+  for (let done = 0; done < options.workers; done += batch) {
+    const rows = Array.from({ length: Math.min(batch, options.workers - done) }, () => {
+      const id = uuidv7()
+      return {
+        id,
+        email: `worker-${id}@seed.example`,
+        first_name: FIRST[Math.floor(rnd() * FIRST.length)]!,
+        last_name: LAST[Math.floor(rnd() * LAST.length)]!,
+        password_hash: null,
+        roles: ['WORKER' as const],
+      }
+    })
+    await db.insertInto('users').values(rows).execute()
+    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd) }))
+    for (let i = 0; i < located.length; i += concurrency) {
+      await Promise.all(
+        located.slice(i, i + concurrency).map(({ id, at }) => {
+          points.push(at)
+          return platform.live.locations.set(id, { ...blurPosition(id, at.lat, at.lon), roles: ['WORKER'], expiresAt })
+        }),
+      )
+    }
+    options.onProgress?.(done + rows.length)
+  }
+  return { points }
+}
+
+function parseArgs(argv: string[]) {
+  const args = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i]!
+    if (!name.startsWith('--')) throw new Error(`unexpected argument "${name}"`)
+    const value = argv[i + 1]
+    if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`)
+    args.set(name.slice(2), value)
+    i++
+  }
+  return args
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2))
+  const workers = Number(args.get('workers') ?? 10_000)
+  if (!Number.isInteger(workers) || workers < 1 || workers > 10_000_000) throw new Error('--workers takes a whole number from 1 to 10000000')
+  const ttl = Number(args.get('ttl') ?? 86_400)
+  if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) throw new Error('--ttl takes seconds from 1 to 86400')
+  const area = args.has('country') ? parseCountry(args.get('country')!) : parseCity(args.get('city') ?? 'paris')
+  for (const name of args.keys()) if (!['workers', 'ttl', 'city', 'country'].includes(name)) throw new Error(`unknown option --${name}`)
+
+  const config = loadConfig()
+  const platform = await openPlatform(config)
+  console.log(`seeding ${workers} workers (${area.kind === 'city' ? `around ${area.lat},${area.lon}` : `over ${args.get('country')}`}) into ${platform.database.kind} and the ${platform.live.kind} live store, for ${ttl} s`)
+  const bar = new cliProgress.SingleBar({ format: '  {bar} {value}/{total} workers  {rate}/s  eta {eta}s', noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
+  bar.start(workers, 0, { rate: 0 })
+  const started = Date.now()
+  try {
+    await seedWorkers(platform, { workers, area, ttl, onProgress: (done) => bar.update(done, { rate: Math.round(done / ((Date.now() - started) / 1000)) }) })
+  } finally {
+    bar.stop()
+    await platform.close()
+  }
+  console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error: Error) => {
+    console.error(error.message)
+    process.exit(1)
+  })
+}
