@@ -64,6 +64,17 @@ describe('live location and search', () => {
     expect((await t.app.inject({ method: 'DELETE', url: '/location', headers: worker.auth })).statusCode).toBe(204)
   })
 
+  it('a worker who gives up the WORKER role leaves WORKER searches at once', async () => {
+    const worker = await newUser(t.app, { roles: ['CLIENT', 'WORKER'] })
+    const client = await newUser(t.app)
+    await post(worker, { lat: 50.0755, lon: 14.4378 })
+    expect(await ids(client, { lat: 50.0755, lon: 14.4378, radius: 500, role: 'WORKER' })).toEqual([worker.id])
+    const changed = await t.app.inject({ method: 'POST', url: '/user', headers: worker.auth, payload: { roles: ['CLIENT'] } })
+    expect(changed.statusCode, changed.body).toBe(200)
+    expect(await ids(client, { lat: 50.0755, lon: 14.4378, radius: 500, role: 'WORKER' })).toEqual([])
+    expect(await ids(client, { lat: 50.0755, lon: 14.4378, radius: 500, role: 'CLIENT' })).toEqual([worker.id])
+  })
+
   it('a worker who signs out or deletes its account vanishes at once', async () => {
     const leaving = await newUser(t.app, { roles: ['WORKER'] })
     const deleted = await newUser(t.app, { roles: ['WORKER'] })
