@@ -1,10 +1,11 @@
 // npm run bench:jobs — what the job workflow costs through HTTP, beside raw SQL, in one run.
 //
 // On a scratch database on a PostgreSQL server, with the app in a child process (bench/jobs-server.ts):
-//   1. raw `pg`: the same inserts and updates as the workflow, without HTTP or the app: an offer
-//      (INSERT the job, its log entry, the worker's message and thread) and three moves
-//      (SELECT ... FOR UPDATE, UPDATE the job, INSERT the log entry, the message and thread), each
-//      one transaction, `BENCH_CONCURRENCY` cycles in flight over a pool as large as the app's;
+//   1. raw `pg`: the same inserts and updates as the workflow, in the same statements the app
+//      sends, without HTTP or the app: an offer (INSERT the job with its log entry; the worker's
+//      message with both users' thread) and three moves (SELECT ... FOR UPDATE; UPDATE the job with
+//      its log entry; the message with the threads), each one transaction, `BENCH_CONCURRENCY`
+//      cycles in flight over a pool as large as the app's;
 //   2. the app: the same cycles through HTTP — POST /job, then POST /job/{id}/status ACCEPTED,
 //      STARTED, COMPLETED — signed in, with the same number of cycles in flight.
 // Each request or transaction is one "move"; a cycle is four. The figures: moves per second,
@@ -217,14 +218,15 @@ function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
       c.release()
     }
   }
+  // The message and both users' thread in one statement, as the app stores them.
   const message = async (c: pg.PoolClient, jobId: string, from: string, to: string, text: string) => {
-    const id = uuidv7()
-    await c.query(`INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at) VALUES ($1, $2, $3, $4, 'system', $5, $6, NULL) RETURNING *`, [id, from, to, text, jobId, new Date()])
     const [a, b] = from < to ? [from, to] : [to, from]
     await c.query(
-      `INSERT INTO conversations (user_id, peer_id, last_message_id) VALUES ($1, $2, $3), ($2, $1, $3)
-       ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id)`,
-      [a, b, id],
+      `WITH m AS (INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at) VALUES ($1, $2, $3, $4, 'system', $5, $6, NULL) RETURNING *),
+       t AS (INSERT INTO conversations (user_id, peer_id, last_message_id) VALUES ($7, $8, $1), ($8, $7, $1)
+             ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id))
+       SELECT * FROM m`,
+      [uuidv7(), from, to, text, jobId, new Date(), a, b],
     )
   }
   return async (loop: number) => {
@@ -234,12 +236,13 @@ function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
     const jobId = uuidv7()
     await timed(() => inTransaction(async (c) => {
       const now = new Date()
+      // The job and its first log entry in one statement, as the app makes them.
       await c.query(
-        `INSERT INTO jobs (id, client_id, worker_id, title, description, status, price_amount, price_currency, expires_at, remind_at, due_at, version, created_at, updated_at)
+        `WITH l AS (INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, 'REQUESTED', $2, $6))
+         INSERT INTO jobs (id, client_id, worker_id, title, description, status, price_amount, price_currency, expires_at, remind_at, due_at, version, created_at, updated_at)
          VALUES ($1, $2, $3, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', 2500, 'EUR', $4, $5, $5, 1, $6, $6) RETURNING *`,
         [jobId, client.id, worker.id, new Date(now.getTime() + 72 * 3_600_000), new Date(now.getTime() + 48 * 3_600_000), now],
       )
-      await c.query('INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $3, $4)', [jobId, 'REQUESTED', client.id, now])
       await message(c, jobId, client.id, worker.id, 'Bench Client offers you a job: "Fix the kitchen tap".')
     }), lat)
     for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
@@ -247,8 +250,11 @@ function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
         const now = new Date()
         const { rows } = await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId])
         if (rows.length !== 1) throw new Error('no job')
-        await c.query('UPDATE jobs SET status = $2, version = version + 1, updated_at = $3, due_at = NULL, remind_at = NULL WHERE id = $1 RETURNING *', [jobId, status, now])
-        await c.query('INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $3, $4)', [jobId, status, worker.id, now])
+        await c.query(
+          `WITH l AS (INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $4, $3))
+           UPDATE jobs SET status = $2, version = version + 1, updated_at = $3, due_at = NULL, remind_at = NULL WHERE id = $1 RETURNING *`,
+          [jobId, status, now, worker.id],
+        )
         await message(c, jobId, worker.id, client.id, `Bench Worker moved "Fix the kitchen tap" to ${status}.`)
       }), lat)
     }
@@ -264,16 +270,22 @@ async function main() {
   console.log(`${CONCURRENCY} cycles in flight, ${PAIRS} client/worker pairs, ${ROUNDS} rounds of ${DURATION} s each way after ${WARMUP} s warm-up, pools of ${POOL}; ` +
     `app live store: ${LIVE}; server in a child process, logs at ${env.LOG_LEVEL ?? 'info'} to /dev/null; database: a scratch database on ${new URL(DATABASE_SERVER).host}`)
   const scratch = await createScratchDatabase(DATABASE_SERVER)
-  const server = await Server.start({
-    DATABASE_URL: scratch.url,
-    ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-jobs-${Date.now().toString(36)}:` } : {}),
-    DB_POOL_SIZE: String(POOL),
-    BCRYPT_COST: '4',
-    RATE_LIMIT_MAX: '10000000',
-    AUTH_RATE_LIMIT_MAX: '10000000',
-    LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-    PORT: '0',
-  })
+  let server: Server
+  try {
+    server = await Server.start({
+      DATABASE_URL: scratch.url,
+      ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-jobs-${Date.now().toString(36)}:` } : {}),
+      DB_POOL_SIZE: String(POOL),
+      BCRYPT_COST: '4',
+      RATE_LIMIT_MAX: '10000000',
+      AUTH_RATE_LIMIT_MAX: '10000000',
+      LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+      PORT: '0',
+    })
+  } catch (error) {
+    await scratch.drop()
+    throw error
+  }
   const pool = new pg.Pool({ connectionString: scratch.url, max: POOL })
   const results: Measured[] = []
   try {

@@ -160,7 +160,8 @@ describe('POST /job: offers', () => {
     expect(note!.text).toContain('€25.00')
     expect(note!.text).toContain(`When: ${scheduled.slice(0, 16).replace('T', ' ')} UTC`)
     expect(note!.text).toContain('1 Rue de Rivoli, Paris')
-    expect(events.some((e) => e.type === 'job.updated' && (e.data as { id: string }).id === job.id && e.to.includes(c.id) && e.to.includes(w.id))).toBe(true)
+    // Pushed after the commit, to both users, in every process.
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'job.updated' && (e.data as { id: string }).id === job.id && e.to.includes(c.id) && e.to.includes(w.id))).toBe(true))
   })
 
   it('warns the client when the worker has no picture (note 4), and asks the worker to add one', async () => {

@@ -133,19 +133,29 @@ export function createJobsService(deps: JobsDeps) {
     return new Date(expiresAt.getTime() - Math.min(settings.reminderBeforeMs, life / 2))
   }
 
-  /** Pushes what a commit changed: the job to both its users, the messages to theirs. Never throws. */
-  const publish = async (committed: Committed): Promise<JobView> => {
+  /** Pushes under way, so that stop() lets them finish. */
+  const pushing = new Set<Promise<unknown>>()
+
+  /**
+   * Pushes what a commit changed, the job to both its users and the messages to theirs, without
+   * holding up the answer: all is stored before it is pushed, so a push that fails loses nothing
+   * (the inbox and GET /job have it). Answers the job as it is now.
+   */
+  const publish = (committed: Committed): JobView => {
     const job = view(committed.row, committed.log)
-    try {
-      await Promise.all([
+    track(
+      Promise.all([
         deps.events.publish({ to: parties(committed.row), type: 'job.updated', data: job }),
         committed.messages.length > 0 ? deps.messages.publish(committed.messages) : undefined,
-      ])
-    } catch (error) {
-      // Stored before pushed: a missed push loses nothing, the inbox and GET /job have it.
-      log.warn({ err: error, job_id: committed.row.id }, 'could not push a job update')
-    }
+      ]),
+      'could not push a job update',
+    )
     return job
+  }
+
+  function track(push: Promise<unknown>, failure: string) {
+    const tracked: Promise<unknown> = push.catch((error: unknown) => log.warn({ err: error }, failure)).finally(() => pushing.delete(tracked))
+    pushing.add(tracked)
   }
 
   const say = async (trx: Transaction<Database>, jobId: string, notes: Note[]) => {
@@ -234,7 +244,7 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       return job && isStale(job, now) ? expireLocked(trx, job, now) : undefined
     })
-    if (committed) await publish(committed)
+    if (committed) publish(committed)
   }
 
   /** The job if the user is one of its two; otherwise as if there were none. */
@@ -250,7 +260,7 @@ export function createJobsService(deps: JobsDeps) {
   const changeJob = async (work: (trx: Transaction<Database>) => Promise<Outcome>): Promise<Committed> => {
     const outcome = await db.transaction().execute(work)
     if (outcome.kind === 'expired') {
-      await publish(outcome.committed)
+      publish(outcome.committed)
       throw new ConflictError('The offer has expired', 'job_expired')
     }
     return outcome.committed
@@ -400,7 +410,7 @@ export function createJobsService(deps: JobsDeps) {
         const messages = await say(trx, row.id, notes)
         return { row, log: [entry], messages }
       })
-      const job = await publish(committed)
+      const job = publish(committed)
       return hasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }
     },
 
@@ -440,7 +450,7 @@ export function createJobsService(deps: JobsDeps) {
         const messages = await say(trx, job.id, [{ from: actorId, to: job.worker_id, text: texts.edited(row, job.client_name) }])
         return { kind: 'done', committed: { row, log: job.status_log, messages } }
       })
-      const job = await publish(committed)
+      const job = publish(committed)
       return workerHasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }
     },
 
@@ -514,7 +524,7 @@ export function createJobsService(deps: JobsDeps) {
         const price = input.status === 'PENDING_PAYMENT' && job.price_amount === null ? input.price : undefined
         return { kind: 'done', committed: await applyMove(trx, job, input.status, mover, now, { reason: input.reason, price, nearby }) }
       })
-      const job = await publish(committed)
+      const job = publish(committed)
       if (committed.row.status === 'PENDING_PAYMENT') return (await requestPayment(committed.row)) ?? job
       return job
     },
@@ -549,8 +559,8 @@ export function createJobsService(deps: JobsDeps) {
         }
         if (!result) break
         handled++
-        if (result.committed) await publish(result.committed)
-        if (result.messages) await deps.messages.publish(result.messages).catch((error: unknown) => log.warn({ err: error }, 'could not push messages'))
+        if (result.committed) publish(result.committed)
+        if (result.messages) track(deps.messages.publish(result.messages), 'could not push messages')
         if (result.pay) await requestPayment(result.pay)
       }
       return handled
@@ -572,11 +582,12 @@ export function createJobsService(deps: JobsDeps) {
       timer.unref()
     },
 
-    /** Stops the sweep, waiting for a run under way. */
+    /** Stops the sweep, waiting for a run under way and for pushes in flight. */
     async stop() {
       if (timer) clearInterval(timer)
       timer = undefined
       await running
+      await Promise.all(pushing)
     },
   }
   return service
