@@ -97,11 +97,12 @@ export function createMessagingService(deps: MessagingDeps) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }
       // Both users in one query: the recipient must exist, the sender's row goes into the answer.
-      const [users, block] = await Promise.all([usersOf([senderId, input.to]), store.blockBetween(senderId, input.to)])
+      const context = await store.sendContext(senderId, input.to)
+      const users = new Map(context.users.map((u) => [u.id, u]))
       const recipient = users.get(input.to)
       if (!recipient || recipient.deleted_at) throw new NotFoundError('No such user', 'user_not_found')
-      if (block) {
-        throw block.blocker_id === senderId
+      if (context.blockerId) {
+        throw context.blockerId === senderId
           ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
           : new ForbiddenError('This user does not accept your messages', 'blocked')
       }

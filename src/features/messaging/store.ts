@@ -113,6 +113,32 @@ export function createMessagingStore(db: DB) {
         .execute() as Promise<ParticipantRow[]>
     },
 
+    /**
+     * What a send needs to know, in one query: both users (deleted ones as tombstones) and which
+     * of them blocked the other, if either did.
+     */
+    async sendContext(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }> {
+      const rows = await db
+        .selectFrom('users')
+        .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
+        .select((eb) =>
+          eb
+            .selectFrom('blocks')
+            .select('blocker_id')
+            .where((w) =>
+              w.or([
+                w.and([w('blocker_id', '=', senderId), w('blocked_id', '=', recipientId)]),
+                w.and([w('blocker_id', '=', recipientId), w('blocked_id', '=', senderId)]),
+              ]),
+            )
+            .limit(1)
+            .as('blocker_id'),
+        )
+        .where('id', 'in', [senderId, recipientId])
+        .execute()
+      return { users: rows.map(({ blocker_id: _b, ...user }) => user as ParticipantRow), blockerId: rows[0]?.blocker_id ?? null }
+    },
+
     async isLiveUser(id: string): Promise<boolean> {
       const row = await db.selectFrom('users').select('id').where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst()
       return row !== undefined
@@ -245,15 +271,6 @@ export function createMessagingStore(db: DB) {
       const sent = db.selectFrom('messages').select(messageColumns).where('sender_id', '=', userId).where('id', '>', afterId).orderBy('id').limit(limit)
       const both = db.selectFrom(received.as('r')).selectAll().unionAll(db.selectFrom(sent.as('s')).selectAll())
       return db.selectFrom(both.as('m')).selectAll().orderBy('id').limit(limit).execute()
-    },
-
-    /** True when either user blocked the other. */
-    async blockBetween(a: string, b: string): Promise<{ blocker_id: string } | undefined> {
-      return db
-        .selectFrom('blocks')
-        .select('blocker_id')
-        .where((eb) => eb.or([eb.and([eb('blocker_id', '=', a), eb('blocked_id', '=', b)]), eb.and([eb('blocker_id', '=', b), eb('blocked_id', '=', a)])]))
-        .executeTakeFirst()
     },
 
     /** Answers false when the block existed already. */
