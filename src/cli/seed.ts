@@ -113,8 +113,8 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
         roles: ['WORKER' as const],
       }
     })
-    await db.insertInto('users').values(rows).execute()
     const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd) }))
+    const users = db.insertInto('users').values(rows).execute()
     for (let i = 0; i < located.length; i += concurrency) {
       await Promise.all(
         located.slice(i, i + concurrency).map(({ id, at }) => {
@@ -123,6 +123,7 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
         }),
       )
     }
+    await users
     options.onProgress?.(done + rows.length)
   }
   return { points }

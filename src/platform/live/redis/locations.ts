@@ -161,9 +161,15 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
     void redis.sadd(cellsKey, cell).catch(() => indexed.delete(cell))
   }
 
-  // How far, per square root of a hit, the nearest users were in a small area the last time: the
-  // first radius to try there. Keyed by a ~1 km geohash and the role.
+  // How far, per square root of a hit, the nearest users were around a place the last time: the
+  // first radius to try there. Kept for ~1 km, ~5 km and ~40 km geohash squares and the role; a
+  // search takes the finest one known.
   const hints = new Map<string, number>()
+  const HINT_PRECISIONS = [6, 5, 4]
+  const hintKeys = (lat: number, lon: number, role: LocationRole | undefined) => {
+    const hash = ngeohash.encode(lat, lon, HINT_PRECISIONS[0])
+    return HINT_PRECISIONS.map((p) => `${hash.slice(0, p)}:${role ?? '*'}`)
+  }
 
   const removeFrom = async (cell: string, userId: string) => {
     if (isPolar(cell)) await redis.hdel(cellKey(cell, 'h'), userId)
@@ -251,10 +257,11 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
       if (k <= 0) return []
       const now = Date.now()
       const roles = q.role ? [q.role] : ROLES
-      const hintKey = `${ngeohash.encode(q.lat, q.lon, 6)}:${q.role ?? '*'}`
-      const hint = hints.get(hintKey)
+      const keys = hintKeys(q.lat, q.lon, q.role)
+      let hint: number | undefined
+      for (const key of keys) if ((hint = hints.get(key)) !== undefined) break
       // Start with the circle that held k users here last time (or 1 km), and grow it.
-      let r = hint === undefined ? 1000 : Math.max(30, hint * Math.sqrt(k) * 1.3)
+      let r = hint === undefined ? 1000 : Math.max(30, hint * Math.sqrt(k) * 1.2)
       if (q.after) r = Math.max(r, q.after.distanceM * 1.2 + r)
       r = Math.min(r, q.radiusM)
       let count = k + 8
@@ -290,7 +297,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
           if (!q.after) {
             if (hints.size > 50_000) hints.clear()
             const perHit = certain.length >= k ? Math.max(certain[k - 1]!.distanceM, 10) / Math.sqrt(k) : q.radiusM / Math.sqrt(Math.max(certain.length, 1))
-            hints.set(hintKey, perHit)
+            for (const key of keys) hints.set(key, perHit)
           }
           return certain.slice(0, k)
         }
