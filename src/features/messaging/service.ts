@@ -137,7 +137,8 @@ export function createMessagingService(deps: MessagingDeps) {
         store.unreadCount(userId, query.with),
       ])
       const page = pageOf(rows, limit, (last) => ({ id: last.id }))
-      return { items: await views(page.items), next_cursor: page.next_cursor, unread }
+      const items = page.items.map((row) => viewOf(row, new Map(row.sender ? [[row.sender.id, row.sender]] : [])))
+      return { items, next_cursor: page.next_cursor, unread }
     },
 
     async conversations(userId: string, query: { limit?: number; cursor?: string }) {

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type Transaction } from 'kysely'
+import { sql, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
 
@@ -91,6 +91,9 @@ export interface ParticipantRow {
   deleted_at: Date | null
 }
 
+/** A message with its sender's row (null for system messages). */
+export type MessageWithSender = MessageRow & { sender: ParticipantRow | null }
+
 export interface ConversationRow {
   peer_id: string
   last_message_id: string
@@ -99,6 +102,31 @@ export interface ConversationRow {
 
 export function createMessagingStore(db: DB) {
   const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
+
+  /** A page of messages with their senders joined in: one round trip for the whole answer. */
+  const withSenders = async (page: SelectQueryBuilder<Database, never, MessageRow>): Promise<MessageWithSender[]> => {
+    const rows = await db
+      .selectFrom(page.as('m'))
+      .leftJoin('users as u', 'u.id', 'm.sender_id')
+      .selectAll('m')
+      .select(['u.email as s_email', 'u.first_name as s_first_name', 'u.last_name as s_last_name', 'u.roles as s_roles', 'u.picture_etag as s_picture_etag', 'u.created_at as s_created_at', 'u.updated_at as s_updated_at', 'u.deleted_at as s_deleted_at'])
+      .orderBy('m.id', 'desc')
+      .execute()
+    return rows.map((r) => ({
+      id: r.id,
+      sender_id: r.sender_id,
+      recipient_id: r.recipient_id,
+      text: r.text,
+      kind: r.kind,
+      job_id: r.job_id,
+      created_at: r.created_at,
+      read_at: r.read_at,
+      sender:
+        r.sender_id && r.s_first_name !== null
+          ? { id: r.sender_id, email: r.s_email, first_name: r.s_first_name, last_name: r.s_last_name!, roles: r.s_roles!, picture_etag: r.s_picture_etag, created_at: r.s_created_at!, updated_at: r.s_updated_at!, deleted_at: r.s_deleted_at }
+          : null,
+    }))
+  }
 
   return {
     insertMessage: (message: NewMessage) => insertMessage(db, message),
@@ -175,14 +203,14 @@ export function createMessagingStore(db: DB) {
     },
 
     /** The user's received messages, newest first, before a message id. */
-    async inbox(userId: string, options: { beforeId?: string; limit: number }): Promise<MessageRow[]> {
+    async inbox(userId: string, options: { beforeId?: string; limit: number }): Promise<MessageWithSender[]> {
       let query = db.selectFrom('messages').select(messageColumns).where('recipient_id', '=', userId)
       if (options.beforeId) query = query.where('id', '<', options.beforeId)
-      return query.orderBy('id', 'desc').limit(options.limit).execute()
+      return withSenders(query.orderBy('id', 'desc').limit(options.limit))
     },
 
     /** One conversation, both directions, newest first: two index range scans merged. */
-    async conversation(userId: string, peerId: string, options: { beforeId?: string; limit: number }): Promise<MessageRow[]> {
+    async conversation(userId: string, peerId: string, options: { beforeId?: string; limit: number }): Promise<MessageWithSender[]> {
       const side = (from: string, to: string) => {
         let query = db.selectFrom('messages').select(messageColumns).where('sender_id', '=', from).where('recipient_id', '=', to)
         if (options.beforeId) query = query.where('id', '<', options.beforeId)
@@ -190,12 +218,7 @@ export function createMessagingStore(db: DB) {
       }
       // Each side in a subquery of its own: ORDER BY and LIMIT inside a UNION need the parentheses.
       const both = db.selectFrom(side(userId, peerId).as('s')).selectAll().unionAll(db.selectFrom(side(peerId, userId).as('r')).selectAll())
-      return db
-        .selectFrom(both.as('m'))
-        .selectAll()
-        .orderBy('id', 'desc')
-        .limit(options.limit)
-        .execute()
+      return withSenders(db.selectFrom(both.as('b')).selectAll().orderBy('id', 'desc').limit(options.limit))
     },
 
     async unreadCount(userId: string, fromId?: string): Promise<number> {
