@@ -20,9 +20,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute()
   // The inbox: a user's received messages, newest first.
   await sql`CREATE INDEX messages_inbox ON messages (recipient_id, id DESC)`.execute(db)
-  // One conversation, both directions, and catching up after a reconnect.
-  await sql`CREATE INDEX messages_sent ON messages (sender_id, recipient_id, id DESC)`.execute(db)
+  // One conversation: each direction is a range of this index (recipient, sender).
   await sql`CREATE INDEX messages_received_from ON messages (recipient_id, sender_id, id DESC)`.execute(db)
+  // What a user sent, in order: catching a socket up after a reconnect.
+  await sql`CREATE INDEX messages_sent ON messages (sender_id, id DESC)`.execute(db)
   // Unread counts stay cheap however long the history: only unread rows are in this index.
   await sql`CREATE INDEX messages_unread ON messages (recipient_id, sender_id) WHERE read_at IS NULL`.execute(db)
   await sql`CREATE INDEX messages_job ON messages (job_id) WHERE job_id IS NOT NULL`.execute(db)
