@@ -12,6 +12,9 @@ export const CLOSE_SESSION_ENDED = 4401
 export const CLOSE_TOO_SLOW = 4408
 const CLOSE_GOING_AWAY = 1001
 
+/** Every this many heartbeats, sockets whose session has lapsed (idle or too old) are closed. */
+const SESSION_CHECK_EVERY = 10
+
 /** Events that steer the server and are never forwarded to clients. */
 const INTERNAL = new Set(['session.ended'])
 
@@ -88,7 +91,30 @@ export function createRealtimeHub(options: HubOptions) {
     }
   }
 
+  /** Sign-out and deletion announce themselves; a session that just lapses is found here. */
+  let checking = false
+  const closeLapsed = async () => {
+    if (checking) return
+    checking = true
+    try {
+      for (const [userId, set] of [...byUser]) {
+        const alive = new Set((await options.live.sessions.list(userId)).map((s) => s.id))
+        for (const conn of [...set]) {
+          if (alive.has(conn.sessionId)) continue
+          drop(conn)
+          conn.socket.close(CLOSE_SESSION_ENDED, 'session ended')
+        }
+      }
+    } catch (error) {
+      log.warn({ err: error }, 'could not check the sessions of open websockets')
+    } finally {
+      checking = false
+    }
+  }
+
+  let beats = 0
   const heartbeat = setInterval(() => {
+    if (++beats % SESSION_CHECK_EVERY === 0) void closeLapsed()
     for (const set of byUser.values()) {
       for (const conn of set) {
         if (!conn.alive) {

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { v7 as uuidv7 } from 'uuid'
 import { buildApp } from '../../app.js'
+import { hashToken } from '../sessions/service.js'
 import type { Platform } from '../../platform/index.js'
 import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from '../../../test/support/backends.js'
 import { newUser, signIn, type SignedIn } from '../../../test/support/app.js'
@@ -186,6 +188,17 @@ describe('GET /ws', () => {
     // Deleting the account ends its last session too.
     await a.app.inject({ method: 'DELETE', url: '/user', headers: bob.auth })
     expect((await laptopSocket.closed).code).toBe(4401)
+  })
+
+  it('closes a socket whose session lapses without anyone signing out', async () => {
+    const bob = await newUser(a.app)
+    // A session that ends by itself a moment from now, as an idle one would.
+    const token = randomBytes(32).toString('base64url')
+    const now = Date.now()
+    await a.app.platform.live.sessions.create(hashToken(token), { id: uuidv7(), userId: bob.id, userAgent: 'test', createdAt: new Date(now), lastUsedAt: new Date(now), expiresAt: new Date(now + 1500), maxExpiresAt: new Date(now + 1500) }, 10)
+    const socket = await connect(a, { token })
+    // A checks sessions every 10 heartbeats of 300 ms.
+    expect((await socket.closed).code).toBe(4401)
   })
 
   it('drops a peer that stops answering pings', async () => {
