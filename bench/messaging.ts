@@ -367,6 +367,8 @@ async function main() {
     // ---- Baseline: raw Redis pub/sub round trip at the same rate, with a message-sized payload.
     const pub = new Redis(REDIS_URL)
     const subscriber = new Redis(REDIS_URL)
+    pub.on('error', () => {})
+    subscriber.on('error', () => {})
     const channel = `${REDIS_PREFIX}baseline`
     const rawRtt: number[] = []
     const rawSentAt = new Map<number, number>()
@@ -421,22 +423,39 @@ async function main() {
     for (const [name, value, note] of lines) console.log(`  ${name.padEnd(44)} ${value.padEnd(48)} ${note}`)
   } finally {
     bars.stop()
+    // Each step on its own: a dependency that stopped answering must not leave the rest behind.
+    const step = async (what: string, run: () => Promise<unknown>) => {
+      try {
+        await Promise.race([run(), sleep(10_000).then(() => Promise.reject(new Error('timed out')))])
+      } catch (error) {
+        console.error(`cleanup: ${what}: ${(error as Error).message}`)
+      }
+    }
     for (const ws of sockets) ws.terminate()
-    await Promise.all(servers.map((s) => s.stop().catch(() => {})))
-    await live.close()
-    await database.close()
-    const cleanup = new pg.Client({ connectionString: DATABASE_URL })
-    await cleanup.connect()
-    await cleanup.query(`DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`)
-    await cleanup.end()
-    const redis = new Redis(REDIS_URL)
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
-    redis.disconnect()
+    await step('stop the API processes', () => Promise.all(servers.map((s) => s.stop())))
+    for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL')
+    await step('close the live store', () => live.close())
+    await step('close the database', () => database.close())
+    await step('drop the scratch database', async () => {
+      const cleanup = new pg.Client({ connectionString: DATABASE_URL })
+      await cleanup.connect()
+      await cleanup.query(`DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`)
+      await cleanup.end()
+    })
+    await step('delete the Redis keys', async () => {
+      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
+      redis.on('error', () => {})
+      try {
+        let cursor = '0'
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
+          cursor = next
+          if (keys.length > 0) await redis.unlink(...keys)
+        } while (cursor !== '0')
+      } finally {
+        redis.disconnect()
+      }
+    })
   }
 }
 
