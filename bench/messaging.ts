@@ -14,7 +14,7 @@
 // Settings (environment): BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_CLIENTS (5000), BENCH_RATE (1000),
 // BENCH_DURATION (20 s), BENCH_INBOX_MESSAGES (100000), BENCH_INBOX_DURATION (10 s),
-// BENCH_INBOX_CONNECTIONS (10); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
+// BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
 
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -209,7 +209,7 @@ async function main() {
       LOG_LEVEL: 'warn',
       RATE_LIMIT_MAX: '10000000',
       SEND_RATE_LIMIT: '1000000',
-      DB_POOL_SIZE: '10',
+      DB_POOL_SIZE: env.BENCH_DB_POOL_SIZE ?? '20',
       BCRYPT_COST: '4',
     }
     servers.push(await Server.start(settings), await Server.start(settings))
