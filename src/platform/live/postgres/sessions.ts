@@ -53,16 +53,26 @@ export function createPostgresSessionStore(db: DB): SessionStore {
     },
 
     async touch(tokenHash, now, idleTtlSeconds) {
-      const row = await db
-        .updateTable('live_sessions')
-        .set({
-          last_used_at: now,
-          expires_at: sql<Date>`least(${now}::timestamptz + make_interval(secs => ${idleTtlSeconds}), max_expires_at)`,
-        })
-        .where('token_hash', '=', tokenHash)
-        .where('expires_at', '>', now)
-        .returningAll()
-        .executeTakeFirst()
+      // One statement. The renewal is written only when it moves the expiry by at least
+      // min(60 s, 0.1% of the idle TTL): a burst of requests on one token costs reads, not a
+      // durable write (and a dead row) each.
+      const minMoveSeconds = Math.min(60, idleTtlSeconds / 1000)
+      const result = await sql<Selectable<Database['live_sessions']>>`
+        WITH current AS (
+          SELECT * FROM live_sessions WHERE token_hash = ${tokenHash} AND expires_at > ${now}
+        ), renewed AS (
+          UPDATE live_sessions AS l
+          SET last_used_at = ${now},
+              expires_at = least(${now}::timestamptz + make_interval(secs => ${idleTtlSeconds}), c.max_expires_at)
+          FROM current AS c
+          WHERE l.token_hash = c.token_hash
+            AND abs(extract(epoch FROM least(${now}::timestamptz + make_interval(secs => ${idleTtlSeconds}), c.max_expires_at) - c.expires_at)) >= ${minMoveSeconds}
+          RETURNING l.*
+        )
+        SELECT * FROM renewed
+        UNION ALL
+        SELECT * FROM current WHERE NOT EXISTS (SELECT 1 FROM renewed)`.execute(db)
+      const row = result.rows[0]
       return row ? toRecord(row) : null
     },
 
