@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
+import helmet from 'helmet'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -86,7 +86,16 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('config', config)
   app.decorate('platform', platform)
 
-  await app.register(helmet, { global: true })
+  // helmet's security headers, on every answer. They are the same for every request (no CSP
+  // nonces), so they are worked out once here: @fastify/helmet would build helmet's middleware
+  // again for each request.
+  const securityHeaders: Record<string, string> = {}
+  const collect = { setHeader: (name: string, value: string) => (securityHeaders[name.toLowerCase()] = value), removeHeader: () => {} }
+  helmet()({} as never, collect as never, () => {})
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(securityHeaders)
+    done()
+  })
   await app.register(cors, {
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],

@@ -1,5 +1,5 @@
 import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import type { DestinationStream } from 'pino'
+import pino, { type DestinationStream } from 'pino'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 
@@ -52,7 +52,9 @@ export function loggerOptions(options: { level: string; pretty: boolean; stream?
     ? { ...base, stream: options.stream }
     : options.pretty
       ? { ...base, transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
-      : base
+      : // Asynchronous writes: lines that come while one write is under way go out together in
+        // the next, instead of one blocking write per line; they are flushed at exit.
+        { ...base, stream: pino.destination({ dest: 1, sync: false }) }
   return {
     logger,
     logController: new AccessLog({ requestIdLogLabel: 'request_id' }),
