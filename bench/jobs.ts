@@ -39,7 +39,7 @@ const positive = (name: string, fallback: number) => {
 }
 const DURATION = positive('BENCH_DURATION', 5)
 const ROUNDS = positive('BENCH_ROUNDS', 3)
-const WARMUP = Math.min(3, DURATION)
+const WARMUP = 5
 const CONCURRENCY = positive('BENCH_CONCURRENCY', 32)
 const PAIRS = positive('BENCH_PAIRS', 32)
 const POOL = positive('DB_POOL_SIZE', 10)

@@ -16,10 +16,17 @@ export interface TextJob {
   expires_at: Date
 }
 
+// Making an Intl.NumberFormat costs far more than using one: one a currency, made once.
+const moneyFormats = new Map<string, { format: Intl.NumberFormat; digits: number }>()
+
 export function formatMoney(amount: number, currency: string): string {
-  const format = new Intl.NumberFormat('en', { style: 'currency', currency })
-  const digits = format.resolvedOptions().maximumFractionDigits ?? 2
-  return format.format(amount / 10 ** digits)
+  let entry = moneyFormats.get(currency)
+  if (!entry) {
+    const format = new Intl.NumberFormat('en', { style: 'currency', currency })
+    entry = { format, digits: format.resolvedOptions().maximumFractionDigits ?? 2 }
+    moneyFormats.set(currency, entry)
+  }
+  return entry.format.format(amount / 10 ** entry.digits)
 }
 
 export const formatWhen = (at: Date) => `${at.toISOString().slice(0, 16).replace('T', ' ')} UTC`
