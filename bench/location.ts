@@ -73,6 +73,20 @@ interface Measured {
   p50: number
   p99: number
   errors: number
+  /** Redis CPU (user + sys) per operation, in microseconds, over the measurement (Redis is shared, so an upper bound). */
+  redisUs?: number
+}
+
+const cpuProbe = new Redis(REDIS_URL)
+async function redisCpuSeconds() {
+  const info = await cpuProbe.info('cpu')
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])
+}
+const withRedisCpu = async (run: () => Promise<Measured>): Promise<Measured> => {
+  const before = await redisCpuSeconds()
+  const m = await run()
+  const spent = (await redisCpuSeconds()) - before
+  return { ...m, redisUs: (spent * 1e6) / Math.max(1, m.rate * DURATION) }
 }
 
 const bars = new cliProgress.MultiBar(
@@ -95,6 +109,10 @@ const percentile = (sorted: Float64Array, p: number) => sorted[Math.min(sorted.l
 
 /** `concurrency` loops of `op` for DURATION seconds, as autocannon runs its connections. */
 async function closedLoop(label: string, concurrency: number, op: (i: number) => Promise<unknown>): Promise<Measured> {
+  return withRedisCpu(() => closedLoopRun(label, concurrency, op))
+}
+
+async function closedLoopRun(label: string, concurrency: number, op: (i: number) => Promise<unknown>): Promise<Measured> {
   const latencies: number[] = []
   let errors = 0
   const started = performance.now()
@@ -120,6 +138,10 @@ async function closedLoop(label: string, concurrency: number, op: (i: number) =>
 }
 
 async function http(label: string, options: autocannon.Options): Promise<Measured> {
+  return withRedisCpu(() => httpRun(label, options))
+}
+
+async function httpRun(label: string, options: autocannon.Options): Promise<Measured> {
   let finished = 0
   const started = Date.now()
   let instance!: autocannon.Instance
@@ -222,12 +244,20 @@ async function redisBaselines(key: string, points: { lat: number; lon: number }[
     const keyBytes = Number(await redis.call('MEMORY', 'USAGE', geo, 'SAMPLES', '0'))
     memory.push({ scenario: key, store: 'baseline: one raw GEO key', perMillionMb: (keyBytes / points.length) * 1e6 / 2 ** 20 })
     // The radius of each query's 20 nearest, found beforehand.
-    const radii = await Promise.all(
-      queries.map(async (q) => {
-        const found = (await redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', 50_000, 'm', 'ASC', 'COUNT', LIMIT, 'WITHDIST')) as [string, string][]
-        return found.length > 0 ? Number(found[found.length - 1]![1]) + 0.01 : RADIUS
-      }),
-    )
+    // (Growing the radius from 25 m: one search over a whole metro area per point would take long.)
+    const radii: number[] = []
+    for (let i = 0; i < queries.length; i += 100) {
+      radii.push(
+        ...(await Promise.all(
+          queries.slice(i, i + 100).map(async (q) => {
+            for (let r = 25; ; r *= 2) {
+              const found = (await redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', r, 'm', 'ASC', 'COUNT', LIMIT, 'WITHDIST')) as [string, string][]
+              if (found.length === LIMIT || r >= RADIUS) return found.length > 0 ? Number(found[found.length - 1]![1]) + 0.01 : r
+            }
+          }),
+        )),
+      )
+    }
     const naive = await closedLoop(`${key}: naive GEOSEARCH 5 km`, CONNECTIONS, (i) => {
       const q = queries[i % queries.length]!
       return redis.call('GEOSEARCH', geo, 'FROMLONLAT', q.lon, q.lat, 'BYRADIUS', RADIUS, 'm', 'ASC', 'COUNT', LIMIT)
@@ -369,8 +399,9 @@ async function main() {
 
   console.log('\nresults')
   const fmt = (n: number, d = 1) => n.toFixed(d).padStart(9)
-  console.log(`${'scenario'.padEnd(22)} ${'measurement'.padEnd(48)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} errors`)
-  for (const r of rows) console.log(`${r.scenario.padEnd(22)} ${r.name.padEnd(48)} ${fmt(r.m.rate, 0)} ${fmt(r.m.p50, 2)} ${fmt(r.m.p99, 2)} ${r.m.errors}`)
+  console.log(`${'scenario'.padEnd(22)} ${'measurement'.padEnd(48)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(9)} ${'p99 ms'.padStart(9)} ${'Redis µs'.padStart(9)} errors`)
+  for (const r of rows) console.log(`${r.scenario.padEnd(22)} ${r.name.padEnd(48)} ${fmt(r.m.rate, 0)} ${fmt(r.m.p50, 2)} ${fmt(r.m.p99, 2)} ${fmt(r.m.redisUs ?? 0, 0)} ${r.m.errors}`)
+  console.log('(Redis µs: Redis server CPU per operation during the measurement; Redis is shared with anything else running)')
   console.log('\nlive store memory per million workers')
   for (const m of memory) console.log(`${m.scenario.padEnd(22)} ${m.store.padEnd(64)} ${m.perMillionMb.toFixed(0).padStart(6)} MB`)
 

@@ -162,8 +162,9 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
   }
 
   // How far, per square root of a hit, the nearest users were around a place the last time: the
-  // first radius to try there. Kept for ~1 km, ~5 km and ~40 km geohash squares and the role; a
-  // search takes the finest one known.
+  // first radius to try there. Kept for ~1 km squares (the last value) and for ~5 km and ~40 km
+  // squares (about the smallest seen: starting too small costs a cheap extra round, starting too
+  // large makes Redis walk every point of a wide circle). A search takes the finest one known.
   const hints = new Map<string, number>()
   const HINT_PRECISIONS = [6, 5, 4]
   const hintKeys = (lat: number, lon: number, role: LocationRole | undefined) => {
@@ -261,7 +262,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
       let hint: number | undefined
       for (const key of keys) if ((hint = hints.get(key)) !== undefined) break
       // Start with the circle that held k users here last time (or 1 km), and grow it.
-      let r = hint === undefined ? 1000 : Math.max(30, hint * Math.sqrt(k) * 1.2)
+      let r = hint === undefined ? 250 : Math.max(30, hint * Math.sqrt(k) * 1.2)
       if (q.after) r = Math.max(r, q.after.distanceM * 1.2 + r)
       r = Math.min(r, q.radiusM)
       let count = k + 8
@@ -297,12 +298,16 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
           if (!q.after) {
             if (hints.size > 50_000) hints.clear()
             const perHit = certain.length >= k ? Math.max(certain[k - 1]!.distanceM, 10) / Math.sqrt(k) : q.radiusM / Math.sqrt(Math.max(certain.length, 1))
-            for (const key of keys) hints.set(key, perHit)
+            hints.set(keys[0]!, perHit)
+            for (const key of keys.slice(1)) {
+              const seen = hints.get(key)
+              hints.set(key, seen === undefined ? perHit : Math.min(seen * 1.05, perHit))
+            }
           }
           return certain.slice(0, k)
         }
         if (truncated) count *= 4
-        else r = Math.min(q.radiusM, r * Math.max(2, Math.sqrt(k / Math.max(certain.length, 1)) * 1.3))
+        else r = Math.min(q.radiusM, r * Math.min(4, Math.max(2, Math.sqrt(k / Math.max(certain.length, 1)) * 1.3)))
       }
     },
 
