@@ -1,6 +1,8 @@
 // The server side of `npm run bench:auth`, run in a process of its own so that the load
 // generator does not share an event loop with it. BENCH_MODE=app serves the whole app with the
-// configuration in its environment; BENCH_MODE=bare serves one bare Fastify route, the baseline.
+// configuration in its environment; BENCH_MODE=bare serves one bare Fastify route, the baseline;
+// BENCH_MODE=floor serves a bare Fastify route that does only the storage work GET /user must do
+// (renew the session in the live store, read the user row), to show what the stack adds on top.
 // It talks to the benchmark over IPC: it says where it listens, reports its memory, runs raw
 // bcrypt.compare on request (the baseline for sign-ins), and stops when told.
 
@@ -9,6 +11,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { openPlatform, type Platform } from '../src/platform/index.js'
+import { createAccountsStore } from '../src/features/accounts/store.js'
+import { hashToken } from '../src/features/sessions/service.js'
 
 export type ToServer =
   | { type: 'bcrypt'; cost: number; concurrency: number; durationMs: number }
@@ -48,6 +52,19 @@ async function main() {
   if (process.env.BENCH_MODE === 'bare') {
     app = Fastify({ logger: false })
     app.get('/bare', async () => ({ ok: true }))
+  } else if (process.env.BENCH_MODE === 'floor') {
+    const config = loadConfig(process.env)
+    platform = await openPlatform(config)
+    const { live, database } = platform
+    const accounts = createAccountsStore(database.db)
+    app = Fastify({ logger: false })
+    app.get('/floor', async (request, reply) => {
+      const token = request.headers.authorization?.slice('Bearer '.length) ?? ''
+      const session = await live.sessions.touch(hashToken(token), new Date(), config.sessionIdleTtl)
+      if (!session) return reply.code(401).send({ status: 401 })
+      const user = await accounts.findById(session.userId)
+      return { id: user?.id, first_name: user?.first_name, last_name: user?.last_name, email: user?.email }
+    })
   } else {
     const config = loadConfig(process.env)
     platform = await openPlatform(config)
