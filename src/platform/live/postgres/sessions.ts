@@ -1,4 +1,4 @@
-import { sql, type Selectable } from 'kysely'
+import { CompiledQuery, sql, type Selectable } from 'kysely'
 import type { DB, Database } from '../../db/index.js'
 import type { SessionRecord, SessionStore } from '../types.js'
 import './tables.js'
@@ -12,6 +12,24 @@ const toRecord = (row: Selectable<Database['live_sessions']>): SessionRecord => 
   expiresAt: row.expires_at,
   maxExpiresAt: row.max_expires_at,
 })
+
+// Reads a session and renews it (see touch) in one statement; its text is fixed rather than built
+// on every authenticated request.
+const TOUCH = `
+  WITH current AS (
+    SELECT * FROM live_sessions WHERE token_hash = $1 AND expires_at > $2::timestamptz
+  ), renewed AS (
+    UPDATE live_sessions AS l
+    SET last_used_at = $2::timestamptz,
+        expires_at = least($2::timestamptz + make_interval(secs => $3), c.max_expires_at)
+    FROM current AS c
+    WHERE l.token_hash = c.token_hash
+      AND abs(extract(epoch FROM least($2::timestamptz + make_interval(secs => $3), c.max_expires_at) - c.expires_at)) >= $4
+    RETURNING l.*
+  )
+  SELECT * FROM renewed
+  UNION ALL
+  SELECT * FROM current WHERE NOT EXISTS (SELECT 1 FROM renewed)`
 
 export function createPostgresSessionStore(db: DB): SessionStore {
   const live = (userId: string) =>
@@ -57,21 +75,7 @@ export function createPostgresSessionStore(db: DB): SessionStore {
       // min(60 s, 0.1% of the idle TTL): a burst of requests on one token costs reads, not a
       // durable write (and a dead row) each.
       const minMoveSeconds = Math.min(60, idleTtlSeconds / 1000)
-      const result = await sql<Selectable<Database['live_sessions']>>`
-        WITH current AS (
-          SELECT * FROM live_sessions WHERE token_hash = ${tokenHash} AND expires_at > ${now}
-        ), renewed AS (
-          UPDATE live_sessions AS l
-          SET last_used_at = ${now},
-              expires_at = least(${now}::timestamptz + make_interval(secs => ${idleTtlSeconds}), c.max_expires_at)
-          FROM current AS c
-          WHERE l.token_hash = c.token_hash
-            AND abs(extract(epoch FROM least(${now}::timestamptz + make_interval(secs => ${idleTtlSeconds}), c.max_expires_at) - c.expires_at)) >= ${minMoveSeconds}
-          RETURNING l.*
-        )
-        SELECT * FROM renewed
-        UNION ALL
-        SELECT * FROM current WHERE NOT EXISTS (SELECT 1 FROM renewed)`.execute(db)
+      const result = await db.executeQuery<Selectable<Database['live_sessions']>>(CompiledQuery.raw(TOUCH, [tokenHash, now, idleTtlSeconds, minMoveSeconds]))
       const row = result.rows[0]
       return row ? toRecord(row) : null
     },
