@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { DB } from '../../db/index.js'
-import { EARTH_RADIUS_M } from '../geo.js'
+import { EARTH_RADIUS_M, insideRadius } from '../geo.js'
 import type { LocationStore, NearbyHit } from '../types.js'
 
 declare module '../../db/types.js' {
@@ -16,15 +16,12 @@ declare module '../../db/types.js' {
   }
 }
 
-/** earthdistance's sphere (its earth()), in which earth_box takes its radius. */
-const EARTHDISTANCE_RADIUS_M = 6378168
-
 /** To 1e-9 degree (0.1 mm): PostgreSQL raises underflow on the products of subnormal numbers. */
 const round = (degrees: number) => Math.round(degrees * 1e9) / 1e9
 
 /**
- * Live locations in PostgreSQL. A search is one nearest-first (KNN) walk of a GiST index,
- * bounded by the circle's box: it reads about `limit` rows however many points the circle holds.
+ * Live locations in PostgreSQL. A search is one nearest-first (KNN) walk of a GiST index on
+ * ll_to_earth points: it reads about `limit` rows however many points the circle holds.
  * Distances are haversine on Redis GEO's sphere, so both live stores answer the same numbers.
  */
 export function createPostgresLocationStore(db: DB): LocationStore {
@@ -66,31 +63,32 @@ export function createPostgresLocationStore(db: DB): LocationStore {
       const distance = sql<number>`(2 * ${R}::float8 * asin(least(1, sqrt(
         power(sin(radians(lat - ${q.lat}::float8) / 2), 2)
         + cos(radians(${q.lat}::float8)) * cos(radians(lat)) * power(sin(radians(lon - ${q.lon}::float8) / 2), 2)))))`
-      const boxRadius = ((q.radiusM + 1) * EARTHDISTANCE_RADIUS_M) / R + 1
       // A literal role, so the planner can use that role's partial index.
       const role = q.role ? sql`AND ${sql.lit(q.role)} = ANY(roles)` : sql``
       const after = q.after
         ? sql`AND (${distance} > ${q.after.distanceM}::float8 OR (${distance} = ${q.after.distanceM}::float8 AND user_id > ${q.after.userId}::uuid))`
         : sql``
       const exclude = q.exclude && q.exclude.size > 0 ? sql`AND NOT (user_id = ANY(${[...q.exclude]}::uuid[]))` : sql``
-      // The index walks by straight-line distance, which orders like the great-circle one; ties
+      // A pure nearest-first walk of the GiST index, with no box or radius in the WHERE clause:
+      // given one, the planner misjudges how many rows the box holds and sorts them all instead
+      // (25 ms rather than 1 ms for 100k workers in a city). Rows past the radius end the search.
+      // The walk orders by straight-line distance, which orders like the great-circle one; ties
       // are settled by user id here, so fetch past the page until the last distance is certain.
       let fetch = q.limit + 8
       for (;;) {
         const { rows } = await sql<{ user_id: string; d: number }>`
           SELECT user_id, ${distance} AS d FROM live_locations
-          WHERE pos <@ earth_box(${centre}, ${boxRadius}::float8)
-            AND expires_at > now()
-            AND ${distance} < ${q.radiusM + 0.5}::float8
-            ${role} ${after} ${exclude}
+          WHERE expires_at > now() ${role} ${after} ${exclude}
           ORDER BY pos <-> ${centre}
           LIMIT ${fetch}`.execute(db)
         const hits: NearbyHit[] = rows.map((r) => ({ userId: r.user_id, distanceM: Number(r.d) }))
+        const inside = hits.filter((h) => insideRadius(h.distanceM, q.radiusM))
+        const reachedEdge = inside.length < hits.length
         const full = hits.length === fetch
-        const bound = full ? hits[hits.length - 1]!.distanceM : Infinity
-        const certain = full ? hits.filter((h) => h.distanceM < bound) : hits
+        const bound = full && !reachedEdge ? hits[hits.length - 1]!.distanceM : Infinity
+        const certain = inside.filter((h) => h.distanceM < bound)
         certain.sort((a, b) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
-        if (!full || certain.length >= q.limit) return certain.slice(0, q.limit)
+        if (!full || reachedEdge || certain.length >= q.limit) return certain.slice(0, q.limit)
         fetch *= 4
       }
     },
