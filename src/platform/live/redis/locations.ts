@@ -162,7 +162,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
   }
 
   // How far, per square root of a hit, the nearest users were around a place the last time: the
-  // first radius to try there. Kept for ~1 km squares (the last value) and for ~5 km and ~40 km
+  // first radius to try there. Kept for ~1 km and ~5 km squares (the last value) and for ~40 km
   // squares (about the smallest seen: starting too small costs a cheap extra round, starting too
   // large makes Redis walk every point of a wide circle). A search takes the finest one known.
   const hints = new Map<string, number>()
@@ -299,7 +299,8 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
             if (hints.size > 50_000) hints.clear()
             const perHit = certain.length >= k ? Math.max(certain[k - 1]!.distanceM, 10) / Math.sqrt(k) : q.radiusM / Math.sqrt(Math.max(certain.length, 1))
             hints.set(keys[0]!, perHit)
-            for (const key of keys.slice(1)) {
+            hints.set(keys[1]!, perHit)
+            for (const key of keys.slice(2)) {
               const seen = hints.get(key)
               hints.set(key, seen === undefined ? perHit : Math.min(seen * 1.05, perHit))
             }
