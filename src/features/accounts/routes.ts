@@ -1,7 +1,7 @@
 import '@fastify/multipart'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { Type, type TSchema } from 'typebox'
 import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../errors.js'
 import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
@@ -90,7 +90,14 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       summary: 'Set the caller\'s picture',
       description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.`,
       security: bearerSecurity,
-      consumes: ['multipart/form-data', 'image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'],
+      // Documents both ways in; the image itself is checked by decoding it, not by a schema
+      // (these schemas name no type, so they let any upload through to that check).
+      body: {
+        content: {
+          'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
+          ...Object.fromEntries(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'].map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
+        },
+      } as unknown as TSchema,
       response: { 200: User, ...problemResponses(401, 413, 415) },
     },
   }, async (request) => {
