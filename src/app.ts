@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import helmet from 'helmet'
+import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -20,7 +20,7 @@ import { sessionsRoutes } from './features/sessions/routes.js'
 import { createSessionsService, type SessionsService } from './features/sessions/service.js'
 import { systemRoutes } from './features/system/routes.js'
 import { locationRoutes } from './features/location/routes.js'
-import { createLocationService, type HiddenFrom, type LocationService } from './features/location/service.js'
+import { createLocationService, type LocationService } from './features/location/service.js'
 import { createLocationUsers } from './features/location/store.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
 import { createMessagingStore } from './features/messaging/store.js'
@@ -86,16 +86,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('config', config)
   app.decorate('platform', platform)
 
-  // helmet's security headers, on every answer. They are the same for every request (no CSP
-  // nonces), so they are worked out once here: @fastify/helmet would build helmet's middleware
-  // again for each request.
-  const securityHeaders: Record<string, string> = {}
-  const collect = { setHeader: (name: string, value: string) => (securityHeaders[name.toLowerCase()] = value), removeHeader: () => {} }
-  helmet()({} as never, collect as never, () => {})
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(securityHeaders)
-    done()
-  })
+  await app.register(helmet, { global: true })
   await app.register(cors, {
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
@@ -133,6 +124,20 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())
+  // Live location and search. `hiddenFrom` names the users to leave out of a viewer's results
+  // (blocks): those the viewer blocked and those who blocked the viewer, from messaging.
+  const location = createLocationService({
+    store: platform.live.locations,
+    users: createLocationUsers(platform.database.db),
+    findUser: (id) => accountsStore.findById(id),
+    view: accounts.view,
+    defaultTtl: config.locationDefaultTtl,
+    hiddenFrom: messaging.hiddenFrom,
+  })
+  app.decorate('location', location)
+  accounts.onDeleted((userId) => location.remove(userId))
+  sessions.onSignedOut((userId) => location.remove(userId))
+
   const clock = options.clock ?? systemClock
   app.decorate('clock', clock)
   const jobs = createJobsService({
@@ -142,8 +147,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     events: platform.live.events,
     messages: { insert: insertMessage, publish: messaging.publishCreated },
     payments: options.payments ?? createPaymentProvider(config.payments),
-    // The location service is made below; jobs look it up when a decline needs it.
-    locator: createWorkerLocator({ locations: platform.live.locations, search: (viewerId, query) => app.location.search(viewerId, query) }),
+    locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
     settings: {
       autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
       reminderBeforeMs: config.jobReminderBefore * 1000,
@@ -154,21 +158,6 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('jobs', jobs)
   jobs.start(config.jobSweepInterval * 1000)
   app.addHook('onClose', async () => jobs.stop())
-
-  // Live location and search. `hiddenFrom` names the users to leave out of a viewer's results
-  // (blocks): those the viewer blocked and those who blocked the viewer, from messaging.
-  const hiddenFrom: HiddenFrom | undefined = messaging.hiddenFrom
-  const location = createLocationService({
-    store: platform.live.locations,
-    users: createLocationUsers(platform.database.db),
-    findUser: (id) => accountsStore.findById(id),
-    view: accounts.view,
-    defaultTtl: config.locationDefaultTtl,
-    hiddenFrom,
-  })
-  app.decorate('location', location)
-  accounts.onDeleted((userId) => location.remove(userId))
-  sessions.onSignedOut((userId) => location.remove(userId))
 
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
