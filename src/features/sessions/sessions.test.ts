@@ -126,7 +126,7 @@ describe('/sessions', () => {
 describe('session lifetime', () => {
   let short: TestApp
   beforeAll(async () => {
-    short = await startTestApp({ SESSION_IDLE_TTL: '2', SESSION_MAX_AGE: '4' })
+    short = await startTestApp({ SESSION_IDLE_TTL: '3', SESSION_MAX_AGE: '6' })
   })
   afterAll(async () => short.close())
 
@@ -135,16 +135,17 @@ describe('session lifetime', () => {
     const idle = await signIn(short.app, u.email, u.password)
     const me = (token: string) => short.app.inject({ url: '/user', headers: { authorization: `Bearer ${token}` } })
 
-    // Used every 0.7 s for 2.8 s: longer than the 2 s idle TTL, so only renewal keeps it alive.
+    // Used every second for 4 s: longer than the 3 s idle TTL, so only renewal keeps it alive
+    // (with 2 s to spare at each step, for a slow machine).
     for (let i = 0; i < 4; i++) {
-      await sleep(700)
+      await sleep(1000)
       expect((await me(u.token)).statusCode).toBe(200)
     }
     problem(await me(idle), 401)
 
-    // Past the 4 s absolute lifetime, use no longer helps.
+    // Past the 6 s absolute lifetime, use no longer helps.
     for (let i = 0; i < 3; i++) {
-      await sleep(600)
+      await sleep(1000)
       await me(u.token)
     }
     problem(await me(u.token), 401)
