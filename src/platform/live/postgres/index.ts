@@ -1,5 +1,6 @@
 import { sql } from 'kysely'
 import type { DatabaseHandle } from '../../db/index.js'
+import { withSubscriptionsClosedOnClose } from '../subscriptions.js'
 import type { LiveStore } from '../types.js'
 import { createPostgresCounterStore } from './counters.js'
 import { createPostgresEventBus } from './events.js'
@@ -24,8 +25,7 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
   }
   const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS)
   timer.unref()
-  const unsubscribes: (() => Promise<void>)[] = []
-  const events = createPostgresEventBus(db, database.listen)
+  const { events, closeAll } = withSubscriptionsClosedOnClose(createPostgresEventBus(db, database.listen))
 
   return {
     kind: 'postgres',
@@ -33,20 +33,13 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
     counters: createPostgresCounterStore(db),
     tickets: createPostgresTicketStore(db),
     locations,
-    events: {
-      publish: events.publish,
-      async subscribe(handler) {
-        const unsubscribe = await events.subscribe(handler)
-        unsubscribes.push(unsubscribe)
-        return unsubscribe
-      },
-    },
+    events,
     async ping() {
       await sql`SELECT 1`.execute(db)
     },
     async close() {
       clearInterval(timer)
-      await Promise.all(unsubscribes.splice(0).map((u) => u()))
+      await closeAll()
     },
   }
 }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis'
+import { withSubscriptionsClosedOnClose } from '../subscriptions.js'
 import type { LiveStore } from '../types.js'
 import { createRedisCounterStore } from './counters.js'
 import { createRedisEventBus } from './events.js'
@@ -16,29 +17,21 @@ export async function createRedisLiveStore(url: string, prefix: string): Promise
   })
   redis.on('error', () => {}) // reconnects by itself; /ready reports the outage
   await redis.connect()
-  const events = createRedisEventBus(redis, prefix)
+  const { events, closeAll } = withSubscriptionsClosedOnClose(createRedisEventBus(redis, prefix))
   const locations = createRedisLocationStore(redis, prefix)
-  const unsubscribes: (() => Promise<void>)[] = []
   return {
     kind: 'redis',
     sessions: createRedisSessionStore(redis, prefix),
     counters: createRedisCounterStore(redis, prefix),
     tickets: createRedisTicketStore(redis, prefix),
     locations,
-    events: {
-      publish: events.publish,
-      async subscribe(handler) {
-        const unsubscribe = await events.subscribe(handler)
-        unsubscribes.push(unsubscribe)
-        return unsubscribe
-      },
-    },
+    events,
     async ping() {
       await redis.ping()
     },
     async close() {
       locations.stop()
-      await Promise.all(unsubscribes.splice(0).map((u) => u()))
+      await closeAll()
       await redis.quit().catch(() => redis.disconnect())
     },
   }
