@@ -23,7 +23,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { openSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { createScratchDatabase } from '../test/support/backends.js'
+import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import type { FromServer, ToServer } from './auth-server.js'
 
 const env = process.env
@@ -222,9 +222,10 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
 
   // 2. The whole app.
   const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const redisPrefix = `bench-auth-${Date.now().toString(36)}:`
   const settings = {
     DATABASE_URL: scratch.url,
-    ...(backend === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-${Date.now().toString(36)}:` } : {}),
+    ...(backend === 'redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix } : {}),
     BCRYPT_COST: String(BCRYPT_COST),
     RATE_LIMIT_MAX: '10000000',
     AUTH_RATE_LIMIT_MAX: '10000000',
@@ -328,6 +329,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
   } finally {
     await app.stop()
     await scratch.drop()
+    if (backend === 'redis') await deleteRedisKeys(REDIS_URL, redisPrefix)
   }
 }
 

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
-import { createScratchDatabase } from '../test/support/backends.js'
+import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import type { FromJobsServer, ToJobsServer } from './jobs-server.js'
 
 const env = process.env
@@ -270,11 +270,12 @@ async function main() {
   console.log(`${CONCURRENCY} cycles in flight, ${PAIRS} client/worker pairs, ${ROUNDS} rounds of ${DURATION} s each way after ${WARMUP} s warm-up, pools of ${POOL}; ` +
     `app live store: ${LIVE}; server in a child process, logs at ${env.LOG_LEVEL ?? 'info'} to /dev/null; database: a scratch database on ${new URL(DATABASE_SERVER).host}`)
   const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const redisPrefix = `bench-jobs-${Date.now().toString(36)}:`
   let server: Server
   try {
     server = await Server.start({
       DATABASE_URL: scratch.url,
-      ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: `bench-jobs-${Date.now().toString(36)}:` } : {}),
+      ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix } : {}),
       DB_POOL_SIZE: String(POOL),
       BCRYPT_COST: '4',
       RATE_LIMIT_MAX: '10000000',
@@ -325,6 +326,7 @@ async function main() {
     await server.stop()
     agent.destroy()
     await scratch.drop()
+    if (LIVE === 'redis') await deleteRedisKeys(REDIS_URL, redisPrefix)
   }
 
   console.log(`\n  ${'measurement'.padEnd(36)} ${'moves/s'.padStart(9)} ${'cycles/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'RSS MB'.padStart(7)} ${'errors'.padStart(7)}`)

@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.js'
 import { openPlatform } from '../src/platform/index.js'
 import { parseCity, parseCountry, pointIn, random, seedWorkers, type Area } from '../src/cli/seed.js'
-import { createScratchDatabase } from '../test/support/backends.js'
+import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -369,12 +369,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
     rows.push({ scenario: name, name: 'baseline raw GEOADD', m: base.geoadd })
   } finally {
     // Leave nothing behind: the scratch database and every key under the prefix.
-    let cursor = '0'
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await admin.unlink(...keys)
-    } while (cursor !== '0')
+    if (redisUrl) await deleteRedisKeys(redisUrl, prefix)
     admin.disconnect()
     await scratch.drop()
   }

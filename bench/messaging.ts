@@ -35,6 +35,7 @@ import { encodeCursor } from '../src/http/cursor.js'
 import { openDatabase } from '../src/platform/db/index.js'
 import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
+import { deleteRedisKeys } from '../test/support/backends.js'
 import type { FromServer, ToServer } from './messaging-server.js'
 
 const env = process.env
@@ -443,18 +444,7 @@ async function main() {
       await cleanup.end()
     })
     await step('delete the Redis keys', async () => {
-      const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
-      redis.on('error', () => {})
-      try {
-        let cursor = '0'
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
-          cursor = next
-          if (keys.length > 0) await redis.unlink(...keys)
-        } while (cursor !== '0')
-      } finally {
-        redis.disconnect()
-      }
+      await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
     })
   }
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, type Config } from '../../src/config.js'
 import { openDatabase, type DatabaseHandle } from '../../src/platform/db/index.js'
@@ -34,6 +35,23 @@ export async function createScratchDatabase(serverUrl: string): Promise<{ url: s
   }
 }
 
+/** Deletes every Redis key under a prefix: what a test file or a benchmark leaves behind. */
+export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
 /** The config tests run with: cheap bcrypt, quiet logs, the backends named by the environment. */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
@@ -61,6 +79,7 @@ export async function openTestPlatform(config: Config): Promise<Platform & { con
         await platform.close()
       } finally {
         await scratch?.drop()
+        if (withDb.redisUrl) await deleteRedisKeys(withDb.redisUrl, withDb.redisPrefix)
       }
     },
   }
@@ -99,8 +118,9 @@ export function liveBackends(): LiveBackend[] {
       name: 'redis live store',
       async open() {
         const database = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 })
-        const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix: `${uniqueName()}:` }, database)
-        return { live, database, close: async () => { await live.close(); await database.close() } }
+        const redisPrefix = `${uniqueName()}:`
+        const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix }, database)
+        return { live, database, close: async () => { await live.close(); await database.close(); await deleteRedisKeys(TEST_REDIS_URL!, redisPrefix) } }
       },
     })
   }
