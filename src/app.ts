@@ -156,6 +156,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     log: app.log,
   })
   app.decorate('jobs', jobs)
+  accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
   jobs.start(config.jobSweepInterval * 1000)
   app.addHook('onClose', async () => jobs.stop())
 

@@ -543,6 +543,28 @@ describe('note 3: the automated messages of each move', () => {
   })
 })
 
+describe('deleted accounts', () => {
+  it('cancel the jobs that have not started, telling the other party; jobs under way stay', async () => {
+    const offered = await jobIn('REQUESTED')
+    const accepted = await jobIn('ACCEPTED')
+    const started = await jobIn('STARTED')
+    for (const j of [offered, accepted, started]) await inject({ method: 'DELETE', url: '/user', headers: j.w.auth })
+
+    for (const j of [offered, accepted]) {
+      const job = await getJob(j.c, j.job.id)
+      expect(job.status).toBe('CANCELED')
+      expect(job.status_log.at(-1)).toMatchObject({ status: 'CANCELED', by: j.w.id, reason: 'The account was deleted' })
+      expect((await messagesAbout(j.c, j.job.id)).at(-1)?.text).toContain('canceled')
+    }
+    expect((await getJob(started.c, started.job.id)).status).toBe('STARTED')
+
+    // And the other way round: a client's deletion cancels its open offer to the worker.
+    const other = await jobIn('REQUESTED')
+    await inject({ method: 'DELETE', url: '/user', headers: other.c.auth })
+    expect((await getJob(other.w, other.job.id)).status).toBe('CANCELED')
+  })
+})
+
 describe('expiry, reminders and auto-approval, on a clock the tests move', () => {
   it('reminds the worker before an offer expires, then expires it in the sweep and tells the client', async () => {
     const c = await client()

@@ -529,6 +529,22 @@ export function createJobsService(deps: JobsDeps) {
       return job
     },
 
+    /**
+     * An account was deleted: its jobs that have not started (REQUESTED, ACCEPTED) are canceled on
+     * its behalf, and the other party is told. Jobs under way or being paid stay as they are.
+     */
+    async cancelOpenJobsOf(userId: string): Promise<void> {
+      for (const jobId of await store.openJobsOf(userId)) {
+        const committed = await db.transaction().execute(async (trx) => {
+          const job = await store.lock(trx, jobId)
+          if (!job || (job.status !== 'REQUESTED' && job.status !== 'ACCEPTED')) return undefined
+          const mover: Mover = job.client_id === userId ? 'client' : 'worker'
+          return applyMove(trx, job, 'CANCELED', mover, clock.now(), { reason: 'The account was deleted' })
+        })
+        if (committed) publish(committed)
+      }
+    },
+
     /** The payment provider confirmed a job's payment (the local provider at once; others by webhook). */
     confirmPayment,
 

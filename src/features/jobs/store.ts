@@ -164,6 +164,17 @@ export function createJobsStore(db: DB) {
       return select.orderBy('id', 'desc').limit(query.limit + 1).execute()
     },
 
+    /** The user's jobs that have not started yet (REQUESTED or ACCEPTED), as client or worker. */
+    async openJobsOf(userId: string): Promise<string[]> {
+      const rows = await db
+        .selectFrom('jobs')
+        .select('id')
+        .where((eb) => eb.or([eb('client_id', '=', userId), eb('worker_id', '=', userId)]))
+        .where('status', 'in', ['REQUESTED', 'ACCEPTED'])
+        .execute()
+      return rows.map((r) => r.id)
+    },
+
     /** The user's offers still REQUESTED past their expiry (the sweep has not come by yet). */
     async staleOffersOf(userId: string, now: Date): Promise<string[]> {
       const rows = await db
