@@ -1,6 +1,7 @@
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startTestApp, type TestApp } from './support/app.js'
+import { CONTRACT_ROUTES } from './support/contract.js'
 
 // A real browser opens the interactive reference at /docs, served by the app itself: it must list
 // the API's routes and load nothing from anywhere else (no CDN).
@@ -60,21 +61,7 @@ describe('GET /docs in a browser', () => {
       }),
     )
     const routes = listed.map((l) => l.route)
-    for (const route of [
-      'POST /signup',
-      'POST /authorize',
-      'DELETE /authorize',
-      'GET /user',
-      'POST /user',
-      'DELETE /user',
-      'GET /users',
-      'PUT /user/picture',
-      'GET /users/{id}/picture',
-      'GET /sessions',
-      'DELETE /sessions/{id}',
-    ]) {
-      expect(routes).toContain(route)
-    }
+    for (const route of CONTRACT_ROUTES) expect(routes).toContain(route)
     // Each operation shows its summary beside it.
     expect(listed.find((l) => l.route === 'POST /authorize')?.summary).toBe('Sign in')
     expect(listed.every((l) => l.summary.length > 0)).toBe(true)
