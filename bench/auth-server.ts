@@ -3,8 +3,8 @@
 // configuration in its environment; BENCH_MODE=bare serves one bare Fastify route, the baseline;
 // BENCH_MODE=floor serves a bare Fastify route that does only the storage work GET /user must do
 // (renew the session in the live store, read the user row), to show what the stack adds on top.
-// It talks to the benchmark over IPC: it says where it listens, reports its memory, runs raw
-// bcrypt.compare on request (the baseline for sign-ins), and stops when told.
+// It talks to the benchmark over IPC (support/server.ts), and also runs raw bcrypt.compare on
+// request: the baseline for sign-ins.
 
 import bcrypt from 'bcrypt'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -13,20 +13,11 @@ import { loadConfig } from '../src/config.js'
 import { openPlatform, type Platform } from '../src/platform/index.js'
 import { createAccountsStore } from '../src/features/accounts/store.js'
 import { hashToken } from '../src/features/sessions/service.js'
+import { serveOverIpc } from './support/server.js'
 
-export type ToServer =
-  | { type: 'bcrypt'; cost: number; concurrency: number; durationMs: number }
-  | { type: 'cpu' }
-  | { type: 'stop' }
-
-export type FromServer =
-  | { type: 'listening'; url: string }
-  | { type: 'rss'; rss: number }
-  | { type: 'bcrypt'; compares: number; elapsedMs: number }
-  | { type: 'cpu'; micros: number }
-  | { type: 'stopped' }
-
-const send = (message: FromServer) => process.send?.(message)
+/** Beyond the common messages (support/server.ts): raw bcrypt.compare, the sign-in baseline. */
+export type BcryptRequest = { type: 'bcrypt'; cost: number; concurrency: number; durationMs: number }
+export type BcryptResult = { type: 'bcrypt'; compares: number; elapsedMs: number }
 
 /** bcrypt.compare with `concurrency` compares in flight for `durationMs`, as the app would run them. */
 async function rawCompares(cost: number, concurrency: number, durationMs: number) {
@@ -70,28 +61,15 @@ async function main() {
     platform = await openPlatform(config)
     app = await buildApp(config, platform)
   }
-  const url = await app.listen({ port: 0, host: '127.0.0.1' })
-
-  const memory = setInterval(() => send({ type: 'rss', rss: process.memoryUsage.rss() }), 250)
-  process.on('message', (message: ToServer) => {
-    if (message.type === 'bcrypt') {
-      rawCompares(message.cost, message.concurrency, message.durationMs).then((result) => send({ type: 'bcrypt', ...result }))
-    } else if (message.type === 'cpu') {
-      const used = process.cpuUsage()
-      send({ type: 'cpu', micros: used.user + used.system })
-    } else if (message.type === 'stop') {
-      clearInterval(memory)
-      void app
-        .close()
-        .then(() => platform?.close())
-        .then(() => {
-          send({ type: 'stopped' })
-          process.disconnect()
-        })
-    }
+  await serveOverIpc(app, {
+    close: async () => platform?.close(),
+    handle(message, send) {
+      if (message.type !== 'bcrypt') return false
+      const { cost, concurrency, durationMs } = message as BcryptRequest
+      void rawCompares(cost, concurrency, durationMs).then((result) => send({ type: 'bcrypt', ...result }))
+      return true
+    },
   })
-  process.on('disconnect', () => process.exit(0))
-  send({ type: 'listening', url })
 }
 
 main().catch((error) => {

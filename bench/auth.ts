@@ -19,12 +19,10 @@
 
 import autocannon from 'autocannon'
 import cliProgress from 'cli-progress'
-import { fork, type ChildProcess } from 'node:child_process'
-import { openSync } from 'node:fs'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
-import type { FromServer, ToServer } from './auth-server.js'
+import type { BcryptRequest, BcryptResult } from './auth-server.js'
+import { BenchServer } from './support/server.js'
 
 const env = process.env
 const seconds = (name: string, fallback: number) => {
@@ -49,65 +47,19 @@ const PASSED_ON = ['BCRYPT_CONCURRENCY', 'UV_THREADPOOL_SIZE', 'LOG_LEVEL', 'DB_
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-class Server {
-  private peak = 0
-  private waiting = new Map<string, (message: FromServer) => void>()
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly url: string,
-  ) {
-    child.on('message', (message: FromServer) => {
-      if (message.type === 'rss') this.peak = Math.max(this.peak, message.rss)
-      this.waiting.get(message.type)?.(message)
-    })
-  }
+type Server = BenchServer<BcryptResult, BcryptRequest>
 
-  static async start(mode: 'app' | 'bare' | 'floor', settings: Record<string, string> = {}): Promise<Server> {
-    const passed = Object.fromEntries(PASSED_ON.filter((n) => env[n] !== undefined).map((n) => [n, env[n]!]))
-    const child = fork(fileURLToPath(new URL('./auth-server.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production', BENCH_MODE: mode, ...passed, ...settings },
-      stdio: ['ignore', openSync('/dev/null', 'w'), 'inherit', 'ipc'],
-    })
-    const url = await new Promise<string>((resolve, reject) => {
-      child.on('message', (message: FromServer) => message.type === 'listening' && resolve(message.url))
-      child.once('exit', (code) => reject(new Error(`the ${mode} server exited with ${code} before listening`)))
-    })
-    return new Server(child, url)
-  }
-
-  private request<T extends FromServer['type']>(message: ToServer, answer: T): Promise<Extract<FromServer, { type: T }>> {
-    return new Promise((resolve) => {
-      this.waiting.set(answer, (m) => {
-        this.waiting.delete(answer)
-        resolve(m as Extract<FromServer, { type: T }>)
-      })
-      this.child.send(message)
-    })
-  }
-
-  /** The highest RSS seen since the last call. */
-  takePeakRss() {
-    const peak = this.peak
-    this.peak = 0
-    return peak
-  }
-
-  /** CPU time the server process has used so far (all its threads), in microseconds. */
-  async cpuMicros() {
-    return (await this.request({ type: 'cpu' }, 'cpu')).micros
-  }
-
-  rawCompares(concurrency: number, durationMs: number) {
-    return this.request({ type: 'bcrypt', cost: BCRYPT_COST, concurrency, durationMs }, 'bcrypt')
-  }
-
-  async stop() {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
-    this.child.send({ type: 'stop' })
-    await exited
-  }
+async function startServer(mode: 'app' | 'bare' | 'floor', settings: Record<string, string> = {}): Promise<Server> {
+  const passed = Object.fromEntries(PASSED_ON.filter((n) => env[n] !== undefined).map((n) => [n, env[n]!]))
+  return BenchServer.start<BcryptResult, BcryptRequest>(new URL('./auth-server.ts', import.meta.url), {
+    name: mode,
+    env: { BENCH_MODE: mode, ...passed, ...settings },
+  })
 }
+
+/** Raw bcrypt.compare in the server process, with `concurrency` in flight for `durationMs`. */
+const rawCompares = (server: Server, concurrency: number, durationMs: number) =>
+  server.request<BcryptResult>({ type: 'bcrypt', cost: BCRYPT_COST, concurrency, durationMs }, 'bcrypt')
 
 // ---------------------------------------------------------------------------------------------
 // Load, with a progress bar
@@ -216,7 +168,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
   }
 
   // 1. The baseline: a bare Fastify route in a process of its own, measured the same way.
-  const bare = await Server.start('bare')
+  const bare = await startServer('bare')
   const bareResult = await measureGet(bare, 'bare Fastify GET /bare', 'bare Fastify route', { url: `${bare.url}/bare`, connections: CONNECTIONS })
   await bare.stop()
 
@@ -232,7 +184,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
     LOG_LEVEL: env.LOG_LEVEL ?? 'info',
     PORT: '0',
   }
-  const app = await Server.start('app', settings)
+  const app = await startServer('app', settings)
   try {
     const readers = await users(app.url, 'reader', 8)
     const signers = await users(app.url, 'signer', LOGIN_CONNECTIONS)
@@ -257,7 +209,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
     }
 
     // The storage floor: bare Fastify doing only GET /user's storage work, on the same stores.
-    const floor = await Server.start('floor', settings)
+    const floor = await startServer('floor', settings)
     const floorResult = await measureGet(floor, 'storage floor GET /floor (session + user row)', 'storage floor (session + user row)', withToken(`${floor.url}/floor`))
     await floor.stop()
 
@@ -275,7 +227,7 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
     const loginResults: autocannon.Result[] = []
     for (let round = 1; round <= rounds; round++) {
       const doneRaw = progress(`raw bcrypt.compare, ${LOGIN_CONNECTIONS} in flight (${round}/${rounds})`, roundS, () => '')
-      const raw = await app.rawCompares(LOGIN_CONNECTIONS, roundS * 1000)
+      const raw = await rawCompares(app, LOGIN_CONNECTIONS, roundS * 1000)
       doneRaw()
       compares += raw.compares
       compareMs += raw.elapsedMs

@@ -1,6 +1,6 @@
 // npm run bench:jobs — what the job workflow costs through HTTP, beside raw SQL, in one run.
 //
-// On a scratch database on a PostgreSQL server, with the app in a child process (bench/jobs-server.ts):
+// On a scratch database on a PostgreSQL server, with the app in a child process (bench/app-server.ts):
 //   1. raw `pg`: the same inserts and updates as the workflow, in the same statements the app
 //      sends, without HTTP or the app: an offer (INSERT the job with its log entry; the worker's
 //      message with both users' thread) and three moves (SELECT ... FOR UPDATE; UPDATE the job with
@@ -20,16 +20,13 @@
 // info, to /dev/null).
 
 import cliProgress from 'cli-progress'
-import { fork, type ChildProcess } from 'node:child_process'
 import http from 'node:http'
-import { openSync } from 'node:fs'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
-import type { FromJobsServer, ToJobsServer } from './jobs-server.js'
+import { BenchServer } from './support/server.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -52,43 +49,12 @@ const PASSWORD = 'correct horse battery'
 // ---------------------------------------------------------------------------------------------
 // The server process
 
-class Server {
-  private peak = 0
-  private constructor(private readonly child: ChildProcess, readonly url: string) {
-    child.on('message', (message: FromJobsServer) => {
-      if (message.type === 'rss') this.peak = Math.max(this.peak, message.rss)
-    })
-  }
-
-  static async start(settings: Record<string, string>): Promise<Server> {
-    const log = openSync('/dev/null', 'w')
-    const child = fork(fileURLToPath(new URL('./jobs-server.ts', import.meta.url)), [], {
-      execArgv: ['--import', 'tsx', ...(env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [])],
-      env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production', ...settings },
-      stdio: ['ignore', log, 'inherit', 'ipc'],
-    })
-    const url = await new Promise<string>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)))
-      child.on('message', (message: FromJobsServer) => {
-        if (message.type === 'listening') resolve(message.url)
-      })
-    })
-    child.removeAllListeners('exit')
-    return new Server(child, url)
-  }
-
-  takePeakRss() {
-    const peak = this.peak
-    this.peak = 0
-    return peak
-  }
-
-  async stop() {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
-    this.child.send({ type: 'stop' } satisfies ToJobsServer)
-    await exited
-  }
-}
+const startServer = (settings: Record<string, string>) =>
+  BenchServer.start(new URL('./app-server.ts', import.meta.url), {
+    name: 'jobs',
+    env: settings,
+    execArgv: env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [],
+  })
 
 // ---------------------------------------------------------------------------------------------
 // HTTP, keep-alive, one socket per cycle in flight
@@ -271,9 +237,9 @@ async function main() {
     `app live store: ${LIVE}; server in a child process, logs at ${env.LOG_LEVEL ?? 'info'} to /dev/null; database: a scratch database on ${new URL(DATABASE_SERVER).host}`)
   const scratch = await createScratchDatabase(DATABASE_SERVER)
   const redisPrefix = `bench-jobs-${Date.now().toString(36)}:`
-  let server: Server
+  let server: BenchServer
   try {
-    server = await Server.start({
+    server = await startServer({
       DATABASE_URL: scratch.url,
       ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix } : {}),
       DB_POOL_SIZE: String(POOL),

@@ -1,6 +1,6 @@
 // npm run bench:messaging — instant messaging end to end, on PostgreSQL and Redis.
 //
-// Two API processes (bench/messaging-server.ts, each the whole app) share one scratch database and
+// Two API processes (bench/app-server.ts, each the whole app) share one scratch database and
 // one Redis. The benchmark connects BENCH_CLIENTS WebSocket clients (signed-in users, spread over
 // both processes), sends BENCH_RATE messages a second for BENCH_DURATION seconds through
 // POST /send (through either process, to a random user, so half cross processes), and measures:
@@ -16,11 +16,8 @@
 // BENCH_DURATION (20 s), BENCH_INBOX_MESSAGES (100000), BENCH_INBOX_DURATION (10 s),
 // BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
 
-import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
-import { openSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
 import cliProgress from 'cli-progress'
@@ -36,7 +33,7 @@ import { openDatabase } from '../src/platform/db/index.js'
 import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { deleteRedisKeys } from '../test/support/backends.js'
-import type { FromServer, ToServer } from './messaging-server.js'
+import { BenchServer } from './support/server.js'
 
 const env = process.env
 const num = (name: string, fallback: number) => {
@@ -90,45 +87,12 @@ function timed(label: string, seconds: number, info: () => string) {
 // ---------------------------------------------------------------------------------------------
 // The two API processes
 
-class Server {
-  private waiting = new Map<string, (m: FromServer) => void>()
-  private constructor(readonly child: ChildProcess, readonly url: string) {
-    child.on('message', (m: FromServer) => this.waiting.get(m.type)?.(m))
-  }
-
-  static async start(settings: Record<string, string>): Promise<Server> {
-    const child = fork(fileURLToPath(new URL('./messaging-server.ts', import.meta.url)), [], {
-      execArgv: ['--expose-gc', ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : []), '--import', 'tsx'],
-      env: { PATH: env.PATH, HOME: env.HOME, NODE_ENV: 'production', ...settings },
-      stdio: ['ignore', openSync('/dev/null', 'w'), 'inherit', 'ipc'],
-    })
-    const url = await new Promise<string>((resolve, reject) => {
-      child.on('message', (m: FromServer) => m.type === 'listening' && resolve(m.url))
-      child.once('exit', (code) => reject(new Error(`an API process exited with ${code} before listening`)))
-    })
-    return new Server(child, url)
-  }
-
-  private ask<T extends FromServer['type']>(message: ToServer, answer: T): Promise<Extract<FromServer, { type: T }>> {
-    return new Promise((resolve) => {
-      this.waiting.set(answer, (m) => {
-        this.waiting.delete(answer)
-        resolve(m as Extract<FromServer, { type: T }>)
-      })
-      this.child.send(message)
-    })
-  }
-
-  memory() {
-    return this.ask({ type: 'memory' }, 'memory')
-  }
-
-  async stop() {
-    const exited = new Promise((resolve) => this.child.once('exit', resolve))
-    this.child.send({ type: 'stop' })
-    await exited
-  }
-}
+const startServer = (settings: Record<string, string>) =>
+  BenchServer.start(new URL('./app-server.ts', import.meta.url), {
+    name: 'API',
+    env: settings,
+    execArgv: ['--expose-gc', ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [])],
+  })
 
 // ---------------------------------------------------------------------------------------------
 
@@ -146,7 +110,7 @@ async function main() {
   const database = await openDatabase({ databaseUrl: dbUrl.toString(), dataDir: '', poolSize: 10 })
   const { db } = database
   const live = await createRedisLiveStore(REDIS_URL, REDIS_PREFIX)
-  const servers: Server[] = []
+  const servers: BenchServer[] = []
   const sockets: WebSocket[] = []
 
   try {
@@ -213,7 +177,7 @@ async function main() {
       DB_POOL_SIZE: env.BENCH_DB_POOL_SIZE ?? '20',
       BCRYPT_COST: '4',
     }
-    servers.push(await Server.start(settings), await Server.start(settings))
+    servers.push(await startServer(settings), await startServer(settings))
     // Warm both processes up (JIT, pools, caches) so that the memory baseline is a working server's.
     const warming = bar('warm-up', 400, 'requests')
     for (let i = 0; i < 400; i++) {
@@ -434,7 +398,7 @@ async function main() {
     }
     for (const ws of sockets) ws.terminate()
     await step('stop the API processes', () => Promise.all(servers.map((s) => s.stop())))
-    for (const server of servers) if (server.child.exitCode === null) server.child.kill('SIGKILL')
+    for (const server of servers) server.kill()
     await step('close the live store', () => live.close())
     await step('close the database', () => database.close())
     await step('drop the scratch database', async () => {
