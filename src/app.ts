@@ -10,6 +10,7 @@ import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { createAuthenticate } from './http/auth.js'
 import { loggerOptions } from './http/logging.js'
+import { registerInputGuards } from './http/input-guards.js'
 import { registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import type { Platform } from './platform/index.js'
@@ -82,6 +83,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   registerProblemHandlers(app)
   // JSON in and out: a text/plain body is refused (415) rather than parsed into a string.
   app.removeContentTypeParser('text/plain')
+  registerInputGuards(app)
 
   app.decorate('config', config)
   app.decorate('platform', platform)
@@ -148,6 +150,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     messages: { insert: insertMessage, publish: messaging.publishCreated },
     payments: options.payments ?? createPaymentProvider(config.payments),
     locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
+    hiddenFrom: messaging.hiddenFrom,
     settings: {
       autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
       reminderBeforeMs: config.jobReminderBefore * 1000,

@@ -9,7 +9,6 @@ export interface FieldError {
 
 export abstract class AppError extends Error {
   abstract readonly status: number
-  abstract readonly title: string
   /** A stable, machine-readable name for what went wrong, for clients to branch on. */
   readonly code: string
 
@@ -22,7 +21,6 @@ export abstract class AppError extends Error {
 
 export class InvalidInputError extends AppError {
   readonly status = 400
-  readonly title = 'Invalid input'
   constructor(detail: string, readonly errors: FieldError[] = [], code = 'invalid_input') {
     super(detail, code)
   }
@@ -30,7 +28,6 @@ export class InvalidInputError extends AppError {
 
 export class UnauthenticatedError extends AppError {
   readonly status = 401
-  readonly title = 'Not signed in'
   constructor(detail = 'A valid access token is required', code = 'unauthenticated') {
     super(detail, code)
   }
@@ -38,7 +35,6 @@ export class UnauthenticatedError extends AppError {
 
 export class ForbiddenError extends AppError {
   readonly status = 403
-  readonly title = 'Forbidden'
   constructor(detail: string, code = 'forbidden') {
     super(detail, code)
   }
@@ -46,7 +42,6 @@ export class ForbiddenError extends AppError {
 
 export class NotFoundError extends AppError {
   readonly status = 404
-  readonly title = 'Not found'
   constructor(detail: string, code = 'not_found') {
     super(detail, code)
   }
@@ -54,7 +49,6 @@ export class NotFoundError extends AppError {
 
 export class ConflictError extends AppError {
   readonly status = 409
-  readonly title = 'Conflict'
   constructor(detail: string, code = 'conflict') {
     super(detail, code)
   }
@@ -62,7 +56,6 @@ export class ConflictError extends AppError {
 
 export class PreconditionFailedError extends AppError {
   readonly status = 412
-  readonly title = 'Precondition failed'
   constructor(detail: string, code = 'precondition_failed') {
     super(detail, code)
   }
@@ -70,7 +63,6 @@ export class PreconditionFailedError extends AppError {
 
 export class PayloadTooLargeError extends AppError {
   readonly status = 413
-  readonly title = 'Payload too large'
   constructor(detail: string, code = 'payload_too_large') {
     super(detail, code)
   }
@@ -78,7 +70,6 @@ export class PayloadTooLargeError extends AppError {
 
 export class UnsupportedMediaTypeError extends AppError {
   readonly status = 415
-  readonly title = 'Unsupported media type'
   constructor(detail: string, code = 'unsupported_media_type') {
     super(detail, code)
   }
@@ -86,7 +77,6 @@ export class UnsupportedMediaTypeError extends AppError {
 
 export class TooManyRequestsError extends AppError {
   readonly status = 429
-  readonly title = 'Too many requests'
   constructor(detail: string, readonly retryAfterSeconds: number, code = 'rate_limited') {
     super(detail, code)
   }
@@ -94,7 +84,6 @@ export class TooManyRequestsError extends AppError {
 
 export class UnavailableError extends AppError {
   readonly status = 503
-  readonly title = 'Service unavailable'
   constructor(detail: string, code = 'unavailable') {
     super(detail, code)
   }

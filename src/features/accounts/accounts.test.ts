@@ -280,6 +280,19 @@ describe('pictures', () => {
     expect((await inject({ url: '/user', headers: u.auth })).json().picture_url).toBeNull()
   })
 
+  it('answers 400 for a multipart body without a boundary or cut short', async () => {
+    const u = await newUser(t.app)
+    const noBoundary = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'multipart/form-data' }, payload: 'whatever' })
+    expect(problem(noBoundary, 400).code).toBe('malformed_multipart')
+    const cut = await inject({
+      method: 'PUT',
+      url: '/user/picture',
+      headers: { ...u.auth, 'content-type': 'multipart/form-data; boundary=xyz' },
+      payload: '--xyz\r\nContent-Disposition: form-data; name="picture"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG',
+    })
+    expect(problem(cut, 400).code).toBe('malformed_multipart')
+  })
+
   it('answers 404 for a user without a picture, and for a deleted user\'s picture', async () => {
     const u = await newUser(t.app)
     problem(await inject({ url: `/users/${u.id}/picture` }), 404)

@@ -103,11 +103,19 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
   }, async (request) => {
     let upload: Buffer
     if (request.isMultipart()) {
-      const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
-      if (!file || file.fieldname !== 'picture') {
-        throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+      try {
+        const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
+        if (!file || file.fieldname !== 'picture') {
+          throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+        }
+        upload = await file.toBuffer()
+      } catch (error) {
+        // Limits and our own errors answer as they are; a body that isn't valid multipart (no
+        // boundary, cut short) is the client's, not a 500.
+        const status = (error as { statusCode?: number }).statusCode
+        if (error instanceof InvalidInputError || (status !== undefined && status < 500)) throw error
+        throw new InvalidInputError(`The multipart body can't be read: ${(error as Error).message}`, [{ field: 'picture', message: 'is not valid multipart' }], 'malformed_multipart')
       }
-      upload = await file.toBuffer()
     } else if (Buffer.isBuffer(request.body)) {
       upload = request.body
     } else {

@@ -236,6 +236,22 @@ describe('POST /job: offers', () => {
     expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w2.id, title: 'x' } }), 404).code).toBe('worker_not_found')
     problem(await inject({ method: 'POST', url: '/job', payload: { worker_id: w.id, title: 'x' } }), 401)
   })
+  it('refuses offers and edits between users who blocked one another (403), as it refuses their messages', async () => {
+    const [c, w] = [await client(), await worker()]
+    const job = await offer(c, w)
+    expect((await inject({ method: 'POST', url: '/blocks', headers: w.auth, payload: { user_id: c.id } })).statusCode).toBeLessThan(300)
+    expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: offerBody(w) }), 403).code).toBe('blocked')
+    expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, title: 'Changed' } }), 403).code).toBe('blocked')
+    expect((await getJob(c, job.id)).title).toBe('Fix the kitchen tap')
+  })
+
+  it('answers 400 for a scheduled_at no database date can hold (a leap second, year 10000)', async () => {
+    const [c, w] = [await client(), await worker()]
+    for (const scheduled_at of ['2099-01-01T23:59:60Z', '9999-12-31T23:59:59-23:59']) {
+      const res = await inject({ method: 'POST', url: '/job', headers: c.auth, payload: offerBody(w, { scheduled_at }) })
+      expect(problem(res, 400).errors?.[0]?.field).toBe('body/scheduled_at')
+    }
+  })
 })
 
 describe('POST /job with id: edits', () => {

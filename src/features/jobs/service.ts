@@ -51,6 +51,8 @@ export interface JobsDeps {
   payments: PaymentProvider
   /** Absent until the location feature is wired in: then declines suggest no one, offers say no distance. */
   locator?: WorkerLocator
+  /** The users hidden from a user by blocks, either way (from messaging): no offers between them. */
+  hiddenFrom?: (userId: string) => Promise<ReadonlySet<string>>
   settings: JobsSettings
   log: Logger
 }
@@ -82,6 +84,9 @@ const DUE_WORK_BATCH = 500
 const parties = (job: JobRow) => [job.client_id, job.worker_id]
 const addMs = (at: Date, ms: number) => new Date(at.getTime() + ms)
 const isStale = (job: JobRow, now: Date) => job.status === 'REQUESTED' && job.expires_at.getTime() <= now.getTime()
+
+/** How far ahead a job may be scheduled. */
+const MAX_SCHEDULE_AHEAD_MS = 10 * 365 * 24 * 3_600_000
 
 export const etagOf = (version: number) => `"${version}"`
 
@@ -250,8 +255,21 @@ export function createJobsService(deps: JobsDeps) {
   /** The job if the user is one of its two; otherwise as if there were none. */
   const partyOf = (job: JobRow | undefined, userId: string): job is JobRow => job !== undefined && (job.client_id === userId || job.worker_id === userId)
 
+  /** Offers and their edits are messages too: none between users who blocked one another. */
+  const checkNotBlocked = async (clientId: string, workerId: string) => {
+    if (deps.hiddenFrom && (await deps.hiddenFrom(clientId)).has(workerId)) {
+      throw new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
+    }
+  }
+
   const checkScheduledAt = (scheduledAt: string | null | undefined, now: Date) => {
-    if (scheduledAt && new Date(scheduledAt).getTime() <= now.getTime()) {
+    if (!scheduledAt) return
+    const at = Date.parse(scheduledAt)
+    // The format check lets through a leap second (":60") and far years no database date holds.
+    if (!Number.isFinite(at) || at > now.getTime() + MAX_SCHEDULE_AHEAD_MS) {
+      throw new InvalidInputError('scheduled_at must be a real time within 10 years', [{ field: 'body/scheduled_at', message: 'must be a real time within 10 years' }], 'invalid_scheduled_at')
+    }
+    if (at <= now.getTime()) {
       throw new InvalidInputError('scheduled_at must be in the future', [{ field: 'body/scheduled_at', message: 'must be in the future' }], 'scheduled_in_past')
     }
   }
@@ -373,6 +391,7 @@ export function createJobsService(deps: JobsDeps) {
       if (!worker.roles.includes('WORKER')) {
         throw new InvalidInputError('This user is not a worker', [{ field: 'body/worker_id', message: 'does not have the WORKER role' }], 'not_a_worker')
       }
+      await checkNotBlocked(actorId, workerId)
       const location = input.location ?? null
       const distance = location && deps.locator ? await deps.locator.distanceTo(workerId, location).catch(() => null) : null
       const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
@@ -419,6 +438,10 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkMoney(input.price, 'body/price')
       checkScheduledAt(input.scheduled_at, now)
+      // Blocks are read before the row lock (the worker of an offer never changes): a read on
+      // another connection inside the transaction would wait on it with a one-connection database.
+      const peek = await store.findById(input.id)
+      if (peek && peek.client_id === actorId) await checkNotBlocked(actorId, peek.worker_id)
       let workerName = ''
       let workerHasPicture = true
       const committed = await changeJob(async (trx) => {

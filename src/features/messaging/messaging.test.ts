@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import { insertMessage } from './store.js'
+import { encodeCursor } from '../../http/cursor.js'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
@@ -244,6 +245,12 @@ describe('read marks and conversations', () => {
 })
 
 describe('blocks and reports', () => {
+  it('answers 400, not 500, for a block cursor holding a time no Date can hold', async () => {
+    const u = await newUser(t.app)
+    const cursor = encodeCursor({ at: '2020-01-01T23:59:60Z', id: uuidv7() })
+    expect(problem(await get(u, `/blocks?cursor=${cursor}`), 400).code).toBe('invalid_cursor')
+  })
+
   it('stops messages both ways while a block stands, and lists blocks', async () => {
     const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app, { first_name: 'Bob' }), await newUser(t.app)]
     const blocked = await post(alice, '/blocks', { user_id: bob.id })

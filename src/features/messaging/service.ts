@@ -192,6 +192,8 @@ export function createMessagingService(deps: MessagingDeps) {
     async blocks(userId: string, query: { limit?: number; cursor?: string }) {
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, BlockCursor)
+      // The format check lets a leap second (":60") through, which no Date can hold.
+      if (after && Number.isNaN(Date.parse(after.at))) throw new InvalidInputError('The cursor is not one this API gave out', [{ field: 'querystring/cursor', message: 'is not a valid cursor' }], 'invalid_cursor')
       const rows = await store.blocks(userId, { after, limit: limit + 1 })
       const page = pageOf(rows, limit, (last) => ({ at: last.created_at.toISOString(), id: last.blocked_id }))
       const users = await usersOf(page.items.map((r) => r.blocked_id))

@@ -44,6 +44,19 @@ describe('HTTP basics', () => {
   })
 })
 
+describe('NUL characters, which PostgreSQL text cannot hold', () => {
+  it('are refused with 400 in a JSON body and in the URL, and an escaped backslash before u0000 is plain text', async () => {
+    const u = await newUser(t.app)
+    const signup = (first_name: string) =>
+      t.app.inject({ method: 'POST', url: '/signup', payload: { email: `nul.${Date.now()}.${Math.random()}@example.com`, password: 'a good password', first_name, last_name: 'B' } })
+    expect(problem(await signup('a\u0000b'), 400).code).toBe('nul_character')
+    expect(problem(await t.app.inject({ url: '/users?q=a%00b', headers: u.auth }), 400).code).toBe('nul_character')
+    const literal = await signup('a\\u0000b')
+    expect(literal.statusCode).toBe(201)
+    expect(literal.json().first_name).toBe('a\\u0000b')
+  })
+})
+
 describe('when the database goes away', () => {
   it('answers 500 problem+json without a stack, logs the stack, and /ready turns 503', async () => {
     const broken = await startTestApp()
