@@ -11,11 +11,11 @@ try {
   // Not permitted here: run at the normal priority.
 }
 
-parentPort.on('message', ({ id, op, password, hash, cost }) => {
+parentPort.on('message', ({ op, password, hash, cost }) => {
   try {
     const result = op === 'hash' ? bcrypt.hashSync(password, cost) : bcrypt.compareSync(password, hash)
-    parentPort.postMessage({ id, result })
+    parentPort.postMessage({ result })
   } catch (error) {
-    parentPort.postMessage({ id, error: error instanceof Error ? error.message : String(error) })
+    parentPort.postMessage({ error: error instanceof Error ? error.message : String(error) })
   }
 })

@@ -30,7 +30,6 @@ export function createPasswordHasher(options: { cost: number; concurrency: numbe
   const idle: Worker[] = []
   const busy = new Map<Worker, Queued>()
   let threads = 0
-  let nextId = 0
 
   const startThread = () => {
     threads++
@@ -72,7 +71,7 @@ export function createPasswordHasher(options: { cost: number; concurrency: numbe
       const next = waiting.shift()!
       busy.set(worker, next)
       worker.ref() // a job in flight keeps the process alive until it answers
-      worker.postMessage({ id: nextId++, ...next.job })
+      worker.postMessage(next.job)
     }
   }
 

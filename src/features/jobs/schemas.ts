@@ -34,7 +34,6 @@ export const JobLocation = Type.Object(
   },
   { additionalProperties: false },
 )
-export type JobLocationInput = Static<typeof JobLocation>
 
 export const StatusEntry = Type.Object({
   status: JobStatusSchema,

@@ -56,5 +56,3 @@ export function judge(from: JobStatus, to: JobStatus, by: Mover): Verdict {
   return WORKFLOW.some((m) => m.to === to && m.by.includes(by)) ? { ok: false, why: 'not_now' } : { ok: false, why: 'not_yours' }
 }
 
-/** No move leaves these. */
-export const isFinal = (status: JobStatus) => !WORKFLOW.some((m) => m.from === status)

@@ -15,8 +15,6 @@ const CLOSE_GOING_AWAY = 1001
 /** Every this many heartbeats, sockets whose session has lapsed (idle or too old) are closed. */
 const SESSION_CHECK_EVERY = 10
 
-/** Events that steer the server and are never forwarded to clients. */
-const INTERNAL = new Set(['session.ended'])
 
 interface Connection {
   socket: WebSocket
@@ -77,7 +75,6 @@ export function createRealtimeHub(options: HubOptions) {
       }
       return
     }
-    if (INTERNAL.has(event.type)) return
     let payload: string | undefined
     for (const userId of event.to) {
       for (const conn of byUser.get(userId) ?? []) {
@@ -172,12 +169,6 @@ export function createRealtimeHub(options: HubOptions) {
       }
     },
 
-    /** Sockets open in this process. */
-    get size() {
-      let n = 0
-      for (const set of byUser.values()) n += set.size
-      return n
-    },
 
     async close() {
       closing = true
@@ -189,4 +180,3 @@ export function createRealtimeHub(options: HubOptions) {
   }
 }
 
-export type RealtimeHub = ReturnType<typeof createRealtimeHub>
