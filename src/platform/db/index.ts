@@ -8,6 +8,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../../migrations/index.js'
+import { prepareStatements } from './prepared.js'
 import type { Database } from './types.js'
 
 export type { Database } from './types.js'
@@ -48,6 +49,7 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
   const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 })
   // An idle client that loses its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
+  prepareStatements(pool)
   const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const listeners: pg.Client[] = []
   const listen: Listen = async (channel, onPayload) => {
