@@ -1,11 +1,11 @@
 // npm run bench:jobs — what the job workflow costs through HTTP, beside raw SQL, in one run.
 //
 // On a scratch database on a PostgreSQL server, with the app in a child process (bench/app-server.ts):
-//   1. raw `pg`: the same inserts and updates as the workflow, in the same statements the app
-//      sends, without HTTP or the app: an offer (INSERT the job with its log entry; the worker's
-//      message with both users' thread) and three moves (SELECT ... FOR UPDATE; UPDATE the job with
-//      its log entry; the message with the threads), each one transaction, `BENCH_CONCURRENCY`
-//      cycles in flight over a pool as large as the app's;
+//   1. raw `pg`: the same reads and writes as the workflow, in the same statements the app sends,
+//      without HTTP or the app: an offer (read both users and the blocks; then the job, its log
+//      entry, the worker's message and both users' thread in one statement) and three moves (read
+//      the job with its users and log; then the new version, its log entry, the message and the
+//      threads in one statement), `BENCH_CONCURRENCY` cycles in flight over a pool as large as the app's;
 //   2. the app: the same cycles through HTTP — POST /job, then POST /job/{id}/status ACCEPTED,
 //      STARTED, COMPLETED — signed in, with the same number of cycles in flight.
 // Each request or transaction is one "move"; a cycle is four. The figures: moves per second,
@@ -170,59 +170,72 @@ function httpCycle(base: string, clients: BenchUser[], workers: BenchUser[]) {
   }
 }
 
+// The statements the app sends, as text: an offer reads both users and the blocks, then writes the
+// job, its log entry, the message and both users' thread in one statement; a move reads the job
+// with its users and log, then writes the new version (if still at the one read), its log entry,
+// the message and the threads in one statement.
+const USERS = `select "id", "first_name", "last_name", "picture_etag", "deleted_at", "roles" from "users" where "id" in ($1, $2) and "deleted_at" is null`
+const BLOCKS = `(select "blocked_id" as "id" from "blocks" where "blocker_id" = $1) union all (select "blocker_id" as "id" from "blocks" where "blocked_id" = $1)`
+const MESSAGES = (guard: string, at: number) => `said AS (
+      INSERT INTO messages SELECT r.* FROM json_populate_recordset(NULL::messages, $${at}::json) r WHERE EXISTS (SELECT 1 FROM ${guard})
+    ),
+    threads AS (
+      INSERT INTO conversations (user_id, peer_id, last_message_id)
+      SELECT t.user_id, t.peer_id, t.last_message_id FROM json_populate_recordset(NULL::conversations, $${at + 1}::json) t WHERE EXISTS (SELECT 1 FROM ${guard})
+      ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id)
+    )`
+const CREATE = `WITH created AS (insert into "jobs" ("id", "client_id", "worker_id", "title", "description", "status", "price_amount", "price_currency", "scheduled_at", "location_lat", "location_lon", "location_address", "expires_at", "remind_at", "completed_at", "due_at", "version", "created_at", "updated_at")
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) returning *),
+  logged AS (insert into "job_status_log" ("job_id", "status", "by", "at", "reason") values ($20, $21, $22, $23, $24)),
+  ${MESSAGES('created', 25)} SELECT * FROM created`
+const READ = `select "jobs".*, "c"."id" as "c_id", "c"."first_name" as "c_first_name", "c"."last_name" as "c_last_name", "c"."picture_etag" as "c_picture_etag", "c"."deleted_at" as "c_deleted_at",
+  "w"."id" as "w_id", "w"."first_name" as "w_first_name", "w"."last_name" as "w_last_name", "w"."picture_etag" as "w_picture_etag", "w"."deleted_at" as "w_deleted_at",
+  (select coalesce(json_agg(agg), '[]') from (select "l"."job_id", "l"."status", "l"."by", "l"."at", "l"."reason" from "job_status_log" as "l" where "l"."job_id" = "jobs"."id" order by "l"."id") as agg) as "status_log"
+  from "jobs" inner join "users" as "c" on "c"."id" = "jobs"."client_id" inner join "users" as "w" on "w"."id" = "jobs"."worker_id" where "jobs"."id" = $1`
+const MOVE = `WITH changed AS (update "jobs" set "status" = $1, "updated_at" = $2, "due_at" = $3, "remind_at" = $4, "version" = version + 1 where "id" = $5 and "version" = $6 returning *),
+  logged AS (INSERT INTO job_status_log (job_id, status, "by", at, reason) SELECT id, $7::text, $8::uuid, $9::timestamptz, $10::text FROM changed),
+  ${MESSAGES('changed', 11)} SELECT * FROM changed`
+
 function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
-  const inTransaction = async (work: (c: pg.PoolClient) => Promise<void>) => {
-    const c = await pool.connect()
-    try {
-      await c.query('BEGIN')
-      await work(c)
-      await c.query('COMMIT')
-    } catch (error) {
-      await c.query('ROLLBACK').catch(() => {})
-      throw error
-    } finally {
-      c.release()
-    }
-  }
-  // The message and both users' thread in one statement, as the app stores them.
-  const message = async (c: pg.PoolClient, jobId: string, from: string, to: string, text: string) => {
+  // Prepared once per connection, as the app prepares its statements.
+  const run = (name: string, text: string, values: unknown[]) => pool.query({ name, text, values })
+  const said = (jobId: string, from: string, to: string, text: string) => {
+    const id = uuidv7()
     const [a, b] = from < to ? [from, to] : [to, from]
-    await c.query(
-      `WITH m AS (INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at) VALUES ($1, $2, $3, $4, 'system', $5, $6, NULL) RETURNING *),
-       t AS (INSERT INTO conversations (user_id, peer_id, last_message_id) VALUES ($7, $8, $1), ($8, $7, $1)
-             ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id))
-       SELECT * FROM m`,
-      [uuidv7(), from, to, text, jobId, new Date(), a, b],
-    )
+    return [
+      JSON.stringify([{ id, sender_id: from, recipient_id: to, text, kind: 'system', job_id: jobId, created_at: new Date(), read_at: null }]),
+      JSON.stringify([{ user_id: a, peer_id: b, last_message_id: id }, { user_id: b, peer_id: a, last_message_id: id }]),
+    ]
   }
   return async (loop: number) => {
     const client = clients[loop % clients.length]!
     const worker = workers[loop % workers.length]!
     const lat: number[] = []
     const jobId = uuidv7()
-    await timed(() => inTransaction(async (c) => {
+    await timed(async () => {
       const now = new Date()
-      // The job and its first log entry in one statement, as the app makes them.
-      await c.query(
-        `WITH l AS (INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, 'REQUESTED', $2, $6))
-         INSERT INTO jobs (id, client_id, worker_id, title, description, status, price_amount, price_currency, expires_at, remind_at, due_at, version, created_at, updated_at)
-         VALUES ($1, $2, $3, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', 2500, 'EUR', $4, $5, $5, 1, $6, $6) RETURNING *`,
-        [jobId, client.id, worker.id, new Date(now.getTime() + 72 * 3_600_000), new Date(now.getTime() + 48 * 3_600_000), now],
-      )
-      await message(c, jobId, client.id, worker.id, 'Bench Client offers you a job: "Fix the kitchen tap".')
-    }), lat)
+      const [users] = await Promise.all([run('users', USERS, [client.id, worker.id]), run('blocks', BLOCKS, [client.id])])
+      if (users.rows.length !== 2) throw new Error('no users')
+      const expires = new Date(now.getTime() + 72 * 3_600_000)
+      const remind = new Date(now.getTime() + 48 * 3_600_000)
+      await run('create', CREATE, [
+        jobId, client.id, worker.id, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', 2500, 'EUR', null, null, null, null, expires, remind, null, remind, 1, now, now,
+        jobId, 'REQUESTED', client.id, now, null,
+        ...said(jobId, client.id, worker.id, 'Bench Client offers you a job: "Fix the kitchen tap" for €25.00.'),
+      ])
+    }, lat)
     for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
-      await timed(() => inTransaction(async (c) => {
+      await timed(async () => {
         const now = new Date()
-        const { rows } = await c.query('SELECT * FROM jobs WHERE id = $1 FOR UPDATE', [jobId])
+        const { rows } = await run('read', READ, [jobId])
         if (rows.length !== 1) throw new Error('no job')
-        await c.query(
-          `WITH l AS (INSERT INTO job_status_log (job_id, status, by, at) VALUES ($1, $2, $4, $3))
-           UPDATE jobs SET status = $2, version = version + 1, updated_at = $3, due_at = NULL, remind_at = NULL WHERE id = $1 RETURNING *`,
-          [jobId, status, now, worker.id],
-        )
-        await message(c, jobId, worker.id, client.id, `Bench Worker moved "Fix the kitchen tap" to ${status}.`)
-      }), lat)
+        const moved = await run('move', MOVE, [
+          status, now, null, null, jobId, rows[0].version,
+          status, worker.id, now, null,
+          ...said(jobId, worker.id, client.id, `Bench Worker moved "Fix the kitchen tap" to ${status}.`),
+        ])
+        if (moved.rows.length !== 1) throw new Error('the job changed')
+      }, lat)
     }
     return lat
   }

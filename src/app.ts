@@ -31,7 +31,7 @@ import { jobsRoutes } from './features/jobs/routes.js'
 import { createJobsService, type JobsService } from './features/jobs/service.js'
 import { createJobsStore } from './features/jobs/store.js'
 import { createWorkerLocator } from './features/jobs/locator.js'
-import { insertMessage } from './features/messaging/store.js'
+import { insertMessages } from './features/messaging/store.js'
 import { systemClock, type Clock } from './platform/clock.js'
 import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
 
@@ -122,7 +122,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('accounts', accounts)
   app.decorate('sessions', sessions)
   app.decorate('authenticate', createAuthenticate(sessions.authenticate))
-  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, viewUser: accounts.view, sendRateLimit: config.sendRateLimit })
+  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit })
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())
@@ -147,7 +147,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     store: createJobsStore(platform.database.db),
     clock,
     events: platform.live.events,
-    messages: { insert: insertMessage, publish: messaging.publishCreated },
+    messages: { insert: insertMessages, publish: messaging.publishCreated },
     payments: options.payments ?? createPaymentProvider(config.payments),
     locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
     hiddenFrom: messaging.hiddenFrom,

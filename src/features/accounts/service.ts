@@ -38,6 +38,10 @@ export function createAccountsService(deps: {
 
   const isAdmin = (user: Pick<UserRow, 'roles'>) => user.roles.includes('ADMIN')
 
+  /** Where the user's picture is served; its version in the query, so that caches renew on change. */
+  const pictureUrl = (user: Pick<UserRow, 'id' | 'picture_etag'>): string | null =>
+    user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null
+
   /** The user as others see it; the email only to the user and to admins. */
   const view = (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => ({
     id: user.id,
@@ -45,7 +49,7 @@ export function createAccountsService(deps: {
     first_name: user.first_name,
     last_name: user.last_name,
     roles: user.roles,
-    picture_url: user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null,
+    picture_url: pictureUrl(user),
     created_at: user.created_at.toISOString(),
   })
 
@@ -66,6 +70,7 @@ export function createAccountsService(deps: {
 
   return {
     view,
+    pictureUrl,
     onDeleted(hook: AccountDeletedHook) {
       deletedHooks.push(hook)
     },

@@ -8,9 +8,9 @@ import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { recordSettlement } from '../../platform/payments/ledger.js'
 import type { PaymentOutcome, PaymentProvider } from '../../platform/payments/index.js'
-import type { MessageRow, NewMessage } from '../messaging/store.js'
+import type { MessageRow, NewMessage, SenderRow } from '../messaging/store.js'
 import { EXPIRES_DEFAULT, type JobInput, type JobListInput, type JobView, type MoneyInput, type StatusInput } from './schemas.js'
-import type { JobChanges, JobRow, JobsStore, LockedJob, StatusLogRow } from './store.js'
+import type { JobChanges, JobRow, JobsStore, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
 import { judge, type JobStatus, type Mover } from './workflow.js'
 
@@ -24,8 +24,9 @@ export interface WorkerLocator {
 
 /** The messaging feature, as the workflow uses it: store inside our transaction, push after commit. */
 export interface MessageSink {
-  insert(trx: Transaction<Database>, message: NewMessage): Promise<MessageRow>
-  publish(messages: MessageRow[]): Promise<void>
+  insert(trx: Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]>
+  /** Pushes stored messages; `senders` at hand spare reading them again. */
+  publish(messages: MessageRow[], senders?: SenderRow[]): Promise<void>
 }
 
 export interface JobsSettings {
@@ -62,6 +63,8 @@ interface Committed {
   row: JobRow
   log: StatusLogRow[]
   messages: MessageRow[]
+  /** The job's two users, the senders of its messages. */
+  parties: SenderRow[]
 }
 
 type Note = { from: string | null; to: string; text: string }
@@ -75,11 +78,19 @@ interface DueDone {
   pay?: JobRow
 }
 
-type Outcome = { kind: 'done'; committed: Committed } | { kind: 'expired'; committed: Committed }
+/** A change decided on a job as read: written only if the job is still at that version. */
+interface Plan {
+  changes: JobChanges
+  /** The log entry of a move; none for an edit. */
+  entry?: StatusLogRow
+  notes: Note[]
+}
 
 const CursorPosition = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'))
 const DUE_WORK_BATCH = 500
+/** How many times a change is decided again when others changed the job first. */
+const CHANGE_ATTEMPTS = 5
 
 const parties = (job: JobRow) => [job.client_id, job.worker_id]
 const addMs = (at: Date, ms: number) => new Date(at.getTime() + ms)
@@ -151,7 +162,7 @@ export function createJobsService(deps: JobsDeps) {
     track(
       Promise.all([
         deps.events.publish({ to: parties(committed.row), type: 'job.updated', data: job }),
-        committed.messages.length > 0 ? deps.messages.publish(committed.messages) : undefined,
+        committed.messages.length > 0 ? deps.messages.publish(committed.messages, committed.parties) : undefined,
       ]),
       'could not push a job update',
     )
@@ -163,24 +174,31 @@ export function createJobsService(deps: JobsDeps) {
     pushing.add(tracked)
   }
 
-  const say = async (trx: Transaction<Database>, jobId: string, notes: Note[]) => {
-    const messages: MessageRow[] = []
-    for (const note of notes) messages.push(await deps.messages.insert(trx, { ...note, kind: 'system', jobId }))
-    return messages
+  const say = (trx: Transaction<Database>, jobId: string, notes: Note[]) => deps.messages.insert(trx, notes.map((note) => ({ ...note, kind: 'system', jobId })))
+
+  /** Writes a plan if the job is still at the version it was read at; undefined when someone changed it first. */
+  const commit = async (trx: DB | Transaction<Database>, job: JobWithParties, plan: Plan): Promise<Committed | undefined> => {
+    const written = await store.write(trx, {
+      id: job.id,
+      version: job.version,
+      changes: plan.changes,
+      entry: plan.entry,
+      messages: plan.notes.map((note) => ({ ...note, kind: 'system', jobId: job.id })),
+    })
+    return written && { row: written.row, log: plan.entry ? [...job.status_log, plan.entry] : job.status_log, messages: written.messages, parties: [job.client, job.worker] }
   }
 
   /**
-   * Moves a locked job to `to`, in the caller's transaction: the status, its log entry and the
-   * messages to the other party (note 3) commit together or not at all.
+   * The move of a job to `to`: the status, its log entry and the messages to the other party
+   * (note 3), which commit together or not at all.
    */
-  const applyMove = async (
-    trx: Transaction<Database>,
-    job: LockedJob,
+  const planMove = (
+    job: JobWithParties,
     to: JobStatus,
     mover: Mover,
     now: Date,
     extra: { reason?: string; price?: MoneyInput; nearby?: Nearby[] | null } = {},
-  ): Promise<Committed> => {
+  ): Plan => {
     const byUser = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
     const changes: JobChanges = { status: to, updated_at: now, due_at: null, remind_at: null }
     if (to === 'COMPLETED') {
@@ -193,7 +211,8 @@ export function createJobsService(deps: JobsDeps) {
       if (extra.price) Object.assign(changes, { price_amount: extra.price.amount, price_currency: extra.price.currency })
     }
     const entry = { job_id: job.id, status: to, by: byUser, at: now, reason: extra.reason ?? null }
-    const row = await store.move(trx, job.id, changes, entry)
+    // The job as the move leaves it, for the texts.
+    const row: JobRow = { ...job, ...changes, version: job.version + 1 }
 
     const client = job.client_id
     const worker = job.worker_id
@@ -236,11 +255,17 @@ export function createJobsService(deps: JobsDeps) {
       default:
         notes = []
     }
-    const messages = await say(trx, job.id, notes)
-    return { row, log: [...job.status_log, entry], messages }
+    return { changes, entry, notes }
   }
 
-  const expireLocked = (trx: Transaction<Database>, job: LockedJob, now: Date) => applyMove(trx, job, 'EXPIRED', 'time', now)
+  /** A move of a job locked in the caller's transaction (the sweeps, payments). */
+  const applyMove = async (trx: Transaction<Database>, job: JobWithParties, to: JobStatus, mover: Mover, now: Date, extra: { reason?: string } = {}): Promise<Committed> => {
+    const committed = await commit(trx, job, planMove(job, to, mover, now, extra))
+    if (!committed) throw new Error(`job ${job.id} changed while locked`)
+    return committed
+  }
+
+  const expireLocked = (trx: Transaction<Database>, job: JobWithParties, now: Date) => applyMove(trx, job, 'EXPIRED', 'time', now)
 
   /** Expires an offer found stale at read time (unless someone got there first). */
   const expireNow = async (jobId: string): Promise<void> => {
@@ -256,11 +281,7 @@ export function createJobsService(deps: JobsDeps) {
   const partyOf = (job: JobRow | undefined, userId: string): job is JobRow => job !== undefined && (job.client_id === userId || job.worker_id === userId)
 
   /** Offers and their edits are messages too: none between users who blocked one another. */
-  const checkNotBlocked = async (clientId: string, workerId: string) => {
-    if (deps.hiddenFrom && (await deps.hiddenFrom(clientId)).has(workerId)) {
-      throw new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
-    }
-  }
+  const blockedError = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
 
   const checkScheduledAt = (scheduledAt: string | null | undefined, now: Date) => {
     if (!scheduledAt) return
@@ -274,14 +295,35 @@ export function createJobsService(deps: JobsDeps) {
     }
   }
 
-  /** Runs a change in a transaction; an offer found expired is expired (and committed) before the 409. */
-  const changeJob = async (work: (trx: Transaction<Database>) => Promise<Outcome>): Promise<Committed> => {
-    const outcome = await db.transaction().execute(work)
-    if (outcome.kind === 'expired') {
-      publish(outcome.committed)
-      throw new ConflictError('The offer has expired', 'job_expired')
+  /**
+   * A user's change to a job: read the job, decide, and write if nobody changed it meanwhile (the
+   * version guards the write, so no lock is held while deciding); when someone did, decide again
+   * on what they left. Of racing changes one wins, the others are judged on the job it left. An
+   * offer found past its expiry is expired (and committed) before the 409.
+   */
+  const changeJob = async (
+    jobId: string,
+    actorId: string,
+    decide: (job: JobWithParties, now: Date) => Plan,
+    mayChange?: (job: JobWithParties) => Promise<void>,
+  ): Promise<Committed> => {
+    for (let attempt = 1; ; attempt++) {
+      const job = await store.findWithParties(jobId)
+      if (!partyOf(job, actorId)) throw new NotFoundError('No such job', 'job_not_found')
+      await mayChange?.(job)
+      const now = clock.now()
+      if (isStale(job, now)) {
+        const expired = await commit(db, job, planMove(job, 'EXPIRED', 'time', now))
+        if (expired) {
+          publish(expired)
+          throw new ConflictError('The offer has expired', 'job_expired')
+        }
+      } else {
+        const committed = await commit(db, job, decide(job, now))
+        if (committed) return committed
+      }
+      if (attempt === CHANGE_ATTEMPTS) throw new ConflictError('The job kept changing while you changed it; read it again', 'job_busy')
     }
-    return outcome.committed
   }
 
   /** Asks the provider for a PENDING_PAYMENT job's payment; marks it PAID when confirmed. */
@@ -326,7 +368,7 @@ export function createJobsService(deps: JobsDeps) {
   }
 
   /** One piece of due work on a claimed job, in the claiming transaction. */
-  const handleDue = async (trx: Transaction<Database>, job: LockedJob, now: Date): Promise<DueDone> => {
+  const handleDue = async (trx: Transaction<Database>, job: JobWithParties, now: Date): Promise<DueDone> => {
     const t = now.getTime()
     switch (job.status) {
       case 'REQUESTED': {
@@ -379,7 +421,8 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkMoney(input.price, 'body/price')
       checkScheduledAt(input.scheduled_at, now)
-      const users = await store.users([actorId, workerId])
+      // The two users and the blocks, read at once.
+      const [users, hidden] = await Promise.all([store.users([actorId, workerId]), deps.hiddenFrom?.(actorId)])
       const me = users.get(actorId)
       const worker = users.get(workerId)
       if (!me) throw new UnauthenticatedError()
@@ -391,7 +434,7 @@ export function createJobsService(deps: JobsDeps) {
       if (!worker.roles.includes('WORKER')) {
         throw new InvalidInputError('This user is not a worker', [{ field: 'body/worker_id', message: 'does not have the WORKER role' }], 'not_a_worker')
       }
-      await checkNotBlocked(actorId, workerId)
+      if (hidden?.has(workerId)) throw blockedError()
       const location = input.location ?? null
       const distance = location && deps.locator ? await deps.locator.distanceTo(workerId, location).catch(() => null) : null
       const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
@@ -401,34 +444,32 @@ export function createJobsService(deps: JobsDeps) {
       const hasPicture = worker.picture_etag !== null
 
       const id = uuidv7()
-      const committed = await db.transaction().execute(async (trx) => {
-        const entry = { job_id: id, status: 'REQUESTED' as const, by: actorId, at: now, reason: null }
-        const row = await store.insert(trx, {
-          id,
-          client_id: actorId,
-          worker_id: workerId,
-          title: input.title!.trim(),
-          description: input.description ?? '',
-          status: 'REQUESTED',
-          price_amount: input.price?.amount ?? null,
-          price_currency: input.price?.currency ?? null,
-          scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
-          location_lat: location?.lat ?? null,
-          location_lon: location?.lon ?? null,
-          location_address: location?.address ?? null,
-          expires_at: expiresAt,
-          remind_at: reminder,
-          completed_at: null,
-          due_at: reminder,
-          version: 1,
-          created_at: now,
-          updated_at: now,
-        }, entry)
-        const notes: Note[] = [{ from: actorId, to: workerId, text: texts.offer(row, clientName, distance) }]
-        if (!hasPicture) notes.push({ from: null, to: workerId, text: texts.addPicture() })
-        const messages = await say(trx, row.id, notes)
-        return { row, log: [entry], messages }
-      })
+      const entry = { job_id: id, status: 'REQUESTED' as const, by: actorId, at: now, reason: null }
+      const offer: JobRow = {
+        id,
+        client_id: actorId,
+        worker_id: workerId,
+        title: input.title!.trim(),
+        description: input.description ?? '',
+        status: 'REQUESTED',
+        price_amount: input.price?.amount ?? null,
+        price_currency: input.price?.currency ?? null,
+        scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
+        location_lat: location?.lat ?? null,
+        location_lon: location?.lon ?? null,
+        location_address: location?.address ?? null,
+        expires_at: expiresAt,
+        remind_at: reminder,
+        completed_at: null,
+        due_at: reminder,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+      }
+      const notes: Note[] = [{ from: actorId, to: workerId, text: texts.offer(offer, clientName, distance) }]
+      if (!hasPicture) notes.push({ from: null, to: workerId, text: texts.addPicture() })
+      const created = await store.create(db, offer, entry, notes.map((note) => ({ ...note, kind: 'system', jobId: id })))
+      const committed = { row: created.row, log: [entry], messages: created.messages, parties: [me, worker] }
       const job = publish(committed)
       return hasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }
     },
@@ -438,41 +479,41 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkMoney(input.price, 'body/price')
       checkScheduledAt(input.scheduled_at, now)
-      // Blocks are read before the row lock (the worker of an offer never changes): a read on
-      // another connection inside the transaction would wait on it with a one-connection database.
-      const peek = await store.findById(input.id)
-      if (peek && peek.client_id === actorId) await checkNotBlocked(actorId, peek.worker_id)
       let workerName = ''
       let workerHasPicture = true
-      const committed = await changeJob(async (trx) => {
-        const job = await store.lock(trx, input.id)
-        if (!partyOf(job, actorId)) throw new NotFoundError('No such job', 'job_not_found')
-        if (job.client_id !== actorId) throw new ForbiddenError('Only the client who made the offer may change it', 'not_your_offer')
-        if (isStale(job, now)) return { kind: 'expired', committed: await expireLocked(trx, job, now) }
-        if (!ifMatchHolds(ifMatch, job.version)) throw new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
-        if (job.status !== 'REQUESTED') throw new ConflictError(`An offer can be changed only while REQUESTED; it is ${job.status}`, 'job_not_editable')
-        if (input.worker_id !== undefined && input.worker_id !== job.worker_id) {
-          throw new InvalidInputError('The worker of an offer can\'t change: cancel it and make a new offer', [{ field: 'body/worker_id', message: 'can\'t change' }], 'worker_fixed')
-        }
-        workerName = job.worker_name
-        workerHasPicture = job.worker_has_picture
-        const changes: JobChanges = { updated_at: now }
-        if (input.title !== undefined) changes.title = input.title.trim()
-        if (input.description !== undefined) changes.description = input.description
-        if (input.price !== undefined) Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
-        if (input.scheduled_at !== undefined) changes.scheduled_at = input.scheduled_at === null ? null : new Date(input.scheduled_at)
-        if (input.location !== undefined) {
-          Object.assign(changes, { location_lat: input.location?.lat ?? null, location_lon: input.location?.lon ?? null, location_address: input.location?.address ?? null })
-        }
-        if (input.expires_in !== undefined) {
-          changes.expires_at = addMs(now, input.expires_in * 1000)
-          changes.remind_at = remindAt(now, changes.expires_at)
-          changes.due_at = changes.remind_at
-        }
-        const row = await store.update(trx, job.id, changes)
-        const messages = await say(trx, job.id, [{ from: actorId, to: job.worker_id, text: texts.edited(row, job.client_name) }])
-        return { kind: 'done', committed: { row, log: job.status_log, messages } }
-      })
+      const committed = await changeJob(
+        input.id,
+        actorId,
+        (job, now) => {
+          if (!ifMatchHolds(ifMatch, job.version)) throw new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
+          if (job.status !== 'REQUESTED') throw new ConflictError(`An offer can be changed only while REQUESTED; it is ${job.status}`, 'job_not_editable')
+          if (input.worker_id !== undefined && input.worker_id !== job.worker_id) {
+            throw new InvalidInputError('The worker of an offer can\'t change: cancel it and make a new offer', [{ field: 'body/worker_id', message: 'can\'t change' }], 'worker_fixed')
+          }
+          workerName = job.worker_name
+          workerHasPicture = job.worker_has_picture
+          const changes: JobChanges = { updated_at: now }
+          if (input.title !== undefined) changes.title = input.title.trim()
+          if (input.description !== undefined) changes.description = input.description
+          if (input.price !== undefined) Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
+          if (input.scheduled_at !== undefined) changes.scheduled_at = input.scheduled_at === null ? null : new Date(input.scheduled_at)
+          if (input.location !== undefined) {
+            Object.assign(changes, { location_lat: input.location?.lat ?? null, location_lon: input.location?.lon ?? null, location_address: input.location?.address ?? null })
+          }
+          if (input.expires_in !== undefined) {
+            changes.expires_at = addMs(now, input.expires_in * 1000)
+            changes.remind_at = remindAt(now, changes.expires_at)
+            changes.due_at = changes.remind_at
+          }
+          const row: JobRow = { ...job, ...changes, version: job.version + 1 }
+          return { changes, notes: [{ from: actorId, to: job.worker_id, text: texts.edited(row, job.client_name) }] }
+        },
+        async (job) => {
+          if (job.client_id !== actorId) throw new ForbiddenError('Only the client who made the offer may change it', 'not_your_offer')
+          // An edit is a message to the worker: none across a block.
+          if (deps.hiddenFrom && (await deps.hiddenFrom(actorId)).has(job.worker_id)) throw blockedError()
+        },
+      )
       const job = publish(committed)
       return workerHasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }
     },
@@ -518,11 +559,7 @@ export function createJobsService(deps: JobsDeps) {
             })
         }
       }
-      const committed = await changeJob(async (trx) => {
-        const job = await store.lock(trx, jobId)
-        if (!partyOf(job, actorId)) throw new NotFoundError('No such job', 'job_not_found')
-        const now = clock.now()
-        if (isStale(job, now)) return { kind: 'expired', committed: await expireLocked(trx, job, now) }
+      const committed = await changeJob(jobId, actorId, (job, now) => {
         if (!ifMatchHolds(ifMatch, job.version)) throw new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
         const mover: Mover = job.client_id === actorId ? 'client' : 'worker'
         const verdict = judge(job.status, input.status, mover)
@@ -545,7 +582,7 @@ export function createJobsService(deps: JobsDeps) {
           }
         }
         const price = input.status === 'PENDING_PAYMENT' && job.price_amount === null ? input.price : undefined
-        return { kind: 'done', committed: await applyMove(trx, job, input.status, mover, now, { reason: input.reason, price, nearby }) }
+        return planMove(job, input.status, mover, now, { reason: input.reason, price, nearby })
       })
       const job = publish(committed)
       if (committed.row.status === 'PENDING_PAYMENT') return (await requestPayment(committed.row)) ?? job

@@ -1,6 +1,7 @@
-import { sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
+import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DB, Database } from '../../platform/db/index.js'
+import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/store.js'
 import type { JobStatus } from './workflow.js'
 
 declare module '../../platform/db/types.js' {
@@ -45,56 +46,82 @@ export type JobRow = Selectable<JobsTable>
 export type JobChanges = Omit<Updateable<JobsTable>, 'id' | 'client_id' | 'version' | 'created_at'>
 export type StatusLogRow = Omit<Selectable<JobStatusLogTable>, 'id'>
 
-/** The two users of a job, as the workflow's messages and checks need them. */
+/** The two users of a job, as the workflow's messages and checks need them (deleted ones as tombstones). */
 export interface JobParties {
+  client: SenderRow
+  worker: SenderRow
   client_name: string
   worker_name: string
   worker_has_picture: boolean
 }
 
-/** A job locked for a change, with its users and its status log so far. */
-export type LockedJob = JobRow & JobParties & { status_log: StatusLogRow[] }
+/** A job as a change decides on it: with its users and its status log so far. */
+export type JobWithParties = JobRow & JobParties & { status_log: StatusLogRow[] }
 
 type Db = Kysely<Database> | Transaction<Database>
 
 const LOG_COLUMNS = ['job_id', 'status', 'by', 'at', 'reason'] as const
+const PARTY_COLUMNS = ['id', 'first_name', 'last_name', 'picture_etag', 'deleted_at'] as const
 
-/** The job, its users' names and the worker's picture, and its status log, in one query. */
+/** The job, both its users and its status log, in one query. */
 function withParties(db: Db) {
   return db
     .selectFrom('jobs')
     .innerJoin('users as c', 'c.id', 'jobs.client_id')
     .innerJoin('users as w', 'w.id', 'jobs.worker_id')
     .selectAll('jobs')
+    .select(PARTY_COLUMNS.map((c) => `c.${c} as c_${c}` as const))
+    .select(PARTY_COLUMNS.map((c) => `w.${c} as w_${c}` as const))
     .select((eb) => [
-      sql<string>`trim(c.first_name || ' ' || c.last_name)`.as('client_name'),
-      sql<string>`trim(w.first_name || ' ' || w.last_name)`.as('worker_name'),
-      sql<boolean>`w.picture_etag IS NOT NULL`.as('worker_has_picture'),
       jsonArrayFrom(eb.selectFrom('job_status_log as l').select(LOG_COLUMNS.map((c) => `l.${c}` as const)).whereRef('l.job_id', '=', 'jobs.id').orderBy('l.id')).as('status_log'),
     ])
 }
 
-/** The status log as JSON gives it back: timestamps as text. */
-const revive = <T extends { status_log: (Omit<StatusLogRow, 'at'> & { at: string | Date })[] }>(row: T | undefined): (Omit<T, 'status_log'> & { status_log: StatusLogRow[] }) | undefined =>
-  row && { ...row, status_log: row.status_log.map((e) => ({ ...e, at: new Date(e.at) })) }
+type PartiesRow = NonNullable<Awaited<ReturnType<ReturnType<typeof withParties>['executeTakeFirst']>>>
+
+const nameOf = (user: SenderRow) => `${user.first_name} ${user.last_name}`.trim()
+
+/** The row as the query gives it back, its users in objects and its log's timestamps (JSON text) as dates. */
+function revive(row: PartiesRow | undefined): JobWithParties | undefined {
+  if (!row) return undefined
+  const job: Record<string, unknown> = {}
+  const client: Record<string, unknown> = {}
+  const worker: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(row)) {
+    if (key.startsWith('c_')) client[key.slice(2)] = value
+    else if (key.startsWith('w_')) worker[key.slice(2)] = value
+    else job[key] = value
+  }
+  const c = client as unknown as SenderRow
+  const w = worker as unknown as SenderRow
+  return {
+    ...(job as unknown as JobRow),
+    client: c,
+    worker: w,
+    client_name: nameOf(c),
+    worker_name: nameOf(w),
+    worker_has_picture: w.picture_etag !== null,
+    status_log: (row.status_log as (Omit<StatusLogRow, 'at'> & { at: string })[]).map((e) => ({ ...e, at: new Date(e.at) })),
+  }
+}
 
 export function createJobsStore(db: DB) {
+  let findWithPartiesSql: string | undefined
   return {
-    /** A new job and its first log entry, in one statement. */
-    async insert(trx: Db, job: JobRow, entry: StatusLogRow): Promise<JobRow> {
-      return trx
-        .with('logged', (db) => db.insertInto('job_status_log').values(entry))
-        .insertInto('jobs')
-        .values(job)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+    /** A new job, its first log entry and its messages, in ONE statement (atomic, one round trip). */
+    async create(trx: Db, job: JobRow, entry: StatusLogRow, messages: NewMessage[]): Promise<{ row: JobRow; messages: MessageRow[] }> {
+      const said = messages.map(newMessageRow)
+      const created = trx.insertInto('jobs').values(job).returningAll()
+      const logged = trx.insertInto('job_status_log').values(entry)
+      const { rows } = await sql<JobRow>`WITH created AS (${created}), logged AS (${logged}), ${messagesWrite(said)} SELECT * FROM created`.execute(trx)
+      return { row: rows[0]!, messages: said }
     },
 
     /** Users by id, as an offer needs them; deleted users are left out. */
     async users(ids: string[]) {
       const rows = await db
         .selectFrom('users')
-        .select(['id', 'first_name', 'last_name', 'roles', 'picture_etag'])
+        .select([...PARTY_COLUMNS, 'roles'])
         .where('id', 'in', ids)
         .where('deleted_at', 'is', null)
         .execute()
@@ -105,8 +132,16 @@ export function createJobsStore(db: DB) {
       return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
     },
 
-    /** The job and its users, its row locked until the transaction ends (the users' rows are not). */
-    async lock(trx: Transaction<Database>, id: string): Promise<LockedJob | undefined> {
+    /** The job with its users and its status log, as a change decides on it; no lock is taken. */
+    async findWithParties(id: string): Promise<JobWithParties | undefined> {
+      // Every change starts with this read: its text is built once, then only run with each id.
+      findWithPartiesSql ??= withParties(db).where('jobs.id', '=', id).compile().sql
+      const { rows } = await db.executeQuery<PartiesRow>(CompiledQuery.raw(findWithPartiesSql, [id]))
+      return revive(rows[0])
+    },
+
+    /** The same, its row locked until the transaction ends (the users' rows are not). */
+    async lock(trx: Transaction<Database>, id: string): Promise<JobWithParties | undefined> {
       return revive(await withParties(trx).where('jobs.id', '=', id).forUpdate('jobs').executeTakeFirst())
     },
 
@@ -114,29 +149,29 @@ export function createJobsStore(db: DB) {
      * The job whose time-driven work is most overdue, locked; jobs other processes hold are
      * skipped, so two sweeps never handle one job twice.
      */
-    async claimDue(trx: Transaction<Database>, now: Date): Promise<LockedJob | undefined> {
+    async claimDue(trx: Transaction<Database>, now: Date): Promise<JobWithParties | undefined> {
       return revive(await withParties(trx).where('jobs.due_at', '<=', now).orderBy('jobs.due_at').limit(1).forUpdate('jobs').skipLocked().executeTakeFirst())
     },
 
-    /** Changes a job and bumps its version; answers the job as it is now. */
-    async update(trx: Db, id: string, changes: JobChanges): Promise<JobRow> {
-      return trx
+    /**
+     * Writes a change to a job if it is still at `version`: the new version, the log entry of a
+     * move and the messages that go with it, in ONE statement (atomic, one round trip). Answers the
+     * job as it is now, or undefined when someone changed it first (then nothing is written).
+     */
+    async write(trx: Db, change: { id: string; version: number; changes: JobChanges; entry?: StatusLogRow; messages: NewMessage[] }): Promise<{ row: JobRow; messages: MessageRow[] } | undefined> {
+      const said = change.messages.map(newMessageRow)
+      const changed = trx
         .updateTable('jobs')
-        .set({ ...changes, version: sql<number>`version + 1` })
-        .where('id', '=', id)
+        .set({ ...change.changes, version: sql<number>`version + 1` })
+        .where('id', '=', change.id)
+        .where('version', '=', change.version)
         .returningAll()
-        .executeTakeFirstOrThrow()
-    },
-
-    /** Moves a job: the change (a new version) and its log entry, in one statement. */
-    async move(trx: Db, id: string, changes: JobChanges, entry: StatusLogRow): Promise<JobRow> {
-      return trx
-        .with('logged', (db) => db.insertInto('job_status_log').values(entry))
-        .updateTable('jobs')
-        .set({ ...changes, version: sql<number>`version + 1` })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow()
+      const e = change.entry
+      const logged = e
+        ? sql`logged AS (INSERT INTO job_status_log (job_id, status, "by", at, reason) SELECT id, ${e.status}::text, ${e.by}::uuid, ${e.at}::timestamptz, ${e.reason}::text FROM changed),`
+        : sql``
+      const { rows } = await sql<JobRow>`WITH changed AS (${changed}), ${logged} ${messagesWrite(said, 'changed')} SELECT * FROM changed`.execute(trx)
+      return rows[0] && { row: rows[0], messages: said }
     },
 
     /** Changes bookkeeping only (due work), without a new version: what clients see is unchanged. */

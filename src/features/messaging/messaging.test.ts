@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
-import { insertMessage } from './store.js'
+import { insertMessages } from './store.js'
 import { encodeCursor } from '../../http/cursor.js'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
@@ -175,10 +175,10 @@ describe('GET /inbox', () => {
   it('carries system messages stored by other features, with their job', async () => {
     const bob = await newUser(t.app)
     const jobId = uuidv7()
-    const row = await t.app.platform.database.db.transaction().execute((trx) => insertMessage(trx, { from: null, to: bob.id, text: 'Your job was accepted', kind: 'system', jobId }))
-    await t.app.messaging.publishCreated([row])
+    const [row] = await t.app.platform.database.db.transaction().execute((trx) => insertMessages(trx, [{ from: null, to: bob.id, text: 'Your job was accepted', kind: 'system', jobId }]))
+    await t.app.messaging.publishCreated([row!])
     const inbox = (await get(bob, '/inbox')).json()
-    expect(inbox.items[0]).toMatchObject({ id: row.id, from: null, kind: 'system', job_id: jobId, sender: null })
+    expect(inbox.items[0]).toMatchObject({ id: row!.id, from: null, kind: 'system', job_id: jobId, sender: null })
     expect(inbox.unread).toBe(1)
     // System messages are no conversation with anyone.
     expect((await get(bob, '/conversations')).json().items).toEqual([])

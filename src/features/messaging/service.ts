@@ -7,13 +7,13 @@ import type { LiveStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
-import type { MessageRow, MessagingStore, ParticipantRow } from './store.js'
+import type { MessageRow, MessagingStore, SenderRow } from './store.js'
 
 export interface MessagingDeps {
   store: MessagingStore
   live: LiveStore
   /** The accounts feature's public view of a user (for names and picture URLs). */
-  viewUser: (user: UserRow, viewer: undefined) => UserView
+  pictureUrl: (user: Pick<UserRow, 'id' | 'picture_etag'>) => string | null
   /** Messages a minute one user may send. */
   sendRateLimit: number
 }
@@ -30,13 +30,12 @@ export const REPLAY_LIMIT = 500
 export function createMessagingService(deps: MessagingDeps) {
   const { store, live } = deps
 
-  const summary = (user: ParticipantRow | undefined, id: string): UserSummaryView => {
+  const summary = (user: SenderRow | undefined, id: string): UserSummaryView => {
     if (!user || user.deleted_at) return { id, first_name: '', last_name: '', picture_url: null, deleted: true }
-    const view = deps.viewUser(user, undefined)
-    return { id, first_name: view.first_name, last_name: view.last_name, picture_url: view.picture_url, deleted: false }
+    return { id, first_name: user.first_name, last_name: user.last_name, picture_url: deps.pictureUrl(user), deleted: false }
   }
 
-  const viewOf = (row: MessageRow, users: Map<string, ParticipantRow>): MessageView => ({
+  const viewOf = (row: MessageRow, users: Map<string, SenderRow>): MessageView => ({
     id: row.id,
     from: row.sender_id,
     to: row.recipient_id,
@@ -67,8 +66,13 @@ export function createMessagingService(deps: MessagingDeps) {
     )
   }
 
-  const publishCreated = async (messages: MessageRow[]): Promise<void> => {
-    if (messages.length > 0) await publishViews(await views(messages))
+  /** Pushes stored messages; `senders` the caller has at hand spare reading them again. */
+  const publishCreated = async (messages: MessageRow[], senders: SenderRow[] = []): Promise<void> => {
+    if (messages.length === 0) return
+    const known = new Map(senders.map((u) => [u.id, u]))
+    const missing = messages.map((m) => m.sender_id).filter((id): id is string => id !== null && !known.has(id))
+    const users = missing.length > 0 ? new Map([...known, ...(await usersOf(missing))]) : known
+    await publishViews(messages.map((row) => viewOf(row, users)))
   }
 
   const mustBeLiveUser = async (id: string) => {

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
+import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
 
@@ -36,13 +36,9 @@ export interface NewMessage {
   id?: string
 }
 
-/**
- * Stores one message, and for a user's message moves both users' thread to it. Takes the
- * database or a transaction, so that other features (the job workflow's system messages)
- * store messages inside their own transaction. Push with `messaging.publishCreated` after commit.
- */
-export async function insertMessage(db: Kysely<Database> | Transaction<Database>, message: NewMessage): Promise<MessageRow> {
-  const values = {
+/** The row a new message is stored as: its id (UUIDv7, unless chosen beforehand) and time are set here. */
+export function newMessageRow(message: NewMessage): MessageRow {
+  return {
     id: message.id ?? uuidv7(),
     sender_id: message.from,
     recipient_id: message.to,
@@ -52,30 +48,43 @@ export async function insertMessage(db: Kysely<Database> | Transaction<Database>
     created_at: new Date(),
     read_at: null,
   }
-  if (values.sender_id === null || values.sender_id === values.recipient_id) {
-    return db.insertInto('messages').values(values).returningAll().executeTakeFirstOrThrow()
+}
+
+/**
+ * The common table expressions that store messages and move both users' thread of each user's
+ * message to it: `said` and `threads`, for a statement of any feature, so that the messages commit
+ * with its change in ONE statement (atomic without a transaction, one round trip). With `onlyIf`
+ * (the name of an earlier CTE), nothing is stored unless that CTE has a row: a job change that lost
+ * a race stores no message. Push with `messaging.publishCreated` after it commits.
+ */
+export function messagesWrite(rows: MessageRow[], onlyIf?: string): RawBuilder<unknown> {
+  // A thread row per user and peer, at its newest message; in one fixed order, so that two users
+  // writing to each other never deadlock.
+  const threads = new Map<string, { user_id: string; peer_id: string; last_message_id: string }>()
+  for (const m of rows) {
+    if (m.sender_id === null || m.sender_id === m.recipient_id) continue
+    for (const [user, peer] of [[m.sender_id, m.recipient_id], [m.recipient_id, m.sender_id]] as const) {
+      const seen = threads.get(`${user} ${peer}`)
+      if (!seen || seen.last_message_id < m.id) threads.set(`${user} ${peer}`, { user_id: user, peer_id: peer, last_message_id: m.id })
+    }
   }
-  // The message and both users' thread in ONE statement (atomic without a transaction of its own,
-  // and one round trip). Rows in one fixed order, so two users writing to each other never deadlock.
-  const threads = [
-    { user_id: values.sender_id, peer_id: values.recipient_id, last_message_id: values.id },
-    { user_id: values.recipient_id, peer_id: values.sender_id, last_message_id: values.id },
-  ].sort((a, b) => (a.user_id < b.user_id ? -1 : 1))
-  return db
-    .with('m', (qb) => qb.insertInto('messages').values(values).returningAll())
-    .with('c', (qb) =>
-      qb
-        .insertInto('conversations')
-        .values(threads)
-        .onConflict((oc) =>
-          oc.columns(['user_id', 'peer_id']).doUpdateSet({
-            last_message_id: sql<string>`greatest(conversations.last_message_id, excluded.last_message_id)`,
-          }),
-        ),
-    )
-    .selectFrom('m')
-    .selectAll()
-    .executeTakeFirstOrThrow() as Promise<MessageRow>
+  const ordered = [...threads.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : a.user_id > b.user_id ? 1 : a.peer_id < b.peer_id ? -1 : 1))
+  const guard = onlyIf ? sql`WHERE EXISTS (SELECT 1 FROM ${sql.table(onlyIf)})` : sql``
+  return sql`said AS (
+      INSERT INTO messages SELECT r.* FROM json_populate_recordset(NULL::messages, ${JSON.stringify(rows)}::json) r ${guard}
+    ),
+    threads AS (
+      INSERT INTO conversations (user_id, peer_id, last_message_id)
+      SELECT t.user_id, t.peer_id, t.last_message_id FROM json_populate_recordset(NULL::conversations, ${JSON.stringify(ordered)}::json) t ${guard}
+      ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(conversations.last_message_id, excluded.last_message_id)
+    )`
+}
+
+/** Stores messages (and their threads) in one statement; takes the database or a transaction. */
+export async function insertMessages(db: Kysely<Database> | Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]> {
+  const rows = messages.map(newMessageRow)
+  if (rows.length > 0) await sql`WITH ${messagesWrite(rows)} SELECT 1`.execute(db)
+  return rows
 }
 
 /** A user row as messages show it: deleted accounts are tombstones, kept with `deleted_at` set. */
@@ -90,6 +99,9 @@ export interface ParticipantRow {
   updated_at: Date
   deleted_at: Date | null
 }
+
+/** What a message shows of its sender (and a thread or a block of the other user). */
+export type SenderRow = Pick<ParticipantRow, 'id' | 'first_name' | 'last_name' | 'picture_etag' | 'deleted_at'>
 
 /** A message with its sender's row (null for system messages). */
 export type MessageWithSender = MessageRow & { sender: ParticipantRow | null }
@@ -129,7 +141,7 @@ export function createMessagingStore(db: DB) {
   }
 
   return {
-    insertMessage: (message: NewMessage) => insertMessage(db, message),
+    insertMessage: async (message: NewMessage) => (await insertMessages(db, [message]))[0]!,
 
     /** Users by id, deleted ones included (as tombstones). */
     async participants(ids: string[]): Promise<ParticipantRow[]> {
@@ -186,7 +198,7 @@ export function createMessagingStore(db: DB) {
           .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
           .returning('message_id')
           .executeTakeFirst()
-        if (claimed) return { created: true as const, message: await insertMessage(trx, message) }
+        if (claimed) return { created: true as const, message: (await insertMessages(trx, [message]))[0]! }
         const first = await trx
           .selectFrom('send_idempotency')
           .select(['request_hash', 'message_id'])
