@@ -4,6 +4,11 @@ import type pg from 'pg'
 /** How many statement texts a process prepares; texts past that run unprepared, as they come. */
 const PREPARED_MAX = 2_000
 
+/** PostgreSQL's answer to a prepared statement whose table changed shape: "cached plan must not change result type". */
+const PLAN_CHANGED = '0A000'
+
+type Query = (...args: unknown[]) => unknown
+
 /**
  * Makes every pooled connection send each parameterised statement as a named (prepared) one:
  * PostgreSQL then parses and plans a statement once per connection, not on every run. For the
@@ -12,9 +17,10 @@ const PREPARED_MAX = 2_000
  * the same statement on every connection; the set is bounded, as query builders can make texts
  * without end (an `IN` list of each length).
  *
- * When a migration of another process changes a table under a prepared `SELECT *`, PostgreSQL
- * refuses the old plan ("cached plan must not change result type"); the statements are then
- * named afresh, so that the next run prepares them again.
+ * When a migration (of another process, in a rolling deploy) changes a table under a prepared
+ * `SELECT *`, PostgreSQL refuses the old plan. The statements are then named afresh, and a
+ * statement outside a transaction is run again at once; inside one, the transaction has failed
+ * anyway and the error goes to the caller.
  */
 export function prepareStatements(pool: pg.Pool): void {
   const names = new Map<string, string>()
@@ -29,19 +35,30 @@ export function prepareStatements(pool: pg.Pool): void {
   }
 
   pool.on('connect', (client: pg.PoolClient) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown
-    // Kysely runs every query as query(text, values); transaction control comes without values.
-    client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
-      if (typeof text !== 'string' || !Array.isArray(values) || values.length === 0 || callback !== undefined) return query(text, values, callback)
+    const query = client.query.bind(client) as Query
+    let inTransaction = false
+    const run = async (text: string, values: unknown[], retried = false): Promise<pg.QueryResult> => {
       const name = nameOf(text)
-      if (name === undefined) return query(text, values)
-      return (query({ name, text, values }) as Promise<pg.QueryResult>).catch((error: { code?: string }) => {
-        if (error.code === '0A000') {
+      try {
+        return (await (name === undefined ? query(text, values) : query({ name, text, values }))) as pg.QueryResult
+      } catch (error) {
+        if ((error as { code?: string }).code !== PLAN_CHANGED || name === undefined) throw error
+        if (names.get(text) === name) {
           names.clear()
           generation++
         }
-        throw error
-      })
+        if (inTransaction || retried) throw error
+        return run(text, values, true)
+      }
+    }
+    // Kysely runs every query as query(text, values); transaction control comes without values.
+    client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
+      if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && callback === undefined) return run(text, values)
+      if (typeof text === 'string') {
+        if (/^\s*(begin|start transaction)\b/i.test(text)) inTransaction = true
+        else if (/^\s*(commit|rollback|end)\b/i.test(text)) inTransaction = false
+      }
+      return query(text, values, callback)
     }) as typeof client.query
   })
 }
