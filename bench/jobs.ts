@@ -2,7 +2,7 @@
 //
 // On a scratch database on a PostgreSQL server, with the app in a child process (bench/app-server.ts):
 //   1. raw `pg`: the same reads and writes as the workflow, in the same statements the app sends,
-//      without HTTP or the app: an offer (read both users and the blocks; then the job, its log
+//      without HTTP or the app: an offer (read both users and the blocks between them; then the job, its log
 //      entry, the worker's message and both users' thread in one statement) and three moves (read
 //      the job with its users and log; then the new version, its log entry, the message and the
 //      threads in one statement), `BENCH_CONCURRENCY` cycles in flight over a pool as large as the app's;
@@ -170,12 +170,13 @@ function httpCycle(base: string, clients: BenchUser[], workers: BenchUser[]) {
   }
 }
 
-// The statements the app sends, as text: an offer reads both users and the blocks, then writes the
+// The statements the app sends, as text: an offer reads both users and the blocks between them, then writes the
 // job, its log entry, the message and both users' thread in one statement; a move reads the job
 // with its users and log, then writes the new version (if still at the one read), its log entry,
 // the message and the threads in one statement.
-const USERS = `select "id", "first_name", "last_name", "picture_etag", "deleted_at", "roles" from "users" where "id" in ($1, $2) and "deleted_at" is null`
-const BLOCKS = `(select "blocked_id" as "id" from "blocks" where "blocker_id" = $1) union all (select "blocker_id" as "id" from "blocks" where "blocked_id" = $1)`
+const CONTEXT = `select "id", "email", "first_name", "last_name", "roles", "picture_etag", "created_at", "updated_at", "deleted_at",
+  (select "blocker_id" from "blocks" where (("blocker_id" = $1 and "blocked_id" = $2) or ("blocker_id" = $3 and "blocked_id" = $4)) limit $5) as "blocker_id"
+  from "users" where "id" in ($6, $7)`
 const MESSAGES = (guard: string, at: number) => `said AS (
       INSERT INTO messages SELECT r.* FROM json_populate_recordset(NULL::messages, $${at}::json) r WHERE EXISTS (SELECT 1 FROM ${guard})
     ),
@@ -214,8 +215,8 @@ function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
     const jobId = uuidv7()
     await timed(async () => {
       const now = new Date()
-      const [users] = await Promise.all([run('users', USERS, [client.id, worker.id]), run('blocks', BLOCKS, [client.id])])
-      if (users.rows.length !== 2) throw new Error('no users')
+      const users = await run('context', CONTEXT, [client.id, worker.id, worker.id, client.id, 1, client.id, worker.id])
+      if (users.rows.length !== 2 || users.rows[0].blocker_id !== null) throw new Error('no users, or blocked')
       const expires = new Date(now.getTime() + 72 * 3_600_000)
       const remind = new Date(now.getTime() + 48 * 3_600_000)
       await run('create', CREATE, [

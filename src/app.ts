@@ -147,10 +147,9 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     store: createJobsStore(platform.database.db),
     clock,
     events: platform.live.events,
-    messages: { insert: insertMessages, publish: messaging.publishCreated },
+    messages: { insert: insertMessages, publish: messaging.publishCreated, contextOf: messaging.contextOf },
     payments: options.payments ?? createPaymentProvider(config.payments),
     locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
-    hiddenFrom: messaging.hiddenFrom,
     settings: {
       autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
       reminderBeforeMs: config.jobReminderBefore * 1000,

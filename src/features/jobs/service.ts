@@ -8,7 +8,7 @@ import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { recordSettlement } from '../../platform/payments/ledger.js'
 import type { PaymentOutcome, PaymentProvider } from '../../platform/payments/index.js'
-import type { MessageRow, NewMessage, SenderRow } from '../messaging/store.js'
+import type { MessageRow, NewMessage, ParticipantRow, SenderRow } from '../messaging/store.js'
 import { EXPIRES_DEFAULT, type JobInput, type JobListInput, type JobView, type MoneyInput, type StatusInput } from './schemas.js'
 import type { JobChanges, JobRow, JobsStore, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
@@ -24,6 +24,8 @@ export interface WorkerLocator {
 
 /** The messaging feature, as the workflow uses it: store inside our transaction, push after commit. */
 export interface MessageSink {
+  /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did, in one read. */
+  contextOf(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }>
   insert(trx: Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]>
   /** Pushes stored messages; `senders` at hand spare reading them again. */
   publish(messages: MessageRow[], senders?: SenderRow[]): Promise<void>
@@ -52,8 +54,6 @@ export interface JobsDeps {
   payments: PaymentProvider
   /** Absent until the location feature is wired in: then declines suggest no one, offers say no distance. */
   locator?: WorkerLocator
-  /** The users hidden from a user by blocks, either way (from messaging): no offers between them. */
-  hiddenFrom?: (userId: string) => Promise<ReadonlySet<string>>
   settings: JobsSettings
   log: Logger
 }
@@ -421,8 +421,9 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkMoney(input.price, 'body/price')
       checkScheduledAt(input.scheduled_at, now)
-      // The two users and the blocks, read at once.
-      const [users, hidden] = await Promise.all([store.users([actorId, workerId]), deps.hiddenFrom?.(actorId)])
+      // An offer is a message to the worker: both users and the blocks between them, in one read.
+      const context = await deps.messages.contextOf(actorId, workerId)
+      const users = new Map(context.users.filter((u) => u.deleted_at === null).map((u) => [u.id, u]))
       const me = users.get(actorId)
       const worker = users.get(workerId)
       if (!me) throw new UnauthenticatedError()
@@ -434,7 +435,7 @@ export function createJobsService(deps: JobsDeps) {
       if (!worker.roles.includes('WORKER')) {
         throw new InvalidInputError('This user is not a worker', [{ field: 'body/worker_id', message: 'does not have the WORKER role' }], 'not_a_worker')
       }
-      if (hidden?.has(workerId)) throw blockedError()
+      if (context.blockerId !== null) throw blockedError()
       const location = input.location ?? null
       const distance = location && deps.locator ? await deps.locator.distanceTo(workerId, location).catch(() => null) : null
       const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
@@ -511,7 +512,7 @@ export function createJobsService(deps: JobsDeps) {
         async (job) => {
           if (job.client_id !== actorId) throw new ForbiddenError('Only the client who made the offer may change it', 'not_your_offer')
           // An edit is a message to the worker: none across a block.
-          if (deps.hiddenFrom && (await deps.hiddenFrom(actorId)).has(job.worker_id)) throw blockedError()
+          if ((await deps.messages.contextOf(actorId, job.worker_id)).blockerId !== null) throw blockedError()
         },
       )
       const job = publish(committed)

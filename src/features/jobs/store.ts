@@ -117,17 +117,6 @@ export function createJobsStore(db: DB) {
       return { row: rows[0]!, messages: said }
     },
 
-    /** Users by id, as an offer needs them; deleted users are left out. */
-    async users(ids: string[]) {
-      const rows = await db
-        .selectFrom('users')
-        .select([...PARTY_COLUMNS, 'roles'])
-        .where('id', 'in', ids)
-        .where('deleted_at', 'is', null)
-        .execute()
-      return new Map(rows.map((r) => [r.id, r]))
-    },
-
     async findById(id: string): Promise<JobRow | undefined> {
       return db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst()
     },

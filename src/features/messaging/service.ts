@@ -210,6 +210,9 @@ export function createMessagingService(deps: MessagingDeps) {
     /** Users the viewer should not see in search: those the viewer blocked, and those who blocked the viewer. */
     hiddenFrom: (viewerId: string): Promise<Set<string>> => store.blockedEitherWay(viewerId),
 
+    /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did: what a message between them depends on. */
+    contextOf: (senderId: string, recipientId: string) => store.sendContext(senderId, recipientId),
+
     async report(reporterId: string, input: { message_id?: string; user_id?: string; reason: string }) {
       if ((input.message_id === undefined) === (input.user_id === undefined)) {
         throw new InvalidInputError('Report either a message_id or a user_id', [{ field: 'body', message: 'must have exactly one of message_id and user_id' }], 'report_target')
