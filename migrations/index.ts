@@ -4,6 +4,7 @@ import * as liveState from './0002_live_state.js'
 import * as locations from './0003_locations.js'
 import * as messaging from './0004_messaging.js'
 import * as jobs from './0005_jobs.js'
+import * as unreadCounts from './0006_unread_counts.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -12,4 +13,5 @@ export const migrations: Record<string, Migration> = {
   '0003_locations': locations,
   '0004_messaging': messaging,
   '0005_jobs': jobs,
+  '0006_unread_counts': unreadCounts,
 }

@@ -1,5 +1,12 @@
-import { sql } from 'kysely'
+import { PGlite } from '@electric-sql/pglite'
+import { cube } from '@electric-sql/pglite/contrib/cube'
+import { earthdistance } from '@electric-sql/pglite/contrib/earthdistance'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { Kysely, Migrator, sql } from 'kysely'
+import { PGliteDialect } from 'kysely-pglite-dialect'
+import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrations } from '../migrations/index.js'
 import { openTestPlatform, testConfig } from './support/backends.js'
 
 // The database as the app opens it (PostgreSQL with prepared statements, or PGlite).
@@ -33,6 +40,28 @@ describe('statements', () => {
       const ids = Array.from({ length: n }, (_, i) => i)
       const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM generate_series(0, 100) g WHERE g IN (${sql.join(ids)})`.execute(db)
       expect(rows[0]!.n).toBe(n)
+    }
+  })
+})
+
+describe('migrations', () => {
+  it('counts the unread messages already stored when unread counts arrive (0006)', async () => {
+    const db = new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create('memory://', { extensions: { cube, earthdistance, pg_trgm } })) })
+    try {
+      const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
+      expect((await migrator.migrateTo('0005_jobs')).error).toBeUndefined()
+      const [bob, alice, carol] = [uuidv7(), uuidv7(), uuidv7()]
+      for (const id of [bob, alice, carol]) {
+        await sql`INSERT INTO users (id, email, password_hash, first_name, last_name, roles, created_at, updated_at) VALUES (${id}, ${`${id}@example.com`}, 'x', 'A', 'B', '{CLIENT}', now(), now())`.execute(db)
+      }
+      const message = (from: string | null, read: boolean) =>
+        sql`INSERT INTO messages (id, sender_id, recipient_id, text, kind, created_at, read_at) VALUES (${uuidv7()}, ${from}, ${bob}, 'hi', ${from ? 'user' : 'system'}, now(), ${read ? new Date() : null})`.execute(db)
+      for (const [from, read] of [[alice, false], [alice, false], [alice, true], [carol, false], [null, false], [null, true]] as const) await message(from, read)
+      expect((await migrator.migrateToLatest()).error).toBeUndefined()
+      const counts = await db.selectFrom('unread_counts').select(['peer_id', 'count']).where('user_id', '=', bob).orderBy('count', 'desc').orderBy('peer_id').execute()
+      expect(counts).toEqual([{ peer_id: alice, count: 2 }, ...[{ peer_id: '00000000-0000-0000-0000-000000000000', count: 1 }, { peer_id: carol, count: 1 }].sort((a, b) => (a.peer_id < b.peer_id ? -1 : 1))])
+    } finally {
+      await db.destroy()
     }
   })
 })

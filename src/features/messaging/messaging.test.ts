@@ -186,6 +186,38 @@ describe('GET /inbox', () => {
 })
 
 describe('read marks and conversations', () => {
+  it('keeps unread counts exact under concurrent sends, system messages and read marks', async () => {
+    const bob = await newUser(t.app)
+    const senders = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
+    const db = t.app.platform.database.db
+    const sent: string[] = []
+    // Three rounds of sends from everyone at once, with read marks racing them.
+    for (let round = 0; round < 3; round++) {
+      const sends = senders.flatMap((s, i) => Array.from({ length: 4 }, (_, k) => send(s, bob.id, `r${round} s${i} m${k}`)))
+      const system = insertMessages(db, [{ from: null, to: bob.id, text: `notice ${round}`, kind: 'system' }])
+      const marks = sent.length > 0 ? [post(bob, '/inbox/read', { up_to: sent[Math.floor(sent.length / 2)] }), post(bob, '/inbox/read', { up_to: sent[0], with: senders[1]!.id })] : []
+      const done = await Promise.all([...sends, ...marks])
+      await system
+      for (const r of done.slice(0, sends.length)) sent.push(r.json().id)
+      sent.sort()
+    }
+    // What the rows say, counted the slow way.
+    const rows = await db.selectFrom('messages').select(['sender_id']).where('recipient_id', '=', bob.id).where('read_at', 'is', null).execute()
+    const inbox = (await get(bob, '/inbox')).json()
+    expect(inbox.unread).toBe(rows.length)
+    expect(inbox.unread).toBeGreaterThan(0)
+    for (const s of senders) {
+      const expected = rows.filter((r) => r.sender_id === s.id).length
+      expect((await get(bob, `/inbox?with=${s.id}`)).json().unread).toBe(expected)
+    }
+    const threads = (await get(bob, '/conversations')).json().items as { user: { id: string }; unread: number }[]
+    expect(threads.map((c) => c.unread).sort()).toEqual(senders.map((s) => rows.filter((r) => r.sender_id === s.id).length).sort())
+    // Reading everything brings every count to zero, system messages included.
+    expect((await post(bob, '/inbox/read', { up_to: inbox.items[0].id })).statusCode).toBe(204)
+    expect((await get(bob, '/inbox')).json().unread).toBe(0)
+    expect(((await get(bob, '/conversations')).json().items as { unread: number }[]).every((c) => c.unread === 0)).toBe(true)
+  })
+
   it('marks messages read up to one; the sender sees read_at; unread counts follow', async () => {
     const [alice, bob, carol] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
     const m1 = (await send(alice, bob.id, 'one')).json()

@@ -6,6 +6,8 @@ declare module '../../platform/db/types.js' {
   interface Database {
     messages: MessagesTable
     conversations: { user_id: string; peer_id: string; last_message_id: string }
+    /** Kept by triggers on messages (migration 0006); system messages count under the nil id. */
+    unread_counts: { user_id: string; peer_id: string; count: number }
     blocks: { blocker_id: string; blocked_id: string; created_at: Date }
     reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string; created_at: Date; resolved_at: Date | null }
     send_idempotency: { user_id: string; key: string; request_hash: string; message_id: string; created_at: Date }
@@ -104,7 +106,7 @@ export interface ParticipantRow {
 export type SenderRow = Pick<ParticipantRow, 'id' | 'first_name' | 'last_name' | 'picture_etag' | 'deleted_at'>
 
 /** A message with its sender's row (null for system messages). */
-export type MessageWithSender = MessageRow & { sender: ParticipantRow | null }
+export type MessageWithSender = MessageRow & { sender: SenderRow | null }
 
 export interface ConversationRow {
   peer_id: string
@@ -121,7 +123,7 @@ export function createMessagingStore(db: DB) {
       .selectFrom(page.as('m'))
       .leftJoin('users as u', 'u.id', 'm.sender_id')
       .selectAll('m')
-      .select(['u.email as s_email', 'u.first_name as s_first_name', 'u.last_name as s_last_name', 'u.roles as s_roles', 'u.picture_etag as s_picture_etag', 'u.created_at as s_created_at', 'u.updated_at as s_updated_at', 'u.deleted_at as s_deleted_at'])
+      .select(['u.first_name as s_first_name', 'u.last_name as s_last_name', 'u.picture_etag as s_picture_etag', 'u.deleted_at as s_deleted_at'])
       .orderBy('m.id', 'desc')
       .execute()
     return rows.map((r) => ({
@@ -135,7 +137,7 @@ export function createMessagingStore(db: DB) {
       read_at: r.read_at,
       sender:
         r.sender_id && r.s_first_name !== null
-          ? { id: r.sender_id, email: r.s_email, first_name: r.s_first_name, last_name: r.s_last_name!, roles: r.s_roles!, picture_etag: r.s_picture_etag, created_at: r.s_created_at!, updated_at: r.s_updated_at!, deleted_at: r.s_deleted_at }
+          ? { id: r.sender_id, first_name: r.s_first_name, last_name: r.s_last_name!, picture_etag: r.s_picture_etag, deleted_at: r.s_deleted_at }
           : null,
     }))
   }
@@ -216,9 +218,23 @@ export function createMessagingStore(db: DB) {
 
     /** The user's received messages, newest first, before a message id. */
     async inbox(userId: string, options: { beforeId?: string; limit: number }): Promise<MessageWithSender[]> {
-      let query = db.selectFrom('messages').select(messageColumns).where('recipient_id', '=', userId)
-      if (options.beforeId) query = query.where('id', '<', options.beforeId)
-      return withSenders(query.orderBy('id', 'desc').limit(options.limit))
+      // Joined laterally from the user's row, so the recipient is a parameter of the join rather
+      // than a constant: the planner then reads the inbox index whatever this user's share of all
+      // messages. With the constant, a user holding most rows had it walk the whole table's newest
+      // messages, everyone's, backwards.
+      const page = db
+        .selectFrom('users as owner')
+        .innerJoinLateral(
+          (eb) => {
+            let query = eb.selectFrom('messages').select(messageColumns).whereRef('messages.recipient_id', '=', 'owner.id')
+            if (options.beforeId) query = query.where('messages.id', '<', options.beforeId)
+            return query.orderBy('messages.id', 'desc').limit(options.limit).as('p')
+          },
+          (join) => join.onTrue(),
+        )
+        .selectAll('p')
+        .where('owner.id', '=', userId)
+      return withSenders(page as unknown as SelectQueryBuilder<Database, never, MessageRow>)
     },
 
     /** One conversation, both directions, newest first: two index range scans merged. */
@@ -233,9 +249,10 @@ export function createMessagingStore(db: DB) {
       return withSenders(db.selectFrom(both.as('b')).selectAll().orderBy('id', 'desc').limit(options.limit))
     },
 
+    /** The user's unread received messages (from one sender, with `fromId`), from the counts the triggers keep. */
     async unreadCount(userId: string, fromId?: string): Promise<number> {
-      let query = db.selectFrom('messages').select((eb) => eb.fn.countAll<string>().as('n')).where('recipient_id', '=', userId).where('read_at', 'is', null)
-      if (fromId) query = query.where('sender_id', '=', fromId)
+      let query = db.selectFrom('unread_counts').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('count'), eb.lit(0)).as('n')).where('user_id', '=', userId)
+      if (fromId) query = query.where('peer_id', '=', fromId)
       const row = await query.executeTakeFirstOrThrow()
       return Number(row.n)
     },
@@ -244,23 +261,15 @@ export function createMessagingStore(db: DB) {
     async conversations(userId: string, options: { before?: { last: string; peer: string }; limit: number }): Promise<ConversationRow[]> {
       let query = db
         .selectFrom('conversations as c')
-        .select(['c.peer_id', 'c.last_message_id'])
-        .select((eb) =>
-          eb
-            .selectFrom('messages as m')
-            .select(eb.fn.countAll<string>().as('n'))
-            .whereRef('m.sender_id', '=', 'c.peer_id')
-            .where('m.recipient_id', '=', userId)
-            .where('m.read_at', 'is', null)
-            .as('unread'),
-        )
+        .leftJoin('unread_counts as u', (join) => join.onRef('u.user_id', '=', 'c.user_id').onRef('u.peer_id', '=', 'c.peer_id'))
+        .select(['c.peer_id', 'c.last_message_id', 'u.count as unread'])
         .where('c.user_id', '=', userId)
       if (options.before) {
         const { last, peer } = options.before
         query = query.where((eb) => eb.or([eb('c.last_message_id', '<', last), eb.and([eb('c.last_message_id', '=', last), eb('c.peer_id', '>', peer)])]))
       }
       const rows = await query.orderBy('c.last_message_id', 'desc').orderBy('c.peer_id').limit(options.limit).execute()
-      return rows.map((r) => ({ peer_id: r.peer_id, last_message_id: r.last_message_id, unread: Number(r.unread ?? 0) }))
+      return rows.map((r) => ({ peer_id: r.peer_id, last_message_id: r.last_message_id, unread: r.unread ?? 0 }))
     },
 
     async messagesById(ids: string[]): Promise<MessageRow[]> {
