@@ -22,7 +22,7 @@ export interface WorkerLocator {
   distanceTo(userId: string, point: { lat: number; lon: number }): Promise<number | null>
 }
 
-/** The messaging feature, as the workflow uses it: store inside our transaction, push after commit. */
+/** The messaging feature, as the workflow uses it: who may write to whom, storing notes, pushing after commit. */
 export interface MessageSink {
   /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did, in one read. */
   contextOf(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }>
@@ -174,7 +174,11 @@ export function createJobsService(deps: JobsDeps) {
     pushing.add(tracked)
   }
 
-  const say = (trx: Transaction<Database>, jobId: string, notes: Note[]) => deps.messages.insert(trx, notes.map((note) => ({ ...note, kind: 'system', jobId })))
+  /** The workflow's notes as the system messages of a job. */
+  const messagesOf = (jobId: string, notes: Note[]): NewMessage[] => notes.map((note) => ({ ...note, kind: 'system', jobId }))
+
+  /** Notes with no change to the job (a reminder), in the caller's transaction. */
+  const say = (trx: Transaction<Database>, jobId: string, notes: Note[]) => deps.messages.insert(trx, messagesOf(jobId, notes))
 
   /** Writes a plan if the job is still at the version it was read at; undefined when someone changed it first. */
   const commit = async (trx: DB | Transaction<Database>, job: JobWithParties, plan: Plan): Promise<Committed | undefined> => {
@@ -183,7 +187,7 @@ export function createJobsService(deps: JobsDeps) {
       version: job.version,
       changes: plan.changes,
       entry: plan.entry,
-      messages: plan.notes.map((note) => ({ ...note, kind: 'system', jobId: job.id })),
+      messages: messagesOf(job.id, plan.notes),
     })
     return written && { row: written.row, log: plan.entry ? [...job.status_log, plan.entry] : job.status_log, messages: written.messages, parties: [job.client, job.worker] }
   }
@@ -469,7 +473,7 @@ export function createJobsService(deps: JobsDeps) {
       }
       const notes: Note[] = [{ from: actorId, to: workerId, text: texts.offer(offer, clientName, distance) }]
       if (!hasPicture) notes.push({ from: null, to: workerId, text: texts.addPicture() })
-      const created = await store.create(db, offer, entry, notes.map((note) => ({ ...note, kind: 'system', jobId: id })))
+      const created = await store.create(db, offer, entry, messagesOf(id, notes))
       const committed = { row: created.row, log: [entry], messages: created.messages, parties: [me, worker] }
       const job = publish(committed)
       return hasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }
