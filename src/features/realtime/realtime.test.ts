@@ -201,6 +201,23 @@ describe('GET /ws', () => {
     expect((await socket.closed).code).toBe(4401)
   })
 
+  it('pings every socket once an interval, a slice of the sockets at a time', async () => {
+    const bob = await newUser(a.app)
+    const sockets = await Promise.all(Array.from({ length: 20 }, () => connect(a, { token: bob.token })))
+    const pings: number[][] = sockets.map(() => [])
+    sockets.forEach((socket, i) => socket.ws.on('ping', () => pings[i]!.push(performance.now())))
+    // A pings every 300 ms.
+    await sleep(1000)
+    for (const times of pings) {
+      expect(times.length).toBeGreaterThanOrEqual(2)
+      expect(times.length).toBeLessThanOrEqual(4)
+    }
+    // Not all at one moment: the first pings spread over the interval.
+    const firsts = pings.map((times) => times[0]!)
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThan(100)
+    for (const socket of sockets) socket.ws.close()
+  })
+
   it('drops a peer that stops answering pings', async () => {
     const bob = await newUser(a.app)
     const socket = await connect(a, { token: bob.token })
