@@ -13,6 +13,7 @@ import { loggerOptions } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
 import { registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
+import { localFirstCounters } from './platform/live/local-first-counters.js'
 import type { Platform } from './platform/index.js'
 import { accountsRoutes } from './features/accounts/routes.js'
 import { createAccountsService, type AccountsService } from './features/accounts/service.js'
@@ -94,7 +95,11 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
   })
   await app.register(multipart, { throwFileSizeLimit: true })
-  await registerRateLimit(app, platform.live.counters, config.rateLimitMax)
+  // Rate limits count in this process first and in the live store every 100 ms, so that a
+  // request costs no round trip for them; failed sign-ins count in the live store directly.
+  const limits = localFirstCounters(platform.live.counters, { onFlushError: (err) => app.log.warn({ err }, 'could not add rate-limit hits to the live store') })
+  app.addHook('onClose', async () => limits.close())
+  await registerRateLimit(app, limits, config.rateLimitMax)
 
   await app.register(swagger, {
     openapi: {
@@ -122,7 +127,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('accounts', accounts)
   app.decorate('sessions', sessions)
   app.decorate('authenticate', createAuthenticate(sessions.authenticate))
-  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit })
+  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, sendLimits: limits, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit })
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import type { LiveEvent, LiveStore, SessionRecord } from '../src/platform/live/index.js'
+import { localFirstCounters } from '../src/platform/live/local-first-counters.js'
 import { liveBackends } from './support/backends.js'
 
 // One contract, every implementation of the live store this run can reach.
@@ -98,6 +99,47 @@ describe.each(liveBackends())('$name', (backend) => {
       await sleep(500)
       expect((await live.counters.peek(key)).count).toBe(0)
       expect((await live.counters.hit(key, 400)).count).toBe(1)
+    })
+
+    it('adds many hits at once', async () => {
+      const key = `b-${uuidv7()}`
+      expect((await live.counters.hit(key, 10_000, 5)).count).toBe(5)
+      expect((await live.counters.hit(key, 10_000)).count).toBe(6)
+      expect((await live.counters.hit(key, 10_000, 3)).count).toBe(9)
+      expect((await live.counters.peek(key)).count).toBe(9)
+    })
+
+    it('counts rate limits in each process first, exactly there, and loses no hit on the way to the shared count', async () => {
+      const key = `l-${uuidv7()}`
+      const [a, b] = [localFirstCounters(live.counters), localFirstCounters(live.counters)]
+      try {
+        // Within one process: exact, one at a time or many at once.
+        for (let i = 1; i <= 3; i++) expect((await a.hit(key, 10_000)).count).toBe(i)
+        const many = await Promise.all(Array.from({ length: 7 }, () => a.hit(key, 10_000)))
+        expect(many.map((h) => h.count).sort((x, y) => x - y)).toEqual([4, 5, 6, 7, 8, 9, 10])
+        // Within a flush, the shared count holds them all; another process's window starts from it.
+        await sleep(300)
+        expect((await live.counters.peek(key)).count).toBe(10)
+        expect((await b.hit(key, 10_000)).count).toBe(11)
+        await b.hit(key, 10_000, 4)
+        // Hits still counted only here reach the shared count when a process stops.
+        await Promise.all([a.close(), b.close()])
+        expect((await live.counters.peek(key)).count).toBe(15)
+      } finally {
+        await Promise.all([a.close(), b.close()])
+      }
+    })
+
+    it('starts a new window of a local-first counter when the last one ends', async () => {
+      const key = `w-${uuidv7()}`
+      const a = localFirstCounters(live.counters)
+      try {
+        for (let i = 1; i <= 3; i++) expect((await a.hit(key, 300)).count).toBe(i)
+        await sleep(450)
+        expect((await a.hit(key, 300)).count).toBe(1)
+      } finally {
+        await a.close()
+      }
     })
 
     it('counts concurrent hits exactly and resets on demand', async () => {

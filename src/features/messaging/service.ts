@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { v7 as uuidv7 } from 'uuid'
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
-import type { LiveStore } from '../../platform/live/index.js'
+import type { CounterStore, LiveStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
@@ -12,6 +12,8 @@ import type { MessageRow, MessagingStore, SenderRow } from './store.js'
 export interface MessagingDeps {
   store: MessagingStore
   live: LiveStore
+  /** The counters of the per-user send limit (the rate limits' own, counted in this process first). */
+  sendLimits: CounterStore
   /** The accounts feature's public view of a user (for names and picture URLs). */
   pictureUrl: (user: Pick<UserRow, 'id' | 'picture_etag'>) => string | null
   /** Messages a minute one user may send. */
@@ -99,7 +101,7 @@ export function createMessagingService(deps: MessagingDeps) {
       }
       if (input.to === senderId) throw new InvalidInputError('You cannot send a message to yourself', [{ field: 'body/to', message: 'must be another user' }], 'to_self')
 
-      const hit = await live.counters.hit(`send:${senderId}`, MINUTE_MS)
+      const hit = await deps.sendLimits.hit(`send:${senderId}`, MINUTE_MS)
       if (hit.count > deps.sendRateLimit) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }

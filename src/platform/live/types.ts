@@ -40,7 +40,8 @@ export interface CounterHit {
 
 /** Fixed-window counters: rate limits and failed sign-ins. */
 export interface CounterStore {
-  hit(key: string, windowMs: number): Promise<CounterHit>
+  /** Adds `by` hits (1 by default) and answers the count with them. */
+  hit(key: string, windowMs: number, by?: number): Promise<CounterHit>
   /** The current count without adding to it. */
   peek(key: string): Promise<CounterHit>
   reset(key: string): Promise<void>

@@ -4,18 +4,18 @@ import type { CounterStore } from '../types.js'
 import './tables.js'
 
 const HIT = `
-  INSERT INTO live_counters (key, count, expires_at) VALUES ($1, 1, now() + make_interval(secs => $2))
+  INSERT INTO live_counters (key, count, expires_at) VALUES ($1, $3, now() + make_interval(secs => $2))
   ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN live_counters.expires_at <= now() THEN 1 ELSE live_counters.count + 1 END,
+    count = CASE WHEN live_counters.expires_at <= now() THEN excluded.count ELSE live_counters.count + excluded.count END,
     expires_at = CASE WHEN live_counters.expires_at <= now() THEN excluded.expires_at ELSE live_counters.expires_at END
   RETURNING count, (extract(epoch FROM expires_at - now()) * 1000)::int AS reset_ms`
 
 export function createPostgresCounterStore(db: DB): CounterStore {
   return {
-    async hit(key, windowMs) {
+    async hit(key, windowMs, by = 1) {
       // One statement (the global rate limit runs it on every request, so its text is fixed
       // rather than built each time): a new or expired window starts at 1, a running one counts up.
-      const result = await db.executeQuery<{ count: number; reset_ms: number }>(CompiledQuery.raw(HIT, [key, windowMs / 1000]))
+      const result = await db.executeQuery<{ count: number; reset_ms: number }>(CompiledQuery.raw(HIT, [key, windowMs / 1000, by]))
       const row = result.rows[0]!
       return { count: row.count, resetMs: Math.max(row.reset_ms, 0) }
     },

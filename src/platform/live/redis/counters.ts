@@ -2,8 +2,8 @@ import type { Redis, Result } from 'ioredis'
 import type { CounterStore } from '../types.js'
 
 const HIT = `
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -14,7 +14,7 @@ return {count, ttl}
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    counterHit(key: string, windowMs: number): Result<[number, number], Context>
+    counterHit(key: string, windowMs: number, by: number): Result<[number, number], Context>
   }
 }
 
@@ -22,8 +22,8 @@ export function createRedisCounterStore(redis: Redis, prefix: string): CounterSt
   redis.defineCommand('counterHit', { numberOfKeys: 1, lua: HIT })
   const key = (name: string) => `${prefix}count:${name}`
   return {
-    async hit(name, windowMs) {
-      const [count, resetMs] = await redis.counterHit(key(name), windowMs)
+    async hit(name, windowMs, by = 1) {
+      const [count, resetMs] = await redis.counterHit(key(name), windowMs, by)
       return { count, resetMs }
     },
     async peek(name) {
