@@ -2467,7 +2467,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description Stores the message, then pushes `message.created` to the recipient's sockets and to the sender's other sessions (not the one sending: it has the message in this answer). The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with `Retry-After`).
+         * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with `Retry-After`).
          */
         post: {
             parameters: {

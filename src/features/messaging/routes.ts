@@ -33,14 +33,14 @@ export async function messagingRoutes(fastify: FastifyInstance) {
     schema: {
       tags,
       summary: 'Send a message',
-      description: `Stores the message, then pushes \`message.created\` to the recipient's sockets and to the sender's other sessions (not the one sending: it has the message in this answer). The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
+      description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
       security: bearerSecurity,
       headers: SendHeaders,
       body: SendBody,
       response: { 201: Message, ...problemResponses(401, 403, 404, 409) },
     },
   }, async (request, reply) => {
-    const { message, replayed } = await messaging.send(request.auth.userId, request.body, request.headers['idempotency-key'], request.auth.sessionId)
+    const { message, replayed } = await messaging.send(request.auth.userId, request.body, request.headers['idempotency-key'])
     if (replayed) reply.header('idempotent-replayed', 'true')
     return reply.code(201).send(message)
   })

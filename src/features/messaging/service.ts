@@ -58,15 +58,12 @@ export function createMessagingService(deps: MessagingDeps) {
     return rows.map((row) => viewOf(row, users))
   }
 
-  /**
-   * Pushes messages (already committed) to their recipients, and to the sender's other devices:
-   * not to `fromSession`, the one that sent and has the message in its answer.
-   */
-  const publishViews = async (viewed: MessageView[], fromSession?: string) => {
+  /** Pushes messages (already committed) to their recipients, and to the sender's other devices. */
+  const publishViews = async (viewed: MessageView[]) => {
     await Promise.all(
       viewed.map((message) => {
         const to = message.from && message.from !== message.to ? [message.to, message.from] : [message.to]
-        return live.events.publish({ to, type: 'message.created', data: message, ...(fromSession ? { exceptSession: fromSession } : {}) })
+        return live.events.publish({ to, type: 'message.created', data: message })
       }),
     )
   }
@@ -93,7 +90,7 @@ export function createMessagingService(deps: MessagingDeps) {
     publishCreated,
 
     /** Sends a user's message; with an idempotency key, a retry answers the first message. */
-    async send(senderId: string, input: { to: string; text: string }, idempotencyKey?: string, fromSession?: string): Promise<{ message: MessageView; replayed: boolean }> {
+    async send(senderId: string, input: { to: string; text: string }, idempotencyKey?: string): Promise<{ message: MessageView; replayed: boolean }> {
       const text = input.text.trim()
       if (text.length === 0) throw new InvalidInputError('The text is blank', [{ field: 'body/text', message: 'must not be blank' }], 'text_blank')
       if ([...text].length > MAX_TEXT_CHARS) {
@@ -119,14 +116,14 @@ export function createMessagingService(deps: MessagingDeps) {
       const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
       if (!idempotencyKey) {
         const view = viewOf(await store.insertMessage(message), users)
-        await publishViews([view], fromSession)
+        await publishViews([view])
         return { message: view, replayed: false }
       }
       const requestHash = createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
       const result = await store.insertIdempotent(senderId, idempotencyKey, requestHash, message)
       if (result.created) {
         const view = viewOf(result.message, users)
-        await publishViews([view], fromSession)
+        await publishViews([view])
         return { message: view, replayed: false }
       }
       if (result.requestHash !== requestHash || !result.message) {

@@ -87,7 +87,6 @@ export function createRealtimeHub(options: HubOptions) {
     let payload: string | undefined
     for (const userId of event.to) {
       for (const conn of byUser.get(userId) ?? []) {
-        if (conn.sessionId === event.exceptSession) continue
         if (conn.pending) {
           conn.pending.push(event)
           continue

@@ -53,8 +53,6 @@ export interface LiveEvent {
   to: string[]
   type: string
   data: unknown
-  /** A session not to deliver to: the one whose request made the event, which has it in its answer. */
-  exceptSession?: string
 }
 
 export interface EventBus {
