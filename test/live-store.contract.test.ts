@@ -130,6 +130,23 @@ describe.each(liveBackends())('$name', (backend) => {
       }
     })
 
+    it('counts the hits on their way to a slow shared store', async () => {
+      const key = `s-${uuidv7()}`
+      // The live store behind a slow network: each addition takes 300 ms.
+      const slow = { ...live.counters, hit: async (k: string, w: number, by?: number) => (await sleep(300), live.counters.hit(k, w, by)) }
+      const a = localFirstCounters(slow)
+      try {
+        expect((await a.hit(key, 10_000)).count).toBe(1)
+        for (let i = 2; i <= 6; i++) expect((await a.hit(key, 10_000)).count).toBe(i)
+        // A flush is now on its way with those five; they still count.
+        await sleep(150)
+        expect((await a.hit(key, 10_000)).count).toBe(7)
+      } finally {
+        await a.close()
+      }
+      expect((await live.counters.peek(key)).count).toBe(7)
+    })
+
     it('starts a new window of a local-first counter when the last one ends', async () => {
       const key = `w-${uuidv7()}`
       const a = localFirstCounters(live.counters)

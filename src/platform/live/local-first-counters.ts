@@ -9,9 +9,11 @@ interface Local {
   windowMs: number
   /** When the shared window ends (as the shared store said). */
   resetAt: number
-  /** The shared count when last heard, this process's flushed hits included. */
+  /** The shared count when last heard, this process's added hits included. */
   shared: number
-  /** Hits counted here and not yet added to the shared count. */
+  /** Hits on their way to the shared count: counted, not yet in `shared`. */
+  sending: number
+  /** Hits counted here and not yet sent. */
   pending: number
   /** The first hit of the window, on its way to the shared store. */
   starting?: Promise<void>
@@ -26,17 +28,26 @@ export interface LocalFirstCounters extends CounterStore {
  * Counters for rate limits that count in this process first and add to the shared counters (the
  * live store) every FLUSH_MS, so a request costs no round trip to the store. The first hit of a
  * window goes to the store at once, so that a window starts from every process's count; after
- * that a process sees the others' hits within one flush. A limit thus holds across processes to
- * within what they count in FLUSH_MS, and exactly within one process. For limits that must be
- * exact across processes (failed sign-ins), use the shared counters themselves.
+ * that a process sees the others' hits within one flush. A limit thus holds exactly within one
+ * process, and across processes to within what the others count between two flushes. For limits
+ * that must be exact across processes (failed sign-ins), use the shared counters themselves.
  */
 export function localFirstCounters(shared: CounterStore, options: { onFlushError?: (error: unknown) => void } = {}): LocalFirstCounters {
   const keys = new Map<string, Local>()
 
-  const addToShared = async (key: string, local: Local, by: number) => {
-    const hit = await shared.hit(key, local.windowMs, by)
-    local.shared = hit.count
-    local.resetAt = Date.now() + hit.resetMs
+  /** Sends `by` hits; until the store answers they count as `sending`, and go back to `pending` if it fails. */
+  const send = async (key: string, local: Local, by: number) => {
+    local.sending += by
+    try {
+      const hit = await shared.hit(key, local.windowMs, by)
+      local.shared = hit.count
+      local.resetAt = Date.now() + hit.resetMs
+      local.sending -= by
+    } catch (error) {
+      local.sending -= by
+      local.pending += by
+      throw error
+    }
   }
 
   const flush = async () => {
@@ -45,48 +56,45 @@ export function localFirstCounters(shared: CounterStore, options: { onFlushError
     for (const [key, local] of keys) {
       if (local.starting) continue
       if (local.pending === 0) {
-        if (now >= local.resetAt) keys.delete(key)
+        if (now >= local.resetAt && local.sending === 0) keys.delete(key)
         continue
       }
       const by = local.pending
       local.pending = 0
-      work.push(
-        addToShared(key, local, by).catch((error: unknown) => {
-          // Kept for the next flush: a store hiccup loses no hits.
-          local.pending += by
-          options.onFlushError?.(error)
-        }),
-      )
+      // A failed send keeps its hits for the next flush: a store hiccup loses none.
+      work.push(send(key, local, by).catch((error: unknown) => options.onFlushError?.(error)))
     }
     await Promise.all(work)
   }
 
   let flushing: Promise<void> | undefined
-  const timer = setInterval(() => {
-    flushing ??= flush().finally(() => (flushing = undefined))
-  }, FLUSH_MS)
+  const runFlush = () => (flushing ??= flush().finally(() => (flushing = undefined)))
+  const timer = setInterval(runFlush, FLUSH_MS)
   timer.unref()
 
-  const answer = (local: Local): CounterHit => ({ count: local.shared + local.pending, resetMs: Math.max(0, local.resetAt - Date.now()) })
+  const answer = (local: Local): CounterHit => ({ count: local.shared + local.sending + local.pending, resetMs: Math.max(0, local.resetAt - Date.now()) })
 
   return {
     async hit(key, windowMs, by = 1) {
       let local = keys.get(key)
       const now = Date.now()
-      if (local && now >= local.resetAt && !local.starting) {
+      if (local && now >= local.resetAt && !local.starting && local.sending === 0) {
         // The window is over. Hits still pending go to the next one, which the next flush starts.
         if (local.pending === 0) local = undefined
         else Object.assign(local, { shared: 0, resetAt: now + windowMs })
       }
       if (!local) {
         if (keys.size >= MAX_KEYS) return shared.hit(key, windowMs, by)
-        const fresh: Local = { windowMs, resetAt: now + windowMs, shared: 0, pending: 0 }
+        const fresh: Local = { windowMs, resetAt: now + windowMs, shared: 0, sending: 0, pending: 0 }
         keys.set(key, fresh)
-        fresh.starting = addToShared(key, fresh, by).finally(() => (fresh.starting = undefined))
+        // Hits that come while this one is on its way wait for it, then count on top of it.
+        fresh.starting = send(key, fresh, by).finally(() => (fresh.starting = undefined))
         try {
           await fresh.starting
         } catch (error) {
-          keys.delete(key)
+          // The store did not answer: this hit is not counted (the caller gets the error), the
+          // ones that waited on it stay pending for the next flush.
+          fresh.pending -= by
           throw error
         }
         return answer(fresh)
@@ -110,8 +118,9 @@ export function localFirstCounters(shared: CounterStore, options: { onFlushError
 
     async close() {
       clearInterval(timer)
+      await Promise.all([...keys.values()].map((local) => local.starting?.catch(() => {})))
       await flushing
-      await flush()
+      await runFlush()
     },
   }
 }
