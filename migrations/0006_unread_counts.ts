@@ -15,6 +15,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('count', 'integer', (c) => c.notNull())
     .addPrimaryKeyConstraint('unread_counts_pkey', ['user_id', 'peer_id'])
     .execute()
+  // Messages stored or read by processes still running the old code, between the counting and the
+  // triggers, would be counted by neither: they wait until this migration commits.
+  await sql`LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE`.execute(db)
   await sql`
     INSERT INTO unread_counts (user_id, peer_id, count)
     SELECT recipient_id, coalesce(sender_id, ${sql.lit(SYSTEM_PEER)}::uuid), count(*) FROM messages WHERE read_at IS NULL GROUP BY 1, 2

@@ -4,8 +4,11 @@ import type pg from 'pg'
 /** How many statement texts a process prepares; texts past that run unprepared, as they come. */
 const PREPARED_MAX = 2_000
 
-/** PostgreSQL's answer to a prepared statement whose table changed shape: "cached plan must not change result type". */
-const PLAN_CHANGED = '0A000'
+/** PostgreSQL's answer to a prepared statement whose table changed shape. */
+const planChanged = (error: unknown) => {
+  const { code, message } = error as { code?: string; message?: string }
+  return code === '0A000' && message === 'cached plan must not change result type'
+}
 
 type Query = (...args: unknown[]) => unknown
 
@@ -42,7 +45,7 @@ export function prepareStatements(pool: pg.Pool): void {
       try {
         return (await (name === undefined ? query(text, values) : query({ name, text, values }))) as pg.QueryResult
       } catch (error) {
-        if ((error as { code?: string }).code !== PLAN_CHANGED || name === undefined) throw error
+        if (!planChanged(error) || name === undefined) throw error
         if (names.get(text) === name) {
           names.clear()
           generation++
@@ -56,7 +59,7 @@ export function prepareStatements(pool: pg.Pool): void {
       if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && callback === undefined) return run(text, values)
       if (typeof text === 'string') {
         if (/^\s*(begin|start transaction)\b/i.test(text)) inTransaction = true
-        else if (/^\s*(commit|rollback|end)\b/i.test(text)) inTransaction = false
+        else if (/^\s*(commit|end|rollback(?!\s+to\b))\b/i.test(text)) inTransaction = false
       }
       return query(text, values, callback)
     }) as typeof client.query
