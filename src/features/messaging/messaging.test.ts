@@ -67,6 +67,9 @@ describe('POST /send', () => {
     problem(await send(alice, 'not-a-uuid', 'hi'), 400)
     expect(problem(await send(alice, uuidv7(), 'hi'), 404).code).toBe('user_not_found')
     expect(problem(await send(alice, gone.id, 'hi'), 404).code).toBe('user_not_found')
+    // Nothing was stored for the deleted recipient, nor a thread with it.
+    expect(await t.app.platform.database.db.selectFrom('messages').select('id').where('recipient_id', '=', gone.id).execute()).toEqual([])
+    expect(((await get(alice, '/conversations')).json().items as { user: { id: string } }[]).map((c) => c.user.id)).not.toContain(gone.id)
     expect(problem(await send(alice, alice.id, 'hi'), 400).code).toBe('to_self')
     problem(await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id } }), 400)
     problem(await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 42 } }), 400)
@@ -291,6 +294,13 @@ describe('blocks and reports', () => {
     expect((await post(alice, '/blocks', { user_id: bob.id })).statusCode).toBe(200)
     expect(problem(await send(bob, alice.id, 'hey'), 403).code).toBe('blocked')
     expect(problem(await send(alice, bob.id, 'hey'), 403).code).toBe('recipient_blocked')
+    // A refused send stores nothing, on either side.
+    for (const user of [alice, bob]) {
+      const inbox = (await get(user, '/inbox')).json()
+      expect(inbox.items).toEqual([])
+      expect(inbox.unread).toBe(0)
+      expect((await get(user, '/conversations')).json().items).toEqual([])
+    }
     expect((await send(carol, alice.id, 'hi')).statusCode).toBe(201)
     await post(alice, '/blocks', { user_id: carol.id })
     const list = await allPages(alice, '/blocks', 1)

@@ -7,7 +7,7 @@ import type { CounterStore, LiveStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
-import type { MessageRow, MessagingStore, SenderRow } from './store.js'
+import type { MessageRow, MessagingStore, ParticipantRow, SenderRow } from './store.js'
 
 export interface MessagingDeps {
   store: MessagingStore
@@ -102,8 +102,12 @@ export function createMessagingService(deps: MessagingDeps) {
       if (hit.count > deps.sendRateLimit) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }
-      // Both users in one query: the recipient must exist, the sender's row goes into the answer.
-      const context = await store.sendContext(senderId, input.to)
+      const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
+      // Both users and the blocks between them decide whether it may be sent: without an
+      // idempotency key, read and stored in one statement; the sender's row goes into the answer.
+      const context: { users: ParticipantRow[]; blockerId: string | null; message?: MessageRow } = idempotencyKey
+        ? await store.sendContext(senderId, input.to)
+        : await store.insertIfAllowed(message)
       const users = new Map(context.users.map((u) => [u.id, u]))
       const recipient = users.get(input.to)
       if (!recipient || recipient.deleted_at) throw new NotFoundError('No such user', 'user_not_found')
@@ -112,13 +116,13 @@ export function createMessagingService(deps: MessagingDeps) {
           ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
           : new ForbiddenError('This user does not accept your messages', 'blocked')
       }
-
-      const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
       if (!idempotencyKey) {
-        const view = viewOf(await store.insertMessage(message), users)
+        // Allowed, so stored by the same statement.
+        const view = viewOf(context.message!, users)
         await publishViews([view])
         return { message: view, replayed: false }
       }
+
       const requestHash = createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
       const result = await store.insertIdempotent(senderId, idempotencyKey, requestHash, message)
       if (result.created) {

@@ -142,9 +142,32 @@ export function createMessagingStore(db: DB) {
     }))
   }
 
-  return {
-    insertMessage: async (message: NewMessage) => (await insertMessages(db, [message]))[0]!,
+  /** Both users of a message (deleted ones as tombstones), each row with who blocked whom, if anyone did. */
+  const contextQuery = (senderId: string, recipientId: string) =>
+    db
+      .selectFrom('users')
+      .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
+      .select((eb) =>
+        eb
+          .selectFrom('blocks')
+          .select('blocker_id')
+          .where((w) =>
+            w.or([
+              w.and([w('blocker_id', '=', senderId), w('blocked_id', '=', recipientId)]),
+              w.and([w('blocker_id', '=', recipientId), w('blocked_id', '=', senderId)]),
+            ]),
+          )
+          .limit(1)
+          .as('blocker_id'),
+      )
+      .where('id', 'in', [senderId, recipientId])
+  type ContextRow = Awaited<ReturnType<ReturnType<typeof contextQuery>['execute']>>[number]
+  const contextOf = (rows: ContextRow[]) => ({
+    users: rows.map(({ blocker_id: _b, ...user }) => user as ParticipantRow),
+    blockerId: rows[0]?.blocker_id ?? null,
+  })
 
+  return {
     /** Users by id, deleted ones included (as tombstones). */
     async participants(ids: string[]): Promise<ParticipantRow[]> {
       if (ids.length === 0) return []
@@ -160,25 +183,24 @@ export function createMessagingStore(db: DB) {
      * of them blocked the other, if either did.
      */
     async sendContext(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }> {
-      const rows = await db
-        .selectFrom('users')
-        .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
-        .select((eb) =>
-          eb
-            .selectFrom('blocks')
-            .select('blocker_id')
-            .where((w) =>
-              w.or([
-                w.and([w('blocker_id', '=', senderId), w('blocked_id', '=', recipientId)]),
-                w.and([w('blocker_id', '=', recipientId), w('blocked_id', '=', senderId)]),
-              ]),
-            )
-            .limit(1)
-            .as('blocker_id'),
-        )
-        .where('id', 'in', [senderId, recipientId])
-        .execute()
-      return { users: rows.map(({ blocker_id: _b, ...user }) => user as ParticipantRow), blockerId: rows[0]?.blocker_id ?? null }
+      return contextOf(await contextQuery(senderId, recipientId).execute())
+    },
+
+    /**
+     * Stores a user's message if its recipient is a live user and neither blocked the other, in
+     * ONE statement with the read that decides it; answers what sendContext answers, and the
+     * message when it was stored.
+     */
+    async insertIfAllowed(message: NewMessage & { from: string }): Promise<{ users: ParticipantRow[]; blockerId: string | null; message?: MessageRow }> {
+      const row = newMessageRow(message)
+      const { rows } = await sql<ContextRow>`
+        WITH ctx AS (${contextQuery(message.from, message.to)}),
+        allowed AS (SELECT 1 FROM ctx WHERE ctx.id = ${row.recipient_id} AND ctx.deleted_at IS NULL AND ctx.blocker_id IS NULL),
+        ${messagesWrite([row], 'allowed')}
+        SELECT * FROM ctx`.execute(db)
+      const context = contextOf(rows)
+      const recipient = context.users.find((u) => u.id === row.recipient_id)
+      return { ...context, ...(recipient && !recipient.deleted_at && !context.blockerId ? { message: row } : {}) }
     },
 
     async isLiveUser(id: string): Promise<boolean> {
