@@ -34,7 +34,7 @@ import { encodeCursor } from '../src/http/cursor.js'
 import { openDatabase } from '../src/platform/db/index.js'
 import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
-import { deleteRedisKeys } from '../test/support/backends.js'
+import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer } from './support/server.js'
 
 const env = process.env
@@ -55,8 +55,7 @@ const INBOX_CONNECTIONS = num('BENCH_INBOX_CONNECTIONS', 10)
 /** The inbox user has read all but the newest this many (a user who keeps up). */
 const INBOX_UNREAD = 100
 
-const tag = `fl_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`
-const REDIS_PREFIX = `${tag}:`
+const REDIS_PREFIX = `fl_bench_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}:`
 
 // ---------------------------------------------------------------------------------------------
 // Figures
@@ -101,16 +100,11 @@ const startServer = (settings: Record<string, string>) =>
 
 async function main() {
   console.log(`bench:messaging — ${CLIENTS} WebSocket clients over 2 API processes, ${RATE} msg/s for ${DURATION} s, inbox of ${INBOX_MESSAGES} messages`)
-  console.log(`PostgreSQL ${DATABASE_URL.replace(/\/\/[^@]*@/, '//')}, Redis ${REDIS_URL}; database ${tag}\n`)
-
   // Scratch database, migrated by opening it.
-  const admin = new pg.Client({ connectionString: DATABASE_URL })
-  await admin.connect()
-  await admin.query(`CREATE DATABASE ${tag}`)
-  await admin.end()
-  const dbUrl = new URL(DATABASE_URL)
-  dbUrl.pathname = `/${tag}`
-  const database = await openDatabase({ databaseUrl: dbUrl.toString(), dataDir: '', poolSize: 10 })
+  const scratch = await createScratchDatabase(DATABASE_URL)
+  const dbUrl = new URL(scratch.url)
+  console.log(`PostgreSQL ${dbUrl.host}, Redis ${REDIS_URL}; database ${dbUrl.pathname.slice(1)}, key prefix ${REDIS_PREFIX}\n`)
+  const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 10 })
   const { db } = database
   const live = await createRedisLiveStore(REDIS_URL, REDIS_PREFIX)
   const servers: BenchServer[] = []
@@ -421,12 +415,7 @@ async function main() {
     for (const server of servers) server.kill()
     await step('close the live store', () => live.close())
     await step('close the database', () => database.close())
-    await step('drop the scratch database', async () => {
-      const cleanup = new pg.Client({ connectionString: DATABASE_URL })
-      await cleanup.connect()
-      await cleanup.query(`DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`)
-      await cleanup.end()
-    })
+    await step('drop the scratch database', () => scratch.drop())
     await step('delete the Redis keys', async () => {
       await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
     })
