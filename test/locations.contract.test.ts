@@ -2,8 +2,10 @@ import fc from 'fast-check'
 import { computeDestinationPoint, getDistance } from 'geolib'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
 import type { LiveStore, LocationRole, NearbyHit, NearbyQuery } from '../src/platform/live/index.js'
-import { liveBackends } from './support/backends.js'
+import { cellOf, createRedisLocationStore } from '../src/platform/live/redis/locations.js'
+import { deleteRedisKeys, liveBackends, TEST_REDIS_URL, uniqueName } from './support/backends.js'
 
 // One contract for every live-location store, checked against brute force: geolib's haversine
 // over the same points. geolib's sphere is 0.084% larger than Redis GEO's, and Redis keeps
@@ -216,5 +218,54 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     expect(whole).toHaveLength(60)
     for (const size of [1, 7, 20]) expect(await allPages(query, size)).toEqual(whole)
     await Promise.all(ids.map((id) => live.locations.remove(id)))
+  })
+})
+
+// The Redis layout itself: a member carries its expiry, so a search is a plain GEOSEARCH. Checked
+// on the keys, since a leftover member would only cost memory and never show in an answer.
+describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
+  const prefix = `${uniqueName()}:`
+  let redis: Redis
+  let locations: ReturnType<typeof createRedisLocationStore>
+
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL!)
+    locations = createRedisLocationStore(redis, prefix)
+  })
+  afterAll(async () => {
+    locations.stop()
+    redis.disconnect()
+    await deleteRedisKeys(TEST_REDIS_URL!, prefix)
+  })
+
+  const members = (cell: string, suffix: string) => redis.zrange(`${prefix}loc:{${cell}}:${suffix}`, 0, -1)
+
+  it('keeps one member a user and role, renews it in place, and sweeps it when it expires', async () => {
+    const id = uuidv7()
+    const cell = cellOf(45.05, 5.05)
+    const first = Date.now() + 60_000
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first) })
+    await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000) })
+    expect(await members(cell, 'W')).toEqual([`${id}:${first + 1000}`])
+    expect(await members(cell, 'C')).toEqual([])
+
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200) })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(await locations.nearby({ lat: 45.05, lon: 5.05, radiusM: 100, limit: 5 })).toEqual([])
+    expect(await locations.sweep()).toBe(1)
+    expect(await members(cell, 'W')).toEqual([])
+    expect(await members(cell, 'e')).toEqual([])
+  })
+
+  it('never answers a member of the older layout (the bare user id) and sweeps it', async () => {
+    const id = uuidv7()
+    const cell = cellOf(-10.05, 20.05)
+    await redis.geoadd(`${prefix}loc:{${cell}}:W`, 20.05, -10.05, id)
+    await redis.zadd(`${prefix}loc:{${cell}}:e`, Date.now() + 100, id)
+    await redis.sadd(`${prefix}loc:cells`, cell)
+    expect(await locations.nearby({ lat: -10.05, lon: 20.05, radiusM: 100, limit: 5 })).toEqual([])
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect(await locations.sweep()).toBe(1)
+    expect(await members(cell, 'W')).toEqual([])
   })
 })

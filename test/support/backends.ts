@@ -13,7 +13,8 @@ import { openPlatform, type Platform } from '../../src/platform/index.js'
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined
 
-const uniqueName = () => `fl_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
+/** A name no other test file or run uses: scratch databases and Redis key prefixes. */
+export const uniqueName = () => `fl_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`
 
 /** A fresh, empty database on the test server; drop() removes it. */
 export async function createScratchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {

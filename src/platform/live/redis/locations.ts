@@ -6,13 +6,15 @@ import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
 // Layout, ready for Redis Cluster: the world is cut into coarse geohash cells (precision 4, about
 // 39 x 20 km at the equator). Each cell has one GEO key per role and a sorted set of expiries,
 // all with the cell as hash tag, so one script touches one cell in one slot:
-//   <p>loc:{<cell>}:W|C|A   GEO members = user ids holding that role
+//   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>", one per user holding that role
 //   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
 //   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users)
 //   <p>loc:user:<id>        the cell the user is in, expiring with the location
 //   <p>loc:cells            every cell ever used, for the background sweep
-// GEO members can't expire one by one: searches drop expired members as they read (the script
-// checks each against the expiry set) and a sweep deletes them now and then.
+// GEO members can't expire one by one, so each member carries its expiry: a search is one plain
+// GEOSEARCH per cell and drops the expired members it reads, and a sweep deletes them now and
+// then (the expiry zset says which). Members of the older layout (the bare user id) are never
+// answered and go with the sweep.
 
 export const CELL_PRECISION = 4
 const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
@@ -20,68 +22,42 @@ const ROLE_SUFFIX: Record<LocationRole, string> = { WORKER: 'W', CLIENT: 'C', AD
 const SWEEP_INTERVAL_MS = 60_000
 const SWEEP_BATCH = 500
 
-const SET = `
+// The member a user had in a cell, from its expiry score (and the older bare form).
+const MEMBERS_OF = `
+local function members_of(user, score)
+  if not score then return {user} end
+  return {user .. ':' .. string.format('%.0f', tonumber(score)), user}
+end
+`
+
+const SET = `${MEMBERS_OF}
+local user, exp = ARGV[3], ARGV[4]
+local old = members_of(user, redis.call('ZSCORE', KEYS[4], user))
+local member = user .. ':' .. exp
 for i = 1, 3 do
-  if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], ARGV[3])
-  else redis.call('ZREM', KEYS[i], ARGV[3]) end
+  redis.call('ZREM', KEYS[i], unpack(old))
+  if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], member) end
 end
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[4], exp, user)
 `
 
-const REMOVE = `
-for i = 1, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+const REMOVE = `${MEMBERS_OF}
+local old = members_of(ARGV[1], redis.call('ZSCORE', KEYS[4], ARGV[1]))
+for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(old)) end
+redis.call('ZREM', KEYS[4], ARGV[1])
 `
 
-// One cell, one role: the nearest COUNT within the radius, then only the unexpired ones.
-// Answers {truncated, last distance, member, distance, member, distance...}.
-const SEARCH = `
-local count = tonumber(ARGV[4])
-local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', count, 'WITHDIST')
-local n = #found
-if n == 0 then return {0, '0'} end
-local out = {n == count and 1 or 0, found[n][2]}
-local now = tonumber(ARGV[5])
-local i = 1
-while i <= n do
-  local last = math.min(i + 499, n)
-  local members = {}
-  for j = i, last do members[#members + 1] = found[j][1] end
-  local expiries = redis.call('ZMSCORE', KEYS[2], unpack(members))
-  for j = i, last do
-    local e = expiries[j - i + 1]
-    if e and tonumber(e) > now then
-      out[#out + 1] = found[j][1]
-      out[#out + 1] = found[j][2]
-    end
-  end
-  i = last + 1
-end
-return out
-`
-
-// The same, from a centre beyond Redis GEO's band (near a pole): everything in a circle around
-// the nearest point of the band that holds the real one, with coordinates, for the caller to
-// measure. Few people live there, so no COUNT.
-const SEARCH_ALL = `
-local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'WITHCOORD')
-local out = {}
-local now = tonumber(ARGV[4])
-for j = 1, #found do
-  local e = redis.call('ZSCORE', KEYS[2], found[j][1])
-  if e and tonumber(e) > now then
-    out[#out + 1] = found[j][1]
-    out[#out + 1] = found[j][2][1]
-    out[#out + 1] = found[j][2][2]
-  end
-end
-return out
-`
-
-const SWEEP = `
-local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+const SWEEP = `${MEMBERS_OF}
+local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]), 'WITHSCORES')
 if #gone == 0 then return 0 end
-for i = 1, 4 do redis.call('ZREM', KEYS[i], unpack(gone)) end
-return #gone
+local users, members = {}, {}
+for i = 1, #gone, 2 do
+  users[#users + 1] = gone[i]
+  for _, m in ipairs(members_of(gone[i], gone[i + 1])) do members[#members + 1] = m end
+end
+for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(members)) end
+redis.call('ZREM', KEYS[4], unpack(users))
+return #users
 `
 
 const SWEEP_POLAR = `
@@ -102,14 +78,19 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     locSet(w: string, c: string, a: string, e: string, lon: number, lat: number, member: string, exp: number, flags: string): Result<null, Context>
     locRemove(w: string, c: string, a: string, e: string, member: string): Result<null, Context>
-    locSearch(geo: string, e: string, lon: number, lat: number, radius: number, count: number, now: number): Result<(string | number)[], Context>
-    locSearchAll(geo: string, e: string, lon: number, lat: number, radius: number, now: number): Result<string[], Context>
     locSweep(w: string, c: string, a: string, e: string, now: number, batch: number): Result<number, Context>
     locSweepPolar(h: string, now: number): Result<number, Context>
   }
 }
 
 const isPolar = (cell: string) => cell === 'pn' || cell === 'ps'
+
+/** The user id of a GEO member "<user id>:<expiry ms>" that has not expired; undefined otherwise. */
+function unexpired(member: string, now: number): string | undefined {
+  const colon = member.lastIndexOf(':')
+  if (colon < 0 || Number(member.slice(colon + 1)) <= now) return undefined
+  return member.slice(0, colon)
+}
 
 /** The cell a position belongs to. */
 export function cellOf(lat: number, lon: number): string {
@@ -141,8 +122,6 @@ interface Reply {
 export function createRedisLocationStore(redis: Redis, prefix: string): LocationStore & { stop(): void } {
   redis.defineCommand('locSet', { numberOfKeys: 4, lua: SET })
   redis.defineCommand('locRemove', { numberOfKeys: 4, lua: REMOVE })
-  redis.defineCommand('locSearch', { numberOfKeys: 2, lua: SEARCH })
-  redis.defineCommand('locSearchAll', { numberOfKeys: 2, lua: SEARCH_ALL })
   redis.defineCommand('locSweep', { numberOfKeys: 4, lua: SWEEP })
   redis.defineCommand('locSweepPolar', { numberOfKeys: 1, lua: SWEEP_POLAR })
 
@@ -177,21 +156,29 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
     else await redis.locRemove(...cellKeys(cell), userId)
   }
 
+  // One cell, one role, one plain GEOSEARCH: the nearest `count` members within the radius, of
+  // which the unexpired ones are answered. From a centre beyond Redis GEO's band (near a pole):
+  // everything in a circle around the nearest point of the band that holds the real one, with
+  // coordinates, measured here (few people live there, so no COUNT).
   const searchCell = async (cell: string, role: LocationRole, lat: number, lon: number, radiusM: number, count: number, now: number): Promise<Reply> => {
+    const key = cellKey(cell, ROLE_SUFFIX[role])
+    const hits: NearbyHit[] = []
     if (Math.abs(lat) > MAX_GEO_LAT) {
       const edge = Math.sign(lat) * MAX_GEO_LAT
       const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
-      const reply = await redis.locSearchAll(cellKey(cell, ROLE_SUFFIX[role]), cellKey(cell, 'e'), lon, edge, reach, now)
-      const hits: NearbyHit[] = []
-      for (let i = 0; i < reply.length; i += 3) {
-        hits.push({ userId: reply[i]!, distanceM: haversineM(lat, lon, Number(reply[i + 2]), Number(reply[i + 1])) })
+      const found = (await redis.geosearch(key, 'FROMLONLAT', lon, edge, 'BYRADIUS', reach, 'm', 'WITHCOORD')) as [string, [string, string]][]
+      for (const [member, [plon, plat]] of found) {
+        const userId = unexpired(member, now)
+        if (userId) hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)) })
       }
       return { truncated: false, lastDistance: 0, hits }
     }
-    const reply = await redis.locSearch(cellKey(cell, ROLE_SUFFIX[role]), cellKey(cell, 'e'), lon, lat, radiusM + 0.5, count, now)
-    const hits: NearbyHit[] = []
-    for (let i = 2; i < reply.length; i += 2) hits.push({ userId: String(reply[i]), distanceM: Number(reply[i + 1]) })
-    return { truncated: Number(reply[0]) === 1, lastDistance: Number(reply[1]), hits }
+    const found = (await redis.geosearch(key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radiusM + 0.5, 'm', 'ASC', 'COUNT', count, 'WITHDIST')) as [string, string][]
+    for (const [member, distance] of found) {
+      const userId = unexpired(member, now)
+      if (userId) hits.push({ userId, distanceM: Number(distance) })
+    }
+    return { truncated: found.length === count, lastDistance: found.length > 0 ? Number(found[found.length - 1]![1]) : 0, hits }
   }
 
   const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number): Promise<Reply> => {
