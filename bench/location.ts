@@ -21,7 +21,7 @@
 // sparse no slower than dense, POST /location >= 40% of raw GEOADD.
 //
 // Settings (environment): BENCH_DATABASE_URL (a PostgreSQL server; scratch databases are made
-// and dropped), BENCH_REDIS_URL.
+// and dropped), BENCH_REDIS_URL; BENCH_CPU_PROF=<dir> writes the server's CPU profiles there.
 
 import autocannon from 'autocannon'
 import cliProgress from 'cli-progress'
@@ -170,7 +170,7 @@ async function freePort(): Promise<number> {
 async function startServer(env: Record<string, string>): Promise<{ url: string; stop(): Promise<void> }> {
   const port = await freePort()
   const child: ChildProcess = fork(fileURLToPath(new URL('../src/server.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), '--import', 'tsx'],
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,

@@ -25,7 +25,7 @@ import { locationRoutes } from './features/location/routes.js'
 import { createLocationService, type LocationService } from './features/location/service.js'
 import { createLocationUsers } from './features/location/store.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
-import { createMessagingStore } from './features/messaging/store.js'
+import { createMessagingStore, notBlockedEitherWay } from './features/messaging/store.js'
 import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
 import { jobsRoutes } from './features/jobs/routes.js'
@@ -131,15 +131,14 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())
-  // Live location and search. `hiddenFrom` names the users to leave out of a viewer's results
-  // (blocks): those the viewer blocked and those who blocked the viewer, from messaging.
+  // Live location and search. Search leaves out, in its read of the users, those the viewer
+  // blocked and those who blocked the viewer (messaging's condition).
   const location = createLocationService({
     store: platform.live.locations,
-    users: createLocationUsers(platform.database.db),
+    users: createLocationUsers(platform.database.db, notBlockedEitherWay),
     findUser: (id) => accountsStore.findById(id),
     view: accounts.view,
     defaultTtl: config.locationDefaultTtl,
-    hiddenFrom: messaging.hiddenFrom,
   })
   app.decorate('location', location)
   accounts.onDeleted((userId) => location.remove(userId))

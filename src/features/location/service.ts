@@ -1,19 +1,13 @@
 import { createHash } from 'node:crypto'
 import { Type } from 'typebox'
 import { UnauthenticatedError } from '../../errors.js'
-import { decodeCursor, pageOf } from '../../http/cursor.js'
+import { decodeCursor, encodeCursor } from '../../http/cursor.js'
 import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
 import type { LocationRole, LocationStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 import type { LocationUsers } from './store.js'
-
-/**
- * The users to leave out of a viewer's search results (those who blocked the viewer or whom the
- * viewer blocked, say). Given at construction by whichever feature knows.
- */
-export type HiddenFrom = (viewerId: string) => Promise<ReadonlySet<string>>
 
 /** Side of the privacy grid: a location is stored only as the centre of its grid square. */
 export const BLUR_GRID_M = 100
@@ -45,6 +39,8 @@ export function blurPosition(userId: string, lat: number, lon: number): { lat: n
 
 const ROLES_CACHE_MS = 60_000
 const ROLES_CACHE_SIZE = 100_000
+/** Reads of the store a page may take when hidden users leave it short; then it is answered short. */
+const SEARCH_ROUNDS = 3
 
 // The position after the last hit of a page: its distance as the store measured it, and its id.
 const CursorPosition = Type.Object({ d: Type.Number({ minimum: 0 }), u: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
@@ -55,8 +51,6 @@ export function createLocationService(deps: {
   findUser: (id: string) => Promise<Pick<UserRow, 'roles'> | undefined>
   view: (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
   defaultTtl: number
-  /** Users to leave out of a viewer's results; none by default. */
-  hiddenFrom?: HiddenFrom
 }) {
   const { store } = deps
 
@@ -89,34 +83,41 @@ export function createLocationService(deps: {
       await store.remove(userId)
     },
 
-    /** Users within the radius, nearest first; never the caller, never someone hidden from the caller. */
+    /**
+     * Users within the radius, nearest first; never the caller, never someone hidden from the
+     * caller. Hits are read from the store a page at a time and their users in one query that
+     * leaves out the hidden and the deleted; when that leaves a page short, the next hits fill it.
+     */
     async search(viewerId: string, query: SearchInput) {
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, CursorPosition)
-      const hidden = deps.hiddenFrom ? await deps.hiddenFrom(viewerId) : undefined
-      const exclude = new Set(hidden)
-      exclude.add(viewerId)
-      const hits = await store.nearby({
-        lat: query.lat,
-        lon: query.lon,
-        radiusM: query.radius,
-        limit: limit + 1,
-        role: query.role,
-        after: after && { distanceM: after.d, userId: after.u },
-        exclude,
-      })
-      const page = pageOf(hits, limit, (last) => ({ d: last.distanceM, u: last.userId }))
-      const users = await deps.users.byIds([viewerId, ...page.items.map((h) => h.userId)])
-      const viewer = users.get(viewerId)
-      if (!viewer) throw new UnauthenticatedError()
+      let position = after && { distanceM: after.d, userId: after.u }
       const items = []
-      for (const hit of page.items) {
-        const user = users.get(hit.userId)
-        // Deleted meanwhile, or no longer holding the role: left out, the cursor still moves on.
-        if (!user || (query.role && !user.roles.includes(query.role))) continue
-        items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
+      let more = true
+      for (let round = 0; more && items.length < limit && round < SEARCH_ROUNDS; round++) {
+        const wanted = limit - items.length
+        const hits = await store.nearby({
+          lat: query.lat,
+          lon: query.lon,
+          radiusM: query.radius,
+          limit: wanted + 1,
+          role: query.role,
+          after: position,
+          exclude: new Set([viewerId]),
+        })
+        more = hits.length > wanted
+        const taken = hits.slice(0, wanted)
+        const { viewer, users } = await deps.users.seenBy(viewerId, taken.map((h) => h.userId))
+        if (!viewer) throw new UnauthenticatedError()
+        for (const hit of taken) {
+          position = hit
+          const user = users.get(hit.userId)
+          // Hidden, deleted meanwhile, or no longer holding the role: left out, the cursor moves on.
+          if (!user || (query.role && !user.roles.includes(query.role))) continue
+          items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
+        }
       }
-      return { items, next_cursor: page.next_cursor }
+      return { items, next_cursor: more && position ? encodeCursor({ d: position.distanceM, u: position.userId }) : null }
     },
   }
 }

@@ -306,7 +306,6 @@ describe('blocks and reports', () => {
     const list = await allPages(alice, '/blocks', 1)
     expect(list.map((b) => (b as unknown as { user: { id: string } }).user.id).sort()).toEqual([bob.id, carol.id].sort())
     expect((await get(bob, '/blocks')).json().items).toEqual([])
-    expect(await t.app.messaging.hiddenFrom(bob.id)).toEqual(new Set([alice.id]))
 
     expect((await t.app.inject({ method: 'DELETE', url: `/blocks/${bob.id}`, headers: alice.auth })).statusCode).toBe(204)
     expect((await send(bob, alice.id, 'hey again')).statusCode).toBe(201)
@@ -334,6 +333,33 @@ describe('blocks and reports', () => {
     expect(await found(alice)).toContain(carol.id)
     await t.app.inject({ method: 'DELETE', url: `/blocks/${bob.id}`, headers: alice.auth })
     expect(await found(alice)).toContain(bob.id)
+  })
+
+  it('fills search pages past blocked users, without repeats or gaps', async () => {
+    const viewer = await newUser(t.app)
+    const workers = await Promise.all(Array.from({ length: 8 }, () => newUser(t.app, { roles: ['WORKER'] })))
+    const at = { lat: -41.29, lon: 174.78 }
+    for (const w of workers) expect((await post(w, '/location', at)).statusCode).toBe(200)
+    const search = `/search?lat=${at.lat}&lon=${at.lon}&radius=2000&role=WORKER&limit=2`
+    const ids = (page: { items: { user: { id: string } }[] }) => page.items.map((i) => i.user.id)
+    const everyone = ids((await get(viewer, `${search.replace('limit=2', 'limit=20')}`)).json())
+    expect(everyone).toHaveLength(8)
+    // The viewer blocks the three nearest and one further on; one more blocks the viewer.
+    const hidden = [everyone[0]!, everyone[1]!, everyone[2]!, everyone[5]!]
+    for (const id of hidden.slice(0, 3)) await post(viewer, '/blocks', { user_id: id })
+    const blocker = workers.find((w) => w.id === hidden[3])!
+    await post(blocker, '/blocks', { user_id: viewer.id })
+
+    const pages: string[][] = []
+    let cursor: string | null = null
+    do {
+      const page: { items: { user: { id: string } }[]; next_cursor: string | null } = (await get(viewer, cursor ? `${search}&cursor=${cursor}` : search)).json()
+      pages.push(ids(page))
+      cursor = page.next_cursor
+    } while (cursor)
+    const visible = everyone.filter((id) => !hidden.includes(id))
+    expect(pages.flat()).toEqual(visible)
+    expect(pages.slice(0, -1).every((page) => page.length === 2)).toBe(true)
   })
 
   it('stores reports of received messages and of users, and only those', async () => {

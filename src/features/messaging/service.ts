@@ -213,9 +213,6 @@ export function createMessagingService(deps: MessagingDeps) {
       }
     },
 
-    /** Users the viewer should not see in search: those the viewer blocked, and those who blocked the viewer. */
-    hiddenFrom: (viewerId: string): Promise<Set<string>> => store.blockedEitherWay(viewerId),
-
     /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did: what a message between them depends on. */
     contextOf: (senderId: string, recipientId: string) => store.sendContext(senderId, recipientId),
 
