@@ -1,6 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -13,6 +12,7 @@ import { loggerOptions } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
 import { registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
+import { DOCS_PREFIX, registerSecurityHeaders } from './http/security-headers.js'
 import { localFirstCounters } from './platform/live/local-first-counters.js'
 import type { Platform } from './platform/index.js'
 import { accountsRoutes } from './features/accounts/routes.js'
@@ -89,7 +89,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('config', config)
   app.decorate('platform', platform)
 
-  await app.register(helmet, { global: true })
+  registerSecurityHeaders(app)
   await app.register(cors, {
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
@@ -112,7 +112,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The access_token from POST /authorize' } } },
     },
   })
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, uiConfig: { deepLinking: true } })
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true, uiConfig: { deepLinking: true } })
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
 
   // Features: stores talk to storage, services decide, routes parse and answer.

@@ -247,6 +247,8 @@ describe('pictures', () => {
     expect(meta.exif).toBeUndefined()
     expect(pic.rawPayload.includes(Buffer.from('PhoneMaker'))).toBe(false)
 
+    // Pictures are public and versioned by their URL, so caches may keep them (API answers are no-store).
+    expect(pic.headers['cache-control']).toBe('public, max-age=300, must-revalidate')
     const etag = pic.headers.etag as string
     expect(etag).toBeTruthy()
     expect((await inject({ url: pictureUrl, headers: { 'if-none-match': etag } })).statusCode).toBe(304)
