@@ -41,6 +41,22 @@ describe.each(liveBackends())('$name', (backend) => {
       expect(later!.expiresAt.getTime()).toBe(s.maxExpiresAt.getTime())
     })
 
+    it('writes a renewal only when it moves the expiry by min(60 s, 0.1% of the idle TTL)', async () => {
+      const s = session(uuidv7(), { expiresAt: new Date(Date.now() + 3_600_000), maxExpiresAt: new Date(Date.now() + 7_200_000) })
+      await live.sessions.create('hash-renew', s, 10)
+      // Moving the expiry by under 3.6 s (0.1% of an hour): read, not written.
+      const read = await live.sessions.touch('hash-renew', new Date(s.createdAt.getTime() + 2_000), 3600)
+      expect(read!.expiresAt.getTime()).toBe(s.expiresAt.getTime())
+      expect(read!.lastUsedAt.getTime()).toBe(s.lastUsedAt.getTime())
+      // By 5 s: written, and kept.
+      const at = new Date(s.createdAt.getTime() + 5_000)
+      const renewed = await live.sessions.touch('hash-renew', at, 3600)
+      expect(renewed!.expiresAt.getTime()).toBe(at.getTime() + 3_600_000)
+      expect(renewed!.lastUsedAt.getTime()).toBe(at.getTime())
+      const listed = (await live.sessions.list(s.userId)).find((x) => x.id === s.id)
+      expect(listed).toMatchObject({ expiresAt: renewed!.expiresAt, lastUsedAt: at })
+    })
+
     it('answers null for an unknown token and for a session past its idle expiry', async () => {
       expect(await live.sessions.touch('no-such-hash', new Date(), 60)).toBeNull()
       const s = session(uuidv7(), { expiresAt: new Date(Date.now() + 300) })
