@@ -23,9 +23,8 @@ import { createSessionsService, type SessionsService } from './features/sessions
 import { systemRoutes } from './features/system/routes.js'
 import { locationRoutes } from './features/location/routes.js'
 import { createLocationService, type LocationService } from './features/location/service.js'
-import { createLocationUsers } from './features/location/store.js'
 import { createMessagingService, type MessagingService } from './features/messaging/service.js'
-import { createMessagingStore, notBlockedEitherWay } from './features/messaging/store.js'
+import { createMessagingStore } from './features/messaging/store.js'
 import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
 import { jobsRoutes } from './features/jobs/routes.js'
@@ -123,20 +122,24 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     hasher: platform.hasher,
     endSessions: sessions.endAll,
     publicUrl: config.publicUrl,
+    events: platform.live.events,
   })
+  await accounts.start()
+  app.addHook('onClose', async () => accounts.close())
   app.decorate('accounts', accounts)
   app.decorate('sessions', sessions)
   app.decorate('authenticate', createAuthenticate(sessions.authenticate))
   const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, sendLimits: limits, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit })
+  await messaging.start()
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
   app.addHook('onClose', async () => messaging.close())
-  // Live location and search. Search leaves out, in its read of the users, those the viewer
-  // blocked and those who blocked the viewer (messaging's condition).
+  // Live location and search. Search leaves out those the viewer blocked and those who blocked
+  // the viewer (messaging knows).
   const location = createLocationService({
     store: platform.live.locations,
-    users: createLocationUsers(platform.database.db, notBlockedEitherWay),
-    findUser: (id) => accountsStore.findById(id),
+    users: accounts.byIds,
+    hiddenFrom: messaging.hiddenFrom,
     view: accounts.view,
     defaultTtl: config.locationDefaultTtl,
   })

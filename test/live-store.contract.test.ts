@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import type { LiveEvent, LiveStore, SessionRecord } from '../src/platform/live/index.js'
 import { localFirstCounters } from '../src/platform/live/local-first-counters.js'
+import { createSharedCache, type SharedCache } from '../src/platform/live/shared-cache.js'
 import { liveBackends } from './support/backends.js'
 
 // One contract, every implementation of the live store this run can reach.
@@ -223,6 +224,48 @@ describe.each(liveBackends())('$name', (backend) => {
       await live.tickets.put(key, 'value-2', 300)
       await sleep(450)
       expect(await live.tickets.take(key)).toBeNull()
+    })
+  })
+
+  describe('shared cache', () => {
+    // Two caches of one name on the store's events: two processes' caches.
+    const pair = async () => {
+      const name = `test-${uuidv7()}`
+      const caches = [0, 1].map(() => createSharedCache<string>({ events: live.events, name, max: 100, ttlMs: 60_000 }))
+      for (const cache of caches) await cache.start()
+      return { caches: caches as [SharedCache<string>, SharedCache<string>], close: () => Promise.all(caches.map((c) => c.close())) }
+    }
+
+    it('reads through, and drops an entry in every process when one says it changed', async () => {
+      const { caches: [a, b], close } = await pair()
+      const loads: string[][] = []
+      const load = async (missing: string[]) => {
+        loads.push(missing)
+        return new Map(missing.filter((k) => k !== 'gone').map((k) => [k, `v${loads.length}`]))
+      }
+      expect(await a.getMany(['x', 'y', 'gone'], load)).toEqual(new Map([['x', 'v1'], ['y', 'v1']]))
+      expect(await a.getMany(['x', 'y'], load)).toEqual(new Map([['x', 'v1'], ['y', 'v1']]))
+      expect(loads).toEqual([['x', 'y', 'gone']])
+      await b.changed(['x'])
+      await expect.poll(async () => (await a.getMany(['x', 'y'], load)).get('x'), { timeout: 5000 }).not.toBe('v1')
+      expect(loads.slice(1).every((keys) => keys.length === 1 && keys[0] === 'x')).toBe(true)
+      await close()
+    })
+
+    it('does not keep a value read while a change was made', async () => {
+      const { caches: [a, b], close } = await pair()
+      let release!: () => void
+      const loading = a.get('k', async () => {
+        await new Promise<void>((resolve) => (release = resolve))
+        return 'read before the change'
+      })
+      await b.changed(['k'])
+      // The change reaches A while its read is under way.
+      await sleep(200)
+      release()
+      expect(await loading).toBe('read before the change')
+      expect(await a.get('k', async () => 'read after')).toBe('read after')
+      await close()
     })
   })
 

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
-import { openTestPlatform, testConfig } from './backends.js'
+import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from './backends.js'
 
 export interface TestApp {
   app: FastifyInstance
@@ -31,6 +31,28 @@ export async function startTestApp(env: Record<string, string | undefined> = {},
     async close() {
       await app.close()
       await platform.close()
+    },
+  }
+}
+
+/**
+ * Two API processes (two buildApp instances) on one database and one live store: on PostgreSQL
+ * and Redis, two platforms on the same servers; on the embedded default, where a PGlite can't be
+ * opened twice, both apps share one platform (and so one LISTEN).
+ */
+export async function startTwoApps(overrides: [Partial<Config>, Partial<Config>] = [{}, {}]) {
+  const scratch = TEST_DATABASE_URL ? await createScratchDatabase(TEST_DATABASE_URL) : undefined
+  const config = testConfig(scratch ? { DATABASE_URL: scratch.url } : {})
+  const first = await openTestPlatform(config)
+  const second = scratch ? await openTestPlatform(config) : first
+  const apps = [await buildApp({ ...config, ...overrides[0] }, first), await buildApp({ ...config, ...overrides[1] }, second)] as const
+  return {
+    apps,
+    /** Closes both apps (either may have been closed already), their platforms, and the database. */
+    async close() {
+      for (const app of apps) await app.close()
+      for (const platform of new Set([first, second])) await platform.close()
+      await scratch?.drop()
     },
   }
 }

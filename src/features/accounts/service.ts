@@ -4,6 +4,8 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, Unauth
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import { toProfilePicture } from '../../platform/images.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
+import type { EventBus } from '../../platform/live/index.js'
+import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
 import type { SignupInput, UpdateUserInput, UserView } from './schemas.js'
 import { EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
@@ -19,6 +21,9 @@ export type AccountDeletedHook = (userId: string) => Promise<void>
 export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
 
 const MAX_PASSWORD_BYTES = 72
+/** Users kept in each process for search results and the like (about 300 bytes each). */
+const CACHED_USERS = 100_000
+const CACHED_USER_TTL_MS = 60_000
 const CursorPosition = Type.Object({ id: Type.String({ format: 'uuid' }) })
 
 function checkPasswordBytes(password: string, field = 'password') {
@@ -32,9 +37,14 @@ export function createAccountsService(deps: {
   hasher: PasswordHasher
   endSessions: EndSessions
   publicUrl: string | undefined
+  /** Where a change to a user is told to every process, so that their caches drop it. */
+  events: EventBus
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
+  // Users as other features show them (search results, a poster's roles), read through a cache
+  // of each process; every change to a user drops it everywhere.
+  const cached = createSharedCache<UserRow>({ events: deps.events, name: 'users', max: CACHED_USERS, ttlMs: CACHED_USER_TTL_MS })
 
   const isAdmin = (user: Pick<UserRow, 'roles'>) => user.roles.includes('ADMIN')
 
@@ -74,6 +84,16 @@ export function createAccountsService(deps: {
     onDeleted(hook: AccountDeletedHook) {
       deletedHooks.push(hook)
     },
+
+    /**
+     * Users by id (deleted ones are left out), from this process's cache when they are in it. A
+     * change made anywhere shows here once its event arrives (within a minute at worst): for
+     * showing other users, not for deciding what a user may do.
+     */
+    byIds: (ids: readonly string[]): Promise<Map<string, UserRow>> => cached.getMany(ids, (missing) => store.findByIds(missing)),
+
+    start: () => cached.start(),
+    close: () => cached.close(),
 
     async signup(input: SignupInput): Promise<UserView> {
       checkPasswordBytes(input.password)
@@ -128,6 +148,7 @@ export function createAccountsService(deps: {
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
         })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
+        await cached.changed([updated.id])
         // A new password ends every other session: whoever knew the old one is out.
         if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
         return view(updated, me)
@@ -140,6 +161,7 @@ export function createAccountsService(deps: {
     async delete(actor: Actor, id: string | undefined): Promise<void> {
       const { target } = await actingOn(actor, id)
       if (!(await store.delete(target.id))) throw new NotFoundError('No such user', 'user_not_found')
+      await cached.changed([target.id])
       await deps.endSessions(target.id)
       for (const hook of deletedHooks) await hook(target.id)
     },
@@ -159,6 +181,7 @@ export function createAccountsService(deps: {
       const etag = createHash('sha256').update(image).digest('base64url').slice(0, 16)
       const user = await store.setPicture(actor.userId, image, etag)
       if (!user) throw new UnauthenticatedError()
+      await cached.changed([user.id])
       return view(user, user)
     },
 

@@ -56,6 +56,13 @@ export function createAccountsStore(db: DB) {
       return live().select(PUBLIC_COLUMNS).where('id', '=', id).executeTakeFirst()
     },
 
+    /** The users of these ids that exist (deleted ones are left out). */
+    async findByIds(ids: readonly string[]): Promise<Map<string, UserRow>> {
+      if (ids.length === 0) return new Map()
+      const rows = await live().select(PUBLIC_COLUMNS).where('id', 'in', ids).execute()
+      return new Map(rows.map((row) => [row.id, row]))
+    },
+
     /** The one read of a password hash: for checking a password. */
     async findForLogin(email: string) {
       return live()

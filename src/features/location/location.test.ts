@@ -1,6 +1,6 @@
 import { computeDestinationPoint, getDistance } from 'geolib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 beforeAll(async () => {
@@ -87,6 +87,33 @@ describe('live location and search', () => {
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([deleted.id])
     expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: deleted.auth })).statusCode).toBe(204)
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([])
+  })
+
+  it('shows, in one process\'s searches, a rename, a block and a deletion made through another', async () => {
+    // Each process keeps the users it shows; a change made anywhere must reach them all.
+    const { apps: [a, b], close } = await startTwoApps()
+    try {
+      const worker = await newUser(a, { roles: ['WORKER'], first_name: 'Before' })
+      const client = await newUser(a)
+      const at = { lat: 60.1699, lon: 24.9384 }
+      expect((await a.inject({ method: 'POST', url: '/location', headers: worker.auth, payload: at })).statusCode).toBe(200)
+      const names = async () => {
+        const res = await a.inject({ url: '/search', headers: client.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '500' } })
+        return (res.json() as { items: { user: { first_name: string } }[] }).items.map((i) => i.user.first_name)
+      }
+      expect(await names()).toEqual(['Before'])
+
+      expect((await b.inject({ method: 'POST', url: '/user', headers: worker.auth, payload: { first_name: 'After' } })).statusCode).toBe(200)
+      await expect.poll(names, { timeout: 5000 }).toEqual(['After'])
+      expect((await b.inject({ method: 'POST', url: '/blocks', headers: worker.auth, payload: { user_id: client.id } })).statusCode).toBe(201)
+      await expect.poll(names, { timeout: 5000 }).toEqual([])
+      expect((await b.inject({ method: 'DELETE', url: `/blocks/${client.id}`, headers: worker.auth })).statusCode).toBe(204)
+      await expect.poll(names, { timeout: 5000 }).toEqual(['After'])
+      expect((await b.inject({ method: 'DELETE', url: '/user', headers: worker.auth })).statusCode).toBe(204)
+      await expect.poll(names, { timeout: 5000 }).toEqual([])
+    } finally {
+      await close()
+    }
   })
 
   it('a location with a short ttl expires by itself', async () => {

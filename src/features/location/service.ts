@@ -7,7 +7,6 @@ import type { LocationRole, LocationStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
-import type { LocationUsers } from './store.js'
 
 /** Side of the privacy grid: a location is stored only as the centre of its grid square. */
 export const BLUR_GRID_M = 100
@@ -37,8 +36,6 @@ export function blurPosition(userId: string, lat: number, lon: number): { lat: n
   return { lat: blurredLat, lon: blurredLon }
 }
 
-const ROLES_CACHE_MS = 60_000
-const ROLES_CACHE_SIZE = 100_000
 /** Reads of the store a page may take when hidden users leave it short; then it is answered short. */
 const SEARCH_ROUNDS = 3
 
@@ -47,30 +44,26 @@ const CursorPosition = Type.Object({ d: Type.Number({ minimum: 0 }), u: Type.Str
 
 export function createLocationService(deps: {
   store: LocationStore
-  users: LocationUsers
-  findUser: (id: string) => Promise<Pick<UserRow, 'roles'> | undefined>
+  /** Users by id, deleted ones left out (the accounts feature's, cached in the process). */
+  users: (ids: readonly string[]) => Promise<Map<string, UserRow>>
+  /** The users to leave out of a viewer's results: blocks either way (messaging's). */
+  hiddenFrom: (viewerId: string) => Promise<ReadonlySet<string>>
   view: (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
   defaultTtl: number
 }) {
   const { store } = deps
 
-  // A worker posts every minute or so: its roles are read from the database once a minute, not
-  // on every post. Searches check roles against the database anyway, so a change shows at once.
-  const rolesSeen = new Map<string, { roles: UserRow['roles']; at: number }>()
-  const rolesOf = async (userId: string, now: number) => {
-    const seen = rolesSeen.get(userId)
-    if (seen && now - seen.at < ROLES_CACHE_MS) return seen.roles
-    const user = await deps.findUser(userId)
+  const userOf = async (userId: string) => {
+    const user = (await deps.users([userId])).get(userId)
     if (!user) throw new UnauthenticatedError()
-    if (rolesSeen.size >= ROLES_CACHE_SIZE) rolesSeen.clear()
-    rolesSeen.set(userId, { roles: user.roles, at: now })
-    return user.roles
+    return user
   }
 
   return {
     /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
     async post(userId: string, input: PostLocationInput): Promise<{ expiresAt: Date }> {
-      const roles = await rolesOf(userId, Date.now())
+      // The roles go with the location, so that searches for a role read only its users.
+      const { roles } = await userOf(userId)
       const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
       const { lat, lon } = blurPosition(userId, input.lat, input.lon)
       await store.set(userId, { lat, lon, roles: roles as LocationRole[], expiresAt })
@@ -79,18 +72,18 @@ export function createLocationService(deps: {
 
     /** Takes the user off the map (also on sign-out and account deletion). */
     async remove(userId: string): Promise<void> {
-      rolesSeen.delete(userId)
       await store.remove(userId)
     },
 
     /**
      * Users within the radius, nearest first; never the caller, never someone hidden from the
-     * caller. Hits are read from the store a page at a time and their users in one query that
-     * leaves out the hidden and the deleted; when that leaves a page short, the next hits fill it.
+     * caller. Hits are read from the store a page at a time, then their users; those hidden,
+     * deleted or without the role are left out, and the next hits fill the page.
      */
     async search(viewerId: string, query: SearchInput) {
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, CursorPosition)
+      const hiddenFrom = deps.hiddenFrom(viewerId)
       let position = after && { distanceM: after.d, userId: after.u }
       const items = []
       let more = true
@@ -107,13 +100,14 @@ export function createLocationService(deps: {
         })
         more = hits.length > wanted
         const taken = hits.slice(0, wanted)
-        const { viewer, users } = await deps.users.seenBy(viewerId, taken.map((h) => h.userId))
+        const [users, hidden] = await Promise.all([deps.users([viewerId, ...taken.map((h) => h.userId)]), hiddenFrom])
+        const viewer = users.get(viewerId)
         if (!viewer) throw new UnauthenticatedError()
         for (const hit of taken) {
           position = hit
           const user = users.get(hit.userId)
           // Hidden, deleted meanwhile, or no longer holding the role: left out, the cursor moves on.
-          if (!user || (query.role && !user.roles.includes(query.role))) continue
+          if (!user || hidden.has(hit.userId) || (query.role && !user.roles.includes(query.role))) continue
           items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
         }
       }

@@ -4,6 +4,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { CounterStore, LiveStore } from '../../platform/live/index.js'
+import { createSharedCache } from '../../platform/live/shared-cache.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
@@ -25,6 +26,8 @@ const ConversationCursor = Type.Object({ last: Type.String({ format: 'uuid' }), 
 const BlockCursor = Type.Object({ at: Type.String({ format: 'date-time' }), id: Type.String({ format: 'uuid' }) })
 
 const MINUTE_MS = 60_000
+/** Viewers whose blocks (either way) each process keeps for search; most have none. */
+const CACHED_BLOCK_SETS = 100_000
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
 /** Messages replayed at most on a socket's `?since=`; past it the client pages GET /inbox. */
 export const REPLAY_LIMIT = 500
@@ -76,6 +79,10 @@ export function createMessagingService(deps: MessagingDeps) {
     const users = missing.length > 0 ? new Map([...known, ...(await usersOf(missing))]) : known
     await publishViews(messages.map((row) => viewOf(row, users)))
   }
+
+  // Who is hidden from whom, for search: read through a cache of each process, dropped
+  // everywhere when either user blocks or unblocks the other.
+  const hidden = createSharedCache<ReadonlySet<string>>({ events: live.events, name: 'blocks', max: CACHED_BLOCK_SETS, ttlMs: MINUTE_MS })
 
   const mustBeLiveUser = async (id: string) => {
     if (!(await store.isLiveUser(id))) throw new NotFoundError('No such user', 'user_not_found')
@@ -191,12 +198,14 @@ export function createMessagingService(deps: MessagingDeps) {
       if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
       await mustBeLiveUser(blockedId)
       const result = await store.block(userId, blockedId)
+      await hidden.changed([userId, blockedId])
       const users = await usersOf([blockedId])
       return { created: result.created, block: { user: summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }
     },
 
     async unblock(userId: string, blockedId: string): Promise<void> {
       if (!(await store.unblock(userId, blockedId))) throw new NotFoundError('You have not blocked this user', 'block_not_found')
+      await hidden.changed([userId, blockedId])
     },
 
     async blocks(userId: string, query: { limit?: number; cursor?: string }) {
@@ -212,6 +221,13 @@ export function createMessagingService(deps: MessagingDeps) {
         next_cursor: page.next_cursor,
       }
     },
+
+    /**
+     * The users to leave out of what the viewer finds: those the viewer blocked and those who
+     * blocked the viewer. From this process's cache; a block made anywhere shows once its event
+     * arrives. Sending checks blocks in the database, never here.
+     */
+    hiddenFrom: async (viewerId: string): Promise<ReadonlySet<string>> => (await hidden.get(viewerId, (id) => store.blockedEitherWay(id)))!,
 
     /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did: what a message between them depends on. */
     contextOf: (senderId: string, recipientId: string) => store.sendContext(senderId, recipientId),
@@ -238,10 +254,14 @@ export function createMessagingService(deps: MessagingDeps) {
     /** An account went: its blocks and idempotency keys go with it; its messages stay with others. */
     async forgetUser(userId: string): Promise<void> {
       await store.forgetUser(userId)
+      await hidden.changed([userId])
     },
 
-    close() {
+    start: () => hidden.start(),
+
+    async close() {
       clearInterval(sweeper)
+      await hidden.close()
     },
   }
 }

@@ -1,4 +1,4 @@
-import { sql, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type SqlBool, type Transaction } from 'kysely'
+import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
 
@@ -24,25 +24,6 @@ interface MessagesTable {
   created_at: Date
   read_at: Date | null
 }
-
-/**
- * A condition for a query on `users`: neither the viewer nor the user blocked the other. Other
- * features put it in their own queries (search leaves blocked users out in the same read).
- */
-export const notBlockedEitherWay = (viewerId: string) => (eb: ExpressionBuilder<Database, 'users'>): Expression<SqlBool> =>
-  eb.not(
-    eb.exists(
-      eb
-        .selectFrom('blocks')
-        .select('blocks.blocker_id')
-        .where((w) =>
-          w.or([
-            w.and([w('blocks.blocker_id', '=', viewerId), w('blocks.blocked_id', '=', w.ref('users.id'))]),
-            w.and([w('blocks.blocker_id', '=', w.ref('users.id')), w('blocks.blocked_id', '=', viewerId)]),
-          ]),
-        ),
-    ),
-  )
 
 /** A message as stored. `sender_id` is null for system messages. */
 export type MessageRow = Selectable<MessagesTable>
@@ -384,6 +365,17 @@ export function createMessagingStore(db: DB) {
         query = query.where((eb) => eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('blocked_id', '>', id)])]))
       }
       return query.orderBy('created_at', 'desc').orderBy('blocked_id').limit(options.limit).execute()
+    },
+
+    /** The users the viewer blocked and the users who blocked the viewer. */
+    async blockedEitherWay(viewerId: string): Promise<Set<string>> {
+      const rows = await db
+        .selectFrom('blocks')
+        .select('blocked_id as id')
+        .where('blocker_id', '=', viewerId)
+        .unionAll(db.selectFrom('blocks').select('blocker_id as id').where('blocked_id', '=', viewerId))
+        .execute()
+      return new Set(rows.map((r) => r.id))
     },
 
     /** Forgets a deleted user's blocks and idempotency keys (its messages stay for the other party). */

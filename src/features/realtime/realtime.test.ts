@@ -4,15 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { v7 as uuidv7 } from 'uuid'
-import { buildApp } from '../../app.js'
 import { hashToken } from '../sessions/service.js'
-import type { Platform } from '../../platform/index.js'
-import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from '../../../test/support/backends.js'
-import { newUser, signIn, type SignedIn } from '../../../test/support/app.js'
+import { newUser, signIn, startTwoApps, type SignedIn } from '../../../test/support/app.js'
 
-// Two API processes (two buildApp instances, each listening) on one database and one live store:
-// on PostgreSQL and Redis, two platforms on the same servers; on the embedded default, where a
-// PGlite can't be opened twice, both apps share one platform (and so one LISTEN).
+// Two API processes (two buildApp instances, each listening) on one database and one live store.
 
 interface Server {
   app: FastifyInstance
@@ -21,34 +16,22 @@ interface Server {
 
 let a: Server
 let b: Server
-const platforms: Platform[] = []
-let dropScratch: (() => Promise<void>) | undefined
-let aClosed = false
+let closeApps: () => Promise<void>
 
 beforeAll(async () => {
-  const scratch = TEST_DATABASE_URL ? await createScratchDatabase(TEST_DATABASE_URL) : undefined
-  dropScratch = scratch?.drop
-  const config = testConfig(scratch ? { DATABASE_URL: scratch.url } : {})
-  const first = await openTestPlatform(config)
-  const second = scratch ? await openTestPlatform(config) : first
-  platforms.push(first, ...(second === first ? [] : [second]))
-  const start = async (platform: Platform, overrides: Partial<typeof config>): Promise<Server> => {
-    const app = await buildApp({ ...config, ...overrides }, platform)
+  // A pings often (dead peers go fast); B closes sockets with over 64 kB waiting.
+  const { apps, close } = await startTwoApps([{ wsHeartbeatInterval: 300 }, { wsMaxBufferedBytes: 64 * 1024 }])
+  closeApps = close
+  const listening = async (app: FastifyInstance): Promise<Server> => {
     await app.listen({ port: 0, host: '127.0.0.1' })
     const address = app.server.address() as { port: number }
     return { app, url: `http://127.0.0.1:${address.port}` }
   }
-  // A pings often (dead peers go fast); B closes sockets with over 64 kB waiting.
-  a = await start(first, { wsHeartbeatInterval: 300 })
-  b = await start(second, { wsMaxBufferedBytes: 64 * 1024 })
+  a = await listening(apps[0])
+  b = await listening(apps[1])
 })
 
-afterAll(async () => {
-  if (!aClosed) await a?.app.close()
-  await b?.app.close()
-  for (const platform of platforms) await platform.close()
-  await dropScratch?.()
-})
+afterAll(async () => closeApps?.())
 
 interface Client {
   ws: WebSocket
@@ -249,7 +232,6 @@ describe('GET /ws', () => {
   it('closes its sockets with 1001 when the app closes', async () => {
     const bob = await newUser(a.app)
     const socket = await connect(a, { token: bob.token })
-    aClosed = true
     await a.app.close()
     expect((await socket.closed).code).toBe(1001)
   })
