@@ -5,6 +5,7 @@ import * as locations from './0003_locations.js'
 import * as messaging from './0004_messaging.js'
 import * as jobs from './0005_jobs.js'
 import * as unreadCounts from './0006_unread_counts.js'
+import * as locationCards from './0007_location_cards.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0004_messaging': messaging,
   '0005_jobs': jobs,
   '0006_unread_counts': unreadCounts,
+  '0007_location_cards': locationCards,
 }

@@ -145,6 +145,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   })
   app.decorate('location', location)
   accounts.onDeleted((userId) => location.remove(userId))
+  accounts.onChanged((user) => location.refresh(user))
   sessions.onSignedOut((userId) => location.remove(userId))
 
   const clock = options.clock ?? systemClock

@@ -22,6 +22,9 @@ interface Point {
   expired: boolean
 }
 
+/** The card a test stores with a user's location: any text, commas and braces included. */
+const cardFor = (userId: string) => `{"name":"card, of ${userId}"}`
+
 const normLon = (lon: number) => ((((lon + 180) % 360) + 360) % 360) - 180
 const clampLat = (lat: number) => Math.max(-90, Math.min(90, lat))
 const byDistanceThenId = (a: NearbyHit, b: NearbyHit) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
@@ -92,7 +95,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   const inAMinute = () => new Date(Date.now() + 60_000)
   const put = (p: Point) =>
-    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute() })
+    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute(), card: cardFor(p.userId) })
 
   /** Every page of a query, following `after` as the API's cursor does. */
   const allPages = async (query: NearbyQuery, pageSize: number) => {
@@ -107,13 +110,13 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   it('finds a user at the very spot with radius 0, moves it, and takes it off the map', async () => {
     const id = uuidv7()
-    await live.locations.set(id, { lat: 48.8566, lon: 2.3522, roles: ['WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(id, { lat: 48.8566, lon: 2.3522, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
     const here = await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 0, limit: 10 })
     expect(here.map((h) => h.userId)).toEqual([id])
     expect(here[0]!.distanceM).toBeLessThan(0.5)
 
     // Across the world: another cell, so it leaves the first one.
-    await live.locations.set(id, { lat: -33.8688, lon: 151.2093, roles: ['WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(id, { lat: -33.8688, lon: 151.2093, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
     expect(await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 50_000, limit: 10 })).toEqual([])
     expect((await live.locations.nearby({ lat: -33.87, lon: 151.21, radiusM: 1000, limit: 10 })).map((h) => h.userId)).toEqual([id])
 
@@ -124,9 +127,9 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   it('filters by role inside the store and leaves out the excluded', async () => {
     const [w, c, both] = [uuidv7(), uuidv7(), uuidv7()]
-    await live.locations.set(w, { lat: 10, lon: 10, roles: ['WORKER'], expiresAt: inAMinute() })
-    await live.locations.set(c, { lat: 10.001, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute() })
-    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT', 'WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(w, { lat: 10, lon: 10, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(w) })
+    await live.locations.set(c, { lat: 10.001, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(c) })
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT', 'WORKER'], expiresAt: inAMinute(), card: cardFor(both) })
     const ids = async (q: Partial<NearbyQuery>) => (await live.locations.nearby({ lat: 10, lon: 10, radiusM: 1000, limit: 10, ...q })).map((h) => h.userId)
     expect(await ids({})).toEqual([w, c, both])
     expect(await ids({ role: 'WORKER' })).toEqual([w, both])
@@ -134,15 +137,43 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     expect(await ids({ role: 'ADMIN' })).toEqual([])
     expect(await ids({ exclude: new Set([w]) })).toEqual([c, both])
     // A new post replaces the roles too.
-    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute() })
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(both) })
     expect(await ids({ role: 'WORKER' })).toEqual([w])
     await Promise.all([w, c, both].map((id) => live.locations.remove(id)))
   })
 
+  it('answers each hit with its card, and changes a user\'s card and roles in place', async () => {
+    // One user in a GEO cell, one beyond Redis GEO's band (a polar cap).
+    for (const at of [{ lat: 33.5731, lon: -7.5898 }, { lat: 88.5, lon: 40 }]) {
+      const id = uuidv7()
+      const near = (role: LocationRole) => live.locations.nearby({ ...at, radiusM: 100, limit: 5, role })
+      await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'first, card' })
+      const [before] = await near('WORKER')
+      expect(before).toMatchObject({ userId: id, card: 'first, card' })
+
+      await live.locations.update(id, { roles: ['CLIENT', 'ADMIN'], card: 'second, card' })
+      expect(await near('WORKER')).toEqual([])
+      expect(await near('CLIENT')).toEqual([{ ...before, card: 'second, card' }])
+      expect(await near('ADMIN')).toEqual([{ ...before, card: 'second, card' }])
+      await live.locations.remove(id)
+    }
+  })
+
+  it('never brings back, on a change, a location that was removed or expired', async () => {
+    const at = { lat: -1.2921, lon: 36.8219 }
+    const [removed, expired, never] = [uuidv7(), uuidv7(), uuidv7()]
+    await live.locations.set(removed, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(removed) })
+    await live.locations.set(expired, { ...at, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(expired) })
+    await live.locations.remove(removed)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    for (const id of [removed, expired, never]) await live.locations.update(id, { roles: ['WORKER', 'CLIENT'], card: 'changed' })
+    expect(await live.locations.nearby({ ...at, radiusM: 100, limit: 5 })).toEqual([])
+  })
+
   it('never answers an expired location, before or after the sweep', async () => {
     const [gone, stays] = [uuidv7(), uuidv7()]
-    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300) })
-    await live.locations.set(stays, { lat: -20.0001, lon: -40, roles: ['WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(gone) })
+    await live.locations.set(stays, { lat: -20.0001, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(stays) })
     const ids = async () => (await live.locations.nearby({ lat: -20, lon: -40, radiusM: 100, limit: 10 })).map((h) => h.userId)
     expect(await ids()).toEqual([gone, stays])
     await new Promise((resolve) => setTimeout(resolve, 400))
@@ -150,7 +181,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     expect(await live.locations.sweep()).toBeGreaterThanOrEqual(1)
     expect(await ids()).toEqual([stays])
     // Renewing an expired one brings it back.
-    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: inAMinute() })
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(gone) })
     expect(await ids()).toEqual([gone, stays])
     await Promise.all([gone, stays].map((id) => live.locations.remove(id)))
   })
@@ -175,6 +206,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
             for (const hit of hits) {
               const p = valid.get(hit.userId)
               expect(p, 'an expired, filtered or unknown user was answered').toBeDefined()
+              expect(hit.card).toBe(cardFor(hit.userId))
               const d = trueDistance(p!)
               expect(Math.abs(hit.distanceM - d)).toBeLessThanOrEqual(tolerance(d))
               expect(d).toBeLessThanOrEqual(q.radiusM + tolerance(q.radiusM))
@@ -210,7 +242,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
         const id = uuidv7()
         ids.push(id)
         const [lat, lon] = spots[i % spots.length]!
-        return live.locations.set(id, { lat, lon, roles: ['WORKER'], expiresAt: inAMinute() })
+        return live.locations.set(id, { lat, lon, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
       }),
     )
     const query = { lat: 45, lon: 7, radiusM: 500, limit: 100 }
@@ -244,17 +276,27 @@ describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
     const id = uuidv7()
     const cell = cellOf(45.05, 5.05)
     const first = Date.now() + 60_000
-    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first) })
-    await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000) })
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first), card: cardFor(id) })
+    await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000), card: cardFor(id) })
     expect(await members(cell, 'W')).toEqual([`${id}:${first + 1000}`])
     expect(await members(cell, 'C')).toEqual([])
 
-    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200) })
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200), card: cardFor(id) })
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await locations.nearby({ lat: 45.05, lon: 5.05, radiusM: 100, limit: 5 })).toEqual([])
     expect(await locations.sweep()).toBe(1)
     expect(await members(cell, 'W')).toEqual([])
     expect(await members(cell, 'e')).toEqual([])
+    expect(await redis.hlen(`${prefix}loc:{${cell}}:u`)).toBe(0)
+  })
+
+  it('answers a null card for a location stored before locations kept cards', async () => {
+    const id = uuidv7()
+    const cell = cellOf(12.05, 30.05)
+    const exp = Date.now() + 60_000
+    await redis.geoadd(`${prefix}loc:{${cell}}:W`, 30.05, 12.05, `${id}:${exp}`)
+    await redis.zadd(`${prefix}loc:{${cell}}:e`, exp, id)
+    expect(await locations.nearby({ lat: 12.05, lon: 30.05, radiusM: 100, limit: 5 })).toEqual([{ userId: id, distanceM: expect.any(Number), card: null }])
   })
 
   it('never answers a member of the older layout (the bare user id) and sweeps it', async () => {

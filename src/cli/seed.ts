@@ -8,7 +8,7 @@ import cliProgress from 'cli-progress'
 import { v7 as uuidv7 } from 'uuid'
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from '../config.js'
-import { blurPosition } from '../features/location/service.js'
+import { blurPosition, cardOf } from '../features/location/service.js'
 import '../features/accounts/store.js'
 import { openPlatform, type Platform } from '../platform/index.js'
 
@@ -113,13 +113,14 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
         roles: ['WORKER' as const],
       }
     })
-    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd) }))
-    const users = db.insertInto('users').values(rows).execute()
+    const createdAt = new Date()
+    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, picture_etag: null, created_at: createdAt }) }))
+    const users = db.insertInto('users').values(rows.map((row) => ({ ...row, created_at: createdAt }))).execute()
     for (let i = 0; i < located.length; i += concurrency) {
       await Promise.all(
-        located.slice(i, i + concurrency).map(({ id, at }) => {
+        located.slice(i, i + concurrency).map(({ id, at, card }) => {
           points.push(at)
-          return platform.live.locations.set(id, { ...blurPosition(id, at.lat, at.lon), roles: ['WORKER'], expiresAt })
+          return platform.live.locations.set(id, { ...blurPosition(id, at.lat, at.lon), roles: ['WORKER'], expiresAt, card })
         }),
       )
     }

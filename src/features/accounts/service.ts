@@ -17,6 +17,10 @@ export interface Actor {
 
 /** What other features do when an account goes (sessions end, the location leaves the map...). */
 export type AccountDeletedHook = (userId: string) => Promise<void>
+/** What other features do when an account changes (the card shown on the map...). */
+export type AccountChangedHook = (user: UserRow) => Promise<void>
+/** The fields of a user that its public view is made of. */
+export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>
 /** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
 export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
 
@@ -42,6 +46,7 @@ export function createAccountsService(deps: {
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
+  const changedHooks: AccountChangedHook[] = []
   // Users as other features show them (search results, a poster's roles), read through a cache
   // of each process; every change to a user drops it everywhere.
   const cached = createSharedCache<UserRow>({ events: deps.events, name: 'users', max: CACHED_USERS, ttlMs: CACHED_USER_TTL_MS })
@@ -53,7 +58,7 @@ export function createAccountsService(deps: {
     user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null
 
   /** The user as others see it; the email only to the user and to admins. */
-  const view = (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => ({
+  const view = (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => ({
     id: user.id,
     ...(viewer && (viewer.id === user.id || isAdmin(viewer)) && user.email ? { email: user.email } : {}),
     first_name: user.first_name,
@@ -62,6 +67,12 @@ export function createAccountsService(deps: {
     picture_url: pictureUrl(user),
     created_at: user.created_at.toISOString(),
   })
+
+  /** A user changed: every process's cache drops it, and the other features hear of it. */
+  const changed = async (user: UserRow) => {
+    await cached.changed([user.id])
+    for (const hook of changedHooks) await hook(user)
+  }
 
   const mustFind = async (id: string) => {
     const user = await store.findById(id)
@@ -83,6 +94,9 @@ export function createAccountsService(deps: {
     pictureUrl,
     onDeleted(hook: AccountDeletedHook) {
       deletedHooks.push(hook)
+    },
+    onChanged(hook: AccountChangedHook) {
+      changedHooks.push(hook)
     },
 
     /**
@@ -148,7 +162,7 @@ export function createAccountsService(deps: {
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
         })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
-        await cached.changed([updated.id])
+        await changed(updated)
         // A new password ends every other session: whoever knew the old one is out.
         if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
         return view(updated, me)
@@ -181,7 +195,7 @@ export function createAccountsService(deps: {
       const etag = createHash('sha256').update(image).digest('base64url').slice(0, 16)
       const user = await store.setPicture(actor.userId, image, etag)
       if (!user) throw new UnauthenticatedError()
-      await cached.changed([user.id])
+      await changed(user)
       return view(user, user)
     },
 

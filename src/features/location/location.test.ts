@@ -1,5 +1,10 @@
 import { computeDestinationPoint, getDistance } from 'geolib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { Redis } from 'ioredis'
+import { sql } from 'kysely'
+import sharp from 'sharp'
+import { grantAdmin } from '../../cli/admin.js'
+import { TEST_REDIS_URL } from '../../../test/support/backends.js'
 import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
@@ -15,6 +20,17 @@ const found = async (who: SignedIn, query: Record<string, string | number>) => {
   const res = await search(who, query)
   expect(res.statusCode, res.body).toBe(200)
   return res.json() as { items: { user: { id: string }; distance_m: number }[]; next_cursor: string | null }
+}
+/** Takes a user's card out of the Redis layout, as a location stored before cards had none. */
+async function forgetCardInRedis(userId: string) {
+  const redis = new Redis(TEST_REDIS_URL!)
+  try {
+    const prefix = t.config.redisPrefix
+    const cell = await redis.get(`${prefix}loc:user:${userId}`)
+    expect(await redis.hdel(`${prefix}loc:{${cell}}:u`, userId)).toBe(1)
+  } finally {
+    redis.disconnect()
+  }
 }
 const ids = async (who: SignedIn, query: Record<string, string | number>) => (await found(who, query)).items.map((i) => i.user.id)
 
@@ -114,6 +130,38 @@ describe('live location and search', () => {
     } finally {
       await close()
     }
+  })
+
+  it('shows a worker as its account is now: a new picture at once, the email only to an admin', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const client = await newUser(t.app)
+    const admin = await newUser(t.app)
+    expect(await grantAdmin(t.app.platform.database.db, admin.email)).toBe(true)
+    const at = { lat: 38.7223, lon: -9.1393 }
+    await post(worker, at)
+    const shown = async (who: SignedIn) => (await found(who, { ...at, radius: 300 })).items.map((i) => i.user)
+    expect(await shown(client)).toEqual([expect.objectContaining({ id: worker.id, picture_url: null })])
+
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).png().toBuffer()
+    const pictured = await t.app.inject({ method: 'PUT', url: '/user/picture', headers: { ...worker.auth, 'content-type': 'image/png' }, payload: png })
+    expect(pictured.statusCode, pictured.body).toBe(200)
+    const { email: _email, ...publicView } = pictured.json()
+    expect(publicView.picture_url).toMatch(/^\/users\/.+\/picture\?v=/)
+    expect(await shown(client)).toEqual([publicView])
+    expect((await shown(admin))[0]).toMatchObject({ id: worker.id, email: worker.email })
+  })
+
+  it('shows a worker whose location was stored without a card, from its account', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'], first_name: 'Uncarded' })
+    const client = await newUser(t.app)
+    const at = { lat: -34.6037, lon: -58.3816 }
+    await post(worker, at)
+    // As a location stored before locations kept cards.
+    const { live, database } = t.app.platform
+    if (live.kind === 'postgres') await sql`UPDATE live_locations SET card = NULL WHERE user_id = ${worker.id}`.execute(database.db)
+    else await forgetCardInRedis(worker.id)
+    expect((await t.app.platform.live.locations.nearby({ ...at, radiusM: 300, limit: 5 }))[0]).toMatchObject({ userId: worker.id, card: null })
+    expect((await found(client, { ...at, radius: 300 })).items.map((i) => i.user)).toEqual([expect.objectContaining({ id: worker.id, first_name: 'Uncarded' })])
   })
 
   it('a location with a short ttl expires by itself', async () => {

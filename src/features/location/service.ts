@@ -5,6 +5,7 @@ import { decodeCursor, encodeCursor } from '../../http/cursor.js'
 import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
 import type { LocationRole, LocationStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
+import type { ShownUser } from '../accounts/service.js'
 import type { UserRow } from '../accounts/store.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 
@@ -36,6 +37,19 @@ export function blurPosition(userId: string, lat: number, lon: number): { lat: n
   return { lat: blurredLat, lon: blurredLon }
 }
 
+/**
+ * What a search shows of a user, kept with its location so that a search answers from the live
+ * store alone: the public fields of its view (never the email).
+ */
+export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>): string {
+  return JSON.stringify({ first_name: user.first_name, last_name: user.last_name, roles: user.roles, picture_etag: user.picture_etag, created_at: user.created_at.toISOString() })
+}
+
+function shownFrom(userId: string, card: string): ShownUser {
+  const fields = JSON.parse(card) as Omit<ShownUser, 'id' | 'email' | 'created_at'> & { created_at: string }
+  return { ...fields, id: userId, email: null, created_at: new Date(fields.created_at) }
+}
+
 /** Reads of the store a page may take when hidden users leave it short; then it is answered short. */
 const SEARCH_ROUNDS = 3
 
@@ -48,7 +62,7 @@ export function createLocationService(deps: {
   users: (ids: readonly string[]) => Promise<Map<string, UserRow>>
   /** The users to leave out of a viewer's results: blocks either way (messaging's). */
   hiddenFrom: (viewerId: string) => Promise<ReadonlySet<string>>
-  view: (user: UserRow, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
+  view: (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
   defaultTtl: number
 }) {
   const { store } = deps
@@ -62,12 +76,18 @@ export function createLocationService(deps: {
   return {
     /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
     async post(userId: string, input: PostLocationInput): Promise<{ expiresAt: Date }> {
-      // The roles go with the location, so that searches for a role read only its users.
-      const { roles } = await userOf(userId)
+      // The roles go with the location, so that searches for a role read only its users; the
+      // card, so that they show them without reading the accounts.
+      const user = await userOf(userId)
       const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
       const { lat, lon } = blurPosition(userId, input.lat, input.lon)
-      await store.set(userId, { lat, lon, roles: roles as LocationRole[], expiresAt })
+      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt, card: cardOf(user) })
       return { expiresAt }
+    },
+
+    /** The user's account changed: a user on the map shows the change (and its new roles) at once. */
+    async refresh(user: UserRow): Promise<void> {
+      await store.update(user.id, { roles: user.roles as LocationRole[], card: cardOf(user) })
     },
 
     /** Takes the user off the map (also on sign-out and account deletion). */
@@ -83,13 +103,14 @@ export function createLocationService(deps: {
     async search(viewerId: string, query: SearchInput) {
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, CursorPosition)
-      const hiddenFrom = deps.hiddenFrom(viewerId)
       let position = after && { distanceM: after.d, userId: after.u }
+      // Who is asking and whom it must not find: read with the first hits, then kept.
+      let asking: [UserRow, ReadonlySet<string>] | undefined
       const items = []
       let more = true
       for (let round = 0; more && items.length < limit && round < SEARCH_ROUNDS; round++) {
         const wanted = limit - items.length
-        const hits = await store.nearby({
+        const found = store.nearby({
           lat: query.lat,
           lon: query.lon,
           radiusM: query.radius,
@@ -98,15 +119,18 @@ export function createLocationService(deps: {
           after: position,
           exclude: new Set([viewerId]),
         })
+        const [hits, [viewer, hidden]] = await Promise.all([found, asking ?? Promise.all([userOf(viewerId), deps.hiddenFrom(viewerId)])])
+        asking = [viewer, hidden]
         more = hits.length > wanted
         const taken = hits.slice(0, wanted)
-        const [users, hidden] = await Promise.all([deps.users([viewerId, ...taken.map((h) => h.userId)]), hiddenFrom])
-        const viewer = users.get(viewerId)
-        if (!viewer) throw new UnauthenticatedError()
+        // Hits show their cards; the accounts are read only for hits stored without one, and
+        // for an admin, who sees emails.
+        const isAdmin = viewer.roles.includes('ADMIN')
+        const users = await deps.users(taken.filter((h) => isAdmin || h.card === null).map((h) => h.userId))
         for (const hit of taken) {
           position = hit
-          const user = users.get(hit.userId)
-          // Hidden, deleted meanwhile, or no longer holding the role: left out, the cursor moves on.
+          const user = isAdmin || hit.card === null ? users.get(hit.userId) : shownFrom(hit.userId, hit.card)
+          // Hidden, deleted, or no longer holding the role: left out, the cursor moves on.
           if (!user || hidden.has(hit.userId) || (query.role && !user.roles.includes(query.role))) continue
           items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
         }

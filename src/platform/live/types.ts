@@ -70,6 +70,8 @@ export interface LocationRecord {
   /** The user's roles, so that searches filter by role inside the store. */
   roles: readonly LocationRole[]
   expiresAt: Date
+  /** What a search shows of the user, as the caller encodes it; answered with each hit. */
+  card: string
 }
 
 export interface NearbyQuery {
@@ -89,12 +91,19 @@ export interface NearbyQuery {
 export interface NearbyHit {
   userId: string
   distanceM: number
+  /** The user's card as last set; null for a location stored without one. */
+  card: string | null
 }
 
 /** Live locations: each expires on its own; searches answer nearest first, never an expired one. */
 export interface LocationStore {
   /** Puts the user at a place (moving it if it was elsewhere) until record.expiresAt. */
   set(userId: string, record: LocationRecord): Promise<void>
+  /**
+   * New roles and card for a user on the map, keeping its place and expiry (its account
+   * changed); nothing when the user is not on the map, so an ended location never comes back.
+   */
+  update(userId: string, change: { roles: readonly LocationRole[]; card: string }): Promise<void>
   remove(userId: string): Promise<void>
   /** Unexpired users within the radius, ordered by (distance, user id), at most `limit`. */
   nearby(query: NearbyQuery): Promise<NearbyHit[]>

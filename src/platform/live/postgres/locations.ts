@@ -12,6 +12,7 @@ declare module '../../db/types.js' {
       pos: unknown
       roles: string[]
       expires_at: Date
+      card: string | null
     }
   }
 }
@@ -36,6 +37,7 @@ export function createPostgresLocationStore(db: DB): LocationStore {
         pos: sql`ll_to_earth(${record.lat}::float8, ${record.lon}::float8)`,
         roles: record.roles as string[],
         expires_at: record.expiresAt,
+        card: record.card,
       }
       await db
         .insertInto('live_locations')
@@ -47,8 +49,18 @@ export function createPostgresLocationStore(db: DB): LocationStore {
             pos: sql`excluded.pos`,
             roles: sql<string[]>`excluded.roles`,
             expires_at: sql<Date>`excluded.expires_at`,
+            card: sql<string>`excluded.card`,
           }),
         )
+        .execute()
+    },
+
+    async update(userId, change) {
+      await db
+        .updateTable('live_locations')
+        .set({ roles: change.roles as string[], card: change.card })
+        .where('user_id', '=', userId)
+        .where('expires_at', '>', sql<Date>`now()`)
         .execute()
     },
 
@@ -76,12 +88,12 @@ export function createPostgresLocationStore(db: DB): LocationStore {
       // are settled by user id here, so fetch past the page until the last distance is certain.
       let fetch = q.limit + 8
       for (;;) {
-        const { rows } = await sql<{ user_id: string; d: number }>`
-          SELECT user_id, ${distance} AS d FROM live_locations
+        const { rows } = await sql<{ user_id: string; d: number; card: string | null }>`
+          SELECT user_id, ${distance} AS d, card FROM live_locations
           WHERE expires_at > now() ${role} ${after} ${exclude}
           ORDER BY pos <-> ${centre}
           LIMIT ${fetch}`.execute(db)
-        const hits: NearbyHit[] = rows.map((r) => ({ userId: r.user_id, distanceM: Number(r.d) }))
+        const hits: NearbyHit[] = rows.map((r) => ({ userId: r.user_id, distanceM: Number(r.d), card: r.card }))
         const inside = hits.filter((h) => insideRadius(h.distanceM, q.radiusM))
         const reachedEdge = inside.length < hits.length
         const full = hits.length === fetch

@@ -4,17 +4,20 @@ import { circleBounds, haversineM, insideRadius, MAX_GEO_LAT } from '../geo.js'
 import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
 
 // Layout, ready for Redis Cluster: the world is cut into coarse geohash cells (precision 4, about
-// 39 x 20 km at the equator). Each cell has one GEO key per role and a sorted set of expiries,
-// all with the cell as hash tag, so one script touches one cell in one slot:
+// 39 x 20 km at the equator). Each cell has one GEO key per role, a sorted set of expiries and a
+// hash of what its users show, all with the cell as hash tag, so one script touches one cell in
+// one slot:
 //   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>", one per user holding that role
 //   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
-//   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users)
+//   <p>loc:{<cell>}:u       hash user id -> "<lon>,<lat>,<role flags>,<card>"
+//   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users):
+//                           user id -> "<lat>,<lon>,<expiry ms>,<role flags>,<card>"
 //   <p>loc:user:<id>        the cell the user is in, expiring with the location
 //   <p>loc:cells            every cell ever used, for the background sweep
 // GEO members can't expire one by one, so each member carries its expiry: a search is one plain
 // GEOSEARCH per cell and drops the expired members it reads, and a sweep deletes them now and
 // then (the expiry zset says which). Members of the older layout (the bare user id) are never
-// answered and go with the sweep.
+// answered and go with the sweep; users posted before cards were kept answer a null card.
 
 export const CELL_PRECISION = 4
 const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
@@ -39,12 +42,32 @@ for i = 1, 3 do
   if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], member) end
 end
 redis.call('ZADD', KEYS[4], exp, user)
+redis.call('HSET', KEYS[5], user, ARGV[1] .. ',' .. ARGV[2] .. ',' .. ARGV[5] .. ',' .. ARGV[6])
+`
+
+// New roles and card for a user on the map, where it is and until it expires; 0 when it is not
+// there (anymore), so a change never brings back a location that ended.
+const UPDATE = `
+local user = ARGV[1]
+local exp = redis.call('ZSCORE', KEYS[4], user)
+local entry = redis.call('HGET', KEYS[5], user)
+if not exp or not entry or tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
+local lon, lat, flags = string.match(entry, '^([^,]*),([^,]*),([^,]*),')
+local member = user .. ':' .. string.format('%.0f', tonumber(exp))
+for i = 1, 3 do
+  local was, is = string.sub(flags, i, i), string.sub(ARGV[2], i, i)
+  if was == '1' and is ~= '1' then redis.call('ZREM', KEYS[i], member) end
+  if was ~= '1' and is == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
+end
+redis.call('HSET', KEYS[5], user, lon .. ',' .. lat .. ',' .. ARGV[2] .. ',' .. ARGV[3])
+return 1
 `
 
 const REMOVE = `${MEMBERS_OF}
 local old = members_of(ARGV[1], redis.call('ZSCORE', KEYS[4], ARGV[1]))
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(old)) end
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 `
 
 const SWEEP = `${MEMBERS_OF}
@@ -57,7 +80,18 @@ for i = 1, #gone, 2 do
 end
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(members)) end
 redis.call('ZREM', KEYS[4], unpack(users))
+redis.call('HDEL', KEYS[5], unpack(users))
 return #users
+`
+
+// The polar caps' UPDATE.
+const UPDATE_POLAR = `
+local entry = redis.call('HGET', KEYS[1], ARGV[1])
+if not entry then return 0 end
+local lat, lon, exp = string.match(entry, '^([^,]*),([^,]*),([^,]*),')
+if tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], lat .. ',' .. lon .. ',' .. exp .. ',' .. ARGV[2] .. ',' .. ARGV[3])
+return 1
 `
 
 const SWEEP_POLAR = `
@@ -76,9 +110,11 @@ return n
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    locSet(w: string, c: string, a: string, e: string, lon: number, lat: number, member: string, exp: number, flags: string): Result<null, Context>
-    locRemove(w: string, c: string, a: string, e: string, member: string): Result<null, Context>
-    locSweep(w: string, c: string, a: string, e: string, now: number, batch: number): Result<number, Context>
+    locSet(w: string, c: string, a: string, e: string, u: string, lon: number, lat: number, user: string, exp: number, flags: string, card: string): Result<null, Context>
+    locUpdate(w: string, c: string, a: string, e: string, u: string, user: string, flags: string, card: string, now: number): Result<number, Context>
+    locUpdatePolar(h: string, user: string, flags: string, card: string, now: number): Result<number, Context>
+    locRemove(w: string, c: string, a: string, e: string, u: string, user: string): Result<null, Context>
+    locSweep(w: string, c: string, a: string, e: string, u: string, now: number, batch: number): Result<number, Context>
     locSweepPolar(h: string, now: number): Result<number, Context>
   }
 }
@@ -90,6 +126,14 @@ function unexpired(member: string, now: number): string | undefined {
   const colon = member.lastIndexOf(':')
   if (colon < 0 || Number(member.slice(colon + 1)) <= now) return undefined
   return member.slice(0, colon)
+}
+
+/** What follows the first `fields` commas of an entry (its card); null without them (older entries). */
+function cardAfter(entry: string | null, fields: number): string | null {
+  if (entry === null) return null
+  let at = -1
+  for (let i = 0; i < fields; i++) if ((at = entry.indexOf(',', at + 1)) < 0) return null
+  return entry.slice(at + 1)
 }
 
 /** The cell a position belongs to. */
@@ -113,20 +157,32 @@ export function cellsTouched(lat: number, lon: number, radiusM: number): string[
   return [...new Set(cells)]
 }
 
+/** A hit as read from one cell: where its card is, or (polar caps) the card itself. */
+interface CellHit {
+  userId: string
+  distanceM: number
+  cell: string
+  card?: string | null
+}
+
 interface Reply {
   truncated: boolean
   lastDistance: number
-  hits: NearbyHit[]
+  hits: CellHit[]
 }
 
+const ROLE_FLAGS = (roles: readonly LocationRole[]) => ROLES.map((r) => (roles.includes(r) ? '1' : '0')).join('')
+
 export function createRedisLocationStore(redis: Redis, prefix: string): LocationStore & { stop(): void } {
-  redis.defineCommand('locSet', { numberOfKeys: 4, lua: SET })
-  redis.defineCommand('locRemove', { numberOfKeys: 4, lua: REMOVE })
-  redis.defineCommand('locSweep', { numberOfKeys: 4, lua: SWEEP })
+  redis.defineCommand('locSet', { numberOfKeys: 5, lua: SET })
+  redis.defineCommand('locUpdate', { numberOfKeys: 5, lua: UPDATE })
+  redis.defineCommand('locUpdatePolar', { numberOfKeys: 1, lua: UPDATE_POLAR })
+  redis.defineCommand('locRemove', { numberOfKeys: 5, lua: REMOVE })
+  redis.defineCommand('locSweep', { numberOfKeys: 5, lua: SWEEP })
   redis.defineCommand('locSweepPolar', { numberOfKeys: 1, lua: SWEEP_POLAR })
 
   const cellKey = (cell: string, suffix: string) => `${prefix}loc:{${cell}}:${suffix}`
-  const cellKeys = (cell: string) => [cellKey(cell, 'W'), cellKey(cell, 'C'), cellKey(cell, 'A'), cellKey(cell, 'e')] as const
+  const cellKeys = (cell: string) => [cellKey(cell, 'W'), cellKey(cell, 'C'), cellKey(cell, 'A'), cellKey(cell, 'e'), cellKey(cell, 'u')] as const
   const userKey = (userId: string) => `${prefix}loc:user:${userId}`
   const cellsKey = `${prefix}loc:cells`
 
@@ -162,35 +218,53 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
   // coordinates, measured here (few people live there, so no COUNT).
   const searchCell = async (cell: string, role: LocationRole, lat: number, lon: number, radiusM: number, count: number, now: number): Promise<Reply> => {
     const key = cellKey(cell, ROLE_SUFFIX[role])
-    const hits: NearbyHit[] = []
+    const hits: CellHit[] = []
     if (Math.abs(lat) > MAX_GEO_LAT) {
       const edge = Math.sign(lat) * MAX_GEO_LAT
       const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
       const found = (await redis.geosearch(key, 'FROMLONLAT', lon, edge, 'BYRADIUS', reach, 'm', 'WITHCOORD')) as [string, [string, string]][]
       for (const [member, [plon, plat]] of found) {
         const userId = unexpired(member, now)
-        if (userId) hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)) })
+        if (userId) hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)), cell })
       }
       return { truncated: false, lastDistance: 0, hits }
     }
     const found = (await redis.geosearch(key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radiusM + 0.5, 'm', 'ASC', 'COUNT', count, 'WITHDIST')) as [string, string][]
     for (const [member, distance] of found) {
       const userId = unexpired(member, now)
-      if (userId) hits.push({ userId, distanceM: Number(distance) })
+      if (userId) hits.push({ userId, distanceM: Number(distance), cell })
     }
     return { truncated: found.length === count, lastDistance: found.length > 0 ? Number(found[found.length - 1]![1]) : 0, hits }
   }
 
   const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number): Promise<Reply> => {
     const all = await redis.hgetall(cellKey(cell, 'h'))
-    const hits: NearbyHit[] = []
+    const hits: CellHit[] = []
     const flag = ROLES.indexOf(role)
     for (const [userId, value] of Object.entries(all)) {
-      const [plat, plon, exp, flags] = value.split(',')
+      const [plat, plon, exp, flags] = value.split(',', 4)
       if (Number(exp) <= now || flags?.[flag] !== '1') continue
-      hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)) })
+      hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)), cell, card: cardAfter(value, 4) })
     }
     return { truncated: false, lastDistance: 0, hits }
+  }
+
+  /** The answered hits with their cards: one HMGET per cell they came from. */
+  const withCards = async (hits: CellHit[]): Promise<NearbyHit[]> => {
+    const byCell = new Map<string, CellHit[]>()
+    for (const hit of hits) {
+      if (hit.card !== undefined) continue
+      let list = byCell.get(hit.cell)
+      if (!list) byCell.set(hit.cell, (list = []))
+      list.push(hit)
+    }
+    await Promise.all(
+      [...byCell].map(async ([cell, list]) => {
+        const entries = await redis.hmget(cellKey(cell, 'u'), ...list.map((h) => h.userId))
+        list.forEach((hit, i) => (hit.card = cardAfter(entries[i] ?? null, 3)))
+      }),
+    )
+    return hits.map((h) => ({ userId: h.userId, distanceM: h.distanceM, card: h.card ?? null }))
   }
 
   const sweepCell = async (cell: string, now: number): Promise<number> => {
@@ -223,16 +297,24 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
       const cell = cellOf(record.lat, record.lon)
       const exp = record.expiresAt.getTime()
       const now = Date.now()
-      const flags = ROLES.map((r) => (record.roles.includes(r) ? '1' : '0')).join('')
+      const flags = ROLE_FLAGS(record.roles)
       // Both in one round trip: where the user was (swapped for where it is now), and the new entry.
       const [previous] = await Promise.all([
         redis.set(userKey(userId), cell, 'PXAT', exp, 'GET'),
         isPolar(cell)
-          ? redis.hset(cellKey(cell, 'h'), userId, `${record.lat},${record.lon},${exp},${flags}`)
-          : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags),
+          ? redis.hset(cellKey(cell, 'h'), userId, `${record.lat},${record.lon},${exp},${flags},${record.card}`)
+          : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags, record.card),
       ])
       indexCell(cell, now)
       if (previous && previous !== cell) await removeFrom(previous, userId)
+    },
+
+    async update(userId, change) {
+      const cell = await redis.get(userKey(userId))
+      if (!cell) return
+      const flags = ROLE_FLAGS(change.roles)
+      if (isPolar(cell)) await redis.locUpdatePolar(cellKey(cell, 'h'), userId, flags, change.card, Date.now())
+      else await redis.locUpdate(...cellKeys(cell), userId, flags, change.card, Date.now())
     },
 
     async remove(userId) {
@@ -264,7 +346,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
         // Certain: every unexpired user nearer than `bound` has been seen.
         let bound = r + 0.5
         let truncated = false
-        const best = new Map<string, number>()
+        const best = new Map<string, CellHit>()
         for (const reply of replies) {
           if (reply.truncated) {
             truncated = true
@@ -274,11 +356,11 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
             if (!insideRadius(hit.distanceM, q.radiusM) || q.exclude?.has(hit.userId)) continue
             if (q.after && (hit.distanceM < q.after.distanceM || (hit.distanceM === q.after.distanceM && hit.userId <= q.after.userId))) continue
             const seen = best.get(hit.userId)
-            if (seen === undefined || hit.distanceM < seen) best.set(hit.userId, hit.distanceM)
+            if (seen === undefined || hit.distanceM < seen.distanceM) best.set(hit.userId, hit)
           }
         }
-        const certain: NearbyHit[] = []
-        for (const [userId, distanceM] of best) if (distanceM < bound) certain.push({ userId, distanceM })
+        const certain: CellHit[] = []
+        for (const hit of best.values()) if (hit.distanceM < bound) certain.push(hit)
         certain.sort((a, b) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
         const complete = r >= q.radiusM && !truncated
         if (certain.length >= k || complete) {
@@ -292,7 +374,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
               hints.set(key, seen === undefined ? perHit : Math.min(seen * 1.05, perHit))
             }
           }
-          return certain.slice(0, k)
+          return withCards(certain.slice(0, k))
         }
         if (truncated) count *= 4
         else r = Math.min(q.radiusM, r * Math.min(4, Math.max(2, Math.sqrt(k / Math.max(certain.length, 1)) * 1.3)))

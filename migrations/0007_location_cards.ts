@@ -1,0 +1,12 @@
+import { sql, type Kysely } from 'kysely'
+
+// A live location carries what a search shows of its user (a card the location feature encodes),
+// so that a search answers from the locations alone. Rows from before have none until the user
+// posts again (searches read those users from the accounts instead).
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`ALTER TABLE live_locations ADD COLUMN card text`.execute(db)
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`ALTER TABLE live_locations DROP COLUMN card`.execute(db)
+}
