@@ -21,13 +21,16 @@ const found = async (who: SignedIn, query: Record<string, string | number>) => {
   expect(res.statusCode, res.body).toBe(200)
   return res.json() as { items: { user: { id: string }; distance_m: number }[]; next_cursor: string | null }
 }
-/** Takes a user's card out of the Redis layout, as a location stored before cards had none. */
+/** Puts a worker's GEO member back in the form it had before locations kept cards. */
 async function forgetCardInRedis(userId: string) {
   const redis = new Redis(TEST_REDIS_URL!)
   try {
     const prefix = t.config.redisPrefix
-    const cell = await redis.get(`${prefix}loc:user:${userId}`)
-    expect(await redis.hdel(`${prefix}loc:{${cell}}:u`, userId)).toBe(1)
+    const key = `${prefix}loc:{${await redis.get(`${prefix}loc:user:${userId}`)}}:W`
+    const member = (await redis.zrange(key, 0, -1)).find((m) => m.startsWith(`${userId}:`))!
+    const [[lon, lat]] = (await redis.geopos(key, member)) as [[string, string]]
+    await redis.zrem(key, member)
+    await redis.geoadd(key, lon, lat, member.split(':').slice(0, 2).join(':'))
   } finally {
     redis.disconnect()
   }

@@ -5,19 +5,21 @@ import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
 
 // Layout, ready for Redis Cluster: the world is cut into coarse geohash cells (precision 4, about
 // 39 x 20 km at the equator). Each cell has one GEO key per role, a sorted set of expiries and a
-// hash of what its users show, all with the cell as hash tag, so one script touches one cell in
+// hash of its users' entries, all with the cell as hash tag, so one script touches one cell in
 // one slot:
-//   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>", one per user holding that role
+//   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>:<card>", one per user holding that role
 //   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
-//   <p>loc:{<cell>}:u       hash user id -> "<lon>,<lat>,<role flags>,<card>"
+//   <p>loc:{<cell>}:u       hash user id -> "<lon>,<lat>,<role flags>,<card>" (read by writes only)
 //   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users):
 //                           user id -> "<lat>,<lon>,<expiry ms>,<role flags>,<card>"
 //   <p>loc:user:<id>        the cell the user is in, expiring with the location
 //   <p>loc:cells            every cell ever used, for the background sweep
-// GEO members can't expire one by one, so each member carries its expiry: a search is one plain
-// GEOSEARCH per cell and drops the expired members it reads, and a sweep deletes them now and
-// then (the expiry zset says which). Members of the older layout (the bare user id) are never
-// answered and go with the sweep; users posted before cards were kept answer a null card.
+// A search is one plain GEOSEARCH per cell, and its members are the answer: each carries its
+// expiry (GEO members can't expire one by one, so a search drops the expired ones it reads and a
+// sweep deletes them now and then, the expiry zset says which) and its user's card (so a search
+// looks nothing else up: in a city-sized hash, each lookup is a cache miss of its own). User ids
+// hold no ':'. Members of older layouts ("<user id>" and "<user id>:<expiry>") answer no card,
+// or nothing, and go with the sweep.
 
 export const CELL_PRECISION = 4
 const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
@@ -25,46 +27,53 @@ const ROLE_SUFFIX: Record<LocationRole, string> = { WORKER: 'W', CLIENT: 'C', AD
 const SWEEP_INTERVAL_MS = 60_000
 const SWEEP_BATCH = 500
 
-// The member a user had in a cell, from its expiry score (and the older bare form).
+// The members a user may have in a cell's GEO keys, from its expiry score and its entry (and the
+// forms of older layouts).
 const MEMBERS_OF = `
-local function members_of(user, score)
-  if not score then return {user} end
-  return {user .. ':' .. string.format('%.0f', tonumber(score)), user}
+local function members_of(user, score, entry)
+  local members = {user}
+  if score then
+    local base = user .. ':' .. string.format('%.0f', tonumber(score))
+    members[2] = base
+    local card = entry and string.match(entry, '^[^,]*,[^,]*,[^,]*,(.*)$')
+    if card then members[3] = base .. ':' .. card end
+  end
+  return members
 end
 `
 
 const SET = `${MEMBERS_OF}
-local user, exp = ARGV[3], ARGV[4]
-local old = members_of(user, redis.call('ZSCORE', KEYS[4], user))
-local member = user .. ':' .. exp
+local user, exp, card = ARGV[3], ARGV[4], ARGV[6]
+local old = members_of(user, redis.call('ZSCORE', KEYS[4], user), redis.call('HGET', KEYS[5], user))
+local member = user .. ':' .. exp .. ':' .. card
 for i = 1, 3 do
   redis.call('ZREM', KEYS[i], unpack(old))
   if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], member) end
 end
 redis.call('ZADD', KEYS[4], exp, user)
-redis.call('HSET', KEYS[5], user, ARGV[1] .. ',' .. ARGV[2] .. ',' .. ARGV[5] .. ',' .. ARGV[6])
+redis.call('HSET', KEYS[5], user, ARGV[1] .. ',' .. ARGV[2] .. ',' .. ARGV[5] .. ',' .. card)
 `
 
 // New roles and card for a user on the map, where it is and until it expires; 0 when it is not
 // there (anymore), so a change never brings back a location that ended.
-const UPDATE = `
-local user = ARGV[1]
+const UPDATE = `${MEMBERS_OF}
+local user, flags, card = ARGV[1], ARGV[2], ARGV[3]
 local exp = redis.call('ZSCORE', KEYS[4], user)
 local entry = redis.call('HGET', KEYS[5], user)
 if not exp or not entry or tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
-local lon, lat, flags = string.match(entry, '^([^,]*),([^,]*),([^,]*),')
-local member = user .. ':' .. string.format('%.0f', tonumber(exp))
+local lon, lat = string.match(entry, '^([^,]*),([^,]*),')
+local old = members_of(user, exp, entry)
+local member = user .. ':' .. string.format('%.0f', tonumber(exp)) .. ':' .. card
 for i = 1, 3 do
-  local was, is = string.sub(flags, i, i), string.sub(ARGV[2], i, i)
-  if was == '1' and is ~= '1' then redis.call('ZREM', KEYS[i], member) end
-  if was ~= '1' and is == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
+  redis.call('ZREM', KEYS[i], unpack(old))
+  if string.sub(flags, i, i) == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
 end
-redis.call('HSET', KEYS[5], user, lon .. ',' .. lat .. ',' .. ARGV[2] .. ',' .. ARGV[3])
+redis.call('HSET', KEYS[5], user, lon .. ',' .. lat .. ',' .. flags .. ',' .. card)
 return 1
 `
 
 const REMOVE = `${MEMBERS_OF}
-local old = members_of(ARGV[1], redis.call('ZSCORE', KEYS[4], ARGV[1]))
+local old = members_of(ARGV[1], redis.call('ZSCORE', KEYS[4], ARGV[1]), redis.call('HGET', KEYS[5], ARGV[1]))
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(old)) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
@@ -74,9 +83,10 @@ const SWEEP = `${MEMBERS_OF}
 local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]), 'WITHSCORES')
 if #gone == 0 then return 0 end
 local users, members = {}, {}
+for i = 1, #gone, 2 do users[#users + 1] = gone[i] end
+local entries = redis.call('HMGET', KEYS[5], unpack(users))
 for i = 1, #gone, 2 do
-  users[#users + 1] = gone[i]
-  for _, m in ipairs(members_of(gone[i], gone[i + 1])) do members[#members + 1] = m end
+  for _, m in ipairs(members_of(gone[i], gone[i + 1], entries[(i + 1) / 2])) do members[#members + 1] = m end
 end
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(members)) end
 redis.call('ZREM', KEYS[4], unpack(users))
@@ -121,18 +131,19 @@ declare module 'ioredis' {
 
 const isPolar = (cell: string) => cell === 'pn' || cell === 'ps'
 
-/** The user id of a GEO member "<user id>:<expiry ms>" that has not expired; undefined otherwise. */
-function unexpired(member: string, now: number): string | undefined {
-  const colon = member.lastIndexOf(':')
-  if (colon < 0 || Number(member.slice(colon + 1)) <= now) return undefined
-  return member.slice(0, colon)
+/** The hit of a GEO member "<user id>:<expiry ms>:<card>" at a distance; undefined once expired. */
+function hitOf(member: string, distanceM: number, now: number): NearbyHit | undefined {
+  const first = member.indexOf(':')
+  if (first < 0) return undefined
+  const second = member.indexOf(':', first + 1)
+  if (!(Number(member.slice(first + 1, second < 0 ? undefined : second)) > now)) return undefined
+  return { userId: member.slice(0, first), distanceM, card: second < 0 ? null : member.slice(second + 1) }
 }
 
-/** What follows the first `fields` commas of an entry (its card); null without them (older entries). */
-function cardAfter(entry: string | null, fields: number): string | null {
-  if (entry === null) return null
+/** The card of a polar entry "<lat>,<lon>,<expiry>,<flags>,<card>". */
+function polarCard(entry: string): string | null {
   let at = -1
-  for (let i = 0; i < fields; i++) if ((at = entry.indexOf(',', at + 1)) < 0) return null
+  for (let i = 0; i < 4; i++) if ((at = entry.indexOf(',', at + 1)) < 0) return null
   return entry.slice(at + 1)
 }
 
@@ -157,18 +168,10 @@ export function cellsTouched(lat: number, lon: number, radiusM: number): string[
   return [...new Set(cells)]
 }
 
-/** A hit as read from one cell: where its card is, or (polar caps) the card itself. */
-interface CellHit {
-  userId: string
-  distanceM: number
-  cell: string
-  card?: string | null
-}
-
 interface Reply {
   truncated: boolean
   lastDistance: number
-  hits: CellHit[]
+  hits: NearbyHit[]
 }
 
 const ROLE_FLAGS = (roles: readonly LocationRole[]) => ROLES.map((r) => (roles.includes(r) ? '1' : '0')).join('')
@@ -218,53 +221,35 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
   // coordinates, measured here (few people live there, so no COUNT).
   const searchCell = async (cell: string, role: LocationRole, lat: number, lon: number, radiusM: number, count: number, now: number): Promise<Reply> => {
     const key = cellKey(cell, ROLE_SUFFIX[role])
-    const hits: CellHit[] = []
+    const hits: NearbyHit[] = []
     if (Math.abs(lat) > MAX_GEO_LAT) {
       const edge = Math.sign(lat) * MAX_GEO_LAT
       const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
       const found = (await redis.geosearch(key, 'FROMLONLAT', lon, edge, 'BYRADIUS', reach, 'm', 'WITHCOORD')) as [string, [string, string]][]
       for (const [member, [plon, plat]] of found) {
-        const userId = unexpired(member, now)
-        if (userId) hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)), cell })
+        const hit = hitOf(member, haversineM(lat, lon, Number(plat), Number(plon)), now)
+        if (hit) hits.push(hit)
       }
       return { truncated: false, lastDistance: 0, hits }
     }
     const found = (await redis.geosearch(key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radiusM + 0.5, 'm', 'ASC', 'COUNT', count, 'WITHDIST')) as [string, string][]
     for (const [member, distance] of found) {
-      const userId = unexpired(member, now)
-      if (userId) hits.push({ userId, distanceM: Number(distance), cell })
+      const hit = hitOf(member, Number(distance), now)
+      if (hit) hits.push(hit)
     }
     return { truncated: found.length === count, lastDistance: found.length > 0 ? Number(found[found.length - 1]![1]) : 0, hits }
   }
 
   const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number): Promise<Reply> => {
     const all = await redis.hgetall(cellKey(cell, 'h'))
-    const hits: CellHit[] = []
+    const hits: NearbyHit[] = []
     const flag = ROLES.indexOf(role)
     for (const [userId, value] of Object.entries(all)) {
       const [plat, plon, exp, flags] = value.split(',', 4)
       if (Number(exp) <= now || flags?.[flag] !== '1') continue
-      hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)), cell, card: cardAfter(value, 4) })
+      hits.push({ userId, distanceM: haversineM(lat, lon, Number(plat), Number(plon)), card: polarCard(value) })
     }
     return { truncated: false, lastDistance: 0, hits }
-  }
-
-  /** The answered hits with their cards: one HMGET per cell they came from. */
-  const withCards = async (hits: CellHit[]): Promise<NearbyHit[]> => {
-    const byCell = new Map<string, CellHit[]>()
-    for (const hit of hits) {
-      if (hit.card !== undefined) continue
-      let list = byCell.get(hit.cell)
-      if (!list) byCell.set(hit.cell, (list = []))
-      list.push(hit)
-    }
-    await Promise.all(
-      [...byCell].map(async ([cell, list]) => {
-        const entries = await redis.hmget(cellKey(cell, 'u'), ...list.map((h) => h.userId))
-        list.forEach((hit, i) => (hit.card = cardAfter(entries[i] ?? null, 3)))
-      }),
-    )
-    return hits.map((h) => ({ userId: h.userId, distanceM: h.distanceM, card: h.card ?? null }))
   }
 
   const sweepCell = async (cell: string, now: number): Promise<number> => {
@@ -346,7 +331,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
         // Certain: every unexpired user nearer than `bound` has been seen.
         let bound = r + 0.5
         let truncated = false
-        const best = new Map<string, CellHit>()
+        const best = new Map<string, NearbyHit>()
         for (const reply of replies) {
           if (reply.truncated) {
             truncated = true
@@ -359,7 +344,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
             if (seen === undefined || hit.distanceM < seen.distanceM) best.set(hit.userId, hit)
           }
         }
-        const certain: CellHit[] = []
+        const certain: NearbyHit[] = []
         for (const hit of best.values()) if (hit.distanceM < bound) certain.push(hit)
         certain.sort((a, b) => a.distanceM - b.distanceM || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0))
         const complete = r >= q.radiusM && !truncated
@@ -374,7 +359,7 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
               hints.set(key, seen === undefined ? perHit : Math.min(seen * 1.05, perHit))
             }
           }
-          return withCards(certain.slice(0, k))
+          return certain.slice(0, k)
         }
         if (truncated) count *= 4
         else r = Math.min(q.radiusM, r * Math.min(4, Math.max(2, Math.sqrt(k / Math.max(certain.length, 1)) * 1.3)))
