@@ -19,8 +19,8 @@ export interface Actor {
 export type AccountDeletedHook = (userId: string) => Promise<void>
 /** What other features do when an account changes (the card shown on the map...). */
 export type AccountChangedHook = (user: UserRow) => Promise<void>
-/** The fields of a user that its public view is made of. */
-export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>
+/** The fields of a user that its view is made of; `created_at` may be its ISO text already (from a card). */
+export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
 /** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
 export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
 
@@ -58,15 +58,18 @@ export function createAccountsService(deps: {
     user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null
 
   /** The user as others see it; the email only to the user and to admins. */
-  const view = (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => ({
-    id: user.id,
-    ...(viewer && (viewer.id === user.id || isAdmin(viewer)) && user.email ? { email: user.email } : {}),
-    first_name: user.first_name,
-    last_name: user.last_name,
-    roles: user.roles,
-    picture_url: pictureUrl(user),
-    created_at: user.created_at.toISOString(),
-  })
+  const view = (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => {
+    const shown: UserView = {
+      id: user.id,
+      first_name: user.first_name,
+      last_name: user.last_name,
+      roles: user.roles,
+      picture_url: pictureUrl(user),
+      created_at: typeof user.created_at === 'string' ? user.created_at : user.created_at.toISOString(),
+    }
+    if (viewer && (viewer.id === user.id || isAdmin(viewer)) && user.email) shown.email = user.email
+    return shown
+  }
 
   /** A user changed: every process's cache drops it, and the other features hear of it. */
   const changed = async (user: UserRow) => {

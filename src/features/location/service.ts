@@ -39,15 +39,16 @@ export function blurPosition(userId: string, lat: number, lon: number): { lat: n
 
 /**
  * What a search shows of a user, kept with its location so that a search answers from the live
- * store alone: the public fields of its view (never the email).
+ * store alone: the public fields of its view (never the email), as a compact JSON array, since
+ * every live location holds one.
  */
 export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>): string {
-  return JSON.stringify({ first_name: user.first_name, last_name: user.last_name, roles: user.roles, picture_etag: user.picture_etag, created_at: user.created_at.toISOString() })
+  return JSON.stringify([user.first_name, user.last_name, user.roles, user.picture_etag, user.created_at.toISOString()])
 }
 
 function shownFrom(userId: string, card: string): ShownUser {
-  const fields = JSON.parse(card) as Omit<ShownUser, 'id' | 'email' | 'created_at'> & { created_at: string }
-  return { ...fields, id: userId, email: null, created_at: new Date(fields.created_at) }
+  const [first_name, last_name, roles, picture_etag, created_at] = JSON.parse(card) as [string, string, UserRow['roles'], string | null, string]
+  return { id: userId, email: null, first_name, last_name, roles, picture_etag, created_at }
 }
 
 /** Reads of the store a page may take when hidden users leave it short; then it is answered short. */
