@@ -1,6 +1,5 @@
 import { computeDestinationPoint, getDistance } from 'geolib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import sharp from 'sharp'
 import { grantAdmin } from '../../cli/admin.js'
@@ -20,20 +19,6 @@ const found = async (who: SignedIn, query: Record<string, string | number>) => {
   const res = await search(who, query)
   expect(res.statusCode, res.body).toBe(200)
   return res.json() as { items: { user: { id: string }; distance_m: number }[]; next_cursor: string | null }
-}
-/** Puts a worker's GEO member back in the form it had before locations kept cards. */
-async function forgetCardInRedis(userId: string) {
-  const redis = new Redis(TEST_REDIS_URL!)
-  try {
-    const prefix = t.config.redisPrefix
-    const key = `${prefix}loc:{${await redis.get(`${prefix}loc:user:${userId}`)}}:W`
-    const member = (await redis.zrange(key, 0, -1)).find((m) => m.startsWith(`${userId}:`))!
-    const [[lon, lat]] = (await redis.geopos(key, member)) as [[string, string]]
-    await redis.zrem(key, member)
-    await redis.geoadd(key, lon, lat, member.split(':').slice(0, 2).join(':'))
-  } finally {
-    redis.disconnect()
-  }
 }
 const ids = async (who: SignedIn, query: Record<string, string | number>) => (await found(who, query)).items.map((i) => i.user.id)
 
@@ -154,15 +139,13 @@ describe('live location and search', () => {
     expect((await shown(admin))[0]).toMatchObject({ id: worker.id, email: worker.email })
   })
 
-  it('shows a worker whose location was stored without a card, from its account', async () => {
+  // Rows of live_locations from before the card column have none (Redis members always do).
+  it.runIf(!TEST_REDIS_URL)('shows a worker whose location was stored without a card, from its account', async () => {
     const worker = await newUser(t.app, { roles: ['WORKER'], first_name: 'Uncarded' })
     const client = await newUser(t.app)
     const at = { lat: -34.6037, lon: -58.3816 }
     await post(worker, at)
-    // As a location stored before locations kept cards.
-    const { live, database } = t.app.platform
-    if (live.kind === 'postgres') await sql`UPDATE live_locations SET card = NULL WHERE user_id = ${worker.id}`.execute(database.db)
-    else await forgetCardInRedis(worker.id)
+    await sql`UPDATE live_locations SET card = NULL WHERE user_id = ${worker.id}`.execute(t.app.platform.database.db)
     expect((await t.app.platform.live.locations.nearby({ ...at, radiusM: 300, limit: 5 }))[0]).toMatchObject({ userId: worker.id, card: null })
     expect((await found(client, { ...at, radius: 300 })).items.map((i) => i.user)).toEqual([expect.objectContaining({ id: worker.id, first_name: 'Uncarded' })])
   })

@@ -7,7 +7,7 @@ import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
 // 39 x 20 km at the equator). Each cell has one GEO key per role, a sorted set of expiries and a
 // hash of its users' entries, all with the cell as hash tag, so one script touches one cell in
 // one slot:
-//   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>:<card>", one per user holding that role
+//   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>:<lon>,<lat>:<card>", one per user and role
 //   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
 //   <p>loc:{<cell>}:u       hash user id -> "<lon>,<lat>,<role flags>,<card>" (read by writes only)
 //   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users):
@@ -16,10 +16,11 @@ import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
 //   <p>loc:cells            every cell ever used, for the background sweep
 // A search is one plain GEOSEARCH per cell, and its members are the answer: each carries its
 // expiry (GEO members can't expire one by one, so a search drops the expired ones it reads and a
-// sweep deletes them now and then, the expiry zset says which) and its user's card (so a search
-// looks nothing else up: in a city-sized hash, each lookup is a cache miss of its own). User ids
-// hold no ':'. Members of older layouts ("<user id>" and "<user id>:<expiry>") answer no card,
-// or nothing, and go with the sweep.
+// sweep deletes them now and then, the expiry zset says which), its position (so distances are
+// measured here, on Redis GEO's sphere, rather than sent as text for every member) and its user's
+// card (so a search looks nothing else up: in a city-sized hash, each lookup is a cache miss of
+// its own). User ids hold no ':'. Members of the older layout (the bare user id) are never
+// answered and go with the sweep.
 
 export const CELL_PRECISION = 4
 const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
@@ -28,15 +29,13 @@ const SWEEP_INTERVAL_MS = 60_000
 const SWEEP_BATCH = 500
 
 // The members a user may have in a cell's GEO keys, from its expiry score and its entry (and the
-// forms of older layouts).
+// older layout's bare user id).
 const MEMBERS_OF = `
 local function members_of(user, score, entry)
   local members = {user}
-  if score then
-    local base = user .. ':' .. string.format('%.0f', tonumber(score))
-    members[2] = base
-    local card = entry and string.match(entry, '^[^,]*,[^,]*,[^,]*,(.*)$')
-    if card then members[3] = base .. ':' .. card end
+  if score and entry then
+    local lon, lat, card = string.match(entry, '^([^,]*),([^,]*),[^,]*,(.*)$')
+    if card then members[2] = user .. ':' .. string.format('%.0f', tonumber(score)) .. ':' .. lon .. ',' .. lat .. ':' .. card end
   end
   return members
 end
@@ -45,7 +44,7 @@ end
 const SET = `${MEMBERS_OF}
 local user, exp, card = ARGV[3], ARGV[4], ARGV[6]
 local old = members_of(user, redis.call('ZSCORE', KEYS[4], user), redis.call('HGET', KEYS[5], user))
-local member = user .. ':' .. exp .. ':' .. card
+local member = user .. ':' .. exp .. ':' .. ARGV[1] .. ',' .. ARGV[2] .. ':' .. card
 for i = 1, 3 do
   redis.call('ZREM', KEYS[i], unpack(old))
   if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], member) end
@@ -63,7 +62,7 @@ local entry = redis.call('HGET', KEYS[5], user)
 if not exp or not entry or tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
 local lon, lat = string.match(entry, '^([^,]*),([^,]*),')
 local old = members_of(user, exp, entry)
-local member = user .. ':' .. string.format('%.0f', tonumber(exp)) .. ':' .. card
+local member = user .. ':' .. string.format('%.0f', tonumber(exp)) .. ':' .. lon .. ',' .. lat .. ':' .. card
 for i = 1, 3 do
   redis.call('ZREM', KEYS[i], unpack(old))
   if string.sub(flags, i, i) == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
@@ -131,13 +130,20 @@ declare module 'ioredis' {
 
 const isPolar = (cell: string) => cell === 'pn' || cell === 'ps'
 
-/** The hit of a GEO member "<user id>:<expiry ms>:<card>" at a distance; undefined once expired. */
-function hitOf(member: string, distanceM: number, now: number): NearbyHit | undefined {
-  const first = member.indexOf(':')
-  if (first < 0) return undefined
-  const second = member.indexOf(':', first + 1)
-  if (!(Number(member.slice(first + 1, second < 0 ? undefined : second)) > now)) return undefined
-  return { userId: member.slice(0, first), distanceM, card: second < 0 ? null : member.slice(second + 1) }
+/** A GEO member "<user id>:<expiry ms>:<lon>,<lat>:<card>" read; undefined for the older bare form. */
+function memberOf(member: string) {
+  const a = member.indexOf(':')
+  const b = member.indexOf(':', a + 1)
+  const c = member.indexOf(',', b + 1)
+  const d = member.indexOf(':', c + 1)
+  if (a < 0 || b < 0 || c < 0 || d < 0) return undefined
+  return {
+    userId: member.slice(0, a),
+    expiresAt: Number(member.slice(a + 1, b)),
+    lon: Number(member.slice(b + 1, c)),
+    lat: Number(member.slice(c + 1, d)),
+    card: member.slice(d + 1),
+  }
 }
 
 /** The card of a polar entry "<lat>,<lon>,<expiry>,<flags>,<card>". */
@@ -225,19 +231,27 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
     if (Math.abs(lat) > MAX_GEO_LAT) {
       const edge = Math.sign(lat) * MAX_GEO_LAT
       const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
-      const found = (await redis.geosearch(key, 'FROMLONLAT', lon, edge, 'BYRADIUS', reach, 'm', 'WITHCOORD')) as [string, [string, string]][]
-      for (const [member, [plon, plat]] of found) {
-        const hit = hitOf(member, haversineM(lat, lon, Number(plat), Number(plon)), now)
-        if (hit) hits.push(hit)
+      const found = (await redis.geosearch(key, 'FROMLONLAT', lon, edge, 'BYRADIUS', reach, 'm')) as string[]
+      for (const text of found) {
+        const member = memberOf(text)
+        if (member && member.expiresAt > now) hits.push({ userId: member.userId, distanceM: haversineM(lat, lon, member.lat, member.lon), card: member.card })
       }
       return { truncated: false, lastDistance: 0, hits }
     }
-    const found = (await redis.geosearch(key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radiusM + 0.5, 'm', 'ASC', 'COUNT', count, 'WITHDIST')) as [string, string][]
-    for (const [member, distance] of found) {
-      const hit = hitOf(member, Number(distance), now)
-      if (hit) hits.push(hit)
+    // Distances are measured here from the members' positions, on Redis GEO's sphere. Redis
+    // measures from its 52-bit geohash of the point, at most ~0.4 m away: the search reaches a
+    // meter further, and a cut-off COUNT makes certain only what is 1 m nearer than its last.
+    const found = (await redis.geosearch(key, 'FROMLONLAT', lon, lat, 'BYRADIUS', radiusM + 1.5, 'm', 'ASC', 'COUNT', count)) as string[]
+    let lastDistance = 0
+    for (const text of found) {
+      const member = memberOf(text)
+      if (!member) continue
+      const distanceM = haversineM(lat, lon, member.lat, member.lon)
+      lastDistance = distanceM
+      if (member.expiresAt > now) hits.push({ userId: member.userId, distanceM, card: member.card })
     }
-    return { truncated: found.length === count, lastDistance: found.length > 0 ? Number(found[found.length - 1]![1]) : 0, hits }
+    const truncated = found.length === count
+    return { truncated, lastDistance: truncated ? lastDistance - 1 : 0, hits }
   }
 
   const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number): Promise<Reply> => {
@@ -319,7 +333,9 @@ export function createRedisLocationStore(redis: Redis, prefix: string): Location
       let r = hint === undefined ? 250 : Math.max(30, hint * Math.sqrt(k) * 1.2)
       if (q.after) r = Math.max(r, q.after.distanceM * 1.2 + r)
       r = Math.min(r, q.radiusM)
-      let count = k + 8
+      // A few more than wanted: the caller's own member may be among them, and only what lies a
+      // meter nearer than the last one read is certain (k + 2 took a second round 1 time in 4).
+      let count = k + 4
       for (;;) {
         const targets: Promise<Reply>[] = []
         for (const cell of cellsTouched(q.lat, q.lon, r)) {
