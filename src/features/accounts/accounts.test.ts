@@ -1,7 +1,6 @@
 import type { InjectOptions } from 'fastify'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { grantAdmin } from '../../cli/admin.js'
 import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
@@ -160,14 +159,18 @@ describe('admins', () => {
     const other = await newUser(t.app, { first_name: 'Target' })
     expect((await inject({ url: `/user?id=${other.id}`, headers: admin.auth })).json()).not.toHaveProperty('email')
 
-    expect(await grantAdmin(t.app.platform.database.db, admin.email.toUpperCase())).toBe(true)
-    expect(await grantAdmin(t.app.platform.database.db, 'nobody@example.com')).toBe(false)
+    expect(await t.app.accounts.setAdmin(admin.email.toUpperCase(), true)).toBe(true)
+    expect(await t.app.accounts.setAdmin('nobody@example.com', true)).toBe(false)
 
     expect((await inject({ url: `/user?id=${other.id}`, headers: admin.auth })).json().email).toBe(other.email)
     const renamed = await inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: other.id, first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] } })
     expect(renamed.json()).toMatchObject({ first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] })
     expect((await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth })).statusCode).toBe(204)
     problem(await inject({ url: '/user', headers: other.auth }), 401)
+
+    expect(await t.app.accounts.setAdmin(admin.email, false)).toBe(true)
+    expect((await inject({ url: '/user', headers: admin.auth })).json().roles).toEqual(['CLIENT'])
+    problem(await inject({ url: `/user?id=${other.id}`, headers: admin.auth }), 404)
   })
 })
 

@@ -175,6 +175,13 @@ export function createAccountsService(deps: {
       }
     },
 
+    /** Grants or takes away ADMIN by email (the command line's way to make the first admin); false if there is no such user. */
+    async setAdmin(email: string, admin: boolean): Promise<boolean> {
+      const user = await store.setAdmin(email.trim(), admin)
+      if (user) await changed(user)
+      return user !== undefined
+    },
+
     async delete(actor: Actor, id: string | undefined): Promise<void> {
       const { target } = await actingOn(actor, id)
       if (!(await store.delete(target.id))) throw new NotFoundError('No such user', 'user_not_found')

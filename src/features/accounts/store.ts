@@ -94,6 +94,20 @@ export function createAccountsStore(db: DB) {
       }
     },
 
+    /** Grants or takes away ADMIN, by email; the user as it is then, or undefined if there is none. */
+    async setAdmin(email: string, admin: boolean): Promise<UserRow | undefined> {
+      return db
+        .updateTable('users')
+        .set({
+          roles: admin ? sql<Role[]>`CASE WHEN 'ADMIN' = ANY(roles) THEN roles ELSE array_append(roles, 'ADMIN') END` : sql<Role[]>`array_remove(roles, 'ADMIN')`,
+          updated_at: sql`now()`,
+        })
+        .where(sql`lower(email)`, '=', email.toLowerCase())
+        .where('deleted_at', 'is', null)
+        .returning(PUBLIC_COLUMNS)
+        .executeTakeFirst()
+    },
+
     /**
      * Deletes an account: its personal data and picture go, the row stays as a tombstone so that
      * messages and jobs others hold keep their reference. Answers false if there was none.

@@ -2,7 +2,6 @@ import { computeDestinationPoint, getDistance } from 'geolib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sql } from 'kysely'
 import sharp from 'sharp'
-import { grantAdmin } from '../../cli/admin.js'
 import { TEST_REDIS_URL } from '../../../test/support/backends.js'
 import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
@@ -124,7 +123,7 @@ describe('live location and search', () => {
     const worker = await newUser(t.app, { roles: ['WORKER'] })
     const client = await newUser(t.app)
     const admin = await newUser(t.app)
-    expect(await grantAdmin(t.app.platform.database.db, admin.email)).toBe(true)
+    expect(await t.app.accounts.setAdmin(admin.email, true)).toBe(true)
     const at = { lat: 38.7223, lon: -9.1393 }
     await post(worker, at)
     const shown = async (who: SignedIn) => (await found(who, { ...at, radius: 300 })).items.map((i) => i.user)
@@ -137,6 +136,10 @@ describe('live location and search', () => {
     expect(publicView.picture_url).toMatch(/^\/users\/.+\/picture\?v=/)
     expect(await shown(client)).toEqual([publicView])
     expect((await shown(admin))[0]).toMatchObject({ id: worker.id, email: worker.email })
+    // Made an admin (from the command line) while on the map: found as one at once.
+    expect(await t.app.accounts.setAdmin(worker.email, true)).toBe(true)
+    expect(await ids(client, { ...at, radius: 300, role: 'ADMIN' })).toEqual([worker.id])
+    expect(await shown(client)).toEqual([expect.objectContaining({ id: worker.id, roles: ['WORKER', 'ADMIN'] })])
   })
 
   // Rows of live_locations from before the card column have none (Redis members always do).
