@@ -9,6 +9,8 @@ export interface Config {
   databaseUrl: string | undefined
   /** Redis connection string; undefined means the PostgreSQL live store. */
   redisUrl: string | undefined
+  /** redisUrl names one node of a Redis Cluster, and the others are found from it. */
+  redisCluster: boolean
   /** Prefix of every Redis key and channel, so several deployments can share one Redis. */
   redisPrefix: string
   dataDir: string
@@ -127,6 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: str('HOST') ?? '0.0.0.0',
     databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
     redisUrl: url('REDIS_URL', ['redis:', 'rediss:']),
+    redisCluster: bool('REDIS_CLUSTER', false),
     redisPrefix: str('REDIS_PREFIX') ?? 'fl:',
     dataDir: str('DATA_DIR') ?? './data',
     dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
@@ -155,6 +158,12 @@ export function loadConfig(env: Env = process.env): Config {
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER', 7 * 24 * 3600, 60, 365 * 24 * 3600),
     payments: oneOf('PAYMENTS', ['local'] as const, 'local'),
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
+  }
+  if (config.redisCluster) {
+    if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')
+    else if (URL.canParse(config.redisUrl) && !['', '/', '/0'].includes(new URL(config.redisUrl).pathname)) {
+      problems.push('REDIS_URL must not name a database with REDIS_CLUSTER: a Redis Cluster has database 0 only')
+    }
   }
   if (config.workers > 1 && !config.databaseUrl) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')

@@ -54,6 +54,15 @@ describe('configuration', () => {
     }
   })
 
+  it('takes REDIS_CLUSTER as true or false, only with a REDIS_URL on database 0', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000' }).redisCluster).toBe(false)
+    expect(loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000', REDIS_CLUSTER: 'true' })).toMatchObject({ redisUrl: 'redis://10.0.0.5:7000', redisCluster: true })
+    expect(loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000/0', REDIS_CLUSTER: 'true' }).redisCluster).toBe(true)
+    expect(() => loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000', REDIS_CLUSTER: 'cluster' })).toThrow('REDIS_CLUSTER must be true or false (got "cluster")')
+    expect(() => loadConfig({ REDIS_CLUSTER: 'true' })).toThrow('REDIS_CLUSTER needs REDIS_URL')
+    expect(() => loadConfig({ REDIS_URL: 'redis://10.0.0.5:7000/2', REDIS_CLUSTER: 'true' })).toThrow('REDIS_URL must not name a database with REDIS_CLUSTER')
+  })
+
   it('the server exits with that message instead of starting', async () => {
     const server = startServer({ PORT: 'not-a-port' })
     expect(await server.exited).toBe(2)

@@ -15,7 +15,7 @@ export async function openPlatform(config: Config): Promise<Platform> {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize })
   let live: LiveStore
   try {
-    live = await openLiveStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix }, database)
+    live = await openLiveStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster }, database)
   } catch (error) {
     await database.close()
     throw error

@@ -8,11 +8,13 @@ export type * from './types.js'
 export interface LiveStoreOptions {
   redisUrl: string | undefined
   redisPrefix: string
+  /** redisUrl names one node of a Redis Cluster. */
+  redisCluster?: boolean
 }
 
 /** Redis when a URL is given; otherwise PostgreSQL, in the application's own database. */
 export async function openLiveStore(options: LiveStoreOptions, database: DatabaseHandle): Promise<LiveStore> {
   return options.redisUrl
-    ? createRedisLiveStore(options.redisUrl, options.redisPrefix)
+    ? createRedisLiveStore(options.redisUrl, options.redisPrefix, options.redisCluster)
     : createPostgresLiveStore(database)
 }

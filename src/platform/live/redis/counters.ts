@@ -1,5 +1,6 @@
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { CounterStore } from '../types.js'
+import type { RedisClient } from './client.js'
 
 const HIT = `
 local count = redis.call('INCRBY', KEYS[1], ARGV[2])
@@ -18,7 +19,7 @@ declare module 'ioredis' {
   }
 }
 
-export function createRedisCounterStore(redis: Redis, prefix: string): CounterStore {
+export function createRedisCounterStore(redis: RedisClient, prefix: string): CounterStore {
   redis.defineCommand('counterHit', { numberOfKeys: 1, lua: HIT })
   const key = (name: string) => `${prefix}count:${name}`
   return {

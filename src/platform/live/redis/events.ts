@@ -1,34 +1,89 @@
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import type { EventBus, LiveEvent } from '../types.js'
+import type { RedisClient } from './client.js'
 
-/** Events travel on one pub/sub channel; each process hands them to its own sockets. */
-export function createRedisEventBus(redis: Redis, prefix: string): EventBus {
+/**
+ * Events travel on one pub/sub channel; each process hands them to its own sockets. On a Redis
+ * Cluster the channel is a sharded one (SPUBLISH, SSUBSCRIBE): it lives on the node that owns its
+ * slot, so one process's events arrive in the order it sent them. Plain PUBLISH goes to any node
+ * and reaches the others over the cluster bus, and two events sent through two nodes can swap.
+ */
+export function createRedisEventBus(redis: RedisClient, prefix: string): EventBus {
   const channel = `${prefix}events`
-  let subscriber: Redis | undefined
   const handlers = new Set<(event: LiveEvent) => void>()
+
+  const onMessage = (from: string, payload: string) => {
+    if (from !== channel) return
+    const event = JSON.parse(payload) as LiveEvent
+    for (const h of handlers) h(event)
+  }
+
+  /** Subscribes to the channel; answers how to stop. */
+  const listen = async (): Promise<() => Promise<void>> => {
+    if (redis instanceof Cluster) {
+      // A Cluster subscribes on a connection of its own to the channel's node (and follows the
+      // channel when its slot moves), and emits the messages itself.
+      redis.on('smessage', onMessage)
+      const stop = async () => {
+        redis.off('smessage', onMessage)
+        await redis.sunsubscribe(channel).catch(() => {})
+      }
+      try {
+        await redis.ssubscribe(channel)
+      } catch (error) {
+        await stop()
+        throw error
+      }
+      return stop
+    }
+    // A connection in subscriber mode can do nothing else, so it is a connection of its own.
+    const subscriber = redis.duplicate()
+    subscriber.on('message', onMessage)
+    const stop = async () => {
+      await subscriber.quit().catch(() => subscriber.disconnect())
+    }
+    try {
+      await subscriber.subscribe(channel)
+    } catch (error) {
+      await stop()
+      throw error
+    }
+    return stop
+  }
+
+  // Starting and stopping the subscription take turns, so a subscribe that comes while the last
+  // handler is leaving never finds the channel being unsubscribed under it.
+  let stop: (() => Promise<void>) | undefined
+  let turns: Promise<unknown> = Promise.resolve()
+  const inTurn = (step: () => Promise<void>) => {
+    const run = turns.then(step)
+    turns = run.catch(() => {})
+    return run
+  }
 
   return {
     async publish(event) {
-      await redis.publish(channel, JSON.stringify(event))
+      if (redis instanceof Cluster) await redis.spublish(channel, JSON.stringify(event))
+      else await redis.publish(channel, JSON.stringify(event))
     },
     async subscribe(handler) {
-      if (!subscriber) {
-        // A connection in subscriber mode can do nothing else, so it is a connection of its own.
-        subscriber = redis.duplicate()
-        subscriber.on('message', (_channel: string, payload: string) => {
-          const event = JSON.parse(payload) as LiveEvent
-          for (const h of handlers) h(event)
-        })
-        await subscriber.subscribe(channel)
-      }
       handlers.add(handler)
+      try {
+        await inTurn(async () => {
+          stop ??= await listen()
+        })
+      } catch (error) {
+        handlers.delete(handler)
+        throw error
+      }
       return async () => {
         handlers.delete(handler)
-        if (handlers.size === 0 && subscriber) {
-          const closing = subscriber
-          subscriber = undefined
-          await closing.quit().catch(() => closing.disconnect())
-        }
+        await inTurn(async () => {
+          if (handlers.size > 0 || !stop) return
+          const stopping = stop
+          stop = undefined
+          await stopping()
+        })
       }
     },
   }

@@ -1,5 +1,6 @@
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import type { SessionRecord, SessionStore } from '../types.js'
+import type { RedisClient } from './client.js'
 
 // Layout: `<p>sess:<token hash>` is a hash holding one session, expiring with it;
 // `<p>usess:<user id>` maps the user's session ids to their token hashes. Each command touches
@@ -21,7 +22,7 @@ declare module 'ioredis' {
 
 const FIELDS = ['id', 'user', 'ua', 'created', 'used', 'exp', 'max'] as const
 
-export function createRedisSessionStore(redis: Redis, prefix: string): SessionStore {
+export function createRedisSessionStore(redis: RedisClient, prefix: string): SessionStore {
   redis.defineCommand('sessionRenew', { numberOfKeys: 1, lua: RENEW })
   const sessionKey = (tokenHash: string) => `${prefix}sess:${tokenHash}`
   const userKey = (userId: string) => `${prefix}usess:${userId}`

@@ -1,7 +1,7 @@
-import type { Redis } from 'ioredis'
 import type { TicketStore } from '../types.js'
+import type { RedisClient } from './client.js'
 
-export function createRedisTicketStore(redis: Redis, prefix: string): TicketStore {
+export function createRedisTicketStore(redis: RedisClient, prefix: string): TicketStore {
   const key = (name: string) => `${prefix}ticket:${name}`
   return {
     async put(name, value, ttlMs) {
