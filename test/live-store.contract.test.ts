@@ -207,6 +207,17 @@ describe.each(liveBackends())('$name', (backend) => {
       expect(got).toEqual(sent)
       await stop()
     })
+
+    it('delivers the events one process publishes in the order it published them', async () => {
+      // A message and then its read receipt must not arrive the other way round.
+      const got: number[] = []
+      const stop = await live.events.subscribe((e) => got.push((e.data as { n: number }).n))
+      const to = [uuidv7()]
+      for (let n = 0; n < 300; n++) await live.events.publish({ to, type: 'test.order', data: { n } })
+      await expect.poll(() => got.length, { timeout: 5000 }).toBe(300)
+      expect(got).toEqual(Array.from({ length: 300 }, (_, n) => n))
+      await stop()
+    })
   })
 
   describe('tickets', () => {

@@ -2,6 +2,8 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
+import type { Platform } from '../../src/platform/index.js'
+import { openLiveStore } from '../../src/platform/live/index.js'
 import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from './backends.js'
 
 export interface TestApp {
@@ -38,16 +40,18 @@ export async function startTestApp(env: Record<string, string | undefined> = {},
 /**
  * Two API processes (two buildApp instances) on one database and one live store: on PostgreSQL
  * and Redis, two platforms on the same servers; on the embedded default, where a PGlite can't be
- * opened twice, both apps share one platform (and so one LISTEN).
+ * opened twice, both apps share one platform (and so one LISTEN), or with Redis, the database
+ * only. `env` is the environment both are configured from (REDIS_URL of a cluster, say).
  */
-export async function startTwoApps(overrides: [Partial<Config>, Partial<Config>] = [{}, {}]) {
+export async function startTwoApps(overrides: [Partial<Config>, Partial<Config>] = [{}, {}], env: Record<string, string | undefined> = {}) {
   const scratch = TEST_DATABASE_URL ? await createScratchDatabase(TEST_DATABASE_URL) : undefined
-  const config = testConfig(scratch ? { DATABASE_URL: scratch.url } : {})
+  const config = testConfig({ ...env, ...(scratch ? { DATABASE_URL: scratch.url } : {}) })
   const first = await openTestPlatform(config)
-  const second = scratch ? await openTestPlatform(config) : first
+  const second: Platform = scratch ? await openTestPlatform(config) : config.redisUrl ? await withOwnLiveStore(first, config) : first
   const apps = [await buildApp({ ...config, ...overrides[0] }, first), await buildApp({ ...config, ...overrides[1] }, second)] as const
   return {
     apps,
+    config,
     /** Closes both apps (either may have been closed already), their platforms, and the database. */
     async close() {
       for (const app of apps) await app.close()
@@ -55,6 +59,12 @@ export async function startTwoApps(overrides: [Partial<Config>, Partial<Config>]
       await scratch?.drop()
     },
   }
+}
+
+/** A platform on the database of another, with a Redis live store of its own. */
+async function withOwnLiveStore(platform: Platform, config: Config): Promise<Platform> {
+  const live = await openLiveStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster }, platform.database)
+  return { ...platform, live, close: () => live.close() }
 }
 
 let counter = 0

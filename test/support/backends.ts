@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, type Config } from '../../src/config.js'
 import { openDatabase, type DatabaseHandle } from '../../src/platform/db/index.js'
 import { openLiveStore, type LiveStore } from '../../src/platform/live/index.js'
+import { connectRedis } from '../../src/platform/live/redis/client.js'
 import { openPlatform, type Platform } from '../../src/platform/index.js'
+import { startRedisCluster } from './redis-cluster.js'
 
 // Tests run on the embedded defaults (PGlite, PostgreSQL live store) unless TEST_DATABASE_URL
 // and TEST_REDIS_URL name real servers. Each test file gets a database and a Redis key prefix of
-// its own, so files run in parallel without seeing each other.
+// its own, so files run in parallel without seeing each other. With TEST_REDIS_URL, the live
+// store is also tested on a Redis Cluster of three local redis-server nodes (./redis-cluster.ts).
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || undefined
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL || undefined
@@ -36,18 +39,23 @@ export async function createScratchDatabase(serverUrl: string): Promise<{ url: s
   }
 }
 
-/** Deletes every Redis key under a prefix: what a test file or a benchmark leaves behind. */
-export async function deleteRedisKeys(redisUrl: string, prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true })
-  redis.on('error', () => {})
+/**
+ * Deletes every Redis key under a prefix: what a test file or a benchmark leaves behind. With
+ * `cluster`, `redisUrl` is a node of a Redis Cluster, and the keys go from every master.
+ */
+export async function deleteRedisKeys(redisUrl: string, prefix: string, cluster = false): Promise<void> {
+  const redis = await connectRedis(redisUrl, cluster)
   try {
-    await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
+    for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+        cursor = next
+        // On a cluster, one command can't touch keys of two slots.
+        if (cluster) await Promise.all(keys.map((key) => node.unlink(key)))
+        else if (keys.length > 0) await node.unlink(...keys)
+      } while (cursor !== '0')
+    }
   } finally {
     redis.disconnect()
   }
@@ -80,7 +88,7 @@ export async function openTestPlatform(config: Config): Promise<Platform & { con
         await platform.close()
       } finally {
         await scratch?.drop()
-        if (withDb.redisUrl) await deleteRedisKeys(withDb.redisUrl, withDb.redisPrefix)
+        if (withDb.redisUrl) await deleteRedisKeys(withDb.redisUrl, withDb.redisPrefix, withDb.redisCluster)
       }
     },
   }
@@ -122,6 +130,34 @@ export function liveBackends(): LiveBackend[] {
         const redisPrefix = `${uniqueName()}:`
         const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix }, database)
         return { live, database, close: async () => { await live.close(); await database.close(); await deleteRedisKeys(TEST_REDIS_URL!, redisPrefix) } }
+      },
+    })
+    backends.push({
+      name: 'redis live store on a 3-node Redis Cluster',
+      async open() {
+        // The cluster starts while PGlite sets up (a few seconds each).
+        const [cluster, database] = await Promise.allSettled([
+          startRedisCluster(),
+          openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 }),
+        ])
+        let live: LiveStore | undefined
+        const close = async () => {
+          try {
+            await live?.close()
+            if (database.status === 'fulfilled') await database.value.close()
+          } finally {
+            if (cluster.status === 'fulfilled') await cluster.value.stop()
+          }
+        }
+        try {
+          if (cluster.status === 'rejected') throw cluster.reason
+          if (database.status === 'rejected') throw database.reason
+          live = await openLiveStore({ redisUrl: cluster.value.url, redisPrefix: `${uniqueName()}:`, redisCluster: true }, database.value)
+          return { live, database: database.value, close }
+        } catch (error) {
+          await close()
+          throw error
+        }
       },
     })
   }
