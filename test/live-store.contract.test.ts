@@ -102,6 +102,17 @@ describe.each(liveBackends())('$name', (backend) => {
       expect(await live.sessions.endAll(user)).toEqual([d.id])
       expect(await live.sessions.list(user)).toEqual([])
     })
+
+    it('ends many sessions of a user at once, as a new password does', async () => {
+      const user = uuidv7()
+      const made = Array.from({ length: 6 }, () => session(user))
+      for (const [i, s] of made.entries()) await live.sessions.create(`many-${user}-${i}`, s, 10)
+      const kept = made[2]!
+      expect((await live.sessions.endAll(user, kept.id)).sort()).toEqual(made.filter((s) => s !== kept).map((s) => s.id).sort())
+      for (const i of [0, 1, 3, 4, 5]) expect(await live.sessions.touch(`many-${user}-${i}`, new Date(), 60)).toBeNull()
+      expect((await live.sessions.touch(`many-${user}-2`, new Date(), 60))?.id).toBe(kept.id)
+      expect((await live.sessions.list(user)).map((s) => s.id)).toEqual([kept.id])
+    })
   })
 
   describe('counters', () => {

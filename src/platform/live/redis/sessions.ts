@@ -4,7 +4,7 @@ import type { RedisClient } from './client.js'
 
 // Layout: `<p>sess:<token hash>` is a hash holding one session, expiring with it;
 // `<p>usess:<user id>` maps the user's session ids to their token hashes. Each command touches
-// one key, so the layout works unchanged on Redis Cluster.
+// one key, so the layout works unchanged on Redis Cluster, where sessions spread by token.
 
 // Renews a session's idle expiry, unless it ended meanwhile (a plain HSET would bring it back).
 const RENEW = `
@@ -59,8 +59,10 @@ export function createRedisSessionStore(redis: RedisClient, prefix: string): Ses
 
   const endMany = async (userId: string, entries: { tokenHash: string; session: SessionRecord }[]) => {
     if (entries.length === 0) return
+    // One UNLINK a session: on a cluster, two sessions' keys are in two slots, which one command
+    // can't touch.
     await Promise.all([
-      redis.unlink(...entries.map((e) => sessionKey(e.tokenHash))),
+      ...entries.map((e) => redis.unlink(sessionKey(e.tokenHash))),
       redis.hdel(userKey(userId), ...entries.map((e) => e.session.id)),
     ])
   }
