@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis'
 import { withSubscriptionsClosedOnClose } from '../subscriptions.js'
 import type { LiveStore } from '../types.js'
 import { connectRedis } from './client.js'
@@ -12,9 +11,7 @@ import { createRedisTicketStore } from './tickets.js'
 export async function createRedisLiveStore(url: string, prefix: string, cluster = false): Promise<LiveStore> {
   const redis = await connectRedis(url, cluster)
   const { events, closeAll } = withSubscriptionsClosedOnClose(createRedisEventBus(redis, prefix))
-  // The location store's signature names Redis, but each command it sends touches one key or the
-  // keys of one cell (one hash tag), so a Cluster serves it as well.
-  const locations = createRedisLocationStore(redis as Redis, prefix)
+  const locations = createRedisLocationStore(redis, prefix)
   return {
     kind: 'redis',
     sessions: createRedisSessionStore(redis, prefix),

@@ -1,9 +1,10 @@
 import ngeohash from 'ngeohash'
-import type { Redis, Result } from 'ioredis'
+import type { Result } from 'ioredis'
 import { circleBounds, haversineM, insideRadius, MAX_GEO_LAT } from '../geo.js'
 import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
+import type { RedisClient } from './client.js'
 
-// Layout, ready for Redis Cluster: the world is cut into coarse geohash cells (precision 4, about
+// Layout, for Redis Cluster as for one server: the world is cut into coarse geohash cells (precision 4, about
 // 39 x 20 km at the equator). Each cell has one GEO key per role, a sorted set of expiries and a
 // hash of its users' entries, all with the cell as hash tag, so one script touches one cell in
 // one slot:
@@ -182,7 +183,7 @@ interface Reply {
 
 const ROLE_FLAGS = (roles: readonly LocationRole[]) => ROLES.map((r) => (roles.includes(r) ? '1' : '0')).join('')
 
-export function createRedisLocationStore(redis: Redis, prefix: string): LocationStore & { stop(): void } {
+export function createRedisLocationStore(redis: RedisClient, prefix: string): LocationStore & { stop(): void } {
   redis.defineCommand('locSet', { numberOfKeys: 5, lua: SET })
   redis.defineCommand('locUpdate', { numberOfKeys: 5, lua: UPDATE })
   redis.defineCommand('locUpdatePolar', { numberOfKeys: 1, lua: UPDATE_POLAR })
