@@ -6,6 +6,7 @@ import * as messaging from './0004_messaging.js'
 import * as jobs from './0005_jobs.js'
 import * as unreadCounts from './0006_unread_counts.js'
 import * as locationCards from './0007_location_cards.js'
+import * as threadKeys from './0008_thread_keys.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0005_jobs': jobs,
   '0006_unread_counts': unreadCounts,
   '0007_location_cards': locationCards,
+  '0008_thread_keys': threadKeys,
 }
