@@ -7,6 +7,7 @@
 // BENCH_WARMUP seconds of the same sends unrecorded (pools grown, statements prepared, code
 // compiled, as in servers already in service), and measures:
 //   - the rate held, and POST /send latency;
+//   - CPU time a message in the API processes, PostgreSQL (a local server), Redis and the load generator;
 //   - delivery latency: from the send call to the receiver's socket (p50/p99), and messages lost;
 //   - server memory per 1,000 idle connections (RSS after a full GC, before and after connecting);
 //   - GET /inbox latency (p50/p99, req/s) for a user with BENCH_INBOX_MESSAGES messages.
@@ -16,9 +17,11 @@
 // Settings (environment): BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_CLIENTS (5000), BENCH_RATE (1000),
 // BENCH_DURATION (20 s), BENCH_WARMUP (5 s), BENCH_INBOX_MESSAGES (100000), BENCH_INBOX_DURATION (10 s),
-// BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
+// BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there (sampled every 4 ms, so that profiling does not itself overload them).
 
 import { randomBytes } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import os from 'node:os'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import autocannon from 'autocannon'
@@ -87,13 +90,48 @@ function timed(label: string, seconds: number, info: () => string) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU time spent so far, in microseconds, by each part: the API processes, PostgreSQL's processes
+// (read from /proc, so only for a server on this machine: null elsewhere), Redis, and this one.
+
+function postgresMicros(): number | null {
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(DATABASE_URL).hostname)) return null
+  try {
+    let ticks = 0
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue
+      try {
+        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+        ticks += Number(fields[11]) + Number(fields[12]) // utime and stime, in clock ticks
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return (ticks / 100) * 1e6
+  } catch {
+    return null
+  }
+}
+
+async function cpuNow(servers: BenchServer[], redis: Redis) {
+  const info = await redis.info('cpu')
+  const own = process.cpuUsage()
+  return {
+    api: (await Promise.all(servers.map((s) => s.cpuMicros()))).reduce((a, b) => a + b, 0),
+    postgres: postgresMicros(),
+    redis: (Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])) * 1e6,
+    generator: own.user + own.system,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The two API processes
 
 const startServer = (settings: Record<string, string>) =>
   BenchServer.start(new URL('./app-server.ts', import.meta.url), {
     name: 'API',
     env: settings,
-    execArgv: ['--expose-gc', ...(env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [])],
+    execArgv: ['--expose-gc', ...(env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=4000', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [])],
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -228,6 +266,9 @@ async function main() {
     const js = (m: { heapUsed: number; external: number }) => m.heapUsed + m.external
     const heapPerConn = (js(memAfter0!) - js(memBefore0!) + js(memAfter1!) - js(memBefore1!)) / CLIENTS
 
+    const redisCpu = new Redis(REDIS_URL)
+    redisCpu.on('error', () => {})
+
     // ---- Steady sends through POST /send, open loop: each tick sends what the schedule owes.
     const agents = servers.map(() => new http.Agent({ keepAlive: true, maxSockets: 64 }))
     const sendLatency: number[] = []
@@ -294,7 +335,9 @@ async function main() {
     // The servers warm first at the same rate (their pools grow to size, each connection prepares
     // its statements, the code paths get compiled), as servers in service are; then the measurement.
     await sendLoad(WARMUP, false)
+    const cpuBefore = await cpuNow(servers, redisCpu)
     const t0 = await sendLoad(DURATION, true)
+    const cpuAfter = await cpuNow(servers, redisCpu)
     // Held: answered sends over the time from the first send to the last answer.
     const sendSeconds = (lastAnswer - t0) / 1000
     const lost = ok - delivered
@@ -384,6 +427,14 @@ async function main() {
     bars.stop()
 
     // ---- Report.
+    redisCpu.disconnect()
+    const perMessage = (before: number | null, after: number | null) => (before === null || after === null ? 'n/a' : `${Math.round((after - before) / Math.max(1, ok))} µs`)
+    const cpuLine = [
+      `API processes ${perMessage(cpuBefore.api, cpuAfter.api)}`,
+      `PostgreSQL ${perMessage(cpuBefore.postgres, cpuAfter.postgres)}`,
+      `Redis ${perMessage(cpuBefore.redis, cpuAfter.redis)}`,
+      `load generator ${perMessage(cpuBefore.generator, cpuAfter.generator)}`,
+    ].join(', ')
     const heldRate = ok / sendSeconds
     const lines: [string, string, string][] = [
       ['sends answered 201', `${ok} of ${Math.round(RATE * DURATION)} (${failed} failed, ${skipped} not sent: over 5000 in flight)`, ''],
@@ -392,6 +443,7 @@ async function main() {
       ['delivery (send call -> socket) p50 / p99', `${ms(percentile(delivery, 50))} / ${ms(percentile(delivery, 99))}`, 'target p99 < 50 ms at 1,000 msg/s'],
       ['  baseline: raw Redis pub/sub p50 / p99', `${ms(percentile(rawRtt, 50))} / ${ms(percentile(rawRtt, 99))}`, `${rawRtt.length} of ${baseTotal} at ${RATE}/s`],
       ['messages lost (201 but never delivered)', String(lost), ''],
+      ['CPU a message, during the sends', cpuLine, `machine: ${os.cpus().length} cores`],
       ['server memory per idle connection', `${(rssPerConn / 1024).toFixed(1)} KB RSS, ${(heapPerConn / 1024).toFixed(1)} KB heap + buffers`, 'target < 64 KB'],
       ['  per 1,000 idle connections', `${mb(rssPerConn * 1000)} RSS, ${mb(heapPerConn * 1000)} heap + buffers`, `both processes: ${mb(memBefore0!.rss + memBefore1!.rss)} -> ${mb(memAfter0!.rss + memAfter1!.rss)}`],
       [`GET /inbox first page, ${INBOX_MESSAGES} messages`, `p50 ${firstPage.latency.p50} ms / p99 ${firstPage.latency.p99} ms, ${Math.round(firstPage.requests.average)} req/s`, `target p99 < 20 ms; ${INBOX_CONNECTIONS} connections, ${firstPage.non2xx} non-2xx`],
