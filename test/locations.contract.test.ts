@@ -95,7 +95,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   const inAMinute = () => new Date(Date.now() + 60_000)
   const put = (p: Point) =>
-    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute(), card: cardFor(p.userId) })
+    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute(), card: cardFor(p.userId), version: 1 })
 
   /** Every page of a query, following `after` as the API's cursor does. */
   const allPages = async (query: NearbyQuery, pageSize: number) => {
@@ -110,13 +110,13 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   it('finds a user at the very spot with radius 0, moves it, and takes it off the map', async () => {
     const id = uuidv7()
-    await live.locations.set(id, { lat: 48.8566, lon: 2.3522, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
+    await live.locations.set(id, { lat: 48.8566, lon: 2.3522, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id), version: 1 })
     const here = await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 0, limit: 10 })
     expect(here.map((h) => h.userId)).toEqual([id])
     expect(here[0]!.distanceM).toBeLessThan(0.5)
 
     // Across the world: another cell, so it leaves the first one.
-    await live.locations.set(id, { lat: -33.8688, lon: 151.2093, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
+    await live.locations.set(id, { lat: -33.8688, lon: 151.2093, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id), version: 1 })
     expect(await live.locations.nearby({ lat: 48.8566, lon: 2.3522, radiusM: 50_000, limit: 10 })).toEqual([])
     expect((await live.locations.nearby({ lat: -33.87, lon: 151.21, radiusM: 1000, limit: 10 })).map((h) => h.userId)).toEqual([id])
 
@@ -127,9 +127,9 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   it('filters by role inside the store and leaves out the excluded', async () => {
     const [w, c, both] = [uuidv7(), uuidv7(), uuidv7()]
-    await live.locations.set(w, { lat: 10, lon: 10, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(w) })
-    await live.locations.set(c, { lat: 10.001, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(c) })
-    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT', 'WORKER'], expiresAt: inAMinute(), card: cardFor(both) })
+    await live.locations.set(w, { lat: 10, lon: 10, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(w), version: 1 })
+    await live.locations.set(c, { lat: 10.001, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(c), version: 1 })
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT', 'WORKER'], expiresAt: inAMinute(), card: cardFor(both), version: 1 })
     const ids = async (q: Partial<NearbyQuery>) => (await live.locations.nearby({ lat: 10, lon: 10, radiusM: 1000, limit: 10, ...q })).map((h) => h.userId)
     expect(await ids({})).toEqual([w, c, both])
     expect(await ids({ role: 'WORKER' })).toEqual([w, both])
@@ -137,7 +137,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     expect(await ids({ role: 'ADMIN' })).toEqual([])
     expect(await ids({ exclude: new Set([w]) })).toEqual([c, both])
     // A new post replaces the roles too.
-    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(both) })
+    await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(both), version: 1 })
     expect(await ids({ role: 'WORKER' })).toEqual([w])
     await Promise.all([w, c, both].map((id) => live.locations.remove(id)))
   })
@@ -147,11 +147,11 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     for (const at of [{ lat: 33.5731, lon: -7.5898 }, { lat: 88.5, lon: 40 }]) {
       const id = uuidv7()
       const near = (role: LocationRole) => live.locations.nearby({ ...at, radiusM: 100, limit: 5, role })
-      await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'first, card' })
+      await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'first, card', version: 1 })
       const [before] = await near('WORKER')
       expect(before).toMatchObject({ userId: id, card: 'first, card' })
 
-      await live.locations.update(id, { roles: ['CLIENT', 'ADMIN'], card: 'second, card' })
+      await live.locations.update(id, { roles: ['CLIENT', 'ADMIN'], card: 'second, card', version: 2 })
       expect(await near('WORKER')).toEqual([])
       expect(await near('CLIENT')).toEqual([{ ...before, card: 'second, card' }])
       expect(await near('ADMIN')).toEqual([{ ...before, card: 'second, card' }])
@@ -159,21 +159,45 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     }
   })
 
+  it('never takes a card and roles older than the stored ones, though an older post still moves the user', async () => {
+    for (const at of [{ lat: -22.9068, lon: -43.1729 }, { lat: 87.9, lon: -120 }]) {
+      const id = uuidv7()
+      const moved = { lat: at.lat + 0.001, lon: at.lon }
+      const near = async (where: { lat: number; lon: number }, role: LocationRole) => live.locations.nearby({ ...where, radiusM: 60, limit: 5, role })
+      await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'version 1', version: 1 })
+      await live.locations.update(id, { roles: ['CLIENT'], card: 'version 3', version: 3 })
+      // A post that read the account before its change lands after it: it moves the user, and
+      // the newer card and roles stay.
+      await live.locations.set(id, { ...moved, roles: ['WORKER'], expiresAt: inAMinute(), card: 'version 2', version: 2 })
+      expect(await near(at, 'CLIENT')).toEqual([])
+      expect(await near(moved, 'WORKER')).toEqual([])
+      expect(await near(moved, 'CLIENT')).toMatchObject([{ userId: id, card: 'version 3' }])
+      // So does a change that lands after a newer one.
+      await live.locations.update(id, { roles: ['WORKER'], card: 'version 2', version: 2 })
+      expect(await near(moved, 'CLIENT')).toMatchObject([{ userId: id, card: 'version 3' }])
+      // A newer post takes its own.
+      await live.locations.set(id, { ...moved, roles: ['WORKER'], expiresAt: inAMinute(), card: 'version 4', version: 4 })
+      expect(await near(moved, 'WORKER')).toMatchObject([{ userId: id, card: 'version 4' }])
+      expect(await near(moved, 'CLIENT')).toEqual([])
+      await live.locations.remove(id)
+    }
+  })
+
   it('never brings back, on a change, a location that was removed or expired', async () => {
     const at = { lat: -1.2921, lon: 36.8219 }
     const [removed, expired, never] = [uuidv7(), uuidv7(), uuidv7()]
-    await live.locations.set(removed, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(removed) })
-    await live.locations.set(expired, { ...at, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(expired) })
+    await live.locations.set(removed, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(removed), version: 1 })
+    await live.locations.set(expired, { ...at, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(expired), version: 1 })
     await live.locations.remove(removed)
     await new Promise((resolve) => setTimeout(resolve, 400))
-    for (const id of [removed, expired, never]) await live.locations.update(id, { roles: ['WORKER', 'CLIENT'], card: 'changed' })
+    for (const id of [removed, expired, never]) await live.locations.update(id, { roles: ['WORKER', 'CLIENT'], card: 'changed', version: 2 })
     expect(await live.locations.nearby({ ...at, radiusM: 100, limit: 5 })).toEqual([])
   })
 
   it('never answers an expired location, before or after the sweep', async () => {
     const [gone, stays] = [uuidv7(), uuidv7()]
-    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(gone) })
-    await live.locations.set(stays, { lat: -20.0001, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(stays) })
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: cardFor(gone), version: 1 })
+    await live.locations.set(stays, { lat: -20.0001, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(stays), version: 1 })
     const ids = async () => (await live.locations.nearby({ lat: -20, lon: -40, radiusM: 100, limit: 10 })).map((h) => h.userId)
     expect(await ids()).toEqual([gone, stays])
     await new Promise((resolve) => setTimeout(resolve, 400))
@@ -181,7 +205,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     expect(await live.locations.sweep()).toBeGreaterThanOrEqual(1)
     expect(await ids()).toEqual([stays])
     // Renewing an expired one brings it back.
-    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(gone) })
+    await live.locations.set(gone, { lat: -20, lon: -40, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(gone), version: 1 })
     expect(await ids()).toEqual([gone, stays])
     await Promise.all([gone, stays].map((id) => live.locations.remove(id)))
   })
@@ -242,7 +266,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
         const id = uuidv7()
         ids.push(id)
         const [lat, lon] = spots[i % spots.length]!
-        return live.locations.set(id, { lat, lon, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id) })
+        return live.locations.set(id, { lat, lon, roles: ['WORKER'], expiresAt: inAMinute(), card: cardFor(id), version: 1 })
       }),
     )
     const query = { lat: 45, lon: 7, radiusM: 500, limit: 100 }
@@ -253,8 +277,8 @@ describe.each(liveBackends())('$name: locations', (backend) => {
   })
 })
 
-// The Redis layout itself: a member carries its expiry, so a search is a plain GEOSEARCH. Checked
-// on the keys, since a leftover member would only cost memory and never show in an answer.
+// The Redis layout itself: a member carries its expiry, position and card, so a search is a plain
+// GEOSEARCH, and a member left behind would be answered (until it expires): checked on the keys.
 describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
   const prefix = `${uniqueName()}:`
   let redis: Redis
@@ -276,18 +300,50 @@ describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
     const id = uuidv7()
     const cell = cellOf(45.05, 5.05)
     const first = Date.now() + 60_000
-    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first), card: cardFor(id) })
-    await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000), card: cardFor(id) })
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first), card: cardFor(id), version: 1 })
+    await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000), card: cardFor(id), version: 1 })
     expect(await members(cell, 'W')).toEqual([`${id}:${first + 1000}:5.05,45.0501:${cardFor(id)}`])
     expect(await members(cell, 'C')).toEqual([])
 
-    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200), card: cardFor(id) })
+    await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200), card: cardFor(id), version: 1 })
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await locations.nearby({ lat: 45.05, lon: 5.05, radiusM: 100, limit: 5 })).toEqual([])
     expect(await locations.sweep()).toBe(1)
     expect(await members(cell, 'W')).toEqual([])
     expect(await members(cell, 'e')).toEqual([])
     expect(await redis.hlen(`${prefix}loc:{${cell}}:u`)).toBe(0)
+  })
+
+  const cellKeys = (cell: string) => ['W', 'C', 'A', 'e', 'u'].map((suffix) => `${prefix}loc:{${cell}}:${suffix}`)
+  const leftInCell = async (cell: string) => Promise.all(cellKeys(cell).map((key) => redis.exists(key)))
+
+  it('leaves nothing in the cell when a user whose roles and card changed is removed, or expires and is swept', async () => {
+    const [removed, swept] = [uuidv7(), uuidv7()]
+    const cell = cellOf(-3.05, 15.05)
+    await locations.set(removed, { lat: -3.05, lon: 15.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 60_000), card: 'first', version: 1 })
+    await locations.set(swept, { lat: -3.0501, lon: 15.05, roles: ['CLIENT'], expiresAt: new Date(Date.now() + 300), card: 'first', version: 1 })
+    await locations.update(removed, { roles: ['CLIENT', 'ADMIN'], card: 'second, with: colons', version: 2 })
+    await locations.update(swept, { roles: ['WORKER', 'CLIENT'], card: 'second', version: 2 })
+    await locations.remove(removed)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(await locations.sweep()).toBeGreaterThanOrEqual(1)
+    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0, 0])
+  })
+
+  it('never brings back a removed or expired location on a change, even with the user key still there', async () => {
+    const [removed, expired] = [uuidv7(), uuidv7()]
+    const cell = cellOf(-5.05, 25.05)
+    await locations.set(removed, { lat: -5.05, lon: 25.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 60_000), card: 'c', version: 1 })
+    await locations.set(expired, { lat: -5.0501, lon: 25.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: 'c', version: 1 })
+    await locations.remove(removed)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    // As if the user key outlived its location (it expires with it, and goes first on removal).
+    for (const id of [removed, expired]) await redis.set(`${prefix}loc:user:${id}`, cell)
+    for (const id of [removed, expired]) await locations.update(id, { roles: ['WORKER', 'CLIENT'], card: 'changed', version: 2 })
+    expect(await locations.nearby({ lat: -5.05, lon: 25.05, radiusM: 100, limit: 5 })).toEqual([])
+    expect(await members(cell, 'C')).toEqual([])
+    expect(await locations.sweep()).toBe(1) // the expired one
+    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0, 0])
   })
 
   it('never answers a member of the older layout (the bare user id) and sweeps it', async () => {

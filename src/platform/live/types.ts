@@ -72,6 +72,11 @@ export interface LocationRecord {
   expiresAt: Date
   /** What a search shows of the user, as the caller encodes it; answered with each hit. */
   card: string
+  /**
+   * The version of the card and roles (when the account last changed, in ms): a card and roles
+   * older than the stored ones never replace them (the place and expiry still do).
+   */
+  version: number
 }
 
 export interface NearbyQuery {
@@ -101,9 +106,10 @@ export interface LocationStore {
   set(userId: string, record: LocationRecord): Promise<void>
   /**
    * New roles and card for a user on the map, keeping its place and expiry (its account
-   * changed); nothing when the user is not on the map, so an ended location never comes back.
+   * changed); nothing when the user is not on the map, so an ended location never comes back,
+   * nor when the stored version is newer.
    */
-  update(userId: string, change: { roles: readonly LocationRole[]; card: string }): Promise<void>
+  update(userId: string, change: { roles: readonly LocationRole[]; card: string; version: number }): Promise<void>
   remove(userId: string): Promise<void>
   /** Unexpired users within the radius, ordered by (distance, user id), at most `limit`. */
   nearby(query: NearbyQuery): Promise<NearbyHit[]>

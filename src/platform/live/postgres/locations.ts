@@ -13,6 +13,7 @@ declare module '../../db/types.js' {
       roles: string[]
       expires_at: Date
       card: string | null
+      card_version: string | null
     }
   }
 }
@@ -38,7 +39,10 @@ export function createPostgresLocationStore(db: DB): LocationStore {
         roles: record.roles as string[],
         expires_at: record.expiresAt,
         card: record.card,
+        card_version: String(record.version),
       }
+      // The place and expiry always; the roles and card unless a newer version is stored.
+      const newer = sql<boolean>`excluded.card_version >= coalesce(live_locations.card_version, -1)`
       await db
         .insertInto('live_locations')
         .values(values)
@@ -47,9 +51,10 @@ export function createPostgresLocationStore(db: DB): LocationStore {
             lat: sql<number>`excluded.lat`,
             lon: sql<number>`excluded.lon`,
             pos: sql`excluded.pos`,
-            roles: sql<string[]>`excluded.roles`,
             expires_at: sql<Date>`excluded.expires_at`,
-            card: sql<string>`excluded.card`,
+            roles: sql<string[]>`CASE WHEN ${newer} THEN excluded.roles ELSE live_locations.roles END`,
+            card: sql<string>`CASE WHEN ${newer} THEN excluded.card ELSE live_locations.card END`,
+            card_version: sql<string>`greatest(excluded.card_version, live_locations.card_version)`,
           }),
         )
         .execute()
@@ -58,9 +63,10 @@ export function createPostgresLocationStore(db: DB): LocationStore {
     async update(userId, change) {
       await db
         .updateTable('live_locations')
-        .set({ roles: change.roles as string[], card: change.card })
+        .set({ roles: change.roles as string[], card: change.card, card_version: String(change.version) })
         .where('user_id', '=', userId)
         .where('expires_at', '>', sql<Date>`now()`)
+        .where(sql<boolean>`coalesce(card_version, -1) <= ${change.version}`)
         .execute()
     },
 

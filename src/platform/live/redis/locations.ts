@@ -10,9 +10,9 @@ import type { RedisClient } from './client.js'
 // one slot:
 //   <p>loc:{<cell>}:W|C|A   GEO members "<user id>:<expiry ms>:<lon>,<lat>:<card>", one per user and role
 //   <p>loc:{<cell>}:e       zset user id -> expiry (ms)
-//   <p>loc:{<cell>}:u       hash user id -> "<lon>,<lat>,<role flags>,<card>" (read by writes only)
+//   <p>loc:{<cell>}:u       hash user id -> "<role flags>,<version>,<member>" (read by writes only)
 //   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users):
-//                           user id -> "<lat>,<lon>,<expiry ms>,<role flags>,<card>"
+//                           user id -> "<lat>,<lon>,<expiry ms>,<role flags>,<version>,<card>"
 //   <p>loc:user:<id>        the cell the user is in, expiring with the location
 //   <p>loc:cells            every cell ever used, for the background sweep
 // A search is one plain GEOSEARCH per cell, and its members are the answer: each carries its
@@ -35,78 +35,104 @@ const HINT_MARGIN = 1.15
 const HINT_WEIGHT = 0.3
 const SWEEP_BATCH = 500
 
-// The members a user may have in a cell's GEO keys, from its expiry score and its entry (and the
-// older layout's bare user id).
-const MEMBERS_OF = `
-local function members_of(user, score, entry)
-  local members = {user}
-  if score and entry then
-    local lon, lat, card = string.match(entry, '^([^,]*),([^,]*),[^,]*,(.*)$')
-    if card then members[2] = user .. ':' .. string.format('%.0f', tonumber(score)) .. ':' .. lon .. ',' .. lat .. ':' .. card end
-  end
-  return members
+// A user's entry in its cell, "<role flags>,<version>,<member>", holds its GEO member as stored,
+// so that writes remove exactly that (and the older layout's bare user id). The version is the
+// account's last change: a card and roles never give way to an older version's.
+const ENTRY = `
+local function read_entry(entry)
+  if not entry then return nil end
+  local flags, version, member = string.match(entry, '^([^,]*),([^,]*),(.*)$')
+  if not member then return nil end
+  return { flags = flags, version = tonumber(version), member = member }
+end
+local function members_of(user, entry)
+  if entry then return {user, entry.member} end
+  return {user}
 end
 `
 
-const SET = `${MEMBERS_OF}
-local user, exp, card = ARGV[3], ARGV[4], ARGV[6]
-local old = members_of(user, redis.call('ZSCORE', KEYS[4], user), redis.call('HGET', KEYS[5], user))
-local member = user .. ':' .. exp .. ':' .. ARGV[1] .. ',' .. ARGV[2] .. ':' .. card
-for i = 1, 3 do
-  redis.call('ZREM', KEYS[i], unpack(old))
-  if string.sub(ARGV[5], i, i) == '1' then redis.call('GEOADD', KEYS[i], ARGV[1], ARGV[2], member) end
+// Puts a user at a place until an expiry. A card and roles older than those stored are not
+// taken: the stored ones stay, at the new place.
+const SET = `${ENTRY}
+local lon, lat, user, exp, flags, card, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local entry = read_entry(redis.call('HGET', KEYS[5], user))
+if entry and entry.version > version then
+  flags, version, card = entry.flags, entry.version, string.match(entry.member, '^[^:]*:[^:]*:[^:]*:(.*)$')
 end
-redis.call('ZADD', KEYS[4], exp, user)
-redis.call('HSET', KEYS[5], user, ARGV[1] .. ',' .. ARGV[2] .. ',' .. ARGV[5] .. ',' .. card)
-`
-
-// New roles and card for a user on the map, where it is and until it expires; 0 when it is not
-// there (anymore), so a change never brings back a location that ended.
-const UPDATE = `${MEMBERS_OF}
-local user, flags, card = ARGV[1], ARGV[2], ARGV[3]
-local exp = redis.call('ZSCORE', KEYS[4], user)
-local entry = redis.call('HGET', KEYS[5], user)
-if not exp or not entry or tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
-local lon, lat = string.match(entry, '^([^,]*),([^,]*),')
-local old = members_of(user, exp, entry)
-local member = user .. ':' .. string.format('%.0f', tonumber(exp)) .. ':' .. lon .. ',' .. lat .. ':' .. card
+local member = user .. ':' .. exp .. ':' .. lon .. ',' .. lat .. ':' .. card
+local old = members_of(user, entry)
 for i = 1, 3 do
   redis.call('ZREM', KEYS[i], unpack(old))
   if string.sub(flags, i, i) == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
 end
-redis.call('HSET', KEYS[5], user, lon .. ',' .. lat .. ',' .. flags .. ',' .. card)
+redis.call('ZADD', KEYS[4], exp, user)
+redis.call('HSET', KEYS[5], user, flags .. ',' .. string.format('%.0f', version) .. ',' .. member)
+`
+
+// New roles and card for a user on the map, where it is and until it expires; 0 when it is not
+// there (anymore), so a change never brings back a location that ended, or when a newer
+// version is there already.
+const UPDATE = `${ENTRY}
+local user, flags, card, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local entry = read_entry(redis.call('HGET', KEYS[5], user))
+local exp = redis.call('ZSCORE', KEYS[4], user)
+if not entry or not exp or tonumber(exp) <= tonumber(ARGV[5]) or entry.version > version then return 0 end
+local lon, lat = string.match(entry.member, '^[^:]*:[^:]*:([^,]*),([^:]*):')
+local member = string.match(entry.member, '^([^:]*:[^:]*:[^:]*:)') .. card
+for i = 1, 3 do
+  redis.call('ZREM', KEYS[i], unpack(members_of(user, entry)))
+  if string.sub(flags, i, i) == '1' then redis.call('GEOADD', KEYS[i], lon, lat, member) end
+end
+redis.call('HSET', KEYS[5], user, flags .. ',' .. string.format('%.0f', version) .. ',' .. member)
 return 1
 `
 
-const REMOVE = `${MEMBERS_OF}
-local old = members_of(ARGV[1], redis.call('ZSCORE', KEYS[4], ARGV[1]), redis.call('HGET', KEYS[5], ARGV[1]))
+const REMOVE = `${ENTRY}
+local old = members_of(ARGV[1], read_entry(redis.call('HGET', KEYS[5], ARGV[1])))
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(old)) end
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[5], ARGV[1])
 `
 
-const SWEEP = `${MEMBERS_OF}
-local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]), 'WITHSCORES')
+const SWEEP = `${ENTRY}
+local gone = redis.call('ZRANGE', KEYS[4], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
 if #gone == 0 then return 0 end
-local users, members = {}, {}
-for i = 1, #gone, 2 do users[#users + 1] = gone[i] end
-local entries = redis.call('HMGET', KEYS[5], unpack(users))
-for i = 1, #gone, 2 do
-  for _, m in ipairs(members_of(gone[i], gone[i + 1], entries[(i + 1) / 2])) do members[#members + 1] = m end
+local entries = redis.call('HMGET', KEYS[5], unpack(gone))
+local members = {}
+for i, user in ipairs(gone) do
+  for _, m in ipairs(members_of(user, read_entry(entries[i] or nil))) do members[#members + 1] = m end
 end
 for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(members)) end
-redis.call('ZREM', KEYS[4], unpack(users))
-redis.call('HDEL', KEYS[5], unpack(users))
-return #users
+redis.call('ZREM', KEYS[4], unpack(gone))
+redis.call('HDEL', KEYS[5], unpack(gone))
+return #gone
 `
 
-// The polar caps' UPDATE.
-const UPDATE_POLAR = `
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if not entry then return 0 end
-local lat, lon, exp = string.match(entry, '^([^,]*),([^,]*),([^,]*),')
-if tonumber(exp) <= tonumber(ARGV[4]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], lat .. ',' .. lon .. ',' .. exp .. ',' .. ARGV[2] .. ',' .. ARGV[3])
+// The polar caps: one hash, user -> "<lat>,<lon>,<expiry ms>,<role flags>,<version>,<card>".
+const POLAR = `
+local function read_polar(entry)
+  if not entry then return nil end
+  local lat, lon, exp, flags, version, card = string.match(entry, '^([^,]*),([^,]*),([^,]*),([^,]*),([^,]*),(.*)$')
+  if not card then return nil end
+  return { lat = lat, lon = lon, exp = tonumber(exp), flags = flags, version = tonumber(version), card = card }
+end
+local function write_polar(key, user, lat, lon, exp, flags, version, card)
+  redis.call('HSET', key, user, lat .. ',' .. lon .. ',' .. exp .. ',' .. flags .. ',' .. string.format('%.0f', version) .. ',' .. card)
+end
+`
+
+const SET_POLAR = `${POLAR}
+local user, lat, lon, exp, flags, card, version = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local entry = read_polar(redis.call('HGET', KEYS[1], user))
+if entry and entry.version > version then flags, version, card = entry.flags, entry.version, entry.card end
+write_polar(KEYS[1], user, lat, lon, exp, flags, version, card)
+`
+
+const UPDATE_POLAR = `${POLAR}
+local user, flags, card, version = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local entry = read_polar(redis.call('HGET', KEYS[1], user))
+if not entry or entry.exp <= tonumber(ARGV[5]) or entry.version > version then return 0 end
+write_polar(KEYS[1], user, entry.lat, entry.lon, string.format('%.0f', entry.exp), flags, version, card)
 return 1
 `
 
@@ -126,9 +152,10 @@ return n
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    locSet(w: string, c: string, a: string, e: string, u: string, lon: number, lat: number, user: string, exp: number, flags: string, card: string): Result<null, Context>
-    locUpdate(w: string, c: string, a: string, e: string, u: string, user: string, flags: string, card: string, now: number): Result<number, Context>
-    locUpdatePolar(h: string, user: string, flags: string, card: string, now: number): Result<number, Context>
+    locSet(w: string, c: string, a: string, e: string, u: string, lon: number, lat: number, user: string, exp: number, flags: string, card: string, version: number): Result<null, Context>
+    locSetPolar(h: string, user: string, lat: number, lon: number, exp: number, flags: string, card: string, version: number): Result<null, Context>
+    locUpdate(w: string, c: string, a: string, e: string, u: string, user: string, flags: string, card: string, version: number, now: number): Result<number, Context>
+    locUpdatePolar(h: string, user: string, flags: string, card: string, version: number, now: number): Result<number, Context>
     locRemove(w: string, c: string, a: string, e: string, u: string, user: string): Result<null, Context>
     locSweep(w: string, c: string, a: string, e: string, u: string, now: number, batch: number): Result<number, Context>
     locSweepPolar(h: string, now: number): Result<number, Context>
@@ -153,10 +180,10 @@ function memberOf(member: string) {
   }
 }
 
-/** The card of a polar entry "<lat>,<lon>,<expiry>,<flags>,<card>". */
+/** The card of a polar entry "<lat>,<lon>,<expiry>,<flags>,<version>,<card>". */
 function polarCard(entry: string): string | null {
   let at = -1
-  for (let i = 0; i < 4; i++) if ((at = entry.indexOf(',', at + 1)) < 0) return null
+  for (let i = 0; i < 5; i++) if ((at = entry.indexOf(',', at + 1)) < 0) return null
   return entry.slice(at + 1)
 }
 
@@ -192,6 +219,7 @@ const ROLE_FLAGS = (roles: readonly LocationRole[]) => ROLES.map((r) => (roles.i
 export function createRedisLocationStore(redis: RedisClient, prefix: string): LocationStore & { stop(): void } {
   redis.defineCommand('locSet', { numberOfKeys: 5, lua: SET })
   redis.defineCommand('locUpdate', { numberOfKeys: 5, lua: UPDATE })
+  redis.defineCommand('locSetPolar', { numberOfKeys: 1, lua: SET_POLAR })
   redis.defineCommand('locUpdatePolar', { numberOfKeys: 1, lua: UPDATE_POLAR })
   redis.defineCommand('locRemove', { numberOfKeys: 5, lua: REMOVE })
   redis.defineCommand('locSweep', { numberOfKeys: 5, lua: SWEEP })
@@ -309,8 +337,8 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
       const [previous] = await Promise.all([
         redis.set(userKey(userId), cell, 'PXAT', exp, 'GET'),
         isPolar(cell)
-          ? redis.hset(cellKey(cell, 'h'), userId, `${record.lat},${record.lon},${exp},${flags},${record.card}`)
-          : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags, record.card),
+          ? redis.locSetPolar(cellKey(cell, 'h'), userId, record.lat, record.lon, exp, flags, record.card, record.version)
+          : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags, record.card, record.version),
       ])
       indexCell(cell, now)
       if (previous && previous !== cell) await removeFrom(previous, userId)
@@ -320,8 +348,8 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
       const cell = await redis.get(userKey(userId))
       if (!cell) return
       const flags = ROLE_FLAGS(change.roles)
-      if (isPolar(cell)) await redis.locUpdatePolar(cellKey(cell, 'h'), userId, flags, change.card, Date.now())
-      else await redis.locUpdate(...cellKeys(cell), userId, flags, change.card, Date.now())
+      if (isPolar(cell)) await redis.locUpdatePolar(cellKey(cell, 'h'), userId, flags, change.card, change.version, Date.now())
+      else await redis.locUpdate(...cellKeys(cell), userId, flags, change.card, change.version, Date.now())
     },
 
     async remove(userId) {
