@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sql } from 'kysely'
 import sharp from 'sharp'
 import { TEST_REDIS_URL } from '../../../test/support/backends.js'
+import { UnauthenticatedError } from '../../errors.js'
 import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
@@ -98,16 +99,22 @@ describe('live location and search', () => {
     try {
       const worker = await newUser(a, { roles: ['WORKER'], first_name: 'Before' })
       const client = await newUser(a)
+      // An admin's search shows users as process A's cache of accounts has them (with emails).
+      const admin = await newUser(a)
+      expect(await a.accounts.setAdmin(admin.email, true)).toBe(true)
       const at = { lat: 60.1699, lon: 24.9384 }
       expect((await a.inject({ method: 'POST', url: '/location', headers: worker.auth, payload: at })).statusCode).toBe(200)
-      const names = async () => {
-        const res = await a.inject({ url: '/search', headers: client.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '500' } })
-        return (res.json() as { items: { user: { first_name: string } }[] }).items.map((i) => i.user.first_name)
+      const shown = async (viewer: SignedIn) => {
+        const res = await a.inject({ url: '/search', headers: viewer.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '500' } })
+        return (res.json() as { items: { user: { first_name: string; email?: string } }[] }).items.map((i) => i.user)
       }
+      const names = async () => (await shown(client)).map((u) => u.first_name)
       expect(await names()).toEqual(['Before'])
+      expect(await shown(admin)).toEqual([expect.objectContaining({ first_name: 'Before', email: worker.email })])
 
       expect((await b.inject({ method: 'POST', url: '/user', headers: worker.auth, payload: { first_name: 'After' } })).statusCode).toBe(200)
       await expect.poll(names, { timeout: 5000 }).toEqual(['After'])
+      await expect.poll(async () => (await shown(admin)).map((u) => u.first_name), { timeout: 5000 }).toEqual(['After'])
       expect((await b.inject({ method: 'POST', url: '/blocks', headers: worker.auth, payload: { user_id: client.id } })).statusCode).toBe(201)
       await expect.poll(names, { timeout: 5000 }).toEqual([])
       expect((await b.inject({ method: 'DELETE', url: `/blocks/${client.id}`, headers: worker.auth })).statusCode).toBe(204)
@@ -151,6 +158,20 @@ describe('live location and search', () => {
     await sql`UPDATE live_locations SET card = NULL WHERE user_id = ${worker.id}`.execute(t.app.platform.database.db)
     expect((await t.app.platform.live.locations.nearby({ ...at, radiusM: 300, limit: 5 }))[0]).toMatchObject({ userId: worker.id, card: null })
     expect((await found(client, { ...at, radius: 300 })).items.map((i) => i.user)).toEqual([expect.objectContaining({ id: worker.id, first_name: 'Uncarded' })])
+  })
+
+  it('a post under way when its user signs out or deletes the account does not bring it back to the map', async () => {
+    for (const leave of ['sign out', 'delete'] as const) {
+      const worker = await newUser(t.app, { roles: ['WORKER'] })
+      const client = await newUser(t.app)
+      const at = { lat: 41.9028, lon: 12.4964 }
+      // The post authenticated before the user left, and stores its location after.
+      const auth = (await t.app.sessions.authenticate(worker.token))!
+      if (leave === 'sign out') expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: worker.auth })).statusCode).toBe(204)
+      else expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: worker.auth })).statusCode).toBe(204)
+      await expect(t.app.location.post(auth, at)).rejects.toThrow(UnauthenticatedError)
+      expect(await ids(client, { ...at, radius: 500 })).toEqual([])
+    }
   })
 
   it('a location with a short ttl expires by itself', async () => {

@@ -22,7 +22,7 @@ export async function locationRoutes(fastify: FastifyInstance) {
       response: { 200: LocationPosted, ...problemResponses(401) },
     },
   }, async (request) => {
-    const { expiresAt } = await location.post(request.auth.userId, request.body)
+    const { expiresAt } = await location.post(request.auth, request.body)
     return { expires_at: expiresAt.toISOString() }
   })
 

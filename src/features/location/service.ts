@@ -7,6 +7,7 @@ import type { LocationRole, LocationStore } from '../../platform/live/index.js'
 import type { UserView } from '../accounts/schemas.js'
 import type { ShownUser } from '../accounts/service.js'
 import type { UserRow } from '../accounts/store.js'
+import type { Auth } from '../sessions/service.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 
 /** Side of the privacy grid: a location is stored only as the centre of its grid square. */
@@ -51,7 +52,7 @@ function shownFrom(userId: string, card: string): ShownUser {
   return { id: userId, email: null, first_name, last_name, roles, picture_etag, created_at }
 }
 
-/** Reads of the store a page may take when hidden users leave it short; then it is answered short. */
+/** Reads of the store a page may take when deleted users leave it short; then it is answered short. */
 const SEARCH_ROUNDS = 3
 
 // The position after the last hit of a page: its distance as the store measured it, and its id.
@@ -64,6 +65,10 @@ export function createLocationService(deps: {
   /** The users to leave out of a viewer's results: blocks either way (messaging's). */
   hiddenFrom: (viewerId: string) => Promise<ReadonlySet<string>>
   view: (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
+  /** Whether the user is an admin now (read from the accounts, not a cache). */
+  isAdmin: (userId: string) => Promise<boolean>
+  /** Whether a session still stands (signing out or deleting the account ends it). */
+  stillSignedIn: (auth: Auth) => Promise<boolean>
   defaultTtl: number
 }) {
   const { store } = deps
@@ -76,19 +81,28 @@ export function createLocationService(deps: {
 
   return {
     /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
-    async post(userId: string, input: PostLocationInput): Promise<{ expiresAt: Date }> {
+    async post(auth: Auth, input: PostLocationInput): Promise<{ expiresAt: Date }> {
+      const { userId } = auth
       // The roles go with the location, so that searches for a role read only its users; the
       // card, so that they show them without reading the accounts.
       const user = await userOf(userId)
       const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
       const { lat, lon } = blurPosition(userId, input.lat, input.lon)
-      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt, card: cardOf(user) })
+      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt, card: cardOf(user), version: user.updated_at.getTime() })
+      // A sign-out or an account deletion takes the user off the map after ending the session:
+      // one that did so while this post was under way must win, so the session is looked at again.
+      if (!(await deps.stillSignedIn(auth))) {
+        await store.remove(userId)
+        throw new UnauthenticatedError()
+      }
       return { expiresAt }
     },
 
     /** The user's account changed: a user on the map shows the change (and its new roles) at once. */
-    async refresh(user: UserRow): Promise<void> {
-      await store.update(user.id, { roles: user.roles as LocationRole[], card: cardOf(user) })
+    async refresh(user: UserRow, before?: UserRow): Promise<void> {
+      const card = cardOf(user)
+      if (before && cardOf(before) === card) return // a new password or email: nothing shown changed
+      await store.update(user.id, { roles: user.roles as LocationRole[], card, version: user.updated_at.getTime() })
     },
 
     /** Takes the user off the map (also on sign-out and account deletion). */
@@ -98,41 +112,34 @@ export function createLocationService(deps: {
 
     /**
      * Users within the radius, nearest first; never the caller, never someone hidden from the
-     * caller. Hits are read from the store a page at a time, then their users; those hidden,
-     * deleted or without the role are left out, and the next hits fill the page.
+     * caller. Hits come from the store a page at a time; a hit whose user was deleted meanwhile
+     * or lost the role is left out, and the next hits fill the page.
      */
     async search(viewerId: string, query: SearchInput) {
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, CursorPosition)
+      // Who asks (from the cache), and whom it must not find: those are left out by the store
+      // itself, so that a hidden user is on no page and in no cursor. An admin sees emails: that
+      // is confirmed from the accounts, never taken from a cache.
+      const [viewer, hidden] = await Promise.all([userOf(viewerId), deps.hiddenFrom(viewerId)])
+      const isAdmin = viewer.roles.includes('ADMIN') && (await deps.isAdmin(viewerId))
+      const exclude = new Set(hidden).add(viewerId)
       let position = after && { distanceM: after.d, userId: after.u }
-      // Who is asking and whom it must not find: read with the first hits, then kept.
-      let asking: [UserRow, ReadonlySet<string>] | undefined
       const items = []
       let more = true
       for (let round = 0; more && items.length < limit && round < SEARCH_ROUNDS; round++) {
         const wanted = limit - items.length
-        const found = store.nearby({
-          lat: query.lat,
-          lon: query.lon,
-          radiusM: query.radius,
-          limit: wanted + 1,
-          role: query.role,
-          after: position,
-          exclude: new Set([viewerId]),
-        })
-        const [hits, [viewer, hidden]] = await Promise.all([found, asking ?? Promise.all([userOf(viewerId), deps.hiddenFrom(viewerId)])])
-        asking = [viewer, hidden]
+        const hits = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: wanted + 1, role: query.role, after: position, exclude })
         more = hits.length > wanted
         const taken = hits.slice(0, wanted)
         // Hits show their cards; the accounts are read only for hits stored without one, and
-        // for an admin, who sees emails.
-        const isAdmin = viewer.roles.includes('ADMIN')
+        // for an admin.
         const users = await deps.users(taken.filter((h) => isAdmin || h.card === null).map((h) => h.userId))
         for (const hit of taken) {
           position = hit
           const user = isAdmin || hit.card === null ? users.get(hit.userId) : shownFrom(hit.userId, hit.card)
-          // Hidden, deleted, or no longer holding the role: left out, the cursor moves on.
-          if (!user || hidden.has(hit.userId) || (query.role && !user.roles.includes(query.role))) continue
+          // Deleted meanwhile, or no longer holding the role: left out, the cursor moves on.
+          if (!user || (query.role && !user.roles.includes(query.role))) continue
           items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
         }
       }

@@ -335,7 +335,7 @@ describe('blocks and reports', () => {
     expect(await found(alice)).toContain(bob.id)
   })
 
-  it('fills search pages past blocked users, without repeats or gaps', async () => {
+  it('fills search pages past blocked users, without repeats or gaps, and no cursor names a hidden user', async () => {
     const viewer = await newUser(t.app)
     const workers = await Promise.all(Array.from({ length: 8 }, () => newUser(t.app, { roles: ['WORKER'] })))
     const at = { lat: -41.29, lon: 174.78 }
@@ -350,16 +350,26 @@ describe('blocks and reports', () => {
     const blocker = workers.find((w) => w.id === hidden[3])!
     await post(blocker, '/blocks', { user_id: viewer.id })
 
-    const pages: string[][] = []
-    let cursor: string | null = null
-    do {
-      const page: { items: { user: { id: string } }[]; next_cursor: string | null } = (await get(viewer, cursor ? `${search}&cursor=${cursor}` : search)).json()
-      pages.push(ids(page))
-      cursor = page.next_cursor
-    } while (cursor)
     const visible = everyone.filter((id) => !hidden.includes(id))
-    expect(pages.flat()).toEqual(visible)
-    expect(pages.slice(0, -1).every((page) => page.length === 2)).toBe(true)
+    for (const limit of [1, 2]) {
+      const pages: string[][] = []
+      const cursors: string[] = []
+      let cursor: string | null = null
+      do {
+        const url = `${search.replace('limit=2', `limit=${limit}`)}${cursor ? `&cursor=${cursor}` : ''}`
+        const page: { items: { user: { id: string } }[]; next_cursor: string | null } = (await get(viewer, url)).json()
+        pages.push(ids(page))
+        cursor = page.next_cursor
+        if (cursor) cursors.push(cursor)
+      } while (cursor)
+      expect(pages.flat()).toEqual(visible)
+      expect(pages.slice(0, -1).every((page) => page.length === limit)).toBe(true)
+      // A cursor is the last answered position: never where a hidden user is.
+      for (const c of cursors) expect(hidden).not.toContain(JSON.parse(Buffer.from(c, 'base64url').toString()).u)
+    }
+    // Nor from where only hidden users are nearest: the page is the first visible one.
+    const first = (await get(viewer, search.replace('limit=2', 'limit=1'))).json()
+    expect(ids(first)).toEqual([visible[0]])
   })
 
   it('stores reports of received messages and of users, and only those', async () => {

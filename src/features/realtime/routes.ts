@@ -7,7 +7,7 @@ import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { REPLAY_LIMIT } from '../messaging/service.js'
 import { WsQuery, WsTicket } from '../messaging/schemas.js'
-import { hashToken } from '../sessions/service.js'
+import { hashToken, type Auth } from '../sessions/service.js'
 import { createRealtimeHub } from './hub.js'
 
 const tags = ['realtime']
@@ -62,7 +62,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     const ticket = (request.query as { ticket?: unknown }).ticket
     if (request.headers.authorization || typeof ticket !== 'string' || ticket === '') return app.authenticate(request, reply)
     const value = await live.tickets.take(`ws:${hashToken(ticket)}`)
-    const auth = value ? (JSON.parse(value) as { userId: string; sessionId: string }) : null
+    const auth = value ? (JSON.parse(value) as Auth) : null
     if (!auth || !(await live.sessions.list(auth.userId)).some((s) => s.id === auth.sessionId)) {
       reply.header('www-authenticate', 'Bearer')
       throw new UnauthenticatedError('The ticket is unknown, used or expired', 'invalid_ticket')

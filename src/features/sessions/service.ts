@@ -15,6 +15,8 @@ export interface SessionsConfig {
 export interface Auth {
   userId: string
   sessionId: string
+  /** The stored hash of the session's token (never the token). */
+  tokenHash: string
 }
 
 /** What other features do when a user signs out (the location leaves the map...). */
@@ -75,8 +77,14 @@ export function createSessionsService(deps: { live: LiveStore; accounts: Account
 
     /** The session of a token, its idle expiry renewed; null when the token is unknown or dead. */
     async authenticate(token: string): Promise<Auth | null> {
-      const session = await live.sessions.touch(hashToken(token), new Date(), config.sessionIdleTtl)
-      return session ? { userId: session.userId, sessionId: session.id } : null
+      const tokenHash = hashToken(token)
+      const session = await live.sessions.touch(tokenHash, new Date(), config.sessionIdleTtl)
+      return session ? { userId: session.userId, sessionId: session.id, tokenHash } : null
+    },
+
+    /** Whether the session of an earlier authentication still stands (it is read again). */
+    async stillSignedIn(auth: Auth): Promise<boolean> {
+      return (await live.sessions.touch(auth.tokenHash, new Date(), config.sessionIdleTtl)) !== null
     },
 
     async signOut(token: string): Promise<void> {
