@@ -123,6 +123,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     endSessions: sessions.endAll,
     publicUrl: config.publicUrl,
     events: platform.live.events,
+    log: app.log,
   })
   await accounts.start()
   app.addHook('onClose', async () => accounts.close())
@@ -141,11 +142,13 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     users: accounts.byIds,
     hiddenFrom: messaging.hiddenFrom,
     view: accounts.view,
+    isAdmin: accounts.isAdmin,
+    stillSignedIn: sessions.stillSignedIn,
     defaultTtl: config.locationDefaultTtl,
   })
   app.decorate('location', location)
   accounts.onDeleted((userId) => location.remove(userId))
-  accounts.onChanged((user) => location.refresh(user))
+  accounts.onChanged((user, before) => location.refresh(user, before))
   sessions.onSignedOut((userId) => location.remove(userId))
 
   const clock = options.clock ?? systemClock

@@ -170,7 +170,9 @@ describe('admins', () => {
 
     expect(await t.app.accounts.setAdmin(admin.email, false)).toBe(true)
     expect((await inject({ url: '/user', headers: admin.auth })).json().roles).toEqual(['CLIENT'])
-    problem(await inject({ url: `/user?id=${other.id}`, headers: admin.auth }), 404)
+    const third = await newUser(t.app)
+    expect((await inject({ url: `/user?id=${third.id}`, headers: admin.auth })).json()).not.toHaveProperty('email')
+    problem(await inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: third.id, first_name: 'No' } }), 403)
   })
 })
 

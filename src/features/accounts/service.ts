@@ -4,6 +4,7 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, Unauth
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import { toProfilePicture } from '../../platform/images.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
+import type { FastifyBaseLogger } from 'fastify'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
@@ -17,8 +18,8 @@ export interface Actor {
 
 /** What other features do when an account goes (sessions end, the location leaves the map...). */
 export type AccountDeletedHook = (userId: string) => Promise<void>
-/** What other features do when an account changes (the card shown on the map...). */
-export type AccountChangedHook = (user: UserRow) => Promise<void>
+/** What other features do when an account changes (the card shown on the map...); `before` when known. */
+export type AccountChangedHook = (user: UserRow, before: UserRow | undefined) => Promise<void>
 /** The fields of a user that its view is made of; `created_at` may be its ISO text already (from a card). */
 export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
 /** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
@@ -43,6 +44,7 @@ export function createAccountsService(deps: {
   publicUrl: string | undefined
   /** Where a change to a user is told to every process, so that their caches drop it. */
   events: EventBus
+  log: Pick<FastifyBaseLogger, 'warn'>
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
@@ -71,10 +73,18 @@ export function createAccountsService(deps: {
     return shown
   }
 
-  /** A user changed: every process's cache drops it, and the other features hear of it. */
-  const changed = async (user: UserRow) => {
-    await cached.changed([user.id])
-    for (const hook of changedHooks) await hook(user)
+  /**
+   * A user changed (committed already): every process's cache drops it, and the other features
+   * hear of it. A failure here is logged, not answered: the change stands, and a cache entry
+   * lives a minute at most.
+   */
+  const changed = async (user: UserRow, before?: UserRow) => {
+    try {
+      await cached.changed([user.id])
+      for (const hook of changedHooks) await hook(user, before)
+    } catch (error) {
+      deps.log.warn({ err: error, user_id: user.id }, 'could not tell the other processes and features of a change to a user')
+    }
   }
 
   const mustFind = async (id: string) => {
@@ -108,6 +118,9 @@ export function createAccountsService(deps: {
      * showing other users, not for deciding what a user may do.
      */
     byIds: (ids: readonly string[]): Promise<Map<string, UserRow>> => cached.getMany(ids, (missing) => store.findByIds(missing)),
+
+    /** Whether the user is an admin now: read from the database, for deciding what a user may see. */
+    isAdmin: async (userId: string): Promise<boolean> => (await store.findById(userId))?.roles.includes('ADMIN') ?? false,
 
     start: () => cached.start(),
     close: () => cached.close(),
@@ -165,9 +178,9 @@ export function createAccountsService(deps: {
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
         })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
-        await changed(updated)
         // A new password ends every other session: whoever knew the old one is out.
         if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
+        await changed(updated, target)
         return view(updated, me)
       } catch (error) {
         if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
@@ -185,9 +198,9 @@ export function createAccountsService(deps: {
     async delete(actor: Actor, id: string | undefined): Promise<void> {
       const { target } = await actingOn(actor, id)
       if (!(await store.delete(target.id))) throw new NotFoundError('No such user', 'user_not_found')
-      await cached.changed([target.id])
       await deps.endSessions(target.id)
       for (const hook of deletedHooks) await hook(target.id)
+      await cached.changed([target.id]).catch((error: unknown) => deps.log.warn({ err: error, user_id: target.id }, 'could not tell the other processes of a deleted user'))
     },
 
     async list(viewerId: string, query: { q?: string; role?: Role; limit?: number; cursor?: string }) {
