@@ -17,7 +17,7 @@
 // measurement, default 5), BENCH_ROUNDS (raw and HTTP take turns this many times, so that both see
 // the same noise from other work on the machine; default 3), BENCH_CONCURRENCY (cycles in flight, default 32), BENCH_PAIRS (clients
 // and workers, default 32), DB_POOL_SIZE (both pools, default 10), LOG_LEVEL (the app's, default
-// info, to /dev/null).
+// info, to /dev/null); BENCH_CPU_PROF=<dir> writes the app's CPU profiles there.
 
 import cliProgress from 'cli-progress'
 import http from 'node:http'
@@ -26,7 +26,7 @@ import pg from 'pg'
 import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
-import { BenchServer } from './support/server.js'
+import { BenchServer, cpuProfileArgs } from './support/server.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -53,7 +53,7 @@ const startServer = (settings: Record<string, string>) =>
   BenchServer.start(new URL('./app-server.ts', import.meta.url), {
     name: 'jobs',
     env: settings,
-    execArgv: env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [],
+    execArgv: cpuProfileArgs(),
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import { loadConfig } from '../src/config.js'
 import { openPlatform } from '../src/platform/index.js'
 import { parseCity, parseCountry, pointIn, random, seedWorkers, type Area } from '../src/cli/seed.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
-import { BenchServer } from './support/server.js'
+import { BenchServer, cpuProfileArgs, redisCpuSeconds } from './support/server.js'
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -95,14 +95,10 @@ function median(ms: Measured[]): Measured {
 const medianOf = (values: number[]) => median(values.map((rate) => ({ rate, p50: 0, p99: 0, errors: 0 }))).rate
 
 const cpuProbe = new Redis(REDIS_URL)
-async function redisCpuSeconds() {
-  const info = await cpuProbe.info('cpu')
-  return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])
-}
 const withRedisCpu = async (run: () => Promise<Measured>): Promise<Measured> => {
-  const before = await redisCpuSeconds()
+  const before = await redisCpuSeconds(cpuProbe)
   const m = await run()
-  const spent = (await redisCpuSeconds()) - before
+  const spent = (await redisCpuSeconds(cpuProbe)) - before
   return { ...m, redisUs: (spent * 1e6) / Math.max(1, m.rate * DURATION) }
 }
 
@@ -180,7 +176,7 @@ async function httpRun(label: string, options: autocannon.Options): Promise<Meas
 const startServer = (env: Record<string, string>) =>
   BenchServer.start(new URL('./app-server.ts', import.meta.url), {
     name: 'API',
-    execArgv: process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=4000', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [],
+    execArgv: cpuProfileArgs(),
     env: { LOG_LEVEL: 'warn', BCRYPT_COST: '4', RATE_LIMIT_MAX: '10000000', AUTH_RATE_LIMIT_MAX: '10000000', ...env },
   })
 

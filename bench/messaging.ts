@@ -17,7 +17,7 @@
 // Settings (environment): BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres),
 // BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_CLIENTS (5000), BENCH_RATE (1000),
 // BENCH_DURATION (20 s), BENCH_WARMUP (5 s), BENCH_INBOX_MESSAGES (100000), BENCH_INBOX_DURATION (10 s),
-// BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there (sampled every 4 ms, so that profiling does not itself overload them).
+// BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
 
 import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -38,7 +38,7 @@ import { openDatabase } from '../src/platform/db/index.js'
 import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
-import { BenchServer } from './support/server.js'
+import { BenchServer, cpuProfileArgs, redisCpuSeconds } from './support/server.js'
 
 const env = process.env
 const num = (name: string, fallback: number) => {
@@ -114,12 +114,12 @@ function postgresMicros(): number | null {
 }
 
 async function cpuNow(servers: BenchServer[], redis: Redis) {
-  const info = await redis.info('cpu')
+  const redisSeconds = await redisCpuSeconds(redis)
   const own = process.cpuUsage()
   return {
     api: (await Promise.all(servers.map((s) => s.cpuMicros()))).reduce((a, b) => a + b, 0),
     postgres: postgresMicros(),
-    redis: (Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])) * 1e6,
+    redis: redisSeconds * 1e6,
     generator: own.user + own.system,
   }
 }
@@ -131,7 +131,7 @@ const startServer = (settings: Record<string, string>) =>
   BenchServer.start(new URL('./app-server.ts', import.meta.url), {
     name: 'API',
     env: settings,
-    execArgv: ['--expose-gc', ...(env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-interval=4000', `--cpu-prof-dir=${env.BENCH_CPU_PROF}`] : [])],
+    execArgv: ['--expose-gc', ...cpuProfileArgs()],
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,19 @@ import { openSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 
+/**
+ * Node options that write a server's CPU profiles into BENCH_CPU_PROF, when it is set. Sampled
+ * every 4 ms (not 1), so that profiling does not itself overload a busy server.
+ */
+export const cpuProfileArgs = (dir = process.env.BENCH_CPU_PROF): string[] =>
+  dir ? ['--cpu-prof', '--cpu-prof-interval=4000', `--cpu-prof-dir=${dir}`] : []
+
+/** The CPU time a Redis server has used so far (user and system), in seconds, from INFO. */
+export async function redisCpuSeconds(redis: { info(section: 'cpu'): Promise<string> }): Promise<number> {
+  const info = await redis.info('cpu')
+  return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1])
+}
+
 /** What every bench server answers; a server may answer more (see `handle`). */
 export type ServerMessage =
   | { type: 'listening'; url: string; pid: number }

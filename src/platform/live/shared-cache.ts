@@ -28,29 +28,31 @@ export function createSharedCache<V extends NonNullable<unknown>>(options: { eve
     for (const key of keys) cache.delete(key)
   }
 
+  /** The values of `keys` that exist; those not cached are loaded with one call of `load`. */
+  const getMany = async (keys: readonly string[], load: (missing: string[]) => Promise<Map<string, V>>): Promise<Map<string, V>> => {
+    const found = new Map<string, V>()
+    const missing: string[] = []
+    for (const key of keys) {
+      const value = cache.get(key)
+      if (value === undefined) missing.push(key)
+      else found.set(key, value)
+    }
+    if (missing.length === 0) return found
+    const before = changes
+    const loaded = await load(missing)
+    const fill = changes === before
+    for (const [key, value] of loaded) {
+      found.set(key, value)
+      if (fill) cache.set(key, value)
+    }
+    return found
+  }
+
   return {
-    /** The values of `keys` that exist; those not cached are loaded with one call of `load`. */
-    async getMany(keys: readonly string[], load: (missing: string[]) => Promise<Map<string, V>>): Promise<Map<string, V>> {
-      const found = new Map<string, V>()
-      const missing: string[] = []
-      for (const key of keys) {
-        const value = cache.get(key)
-        if (value === undefined) missing.push(key)
-        else found.set(key, value)
-      }
-      if (missing.length === 0) return found
-      const before = changes
-      const loaded = await load(missing)
-      const fill = changes === before
-      for (const [key, value] of loaded) {
-        found.set(key, value)
-        if (fill) cache.set(key, value)
-      }
-      return found
-    },
+    getMany,
 
     async get(key: string, load: (key: string) => Promise<V | undefined>): Promise<V | undefined> {
-      const found = await this.getMany([key], async ([missing]) => {
+      const found = await getMany([key], async ([missing]) => {
         const value = await load(missing!)
         return new Map(value === undefined ? [] : [[missing!, value]])
       })

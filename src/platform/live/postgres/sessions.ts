@@ -2,6 +2,7 @@ import { CompiledQuery, sql, type Selectable } from 'kysely'
 import type { DB, Database } from '../../db/index.js'
 import type { SessionRecord, SessionStore } from '../types.js'
 import './tables.js'
+import { renewalStepMs } from '../sessions.js'
 
 const toRecord = (row: Selectable<Database['live_sessions']>): SessionRecord => ({
   id: row.id,
@@ -71,10 +72,9 @@ export function createPostgresSessionStore(db: DB): SessionStore {
     },
 
     async touch(tokenHash, now, idleTtlSeconds) {
-      // One statement. The renewal is written only when it moves the expiry by at least
-      // min(60 s, 0.1% of the idle TTL): a burst of requests on one token costs reads, not a
-      // durable write (and a dead row) each.
-      const minMoveSeconds = Math.min(60, idleTtlSeconds / 1000)
+      // One statement; the renewal is written only when it moves the expiry by a step (a durable
+      // write and a dead row each time otherwise).
+      const minMoveSeconds = renewalStepMs(idleTtlSeconds) / 1000
       const result = await db.executeQuery<Selectable<Database['live_sessions']>>(CompiledQuery.raw(TOUCH, [tokenHash, now, idleTtlSeconds, minMoveSeconds]))
       const row = result.rows[0]
       return row ? toRecord(row) : null

@@ -1,4 +1,5 @@
 import type { Result } from 'ioredis'
+import { renewalStepMs } from '../sessions.js'
 import type { SessionRecord, SessionStore } from '../types.js'
 import type { RedisClient } from './client.js'
 
@@ -89,9 +90,8 @@ export function createRedisSessionStore(redis: RedisClient, prefix: string): Ses
     },
 
     async touch(tokenHash, now, idleTtlSeconds) {
-      // A plain read; the renewal is written only when it moves the expiry by at least
-      // min(60 s, 0.1% of the idle TTL), as on PostgreSQL: a burst of requests on one token
-      // costs one cheap read each, not a script run each.
+      // A plain read; the renewal is written only when it moves the expiry by a step, so a burst
+      // of requests on one token costs one cheap read each, not a script run each.
       const key = sessionKey(tokenHash)
       const session = fromHash(await redis.hmget(key, ...FIELDS))
       if (!session) return null
@@ -101,7 +101,7 @@ export function createRedisSessionStore(redis: RedisClient, prefix: string): Ses
         return null
       }
       const renewed = Math.min(at + idleTtlSeconds * 1000, session.maxExpiresAt.getTime())
-      if (Math.abs(renewed - session.expiresAt.getTime()) < Math.min(60_000, idleTtlSeconds)) return session
+      if (Math.abs(renewed - session.expiresAt.getTime()) < renewalStepMs(idleTtlSeconds)) return session
       if (!(await redis.sessionRenew(key, at, renewed))) return null
       return { ...session, lastUsedAt: now, expiresAt: new Date(renewed) }
     },
