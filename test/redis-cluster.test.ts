@@ -115,6 +115,8 @@ describe.runIf(TEST_REDIS_URL)('two API processes on a 3-node Redis Cluster', ()
         }
       }))
     for (const count of await keysPerMaster()) expect(count).toBeGreaterThan(0)
+    // The apps write in the background (rate-limit counts every 100 ms): they stop first.
+    await Promise.all([a.close(), b.close()])
     await deleteRedisKeys(cluster.url, prefix, true)
     expect(await keysPerMaster()).toEqual([0, 0, 0])
   })
