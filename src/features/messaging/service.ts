@@ -5,7 +5,6 @@ import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooMan
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { CounterStore, LiveStore } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
-import type { UserView } from '../accounts/schemas.js'
 import type { UserRow } from '../accounts/store.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
 import type { MessageRow, MessagingStore, ParticipantRow, SenderRow } from './store.js'
