@@ -34,7 +34,7 @@ async function serve(config: Config) {
   process.once('SIGINT', () => void shutdown('SIGINT'))
 
   await app.listen({ port: config.port, host: config.host })
-  app.log.info(`docs at http://localhost:${config.port}/docs (database: ${platform.database.kind}, live store: ${platform.live.kind})`)
+  app.log.info(`docs at http://localhost:${config.port}/docs (node ${process.version}, database: ${platform.database.kind}, live store: ${platform.live.kind})`)
 }
 
 async function main() {

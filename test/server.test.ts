@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/platform/db/index.js'
 
@@ -23,8 +24,13 @@ const freePort = () =>
     })
   })
 
+// The server as `npm start` runs it: the code built once by `npm run build`, on the project's Node.
+beforeAll(async () => {
+  await promisify(execFile)('npm', ['run', 'build', '--silent'], { timeout: 120_000 })
+}, 120_000)
+
 function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['dist/src/server.js'], {
     env: { ...process.env, LOG_LEVEL: 'info', DEBUG: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -40,6 +46,22 @@ function startServer(env: Record<string, string>) {
   }
   return { child, exited, listening, output: () => output }
 }
+
+describe('the runtime', () => {
+  it('is the Node 24 the project installs, for the suite and for the server', async () => {
+    // npm scripts put node_modules/.bin first on PATH, where the `node` package puts Node 24.
+    expect(process.versions.node.split('.')[0]).toBe('24')
+    expect(process.execPath).toContain(path.join('node_modules', 'node'))
+    const port = await freePort()
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: await tempDir() })
+    await server.listening()
+    const health = await fetch(`http://127.0.0.1:${port}/health`)
+    expect(health.status).toBe(200)
+    expect(server.output()).toContain(`node ${process.version}`)
+    server.child.kill('SIGTERM')
+    expect(await server.exited).toBe(0)
+  })
+})
 
 describe('configuration', () => {
   it('refuses bad values at start with a readable message naming each', () => {
