@@ -130,7 +130,9 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('accounts', accounts)
   app.decorate('sessions', sessions)
   app.decorate('authenticate', createAuthenticate(sessions.authenticate))
-  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, sendLimits: limits, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit })
+  const clock = options.clock ?? systemClock
+  app.decorate('clock', clock)
+  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, sendLimits: limits, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit, clock })
   await messaging.start()
   app.decorate('messaging', messaging)
   accounts.onDeleted((userId) => messaging.forgetUser(userId))
@@ -151,8 +153,6 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   accounts.onChanged((user, before) => location.refresh(user, before))
   sessions.onSignedOut((userId) => location.remove(userId))
 
-  const clock = options.clock ?? systemClock
-  app.decorate('clock', clock)
   const jobs = createJobsService({
     db: platform.database.db,
     store: createJobsStore(platform.database.db),

@@ -175,10 +175,10 @@ export function createJobsService(deps: JobsDeps) {
   }
 
   /** The workflow's notes as the system messages of a job. */
-  const messagesOf = (jobId: string, notes: Note[]): NewMessage[] => notes.map((note) => ({ ...note, kind: 'system', jobId }))
+  const messagesOf = (jobId: string, notes: Note[], at: Date): NewMessage[] => notes.map((note) => ({ ...note, kind: 'system', jobId, at }))
 
   /** Notes with no change to the job (a reminder), in the caller's transaction. */
-  const say = (trx: Transaction<Database>, jobId: string, notes: Note[]) => deps.messages.insert(trx, messagesOf(jobId, notes))
+  const say = (trx: Transaction<Database>, jobId: string, notes: Note[], at: Date) => deps.messages.insert(trx, messagesOf(jobId, notes, at))
 
   /** Writes a plan if the job is still at the version it was read at; undefined when someone changed it first. */
   const commit = async (trx: DB | Transaction<Database>, job: JobWithParties, plan: Plan): Promise<Committed | undefined> => {
@@ -187,7 +187,7 @@ export function createJobsService(deps: JobsDeps) {
       version: job.version,
       changes: plan.changes,
       entry: plan.entry,
-      messages: messagesOf(job.id, plan.notes),
+      messages: messagesOf(job.id, plan.notes, plan.changes.updated_at ?? clock.now()),
     })
     return written && { row: written.row, log: plan.entry ? [...job.status_log, plan.entry] : job.status_log, messages: written.messages, parties: [job.client, job.worker] }
   }
@@ -379,7 +379,7 @@ export function createJobsService(deps: JobsDeps) {
         if (job.expires_at.getTime() <= t) return { committed: await expireLocked(trx, job, now) }
         if (job.remind_at && job.remind_at.getTime() <= t) {
           await store.setDue(trx, job.id, { remind_at: null, due_at: job.expires_at })
-          return { messages: await say(trx, job.id, [{ from: null, to: job.worker_id, text: texts.reminder(job, job.client_name) }]) }
+          return { messages: await say(trx, job.id, [{ from: null, to: job.worker_id, text: texts.reminder(job, job.client_name) }], now) }
         }
         await store.setDue(trx, job.id, { due_at: job.remind_at && job.remind_at < job.expires_at ? job.remind_at : job.expires_at })
         return {}
@@ -393,7 +393,7 @@ export function createJobsService(deps: JobsDeps) {
         if (job.price_amount === null) {
           // Nothing to pay: the client is asked to approve with the price; nothing more is due.
           await store.setDue(trx, job.id, { due_at: null })
-          return { messages: await say(trx, job.id, [{ from: null, to: job.client_id, text: texts.approvalNeedsPrice(job) }]) }
+          return { messages: await say(trx, job.id, [{ from: null, to: job.client_id, text: texts.approvalNeedsPrice(job) }], now) }
         }
         const committed = await applyMove(trx, job, 'PENDING_PAYMENT', 'time', now)
         return { committed, pay: committed.row }
@@ -473,7 +473,7 @@ export function createJobsService(deps: JobsDeps) {
       }
       const notes: Note[] = [{ from: actorId, to: workerId, text: texts.offer(offer, clientName, distance) }]
       if (!hasPicture) notes.push({ from: null, to: workerId, text: texts.addPicture() })
-      const created = await store.create(db, offer, entry, messagesOf(id, notes))
+      const created = await store.create(db, offer, entry, messagesOf(id, notes, now))
       const committed = { row: created.row, log: [entry], messages: created.messages, parties: [me, worker] }
       const job = publish(committed)
       return hasPicture ? job : { ...job, warnings: [noPictureWarning(workerName)] }

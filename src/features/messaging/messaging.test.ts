@@ -178,7 +178,7 @@ describe('GET /inbox', () => {
   it('carries system messages stored by other features, with their job', async () => {
     const bob = await newUser(t.app)
     const jobId = uuidv7()
-    const [row] = await t.app.platform.database.db.transaction().execute((trx) => insertMessages(trx, [{ from: null, to: bob.id, text: 'Your job was accepted', kind: 'system', jobId }]))
+    const [row] = await t.app.platform.database.db.transaction().execute((trx) => insertMessages(trx, [{ from: null, to: bob.id, text: 'Your job was accepted', kind: 'system', jobId, at: new Date() }]))
     await t.app.messaging.publishCreated([row!])
     const inbox = (await get(bob, '/inbox')).json()
     expect(inbox.items[0]).toMatchObject({ id: row!.id, from: null, kind: 'system', job_id: jobId, sender: null })
@@ -197,7 +197,7 @@ describe('read marks and conversations', () => {
     // Three rounds of sends from everyone at once, with read marks racing them.
     for (let round = 0; round < 3; round++) {
       const sends = senders.flatMap((s, i) => Array.from({ length: 4 }, (_, k) => send(s, bob.id, `r${round} s${i} m${k}`)))
-      const system = insertMessages(db, [{ from: null, to: bob.id, text: `notice ${round}`, kind: 'system' }])
+      const system = insertMessages(db, [{ from: null, to: bob.id, text: `notice ${round}`, kind: 'system', at: new Date() }])
       const marks = sent.length > 0 ? [post(bob, '/inbox/read', { up_to: sent[Math.floor(sent.length / 2)] }), post(bob, '/inbox/read', { up_to: sent[0], with: senders[1]!.id })] : []
       const done = await Promise.all([...sends, ...marks])
       await system

@@ -6,6 +6,7 @@ import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { CounterStore, LiveStore } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import type { UserRow } from '../accounts/store.js'
+import type { Clock } from '../../platform/clock.js'
 import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
 import type { MessageRow, MessagingStore, ParticipantRow, SenderRow } from './store.js'
 
@@ -18,6 +19,7 @@ export interface MessagingDeps {
   pictureUrl: (user: Pick<UserRow, 'id' | 'picture_etag'>) => string | null
   /** Messages a minute one user may send. */
   sendRateLimit: number
+  clock: Clock
 }
 
 const MessageCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
@@ -108,7 +110,7 @@ export function createMessagingService(deps: MessagingDeps) {
       if (hit.count > deps.sendRateLimit) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }
-      const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const }
+      const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const, at: deps.clock.now() }
       // Both users and the blocks between them decide whether it may be sent: without an
       // idempotency key, read and stored in one statement; the sender's row goes into the answer.
       const context: { users: ParticipantRow[]; blockerId: string | null; message?: MessageRow } = idempotencyKey

@@ -36,9 +36,11 @@ export interface NewMessage {
   jobId?: string | null
   /** A UUIDv7 chosen beforehand; made here when absent. */
   id?: string
+  /** When it was sent, from the app's clock. */
+  at: Date
 }
 
-/** The row a new message is stored as: its id (UUIDv7, unless chosen beforehand) and time are set here. */
+/** The row a new message is stored as: its id (UUIDv7) is made here unless chosen beforehand. */
 export function newMessageRow(message: NewMessage): MessageRow {
   return {
     id: message.id ?? uuidv7(),
@@ -47,7 +49,7 @@ export function newMessageRow(message: NewMessage): MessageRow {
     text: message.text,
     kind: message.kind,
     job_id: message.jobId ?? null,
-    created_at: new Date(),
+    created_at: message.at,
     read_at: null,
   }
 }
