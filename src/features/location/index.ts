@@ -1,0 +1,2 @@
+// What other features may use of location: its service.
+export { createLocationService, type LocationService } from './service.js'
