@@ -17,10 +17,17 @@ export type DB = Kysely<Database>
 /** Subscribes to a PostgreSQL NOTIFY channel; resolves to the function that unsubscribes. */
 export type Listen = (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>
 
+/**
+ * Runs SQL text as it comes, for libraries that bring their own (the job queue): one statement
+ * with `values`, or a script of several without.
+ */
+export type ExecuteSql = (text: string, values?: unknown[]) => Promise<{ rows: any[] }>
+
 export interface DatabaseHandle {
   db: DB
   kind: 'pglite' | 'postgres'
   listen: Listen
+  executeSql: ExecuteSql
   close(): Promise<void>
 }
 
@@ -71,6 +78,7 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
     db,
     kind: 'postgres',
     listen,
+    executeSql: (text, values) => pool.query(text, values),
     async close() {
       await Promise.all(listeners.splice(0).map((client) => client.end().catch(() => {})))
       await db.destroy()
@@ -89,6 +97,11 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   return {
     db,
     kind: 'pglite',
+    // PGlite is one connection: take it from Kysely's driver, which lends it to one user at a time
+    // (a statement run beside an open transaction would land inside it). A script without values
+    // goes by the simple protocol, which takes several statements.
+    executeSql: (text, values) =>
+      db.connection().execute(async () => (values && values.length > 0 ? pglite.query(text, values) : { rows: (await pglite.exec(text)).at(-1)?.rows ?? [] })),
     listen: async (channel, onPayload) => {
       const unlisten = await pglite.listen(channel, onPayload)
       return async () => {

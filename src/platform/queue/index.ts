@@ -1,0 +1,223 @@
+import PgBoss from 'pg-boss'
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely'
+import type { DatabaseHandle, Database } from '../db/index.js'
+
+// Durable background work: a transactional outbox and its workers, on pg-boss. A task is a row
+// written in the same transaction as the change that asks for it, so it exists exactly when the
+// change commits; workers in any process claim tasks (SELECT ... FOR UPDATE SKIP LOCKED), run
+// their handler, retry a failure with exponential backoff up to a cap, and leave a task that kept
+// failing in the `failed` state (the dead letters), where an admin lists and retries it. Work due
+// at a time (an offer's expiry, an auto-approval) is a task that starts after that time.
+
+/** Where a task is written: the database, or the transaction of the change that asks for it. */
+export type Executor = Kysely<Database> | Transaction<Database>
+
+export interface TaskOptions {
+  /** Not before this time (work due later: expiries, reminders, approvals). */
+  runAt?: Date
+  /** A stable id: adding a task whose id exists already adds nothing (the second add answers null). */
+  id?: string
+}
+
+export interface Task<T> {
+  id: string
+  name: string
+  data: T
+  /** 0 on the first run, then 1, 2, ... on retries. */
+  retry: number
+  /**
+   * Marks the task done inside the handler's own transaction, so its effect and its completion
+   * commit together: a crash after that commit never runs it again. Handlers whose effect is not
+   * in the database skip it; the task is then completed after the handler returns (at least once).
+   */
+  completeIn(trx: Transaction<Database>): Promise<void>
+}
+
+export type TaskHandler<T> = (task: Task<T>) => Promise<void>
+
+export interface TaskQueueOptions {
+  /** Runs after a failure: 0 fails a task for good at its first error. */
+  retryLimit?: number
+  /** Seconds before the first retry; each next one waits about twice as long (with jitter). */
+  retryDelaySeconds?: number
+  /** Seconds a claimed task may run before it counts as failed (a worker that died holds it no longer). */
+  expireInSeconds?: number
+  /** Tasks one worker claims at once. */
+  batchSize?: number
+}
+
+export interface FailedTask {
+  id: string
+  name: string
+  data: unknown
+  retries: number
+  error: string | null
+  created_at: Date
+  failed_at: Date | null
+}
+
+export interface Queue {
+  /** Adds a task in `executor` (the caller's transaction: the outbox). Answers its id, or null when `options.id` existed. */
+  add<T extends object>(executor: Executor, name: string, data: T, options?: TaskOptions): Promise<string | null>
+  /** Declares a kind of task (its retries); done once per name before adding or handling it. */
+  define(name: string, options?: TaskQueueOptions): Promise<void>
+  /** Runs `handler` for the tasks of `name` in this process, while the queue runs. */
+  handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<void>
+  /** Claims at once the tasks this process's workers of `name` would claim at their next poll (call after a commit). */
+  wake(name: string): void
+  /** Dead letters: tasks that failed for good, newest first. */
+  failed(options: { limit: number; before?: { at: Date; id: string } }): Promise<FailedTask[]>
+  /** Puts a failed task back in line, with its retries counted afresh; false when there is no such failed task. */
+  retry(id: string): Promise<boolean>
+  /** Waits for handlers under way (up to `timeoutMs`) and stops claiming. */
+  stop(timeoutMs?: number): Promise<void>
+}
+
+export interface QueueSettings {
+  /** Milliseconds between a worker's polls when nothing woke it (500 at least). */
+  pollIntervalMs: number
+  /** Seconds between maintenance runs (expiring tasks of dead workers, archiving). */
+  maintenanceIntervalSeconds: number
+  /** Whether this process runs handlers (false: it only adds tasks, for a split of API and worker processes). */
+  work: boolean
+  onError(error: unknown): void
+}
+
+const DEFAULTS: Required<TaskQueueOptions> = { retryLimit: 8, retryDelaySeconds: 5, expireInSeconds: 300, batchSize: 20 }
+
+/** pg-boss's SQL port, over a connection that may be a transaction. */
+const sqlOf = (executor: Executor): PgBoss.Db => ({
+  executeSql: async (text, values) => executor.executeQuery(CompiledQuery.raw(text, values ?? [])) as Promise<{ rows: any[] }>,
+})
+
+export async function openQueue(database: DatabaseHandle, settings: QueueSettings): Promise<Queue> {
+  const boss = new PgBoss({
+    db: { executeSql: database.executeSql },
+    schema: 'pgboss',
+    // The database's own migrations don't know pg-boss's tables: it installs and migrates them.
+    migrate: true,
+    supervise: true,
+    schedule: false,
+    maintenanceIntervalSeconds: settings.maintenanceIntervalSeconds,
+    // Failed tasks stay listed (and retryable) for a month; done ones go after a day.
+    archiveCompletedAfterSeconds: 24 * 3600,
+    archiveFailedAfterSeconds: 30 * 24 * 3600,
+    deleteAfterDays: 7,
+  })
+  boss.on('error', settings.onError)
+  await boss.start()
+
+  const defined = new Map<string, Promise<void>>()
+  const workers = new Map<string, string[]>()
+
+  const define = (name: string, options: TaskQueueOptions = {}): Promise<void> => {
+    let done = defined.get(name)
+    if (!done) {
+      const o = { ...DEFAULTS, ...options }
+      const queueOptions = { name, policy: 'standard' as const, retryLimit: o.retryLimit, retryDelay: o.retryDelaySeconds, retryBackoff: true, expireInSeconds: o.expireInSeconds }
+      done = boss.getQueue(name).then((existing) => (existing ? boss.updateQueue(name, queueOptions) : boss.createQueue(name, queueOptions)))
+      defined.set(name, done)
+      done.catch(() => defined.delete(name))
+    }
+    return done
+  }
+
+  const runOne = async <T>(name: string, job: PgBoss.JobWithMetadata<T>, handler: TaskHandler<T>) => {
+    const task: Task<T> = {
+      id: job.id,
+      name,
+      data: job.data,
+      retry: job.retryCount,
+      completeIn: async (trx) => {
+        await boss.complete(name, job.id, null, { db: sqlOf(trx) })
+      },
+    }
+    try {
+      await handler(task)
+      await boss.complete(name, job.id)
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error)
+      await boss.fail(name, job.id, { message }).catch(settings.onError)
+      settings.onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, id: job.id, retry: job.retryCount } }))
+    }
+  }
+
+  const queue: Queue = {
+    async add(executor, name, data, options = {}) {
+      await define(name)
+      return boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(options.runAt ? { startAfter: options.runAt } : {}) })
+    },
+
+    define,
+
+    async handle(name, handler, options = {}) {
+      await define(name, options)
+      if (!settings.work) return
+      const batchSize = options.batchSize ?? DEFAULTS.batchSize
+      const id: string = await boss.work(name, { batchSize, includeMetadata: true, pollingIntervalSeconds: settings.pollIntervalMs / 1000 }, async (jobs: PgBoss.JobWithMetadata<any>[]) => {
+        // Each task on its own: one that fails is retried alone, never with the rest of its batch.
+        await Promise.all(jobs.map((job) => runOne(name, job, handler)))
+        // A full batch means more may be waiting: claim again at once instead of after a poll.
+        if (jobs.length === batchSize) boss.notifyWorker(id)
+      })
+      workers.set(name, [...(workers.get(name) ?? []), id])
+    },
+
+    wake(name) {
+      for (const id of workers.get(name) ?? []) boss.notifyWorker(id)
+    },
+
+    async failed({ limit, before }) {
+      const { rows } = await database.executeSql(
+        `SELECT id, name, data, retry_count, output, created_on, completed_on FROM pgboss.job
+          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (completed_on, id) < ($2::timestamptz, $3::uuid))
+          UNION ALL
+         SELECT id, name, data, retry_count, output, created_on, completed_on FROM pgboss.archive
+          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (completed_on, id) < ($2::timestamptz, $3::uuid))
+          ORDER BY completed_on DESC, id DESC LIMIT $1`,
+        [limit, before?.at ?? null, before?.id ?? null],
+      )
+      return rows.map((r) => ({
+        id: r.id,
+        name: r.name,
+        data: r.data,
+        retries: Number(r.retry_count),
+        error: typeof r.output?.message === 'string' ? r.output.message : null,
+        created_at: new Date(r.created_on),
+        failed_at: r.completed_on ? new Date(r.completed_on) : null,
+      }))
+    },
+
+    async retry(id) {
+      // An archived dead letter comes back to the live table first; then pg-boss retries it.
+      const { rows } = await database.executeSql(
+        `WITH restored AS (
+           DELETE FROM pgboss.archive WHERE id = $1 AND state = 'failed' RETURNING *
+         ), moved AS (
+           INSERT INTO pgboss.job (id, name, priority, data, state, retry_limit, retry_count, retry_delay, retry_backoff, start_after, started_on,
+                                   singleton_key, singleton_on, expire_in, created_on, completed_on, keep_until, dead_letter, policy, output)
+           SELECT id, name, priority, data, state, retry_limit, retry_count, retry_delay, retry_backoff, start_after, started_on,
+                  singleton_key, singleton_on, expire_in, created_on, completed_on, now() + interval '14 days', dead_letter, policy, output
+             FROM restored RETURNING name
+         )
+         SELECT name FROM moved UNION ALL SELECT name FROM pgboss.job WHERE id = $1 AND state = 'failed'`,
+        [id],
+      )
+      const name = rows[0]?.name as string | undefined
+      if (!name) return false
+      // Back in line now, with its whole allowance of retries again.
+      await database.executeSql(
+        `UPDATE pgboss.job SET state = 'created', retry_count = 0, start_after = now(), started_on = NULL, completed_on = NULL, keep_until = greatest(keep_until, now() + interval '14 days')
+          WHERE name = $1 AND id = $2 AND state = 'failed'`,
+        [name, id],
+      )
+      queue.wake(name)
+      return true
+    },
+
+    async stop(timeoutMs = 10_000) {
+      await boss.stop({ graceful: true, wait: true, close: false, timeout: timeoutMs })
+    },
+  }
+  return queue
+}

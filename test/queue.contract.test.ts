@@ -1,0 +1,175 @@
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openDatabase, type DatabaseHandle } from '../src/platform/db/index.js'
+import { openQueue, type Queue, type Task } from '../src/platform/queue/index.js'
+import { createScratchDatabase, TEST_DATABASE_URL } from './support/backends.js'
+
+// The task queue (outbox and workers) on every database the run reaches: PGlite, and PostgreSQL
+// when TEST_DATABASE_URL names a server (there also with two processes' queues on one database).
+
+const backends: { name: string; open(): Promise<{ database: DatabaseHandle; url?: string; close(): Promise<void> }> }[] = [
+  {
+    name: 'PGlite',
+    async open() {
+      const database = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 })
+      return { database, close: () => database.close() }
+    },
+  },
+]
+if (TEST_DATABASE_URL) {
+  backends.push({
+    name: 'PostgreSQL',
+    async open() {
+      const scratch = await createScratchDatabase(TEST_DATABASE_URL!)
+      const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 5 })
+      return { database, url: scratch.url, close: async () => { await database.close(); await scratch.drop() } }
+    },
+  })
+}
+
+const settings = { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true }
+
+const waitFor = async (check: () => boolean | Promise<boolean>, ms = 15_000) => {
+  const until = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe.each(backends)('the task queue on $name', (backend) => {
+  let handle: Awaited<ReturnType<typeof backend.open>>
+  let queue: Queue
+  const errors: unknown[] = []
+
+  beforeAll(async () => {
+    handle = await backend.open()
+    await sql`CREATE TABLE effects (task text PRIMARY KEY, runs int NOT NULL DEFAULT 1)`.execute(handle.database.db)
+    queue = await openQueue(handle.database, { ...settings, onError: (error) => errors.push(error) })
+  })
+  afterAll(async () => {
+    await queue?.stop()
+    await handle?.close()
+  })
+
+  const effects = async () =>
+    (await sql<{ task: string; runs: number }>`SELECT task, runs FROM effects ORDER BY task`.execute(handle.database.db)).rows
+
+  it('runs a task added by a transaction that commits, once, and never one whose transaction rolled back', async () => {
+    const seen: string[] = []
+    await queue.handle<{ n: string }>('outbox-commit', async (task) => {
+      seen.push(task.data.n)
+    })
+    await handle.database.db.transaction().execute(async (trx) => {
+      await queue.add(trx, 'outbox-commit', { n: 'kept' })
+    })
+    await handle.database.db
+      .transaction()
+      .execute(async (trx) => {
+        await queue.add(trx, 'outbox-commit', { n: 'rolled back' })
+        throw new Error('the change fails')
+      })
+      .catch(() => {})
+    queue.wake('outbox-commit')
+    await waitFor(() => seen.length > 0)
+    await new Promise((r) => setTimeout(r, 1200))
+    expect(seen).toEqual(['kept'])
+  })
+
+  it('adds a task with a given id once', async () => {
+    const id = '0190f3c4-0000-7000-8000-0000000000aa'
+    await queue.define('once-by-id')
+    expect(await queue.add(handle.database.db, 'once-by-id', {}, { id })).toBe(id)
+    expect(await queue.add(handle.database.db, 'once-by-id', {}, { id })).toBeNull()
+  })
+
+  it('does not run a task before its time', async () => {
+    const ran: number[] = []
+    await queue.handle('later', async () => {
+      ran.push(Date.now())
+    })
+    const at = Date.now() + 2000
+    await queue.add(handle.database.db, 'later', {}, { runAt: new Date(at) })
+    queue.wake('later')
+    await waitFor(() => ran.length > 0)
+    expect(ran[0]).toBeGreaterThanOrEqual(at - 50)
+  })
+
+  it('retries a failing task with growing delays, keeps it as a dead letter, and runs it again when an admin retries it', async () => {
+    const attempts: { at: number; retry: number }[] = []
+    let healthy = false
+    await queue.handle(
+      'flaky',
+      async (task) => {
+        attempts.push({ at: Date.now(), retry: task.retry })
+        if (!healthy) throw new Error('the mail server is down')
+      },
+      { retryLimit: 2, retryDelaySeconds: 1 },
+    )
+    const id = await queue.add(handle.database.db, 'flaky', { to: 'ana@example.com' })
+    queue.wake('flaky')
+    await waitFor(async () => (await queue.failed({ limit: 10 })).some((t) => t.id === id), 20_000)
+    expect(attempts.map((a) => a.retry)).toEqual([0, 1, 2])
+    // Exponential backoff: the second wait is longer than the first on average; each is at least the delay.
+    expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(900)
+    expect(attempts[2]!.at - attempts[1]!.at).toBeGreaterThanOrEqual(1900)
+
+    const [dead] = (await queue.failed({ limit: 10 })).filter((t) => t.id === id)
+    expect(dead).toMatchObject({ name: 'flaky', data: { to: 'ana@example.com' }, retries: 2, error: 'the mail server is down' })
+    expect(errors.length).toBeGreaterThanOrEqual(3)
+
+    healthy = true
+    expect(await queue.retry(id!)).toBe(true)
+    await waitFor(() => attempts.length === 4)
+    expect(attempts[3]!.retry).toBe(0)
+    await waitFor(async () => !(await queue.failed({ limit: 10 })).some((t) => t.id === id))
+    expect(await queue.retry(id!)).toBe(false)
+    expect(await queue.retry('0190f3c4-0000-7000-8000-0000000000ff')).toBe(false)
+  })
+
+  it('commits a task\'s effect and its completion together, so a failure after that commit does not run it again', async () => {
+    let runs = 0
+    await queue.handle<{ key: string }>('atomic', async (task) => {
+      runs++
+      await handle.database.db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO effects (task) VALUES (${task.data.key})`.execute(trx)
+        await task.completeIn(trx)
+      })
+      throw new Error('the process fails after the commit')
+    }, { retryLimit: 3, retryDelaySeconds: 1 })
+    await queue.add(handle.database.db, 'atomic', { key: 'atomic-1' })
+    queue.wake('atomic')
+    await waitFor(() => runs > 0)
+    await new Promise((r) => setTimeout(r, 2500))
+    expect(runs).toBe(1)
+    expect((await effects()).filter((e) => e.task === 'atomic-1')).toEqual([{ task: 'atomic-1', runs: 1 }])
+  })
+
+  it.runIf(backend.name === 'PostgreSQL')('shares tasks between processes: each runs exactly once', async () => {
+    const second = await openDatabase({ databaseUrl: handle.url, dataDir: '', poolSize: 5 })
+    const other = await openQueue(second, { ...settings, onError: (error) => errors.push(error) })
+    const byQueue = [0, 0]
+    const run = (which: 0 | 1) => async (task: Task<{ key: string }>) => {
+      byQueue[which]!++
+      await handle.database.db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO effects (task) VALUES (${task.data.key}) ON CONFLICT (task) DO UPDATE SET runs = effects.runs + 1`.execute(trx)
+        await task.completeIn(trx)
+      })
+    }
+    await queue.handle('shared', run(0), { batchSize: 5 })
+    await other.handle('shared', run(1), { batchSize: 5 })
+    await handle.database.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < 300; i++) await queue.add(trx, 'shared', { key: `shared-${String(i).padStart(3, '0')}` })
+    })
+    queue.wake('shared')
+    other.wake('shared')
+    await waitFor(async () => (await effects()).filter((e) => e.task.startsWith('shared-')).length === 300, 30_000)
+    await other.stop()
+    await second.close()
+    const shared = (await effects()).filter((e) => e.task.startsWith('shared-'))
+    expect(shared.every((e) => e.runs === 1)).toBe(true)
+    expect(byQueue[0]! + byQueue[1]!).toBe(300)
+    expect(byQueue[0]).toBeGreaterThan(0)
+    expect(byQueue[1]).toBeGreaterThan(0)
+  })
+})
