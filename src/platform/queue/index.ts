@@ -59,11 +59,11 @@ export interface FailedTask {
 export interface Queue {
   /** Adds a task in `executor` (the caller's transaction: the outbox). Answers its id, or null when `options.id` existed. */
   add<T extends object>(executor: Executor, name: string, data: T, options?: TaskOptions): Promise<string | null>
-  /** Declares a kind of task (its retries); done once per name before adding or handling it. */
+  /** Declares a kind of task (its retries): once per name and process, at start, before adding it. */
   define(name: string, options?: TaskQueueOptions): Promise<void>
   /** Runs `handler` for the tasks of `name` in this process, while the queue runs. */
   handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<void>
-  /** Claims at once the tasks this process's workers of `name` would claim at their next poll (call after a commit). */
+  /** Claims at once the tasks this process's workers of `name` would claim at their next poll. */
   wake(name: string): void
   /** Dead letters: tasks that failed for good, newest first. */
   failed(options: { limit: number; before?: { at: Date; id: string } }): Promise<FailedTask[]>
@@ -82,6 +82,9 @@ export interface QueueSettings {
   work: boolean
   onError(error: unknown): void
 }
+
+/** The channel on which an added task wakes the workers of its name, in every process. */
+const WAKE_CHANNEL = 'task_added'
 
 const DEFAULTS: Required<TaskQueueOptions> = { retryLimit: 8, retryDelaySeconds: 5, expireInSeconds: 300, batchSize: 20 }
 
@@ -106,6 +109,7 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
   })
   boss.on('error', settings.onError)
   await boss.start()
+  const unlisten = settings.work ? await database.listen(WAKE_CHANNEL, (name) => queue.wake(name)) : undefined
 
   const defined = new Map<string, Promise<void>>()
   const workers = new Map<string, string[]>()
@@ -144,8 +148,15 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
 
   const queue: Queue = {
     async add(executor, name, data, options = {}) {
-      await define(name)
-      return boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(options.runAt ? { startAfter: options.runAt } : {}) })
+      // Defined at start, not here: on PGlite, defining inside the caller's transaction would wait for its own connection.
+      const known = defined.get(name)
+      if (!known) throw new Error(`task ${name} is added before it is defined: define it (or handle it) at start`)
+      await known
+      const id = await boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(options.runAt ? { startAfter: options.runAt } : {}) })
+      // A notification sent in a transaction is delivered when it commits, to every process: their
+      // workers claim the task then, instead of at their next poll.
+      if (id && !(options.runAt && options.runAt.getTime() > Date.now())) await executor.executeQuery(CompiledQuery.raw(`SELECT pg_notify('${WAKE_CHANNEL}', $1)`, [name]))
+      return id
     },
 
     define,
@@ -216,6 +227,7 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     },
 
     async stop(timeoutMs = 10_000) {
+      await unlisten?.()
       await boss.stop({ graceful: true, wait: true, close: false, timeout: timeoutMs })
     },
   }
