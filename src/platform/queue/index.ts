@@ -35,6 +35,9 @@ export interface Task<T> {
 
 export type TaskHandler<T> = (task: Task<T>) => Promise<void>
 
+/** A batch of tasks handled together; `completeIn` marks them all done in the handler's transaction. */
+export type BatchHandler<T> = (tasks: Task<T>[], completeIn: (trx: Transaction<Database>) => Promise<void>) => Promise<void>
+
 export interface TaskQueueOptions {
   /** Runs after a failure: 0 fails a task for good at its first error. */
   retryLimit?: number
@@ -63,6 +66,8 @@ export interface Queue {
   define(name: string, options?: TaskQueueOptions): Promise<void>
   /** Runs `handler` for the tasks of `name` in this process, while the queue runs. */
   handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<void>
+  /** Runs `handler` for the tasks of `name` a claimed batch at a time: one failure fails (and retries) the batch. */
+  handleBatch<T>(name: string, handler: BatchHandler<T>, options?: TaskQueueOptions): Promise<void>
   /** Claims at once the tasks this process's workers of `name` would claim at their next poll. */
   wake(name: string): void
   /** Dead letters: tasks that failed for good, newest first. */
@@ -126,24 +131,42 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     return done
   }
 
-  const runOne = async <T>(name: string, job: PgBoss.JobWithMetadata<T>, handler: TaskHandler<T>) => {
-    const task: Task<T> = {
-      id: job.id,
-      name,
-      data: job.data,
-      retry: job.retryCount,
-      completeIn: async (trx) => {
-        await boss.complete(name, job.id, null, { db: sqlOf(trx) })
-      },
-    }
+  // pg-boss takes (name, id or ids, output, { db }) at run time; its types list fewer forms.
+  const complete = (name: string, ids: string[], executor?: Executor): Promise<unknown> =>
+    (boss.complete as (...args: unknown[]) => Promise<unknown>)(name, ids, null, executor ? { db: sqlOf(executor) } : {})
+
+  const taskOf = <T>(name: string, job: PgBoss.JobWithMetadata<T>): Task<T> => ({
+    id: job.id,
+    name,
+    data: job.data,
+    retry: job.retryCount,
+    completeIn: async (trx) => {
+      await complete(name, [job.id], trx)
+    },
+  })
+
+  /** Runs a handler on claimed jobs; done ones are completed, failed ones go back for a retry (or to the dead letters). */
+  const run = async (name: string, ids: string[], handler: () => Promise<void>, retry: number) => {
     try {
-      await handler(task)
-      await boss.complete(name, job.id)
+      await handler()
+      await complete(name, ids)
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
-      await boss.fail(name, job.id, { message }).catch(settings.onError)
-      settings.onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, id: job.id, retry: job.retryCount } }))
+      await (boss.fail as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }).catch(settings.onError)
+      settings.onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, ids, retry } }))
     }
+  }
+
+  const work = async (name: string, options: TaskQueueOptions, onJobs: (jobs: PgBoss.JobWithMetadata<any>[]) => Promise<void>) => {
+    await define(name, options)
+    if (!settings.work) return
+    const batchSize = options.batchSize ?? DEFAULTS.batchSize
+    const id: string = await boss.work(name, { batchSize, includeMetadata: true, pollingIntervalSeconds: settings.pollIntervalMs / 1000 }, async (jobs: PgBoss.JobWithMetadata<any>[]) => {
+      await onJobs(jobs)
+      // A full batch means more may be waiting: claim again at once instead of after a poll.
+      if (jobs.length === batchSize) boss.notifyWorker(id)
+    })
+    workers.set(name, [...(workers.get(name) ?? []), id])
   }
 
   const queue: Queue = {
@@ -161,18 +184,18 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
 
     define,
 
-    async handle(name, handler, options = {}) {
-      await define(name, options)
-      if (!settings.work) return
-      const batchSize = options.batchSize ?? DEFAULTS.batchSize
-      const id: string = await boss.work(name, { batchSize, includeMetadata: true, pollingIntervalSeconds: settings.pollIntervalMs / 1000 }, async (jobs: PgBoss.JobWithMetadata<any>[]) => {
-        // Each task on its own: one that fails is retried alone, never with the rest of its batch.
-        await Promise.all(jobs.map((job) => runOne(name, job, handler)))
-        // A full batch means more may be waiting: claim again at once instead of after a poll.
-        if (jobs.length === batchSize) boss.notifyWorker(id)
-      })
-      workers.set(name, [...(workers.get(name) ?? []), id])
-    },
+    handle: (name, handler, options = {}) =>
+      // Each task on its own: one that fails is retried alone, never with the rest of its batch.
+      work(name, options, (jobs) => Promise.all(jobs.map((job) => run(name, [job.id], () => handler(taskOf(name, job)), job.retryCount))).then(() => {})),
+
+    handleBatch: (name, handler, options = {}) =>
+      work(name, options, (jobs) => {
+        const ids = jobs.map((job) => job.id)
+        const completeIn = async (trx: Transaction<Database>) => {
+          await complete(name, ids, trx)
+        }
+        return run(name, ids, () => handler(jobs.map((job) => taskOf(name, job)), completeIn), Math.max(...jobs.map((job) => job.retryCount)))
+      }),
 
     wake(name) {
       for (const id of workers.get(name) ?? []) boss.notifyWorker(id)
