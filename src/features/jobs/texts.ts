@@ -56,6 +56,10 @@ export const texts = {
     return parts.join(' ')
   },
 
+  noPictureWarning(workerName: string): string {
+    return `${workerName} has no profile picture yet, and can't accept the job until they add one; they have been asked to.`
+  },
+
   addPicture(): string {
     return 'A client has offered you a job, but you have no profile picture. Add one: clients want to see who they hire, and a job can\'t be accepted without one.'
   },

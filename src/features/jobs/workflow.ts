@@ -1,5 +1,8 @@
-// The job workflow of DESIGN.md, as data: every allowed move, and who may make it. Everything
-// else (the service's checks, the docs, the tests' model) reads this one table.
+// The job workflow of DESIGN.md, as data: every allowed move, who may make it, what it needs, what
+// it tells whom and what it asks to happen next. Everything else (decide.ts, the docs, the tests'
+// model) reads this one table; the offer, its edit and what time does short of a move are below it.
+
+import { texts, type Nearby, type TextJob } from './texts.js'
 
 export const JOB_STATUSES = [
   'REQUESTED',
@@ -17,25 +20,142 @@ export type JobStatus = (typeof JOB_STATUSES)[number]
 /** Who makes a move: one of the job's two users, time (the due-work sweep), or the payment provider. */
 export type Mover = 'client' | 'worker' | 'time' | 'payments'
 
+/** A system message about a job: from the user who changed it, or from no one (time, payments). */
+export interface Note {
+  from: string | null
+  to: string
+  text: string
+}
+
+/**
+ * What a change asks to happen after it, with no time yet (decide.ts dates them):
+ * - `remind`: remind the worker of the offer before it expires;
+ * - `expire`: expire the offer at `expires_at`;
+ * - `auto_approve`: approve the completed job if the client does not;
+ * - `request_payment`: ask the payment provider for the price now, and again later if that fails.
+ */
+export type FollowUpKind = 'remind' | 'expire' | 'auto_approve' | 'request_payment'
+
+/** A user of the job, as the texts name them. */
+export interface Party {
+  id: string
+  name: string
+}
+
+/** What a move's notes are made of. */
+export interface MoveFacts {
+  /** The job as the move leaves it. */
+  job: TextJob
+  mover: Mover
+  client: Party
+  worker: Party
+  reason: string | undefined
+  /** Workers near the job's location now, for a decline; null when unknown. */
+  nearby: Nearby[] | null
+  /** When a COMPLETED job approves itself (the auto_approve follow-up). */
+  autoApproveAt: Date | null
+}
+
 export interface Move {
   from: JobStatus
   to: JobStatus
   by: readonly Mover[]
   /** The mover must give a reason. */
   reasonRequired?: boolean
+  /** The worker must have a profile picture (note 4). */
+  pictureRequired?: boolean
+  /** The job must have a price, the offer's or one given with the move. */
+  priceRequired?: boolean
+  /** The job's column that records when the move happened. */
+  stamps?: 'completed_at'
+  /** The system messages of the move (note 3). */
+  tells: (facts: MoveFacts) => Note[]
+  /** What the move asks to happen next. Every move replaces what was asked before. */
+  then?: readonly FollowUpKind[]
 }
 
-export const WORKFLOW: readonly Move[] = [
-  { from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'] },
-  { from: 'REQUESTED', to: 'DECLINED', by: ['worker'] },
-  { from: 'REQUESTED', to: 'CANCELED', by: ['client'] },
-  { from: 'REQUESTED', to: 'EXPIRED', by: ['time'] },
-  { from: 'ACCEPTED', to: 'STARTED', by: ['worker'] },
-  { from: 'ACCEPTED', to: 'CANCELED', by: ['client', 'worker'], reasonRequired: true },
-  { from: 'STARTED', to: 'COMPLETED', by: ['worker'] },
-  { from: 'COMPLETED', to: 'PENDING_PAYMENT', by: ['client', 'time'] },
-  { from: 'PENDING_PAYMENT', to: 'PAID', by: ['payments'] },
+/** The mover's note to the other party, for moves either user may make. */
+function fromMoverToOther(f: MoveFacts, text: (byName: string) => string): Note[] {
+  const [by, other] = f.mover === 'client' ? [f.client, f.worker] : [f.worker, f.client]
+  return [{ from: by.id, to: other.id, text: text(by.name) }]
+}
+
+/** The same words to both users, from no one. */
+const toBoth = (f: MoveFacts, text: (toClient: boolean) => string): Note[] => [
+  { from: null, to: f.worker.id, text: text(false) },
+  { from: null, to: f.client.id, text: text(true) },
 ]
+
+export const WORKFLOW: readonly Move[] = [
+  {
+    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], pictureRequired: true,
+    tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.accepted(f.job, f.worker.name) }],
+  },
+  {
+    from: 'REQUESTED', to: 'DECLINED', by: ['worker'],
+    tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.declined(f.job, f.worker.name, f.reason, f.nearby) }],
+  },
+  {
+    from: 'REQUESTED', to: 'CANCELED', by: ['client'],
+    tells: (f) => fromMoverToOther(f, (name) => texts.canceled(f.job, name, f.reason)),
+  },
+  {
+    from: 'REQUESTED', to: 'EXPIRED', by: ['time'],
+    tells: (f) => [{ from: null, to: f.client.id, text: texts.expired(f.job, f.worker.name) }],
+  },
+  {
+    from: 'ACCEPTED', to: 'STARTED', by: ['worker'],
+    tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.started(f.job, f.worker.name) }],
+  },
+  {
+    from: 'ACCEPTED', to: 'CANCELED', by: ['client', 'worker'], reasonRequired: true,
+    tells: (f) => fromMoverToOther(f, (name) => texts.canceled(f.job, name, f.reason)),
+  },
+  {
+    from: 'STARTED', to: 'COMPLETED', by: ['worker'], stamps: 'completed_at', then: ['auto_approve'],
+    tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.completed(f.job, f.worker.name, f.autoApproveAt!) }],
+  },
+  {
+    from: 'COMPLETED', to: 'PENDING_PAYMENT', by: ['client', 'time'], priceRequired: true, then: ['request_payment'],
+    tells: (f) => f.mover === 'client'
+      ? [{ from: f.client.id, to: f.worker.id, text: texts.approved(f.job, f.client.name) }]
+      : toBoth(f, (toClient) => texts.autoApproved(f.job, toClient)),
+  },
+  {
+    from: 'PENDING_PAYMENT', to: 'PAID', by: ['payments'],
+    tells: (f) => toBoth(f, (toClient) => texts.paid(f.job, toClient)),
+  },
+]
+
+/** What changes other than moves do: the offer, its edit, and what time does short of a move. */
+export const CHANGES = {
+  /** A new offer: the worker hears of it (and is asked for a picture if they have none). */
+  offer: {
+    tells: (f: { job: TextJob; client: Party; worker: Party; workerHasPicture: boolean; distanceM: number | null }): Note[] => [
+      { from: f.client.id, to: f.worker.id, text: texts.offer(f.job, f.client.name, f.distanceM) },
+      ...(f.workerHasPicture ? [] : [{ from: null, to: f.worker.id, text: texts.addPicture() }]),
+    ],
+    then: ['remind', 'expire'] as const,
+  },
+  /** The client changed the offer: the worker is told. A new expiry asks for a new reminder too. */
+  edit: {
+    tells: (f: { job: TextJob; client: Party; worker: Party }): Note[] => [{ from: f.client.id, to: f.worker.id, text: texts.edited(f.job, f.client.name) }],
+    thenWithNewExpiry: ['remind', 'expire'] as const,
+  },
+  /** Time to remind the worker of an offer; its expiry stays asked for. */
+  reminder: {
+    tells: (f: { job: TextJob; client: Party; worker: Party }): Note[] => [{ from: null, to: f.worker.id, text: texts.reminder(f.job, f.client.name) }],
+    then: ['expire'] as const,
+  },
+  /** Time to approve a job that has no price: the client is asked for one; nothing more is asked. */
+  priceAsked: {
+    tells: (f: { job: TextJob; client: Party }): Note[] => [{ from: null, to: f.client.id, text: texts.approvalNeedsPrice(f.job) }],
+    then: [] as const,
+  },
+}
+
+/** The workflow's move from one status to another, whoever makes it. */
+export const moveOf = (from: JobStatus, to: JobStatus): Move | undefined => WORKFLOW.find((m) => m.from === from && m.to === to)
 
 export type Verdict =
   | { ok: true; move: Move }
@@ -51,8 +171,7 @@ export type Verdict =
  * with the job's state (409).
  */
 export function judge(from: JobStatus, to: JobStatus, by: Mover): Verdict {
-  const move = WORKFLOW.find((m) => m.from === from && m.to === to)
+  const move = moveOf(from, to)
   if (move) return move.by.includes(by) ? { ok: true, move } : { ok: false, why: 'not_yours' }
   return WORKFLOW.some((m) => m.to === to && m.by.includes(by)) ? { ok: false, why: 'not_now' } : { ok: false, why: 'not_yours' }
 }
-

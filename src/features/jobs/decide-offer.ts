@@ -1,0 +1,79 @@
+// Deciding a new offer: pure functions of the two users as read, the request and the time (see
+// decide.ts for changes to a job).
+
+import { ForbiddenError, InvalidInputError, NotFoundError, UnauthenticatedError } from '../../errors.js'
+import type { SenderRow } from '../messaging/index.js'
+import { addMs, blocked, followUpsOf, noPictureWarning, refuse, scheduleOf, type Decision, type JobsSettings, type Plan } from './decide.js'
+import { EXPIRES_DEFAULT, type JobInput } from './schemas.js'
+import type { JobRow, StatusLogRow } from './store.js'
+import { CHANGES } from './workflow.js'
+
+export interface OfferCommand {
+  id: string
+  client: SenderRow
+  worker: SenderRow
+  input: JobInput & { worker_id: string; title: string }
+  /** Meters from the worker to the job's location; null when unknown. */
+  distanceM: number | null
+}
+
+/** What a new offer writes: the whole row and its first log entry. */
+export type OfferPlan = Omit<Plan, 'changes'> & { row: JobRow; entry: StatusLogRow }
+
+const nameOf = (user: SenderRow) => `${user.first_name} ${user.last_name}`.trim()
+
+/** Who a new offer is between: the caller must be a client, the worker a worker, with no block between them. */
+export function decideOfferParties(
+  context: { users: (SenderRow & { roles: readonly string[] })[]; blockerId: string | null },
+  actorId: string,
+  workerId: string,
+): Decision<{ client: SenderRow; worker: SenderRow }> {
+  const users = new Map(context.users.filter((u) => u.deleted_at === null).map((u) => [u.id, u]))
+  const client = users.get(actorId)
+  const worker = users.get(workerId)
+  if (!client) return refuse(new UnauthenticatedError())
+  if (!client.roles.includes('CLIENT')) return refuse(new ForbiddenError('Only users with the CLIENT role offer jobs', 'not_a_client'))
+  if (workerId === actorId) return refuse(new InvalidInputError('You can\'t offer a job to yourself', [{ field: 'body/worker_id', message: 'is you' }], 'offer_to_self'))
+  if (!worker) return refuse(new NotFoundError('No such worker', 'worker_not_found'))
+  if (!worker.roles.includes('WORKER')) {
+    return refuse(new InvalidInputError('This user is not a worker', [{ field: 'body/worker_id', message: 'does not have the WORKER role' }], 'not_a_worker'))
+  }
+  // An offer is a message to the worker: none across a block.
+  if (context.blockerId !== null) return refuse(blocked())
+  return { ok: true, plan: { client, worker } }
+}
+
+/** A new offer, in REQUESTED: the worker is told, reminded later, and the offer expires unless answered. */
+export function decideOffer(command: OfferCommand, now: Date, settings: JobsSettings): OfferPlan {
+  const { id, input, client, worker } = command
+  const location = input.location ?? null
+  const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
+  const followUps = followUpsOf(CHANGES.offer.then, now, expiresAt, settings)
+  const { due_at, remind_at } = scheduleOf(followUps)
+  const row: JobRow = {
+    id,
+    client_id: client.id,
+    worker_id: worker.id,
+    title: input.title.trim(),
+    description: input.description ?? '',
+    status: 'REQUESTED',
+    price_amount: input.price?.amount ?? null,
+    price_currency: input.price?.currency ?? null,
+    scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
+    location_lat: location?.lat ?? null,
+    location_lon: location?.lon ?? null,
+    location_address: location?.address ?? null,
+    expires_at: expiresAt,
+    remind_at,
+    completed_at: null,
+    due_at,
+    version: 1,
+    created_at: now,
+    updated_at: now,
+  }
+  const workerHasPicture = worker.picture_etag !== null
+  const parties = { client: { id: client.id, name: nameOf(client) }, worker: { id: worker.id, name: nameOf(worker) } }
+  const notes = CHANGES.offer.tells({ job: row, ...parties, workerHasPicture, distanceM: command.distanceM })
+  const entry = { job_id: id, status: 'REQUESTED' as const, by: client.id, at: now, reason: null }
+  return { at: now, row, entry, notes, followUps, warnings: workerHasPicture ? [] : [noPictureWarning(parties.worker.name)] }
+}

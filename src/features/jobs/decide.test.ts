@@ -1,0 +1,390 @@
+// The decisions on jobs, without a database: the job as read, the command and fixed dates in,
+// the refusal or the plan (changes, log entry, notes, follow-ups) out.
+
+import { describe, expect, it } from 'vitest'
+import { decideOffer, decideOfferParties } from './decide-offer.js'
+import {
+  decideCancelForDeletion,
+  decideDue,
+  decideEdit,
+  decideExpiry,
+  decideMove,
+  decidePaid,
+  planMove,
+  type Decision,
+  type JobsSettings,
+  type MovePlan,
+  type Plan,
+} from './decide.js'
+import type { JobWithParties } from './store.js'
+import { JOB_STATUSES, WORKFLOW, judge, type JobStatus, type Mover } from './workflow.js'
+
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+const T0 = new Date('2026-03-02T10:00:00.000Z')
+const at = (ms: number) => new Date(T0.getTime() + ms)
+const settings: JobsSettings = { autoApproveAfterMs: 7 * DAY, reminderBeforeMs: DAY, paymentRetryMs: 5 * MINUTE }
+
+const C = '01900000-0000-7000-8000-00000000000c'
+const W = '01900000-0000-7000-8000-00000000000a'
+const OUTSIDER = '01900000-0000-7000-8000-0000000000ff'
+const JOB = '01900000-0000-7000-8000-000000000001'
+const client = { id: C, first_name: 'Carla', last_name: 'Client', picture_etag: null, deleted_at: null }
+const worker = { id: W, first_name: 'Wanda', last_name: 'Worker', picture_etag: 'e1', deleted_at: null }
+
+/** A job of Carla's offered to Wanda a day before T0, in `status`, at version 3. */
+function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithParties {
+  return {
+    id: JOB,
+    client_id: C,
+    worker_id: W,
+    title: 'Paint the fence',
+    description: '',
+    status,
+    price_amount: 2500,
+    price_currency: 'EUR',
+    scheduled_at: null,
+    location_lat: null,
+    location_lon: null,
+    location_address: null,
+    expires_at: at(2 * DAY),
+    remind_at: status === 'REQUESTED' ? at(DAY) : null,
+    completed_at: status === 'COMPLETED' ? at(-HOUR) : null,
+    due_at: null,
+    version: 3,
+    created_at: at(-DAY),
+    updated_at: at(-DAY),
+    client,
+    worker,
+    client_name: 'Carla Client',
+    worker_name: 'Wanda Worker',
+    worker_has_picture: true,
+    status_log: [{ job_id: JOB, status: 'REQUESTED', by: C, at: at(-DAY), reason: null }],
+    ...over,
+  }
+}
+
+function planOf<P>(decision: Decision<P>): P {
+  if (!decision.ok) throw new Error(`refused: ${decision.refusal.code}`)
+  expect(decision.refusalAfter).toBeUndefined()
+  return decision.plan
+}
+
+function refusalOf<P>(decision: Decision<P>) {
+  if (decision.ok) throw new Error('not refused')
+  const { refusal } = decision
+  return { status: refusal.status, code: refusal.code, message: refusal.message, name: refusal.name }
+}
+
+const idOf = { client: C, worker: W, time: null, payments: null } as const
+
+/** What each move of the table does, mover by mover: the notes each side gets and what it asks to happen next. */
+const EXPECTED: Record<string, { notes: { from: string | null; to: string; text: string }[]; followUps?: { do: string; at: Date }[] }> = {
+  'REQUESTED>ACCEPTED:worker': {
+    notes: [{ from: W, to: C, text: 'Wanda Worker accepted "Paint the fence". Next steps: agree the details with Wanda Worker here; Wanda Worker marks the job started when the work begins and completed when it is done, and then you approve it and pay €25.00.' }],
+  },
+  'REQUESTED>DECLINED:worker': {
+    notes: [{ from: W, to: C, text: 'Wanda Worker declined "Paint the fence": "Plans changed" Search for other workers nearby to offer the job to instead.' }],
+  },
+  'REQUESTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }] },
+  'REQUESTED>EXPIRED:time': {
+    notes: [{ from: null, to: C, text: 'Your offer "Paint the fence" to Wanda Worker expired without an answer. Offer it again, or to another worker.' }],
+  },
+  'ACCEPTED>STARTED:worker': { notes: [{ from: W, to: C, text: 'Wanda Worker started work on "Paint the fence".' }] },
+  'ACCEPTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }] },
+  'ACCEPTED>CANCELED:worker': { notes: [{ from: W, to: C, text: 'Wanda Worker canceled "Paint the fence": "Plans changed"' }] },
+  'STARTED>COMPLETED:worker': {
+    notes: [{ from: W, to: C, text: 'Wanda Worker marked "Paint the fence" completed. Approve it to pay €25.00, or reply here if something is wrong. Without an answer it is approved by itself 2026-03-09 10:00 UTC.' }],
+    followUps: [{ do: 'auto_approve', at: at(7 * DAY) }],
+  },
+  'COMPLETED>PENDING_PAYMENT:client': {
+    notes: [{ from: C, to: W, text: 'Carla Client approved "Paint the fence"; the payment of €25.00 has started.' }],
+    followUps: [{ do: 'request_payment', at: at(5 * MINUTE) }],
+  },
+  'COMPLETED>PENDING_PAYMENT:time': {
+    notes: [
+      { from: null, to: W, text: '"Paint the fence" was approved by itself, the client not answering within the approval period; the payment of €25.00 has started.' },
+      { from: null, to: C, text: '"Paint the fence" was approved by itself, with no answer within the approval period; the payment of €25.00 has started.' },
+    ],
+    followUps: [{ do: 'request_payment', at: at(5 * MINUTE) }],
+  },
+  'PENDING_PAYMENT>PAID:payments': {
+    notes: [
+      { from: null, to: W, text: 'You were paid €25.00 for "Paint the fence".' },
+      { from: null, to: C, text: 'You paid €25.00 for "Paint the fence". Thank you!' },
+    ],
+  },
+}
+
+/** A move of the table by its mover: the users' through decideMove (with its checks), time's and payments' as planned. */
+function decideRow(from: JobStatus, to: JobStatus, mover: Mover): MovePlan {
+  const read = job(from, from === 'REQUESTED' ? {} : { remind_at: null })
+  if (mover === 'client' || mover === 'worker') return planOf(decideMove(read, { actorId: idOf[mover], status: to, reason: 'Plans changed' }, T0, settings))
+  return planMove(read, to, mover, T0, settings)
+}
+
+describe('every move of the workflow table', () => {
+  const rows = WORKFLOW.flatMap((move) => move.by.map((mover) => ({ move, mover, key: `${move.from}>${move.to}:${mover}` })))
+
+  it('has its expectations here, and nothing more', () => {
+    expect(rows.map((r) => r.key).sort()).toEqual(Object.keys(EXPECTED).sort())
+  })
+
+  it.each(rows)('$key: the status, its log entry, the notes to each side and the follow-ups', ({ move, mover, key }) => {
+    const plan = decideRow(move.from, move.to, mover)
+    const expected = EXPECTED[key]!
+    const followUps = expected.followUps ?? []
+    expect(plan.at).toEqual(T0)
+    expect(plan.entry).toEqual({ job_id: JOB, status: move.to, by: idOf[mover], at: T0, reason: mover === 'client' || mover === 'worker' ? 'Plans changed' : null })
+    expect(plan.notes).toEqual(expected.notes)
+    expect(plan.followUps).toEqual(followUps)
+    expect(plan.changes).toMatchObject({ status: move.to, updated_at: T0, due_at: followUps[0]?.at ?? null, remind_at: null })
+    expect(plan.changes.completed_at).toEqual(move.to === 'COMPLETED' ? T0 : undefined)
+    expect(plan.warnings).toBeUndefined()
+  })
+
+  it('suggests the workers nearby with a decline, or says none are near', () => {
+    const decline = (nearby: { userId: string; name: string; distanceM: number }[]) =>
+      planOf(decideMove(job('REQUESTED'), { actorId: W, status: 'DECLINED', nearby }, T0, settings)).notes[0]!.text
+    expect(decline([{ userId: OUTSIDER, name: 'Nora Near', distanceM: 1234 }])).toBe(
+      `Wanda Worker declined "Paint the fence". Workers available near the job's location now, to offer it to instead: Nora Near (1.2 km away, user ${OUTSIDER}).`,
+    )
+    expect(decline([])).toContain('No other workers are available near the job\'s location right now')
+  })
+
+  it('agrees with judge() for every status, target and user: a plan when allowed, 403 or 409 when not', () => {
+    for (const from of JOB_STATUSES) {
+      for (const mover of ['client', 'worker'] as const) {
+        for (const to of JOB_STATUSES) {
+          const decision = decideMove(job(from), { actorId: idOf[mover], status: to, reason: 'r' }, T0, settings)
+          const verdict = judge(from, to, mover)
+          if (verdict.ok) expect(decision.ok, `${mover} ${from}>${to}`).toBe(true)
+          else expect(refusalOf(decision).code, `${mover} ${from}>${to}`).toBe(verdict.why === 'not_yours' ? 'not_your_move' : 'move_not_allowed')
+        }
+      }
+    }
+  })
+})
+
+describe('refusals of a move', () => {
+  const move = (read: JobWithParties | undefined, actorId: string, status: JobStatus, extra: Record<string, unknown> = {}) => decideMove(read, { actorId, status, ...extra }, T0, settings)
+
+  it('hides the job from anyone but its two users (404), and answers 404 for no job', () => {
+    expect(refusalOf(move(job('REQUESTED'), OUTSIDER, 'ACCEPTED'))).toEqual({ status: 404, code: 'job_not_found', message: 'No such job', name: 'NotFoundError' })
+    expect(refusalOf(move(undefined, W, 'ACCEPTED')).code).toBe('job_not_found')
+  })
+
+  it('is 403 not_your_move for a move of the other side, 409 move_not_allowed for one not allowed now', () => {
+    expect(refusalOf(move(job('REQUESTED'), C, 'ACCEPTED'))).toEqual({ status: 403, code: 'not_your_move', message: 'Moving a job to ACCEPTED is not the client\'s move', name: 'ForbiddenError' })
+    expect(refusalOf(move(job('PENDING_PAYMENT'), W, 'PAID'))).toMatchObject({ status: 403, code: 'not_your_move' })
+    expect(refusalOf(move(job('REQUESTED'), W, 'STARTED'))).toEqual({ status: 409, code: 'move_not_allowed', message: 'A REQUESTED job can\'t move to STARTED', name: 'ConflictError' })
+  })
+
+  it('needs a reason to cancel an ACCEPTED job (400 reason_required)', () => {
+    const decision = move(job('ACCEPTED'), C, 'CANCELED')
+    expect(refusalOf(decision)).toEqual({ status: 400, code: 'reason_required', message: 'Say why: moving a ACCEPTED job to CANCELED needs a reason', name: 'InvalidInputError' })
+    expect(!decision.ok && 'errors' in decision.refusal && decision.refusal.errors).toEqual([{ field: 'body/reason', message: 'is required for this move' }])
+  })
+
+  it('needs a picture to accept (409 worker_has_no_picture)', () => {
+    expect(refusalOf(move(job('REQUESTED', { worker_has_picture: false }), W, 'ACCEPTED'))).toMatchObject({ status: 409, code: 'worker_has_no_picture' })
+    expect(move(job('REQUESTED', { worker_has_picture: false }), W, 'DECLINED').ok).toBe(true)
+  })
+
+  it('needs a price to approve, takes one given with the approval, and keeps an agreed one', () => {
+    const unpriced = job('COMPLETED', { price_amount: null, price_currency: null })
+    expect(refusalOf(move(unpriced, C, 'PENDING_PAYMENT'))).toEqual({
+      status: 409, code: 'price_required', message: 'The job has no price: give the agreed price with the approval', name: 'ConflictError',
+    })
+    const priced = planOf(move(unpriced, C, 'PENDING_PAYMENT', { price: { amount: 5000, currency: 'USD' } }))
+    expect(priced.changes).toMatchObject({ price_amount: 5000, price_currency: 'USD' })
+    expect(priced.notes[0]!.text).toBe('Carla Client approved "Paint the fence"; the payment of $50.00 has started.')
+
+    expect(refusalOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 1, currency: 'EUR' } }))).toMatchObject({ status: 409, code: 'price_already_set' })
+    expect(refusalOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 2500, currency: 'USD' } })).code).toBe('price_already_set')
+    const same = planOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 2500, currency: 'EUR' } }))
+    expect(same.changes.price_amount).toBeUndefined()
+  })
+
+  it('honours If-Match: 412 version_mismatch for another version; the same one and * pass', () => {
+    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"2"' }))).toEqual({
+      status: 412, code: 'version_mismatch', message: 'The job has changed since you read it; read it again', name: 'PreconditionFailedError',
+    })
+    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: 'W/"3"' })).code).toBe('version_mismatch')
+    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"3"' }).ok).toBe(true)
+    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"1", *' }).ok).toBe(true)
+  })
+
+  it('expires an offer found past its expiry, and refuses the move after (409 job_expired), before any other check', () => {
+    const stale = job('REQUESTED', { expires_at: T0 })
+    const decision = move(stale, C, 'ACCEPTED', { ifMatch: '"1"' })
+    if (!decision.ok) throw new Error('expected the expiry')
+    expect(decision.plan.entry).toEqual({ job_id: JOB, status: 'EXPIRED', by: null, at: T0, reason: null })
+    expect(decision.plan.notes).toEqual([{ from: null, to: C, text: expect.stringContaining('expired without an answer') }])
+    expect(decision.refusalAfter).toMatchObject({ status: 409, code: 'job_expired', message: 'The offer has expired' })
+  })
+})
+
+describe('an edit of an offer', () => {
+  const edit = (read: JobWithParties | undefined, input: Record<string, unknown>, extra: { actorId?: string; blocked?: boolean; ifMatch?: string } = {}) =>
+    decideEdit({ job: read, blocked: extra.blocked ?? false }, { actorId: extra.actorId ?? C, input, ifMatch: extra.ifMatch }, T0, settings)
+
+  it('changes what it names, tells the worker, and asks for a new reminder and expiry only with expires_in', () => {
+    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', price: null, expires_in: 4 * 3600 }))
+    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
+    expect(plan.entry).toBeUndefined()
+    expect(plan.followUps).toEqual([{ do: 'remind', at: at(2 * HOUR) }, { do: 'expire', at: at(4 * HOUR) }])
+    expect(plan.notes).toEqual([{ from: C, to: W, text: 'Carla Client changed the offer "Paint the gate". Price: to be agreed. When: not set yet. It now expires 2026-03-02 14:00 UTC.' }])
+    expect(plan.warnings).toEqual([])
+
+    const plain = planOf(edit(job('REQUESTED'), { scheduled_at: '2026-03-10T08:30:00Z', location: { lat: 48.8, lon: 2.3 } }))
+    expect(plain.changes).toEqual({ updated_at: T0, scheduled_at: new Date('2026-03-10T08:30:00Z'), location_lat: 48.8, location_lon: 2.3, location_address: null })
+    expect(plain.followUps).toEqual([])
+    expect(plain.notes[0]!.text).toBe('Carla Client changed the offer "Paint the fence". Price: €25.00. When: 2026-03-10 08:30 UTC. It now expires 2026-03-04 10:00 UTC.')
+  })
+
+  it('warns the client when the worker has no picture', () => {
+    expect(planOf(edit(job('REQUESTED', { worker_has_picture: false }), { title: 'x' })).warnings).toEqual([
+      { code: 'worker_has_no_picture', detail: 'Wanda Worker has no profile picture yet, and can\'t accept the job until they add one; they have been asked to.' },
+    ])
+  })
+
+  it('refuses outsiders (404), the worker (403), a block (403), a stale version (412), a job past REQUESTED (409) and a new worker (400)', () => {
+    expect(refusalOf(edit(job('REQUESTED'), {}, { actorId: OUTSIDER })).code).toBe('job_not_found')
+    expect(refusalOf(edit(undefined, {})).code).toBe('job_not_found')
+    expect(refusalOf(edit(job('REQUESTED'), {}, { actorId: W }))).toEqual({ status: 403, code: 'not_your_offer', message: 'Only the client who made the offer may change it', name: 'ForbiddenError' })
+    expect(refusalOf(edit(job('REQUESTED'), {}, { blocked: true }))).toMatchObject({ status: 403, code: 'blocked' })
+    expect(refusalOf(edit(job('REQUESTED'), {}, { ifMatch: '"2"' }))).toMatchObject({ status: 412, code: 'version_mismatch' })
+    expect(refusalOf(edit(job('ACCEPTED'), {}))).toEqual({ status: 409, code: 'job_not_editable', message: 'An offer can be changed only while REQUESTED; it is ACCEPTED', name: 'ConflictError' })
+    expect(refusalOf(edit(job('REQUESTED'), { worker_id: OUTSIDER }))).toMatchObject({ status: 400, code: 'worker_fixed' })
+    expect(edit(job('REQUESTED'), { worker_id: W }).ok).toBe(true)
+  })
+
+  it('expires a stale offer instead, and refuses the edit after', () => {
+    const decision = edit(job('REQUESTED', { expires_at: at(-1) }), { title: 'x' })
+    expect(decision.ok && decision.plan.changes.status).toBe('EXPIRED')
+    expect(decision.ok && decision.refusalAfter?.code).toBe('job_expired')
+  })
+})
+
+describe('a new offer', () => {
+  const user = (id: string, roles: string[], over: Record<string, unknown> = {}) => ({ ...(id === C ? client : worker), id, roles, ...over })
+  const parties = (users: ReturnType<typeof user>[], blockerId: string | null = null, workerId = W) => decideOfferParties({ users, blockerId }, C, workerId)
+
+  it('is between a client and a worker with no block between them', () => {
+    expect(planOf(parties([user(C, ['CLIENT']), user(W, ['WORKER'])]))).toMatchObject({ client: { id: C }, worker: { id: W } })
+    expect(refusalOf(parties([user(W, ['WORKER'])]))).toMatchObject({ status: 401, code: 'unauthenticated' })
+    expect(refusalOf(parties([user(C, ['CLIENT'], { deleted_at: T0 }), user(W, ['WORKER'])])).code).toBe('unauthenticated')
+    expect(refusalOf(parties([user(C, ['WORKER']), user(W, ['WORKER'])]))).toMatchObject({ status: 403, code: 'not_a_client' })
+    expect(refusalOf(parties([user(C, ['CLIENT', 'WORKER'])], null, C))).toMatchObject({ status: 400, code: 'offer_to_self' })
+    expect(refusalOf(parties([user(C, ['CLIENT'])]))).toMatchObject({ status: 404, code: 'worker_not_found' })
+    expect(refusalOf(parties([user(C, ['CLIENT']), user(W, ['WORKER'], { deleted_at: T0 })])).code).toBe('worker_not_found')
+    expect(refusalOf(parties([user(C, ['CLIENT']), user(W, ['CLIENT'])]))).toMatchObject({ status: 400, code: 'not_a_worker' })
+    expect(refusalOf(parties([user(C, ['CLIENT']), user(W, ['WORKER'])], W))).toEqual({
+      status: 403, code: 'blocked', message: 'You and this worker have blocked one another: no offers between you', name: 'ForbiddenError',
+    })
+  })
+
+  it('is REQUESTED, tells the worker where and how far, and asks for a reminder a day before it expires in 72 h', () => {
+    const input = { worker_id: W, title: ' Fix the tap ', price: { amount: 4500, currency: 'EUR' }, location: { lat: 48.85, lon: 2.35, address: '1 rue de Rivoli' } }
+    const plan = decideOffer({ id: JOB, client, worker, input, distanceM: 1234 }, T0, settings)
+    expect(plan.row).toMatchObject({
+      id: JOB, client_id: C, worker_id: W, title: 'Fix the tap', description: '', status: 'REQUESTED', price_amount: 4500, price_currency: 'EUR',
+      location_lat: 48.85, location_lon: 2.35, location_address: '1 rue de Rivoli', expires_at: at(3 * DAY), remind_at: at(2 * DAY), due_at: at(2 * DAY),
+      completed_at: null, version: 1, created_at: T0, updated_at: T0,
+    })
+    expect(plan.entry).toEqual({ job_id: JOB, status: 'REQUESTED', by: C, at: T0, reason: null })
+    expect(plan.followUps).toEqual([{ do: 'remind', at: at(2 * DAY) }, { do: 'expire', at: at(3 * DAY) }])
+    expect(plan.notes).toEqual([{
+      from: C, to: W,
+      text: 'Carla Client offers you a job: "Fix the tap". Price: €45.00. When: not set yet. Where: 1 rue de Rivoli, about 1.2 km from you. Accept or decline it before 2026-03-05 10:00 UTC, when the offer expires.',
+    }])
+    expect(plan.warnings).toEqual([])
+  })
+
+  it('asks a worker without a picture for one, warns the client, and reminds at half the life of a short offer', () => {
+    const plan = decideOffer({ id: JOB, client, worker: { ...worker, picture_etag: null }, input: { worker_id: W, title: 'Tap', expires_in: 3600 }, distanceM: null }, T0, settings)
+    expect(plan.followUps).toEqual([{ do: 'remind', at: at(30 * MINUTE) }, { do: 'expire', at: at(HOUR) }])
+    expect(plan.notes).toEqual([
+      { from: C, to: W, text: 'Carla Client offers you a job: "Tap". Price: to be agreed. When: not set yet. Accept or decline it before 2026-03-02 11:00 UTC, when the offer expires.' },
+      { from: null, to: W, text: expect.stringContaining('you have no profile picture') },
+    ])
+    expect(plan.warnings).toEqual([{ code: 'worker_has_no_picture', detail: expect.stringContaining('Wanda Worker has no profile picture yet') }])
+  })
+})
+
+describe('time-driven work', () => {
+  it('expires an offer at its expiry, telling the client', () => {
+    const decision = decideDue(job('REQUESTED', { expires_at: T0 }), T0, settings)
+    expect(decision.kind === 'move' && decision.plan).toMatchObject({ entry: { status: 'EXPIRED', by: null }, notes: [{ from: null, to: C }], followUps: [] })
+  })
+
+  it('reminds the worker once when the reminder is due, then waits for the expiry', () => {
+    const decision = decideDue(job('REQUESTED', { remind_at: T0 }), T0, settings)
+    expect(decision).toEqual({
+      kind: 'touch',
+      touch: {
+        at: T0,
+        changes: { due_at: at(2 * DAY), remind_at: null },
+        notes: [{ from: null, to: W, text: 'Reminder: the offer "Paint the fence" from Carla Client expires 2026-03-04 10:00 UTC. Accept or decline it before then.' }],
+        followUps: [{ do: 'expire', at: at(2 * DAY) }],
+      },
+    })
+  })
+
+  it('comes back later to an offer whose work is not due yet', () => {
+    expect(decideDue(job('REQUESTED'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(DAY), remind_at: at(DAY) }, notes: [] } })
+    expect(decideDue(job('REQUESTED', { remind_at: null }), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(2 * DAY), remind_at: null }, notes: [] } })
+  })
+
+  it('approves a COMPLETED job 7 days after completion and asks for its payment; not before', () => {
+    const early = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY + MINUTE) }), T0, settings)
+    expect(early).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(MINUTE) }, notes: [], followUps: [{ do: 'auto_approve', at: at(MINUTE) }] } })
+    const due = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY) }), T0, settings)
+    if (due.kind !== 'move') throw new Error('expected the approval')
+    expect(due.plan.entry).toMatchObject({ status: 'PENDING_PAYMENT', by: null })
+    expect(due.plan.notes.map((n) => n.to)).toEqual([W, C])
+    expect(due.plan.followUps).toEqual([{ do: 'request_payment', at: at(5 * MINUTE) }])
+  })
+
+  it('asks the client for a price instead when a due job has none, and nothing more', () => {
+    expect(decideDue(job('COMPLETED', { completed_at: at(-8 * DAY), price_amount: null, price_currency: null }), T0, settings)).toEqual({
+      kind: 'touch',
+      touch: {
+        at: T0,
+        changes: { due_at: null, remind_at: null },
+        notes: [{ from: null, to: C, text: '"Paint the fence" is completed and waits for your approval, but it has no price: approve it with the price you agreed, so the worker gets paid.' }],
+        followUps: [],
+      },
+    })
+  })
+
+  it('asks for a pending payment again, and drops what is due on other jobs', () => {
+    expect(decideDue(job('PENDING_PAYMENT'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(5 * MINUTE) }, followUps: [{ do: 'request_payment', at: at(5 * MINUTE) }] } })
+    expect(decideDue(job('PAID'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: null }, notes: [], followUps: [] } })
+  })
+})
+
+describe('moves of locked jobs', () => {
+  it('expires only a stale offer', () => {
+    expect(decideExpiry(job('REQUESTED', { expires_at: T0 }), T0, settings)?.changes.status).toBe('EXPIRED')
+    expect(decideExpiry(job('REQUESTED'), T0, settings)).toBeUndefined()
+    expect(decideExpiry(job('ACCEPTED', { expires_at: T0 }), T0, settings)).toBeUndefined()
+    expect(decideExpiry(undefined, T0, settings)).toBeUndefined()
+  })
+
+  it('marks a job PAID once: a confirmation of a job already PAID changes nothing', () => {
+    expect(decidePaid(job('PENDING_PAYMENT'), T0, settings)?.entry).toEqual({ job_id: JOB, status: 'PAID', by: null, at: T0, reason: null })
+    expect(decidePaid(job('PAID'), T0, settings)).toBeUndefined()
+    expect(decidePaid(job('PENDING_PAYMENT', { price_amount: null, price_currency: null }), T0, settings)).toBeUndefined()
+  })
+
+  it('cancels the jobs of a deleted account that have not started, on its behalf', () => {
+    const byWorker = decideCancelForDeletion(job('REQUESTED'), W, T0, settings)
+    expect(byWorker?.entry).toEqual({ job_id: JOB, status: 'CANCELED', by: W, at: T0, reason: 'The account was deleted' })
+    expect(byWorker?.notes).toEqual([{ from: W, to: C, text: 'Wanda Worker canceled "Paint the fence": "The account was deleted"' }])
+    expect(decideCancelForDeletion(job('ACCEPTED'), C, T0, settings)?.notes).toEqual([{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "The account was deleted"' }])
+    expect(decideCancelForDeletion(job('STARTED'), C, T0, settings)).toBeUndefined()
+  })
+})

@@ -1,0 +1,251 @@
+// Deciding a change to a job: pure functions of the job as read (with its users), the command and
+// the time. Each answers a refusal (the error the caller gets) or a plan: the row's changes, the
+// status-log entry, the notes to each side and the follow-ups the change asks for. What each move
+// does comes from the workflow table (workflow.ts); storing a plan is the service's business.
+
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, PreconditionFailedError, UnauthenticatedError } from '../../errors.js'
+import type { JobInput, JobView, MoneyInput } from './schemas.js'
+import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
+import { texts, type Nearby } from './texts.js'
+import { ifMatchHolds } from './view.js'
+import { CHANGES, judge, moveOf, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
+
+export interface JobsSettings {
+  /** A COMPLETED job the client neither approves nor disputes moves on after this long. */
+  autoApproveAfterMs: number
+  /** The worker is reminded this long before an offer expires (at most half its life). */
+  reminderBeforeMs: number
+  /** A payment the provider could not take is tried again after this long. */
+  paymentRetryMs: number
+}
+
+/** A follow-up with its time: when to remind, expire or approve; for a payment, when to ask again should asking now fail. */
+export type FollowUp = { do: FollowUpKind; at: Date }
+
+export type Refusal = NotFoundError | ForbiddenError | ConflictError | InvalidInputError | PreconditionFailedError | UnauthenticatedError
+
+export type Decision<P> =
+  /** `refusalAfter`: the caller is refused once the plan is written (an offer found past its expiry is expired instead). */
+  | { ok: true; plan: P; refusalAfter?: Refusal }
+  | { ok: false; refusal: Refusal }
+
+/** A decided change, written only if the job is still at the version it was decided on. */
+export interface Plan {
+  /** When the change happens: its log entry's and its messages' time. */
+  at: Date
+  changes: JobChanges
+  /** The log entry of a move; none for an edit. */
+  entry?: StatusLogRow
+  notes: Note[]
+  followUps: FollowUp[]
+  /** What the client should know with the answer. */
+  warnings?: NonNullable<JobView['warnings']>
+}
+export type MovePlan = Plan & { entry: StatusLogRow }
+
+
+/** Due work that is no move: bookkeeping (no new version), maybe notes (a reminder) or a payment to ask for again. */
+export interface Touch {
+  at: Date
+  changes: Pick<JobChanges, 'due_at' | 'remind_at'>
+  notes: Note[]
+  followUps: FollowUp[]
+}
+export type DueDecision = { kind: 'move'; plan: MovePlan } | { kind: 'touch'; touch: Touch }
+
+export interface MoveCommand {
+  actorId: string
+  status: JobStatus
+  reason?: string
+  price?: MoneyInput
+  /** Workers near the job now, for a decline's suggestions; null when unknown. */
+  nearby?: Nearby[] | null
+  /** The If-Match header the move came with. */
+  ifMatch?: string
+}
+
+export interface EditCommand {
+  actorId: string
+  input: JobInput
+  ifMatch?: string
+}
+
+export const addMs = (at: Date, ms: number) => new Date(at.getTime() + ms)
+export const refuse = (refusal: Refusal) => ({ ok: false, refusal }) as const
+const partiesOf = (job: JobWithParties): { client: Party; worker: Party } => ({
+  client: { id: job.client_id, name: job.client_name },
+  worker: { id: job.worker_id, name: job.worker_name },
+})
+export const noPictureWarning = (workerName: string) => ({ code: 'worker_has_no_picture', detail: texts.noPictureWarning(workerName) })
+
+export const isStale = (job: JobRow, now: Date) => job.status === 'REQUESTED' && job.expires_at.getTime() <= now.getTime()
+
+/** When to remind the worker of an offer: `reminderBeforeMs` before it expires, at most half its life. */
+export const remindAt = (now: Date, expiresAt: Date, reminderBeforeMs: number) =>
+  new Date(expiresAt.getTime() - Math.min(reminderBeforeMs, (expiresAt.getTime() - now.getTime()) / 2))
+
+/** The follow-ups a change asks for, dated from the change's time and the offer's expiry. */
+export function followUpsOf(kinds: readonly FollowUpKind[], now: Date, expiresAt: Date, settings: JobsSettings): FollowUp[] {
+  const at: Record<FollowUpKind, () => Date> = {
+    remind: () => remindAt(now, expiresAt, settings.reminderBeforeMs),
+    expire: () => expiresAt,
+    auto_approve: () => addMs(now, settings.autoApproveAfterMs),
+    request_payment: () => addMs(now, settings.paymentRetryMs),
+  }
+  return kinds.map((kind) => ({ do: kind, at: at[kind]() }))
+}
+
+/** The row's bookkeeping for follow-ups: the sweep comes by at the first, and the reminder is marked. */
+export function scheduleOf(followUps: FollowUp[]): { due_at: Date | null; remind_at: Date | null } {
+  const first = followUps.reduce<Date | null>((min, f) => (min === null || f.at < min ? f.at : min), null)
+  return { due_at: first, remind_at: followUps.find((f) => f.do === 'remind')?.at ?? null }
+}
+
+/** A move of the job to `to` by `mover`, as the workflow table says it goes; no checks. */
+export function planMove(
+  job: JobWithParties,
+  to: JobStatus,
+  mover: Mover,
+  now: Date,
+  settings: JobsSettings,
+  extra: { reason?: string; price?: MoneyInput; nearby?: Nearby[] | null } = {},
+): MovePlan {
+  const move = moveOf(job.status, to)
+  if (!move) throw new Error(`The workflow has no move from ${job.status} to ${to}`)
+  const followUps = followUpsOf(move.then ?? [], now, job.expires_at, settings)
+  const changes: JobChanges = { status: to, updated_at: now, ...scheduleOf(followUps) }
+  if (move.stamps) changes[move.stamps] = now
+  if (extra.price) Object.assign(changes, { price_amount: extra.price.amount, price_currency: extra.price.currency })
+  const by = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
+  const notes = move.tells({
+    job: { ...job, ...changes },
+    mover,
+    ...partiesOf(job),
+    reason: extra.reason,
+    nearby: extra.nearby ?? null,
+    autoApproveAt: followUps.find((f) => f.do === 'auto_approve')?.at ?? null,
+  })
+  return { at: now, changes, entry: { job_id: job.id, status: to, by, at: now, reason: extra.reason ?? null }, notes, followUps }
+}
+
+const partyOf = (job: JobWithParties | undefined, userId: string): job is JobWithParties =>
+  job !== undefined && (job.client_id === userId || job.worker_id === userId)
+
+/** An offer found past its expiry is expired, and the change asked for refused after. */
+const expiredFirst = (job: JobWithParties, now: Date, settings: JobsSettings): Decision<MovePlan> => ({
+  ok: true,
+  plan: planMove(job, 'EXPIRED', 'time', now, settings),
+  refusalAfter: new ConflictError('The offer has expired', 'job_expired'),
+})
+
+const versionMismatch = () => new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
+export const blocked = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
+
+/** A move by the job's client or worker, checked against the workflow table. */
+export function decideMove(job: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
+  const { status: to, price } = command
+  if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
+  if (isStale(job, now)) return expiredFirst(job, now, settings)
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  const mover: Mover = job.client_id === command.actorId ? 'client' : 'worker'
+  const verdict = judge(job.status, to, mover)
+  if (!verdict.ok) {
+    return refuse(verdict.why === 'not_yours'
+      ? new ForbiddenError(`Moving a job to ${to} is not the ${mover}'s move`, 'not_your_move')
+      : new ConflictError(`A ${job.status} job can't move to ${to}`, 'move_not_allowed'))
+  }
+  const { move } = verdict
+  if (move.reasonRequired && !command.reason) {
+    return refuse(new InvalidInputError(`Say why: moving a ${job.status} job to ${to} needs a reason`, [{ field: 'body/reason', message: 'is required for this move' }], 'reason_required'))
+  }
+  if (move.pictureRequired && !job.worker_has_picture) {
+    return refuse(new ConflictError('Add a profile picture before accepting a job: clients want to see who they hire', 'worker_has_no_picture'))
+  }
+  if (move.priceRequired) {
+    if (job.price_amount === null && !price) return refuse(new ConflictError('The job has no price: give the agreed price with the approval', 'price_required'))
+    if (job.price_amount !== null && price && (price.amount !== job.price_amount || price.currency !== job.price_currency)) {
+      return refuse(new ConflictError('The job\'s price was agreed with the offer and can\'t change now', 'price_already_set'))
+    }
+  }
+  const newPrice = move.priceRequired && job.price_amount === null ? price : undefined
+  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, price: newPrice, nearby: command.nearby }) }
+}
+
+/** The client changes its offer while it is REQUESTED; `blocked`: a block stands between the two. */
+export function decideEdit(read: { job: JobWithParties | undefined; blocked: boolean }, command: EditCommand, now: Date, settings: JobsSettings): Decision<Plan> {
+  const { job } = read
+  const { input } = command
+  if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
+  if (job.client_id !== command.actorId) return refuse(new ForbiddenError('Only the client who made the offer may change it', 'not_your_offer'))
+  // An edit is a message to the worker: none across a block.
+  if (read.blocked) return refuse(blocked())
+  if (isStale(job, now)) return expiredFirst(job, now, settings)
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  if (job.status !== 'REQUESTED') return refuse(new ConflictError(`An offer can be changed only while REQUESTED; it is ${job.status}`, 'job_not_editable'))
+  if (input.worker_id !== undefined && input.worker_id !== job.worker_id) {
+    return refuse(new InvalidInputError('The worker of an offer can\'t change: cancel it and make a new offer', [{ field: 'body/worker_id', message: 'can\'t change' }], 'worker_fixed'))
+  }
+  const changes: JobChanges = { updated_at: now }
+  if (input.title !== undefined) changes.title = input.title.trim()
+  if (input.description !== undefined) changes.description = input.description
+  if (input.price !== undefined) Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
+  if (input.scheduled_at !== undefined) changes.scheduled_at = input.scheduled_at === null ? null : new Date(input.scheduled_at)
+  if (input.location !== undefined) {
+    Object.assign(changes, { location_lat: input.location?.lat ?? null, location_lon: input.location?.lon ?? null, location_address: input.location?.address ?? null })
+  }
+  let followUps: FollowUp[] = []
+  if (input.expires_in !== undefined) {
+    changes.expires_at = addMs(now, input.expires_in * 1000)
+    followUps = followUpsOf(CHANGES.edit.thenWithNewExpiry, now, changes.expires_at, settings)
+    Object.assign(changes, scheduleOf(followUps))
+  }
+  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job) })
+  const warnings = job.worker_has_picture ? [] : [noPictureWarning(job.worker_name)]
+  return { ok: true, plan: { at: now, changes, notes, followUps, warnings } }
+}
+
+/** What time does to a job that is due: expire it, remind its worker, approve it, ask for its payment again, or nothing. */
+export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings): DueDecision {
+  const touch = (followUps: FollowUp[], notes: Note[] = []): DueDecision => ({ kind: 'touch', touch: { at: now, changes: scheduleOf(followUps), notes, followUps } })
+  const parties = partiesOf(job)
+  switch (job.status) {
+    case 'REQUESTED': {
+      if (isStale(job, now)) return { kind: 'move', plan: planMove(job, 'EXPIRED', 'time', now, settings) }
+      if (job.remind_at && job.remind_at <= now) {
+        return touch(followUpsOf(CHANGES.reminder.then, now, job.expires_at, settings), CHANGES.reminder.tells({ job, ...parties }))
+      }
+      // Not due yet (the sweep came early): come back at the reminder, or at the expiry.
+      const expire: FollowUp = { do: 'expire', at: job.expires_at }
+      return touch(job.remind_at ? [{ do: 'remind', at: job.remind_at }, expire] : [expire])
+    }
+    case 'COMPLETED': {
+      const approveAt = job.completed_at ? addMs(job.completed_at, settings.autoApproveAfterMs) : now
+      if (approveAt > now) return touch([{ do: 'auto_approve', at: approveAt }])
+      // Nothing to pay: the client is asked to approve with the price; nothing more is due.
+      if (job.price_amount === null) return touch(followUpsOf(CHANGES.priceAsked.then, now, job.expires_at, settings), CHANGES.priceAsked.tells({ job, ...parties }))
+      return { kind: 'move', plan: planMove(job, 'PENDING_PAYMENT', 'time', now, settings) }
+    }
+    case 'PENDING_PAYMENT':
+      // Asked again now; should this attempt fail too, the next comes after paymentRetryMs.
+      return touch(followUpsOf(['request_payment'], now, job.expires_at, settings))
+    default:
+      return touch([])
+  }
+}
+
+/** An offer found past its expiry when read: its expiry, or nothing when it is not stale (anymore). */
+export const decideExpiry = (job: JobWithParties | undefined, now: Date, settings: JobsSettings): MovePlan | undefined =>
+  job && isStale(job, now) ? planMove(job, 'EXPIRED', 'time', now, settings) : undefined
+
+/** The provider confirmed the payment: the move to PAID, or nothing when the job no longer waits for it (already PAID). */
+export const decidePaid = (job: JobWithParties | undefined, now: Date, settings: JobsSettings): MovePlan | undefined =>
+  job && judge(job.status, 'PAID', 'payments').ok && job.price_amount !== null && job.price_currency !== null
+    ? planMove(job, 'PAID', 'payments', now, settings)
+    : undefined
+
+/** A user's account was deleted: a job of theirs that has not started is canceled on their behalf. */
+export function decideCancelForDeletion(job: JobWithParties | undefined, userId: string, now: Date, settings: JobsSettings): MovePlan | undefined {
+  if (!job || (job.status !== 'REQUESTED' && job.status !== 'ACCEPTED')) return undefined
+  const mover: Mover = job.client_id === userId ? 'client' : 'worker'
+  return planMove(job, 'CANCELED', mover, now, settings, { reason: 'The account was deleted' })
+}

@@ -1,0 +1,35 @@
+import type { JobView } from './schemas.js'
+import type { JobRow, StatusLogRow } from './store.js'
+
+/** A job as its users see it, with its status log and, for the answer to an offer or edit, its warnings. */
+export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView['warnings']): JobView {
+  return {
+    id: row.id,
+    client_id: row.client_id,
+    worker_id: row.worker_id,
+    title: row.title,
+    description: row.description,
+    status: row.status,
+    price: row.price_amount !== null && row.price_currency !== null ? { amount: row.price_amount, currency: row.price_currency } : null,
+    scheduled_at: row.scheduled_at?.toISOString() ?? null,
+    location:
+      row.location_lat !== null && row.location_lon !== null
+        ? { lat: row.location_lat, lon: row.location_lon, ...(row.location_address !== null ? { address: row.location_address } : {}) }
+        : null,
+    expires_at: row.expires_at.toISOString(),
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    version: row.version,
+    status_log: statusLog.map((e) => ({ status: e.status, by: e.by, at: e.at.toISOString(), ...(e.reason !== null ? { reason: e.reason } : {}) })),
+    ...(warnings && warnings.length > 0 ? { warnings } : {}),
+  }
+}
+
+export const etagOf = (version: number) => `"${version}"`
+
+/** Whether an If-Match header names this version (strong comparison; `*` matches any). */
+export function ifMatchHolds(header: string | undefined, version: number): boolean {
+  if (header === undefined) return true
+  const tags = header.split(',').map((t) => t.trim())
+  return tags.includes('*') || tags.includes(etagOf(version))
+}
