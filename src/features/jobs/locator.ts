@@ -1,6 +1,6 @@
 import type { LocationStore } from '../../platform/live/index.js'
-import type { LocationService } from '../location/service.js'
-import type { WorkerLocator } from './service.js'
+import type { LocationService } from '../location/index.js'
+import type { WorkerLocator } from './deps.js'
 
 /** How far from a job its suggestions and distances look (the location search's own limit). */
 const SEARCH_RADIUS_M = 50_000

@@ -1,7 +1,7 @@
 import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DB, Database } from '../../platform/db/index.js'
-import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/store.js'
+import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/index.js'
 import type { JobStatus } from './workflow.js'
 
 declare module '../../platform/db/types.js' {

@@ -1,0 +1,48 @@
+// What the jobs feature needs from the rest of the app, given to createJobsService.
+
+import type { Transaction } from 'kysely'
+import type { Clock } from '../../platform/clock.js'
+import type { DB, Database } from '../../platform/db/index.js'
+import type { EventBus } from '../../platform/live/index.js'
+import type { PaymentProvider } from '../../platform/payments/index.js'
+import type { MessageRow, NewMessage, ParticipantRow, SenderRow } from '../messaging/index.js'
+import type { JobsSettings } from './decide.js'
+import type { JobsStore } from './store.js'
+import type { Nearby } from './texts.js'
+
+export type { JobsSettings } from './decide.js'
+
+/** Where workers are: the location feature's live map. */
+export interface WorkerLocator {
+  /** Up to `limit` users with the WORKER role live near the point now, nearest first, as `viewerId` may see them, without `exclude`. */
+  nearbyWorkers(point: { lat: number; lon: number }, options: { viewerId: string; exclude: string[]; limit: number }): Promise<Nearby[]>
+  /** Meters from the user's live location to the point; null when the user is not on the map. */
+  distanceTo(userId: string, point: { lat: number; lon: number }): Promise<number | null>
+}
+
+/** The messaging feature, as the workflow uses it: who may write to whom, storing notes, pushing after commit. */
+export interface MessageSink {
+  /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did, in one read. */
+  contextOf(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }>
+  insert(trx: Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]>
+  /** Pushes stored messages; `senders` at hand spare reading them again. */
+  publish(messages: MessageRow[], senders?: SenderRow[]): Promise<void>
+}
+
+export interface Logger {
+  warn(obj: object, msg: string): void
+  error(obj: object, msg: string): void
+}
+
+export interface JobsDeps {
+  db: DB
+  store: JobsStore
+  clock: Clock
+  events: EventBus
+  messages: MessageSink
+  payments: PaymentProvider
+  /** Absent until the location feature is wired in: then declines suggest no one, offers say no distance. */
+  locator?: WorkerLocator
+  settings: JobsSettings
+  log: Logger
+}

@@ -1,0 +1,47 @@
+import type { EventBus } from '../../platform/live/index.js'
+import type { MessageRow } from '../messaging/index.js'
+import type { Committed } from './commit.js'
+import type { JobsDeps } from './deps.js'
+import type { JobView } from './schemas.js'
+import { view } from './view.js'
+
+/**
+ * Pushes what commits changed, without holding up the answers: all is stored before it is pushed,
+ * so a push that fails loses nothing (the inbox and GET /job have it). Pushes under way are
+ * tracked, so that stopping the service lets them finish.
+ */
+export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['messages'], 'publish'>; log: JobsDeps['log'] }) {
+  const pushing = new Set<Promise<unknown>>()
+
+  function track(push: Promise<unknown>, failure: string) {
+    const tracked: Promise<unknown> = push.catch((error: unknown) => deps.log.warn({ err: error }, failure)).finally(() => pushing.delete(tracked))
+    pushing.add(tracked)
+  }
+
+  return {
+    /** Pushes the job to both its users and its messages to theirs; answers the job as it is now. */
+    job(committed: Committed): JobView {
+      const job = view(committed.row, committed.log)
+      track(
+        Promise.all([
+          deps.events.publish({ to: [committed.row.client_id, committed.row.worker_id], type: 'job.updated', data: job }),
+          committed.messages.length > 0 ? deps.messages.publish(committed.messages, committed.parties) : undefined,
+        ]),
+        'could not push a job update',
+      )
+      return job
+    },
+
+    /** Pushes messages that came with no change to the job (a reminder). */
+    messages(messages: MessageRow[]) {
+      track(deps.messages.publish(messages), 'could not push messages')
+    },
+
+    /** Waits for the pushes under way. */
+    async settled() {
+      await Promise.all(pushing)
+    },
+  }
+}
+
+export type Pushes = ReturnType<typeof createPushes>
