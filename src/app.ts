@@ -13,48 +13,39 @@ import { registerInputGuards } from './http/input-guards.js'
 import { registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { DOCS_PREFIX, registerSecurityHeaders } from './http/security-headers.js'
-import { localFirstCounters } from './platform/live/local-first-counters.js'
 import type { Platform } from './platform/index.js'
+import { createServices, type Services, type ServicesOptions } from './services.js'
 import { accountsRoutes } from './features/accounts/routes.js'
-import { createAccountsService, type AccountsService } from './features/accounts/service.js'
-import { createAccountsStore } from './features/accounts/store.js'
-import { sessionsRoutes } from './features/sessions/routes.js'
-import { createSessionsService, type SessionsService } from './features/sessions/service.js'
-import { systemRoutes } from './features/system/routes.js'
+import { blocksRoutes } from './features/blocks/routes.js'
+import { jobsRoutes } from './features/jobs/routes.js'
 import { locationRoutes } from './features/location/routes.js'
-import { createLocationService, type LocationService } from './features/location/service.js'
-import { createMessagingService, type MessagingService } from './features/messaging/service.js'
-import { createMessagingStore } from './features/messaging/store.js'
 import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
-import { jobsRoutes } from './features/jobs/routes.js'
-import { createJobsService, type JobsService } from './features/jobs/service.js'
-import { createJobsStore } from './features/jobs/store.js'
-import { createWorkerLocator } from './features/jobs/locator.js'
-import { insertMessages } from './features/messaging/store.js'
-import { systemClock, type Clock } from './platform/clock.js'
-import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
+import { sessionsRoutes } from './features/sessions/routes.js'
+import { systemRoutes } from './features/system/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
     platform: Platform
-    accounts: AccountsService
-    sessions: SessionsService
-    location: LocationService
-    messaging: MessagingService
-    jobs: JobsService
-    clock: Clock
+    accounts: Services['accounts']
+    sessions: Services['sessions']
+    blocks: Services['blocks']
+    location: Services['location']
+    messaging: Services['messaging']
+    jobs: Services['jobs']
+    clock: Services['clock']
   }
 }
 
-export interface AppOptions {
+export interface AppOptions extends Omit<ServicesOptions, 'log'> {
   /** Where log lines go instead of stdout (tests read them). */
   logStream?: DestinationStream
-  /** What time it is, for everything time-driven (tests pass a clock they move). */
-  clock?: Clock
-  /** Who takes payments, instead of the provider the config names. */
-  payments?: PaymentProvider
+  /**
+   * Services built already (by createServices), to serve instead of building them: their owner
+   * closes them, not the app.
+   */
+  services?: Services
 }
 
 /** Two Ajv instances: query strings, params and headers are coerced from text; bodies never are. */
@@ -85,8 +76,19 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.removeContentTypeParser('text/plain')
   registerInputGuards(app)
 
+  // The services, built here with the app's log unless given; closed with the app when built here.
+  const services = options.services ?? (await createServices(config, platform, { log: app.log, clock: options.clock, payments: options.payments }))
+  if (!options.services) app.addHook('onClose', async () => services.close())
   app.decorate('config', config)
   app.decorate('platform', platform)
+  app.decorate('clock', services.clock)
+  app.decorate('accounts', services.accounts)
+  app.decorate('sessions', services.sessions)
+  app.decorate('blocks', services.blocks)
+  app.decorate('location', services.location)
+  app.decorate('messaging', services.messaging)
+  app.decorate('jobs', services.jobs)
+  app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
   registerSecurityHeaders(app)
   await app.register(cors, {
@@ -94,11 +96,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
   })
   await app.register(multipart, { throwFileSizeLimit: true })
-  // Rate limits count in this process first and in the live store every 100 ms, so that a
-  // request costs no round trip for them; failed sign-ins count in the live store directly.
-  const limits = localFirstCounters(platform.live.counters, { onFlushError: (err) => app.log.warn({ err }, 'could not add rate-limit hits to the live store') })
-  app.addHook('onClose', async () => limits.close())
-  await registerRateLimit(app, limits, config.rateLimitMax)
+  await registerRateLimit(app, services.limits, config.rateLimitMax)
 
   await app.register(swagger, {
     openapi: {
@@ -114,70 +112,15 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true, uiConfig: { deepLinking: true } })
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
 
-  // Features: stores talk to storage, services decide, routes parse and answer.
-  const accountsStore = createAccountsStore(platform.database.db)
-  const sessions = createSessionsService({ live: platform.live, accounts: accountsStore, hasher: platform.hasher, config })
-  const accounts = createAccountsService({
-    store: accountsStore,
-    hasher: platform.hasher,
-    endSessions: sessions.endAll,
-    publicUrl: config.publicUrl,
-    events: platform.live.events,
-    log: app.log,
-  })
-  await accounts.start()
-  app.addHook('onClose', async () => accounts.close())
-  app.decorate('accounts', accounts)
-  app.decorate('sessions', sessions)
-  app.decorate('authenticate', createAuthenticate(sessions.authenticate))
-  const clock = options.clock ?? systemClock
-  app.decorate('clock', clock)
-  const messaging = createMessagingService({ store: createMessagingStore(platform.database.db), live: platform.live, sendLimits: limits, pictureUrl: accounts.pictureUrl, sendRateLimit: config.sendRateLimit, clock })
-  await messaging.start()
-  app.decorate('messaging', messaging)
-  accounts.onDeleted((userId) => messaging.forgetUser(userId))
-  app.addHook('onClose', async () => messaging.close())
-  // Live location and search. Search leaves out those the viewer blocked and those who blocked
-  // the viewer (messaging knows).
-  const location = createLocationService({
-    store: platform.live.locations,
-    users: accounts.byIds,
-    hiddenFrom: messaging.hiddenFrom,
-    view: accounts.view,
-    isAdmin: accounts.isAdmin,
-    stillSignedIn: sessions.stillSignedIn,
-    defaultTtl: config.locationDefaultTtl,
-  })
-  app.decorate('location', location)
-  accounts.onDeleted((userId) => location.remove(userId))
-  accounts.onChanged((user, before) => location.refresh(user, before))
-  sessions.onSignedOut((userId) => location.remove(userId))
-
-  const jobs = createJobsService({
-    db: platform.database.db,
-    store: createJobsStore(platform.database.db),
-    clock,
-    events: platform.live.events,
-    messages: { insert: insertMessages, publish: messaging.publishCreated, contextOf: messaging.contextOf },
-    payments: options.payments ?? createPaymentProvider(config.payments),
-    locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
-    settings: {
-      autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
-      reminderBeforeMs: config.jobReminderBefore * 1000,
-      paymentRetryMs: 5 * 60_000,
-    },
-    log: app.log,
-  })
-  app.decorate('jobs', jobs)
-  accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
-  jobs.start(config.jobSweepInterval * 1000)
-  app.addHook('onClose', async () => jobs.stop())
-
+  // Features' routes. Those that need a signed-in caller are registered by each feature in a
+  // scope that authenticates every route in it (signedIn, src/http/auth.ts); the few open to
+  // anyone (health, sign-up, sign-in, pictures, the socket with its ticket) are named outside it.
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
+  await app.register(blocksRoutes)
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl })
   await app.register(jobsRoutes)
 

@@ -13,13 +13,17 @@ const FEATURES = join(SRC, 'features')
 const ROUTE_REGISTRARS = new Set(['app.ts'])
 
 /**
- * Imports that the jobs rewrite under way removes (jobs will take messaging and location through
- * their index.ts). Each entry is "importing file -> imported file", both relative to src/.
+ * Imports that the jobs rewrite under way removes: jobs takes messaging and location through their
+ * index.ts, and gets an index.ts of its own for the composition root to build it from. Each entry
+ * is "importing file -> imported file", both relative to src/.
  */
 const PENDING_IN_JOBS_REWRITE = new Set([
   'features/jobs/service.ts -> features/messaging/store.ts',
   'features/jobs/store.ts -> features/messaging/store.ts',
   'features/jobs/locator.ts -> features/location/service.ts',
+  'services.ts -> features/jobs/service.ts',
+  'services.ts -> features/jobs/store.ts',
+  'services.ts -> features/jobs/locator.ts',
 ])
 
 function sourceFiles(dir: string): string[] {

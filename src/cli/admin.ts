@@ -1,6 +1,7 @@
-import { buildApp } from '../app.js'
+import pino from 'pino'
 import { loadConfig } from '../config.js'
 import { openPlatform } from '../platform/index.js'
+import { createServices } from '../services.js'
 
 // `npm run admin -- grant <email>` / `revoke <email>`: the only way to make the first admin. It
 // goes through the same accounts service as the API, so running servers learn of the change at
@@ -12,18 +13,25 @@ async function main(argv: string[]) {
     console.error('usage: npm run admin -- grant <email>\n       npm run admin -- revoke <email>')
     return 2
   }
+  // No sweeps of due jobs from here: that is the servers' work.
   const config = { ...loadConfig(), jobSweepInterval: 0 }
   const platform = await openPlatform(config)
-  const app = await buildApp(config, platform)
+  let services
   try {
-    if (!(await app.accounts.setAdmin(email, command === 'grant'))) {
+    services = await createServices(config, platform, { log: pino({ level: config.logLevel }, pino.destination(2)) })
+  } catch (error) {
+    await platform.close()
+    throw error
+  }
+  try {
+    if (!(await services.accounts.setAdmin(email, command === 'grant'))) {
       console.error(`no account with the email ${email}`)
       return 1
     }
     console.log(command === 'grant' ? `${email} is an admin` : `${email} is no longer an admin`)
     return 0
   } finally {
-    await app.close()
+    await services.close()
     await platform.close()
   }
 }

@@ -8,8 +8,9 @@ import cliProgress from 'cli-progress'
 import { v7 as uuidv7 } from 'uuid'
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from '../config.js'
-import { blurPosition, cardOf } from '../features/location/service.js'
-import '../features/accounts/store.js'
+import { blurPosition, cardOf } from '../features/location/index.js'
+// The users table's types (it writes users straight to the database, a thousand a statement).
+import '../features/accounts/index.js'
 import { openPlatform, type Platform } from '../platform/index.js'
 
 export const CITIES: Record<string, [number, number]> = {

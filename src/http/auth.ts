@@ -1,14 +1,15 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { UnauthenticatedError } from '../errors.js'
-import type { Auth } from '../features/sessions/service.js'
+import type { Auth } from '../features/sessions/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The signed-in caller; set by `authenticate` on routes that require it. */
+    /** The signed-in caller; set by `authenticate` on the routes registered through `signedIn`. */
     auth: Auth
   }
   interface FastifyInstance {
-    /** preHandler: a valid Bearer token or 401. Renews the session's idle expiry. */
+    /** onRequest: a valid Bearer token or 401. Renews the session's idle expiry. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
@@ -35,3 +36,23 @@ export function createAuthenticate(authenticate: (token: string) => Promise<Auth
 
 /** The security requirement to put on authenticated routes' schemas. */
 export const bearerSecurity = [{ bearerAuth: [] }]
+
+/** An instance whose routes take their types from their TypeBox schemas. */
+export type TypedFastify = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>
+
+/**
+ * Registers routes that need a signed-in caller, in a plugin context of their own whose onRequest
+ * hook authenticates every route in it (before the route's own hooks, the rate limit among them).
+ * Routes open to anyone are registered outside it, each by name. A route in it must say in its
+ * schema that it takes the bearer token, so that the OpenAPI document tells what the server does.
+ */
+export async function signedIn(app: FastifyInstance, routes: (app: TypedFastify) => Promise<void> | void) {
+  await app.register(async (scope) => {
+    scope.addHook('onRoute', (route) => {
+      const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security
+      if (!security?.some((requirement) => 'bearerAuth' in requirement)) throw new Error(`${String(route.method)} ${route.url} is signed in, but its schema names no bearerAuth security`)
+    })
+    scope.addHook('onRequest', scope.authenticate)
+    await routes(scope.withTypeProvider<TypeBoxTypeProvider>())
+  })
+}

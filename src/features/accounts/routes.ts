@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from 'typebox'
 import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../errors.js'
-import { bearerSecurity } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
@@ -14,6 +14,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { accounts } = app
 
+  // Open to anyone: signing up.
   app.post('/signup', {
     config: { rateLimit: { max: options.authRateLimitMax, timeWindow: 60_000 } },
     schema: {
@@ -27,107 +28,104 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     return reply.code(201).send(await accounts.signup(request.body))
   })
 
-  app.get('/user', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Get a user',
-      description: 'The caller by default, or the user `id`. The email is shown only to the user and to admins.',
-      security: bearerSecurity,
-      querystring: UserIdQuery,
-      response: { 200: User, ...problemResponses(401, 404) },
-    },
-  }, async (request) => accounts.get(request.auth.userId, request.query.id))
-
-  app.post('/user', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Update a user',
-      description: 'Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user\'s other sessions.',
-      security: bearerSecurity,
-      body: UpdateUserBody,
-      response: { 200: User, ...problemResponses(401, 403, 404, 409) },
-    },
-  }, async (request) => accounts.update(request.auth, request.body))
-
-  app.delete('/user', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Delete a user',
-      description: 'Deletes the caller, or with `id` another user (admins only). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
-      security: bearerSecurity,
-      querystring: UserIdQuery,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404) },
-    },
-  }, async (request, reply) => {
-    await accounts.delete(request.auth, request.query.id)
-    return reply.code(204).send(null)
-  })
-
-  app.get('/users', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'List users',
-      description: '`q` matches first or last name (any case), `role` filters. Ordered by sign-up; cursor pagination stays stable while users sign up.',
-      security: bearerSecurity,
-      querystring: UserListQuery,
-      response: { 200: UserList, ...problemResponses(401) },
-    },
-  }, async (request) => accounts.list(request.auth.userId, request.query))
-
   // Raw image bodies (Content-Type: image/*) arrive as a Buffer; multipart is the other way in.
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer', bodyLimit: options.pictureMaxBytes }, (_request, body, done) => done(null, body))
 
-  app.put('/user/picture', {
-    onRequest: app.authenticate,
-    // Multipart framing adds a little to the file itself.
-    bodyLimit: options.pictureMaxBytes + 64 * 1024,
-    schema: {
-      tags,
-      summary: 'Set the caller\'s picture',
-      description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.`,
-      security: bearerSecurity,
-      // Documents both ways in; the image itself is checked by decoding it, not by a schema
-      // (these schemas name no type, so they let any upload through to that check).
-      body: {
-        content: {
-          'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
-          ...Object.fromEntries(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'].map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
-        },
-      } as unknown as TSchema,
-      response: { 200: User, ...problemResponses(401, 413, 415) },
-    },
-  }, async (request) => {
-    let upload: Buffer
-    if (request.isMultipart()) {
-      try {
-        const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
-        if (!file || file.fieldname !== 'picture') {
-          throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
-        }
-        upload = await file.toBuffer()
-      } catch (error) {
-        // Limits and our own errors answer as they are; a body that isn't valid multipart (no
-        // boundary, cut short) is the client's, not a 500.
-        const status = (error as { statusCode?: number }).statusCode
-        if (error instanceof InvalidInputError || (status !== undefined && status < 500)) throw error
-        throw new InvalidInputError(`The multipart body can't be read: ${(error as Error).message}`, [{ field: 'picture', message: 'is not valid multipart' }], 'malformed_multipart')
-      }
-    } else if (Buffer.isBuffer(request.body)) {
-      upload = request.body
-    } else {
-      throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
-    }
-    if (upload.length > options.pictureMaxBytes) {
-      throw new PayloadTooLargeError(`The image is over ${options.pictureMaxBytes} bytes`, 'picture_too_large')
-    }
-    if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
-    return accounts.setPicture(request.auth, upload)
-  })
+  await signedIn(fastify, (app) => {
+    app.get('/user', {
+      schema: {
+        tags,
+        summary: 'Get a user',
+        description: 'The caller by default, or the user `id`. The email is shown only to the user and to admins.',
+        security: bearerSecurity,
+        querystring: UserIdQuery,
+        response: { 200: User, ...problemResponses(401, 404) },
+      },
+    }, async (request) => accounts.get(request.auth.userId, request.query.id))
 
+    app.post('/user', {
+      schema: {
+        tags,
+        summary: 'Update a user',
+        description: 'Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user\'s other sessions.',
+        security: bearerSecurity,
+        body: UpdateUserBody,
+        response: { 200: User, ...problemResponses(401, 403, 404, 409) },
+      },
+    }, async (request) => accounts.update(request.auth, request.body))
+
+    app.delete('/user', {
+      schema: {
+        tags,
+        summary: 'Delete a user',
+        description: 'Deletes the caller, or with `id` another user (admins only). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
+        security: bearerSecurity,
+        querystring: UserIdQuery,
+        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404) },
+      },
+    }, async (request, reply) => {
+      await accounts.delete(request.auth, request.query.id)
+      return reply.code(204).send(null)
+    })
+
+    app.get('/users', {
+      schema: {
+        tags,
+        summary: 'List users',
+        description: '`q` matches first or last name (any case), `role` filters. Ordered by sign-up; cursor pagination stays stable while users sign up.',
+        security: bearerSecurity,
+        querystring: UserListQuery,
+        response: { 200: UserList, ...problemResponses(401) },
+      },
+    }, async (request) => accounts.list(request.auth.userId, request.query))
+
+    app.put('/user/picture', {
+      // Multipart framing adds a little to the file itself.
+      bodyLimit: options.pictureMaxBytes + 64 * 1024,
+      schema: {
+        tags,
+        summary: 'Set the caller\'s picture',
+        description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.`,
+        security: bearerSecurity,
+        // Documents both ways in; the image itself is checked by decoding it, not by a schema
+        // (these schemas name no type, so they let any upload through to that check).
+        body: {
+          content: {
+            'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
+            ...Object.fromEntries(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'].map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
+          },
+        } as unknown as TSchema,
+        response: { 200: User, ...problemResponses(401, 413, 415) },
+      },
+    }, async (request) => {
+      let upload: Buffer
+      if (request.isMultipart()) {
+        try {
+          const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
+          if (!file || file.fieldname !== 'picture') {
+            throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+          }
+          upload = await file.toBuffer()
+        } catch (error) {
+          // Limits and our own errors answer as they are; a body that isn't valid multipart (no
+          // boundary, cut short) is the client's, not a 500.
+          const status = (error as { statusCode?: number }).statusCode
+          if (error instanceof InvalidInputError || (status !== undefined && status < 500)) throw error
+          throw new InvalidInputError(`The multipart body can't be read: ${(error as Error).message}`, [{ field: 'picture', message: 'is not valid multipart' }], 'malformed_multipart')
+        }
+      } else if (Buffer.isBuffer(request.body)) {
+        upload = request.body
+      } else {
+        throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
+      }
+      if (upload.length > options.pictureMaxBytes) {
+        throw new PayloadTooLargeError(`The image is over ${options.pictureMaxBytes} bytes`, 'picture_too_large')
+      }
+      if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
+      return accounts.setPicture(request.auth, upload)
+    })
+  })
+  // Open to anyone: a picture is public, like a profile photo in an app.
   app.get('/users/:id/picture', {
     schema: {
       tags,

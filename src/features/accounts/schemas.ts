@@ -24,6 +24,18 @@ export const User = Type.Object(
 )
 export type UserView = Static<typeof User>
 
+export const UserSummary = Type.Object(
+  {
+    id: Uuid,
+    first_name: Type.String(),
+    last_name: Type.String(),
+    picture_url: Type.Union([Type.String(), Type.Null()]),
+    deleted: Type.Boolean({ description: 'The account was deleted; its name and picture are gone' }),
+  },
+  { description: 'Who a message or thread is with, as any user may see it' },
+)
+export type UserSummaryView = Static<typeof UserSummary>
+
 export const SignupBody = Type.Object(
   {
     email: Email,

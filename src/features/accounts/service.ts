@@ -5,10 +5,11 @@ import { decodeCursor, pageOf } from '../../http/cursor.js'
 import { toProfilePicture } from '../../platform/images.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Clock } from '../../platform/clock.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
-import type { SignupInput, UpdateUserInput, UserView } from './schemas.js'
+import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
 import { EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
 
 export interface Actor {
@@ -22,6 +23,8 @@ export type AccountDeletedHook = (userId: string) => Promise<void>
 export type AccountChangedHook = (user: UserRow, before: UserRow | undefined) => Promise<void>
 /** The fields of a user that its view is made of; `created_at` may be its ISO text already (from a card). */
 export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
+/** The fields of a user (deleted ones as tombstones) that its summary is made of. */
+export type SummarizedUser = Pick<UserRow, 'id' | 'first_name' | 'last_name' | 'picture_etag'> & { deleted_at: Date | null }
 /** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
 export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
 
@@ -45,6 +48,7 @@ export function createAccountsService(deps: {
   /** Where a change to a user is told to every process, so that their caches drop it. */
   events: EventBus
   log: Pick<FastifyBaseLogger, 'warn'>
+  clock: Clock
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
@@ -102,9 +106,16 @@ export function createAccountsService(deps: {
     return { me, target: await mustFind(targetId) }
   }
 
+  /** Who a message, thread or block is with, as any user may see it; a deleted account shows as deleted. */
+  const summary = (user: SummarizedUser | undefined, id: string): UserSummaryView => {
+    if (!user || user.deleted_at) return { id, first_name: '', last_name: '', picture_url: null, deleted: true }
+    return { id, first_name: user.first_name, last_name: user.last_name, picture_url: pictureUrl(user), deleted: false }
+  }
+
   return {
     view,
     pictureUrl,
+    summary,
     onDeleted(hook: AccountDeletedHook) {
       deletedHooks.push(hook)
     },
@@ -136,7 +147,7 @@ export function createAccountsService(deps: {
           last_name: input.last_name.trim(),
           password_hash,
           roles: input.roles ?? ['CLIENT'],
-        })
+        }, deps.clock.now())
         return view(user, user)
       } catch (error) {
         if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
@@ -176,7 +187,7 @@ export function createAccountsService(deps: {
           ...(input.email !== undefined ? { email: input.email.trim() } : {}),
           ...(input.roles !== undefined ? { roles: input.roles as Role[] } : {}),
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
-        })
+        }, deps.clock.now())
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
         // A new password ends every other session: whoever knew the old one is out.
         if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
@@ -190,14 +201,14 @@ export function createAccountsService(deps: {
 
     /** Grants or takes away ADMIN by email (the command line's way to make the first admin); false if there is no such user. */
     async setAdmin(email: string, admin: boolean): Promise<boolean> {
-      const user = await store.setAdmin(email.trim(), admin)
+      const user = await store.setAdmin(email.trim(), admin, deps.clock.now())
       if (user) await changed(user)
       return user !== undefined
     },
 
     async delete(actor: Actor, id: string | undefined): Promise<void> {
       const { target } = await actingOn(actor, id)
-      if (!(await store.delete(target.id))) throw new NotFoundError('No such user', 'user_not_found')
+      if (!(await store.delete(target.id, deps.clock.now()))) throw new NotFoundError('No such user', 'user_not_found')
       await deps.endSessions(target.id)
       for (const hook of deletedHooks) await hook(target.id)
       await cached.changed([target.id]).catch((error: unknown) => deps.log.warn({ err: error, user_id: target.id }, 'could not tell the other processes of a deleted user'))
@@ -216,7 +227,7 @@ export function createAccountsService(deps: {
     async setPicture(actor: Actor, upload: Buffer): Promise<UserView> {
       const image = await toProfilePicture(upload)
       const etag = createHash('sha256').update(image).digest('base64url').slice(0, 16)
-      const user = await store.setPicture(actor.userId, image, etag)
+      const user = await store.setPicture(actor.userId, image, etag, deps.clock.now())
       if (!user) throw new UnauthenticatedError()
       await changed(user)
       return view(user, user)

@@ -43,9 +43,9 @@ export function createAccountsStore(db: DB) {
   const live = () => db.selectFrom('users').where('deleted_at', 'is', null)
 
   return {
-    async insert(user: { id: string; email: string; first_name: string; last_name: string; password_hash: string; roles: Role[] }): Promise<UserRow> {
+    async insert(user: { id: string; email: string; first_name: string; last_name: string; password_hash: string; roles: Role[] }, at: Date): Promise<UserRow> {
       try {
-        return await db.insertInto('users').values(user).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
+        return await db.insertInto('users').values({ ...user, created_at: at, updated_at: at }).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
       } catch (error) {
         if (isUniqueViolation(error)) throw new EmailTakenError()
         throw error
@@ -79,11 +79,12 @@ export function createAccountsStore(db: DB) {
     async update(
       id: string,
       changes: Partial<Pick<UsersTable, 'first_name' | 'last_name' | 'roles' | 'password_hash' | 'email' | 'picture_etag'>>,
+      at: Date,
     ): Promise<UserRow | undefined> {
       try {
         return await db
           .updateTable('users')
-          .set({ ...changes, updated_at: sql`now()` })
+          .set({ ...changes, updated_at: at })
           .where('id', '=', id)
           .where('deleted_at', 'is', null)
           .returning(PUBLIC_COLUMNS)
@@ -95,12 +96,12 @@ export function createAccountsStore(db: DB) {
     },
 
     /** Grants or takes away ADMIN, by email; the user as it is then, or undefined if there is none. */
-    async setAdmin(email: string, admin: boolean): Promise<UserRow | undefined> {
+    async setAdmin(email: string, admin: boolean, at: Date): Promise<UserRow | undefined> {
       return db
         .updateTable('users')
         .set({
           roles: admin ? sql<Role[]>`CASE WHEN 'ADMIN' = ANY(roles) THEN roles ELSE array_append(roles, 'ADMIN') END` : sql<Role[]>`array_remove(roles, 'ADMIN')`,
-          updated_at: sql`now()`,
+          updated_at: at,
         })
         .where(sql`lower(email)`, '=', email.toLowerCase())
         .where('deleted_at', 'is', null)
@@ -112,12 +113,12 @@ export function createAccountsStore(db: DB) {
      * Deletes an account: its personal data and picture go, the row stays as a tombstone so that
      * messages and jobs others hold keep their reference. Answers false if there was none.
      */
-    async delete(id: string): Promise<boolean> {
+    async delete(id: string, at: Date): Promise<boolean> {
       return db.transaction().execute(async (trx) => {
         await trx.deleteFrom('user_pictures').where('user_id', '=', id).execute()
         const result = await trx
           .updateTable('users')
-          .set({ email: null, first_name: '', last_name: '', password_hash: null, picture_etag: null, deleted_at: sql`now()`, updated_at: sql`now()` })
+          .set({ email: null, first_name: '', last_name: '', password_hash: null, picture_etag: null, deleted_at: at, updated_at: at })
           .where('id', '=', id)
           .where('deleted_at', 'is', null)
           .executeTakeFirst()
@@ -137,11 +138,11 @@ export function createAccountsStore(db: DB) {
       return select.orderBy('id').limit(query.limit + 1).execute()
     },
 
-    async setPicture(userId: string, image: Buffer, etag: string): Promise<UserRow | undefined> {
+    async setPicture(userId: string, image: Buffer, etag: string, at: Date): Promise<UserRow | undefined> {
       return db.transaction().execute(async (trx) => {
         const user = await trx
           .updateTable('users')
-          .set({ picture_etag: etag, updated_at: sql`now()` })
+          .set({ picture_etag: etag, updated_at: at })
           .where('id', '=', userId)
           .where('deleted_at', 'is', null)
           .returning(PUBLIC_COLUMNS)
@@ -149,8 +150,8 @@ export function createAccountsStore(db: DB) {
         if (!user) return undefined
         await trx
           .insertInto('user_pictures')
-          .values({ user_id: userId, image, etag })
-          .onConflict((oc) => oc.column('user_id').doUpdateSet({ image, etag, updated_at: sql`now()` }))
+          .values({ user_id: userId, image, etag, updated_at: at })
+          .onConflict((oc) => oc.column('user_id').doUpdateSet({ image, etag, updated_at: at }))
           .execute()
         return user
       })

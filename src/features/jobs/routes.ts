@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { bearerSecurity } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { IfMatchHeaders, Job, JobBody, JobList, JobListQuery, StatusBody } from './schemas.js'
@@ -15,76 +14,73 @@ const workflowTable = [
 ].join('\n')
 
 export async function jobsRoutes(fastify: FastifyInstance) {
-  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { jobs } = app
+  const { jobs } = fastify
 
-  app.post('/job', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Offer a job, or change an offer',
-      description: [
-        'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
-        'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. `If-Match` with the job\'s `ETag` guards against lost updates (412).',
-      ].join('\n\n'),
-      security: bearerSecurity,
-      headers: IfMatchHeaders,
-      body: JobBody,
-      response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 412) },
-    },
-  }, async (request, reply) => {
-    const { id } = request.body
-    const job = id === undefined
-      ? await jobs.create(request.auth.userId, request.body)
-      : await jobs.edit(request.auth.userId, { ...request.body, id }, request.headers['if-match'])
-    return reply.code(id === undefined ? 201 : 200).header('etag', jobs.etagOf(job.version)).send(job)
-  })
+  await signedIn(fastify, (app) => {
+    app.post('/job', {
+      schema: {
+        tags,
+        summary: 'Offer a job, or change an offer',
+        description: [
+          'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
+          'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. `If-Match` with the job\'s `ETag` guards against lost updates (412).',
+        ].join('\n\n'),
+        security: bearerSecurity,
+        headers: IfMatchHeaders,
+        body: JobBody,
+        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 412) },
+      },
+    }, async (request, reply) => {
+      const { id } = request.body
+      const job = id === undefined
+        ? await jobs.create(request.auth.userId, request.body)
+        : await jobs.edit(request.auth.userId, { ...request.body, id }, request.headers['if-match'])
+      return reply.code(id === undefined ? 201 : 200).header('etag', jobs.etagOf(job.version)).send(job)
+    })
 
-  app.get('/job/:id', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Get a job',
-      description: 'One job, to its client and its worker (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.',
-      security: bearerSecurity,
-      params: IdParams,
-      response: { 200: Job, ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => {
-    const job = await jobs.get(request.auth.userId, request.params.id)
-    return reply.header('etag', jobs.etagOf(job.version)).send(job)
-  })
+    app.get('/job/:id', {
+      schema: {
+        tags,
+        summary: 'Get a job',
+        description: 'One job, to its client and its worker (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.',
+        security: bearerSecurity,
+        params: IdParams,
+        response: { 200: Job, ...problemResponses(401, 404) },
+      },
+    }, async (request, reply) => {
+      const job = await jobs.get(request.auth.userId, request.params.id)
+      return reply.header('etag', jobs.etagOf(job.version)).send(job)
+    })
 
-  app.get('/jobs', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'The caller\'s jobs',
-      description: 'Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters.',
-      security: bearerSecurity,
-      querystring: JobListQuery,
-      response: { 200: JobList, ...problemResponses(401) },
-    },
-  }, async (request) => jobs.list(request.auth.userId, request.query))
+    app.get('/jobs', {
+      schema: {
+        tags,
+        summary: 'The caller\'s jobs',
+        description: 'Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters.',
+        security: bearerSecurity,
+        querystring: JobListQuery,
+        response: { 200: JobList, ...problemResponses(401) },
+      },
+    }, async (request) => jobs.list(request.auth.userId, request.query))
 
-  app.post('/job/:id/status', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Move a job along its workflow',
-      description: [
-        'Moves follow this table; a move that is not the caller\'s is 403, one the job\'s current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.',
-        workflowTable,
-        'Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer\'s, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job\'s `ETag` is honoured (412).',
-      ].join('\n\n'),
-      security: bearerSecurity,
-      headers: IfMatchHeaders,
-      params: IdParams,
-      body: StatusBody,
-      response: { 200: Job, ...problemResponses(401, 403, 404, 409, 412) },
-    },
-  }, async (request, reply) => {
-    const job = await jobs.move(request.auth.userId, request.params.id, request.body, request.headers['if-match'])
-    return reply.header('etag', jobs.etagOf(job.version)).send(job)
+    app.post('/job/:id/status', {
+      schema: {
+        tags,
+        summary: 'Move a job along its workflow',
+        description: [
+          'Moves follow this table; a move that is not the caller\'s is 403, one the job\'s current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.',
+          workflowTable,
+          'Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer\'s, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job\'s `ETag` is honoured (412).',
+        ].join('\n\n'),
+        security: bearerSecurity,
+        headers: IfMatchHeaders,
+        params: IdParams,
+        body: StatusBody,
+        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 412) },
+      },
+    }, async (request, reply) => {
+      const job = await jobs.move(request.auth.userId, request.params.id, request.body, request.headers['if-match'])
+      return reply.header('etag', jobs.etagOf(job.version)).send(job)
+    })
   })
 }

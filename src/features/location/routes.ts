@@ -1,54 +1,51 @@
 import type { FastifyInstance } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { bearerSecurity } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { LocationPosted, PostLocationBody, SearchPage, SearchQuery } from './schemas.js'
 
 const tags = ['location']
 
 export async function locationRoutes(fastify: FastifyInstance) {
-  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { location } = app
+  const { location } = fastify
 
-  app.post('/location', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Share the caller\'s live location',
-      description: 'Puts the caller on the map until `ttl` seconds pass (default 300). Posting again moves the caller and renews the expiry. Others only ever see a distance, measured from the caller\'s position blurred to a ~100 m grid.',
-      security: bearerSecurity,
-      body: PostLocationBody,
-      response: { 200: LocationPosted, ...problemResponses(401) },
-    },
-  }, async (request) => {
-    const { expiresAt } = await location.post(request.auth, request.body)
-    return { expires_at: expiresAt.toISOString() }
+  await signedIn(fastify, (app) => {
+    app.post('/location', {
+      schema: {
+        tags,
+        summary: 'Share the caller\'s live location',
+        description: 'Puts the caller on the map until `ttl` seconds pass (default 300). Posting again moves the caller and renews the expiry. Others only ever see a distance, measured from the caller\'s position blurred to a ~100 m grid.',
+        security: bearerSecurity,
+        body: PostLocationBody,
+        response: { 200: LocationPosted, ...problemResponses(401) },
+      },
+    }, async (request) => {
+      const { expiresAt } = await location.post(request.auth, request.body)
+      return { expires_at: expiresAt.toISOString() }
+    })
+
+    app.delete('/location', {
+      schema: {
+        tags,
+        summary: 'Go off the map',
+        description: 'Signing out and deleting the account do this too.',
+        security: bearerSecurity,
+        response: { 204: Type.Null({ description: 'Off the map' }), ...problemResponses(401) },
+      },
+    }, async (request, reply) => {
+      await location.remove(request.auth.userId)
+      return reply.code(204).send(null)
+    })
+
+    app.get('/search', {
+      schema: {
+        tags,
+        summary: 'Users near a point',
+        description: 'Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role`. Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.',
+        security: bearerSecurity,
+        querystring: SearchQuery,
+        response: { 200: SearchPage, ...problemResponses(401) },
+      },
+    }, async (request) => location.search(request.auth.userId, request.query))
   })
-
-  app.delete('/location', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Go off the map',
-      description: 'Signing out and deleting the account do this too.',
-      security: bearerSecurity,
-      response: { 204: Type.Null({ description: 'Off the map' }), ...problemResponses(401) },
-    },
-  }, async (request, reply) => {
-    await location.remove(request.auth.userId)
-    return reply.code(204).send(null)
-  })
-
-  app.get('/search', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Users near a point',
-      description: 'Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role`. Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.',
-      security: bearerSecurity,
-      querystring: SearchQuery,
-      response: { 200: SearchPage, ...problemResponses(401) },
-    },
-  }, async (request) => location.search(request.auth.userId, request.query))
 }

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { Page, PageQuery, Timestamp } from '../../http/schemas.js'
-import { AnyRole, User } from '../accounts/schemas.js'
+import { AnyRole, User } from '../accounts/index.js'
 
 export const MAX_RADIUS_M = 50_000
 

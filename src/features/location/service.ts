@@ -4,10 +4,9 @@ import { UnauthenticatedError } from '../../errors.js'
 import { decodeCursor, encodeCursor } from '../../http/cursor.js'
 import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
 import type { LocationRole, LocationStore } from '../../platform/live/index.js'
-import type { UserView } from '../accounts/schemas.js'
-import type { ShownUser } from '../accounts/service.js'
-import type { UserRow } from '../accounts/store.js'
-import type { Auth } from '../sessions/service.js'
+import type { Clock } from '../../platform/clock.js'
+import type { ShownUser, UserRow, UserView } from '../accounts/index.js'
+import type { Auth } from '../sessions/index.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 
 /** Side of the privacy grid: a location is stored only as the centre of its grid square. */
@@ -62,7 +61,7 @@ export function createLocationService(deps: {
   store: LocationStore
   /** Users by id, deleted ones left out (the accounts feature's, cached in the process). */
   users: (ids: readonly string[]) => Promise<Map<string, UserRow>>
-  /** The users to leave out of a viewer's results: blocks either way (messaging's). */
+  /** The users to leave out of a viewer's results: blocks either way (the blocks feature's). */
   hiddenFrom: (viewerId: string) => Promise<ReadonlySet<string>>
   view: (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
   /** Whether the user is an admin now (read from the accounts, not a cache). */
@@ -70,6 +69,7 @@ export function createLocationService(deps: {
   /** Whether a session still stands (signing out or deleting the account ends it). */
   stillSignedIn: (auth: Auth) => Promise<boolean>
   defaultTtl: number
+  clock: Clock
 }) {
   const { store } = deps
 
@@ -86,7 +86,7 @@ export function createLocationService(deps: {
       // The roles go with the location, so that searches for a role read only its users; the
       // card, so that they show them without reading the accounts.
       const user = await userOf(userId)
-      const expiresAt = new Date(Date.now() + (input.ttl ?? deps.defaultTtl) * 1000)
+      const expiresAt = new Date(deps.clock.now().getTime() + (input.ttl ?? deps.defaultTtl) * 1000)
       const { lat, lon } = blurPosition(userId, input.lat, input.lon)
       await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt, card: cardOf(user), version: user.updated_at.getTime() })
       // A sign-out or an account deletion takes the user off the map after ending the session:

@@ -1,139 +1,65 @@
 import type { FastifyInstance } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { bearerSecurity } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
-import {
-  Block,
-  BlockBody,
-  BlockList,
-  BlockParams,
-  ConversationList,
-  ConversationQuery,
-  Inbox,
-  InboxQuery,
-  MAX_TEXT_CHARS,
-  Message,
-  PageOnlyQuery,
-  ReadBody,
-  Report,
-  ReportBody,
-  SendBody,
-  SendHeaders,
-} from './schemas.js'
+import { ConversationList, ConversationQuery, Inbox, InboxQuery, MAX_TEXT_CHARS, Message, ReadBody, SendBody, SendHeaders } from './schemas.js'
 
 const tags = ['messaging']
 
 export async function messagingRoutes(fastify: FastifyInstance) {
-  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { messaging } = app
+  const { messaging } = fastify
 
-  app.post('/send', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Send a message',
-      description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
-      security: bearerSecurity,
-      headers: SendHeaders,
-      body: SendBody,
-      response: { 201: Message, ...problemResponses(401, 403, 404, 409) },
-    },
-  }, async (request, reply) => {
-    const { message, replayed } = await messaging.send(request.auth.userId, request.body, request.headers['idempotency-key'])
-    if (replayed) reply.header('idempotent-replayed', 'true')
-    return reply.code(201).send(message)
+  await signedIn(fastify, (app) => {
+    app.post('/send', {
+      schema: {
+        tags,
+        summary: 'Send a message',
+        description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
+        security: bearerSecurity,
+        headers: SendHeaders,
+        body: SendBody,
+        response: { 201: Message, ...problemResponses(401, 403, 404, 409) },
+      },
+    }, async (request, reply) => {
+      const { message, replayed } = await messaging.send(request.auth.userId, request.body, request.headers['idempotency-key'])
+      if (replayed) reply.header('idempotent-replayed', 'true')
+      return reply.code(201).send(message)
+    })
+
+    app.get('/inbox', {
+      schema: {
+        tags,
+        summary: 'The caller\'s messages',
+        description: 'Messages the caller received, newest first, with the number unread. With `with`, the conversation with that user in both directions. Pages follow message ids, so messages arriving while a client pages never repeat or push others off a page.',
+        security: bearerSecurity,
+        querystring: InboxQuery,
+        response: { 200: Inbox, ...problemResponses(401) },
+      },
+    }, async (request) => messaging.inbox(request.auth.userId, request.query))
+
+    app.post('/inbox/read', {
+      schema: {
+        tags,
+        summary: 'Mark messages read',
+        description: 'Marks every message the caller received up to `up_to` (one of the caller\'s messages) read, or only those from `with`. Each sender gets a `message.read` event.',
+        security: bearerSecurity,
+        body: ReadBody,
+        response: { 204: Type.Null({ description: 'Marked' }), ...problemResponses(401, 404) },
+      },
+    }, async (request, reply) => {
+      await messaging.markRead(request.auth.userId, request.body.up_to, request.body.with)
+      return reply.code(204).send(null)
+    })
+
+    app.get('/conversations', {
+      schema: {
+        tags,
+        summary: 'The caller\'s conversations',
+        description: 'One per user the caller exchanged messages with, most recent first, with the last message and the number unread. System messages are in GET /inbox only.',
+        security: bearerSecurity,
+        querystring: ConversationQuery,
+        response: { 200: ConversationList, ...problemResponses(401) },
+      },
+    }, async (request) => messaging.conversations(request.auth.userId, request.query))
   })
-
-  app.get('/inbox', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'The caller\'s messages',
-      description: 'Messages the caller received, newest first, with the number unread. With `with`, the conversation with that user in both directions. Pages follow message ids, so messages arriving while a client pages never repeat or push others off a page.',
-      security: bearerSecurity,
-      querystring: InboxQuery,
-      response: { 200: Inbox, ...problemResponses(401) },
-    },
-  }, async (request) => messaging.inbox(request.auth.userId, request.query))
-
-  app.post('/inbox/read', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Mark messages read',
-      description: 'Marks every message the caller received up to `up_to` (one of the caller\'s messages) read, or only those from `with`. Each sender gets a `message.read` event.',
-      security: bearerSecurity,
-      body: ReadBody,
-      response: { 204: Type.Null({ description: 'Marked' }), ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => {
-    await messaging.markRead(request.auth.userId, request.body.up_to, request.body.with)
-    return reply.code(204).send(null)
-  })
-
-  app.get('/conversations', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'The caller\'s conversations',
-      description: 'One per user the caller exchanged messages with, most recent first, with the last message and the number unread. System messages are in GET /inbox only.',
-      security: bearerSecurity,
-      querystring: ConversationQuery,
-      response: { 200: ConversationList, ...problemResponses(401) },
-    },
-  }, async (request) => messaging.conversations(request.auth.userId, request.query))
-
-  app.post('/blocks', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Block a user',
-      description: 'The user can no longer write to the caller, nor the caller to them, and neither finds the other in search. 201 when new, 200 when the block existed.',
-      security: bearerSecurity,
-      body: BlockBody,
-      response: { 200: Block, 201: Block, ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => {
-    const { created, block } = await messaging.block(request.auth.userId, request.body.user_id)
-    return reply.code(created ? 201 : 200).send(block)
-  })
-
-  app.delete('/blocks/:user_id', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Unblock a user',
-      security: bearerSecurity,
-      params: BlockParams,
-      response: { 204: Type.Null({ description: 'Unblocked' }), ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => {
-    await messaging.unblock(request.auth.userId, request.params.user_id)
-    return reply.code(204).send(null)
-  })
-
-  app.get('/blocks', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'The users the caller blocked',
-      description: 'Newest first.',
-      security: bearerSecurity,
-      querystring: PageOnlyQuery,
-      response: { 200: BlockList, ...problemResponses(401) },
-    },
-  }, async (request) => messaging.blocks(request.auth.userId, request.query))
-
-  app.post('/reports', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Report a message or a user',
-      description: 'Stores a report for the admins: a message the caller received (`message_id`), or a user (`user_id`), with a reason.',
-      security: bearerSecurity,
-      body: ReportBody,
-      response: { 201: Report, ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => reply.code(201).send(await messaging.report(request.auth.userId, request.body)))
 }

@@ -1,19 +1,8 @@
 import { Type, type Static } from 'typebox'
 import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
+import { UserSummary } from '../accounts/index.js'
 
 export const MAX_TEXT_CHARS = 4000
-
-export const UserSummary = Type.Object(
-  {
-    id: Uuid,
-    first_name: Type.String(),
-    last_name: Type.String(),
-    picture_url: Type.Union([Type.String(), Type.Null()]),
-    deleted: Type.Boolean({ description: 'The account was deleted; its name and picture are gone' }),
-  },
-  { description: 'Who a message or thread is with, as any user may see it' },
-)
-export type UserSummaryView = Static<typeof UserSummary>
 
 export const Message = Type.Object(
   {
@@ -74,39 +63,4 @@ export const Conversation = Type.Object({
   unread: Type.Integer({ description: 'Unread messages from this user' }),
 })
 export const ConversationList = Page(Conversation)
-export const PageOnlyQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })
-export const ConversationQuery = PageOnlyQuery
-
-export const BlockBody = Type.Object({ user_id: Uuid }, { additionalProperties: false })
-export const BlockParams = Type.Object({ user_id: Uuid })
-export const Block = Type.Object({ user: UserSummary, created_at: Timestamp })
-export const BlockList = Page(Block)
-
-export const ReportBody = Type.Object(
-  {
-    message_id: Type.Optional(Type.String({ format: 'uuid', description: 'A message the caller received' })),
-    user_id: Type.Optional(Type.String({ format: 'uuid', description: 'A user' })),
-    reason: Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S' }),
-  },
-  { additionalProperties: false, description: 'Exactly one of message_id and user_id' },
-)
-export const Report = Type.Object({
-  id: Uuid,
-  user_id: Uuid,
-  message_id: Type.Union([Uuid, Type.Null()]),
-  reason: Type.String(),
-  created_at: Timestamp,
-})
-
-export const WsTicket = Type.Object({
-  ticket: Type.String({ description: 'Open `/ws?ticket=<ticket>` with it once, before it expires' }),
-  expires_in: Type.Integer({ description: 'Seconds' }),
-})
-
-export const WsQuery = Type.Object(
-  {
-    ticket: Type.Optional(Type.String({ maxLength: 200 })),
-    since: Type.Optional(Type.String({ format: 'uuid', description: 'Replays the messages after this one first' })),
-  },
-  { additionalProperties: false },
-)
+export const ConversationQuery = Type.Object({ ...PageQuery }, { additionalProperties: false })

@@ -4,10 +4,9 @@ import { v7 as uuidv7 } from 'uuid'
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { CounterStore, LiveStore } from '../../platform/live/index.js'
-import { createSharedCache } from '../../platform/live/shared-cache.js'
-import type { UserRow } from '../accounts/store.js'
+import type { AccountsService } from '../accounts/index.js'
 import type { Clock } from '../../platform/clock.js'
-import { MAX_TEXT_CHARS, type MessageView, type UserSummaryView } from './schemas.js'
+import { MAX_TEXT_CHARS, type MessageView } from './schemas.js'
 import type { MessageRow, MessagingStore, ParticipantRow, SenderRow } from './store.js'
 
 export interface MessagingDeps {
@@ -15,8 +14,8 @@ export interface MessagingDeps {
   live: LiveStore
   /** The counters of the per-user send limit (the rate limits' own, counted in this process first). */
   sendLimits: CounterStore
-  /** The accounts feature's public view of a user (for names and picture URLs). */
-  pictureUrl: (user: Pick<UserRow, 'id' | 'picture_etag'>) => string | null
+  /** A user as any user may see it (the accounts feature's): a message's sender, a thread's peer. */
+  summary: AccountsService['summary']
   /** Messages a minute one user may send. */
   sendRateLimit: number
   clock: Clock
@@ -24,11 +23,8 @@ export interface MessagingDeps {
 
 const MessageCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
 const ConversationCursor = Type.Object({ last: Type.String({ format: 'uuid' }), peer: Type.String({ format: 'uuid' }) })
-const BlockCursor = Type.Object({ at: Type.String({ format: 'date-time' }), id: Type.String({ format: 'uuid' }) })
 
 const MINUTE_MS = 60_000
-/** Viewers whose blocks (either way) each process keeps for search; most have none. */
-const CACHED_BLOCK_SETS = 100_000
 const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
 /** Messages replayed at most on a socket's `?since=`; past it the client pages GET /inbox. */
 export const REPLAY_LIMIT = 500
@@ -36,10 +32,7 @@ export const REPLAY_LIMIT = 500
 export function createMessagingService(deps: MessagingDeps) {
   const { store, live } = deps
 
-  const summary = (user: SenderRow | undefined, id: string): UserSummaryView => {
-    if (!user || user.deleted_at) return { id, first_name: '', last_name: '', picture_url: null, deleted: true }
-    return { id, first_name: user.first_name, last_name: user.last_name, picture_url: deps.pictureUrl(user), deleted: false }
-  }
+  const { summary } = deps
 
   const viewOf = (row: MessageRow, users: Map<string, SenderRow>): MessageView => ({
     id: row.id,
@@ -81,17 +74,9 @@ export function createMessagingService(deps: MessagingDeps) {
     await publishViews(messages.map((row) => viewOf(row, users)))
   }
 
-  // Who is hidden from whom, for search: read through a cache of each process, dropped
-  // everywhere when either user blocks or unblocks the other.
-  const hidden = createSharedCache<ReadonlySet<string>>({ events: live.events, name: 'blocks', max: CACHED_BLOCK_SETS, ttlMs: MINUTE_MS })
-
-  const mustBeLiveUser = async (id: string) => {
-    if (!(await store.isLiveUser(id))) throw new NotFoundError('No such user', 'user_not_found')
-  }
-
-  // Idempotency keys are kept a day; older ones are swept now and then.
-  const sweeper = setInterval(() => void store.sweepIdempotency(IDEMPOTENCY_TTL_MS).catch(() => {}), 10 * MINUTE_MS)
-  sweeper.unref()
+  // Idempotency keys are kept a day; older ones are swept now and then (from start() on).
+  let sweeper: NodeJS.Timeout | undefined
+  const sweep = () => store.sweepIdempotency(new Date(deps.clock.now().getTime() - IDEMPOTENCY_TTL_MS))
 
   return {
     views,
@@ -178,7 +163,7 @@ export function createMessagingService(deps: MessagingDeps) {
     /** Marks the user's received messages up to one read; each sender hears of it. */
     async markRead(userId: string, upTo: string, withId?: string): Promise<void> {
       if (!(await store.messageOf(userId, upTo))) throw new NotFoundError('You have no such message', 'message_not_found')
-      const { readAt, bySender } = await store.markRead(userId, upTo, withId)
+      const { readAt, bySender } = await store.markRead(userId, upTo, deps.clock.now(), withId)
       if (bySender.length === 0) return
       const read_at = readAt.toISOString()
       await Promise.all([
@@ -195,74 +180,28 @@ export function createMessagingService(deps: MessagingDeps) {
       return views(await store.since(userId, afterId, REPLAY_LIMIT))
     },
 
-    async block(userId: string, blockedId: string) {
-      if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
-      await mustBeLiveUser(blockedId)
-      const result = await store.block(userId, blockedId)
-      await hidden.changed([userId, blockedId])
-      const users = await usersOf([blockedId])
-      return { created: result.created, block: { user: summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }
-    },
-
-    async unblock(userId: string, blockedId: string): Promise<void> {
-      if (!(await store.unblock(userId, blockedId))) throw new NotFoundError('You have not blocked this user', 'block_not_found')
-      await hidden.changed([userId, blockedId])
-    },
-
-    async blocks(userId: string, query: { limit?: number; cursor?: string }) {
-      const limit = query.limit ?? 20
-      const after = decodeCursor(query.cursor, BlockCursor)
-      // The format check lets a leap second (":60") through, which no Date can hold.
-      if (after && Number.isNaN(Date.parse(after.at))) throw new InvalidInputError('The cursor is not one this API gave out', [{ field: 'querystring/cursor', message: 'is not a valid cursor' }], 'invalid_cursor')
-      const rows = await store.blocks(userId, { after, limit: limit + 1 })
-      const page = pageOf(rows, limit, (last) => ({ at: last.created_at.toISOString(), id: last.blocked_id }))
-      const users = await usersOf(page.items.map((r) => r.blocked_id))
-      return {
-        items: page.items.map((r) => ({ user: summary(users.get(r.blocked_id), r.blocked_id), created_at: r.created_at.toISOString() })),
-        next_cursor: page.next_cursor,
-      }
-    },
-
-    /**
-     * The users to leave out of what the viewer finds: those the viewer blocked and those who
-     * blocked the viewer. From this process's cache; a block made anywhere shows once its event
-     * arrives. Sending checks blocks in the database, never here.
-     */
-    hiddenFrom: async (viewerId: string): Promise<ReadonlySet<string>> => (await hidden.get(viewerId, (id) => store.blockedEitherWay(id)))!,
-
     /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did: what a message between them depends on. */
     contextOf: (senderId: string, recipientId: string) => store.sendContext(senderId, recipientId),
 
-    async report(reporterId: string, input: { message_id?: string; user_id?: string; reason: string }) {
-      if ((input.message_id === undefined) === (input.user_id === undefined)) {
-        throw new InvalidInputError('Report either a message_id or a user_id', [{ field: 'body', message: 'must have exactly one of message_id and user_id' }], 'report_target')
-      }
-      let userId: string
-      if (input.message_id) {
-        const message = await store.messageOf(reporterId, input.message_id)
-        if (!message || message.recipient_id !== reporterId) throw new NotFoundError('You received no such message', 'message_not_found')
-        if (!message.sender_id) throw new InvalidInputError('System messages cannot be reported', [{ field: 'body/message_id', message: 'is a system message' }], 'report_system_message')
-        userId = message.sender_id
-      } else {
-        userId = input.user_id!
-        if (userId === reporterId) throw new InvalidInputError('You cannot report yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'report_self')
-        if ((await store.participants([userId])).length === 0) throw new NotFoundError('No such user', 'user_not_found')
-      }
-      const row = await store.insertReport({ id: uuidv7(), reporter_id: reporterId, user_id: userId, message_id: input.message_id ?? null, reason: input.reason.trim() })
-      return { id: row.id, user_id: row.user_id, message_id: row.message_id, reason: row.reason, created_at: row.created_at.toISOString() }
+    /** A message the user received, if there is one of that id (a report names one). */
+    async received(userId: string, messageId: string): Promise<MessageRow | undefined> {
+      const message = await store.messageOf(userId, messageId)
+      return message?.recipient_id === userId ? message : undefined
     },
 
-    /** An account went: its blocks and idempotency keys go with it; its messages stay with others. */
+    /** An account went: its idempotency keys go with it; its messages stay with others. */
     async forgetUser(userId: string): Promise<void> {
       await store.forgetUser(userId)
-      await hidden.changed([userId])
     },
 
-    start: () => hidden.start(),
+    async start() {
+      sweeper ??= setInterval(() => void sweep().catch(() => {}), 10 * MINUTE_MS)
+      sweeper.unref()
+    },
 
     async close() {
       clearInterval(sweeper)
-      await hidden.close()
+      sweeper = undefined
     },
   }
 }

@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
+import { blockerBetween } from '../blocks/index.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
@@ -8,8 +9,6 @@ declare module '../../platform/db/types.js' {
     conversations: { user_id: string; peer_id: string; last_message_id: string }
     /** Kept by triggers on messages (migration 0006); system messages count under the nil id. */
     unread_counts: { user_id: string; peer_id: string; count: number }
-    blocks: { blocker_id: string; blocked_id: string; created_at: Date }
-    reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string; created_at: Date; resolved_at: Date | null }
     send_idempotency: { user_id: string; key: string; request_hash: string; message_id: string; created_at: Date }
   }
 }
@@ -149,19 +148,7 @@ export function createMessagingStore(db: DB) {
     db
       .selectFrom('users')
       .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
-      .select((eb) =>
-        eb
-          .selectFrom('blocks')
-          .select('blocker_id')
-          .where((w) =>
-            w.or([
-              w.and([w('blocker_id', '=', senderId), w('blocked_id', '=', recipientId)]),
-              w.and([w('blocker_id', '=', recipientId), w('blocked_id', '=', senderId)]),
-            ]),
-          )
-          .limit(1)
-          .as('blocker_id'),
-      )
+      .select(() => blockerBetween(db, senderId, recipientId).as('blocker_id'))
       .where('id', 'in', [senderId, recipientId])
   type ContextRow = Awaited<ReturnType<ReturnType<typeof contextQuery>['execute']>>[number]
   const contextOf = (rows: ContextRow[]) => ({
@@ -205,11 +192,6 @@ export function createMessagingStore(db: DB) {
       return { ...context, ...(recipient && !recipient.deleted_at && !context.blockerId ? { message: row } : {}) }
     },
 
-    async isLiveUser(id: string): Promise<boolean> {
-      const row = await db.selectFrom('users').select('id').where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst()
-      return row !== undefined
-    },
-
     /**
      * Stores a user's message under an idempotency key, in one transaction. When the key was used
      * already (a retry, or the same request racing itself) nothing is stored and the first
@@ -220,7 +202,7 @@ export function createMessagingStore(db: DB) {
         // A racing twin waits here on the key's row until the first commits, then finds it.
         const claimed = await trx
           .insertInto('send_idempotency')
-          .values({ user_id: userId, key, request_hash: requestHash, message_id: message.id, created_at: new Date() })
+          .values({ user_id: userId, key, request_hash: requestHash, message_id: message.id, created_at: message.at })
           .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
           .returning('message_id')
           .executeTakeFirst()
@@ -236,8 +218,9 @@ export function createMessagingStore(db: DB) {
       })
     },
 
-    async sweepIdempotency(olderThanMs: number): Promise<void> {
-      await db.deleteFrom('send_idempotency').where('created_at', '<', new Date(Date.now() - olderThanMs)).execute()
+    /** Forgets the idempotency keys made before a time. */
+    async sweepIdempotency(before: Date): Promise<void> {
+      await db.deleteFrom('send_idempotency').where('created_at', '<', before).execute()
     },
 
     /** The user's received messages, newest first, before a message id. */
@@ -312,11 +295,10 @@ export function createMessagingStore(db: DB) {
     },
 
     /**
-     * Marks the user's received messages up to a message id read. Answers, per sender, the newest
-     * message that became read, and the time stamped on them.
+     * Marks the user's received messages up to a message id read at a time. Answers, per sender,
+     * the newest message that became read, and the time stamped on them.
      */
-    async markRead(userId: string, upToId: string, fromId?: string): Promise<{ readAt: Date; bySender: { sender_id: string | null; up_to: string }[] }> {
-      const readAt = new Date()
+    async markRead(userId: string, upToId: string, readAt: Date, fromId?: string): Promise<{ readAt: Date; bySender: { sender_id: string | null; up_to: string }[] }> {
       let query = db
         .updateTable('messages')
         .set({ read_at: readAt })
@@ -341,54 +323,11 @@ export function createMessagingStore(db: DB) {
       return db.selectFrom(both.as('m')).selectAll().orderBy('id').limit(limit).execute()
     },
 
-    /** Answers false when the block existed already. */
-    async block(blockerId: string, blockedId: string): Promise<{ created: boolean; created_at: Date }> {
-      const inserted = await db
-        .insertInto('blocks')
-        .values({ blocker_id: blockerId, blocked_id: blockedId, created_at: new Date() })
-        .onConflict((oc) => oc.columns(['blocker_id', 'blocked_id']).doNothing())
-        .returning('created_at')
-        .executeTakeFirst()
-      if (inserted) return { created: true, created_at: inserted.created_at }
-      const existing = await db.selectFrom('blocks').select('created_at').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirstOrThrow()
-      return { created: false, created_at: existing.created_at }
-    },
-
-    async unblock(blockerId: string, blockedId: string): Promise<boolean> {
-      const result = await db.deleteFrom('blocks').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirst()
-      return result.numDeletedRows > 0n
-    },
-
-    async blocks(blockerId: string, options: { after?: { at: string; id: string }; limit: number }) {
-      let query = db.selectFrom('blocks').select(['blocked_id', 'created_at']).where('blocker_id', '=', blockerId)
-      if (options.after) {
-        const at = new Date(options.after.at)
-        const id = options.after.id
-        query = query.where((eb) => eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('blocked_id', '>', id)])]))
-      }
-      return query.orderBy('created_at', 'desc').orderBy('blocked_id').limit(options.limit).execute()
-    },
-
-    /** The users the viewer blocked and the users who blocked the viewer. */
-    async blockedEitherWay(viewerId: string): Promise<Set<string>> {
-      const rows = await db
-        .selectFrom('blocks')
-        .select('blocked_id as id')
-        .where('blocker_id', '=', viewerId)
-        .unionAll(db.selectFrom('blocks').select('blocker_id as id').where('blocked_id', '=', viewerId))
-        .execute()
-      return new Set(rows.map((r) => r.id))
-    },
-
-    /** Forgets a deleted user's blocks and idempotency keys (its messages stay for the other party). */
+    /** Forgets a deleted user's idempotency keys (its messages stay for the other party). */
     async forgetUser(userId: string): Promise<void> {
-      await db.deleteFrom('blocks').where('blocker_id', '=', userId).execute()
       await db.deleteFrom('send_idempotency').where('user_id', '=', userId).execute()
     },
 
-    async insertReport(report: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string }) {
-      return db.insertInto('reports').values({ ...report, created_at: new Date(), resolved_at: null }).returningAll().executeTakeFirstOrThrow()
-    },
   }
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { LiveEvent, LiveStore } from '../../platform/live/index.js'
-import type { MessageView } from '../messaging/schemas.js'
+import type { MessageView } from '../messaging/index.js'
 
 // The sockets of this process. Every process subscribes to the live store's events and hands each
 // event to its own sockets of the users it is for; a message is stored before its event is

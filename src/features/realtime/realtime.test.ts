@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
 import { v7 as uuidv7 } from 'uuid'
-import { hashToken } from '../sessions/service.js'
+import { hashToken } from '../sessions/index.js'
 import { newUser, signIn, startTwoApps, type SignedIn } from '../../../test/support/app.js'
 
 // Two API processes (two buildApp instances, each listening) on one database and one live store.

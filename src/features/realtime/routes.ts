@@ -3,11 +3,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
 import { InvalidInputError, UnauthenticatedError } from '../../errors.js'
-import { bearerSecurity } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
-import { REPLAY_LIMIT } from '../messaging/service.js'
-import { WsQuery, WsTicket } from '../messaging/schemas.js'
-import { hashToken, type Auth } from '../sessions/service.js'
+import { REPLAY_LIMIT } from '../messaging/index.js'
+import { hashToken, type Auth } from '../sessions/index.js'
+import { WsQuery, WsTicket } from './schemas.js'
 import { createRealtimeHub } from './hub.js'
 
 const tags = ['realtime']
@@ -42,19 +42,20 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     },
   })
 
-  app.post('/ws/ticket', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'A one-time ticket for the WebSocket',
-      description: `For browsers, which can't set headers on a WebSocket: open \`/ws?ticket=<ticket>\` once within ${options.ticketTtlSeconds} seconds. The ticket works once; the access token never goes into a URL.`,
-      security: bearerSecurity,
-      response: { 201: WsTicket, ...problemResponses(401) },
-    },
-  }, async (request, reply) => {
-    const ticket = randomBytes(32).toString('base64url')
-    await live.tickets.put(`ws:${hashToken(ticket)}`, JSON.stringify(request.auth), options.ticketTtlSeconds * 1000)
-    return reply.code(201).send({ ticket, expires_in: options.ticketTtlSeconds })
+  await signedIn(fastify, (app) => {
+    app.post('/ws/ticket', {
+      schema: {
+        tags,
+        summary: 'A one-time ticket for the WebSocket',
+        description: `For browsers, which can't set headers on a WebSocket: open \`/ws?ticket=<ticket>\` once within ${options.ticketTtlSeconds} seconds. The ticket works once; the access token never goes into a URL.`,
+        security: bearerSecurity,
+        response: { 201: WsTicket, ...problemResponses(401) },
+      },
+    }, async (request, reply) => {
+      const ticket = randomBytes(32).toString('base64url')
+      await live.tickets.put(`ws:${hashToken(ticket)}`, JSON.stringify(request.auth), options.ticketTtlSeconds * 1000)
+      return reply.code(201).send({ ticket, expires_in: options.ticketTtlSeconds })
+    })
   })
 
   /** The Bearer header, or else a one-time ticket whose session still lives. */
@@ -70,6 +71,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     request.auth = auth
   }
 
+  // Outside the signed-in scope: a socket signs in with a ticket as well as a token, in its own hook.
   app.route({
     method: 'GET',
     url: '/ws',

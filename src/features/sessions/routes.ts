@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { bearerSecurity, bearerToken } from '../../http/auth.js'
+import { bearerSecurity, bearerToken, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { AccessToken, AuthorizeBody, SessionList } from './schemas.js'
@@ -12,6 +12,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { sessions, accounts } = app
 
+  // Open to anyone: signing in.
   app.post('/authorize', {
     config: { rateLimit: { max: options.authRateLimitMax, timeWindow: 60_000 } },
     schema: {
@@ -26,54 +27,53 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     return { access_token: token, token_type: 'Bearer' as const, expires_in: expiresIn, user: accounts.view(user, user) }
   })
 
-  app.delete('/authorize', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'Sign out',
-      description: 'Ends the caller\'s session at once and takes the caller off the map.',
-      security: bearerSecurity,
-      response: { 204: Type.Null({ description: 'Signed out' }), ...problemResponses(401) },
-    },
-  }, async (request, reply) => {
-    await sessions.signOut(bearerToken(request)!)
-    return reply.code(204).send(null)
-  })
+  await signedIn(fastify, (app) => {
+    app.delete('/authorize', {
+      schema: {
+        tags,
+        summary: 'Sign out',
+        description: 'Ends the caller\'s session at once and takes the caller off the map.',
+        security: bearerSecurity,
+        response: { 204: Type.Null({ description: 'Signed out' }), ...problemResponses(401) },
+      },
+    }, async (request, reply) => {
+      await sessions.signOut(bearerToken(request)!)
+      return reply.code(204).send(null)
+    })
 
-  app.get('/sessions', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'The caller\'s sessions',
-      description: 'One per signed-in device, oldest first.',
-      security: bearerSecurity,
-      response: { 200: SessionList, ...problemResponses(401) },
-    },
-  }, async (request) => {
-    const items = await sessions.list(request.auth)
-    return {
-      items: items.map((s) => ({
-        id: s.id,
-        current: s.id === request.auth.sessionId,
-        user_agent: s.userAgent,
-        created_at: s.createdAt.toISOString(),
-        last_used_at: s.lastUsedAt.toISOString(),
-        expires_at: s.expiresAt.toISOString(),
-      })),
-    }
-  })
+    app.get('/sessions', {
+      schema: {
+        tags,
+        summary: 'The caller\'s sessions',
+        description: 'One per signed-in device, oldest first.',
+        security: bearerSecurity,
+        response: { 200: SessionList, ...problemResponses(401) },
+      },
+    }, async (request) => {
+      const items = await sessions.list(request.auth)
+      return {
+        items: items.map((s) => ({
+          id: s.id,
+          current: s.id === request.auth.sessionId,
+          user_agent: s.userAgent,
+          created_at: s.createdAt.toISOString(),
+          last_used_at: s.lastUsedAt.toISOString(),
+          expires_at: s.expiresAt.toISOString(),
+        })),
+      }
+    })
 
-  app.delete('/sessions/:id', {
-    onRequest: app.authenticate,
-    schema: {
-      tags,
-      summary: 'End one of the caller\'s sessions',
-      security: bearerSecurity,
-      params: IdParams,
-      response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(401, 404) },
-    },
-  }, async (request, reply) => {
-    await sessions.end(request.auth, request.params.id)
-    return reply.code(204).send(null)
+    app.delete('/sessions/:id', {
+      schema: {
+        tags,
+        summary: 'End one of the caller\'s sessions',
+        security: bearerSecurity,
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(401, 404) },
+      },
+    }, async (request, reply) => {
+      await sessions.end(request.auth, request.params.id)
+      return reply.code(204).send(null)
+    })
   })
 }

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { Timestamp, Uuid } from '../../http/schemas.js'
-import { User } from '../accounts/schemas.js'
+import { User } from '../accounts/index.js'
 
 export const AuthorizeBody = Type.Object(
   {

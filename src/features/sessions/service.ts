@@ -3,7 +3,8 @@ import { v7 as uuidv7 } from 'uuid'
 import { NotFoundError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js'
 import type { LiveStore } from '../../platform/live/index.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
-import type { AccountsStore, UserRow } from '../accounts/store.js'
+import type { Clock } from '../../platform/clock.js'
+import type { AccountsStore, UserRow } from '../accounts/index.js'
 
 export interface SessionsConfig {
   sessionIdleTtl: number
@@ -27,7 +28,7 @@ const HOUR_MS = 3_600_000
 /** Tokens are 256 random bits; only their SHA-256 is ever stored. */
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url')
 
-export function createSessionsService(deps: { live: LiveStore; accounts: AccountsStore; hasher: PasswordHasher; config: SessionsConfig }) {
+export function createSessionsService(deps: { live: LiveStore; accounts: AccountsStore; hasher: PasswordHasher; config: SessionsConfig; clock: Clock }) {
   const { live, config } = deps
   const signedOutHooks: SignedOutHook[] = []
   const failureKey = (email: string) => `login-failures:${email.trim().toLowerCase()}`
@@ -57,7 +58,7 @@ export function createSessionsService(deps: { live: LiveStore; accounts: Account
       if (failures.count > 0) await live.counters.reset(failureKey(email))
       const { password_hash: _hash, ...user } = found
       const token = randomBytes(32).toString('base64url')
-      const now = new Date()
+      const now = deps.clock.now()
       const expiresIn = Math.min(config.sessionIdleTtl, config.sessionMaxAge)
       await live.sessions.create(
         hashToken(token),
@@ -78,13 +79,13 @@ export function createSessionsService(deps: { live: LiveStore; accounts: Account
     /** The session of a token, its idle expiry renewed; null when the token is unknown or dead. */
     async authenticate(token: string): Promise<Auth | null> {
       const tokenHash = hashToken(token)
-      const session = await live.sessions.touch(tokenHash, new Date(), config.sessionIdleTtl)
+      const session = await live.sessions.touch(tokenHash, deps.clock.now(), config.sessionIdleTtl)
       return session ? { userId: session.userId, sessionId: session.id, tokenHash } : null
     },
 
     /** Whether the session of an earlier authentication still stands (it is read again). */
     async stillSignedIn(auth: Auth): Promise<boolean> {
-      return (await live.sessions.touch(auth.tokenHash, new Date(), config.sessionIdleTtl)) !== null
+      return (await live.sessions.touch(auth.tokenHash, deps.clock.now(), config.sessionIdleTtl)) !== null
     },
 
     async signOut(token: string): Promise<void> {

@@ -1,0 +1,91 @@
+import type { DB } from '../../platform/db/index.js'
+import type { SummarizedUser } from '../accounts/index.js'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    blocks: { blocker_id: string; blocked_id: string; created_at: Date }
+    reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string; created_at: Date; resolved_at: Date | null }
+  }
+}
+
+/**
+ * Which of two users blocked the other, if either did, as a subquery of a statement of another
+ * feature's (a send reads it with both users, in one statement).
+ */
+export function blockerBetween(db: DB, a: string, b: string) {
+  return db
+    .selectFrom('blocks')
+    .select('blocker_id')
+    .where((w) =>
+      w.or([
+        w.and([w('blocker_id', '=', a), w('blocked_id', '=', b)]),
+        w.and([w('blocker_id', '=', b), w('blocked_id', '=', a)]),
+      ]),
+    )
+    .limit(1)
+}
+
+export function createBlocksStore(db: DB) {
+  return {
+    /** Users by id as a summary shows them, deleted ones included (as tombstones). */
+    async users(ids: string[]): Promise<SummarizedUser[]> {
+      if (ids.length === 0) return []
+      return db.selectFrom('users').select(['id', 'first_name', 'last_name', 'picture_etag', 'deleted_at']).where('id', 'in', [...new Set(ids)]).execute()
+    },
+
+    async isLiveUser(id: string): Promise<boolean> {
+      const row = await db.selectFrom('users').select('id').where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst()
+      return row !== undefined
+    },
+
+    /** Answers false when the block existed already (with the time it was made). */
+    async block(blockerId: string, blockedId: string, at: Date): Promise<{ created: boolean; created_at: Date }> {
+      const inserted = await db
+        .insertInto('blocks')
+        .values({ blocker_id: blockerId, blocked_id: blockedId, created_at: at })
+        .onConflict((oc) => oc.columns(['blocker_id', 'blocked_id']).doNothing())
+        .returning('created_at')
+        .executeTakeFirst()
+      if (inserted) return { created: true, created_at: inserted.created_at }
+      const existing = await db.selectFrom('blocks').select('created_at').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirstOrThrow()
+      return { created: false, created_at: existing.created_at }
+    },
+
+    async unblock(blockerId: string, blockedId: string): Promise<boolean> {
+      const result = await db.deleteFrom('blocks').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirst()
+      return result.numDeletedRows > 0n
+    },
+
+    async list(blockerId: string, options: { after?: { at: string; id: string }; limit: number }) {
+      let query = db.selectFrom('blocks').select(['blocked_id', 'created_at']).where('blocker_id', '=', blockerId)
+      if (options.after) {
+        const at = new Date(options.after.at)
+        const id = options.after.id
+        query = query.where((eb) => eb.or([eb('created_at', '<', at), eb.and([eb('created_at', '=', at), eb('blocked_id', '>', id)])]))
+      }
+      return query.orderBy('created_at', 'desc').orderBy('blocked_id').limit(options.limit).execute()
+    },
+
+    /** The users the viewer blocked and the users who blocked the viewer. */
+    async blockedEitherWay(viewerId: string): Promise<Set<string>> {
+      const rows = await db
+        .selectFrom('blocks')
+        .select('blocked_id as id')
+        .where('blocker_id', '=', viewerId)
+        .unionAll(db.selectFrom('blocks').select('blocker_id as id').where('blocked_id', '=', viewerId))
+        .execute()
+      return new Set(rows.map((r) => r.id))
+    },
+
+    /** Forgets the blocks a deleted user made. */
+    async forgetUser(userId: string): Promise<void> {
+      await db.deleteFrom('blocks').where('blocker_id', '=', userId).execute()
+    },
+
+    async insertReport(report: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string }, at: Date) {
+      return db.insertInto('reports').values({ ...report, created_at: at, resolved_at: null }).returningAll().executeTakeFirstOrThrow()
+    },
+  }
+}
+
+export type BlocksStore = ReturnType<typeof createBlocksStore>

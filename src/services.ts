@@ -1,0 +1,116 @@
+import type { BaseLogger } from 'pino'
+import type { Config } from './config.js'
+import { systemClock, type Clock } from './platform/clock.js'
+import type { Platform } from './platform/index.js'
+import { localFirstCounters, type LocalFirstCounters } from './platform/live/local-first-counters.js'
+import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
+import { createAccountsService, createAccountsStore } from './features/accounts/index.js'
+import { createBlocksService, createBlocksStore } from './features/blocks/index.js'
+import { createLocationService } from './features/location/index.js'
+import { createMessagingService, createMessagingStore, insertMessages } from './features/messaging/index.js'
+import { createSessionsService } from './features/sessions/index.js'
+import { createWorkerLocator } from './features/jobs/locator.js'
+import { createJobsService } from './features/jobs/service.js'
+import { createJobsStore } from './features/jobs/store.js'
+
+// The composition root: every feature's service, built on the platform and wired to the others,
+// with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
+
+/** Where the services write their log lines: pino, or a Fastify instance's log (pino too). */
+export type ServicesLogger = Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>
+
+export interface ServicesOptions {
+  log: ServicesLogger
+  /** What time it is, for everything time-driven (tests pass a clock they move). */
+  clock?: Clock
+  /** Who takes payments, instead of the provider the config names. */
+  payments?: PaymentProvider
+}
+
+export async function createServices(config: Config, platform: Platform, options: ServicesOptions) {
+  const { log } = options
+  const clock = options.clock ?? systemClock
+  const db = platform.database.db
+  // What start()ed, closed in the reverse order: what depends on others stops before them.
+  const started: { name: string; close: () => Promise<void> }[] = []
+  const close = async () => {
+    for (const { name, close } of started.splice(0).reverse()) {
+      await close().catch((error: unknown) => log.error({ err: error }, `could not close the ${name}`))
+    }
+  }
+
+  try {
+    // Rate limits count in this process first and in the live store every 100 ms, so that a
+    // request costs no round trip for them; failed sign-ins count in the live store directly.
+    const limits: LocalFirstCounters = localFirstCounters(platform.live.counters, { onFlushError: (err) => log.warn({ err }, 'could not add rate-limit hits to the live store') })
+    started.push({ name: 'rate-limit counters', close: () => limits.close() })
+
+    const accountsStore = createAccountsStore(db)
+    const sessions = createSessionsService({ live: platform.live, accounts: accountsStore, hasher: platform.hasher, config, clock })
+    const accounts = createAccountsService({
+      store: accountsStore,
+      hasher: platform.hasher,
+      endSessions: sessions.endAll,
+      publicUrl: config.publicUrl,
+      events: platform.live.events,
+      log,
+      clock,
+    })
+    await accounts.start()
+    started.push({ name: 'accounts', close: () => accounts.close() })
+
+    const messaging = createMessagingService({ store: createMessagingStore(db), live: platform.live, sendLimits: limits, summary: accounts.summary, sendRateLimit: config.sendRateLimit, clock })
+    await messaging.start()
+    started.push({ name: 'messaging', close: () => messaging.close() })
+    accounts.onDeleted((userId) => messaging.forgetUser(userId))
+
+    // Blocks stop messages both ways (a send reads them in its own statement) and hide users
+    // from each other's searches.
+    const blocks = createBlocksService({ store: createBlocksStore(db), events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, clock })
+    await blocks.start()
+    started.push({ name: 'blocks', close: () => blocks.close() })
+    accounts.onDeleted((userId) => blocks.forgetUser(userId))
+
+    // Live location and search. Search leaves out those the viewer blocked and those who blocked
+    // the viewer.
+    const location = createLocationService({
+      store: platform.live.locations,
+      users: accounts.byIds,
+      hiddenFrom: blocks.hiddenFrom,
+      view: accounts.view,
+      isAdmin: accounts.isAdmin,
+      stillSignedIn: sessions.stillSignedIn,
+      defaultTtl: config.locationDefaultTtl,
+      clock,
+    })
+    accounts.onDeleted((userId) => location.remove(userId))
+    accounts.onChanged((user, before) => location.refresh(user, before))
+    sessions.onSignedOut((userId) => location.remove(userId))
+
+    const jobs = createJobsService({
+      db,
+      store: createJobsStore(db),
+      clock,
+      events: platform.live.events,
+      messages: { insert: insertMessages, publish: messaging.publishCreated, contextOf: messaging.contextOf },
+      payments: options.payments ?? createPaymentProvider(config.payments),
+      locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
+      settings: {
+        autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
+        reminderBeforeMs: config.jobReminderBefore * 1000,
+        paymentRetryMs: 5 * 60_000,
+      },
+      log,
+    })
+    accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
+    jobs.start(config.jobSweepInterval * 1000)
+    started.push({ name: 'jobs', close: () => jobs.stop() })
+
+    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, close }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+export type Services = Awaited<ReturnType<typeof createServices>>
