@@ -17,7 +17,7 @@ const recordEffects = `INSERT INTO bench_effects (task, ran_at_ms) SELECT unnest
 
 async function runQueue() {
   const database = await openDatabase({ databaseUrl: DATABASE_URL, dataDir: '', poolSize: 10 })
-  const queue = await openQueue(database, { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true, onError: () => {} })
+  const queue = await openQueue(database, { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true })
   await queue.handleBatch<{ task: string }>(
     'bench-outbox',
     async (tasks, completeIn) => {

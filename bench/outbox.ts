@@ -169,7 +169,7 @@ async function main() {
     await sql`CREATE TABLE bench_effects (task text PRIMARY KEY, ran_at_ms bigint NOT NULL, runs int NOT NULL DEFAULT 1)`.execute(database.db)
     await sql`CREATE TABLE raw_outbox (id bigserial PRIMARY KEY, task text NOT NULL)`.execute(database.db)
     // The producers' queue adds tasks only; the workers run them.
-    queue = await openQueue(database, { pollIntervalMs: 500, maintenanceIntervalSeconds: 60, work: false, onError: (error) => console.error(error) })
+    queue = await openQueue(database, { pollIntervalMs: 500, maintenanceIntervalSeconds: 60, work: false })
     await queue.define(TASK, { batchSize: 20, expireInSeconds: 5, retryLimit: 5, retryDelaySeconds: 1 })
 
     const ratios: number[] = []

@@ -55,6 +55,12 @@ export interface Config {
   payments: 'local'
   /** Milliseconds that shutdown waits for requests in flight. */
   shutdownTimeout: number
+  /** Whether this process runs background tasks (false: it only adds them, for API-only processes). */
+  queueWork: boolean
+  /** Milliseconds between a task worker's polls when no commit woke it. */
+  queuePollInterval: number
+  /** Seconds between the queue's maintenance runs (tasks of dead workers back in line, archiving). */
+  queueMaintenanceInterval: number
 }
 
 export class ConfigError extends Error {
@@ -158,6 +164,9 @@ export function loadConfig(env: Env = process.env): Config {
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER', 7 * 24 * 3600, 60, 365 * 24 * 3600),
     payments: oneOf('PAYMENTS', ['local'] as const, 'local'),
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
+    queueWork: bool('QUEUE_WORK', true),
+    queuePollInterval: int('QUEUE_POLL_INTERVAL', 2000, 500, 600_000),
+    queueMaintenanceInterval: int('QUEUE_MAINTENANCE_INTERVAL', 30, 1, 3600),
   }
   if (config.redisCluster) {
     if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')

@@ -29,6 +29,12 @@ if (TEST_DATABASE_URL) {
 
 const settings = { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true }
 
+const open = async (database: DatabaseHandle, errors: unknown[], extra: Partial<typeof settings> = {}) => {
+  const queue = await openQueue(database, { ...settings, ...extra })
+  queue.onError((error) => errors.push(error))
+  return queue
+}
+
 const waitFor = async (check: () => boolean | Promise<boolean>, ms = 15_000) => {
   const until = Date.now() + ms
   while (!(await check())) {
@@ -45,7 +51,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
   beforeAll(async () => {
     handle = await backend.open()
     await sql`CREATE TABLE effects (task text PRIMARY KEY, runs int NOT NULL DEFAULT 1)`.execute(handle.database.db)
-    queue = await openQueue(handle.database, { ...settings, onError: (error) => errors.push(error) })
+    queue = await open(handle.database, errors)
   })
   afterAll(async () => {
     await queue?.stop()
@@ -57,7 +63,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
 
   it('runs a task added by a transaction that commits at its commit, once, and never one whose transaction rolled back', async () => {
     // Workers that poll once a minute: only the commit's notification can bring them the task in time.
-    const slow = await openQueue(handle.database, { ...settings, pollIntervalMs: 60_000, onError: (error) => errors.push(error) })
+    const slow = await open(handle.database, errors, { pollIntervalMs: 60_000 })
     const seen: string[] = []
     await slow.handle<{ n: string }>('outbox-commit', async (task) => {
       seen.push(task.data.n)
@@ -145,9 +151,31 @@ describe.each(backends)('the task queue on $name', (backend) => {
     expect((await effects()).filter((e) => e.task === 'atomic-1')).toEqual([{ task: 'atomic-1', runs: 1 }])
   })
 
+  it('runs an effect at once after its commit and removes its task; when that fails, a worker runs the task at its time', async () => {
+    const byWorker: string[] = []
+    await queue.handle<{ key: string }>('inline', async (task) => {
+      byWorker.push(task.data.key)
+    })
+    const add = (key: string) =>
+      handle.database.db.transaction().execute((trx) => queue.add(trx, 'inline', { key }, { runAt: new Date(Date.now() + 1500) }))
+    const inline: string[] = []
+    await queue.runNow('inline', await add('fine'), async () => {
+      inline.push('fine')
+    })
+    const failures = errors.length
+    await queue.runNow('inline', await add('fails'), async () => {
+      throw new Error('the live store is down')
+    })
+    expect(inline).toEqual(['fine'])
+    expect(errors.length).toBe(failures + 1)
+    await waitFor(() => byWorker.length > 0)
+    await new Promise((r) => setTimeout(r, 1000))
+    expect(byWorker).toEqual(['fails'])
+  })
+
   it.runIf(backend.name === 'PostgreSQL')('shares tasks between processes: each runs exactly once', async () => {
     const second = await openDatabase({ databaseUrl: handle.url, dataDir: '', poolSize: 5 })
-    const other = await openQueue(second, { ...settings, onError: (error) => errors.push(error) })
+    const other = await open(second, errors)
     const byQueue = [0, 0]
     const run = (which: 0 | 1) => async (task: Task<{ key: string }>) => {
       byQueue[which]!++

@@ -74,6 +74,15 @@ export interface Queue {
   failed(options: { limit: number; before?: { at: Date; id: string } }): Promise<FailedTask[]>
   /** Puts a failed task back in line, with its retries counted afresh; false when there is no such failed task. */
   retry(id: string): Promise<boolean>
+  /** Where failures go (a task's handler, the queue's maintenance); to stderr until a listener is set. */
+  onError(listener: (error: unknown) => void): void
+  /**
+   * Runs a task's effect at once, in this process, after the commit that added it (with a `runAt`
+   * a little later, so that no worker takes it meanwhile): done, the task is removed; failed, the
+   * error goes to onError and a worker runs the task at its time. What must happen happens, and
+   * fast when all is well.
+   */
+  runNow(name: string, id: string | null, effect: () => Promise<void>): Promise<void>
   /** Waits for handlers under way (up to `timeoutMs`) and stops claiming. */
   stop(timeoutMs?: number): Promise<void>
 }
@@ -85,7 +94,6 @@ export interface QueueSettings {
   maintenanceIntervalSeconds: number
   /** Whether this process runs handlers (false: it only adds tasks, for a split of API and worker processes). */
   work: boolean
-  onError(error: unknown): void
 }
 
 /** The channel on which an added task wakes the workers of its name, in every process. */
@@ -112,7 +120,9 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     archiveFailedAfterSeconds: 30 * 24 * 3600,
     deleteAfterDays: 7,
   })
-  boss.on('error', settings.onError)
+  let errorListener: ((error: unknown) => void) | undefined
+  const onError = (error: unknown) => (errorListener ? errorListener(error) : console.error(error))
+  boss.on('error', onError)
   await boss.start()
   const unlisten = settings.work ? await database.listen(WAKE_CHANNEL, (name) => queue.wake(name)) : undefined
 
@@ -152,8 +162,8 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       await complete(name, ids)
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
-      await (boss.fail as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }).catch(settings.onError)
-      settings.onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, ids, retry } }))
+      await (boss.fail as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }).catch(onError)
+      onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, ids, retry } }))
     }
   }
 
@@ -196,6 +206,21 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
         }
         return run(name, ids, () => handler(jobs.map((job) => taskOf(name, job)), completeIn), Math.max(...jobs.map((job) => job.retryCount)))
       }),
+
+    onError(listener) {
+      errorListener = listener
+    },
+
+    async runNow(name, id, effect) {
+      if (!id) return
+      try {
+        await effect()
+      } catch (error) {
+        onError(Object.assign(error instanceof Error ? error : new Error(String(error)), { task: { name, ids: [id], inline: true } }))
+        return
+      }
+      await boss.deleteJob(name, id).catch(onError)
+    },
 
     wake(name) {
       for (const id of workers.get(name) ?? []) boss.notifyWorker(id)
