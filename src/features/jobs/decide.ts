@@ -43,7 +43,6 @@ export interface Plan {
 }
 export type MovePlan = Plan & { entry: StatusLogRow }
 
-
 /** Due work that is no move: bookkeeping (no new version), maybe notes (a reminder) or a payment to ask for again. */
 export interface Touch {
   at: Date
