@@ -23,6 +23,7 @@ import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { systemRoutes } from './features/system/routes.js'
+import { tasksRoutes } from './features/tasks/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,6 +35,7 @@ declare module 'fastify' {
     location: Services['location']
     messaging: Services['messaging']
     jobs: Services['jobs']
+    tasks: Services['tasks']
     clock: Services['clock']
   }
 }
@@ -88,6 +90,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
   app.decorate('jobs', services.jobs)
+  app.decorate('tasks', services.tasks)
   app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
   registerSecurityHeaders(app)
@@ -123,6 +126,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(blocksRoutes)
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl })
   await app.register(jobsRoutes)
+  await app.register(tasksRoutes)
 
   return app
 }

@@ -9,6 +9,7 @@ import { createBlocksService, createBlocksStore } from './features/blocks/index.
 import { createLocationService } from './features/location/index.js'
 import { createMessagingService, createMessagingStore, insertMessages } from './features/messaging/index.js'
 import { createSessionsService } from './features/sessions/index.js'
+import { createTasksService } from './features/tasks/index.js'
 import { createWorkerLocator } from './features/jobs/locator.js'
 import { createJobsService } from './features/jobs/service.js'
 import { createJobsStore } from './features/jobs/store.js'
@@ -106,7 +107,11 @@ export async function createServices(config: Config, platform: Platform, options
     jobs.start(config.jobSweepInterval * 1000)
     started.push({ name: 'jobs', close: () => jobs.stop() })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, close }
+    // Background tasks' failures land in the log; their dead letters are the admins' to see.
+    platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
+    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
+
+    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, close }
   } catch (error) {
     await close()
     throw error

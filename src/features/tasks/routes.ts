@@ -1,0 +1,39 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from 'typebox'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
+import { problemResponses } from '../../http/problems.js'
+import { IdParams } from '../../http/schemas.js'
+import { FailedTaskList, FailedTaskQuery } from './schemas.js'
+
+const tags = ['admin']
+
+export async function tasksRoutes(fastify: FastifyInstance) {
+  const { tasks } = fastify
+
+  await signedIn(fastify, (app) => {
+    app.get('/admin/tasks/failed', {
+      schema: {
+        tags,
+        summary: 'Background tasks that kept failing',
+        description: 'ADMIN only. Tasks (mails, payment requests, clean-ups after a deletion...) that failed every retry, newest first, with their last error. They are kept 30 days.',
+        security: bearerSecurity,
+        querystring: FailedTaskQuery,
+        response: { 200: FailedTaskList, ...problemResponses(400, 401, 403) },
+      },
+    }, async (request) => tasks.listFailed(request.auth.userId, request.query))
+
+    app.post('/admin/tasks/:id/retry', {
+      schema: {
+        tags,
+        summary: 'Run a failed background task again',
+        description: 'ADMIN only. Puts the task back in line with its retries counted afresh; it runs within moments.',
+        security: bearerSecurity,
+        params: IdParams,
+        response: { 204: Type.Null({ description: 'Back in line' }), ...problemResponses(401, 403, 404) },
+      },
+    }, async (request, reply) => {
+      await tasks.retry(request.auth.userId, request.params.id)
+      return reply.code(204).send(null)
+    })
+  })
+}

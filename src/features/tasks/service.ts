@@ -1,0 +1,42 @@
+import { Type } from 'typebox'
+import { ForbiddenError, NotFoundError } from '../../errors.js'
+import { decodeCursor, pageOf } from '../../http/cursor.js'
+import type { Queue } from '../../platform/queue/index.js'
+import type { FailedTaskQuery } from './schemas.js'
+
+// Background tasks as an admin sees them: those that kept failing (the dead letters), and putting
+// one back in line once what made it fail is mended.
+
+export interface TasksDeps {
+  queue: Queue
+  /** Read from the database, not a cache: the dead letters hold users' data. */
+  isAdmin: (userId: string) => Promise<boolean>
+}
+
+const Position = Type.Object({ at: Type.String({ format: 'date-time' }), id: Type.String({ format: 'uuid' }) })
+
+export function createTasksService(deps: TasksDeps) {
+  const mustBeAdmin = async (actorId: string) => {
+    if (!(await deps.isAdmin(actorId))) throw new ForbiddenError('Only admins see background tasks', 'not_an_admin')
+  }
+  return {
+    async listFailed(actorId: string, query: FailedTaskQuery) {
+      await mustBeAdmin(actorId)
+      const limit = query.limit ?? 20
+      const after = decodeCursor(query.cursor, Position)
+      const rows = await deps.queue.failed({ limit: limit + 1, before: after && { at: new Date(after.at), id: after.id } })
+      const page = pageOf(rows, limit, (last) => ({ at: (last.failed_at ?? last.created_at).toISOString(), id: last.id }))
+      return {
+        items: page.items.map((t) => ({ ...t, created_at: t.created_at.toISOString(), failed_at: t.failed_at?.toISOString() ?? null })),
+        next_cursor: page.next_cursor,
+      }
+    },
+
+    async retry(actorId: string, taskId: string) {
+      await mustBeAdmin(actorId)
+      if (!(await deps.queue.retry(taskId))) throw new NotFoundError('No failed task with this id', 'task_not_found')
+    },
+  }
+}
+
+export type TasksService = ReturnType<typeof createTasksService>

@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+
+// Dead letters as an admin sees them: a task that failed all its retries is listed with its error,
+// and put back in line it runs again. Nobody else sees them.
+
+let t: TestApp
+let admin: SignedIn
+let user: SignedIn
+
+beforeAll(async () => {
+  t = await startTestApp()
+  admin = await newUser(t.app)
+  await t.app.accounts.setAdmin(admin.email, true)
+  user = await newUser(t.app)
+})
+afterAll(async () => t?.close())
+
+const waitFor = async (check: () => boolean | Promise<boolean>) => {
+  const until = Date.now() + 15_000
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+describe('failed background tasks', () => {
+  it('are listed to admins with their last error, page by page, and run again when an admin retries one', async () => {
+    const queue = t.app.platform.queue
+    let mended = false
+    const ran: string[] = []
+    await queue.handle<{ n: number }>('test.mail', async (task) => {
+      if (!mended) throw new Error(`the mail server refused mail ${task.data.n}`)
+      ran.push(String(task.data.n))
+    }, { retryLimit: 0 })
+    const ids: string[] = []
+    for (const n of [1, 2, 3]) ids.push((await queue.add(t.app.platform.database.db, 'test.mail', { n }))!)
+
+    const list = (query = '', limit = 2) => t.app.inject({ method: 'GET', url: `/admin/tasks/failed?limit=${limit}${query}`, headers: admin.auth })
+    await waitFor(async () => (await list()).json().items.length === 2)
+    await waitFor(async () => {
+      const first = (await list()).json()
+      return first.next_cursor !== null && (await list(`&cursor=${first.next_cursor}`)).json().items.length === 1
+    })
+    const first = (await list()).json()
+    const second = (await list(`&cursor=${first.next_cursor}`)).json()
+    const listed = [...first.items, ...second.items]
+    expect(listed.map((i: { id: string }) => i.id).sort()).toEqual([...ids].sort())
+    expect(second.next_cursor).toBeNull()
+    expect(listed.find((i: { id: string }) => i.id === ids[1])).toMatchObject({ name: 'test.mail', data: { n: 2 }, retries: 0, error: 'the mail server refused mail 2' })
+
+    mended = true
+    const retried = await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth })
+    expect(retried.statusCode).toBe(204)
+    await waitFor(() => ran.length === 1)
+    expect(ran).toEqual(['2'])
+    await waitFor(async () => (await list('', 10)).json().items.length === 2)
+    problem(await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth }), 404)
+  })
+
+  it('are an admin\'s only: anyone else gets 403, and a garbage cursor is a 400', async () => {
+    const id = '0190f3c4-0000-7000-8000-000000000001'
+    expect(problem(await t.app.inject({ method: 'GET', url: '/admin/tasks/failed', headers: user.auth }), 403).code).toBe('not_an_admin')
+    expect(problem(await t.app.inject({ method: 'POST', url: `/admin/tasks/${id}/retry`, headers: user.auth }), 403).code).toBe('not_an_admin')
+    problem(await t.app.inject({ method: 'GET', url: '/admin/tasks/failed' }), 401)
+    problem(await t.app.inject({ method: 'GET', url: '/admin/tasks/failed?cursor=nonsense', headers: admin.auth }), 400)
+  })
+})
