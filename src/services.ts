@@ -95,6 +95,7 @@ export async function createServices(config: Config, platform: Platform, options
       events: platform.live.events,
       messages: { insert: insertMessages, publish: messaging.publishCreated, contextOf: messaging.contextOf },
       payments: options.payments ?? createPaymentProvider(config.payments),
+      queue: platform.queue,
       locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
       settings: {
         autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
@@ -104,7 +105,7 @@ export async function createServices(config: Config, platform: Platform, options
       log,
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
-    jobs.start(config.jobSweepInterval * 1000)
+    await jobs.start(config.jobSweepInterval * 1000)
     started.push({ name: 'jobs', close: () => jobs.stop() })
 
     // Background tasks' failures land in the log; their dead letters are the admins' to see.

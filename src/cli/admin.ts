@@ -13,8 +13,8 @@ async function main(argv: string[]) {
     console.error('usage: npm run admin -- grant <email>\n       npm run admin -- revoke <email>')
     return 2
   }
-  // No sweeps of due jobs from here: that is the servers' work.
-  const config = { ...loadConfig(), jobSweepInterval: 0 }
+  // No sweeps of due jobs and no background tasks from here: that is the servers' work.
+  const config = { ...loadConfig(), jobSweepInterval: 0, queueWork: false }
   const platform = await openPlatform(config)
   let services
   try {

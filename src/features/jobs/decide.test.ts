@@ -360,8 +360,8 @@ describe('time-driven work', () => {
     })
   })
 
-  it('asks for a pending payment again, and drops what is due on other jobs', () => {
-    expect(decideDue(job('PENDING_PAYMENT'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(5 * MINUTE) }, followUps: [{ do: 'request_payment', at: at(5 * MINUTE) }] } })
+  it('hands a pending payment to a payment task once, and drops what is due on other jobs', () => {
+    expect(decideDue(job('PENDING_PAYMENT'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: null, remind_at: null }, followUps: [{ do: 'request_payment', at: T0 }] } })
     expect(decideDue(job('PAID'), T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: null }, notes: [], followUps: [] } })
   })
 })

@@ -225,8 +225,9 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
       return { kind: 'move', plan: planMove(job, 'PENDING_PAYMENT', 'time', now, settings) }
     }
     case 'PENDING_PAYMENT':
-      // Asked again now; should this attempt fail too, the next comes after paymentRetryMs.
-      return touch(followUpsOf(['request_payment'], now, job.expires_at, settings))
+      // Handed to a payment task now, which asks again with backoff a capped number of times
+      // (then an admin sees it failed): nothing more is due on the job itself.
+      return { kind: 'touch', touch: { at: now, changes: { due_at: null, remind_at: null }, notes: [], followUps: [{ do: 'request_payment', at: now }] } }
     default:
       return touch([])
   }

@@ -5,6 +5,7 @@ import type { Clock } from '../../platform/clock.js'
 import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import type { PaymentProvider } from '../../platform/payments/index.js'
+import type { Queue } from '../../platform/queue/index.js'
 import type { MessageRow, NewMessage, ParticipantRow, SenderRow } from '../messaging/index.js'
 import type { JobsSettings } from './decide.js'
 import type { JobsStore } from './store.js'
@@ -41,6 +42,8 @@ export interface JobsDeps {
   events: EventBus
   messages: MessageSink
   payments: PaymentProvider
+  /** Background tasks: the sweep of due work, payment requests. */
+  queue: Queue
   /** Absent until the location feature is wired in: then declines suggest no one, offers say no distance. */
   locator?: WorkerLocator
   settings: JobsSettings

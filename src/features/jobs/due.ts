@@ -1,8 +1,12 @@
-// Time-driven work on jobs: expiries, reminders, auto-approvals, payment retries. What is due on
+// Time-driven work on jobs: expiries, reminders, auto-approvals, payment requests. What is due on
 // one job is handleDue (in the transaction that holds the job) then finishDue (after its commit);
-// the sweep below finds due jobs through their `due_at` and runs both on each.
+// the sweep below finds due jobs through their `due_at` and runs both on each. The job's `due_at`,
+// written with every change, is what makes the work durable; the sweep itself is a queue task that
+// adds the next one (one a slot of time, whichever process runs it), and a payment request is a
+// queue task added in the transaction that hands it over, retried with backoff up to a cap.
 
 import type { Transaction } from 'kysely'
+import { v5 as uuidv5 } from 'uuid'
 import type { Database } from '../../platform/db/index.js'
 import type { MessageRow } from '../messaging/index.js'
 import { messagesOf, writeLocked, type Committed } from './commit.js'
@@ -17,39 +21,55 @@ export interface DueDone {
   committed?: Committed
   /** Messages that came with no change to the job (a reminder). */
   messages?: MessageRow[]
-  /** A job to ask the payment provider about. */
-  pay?: JobRow
+  /** The payment task added for the job, run at once after the commit. */
+  pay?: { jobId: string; taskId: string | null }
 }
 
 const DUE_WORK_BATCH = 500
+/** The tasks: one sweep a slot of time, and a job's payment request. */
+export const SWEEP_TASK = 'jobs.sweep'
+export const PAY_TASK = 'jobs.request-payment'
+/** Sweeps of a slot share an id made from it, so that the processes add one between them. */
+const SWEEP_IDS = '6f1e2d4c-9a4b-4c1e-8f3a-2b7d5e0c9a11'
+/** A payment request retried with backoff from a minute: 10 times over about 17 hours, then an admin's. */
+const PAY_RETRIES = { retryLimit: 10, retryDelaySeconds: 60 }
+/** The payment is asked for at once after the commit; the task waits this long before a worker may take it. */
+const PAY_INLINE_SECONDS = 60
 
 const asksForPayment = (followUps: FollowUp[]) => followUps.some((f) => f.do === 'request_payment')
 
-export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'settings' | 'log' | 'messages'> & { pushes: Pushes; payment: JobPayment }) {
-  const { db, store, clock, settings, log } = deps
+export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'settings' | 'log' | 'messages' | 'queue'> & { pushes: Pushes; payment: JobPayment }) {
+  const { db, store, clock, settings, log, queue } = deps
+
+  /** Hands a job's payment to a payment task, in the transaction of the change that asks for it. */
+  const payTask = async (trx: Transaction<Database>, jobId: string) => ({ jobId, taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { delaySeconds: PAY_INLINE_SECONDS }) })
 
   /** The work due on a job at `now`, decided (decideDue) and written in the transaction that holds the job. */
   const handleDue = async (trx: Transaction<Database>, job: JobWithParties, now: Date): Promise<DueDone> => {
     const decision = decideDue(job, now, settings)
     if (decision.kind === 'move') {
       const committed = await writeLocked(store, trx, job, decision.plan)
-      return { committed, pay: asksForPayment(decision.plan.followUps) ? committed.row : undefined }
+      return { committed, pay: asksForPayment(decision.plan.followUps) ? await payTask(trx, job.id) : undefined }
     }
     const { touch } = decision
     await store.setDue(trx, job.id, touch.changes)
     const messages = touch.notes.length > 0 ? await deps.messages.insert(trx, messagesOf(job.id, touch.notes, touch.at)) : undefined
-    return { messages, pay: asksForPayment(touch.followUps) ? job : undefined }
+    return { messages, pay: asksForPayment(touch.followUps) ? await payTask(trx, job.id) : undefined }
   }
 
   /** What due work leaves to do once committed: push it, and ask for a payment. */
   const finishDue = async (done: DueDone): Promise<void> => {
     if (done.committed) deps.pushes.job(done.committed)
     if (done.messages) deps.pushes.messages(done.messages)
-    if (done.pay) await deps.payment.requestPayment(done.pay)
+    if (done.pay) await queue.runNow(PAY_TASK, done.pay.taskId, () => deps.payment.payOrFail(done.pay!.jobId))
   }
 
-  let timer: NodeJS.Timeout | undefined
-  let running: Promise<number> | undefined
+  let handling = false
+  let sweepEvery = 0
+
+  /** Adds the sweep of the slot of time `slot` (once, whichever process adds it), to run `delaySeconds` from now. */
+  const addSweep = (slot: number, delaySeconds: number) =>
+    queue.add(db, SWEEP_TASK, { slot }, { id: uuidv5(`${SWEEP_TASK}:${sweepEvery}:${slot}`, SWEEP_IDS), delaySeconds })
 
   /**
    * Does the time-driven work due at `now`. Each job is claimed with FOR UPDATE SKIP LOCKED in its
@@ -88,27 +108,29 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
     finishDue,
     runDueWork,
 
-    /** Sweeps for due work every `intervalMs` until stop(). */
-    start(intervalMs: number) {
-      if (timer || intervalMs <= 0) return
-      timer = setInterval(() => {
-        if (running) return
-        running = runDueWork().catch((error: unknown) => {
-          log.error({ err: error }, 'the due-work sweep failed')
-          return 0
-        })
-        void running.finally(() => {
-          running = undefined
-        })
-      }, intervalMs)
-      timer.unref()
+    /**
+     * Runs this process's share of the jobs' tasks: payment requests always, and with `intervalMs`
+     * above 0 the sweep, every `intervalMs`, until stop().
+     */
+    async start(intervalMs: number) {
+      if (!handling) {
+        handling = true
+        await queue.handle<{ job_id: string }>(PAY_TASK, (task) => deps.payment.payOrFail(task.data.job_id), PAY_RETRIES)
+      }
+      if (intervalMs <= 0 || sweepEvery > 0) return
+      sweepEvery = intervalMs
+      await queue.handle<{ slot: number }>(SWEEP_TASK, async (task) => {
+        await runDueWork()
+        await addSweep(task.data.slot + sweepEvery, sweepEvery / 1000)
+      }, { retryLimit: 3, retryDelaySeconds: 5 })
+      await addSweep(Math.floor(clock.now().getTime() / sweepEvery) * sweepEvery, 0)
     },
 
-    /** Stops the sweep, waiting for a run under way. */
+    /** Stops sweeping in this process, waiting for a sweep under way. */
     async stop() {
-      if (timer) clearInterval(timer)
-      timer = undefined
-      await running
+      if (sweepEvery === 0) return
+      sweepEvery = 0
+      await queue.unhandle(SWEEP_TASK)
     },
   }
 }

@@ -634,7 +634,7 @@ describe('expiry, reminders and auto-approval, on a clock the tests move', () =>
     const w = await worker()
     const job = await offer(c, w, { expires_in: 3600 })
     clock.advance(HOUR)
-    t.app.jobs.start(20)
+    await t.app.jobs.start(20)
     try {
       // The timer finds it: no read here could have expired it, as reads expire too.
       await vi.waitFor(async () => expect(await messagesAbout(c, job.id)).toHaveLength(1), { timeout: 10_000, interval: 50 })

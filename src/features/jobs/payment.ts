@@ -57,7 +57,18 @@ export function createJobPayment(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' |
     return outcome.status === 'confirmed' ? confirmPayment(row.id, outcome) : undefined
   }
 
-  return { confirmPayment, requestPayment }
+  /**
+   * The payment task's work: asks for a job's payment while it waits in PENDING_PAYMENT, and fails
+   * (so the task is retried with backoff, then kept for an admin) until the provider confirms.
+   */
+  const payOrFail = async (jobId: string): Promise<void> => {
+    const row = await store.findById(jobId)
+    if (!row || row.status !== 'PENDING_PAYMENT') return
+    const paid = await requestPayment(row)
+    if (!paid) throw new Error(`the payment of job ${jobId} is not confirmed yet`)
+  }
+
+  return { confirmPayment, requestPayment, payOrFail }
 }
 
 export type JobPayment = ReturnType<typeof createJobPayment>

@@ -52,6 +52,7 @@ export function createJobsService(deps: JobsDeps) {
       read,
       decide: (state) => planOrThrow(decide(state, clock.now())),
       write: async (state, decided) => {
+        // A plan is decided only on a job that was found.
         const committed = await writePlan(store, db, state.job!, decided.plan)
         return committed && { committed, decided }
       },
@@ -190,8 +191,8 @@ export function createJobsService(deps: JobsDeps) {
      */
     runDueWork: (now?: Date): Promise<number> => due.runDueWork(now),
 
-    /** Sweeps for due work every `intervalMs` until stop(). */
-    start: (intervalMs: number) => due.start(intervalMs),
+    /** Runs payment requests, and with `intervalMs` above 0 sweeps for due work that often, until stop(). */
+    start: (intervalMs: number): Promise<void> => due.start(intervalMs),
 
     /** Stops the sweep, waiting for a run under way and for pushes in flight. */
     async stop() {

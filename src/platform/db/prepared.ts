@@ -58,8 +58,10 @@ export function prepareStatements(pool: pg.Pool): void {
     client.query = ((text: unknown, values?: unknown, callback?: unknown) => {
       if (typeof text === 'string' && Array.isArray(values) && values.length > 0 && callback === undefined) return run(text, values)
       if (typeof text === 'string') {
-        if (/^\s*(begin|start transaction)\b/i.test(text)) inTransaction = true
-        else if (/^\s*(commit|end|rollback(?!\s+to\b))\b/i.test(text)) inTransaction = false
+        // The text's last transaction-control statement decides: a script (the job queue's
+        // migrations) may open and close a transaction in one text.
+        const control = text.match(/(?:^|;)\s*(begin|start\s+transaction|commit|end|rollback(?!\s+to\b))\b/gi)?.at(-1)
+        if (control) inTransaction = /begin|start/i.test(control)
       }
       return query(text, values, callback)
     }) as typeof client.query

@@ -15,6 +15,8 @@ export type Executor = Kysely<Database> | Transaction<Database>
 export interface TaskOptions {
   /** Not before this time (work due later: expiries, reminders, approvals). */
   runAt?: Date
+  /** Not before this many seconds from now (by the database's clock). */
+  delaySeconds?: number
   /** A stable id: adding a task whose id exists already adds nothing (the second add answers null). */
   id?: string
 }
@@ -68,6 +70,8 @@ export interface Queue {
   handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<void>
   /** Runs `handler` for the tasks of `name` a claimed batch at a time: one failure fails (and retries) the batch. */
   handleBatch<T>(name: string, handler: BatchHandler<T>, options?: TaskQueueOptions): Promise<void>
+  /** Stops running the tasks of `name` in this process (waiting for those under way); other processes go on. */
+  unhandle(name: string): Promise<void>
   /** Claims at once the tasks this process's workers of `name` would claim at their next poll. */
   wake(name: string): void
   /** Dead letters: tasks that failed for good, newest first. */
@@ -185,10 +189,12 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       const known = defined.get(name)
       if (!known) throw new Error(`task ${name} is added before it is defined: define it (or handle it) at start`)
       await known
-      const id = await boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(options.runAt ? { startAfter: options.runAt } : {}) })
+      const startAfter = options.runAt ?? options.delaySeconds
+      const id = await boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(startAfter !== undefined ? { startAfter } : {}) })
       // A notification sent in a transaction is delivered when it commits, to every process: their
       // workers claim the task then, instead of at their next poll.
-      if (id && !(options.runAt && options.runAt.getTime() > Date.now())) await executor.executeQuery(CompiledQuery.raw(`SELECT pg_notify('${WAKE_CHANNEL}', $1)`, [name]))
+      const later = (options.runAt && options.runAt.getTime() > Date.now()) || (options.delaySeconds ?? 0) > 0
+      if (id && !later) await executor.executeQuery(CompiledQuery.raw(`SELECT pg_notify('${WAKE_CHANNEL}', $1)`, [name]))
       return id
     },
 
@@ -206,6 +212,12 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
         }
         return run(name, ids, () => handler(jobs.map((job) => taskOf(name, job)), completeIn), Math.max(...jobs.map((job) => job.retryCount)))
       }),
+
+    async unhandle(name) {
+      if (!workers.has(name)) return
+      workers.delete(name)
+      await boss.offWork(name)
+    },
 
     onError(listener) {
       errorListener = listener
