@@ -61,6 +61,8 @@ export interface Config {
   queuePollInterval: number
   /** Seconds between the queue's maintenance runs (tasks of dead workers back in line, archiving). */
   queueMaintenanceInterval: number
+  /** Seconds a task run at once after its commit is left to that run before a worker takes it. */
+  queueInlineGrace: number
 }
 
 export class ConfigError extends Error {
@@ -167,6 +169,7 @@ export function loadConfig(env: Env = process.env): Config {
     queueWork: bool('QUEUE_WORK', true),
     queuePollInterval: int('QUEUE_POLL_INTERVAL', 2000, 500, 600_000),
     queueMaintenanceInterval: int('QUEUE_MAINTENANCE_INTERVAL', 30, 1, 3600),
+    queueInlineGrace: int('QUEUE_INLINE_GRACE', 30, 1, 3600),
   }
   if (config.redisCluster) {
     if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')

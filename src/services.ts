@@ -56,6 +56,7 @@ export async function createServices(config: Config, platform: Platform, options
       events: platform.live.events,
       log,
       clock,
+      queue: platform.queue,
     })
     await accounts.start()
     started.push({ name: 'accounts', close: () => accounts.close() })

@@ -27,7 +27,7 @@ if (TEST_DATABASE_URL) {
   })
 }
 
-const settings = { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true }
+const settings = { pollIntervalMs: 500, maintenanceIntervalSeconds: 1, work: true, inlineGraceSeconds: 2 }
 
 const open = async (database: DatabaseHandle, errors: unknown[], extra: Partial<typeof settings> = {}) => {
   const queue = await openQueue(database, { ...settings, ...extra })
@@ -157,7 +157,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
       byWorker.push(task.data.key)
     })
     const add = (key: string) =>
-      handle.database.db.transaction().execute((trx) => queue.add(trx, 'inline', { key }, { runAt: new Date(Date.now() + 1500) }))
+      handle.database.db.transaction().execute((trx) => queue.add(trx, 'inline', { key }, { runsNow: true }))
     const inline: string[] = []
     await queue.runNow('inline', await add('fine'), async () => {
       inline.push('fine')

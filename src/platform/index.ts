@@ -19,7 +19,7 @@ export async function openPlatform(config: Config): Promise<Platform> {
   let live: LiveStore
   let queue: Queue
   try {
-    queue = await openQueue(database, { pollIntervalMs: config.queuePollInterval, maintenanceIntervalSeconds: config.queueMaintenanceInterval, work: config.queueWork })
+    queue = await openQueue(database, { pollIntervalMs: config.queuePollInterval, maintenanceIntervalSeconds: config.queueMaintenanceInterval, work: config.queueWork, inlineGraceSeconds: config.queueInlineGrace })
   } catch (error) {
     await database.close()
     throw error

@@ -10,7 +10,8 @@ import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
 import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
-import { EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
+import type { Queue } from '../../platform/queue/index.js'
+import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
 
 export interface Actor {
   userId: string
@@ -34,6 +35,21 @@ const CACHED_USERS = 100_000
 const CACHED_USER_TTL_MS = 60_000
 const CursorPosition = Type.Object({ id: Type.String({ format: 'uuid' }) })
 
+/**
+ * What follows a change or a deletion: tasks added in its transaction (the outbox), run at once
+ * after the commit and, should that fail, by a worker a little later, with retries.
+ */
+const CHANGED_TASK = 'accounts.changed'
+const DELETED_TASK = 'accounts.deleted'
+interface ChangedTask {
+  user_id: string
+  /** Sessions to end (a new password): all, or all but the one that changed it. */
+  end_sessions?: { except: string | null }
+}
+interface DeletedTask {
+  user_id: string
+}
+
 function checkPasswordBytes(password: string, field = 'password') {
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidInputError(`The password is longer than ${MAX_PASSWORD_BYTES} bytes`, [{ field: `body/${field}`, message: `must be at most ${MAX_PASSWORD_BYTES} bytes` }], 'password_too_long')
@@ -49,6 +65,7 @@ export function createAccountsService(deps: {
   events: EventBus
   log: Pick<FastifyBaseLogger, 'warn'>
   clock: Clock
+  queue: Queue
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
@@ -78,17 +95,36 @@ export function createAccountsService(deps: {
   }
 
   /**
-   * A user changed (committed already): every process's cache drops it, and the other features
-   * hear of it. A failure here is logged, not answered: the change stands, and a cache entry
-   * lives a minute at most.
+   * What follows a change to a user (committed already): its sessions end if asked, every
+   * process's cache drops it, and the other features hear of it (`before` when known: the map's
+   * card is rewritten only when what it shows changed).
    */
-  const changed = async (user: UserRow, before?: UserRow) => {
-    try {
-      await cached.changed([user.id])
-      for (const hook of changedHooks) await hook(user, before)
-    } catch (error) {
-      deps.log.warn({ err: error, user_id: user.id }, 'could not tell the other processes and features of a change to a user')
-    }
+  const afterChange = async (task: ChangedTask, user?: UserRow, before?: UserRow) => {
+    if (task.end_sessions) await deps.endSessions(task.user_id, task.end_sessions.except ?? undefined)
+    await cached.changed([task.user_id])
+    const current = user ?? (await store.findById(task.user_id))
+    if (current) for (const hook of changedHooks) await hook(current, before)
+  }
+
+  /** What follows a deletion: the sessions end, the other features forget the user, caches drop it. */
+  const afterDeletion = async (task: DeletedTask) => {
+    await deps.endSessions(task.user_id)
+    for (const hook of deletedHooks) await hook(task.user_id)
+    await cached.changed([task.user_id])
+  }
+
+  /**
+   * Writes a change to a user with the task of what follows it, in one transaction; then runs
+   * that at once. A failure there is logged and left to the task: the change stands.
+   */
+  const change = async (write: (store: AccountsStore) => Promise<UserRow | undefined>, task: Omit<ChangedTask, 'user_id'> = {}, before?: UserRow) => {
+    const { user, taskId } = await store.transaction(async (trx) => {
+      const user = await write(createAccountsStore(trx))
+      const taskId = user ? await deps.queue.add(trx, CHANGED_TASK, { ...task, user_id: user.id }, { runsNow: true }) : null
+      return { user, taskId }
+    })
+    if (user) await deps.queue.runNow(CHANGED_TASK, taskId, () => afterChange({ ...task, user_id: user.id }, user, before))
+    return user
   }
 
   const mustFind = async (id: string) => {
@@ -133,7 +169,11 @@ export function createAccountsService(deps: {
     /** Whether the user is an admin now: read from the database, for deciding what a user may see. */
     isAdmin: async (userId: string): Promise<boolean> => (await store.findById(userId))?.roles.includes('ADMIN') ?? false,
 
-    start: () => cached.start(),
+    async start() {
+      await cached.start()
+      await deps.queue.handle<ChangedTask>(CHANGED_TASK, (task) => afterChange(task.data))
+      await deps.queue.handle<DeletedTask>(DELETED_TASK, (task) => afterDeletion(task.data))
+    },
     close: () => cached.close(),
 
     async signup(input: SignupInput): Promise<UserView> {
@@ -181,17 +221,17 @@ export function createAccountsService(deps: {
       }
       if (input.password !== undefined) checkPasswordBytes(input.password)
       try {
-        const updated = await store.update(target.id, {
+        const changes = {
           ...(input.first_name !== undefined ? { first_name: input.first_name.trim() } : {}),
           ...(input.last_name !== undefined ? { last_name: input.last_name.trim() } : {}),
           ...(input.email !== undefined ? { email: input.email.trim() } : {}),
           ...(input.roles !== undefined ? { roles: input.roles as Role[] } : {}),
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
-        }, deps.clock.now())
-        if (!updated) throw new NotFoundError('No such user', 'user_not_found')
+        }
         // A new password ends every other session: whoever knew the old one is out.
-        if (input.password !== undefined) await deps.endSessions(target.id, self ? actor.sessionId : undefined)
-        await changed(updated, target)
+        const endSessions = input.password !== undefined ? { end_sessions: { except: self ? actor.sessionId : null } } : {}
+        const updated = await change((store) => store.update(target.id, changes, deps.clock.now()), endSessions, target)
+        if (!updated) throw new NotFoundError('No such user', 'user_not_found')
         return view(updated, me)
       } catch (error) {
         if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
@@ -201,17 +241,17 @@ export function createAccountsService(deps: {
 
     /** Grants or takes away ADMIN by email (the command line's way to make the first admin); false if there is no such user. */
     async setAdmin(email: string, admin: boolean): Promise<boolean> {
-      const user = await store.setAdmin(email.trim(), admin, deps.clock.now())
-      if (user) await changed(user)
+      const user = await change((store) => store.setAdmin(email.trim(), admin, deps.clock.now()))
       return user !== undefined
     },
 
     async delete(actor: Actor, id: string | undefined): Promise<void> {
       const { target } = await actingOn(actor, id)
-      if (!(await store.delete(target.id, deps.clock.now()))) throw new NotFoundError('No such user', 'user_not_found')
-      await deps.endSessions(target.id)
-      for (const hook of deletedHooks) await hook(target.id)
-      await cached.changed([target.id]).catch((error: unknown) => deps.log.warn({ err: error, user_id: target.id }, 'could not tell the other processes of a deleted user'))
+      const taskId = await store.transaction(async (trx) =>
+        (await createAccountsStore(trx).delete(target.id, deps.clock.now())) ? deps.queue.add(trx, DELETED_TASK, { user_id: target.id }, { runsNow: true }) : undefined,
+      )
+      if (taskId === undefined) throw new NotFoundError('No such user', 'user_not_found')
+      await deps.queue.runNow(DELETED_TASK, taskId, () => afterDeletion({ user_id: target.id }))
     },
 
     async list(viewerId: string, query: { q?: string; role?: Role; limit?: number; cursor?: string }) {
@@ -227,9 +267,8 @@ export function createAccountsService(deps: {
     async setPicture(actor: Actor, upload: Buffer): Promise<UserView> {
       const image = await toProfilePicture(upload)
       const etag = createHash('sha256').update(image).digest('base64url').slice(0, 16)
-      const user = await store.setPicture(actor.userId, image, etag, deps.clock.now())
+      const user = await change((store) => store.setPicture(actor.userId, image, etag, deps.clock.now()))
       if (!user) throw new UnauthenticatedError()
-      await changed(user)
       return view(user, user)
     },
 

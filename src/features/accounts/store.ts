@@ -1,5 +1,5 @@
-import { sql, type ColumnType, type Generated, type Selectable } from 'kysely'
-import type { DB } from '../../platform/db/index.js'
+import { sql, type ColumnType, type Generated, type Selectable, type Transaction } from 'kysely'
+import type { Database, DB } from '../../platform/db/index.js'
 
 export type Role = 'CLIENT' | 'WORKER' | 'ADMIN'
 
@@ -40,6 +40,10 @@ export class EmailTakenError extends Error {}
 const isUniqueViolation = (error: unknown) => (error as { code?: string } | null)?.code === '23505'
 
 export function createAccountsStore(db: DB) {
+  /** Work that needs a transaction: the caller's, when the store is on one already. */
+  const inTransaction = <T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> =>
+    db.isTransaction ? work(db as Transaction<Database>) : db.transaction().execute(work)
+
   const live = () => db.selectFrom('users').where('deleted_at', 'is', null)
 
   return {
@@ -114,7 +118,7 @@ export function createAccountsStore(db: DB) {
      * messages and jobs others hold keep their reference. Answers false if there was none.
      */
     async delete(id: string, at: Date): Promise<boolean> {
-      return db.transaction().execute(async (trx) => {
+      return inTransaction(async (trx) => {
         await trx.deleteFrom('user_pictures').where('user_id', '=', id).execute()
         const result = await trx
           .updateTable('users')
@@ -124,6 +128,11 @@ export function createAccountsStore(db: DB) {
           .executeTakeFirst()
         return result.numUpdatedRows > 0n
       })
+    },
+
+    /** Runs `work` in one transaction (a store made on it writes there, with the tasks of the outbox). */
+    transaction<T>(work: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+      return inTransaction(work)
     },
 
     async list(query: UserListQuery): Promise<UserRow[]> {
@@ -139,7 +148,7 @@ export function createAccountsStore(db: DB) {
     },
 
     async setPicture(userId: string, image: Buffer, etag: string, at: Date): Promise<UserRow | undefined> {
-      return db.transaction().execute(async (trx) => {
+      return inTransaction(async (trx) => {
         const user = await trx
           .updateTable('users')
           .set({ picture_etag: etag, updated_at: at })

@@ -33,8 +33,6 @@ export const PAY_TASK = 'jobs.request-payment'
 const SWEEP_IDS = '6f1e2d4c-9a4b-4c1e-8f3a-2b7d5e0c9a11'
 /** A payment request retried with backoff from a minute: 10 times over about 17 hours, then an admin's. */
 const PAY_RETRIES = { retryLimit: 10, retryDelaySeconds: 60 }
-/** The payment is asked for at once after the commit; the task waits this long before a worker may take it. */
-const PAY_INLINE_SECONDS = 60
 
 const asksForPayment = (followUps: FollowUp[]) => followUps.some((f) => f.do === 'request_payment')
 
@@ -42,7 +40,7 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
   const { db, store, clock, settings, log, queue } = deps
 
   /** Hands a job's payment to a payment task, in the transaction of the change that asks for it. */
-  const payTask = async (trx: Transaction<Database>, jobId: string) => ({ jobId, taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { delaySeconds: PAY_INLINE_SECONDS }) })
+  const payTask = async (trx: Transaction<Database>, jobId: string) => ({ jobId, taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { runsNow: true }) })
 
   /** The work due on a job at `now`, decided (decideDue) and written in the transaction that holds the job. */
   const handleDue = async (trx: Transaction<Database>, job: JobWithParties, now: Date): Promise<DueDone> => {

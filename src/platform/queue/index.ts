@@ -17,6 +17,11 @@ export interface TaskOptions {
   runAt?: Date
   /** Not before this many seconds from now (by the database's clock). */
   delaySeconds?: number
+  /**
+   * The adder runs it itself with runNow right after its commit: workers take it only after the
+   * queue's grace (`inlineGraceSeconds`), should that run fail or never happen (a crash).
+   */
+  runsNow?: boolean
   /** A stable id: adding a task whose id exists already adds nothing (the second add answers null). */
   id?: string
 }
@@ -81,10 +86,10 @@ export interface Queue {
   /** Where failures go (a task's handler, the queue's maintenance); to stderr until a listener is set. */
   onError(listener: (error: unknown) => void): void
   /**
-   * Runs a task's effect at once, in this process, after the commit that added it (with a `runAt`
-   * a little later, so that no worker takes it meanwhile): done, the task is removed; failed, the
-   * error goes to onError and a worker runs the task at its time. What must happen happens, and
-   * fast when all is well.
+   * Runs a task's effect at once, in this process, after the commit that added it (`runsNow`, so
+   * that no worker takes it meanwhile): done, the task is removed; failed, the error goes to
+   * onError and a worker runs the task after the grace. What must happen happens, and fast when
+   * all is well.
    */
   runNow(name: string, id: string | null, effect: () => Promise<void>): Promise<void>
   /** Waits for handlers under way (up to `timeoutMs`) and stops claiming. */
@@ -98,6 +103,8 @@ export interface QueueSettings {
   maintenanceIntervalSeconds: number
   /** Whether this process runs handlers (false: it only adds tasks, for a split of API and worker processes). */
   work: boolean
+  /** Seconds that a task run at once after its commit (runsNow) is left to its adder before a worker takes it. */
+  inlineGraceSeconds?: number
 }
 
 /** The channel on which an added task wakes the workers of its name, in every process. */
@@ -189,11 +196,11 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       const known = defined.get(name)
       if (!known) throw new Error(`task ${name} is added before it is defined: define it (or handle it) at start`)
       await known
-      const startAfter = options.runAt ?? options.delaySeconds
+      const startAfter = options.runAt ?? (options.runsNow ? (settings.inlineGraceSeconds ?? 30) : options.delaySeconds)
       const id = await boss.send(name, data, { db: sqlOf(executor), ...(options.id ? { id: options.id } : {}), ...(startAfter !== undefined ? { startAfter } : {}) })
       // A notification sent in a transaction is delivered when it commits, to every process: their
       // workers claim the task then, instead of at their next poll.
-      const later = (options.runAt && options.runAt.getTime() > Date.now()) || (options.delaySeconds ?? 0) > 0
+      const later = (options.runAt && options.runAt.getTime() > Date.now()) || (typeof startAfter === 'number' && startAfter > 0)
       if (id && !later) await executor.executeQuery(CompiledQuery.raw(`SELECT pg_notify('${WAKE_CHANNEL}', $1)`, [name]))
       return id
     },
