@@ -10,9 +10,7 @@ import { createLocationService } from './features/location/index.js'
 import { createMessagingService, createMessagingStore, insertMessages } from './features/messaging/index.js'
 import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
-import { createWorkerLocator } from './features/jobs/locator.js'
-import { createJobsService } from './features/jobs/service.js'
-import { createJobsStore } from './features/jobs/store.js'
+import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.

@@ -1,0 +1,4 @@
+// What the composition root uses of jobs: its service, its store and the live map's locator.
+export { createJobsService, type JobsService } from './service.js'
+export { createJobsStore } from './store.js'
+export { createWorkerLocator } from './locator.js'
