@@ -186,7 +186,9 @@ async function main() {
     const chaos = await run('queue', database, queue, rawPool, scratch.url, 'task queue, one worker SIGKILLed', true)
     print(chaos)
     ratios.sort((a, b) => a - b)
-    console.log(`\nqueue / raw (median of ${ROUNDS}): ${(100 * ratios[Math.floor(ratios.length / 2)]!).toFixed(0)}% (target 50%)`)
+    const middle = ratios.length / 2
+    const median = ratios.length % 2 ? ratios[Math.floor(middle)]! : (ratios[middle - 1]! + ratios[middle]!) / 2
+    console.log(`\nqueue / raw (median of ${ROUNDS}): ${(100 * median).toFixed(0)}% (target 50%)`)
     console.log(`with a worker SIGKILLed: lost ${chaos.lost}, ran twice ${chaos.twice} (target 0 and 0)`)
   } finally {
     await queue?.stop()

@@ -66,7 +66,7 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Blocks stop messages both ways (a send reads them in its own statement) and hide users
     // from each other's searches.
-    const blocks = createBlocksService({ store: createBlocksStore(db), events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, clock })
+    const blocks = createBlocksService({ db, store: createBlocksStore(db), queue: platform.queue, events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, clock })
     await blocks.start()
     started.push({ name: 'blocks', close: () => blocks.close() })
     accounts.onDeleted((userId) => blocks.forgetUser(userId))

@@ -173,6 +173,44 @@ describe.each(backends)('the task queue on $name', (backend) => {
     expect(byWorker).toEqual(['fails'])
   })
 
+  it('rolls back the effect of a task that ran past its time, and runs it again', async () => {
+    let runs = 0
+    await queue.handle<{ key: string }>('slow', async (task) => {
+      const run = ++runs
+      // The first run outlives its 1 s (slow work elsewhere): the queue's upkeep gives the task up meanwhile.
+      if (run === 1) await new Promise((r) => setTimeout(r, 3000))
+      await handle.database.db.transaction().execute(async (trx) => {
+        await sql`INSERT INTO effects (task) VALUES (${task.data.key}) ON CONFLICT (task) DO UPDATE SET runs = effects.runs + 1`.execute(trx)
+        await task.completeIn(trx)
+      })
+    }, { expireInSeconds: 1, retryLimit: 3, retryDelaySeconds: 1 })
+    await queue.add(handle.database.db, 'slow', { key: 'slow-1' })
+    await waitFor(async () => (await effects()).some((e) => e.task === 'slow-1'), 20_000)
+    // Whatever came first, the late first run's completion finds the task gone and rolls back.
+    await new Promise((r) => setTimeout(r, 3500))
+    expect(runs).toBe(2)
+    expect((await effects()).filter((e) => e.task === 'slow-1')).toEqual([{ task: 'slow-1', runs: 1 }])
+  })
+
+  it('lists every dead letter page by page, those that failed in one batch too', async () => {
+    await queue.handleBatch('batch-fails', async () => {
+      throw new Error('the whole batch fails')
+    }, { retryLimit: 0, batchSize: 10 })
+    const ids = await handle.database.db.transaction().execute(async (trx) => Promise.all([1, 2, 3, 4, 5].map((n) => queue.add(trx, 'batch-fails', { n }))))
+    const mine = async () => (await queue.failed({ limit: 100 })).filter((t) => t.name === 'batch-fails')
+    await waitFor(async () => (await mine()).length === 5)
+    const paged: string[] = []
+    let before: { at: Date; id: string } | undefined
+    for (;;) {
+      const page = (await queue.failed({ limit: 2, before }))
+      if (page.length === 0) break
+      paged.push(...page.filter((t) => t.name === 'batch-fails').map((t) => t.id))
+      const last = page.at(-1)!
+      before = { at: last.failed_at!, id: last.id }
+    }
+    expect(paged.sort()).toEqual([...ids].sort())
+  })
+
   it.runIf(backend.name === 'PostgreSQL')('shares tasks between processes: each runs exactly once', async () => {
     const second = await openDatabase({ databaseUrl: handle.url, dataDir: '', poolSize: 5 })
     const other = await open(second, errors)

@@ -10,7 +10,7 @@ import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
 import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
-import type { Queue } from '../../platform/queue/index.js'
+import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
 
 export interface Actor {
@@ -69,6 +69,8 @@ export function createAccountsService(deps: {
 }) {
   const { store, hasher } = deps
   const deletedHooks: AccountDeletedHook[] = []
+  /** This process's task handlers, stopped at close. */
+  const handlers: StopHandling[] = []
   const changedHooks: AccountChangedHook[] = []
   // Users as other features show them (search results, a poster's roles), read through a cache
   // of each process; every change to a user drops it everywhere.
@@ -171,10 +173,13 @@ export function createAccountsService(deps: {
 
     async start() {
       await cached.start()
-      await deps.queue.handle<ChangedTask>(CHANGED_TASK, (task) => afterChange(task.data))
-      await deps.queue.handle<DeletedTask>(DELETED_TASK, (task) => afterDeletion(task.data))
+      handlers.push(await deps.queue.handle<ChangedTask>(CHANGED_TASK, (task) => afterChange(task.data)))
+      handlers.push(await deps.queue.handle<DeletedTask>(DELETED_TASK, (task) => afterDeletion(task.data)))
     },
-    close: () => cached.close(),
+    async close() {
+      for (const stop of handlers.splice(0)) await stop()
+      await cached.close()
+    },
 
     async signup(input: SignupInput): Promise<UserView> {
       checkPasswordBytes(input.password)

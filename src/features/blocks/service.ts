@@ -3,13 +3,18 @@ import { v7 as uuidv7 } from 'uuid'
 import { InvalidInputError, NotFoundError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Clock } from '../../platform/clock.js'
+import type { DB } from '../../platform/db/index.js'
+import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import type { AccountsService } from '../accounts/index.js'
-import type { BlocksStore } from './store.js'
+import { createBlocksStore, type BlocksStore } from './store.js'
 
 export interface BlocksDeps {
+  db: DB
   store: BlocksStore
+  /** Background tasks: every process's cache drop after a block or unblock commits. */
+  queue: Queue
   /** Where a change to someone's blocks is told to every process, so that their caches drop it. */
   events: EventBus
   /** A user as any user may see it (the accounts feature's). */
@@ -24,6 +29,8 @@ const BlockCursor = Type.Object({ at: Type.String({ format: 'date-time' }), id: 
 /** Viewers whose blocks (either way) each process keeps for search; most have none. */
 const CACHED_BLOCK_SETS = 100_000
 const CACHED_BLOCKS_TTL_MS = 60_000
+/** What follows a block or an unblock: every process drops the two users' cached blocks. */
+const CHANGED_TASK = 'blocks.changed'
 
 export function createBlocksService(deps: BlocksDeps) {
   const { store } = deps
@@ -32,21 +39,36 @@ export function createBlocksService(deps: BlocksDeps) {
   // everywhere when either user blocks or unblocks the other.
   const hidden = createSharedCache<ReadonlySet<string>>({ events: deps.events, name: 'blocks', max: CACHED_BLOCK_SETS, ttlMs: CACHED_BLOCKS_TTL_MS })
 
+  let stopHandling: StopHandling | undefined
   const summaries = async (ids: string[]) => new Map((await store.users(ids)).map((u) => [u.id, u]))
+
+  /**
+   * Writes a block or an unblock with the task of the cache drop that follows it, in one
+   * transaction, then drops at once; should that fail, a worker drops again later. No task when
+   * nothing changed (`write` answers false).
+   */
+  const change = async <T>(userIds: string[], write: (store: BlocksStore) => Promise<T>, changedSomething: (result: T) => boolean): Promise<T> => {
+    const { result, taskId } = await deps.db.transaction().execute(async (trx) => {
+      const result = await write(createBlocksStore(trx))
+      const taskId = changedSomething(result) ? await deps.queue.add(trx, CHANGED_TASK, { user_ids: userIds }, { runsNow: true }) : null
+      return { result, taskId }
+    })
+    await deps.queue.runNow(CHANGED_TASK, taskId, () => hidden.changed(userIds))
+    return result
+  }
 
   return {
     async block(userId: string, blockedId: string) {
       if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
       if (!(await store.isLiveUser(blockedId))) throw new NotFoundError('No such user', 'user_not_found')
-      const result = await store.block(userId, blockedId, deps.clock.now())
-      await hidden.changed([userId, blockedId])
+      const result = await change([userId, blockedId], (store) => store.block(userId, blockedId, deps.clock.now()), (r) => r.created)
       const users = await summaries([blockedId])
       return { created: result.created, block: { user: deps.summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }
     },
 
     async unblock(userId: string, blockedId: string): Promise<void> {
-      if (!(await store.unblock(userId, blockedId))) throw new NotFoundError('You have not blocked this user', 'block_not_found')
-      await hidden.changed([userId, blockedId])
+      const removed = await change([userId, blockedId], (store) => store.unblock(userId, blockedId), (removed) => removed)
+      if (!removed) throw new NotFoundError('You have not blocked this user', 'block_not_found')
     },
 
     async list(userId: string, query: { limit?: number; cursor?: string }) {
@@ -95,8 +117,14 @@ export function createBlocksService(deps: BlocksDeps) {
       await hidden.changed([userId])
     },
 
-    start: () => hidden.start(),
-    close: () => hidden.close(),
+    async start() {
+      await hidden.start()
+      stopHandling = await deps.queue.handle<{ user_ids: string[] }>(CHANGED_TASK, (task) => hidden.changed(task.data.user_ids))
+    },
+    async close() {
+      await stopHandling?.()
+      await hidden.close()
+    },
   }
 }
 

@@ -1,13 +1,14 @@
 // Time-driven work on jobs: expiries, reminders, auto-approvals, payment requests. What is due on
 // one job is handleDue (in the transaction that holds the job) then finishDue (after its commit);
 // the sweep below finds due jobs through their `due_at` and runs both on each. The job's `due_at`,
-// written with every change, is what makes the work durable; the sweep itself is a queue task that
-// adds the next one (one a slot of time, whichever process runs it), and a payment request is a
-// queue task added in the transaction that hands it over, retried with backoff up to a cap.
+// written with every change, is what makes the work durable; the sweep itself is a queue task (one
+// a slot of time, whichever process runs it), and a payment request is a queue task added in the
+// transaction that hands it over, retried with backoff up to a cap.
 
 import type { Transaction } from 'kysely'
 import { v5 as uuidv5 } from 'uuid'
 import type { Database } from '../../platform/db/index.js'
+import type { StopHandling } from '../../platform/queue/index.js'
 import type { MessageRow } from '../messaging/index.js'
 import { messagesOf, writeLocked, type Committed } from './commit.js'
 import { addMs, decideDue, type FollowUp } from './decide.js'
@@ -29,8 +30,11 @@ const DUE_WORK_BATCH = 500
 /** The tasks: one sweep a slot of time, and a job's payment request. */
 export const SWEEP_TASK = 'jobs.sweep'
 export const PAY_TASK = 'jobs.request-payment'
-/** Sweeps of a slot share an id made from it, so that the processes add one between them. */
-const SWEEP_IDS = '6f1e2d4c-9a4b-4c1e-8f3a-2b7d5e0c9a11'
+/**
+ * Tasks' ids made from what they are about: the sweep of a slot of time (so that the processes add
+ * one between them), a job's payment (so that a job never has two payment tasks).
+ */
+const TASK_IDS = '6f1e2d4c-9a4b-4c1e-8f3a-2b7d5e0c9a11'
 /** A payment request retried with backoff from a minute: 10 times over about 17 hours, then an admin's. */
 const PAY_RETRIES = { retryLimit: 10, retryDelaySeconds: 60 }
 
@@ -40,7 +44,10 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
   const { db, store, clock, settings, log, queue } = deps
 
   /** Hands a job's payment to a payment task, in the transaction of the change that asks for it. */
-  const payTask = async (trx: Transaction<Database>, jobId: string) => ({ jobId, taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { runsNow: true }) })
+  const payTask = async (trx: Transaction<Database>, jobId: string) => ({
+    jobId,
+    taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { id: uuidv5(`${PAY_TASK}:${jobId}`, TASK_IDS), runsNow: true }),
+  })
 
   /** The work due on a job at `now`, decided (decideDue) and written in the transaction that holds the job. */
   const handleDue = async (trx: Transaction<Database>, job: JobWithParties, now: Date): Promise<DueDone> => {
@@ -62,12 +69,9 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
     if (done.pay) await queue.runNow(PAY_TASK, done.pay.taskId, () => deps.payment.payOrFail(done.pay!.jobId))
   }
 
-  let handling = false
-  let sweepEvery = 0
-
-  /** Adds the sweep of the slot of time `slot` (once, whichever process adds it), to run `delaySeconds` from now. */
-  const addSweep = (slot: number, delaySeconds: number) =>
-    queue.add(db, SWEEP_TASK, { slot }, { id: uuidv5(`${SWEEP_TASK}:${sweepEvery}:${slot}`, SWEEP_IDS), delaySeconds })
+  let stopPayments: StopHandling | undefined
+  let stopSweeps: StopHandling | undefined
+  let timer: NodeJS.Timeout | undefined
 
   /**
    * Does the time-driven work due at `now`. Each job is claimed with FOR UPDATE SKIP LOCKED in its
@@ -108,27 +112,32 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
 
     /**
      * Runs this process's share of the jobs' tasks: payment requests always, and with `intervalMs`
-     * above 0 the sweep, every `intervalMs`, until stop().
+     * above 0 the sweep. Every `intervalMs` each process adds the sweep of the current slot of
+     * time; those of one slot share an id, so one sweep runs a slot, in whichever process claims
+     * it, and a sweep that fails is retried like any task.
      */
     async start(intervalMs: number) {
-      if (!handling) {
-        handling = true
-        await queue.handle<{ job_id: string }>(PAY_TASK, (task) => deps.payment.payOrFail(task.data.job_id), PAY_RETRIES)
-      }
-      if (intervalMs <= 0 || sweepEvery > 0) return
-      sweepEvery = intervalMs
-      await queue.handle<{ slot: number }>(SWEEP_TASK, async (task) => {
+      stopPayments ??= await queue.handle<{ job_id: string }>(PAY_TASK, (task) => deps.payment.payOrFail(task.data.job_id), PAY_RETRIES)
+      if (intervalMs <= 0 || timer) return
+      stopSweeps = await queue.handle(SWEEP_TASK, async () => {
         await runDueWork()
-        await addSweep(task.data.slot + sweepEvery, sweepEvery / 1000)
       }, { retryLimit: 3, retryDelaySeconds: 5 })
-      await addSweep(Math.floor(clock.now().getTime() / sweepEvery) * sweepEvery, 0)
+      const addSweep = () => {
+        const slot = Math.floor(clock.now().getTime() / intervalMs) * intervalMs
+        queue.add(db, SWEEP_TASK, { slot }, { id: uuidv5(`${SWEEP_TASK}:${intervalMs}:${slot}`, TASK_IDS) }).catch((error: unknown) => log.warn({ err: error }, 'could not add the sweep of due jobs; the next slot will'))
+      }
+      addSweep()
+      timer = setInterval(addSweep, intervalMs)
+      timer.unref()
     },
 
-    /** Stops sweeping in this process, waiting for a sweep under way. */
+    /** Stops this process's share of the jobs' tasks, waiting for those under way. */
     async stop() {
-      if (sweepEvery === 0) return
-      sweepEvery = 0
-      await queue.unhandle(SWEEP_TASK)
+      clearInterval(timer)
+      timer = undefined
+      await stopSweeps?.()
+      await stopPayments?.()
+      stopSweeps = stopPayments = undefined
     },
   }
 }

@@ -56,6 +56,8 @@ export interface TaskQueueOptions {
   batchSize?: number
 }
 
+export type StopHandling = () => Promise<void>
+
 export interface FailedTask {
   id: string
   name: string
@@ -71,12 +73,13 @@ export interface Queue {
   add<T extends object>(executor: Executor, name: string, data: T, options?: TaskOptions): Promise<string | null>
   /** Declares a kind of task (its retries): once per name and process, at start, before adding it. */
   define(name: string, options?: TaskQueueOptions): Promise<void>
-  /** Runs `handler` for the tasks of `name` in this process, while the queue runs. */
-  handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<void>
+  /**
+   * Runs `handler` for the tasks of `name` in this process, while the queue runs. Answers what
+   * stops it: no more claims by this handler, and the tasks it has under way finished.
+   */
+  handle<T>(name: string, handler: TaskHandler<T>, options?: TaskQueueOptions): Promise<StopHandling>
   /** Runs `handler` for the tasks of `name` a claimed batch at a time: one failure fails (and retries) the batch. */
-  handleBatch<T>(name: string, handler: BatchHandler<T>, options?: TaskQueueOptions): Promise<void>
-  /** Stops running the tasks of `name` in this process (waiting for those under way); other processes go on. */
-  unhandle(name: string): Promise<void>
+  handleBatch<T>(name: string, handler: BatchHandler<T>, options?: TaskQueueOptions): Promise<StopHandling>
   /** Claims at once the tasks this process's workers of `name` would claim at their next poll. */
   wake(name: string): void
   /** Dead letters: tasks that failed for good, newest first. */
@@ -135,7 +138,6 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
   const onError = (error: unknown) => (errorListener ? errorListener(error) : console.error(error))
   boss.on('error', onError)
   await boss.start()
-  const unlisten = settings.work ? await database.listen(WAKE_CHANNEL, (name) => queue.wake(name)) : undefined
 
   const defined = new Map<string, Promise<void>>()
   const workers = new Map<string, string[]>()
@@ -153,24 +155,34 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
   }
 
   // pg-boss takes (name, id or ids, output, { db }) at run time; its types list fewer forms.
-  const complete = (name: string, ids: string[], executor?: Executor): Promise<unknown> =>
-    (boss.complete as (...args: unknown[]) => Promise<unknown>)(name, ids, null, executor ? { db: sqlOf(executor) } : {})
+  const complete = (name: string, ids: string[], executor?: Executor) =>
+    (boss.complete as unknown as (...args: unknown[]) => Promise<{ affected: number }>)(name, ids, null, executor ? { db: sqlOf(executor) } : {})
+
+  /**
+   * Completes tasks in the handler's transaction. A task that is no longer this worker's (its
+   * time ran out and another may run it) throws, so that the effect rolls back with it.
+   */
+  const completeIn = async (name: string, ids: string[], trx: Transaction<Database>) => {
+    const { affected } = await complete(name, ids, trx)
+    if (affected < ids.length) throw new Error(`task ${name} ran past its time and is no longer this worker's; its effect is rolled back`)
+  }
 
   const taskOf = <T>(name: string, job: PgBoss.JobWithMetadata<T>): Task<T> => ({
     id: job.id,
     name,
     data: job.data,
     retry: job.retryCount,
-    completeIn: async (trx) => {
-      await complete(name, [job.id], trx)
-    },
+    completeIn: (trx) => completeIn(name, [job.id], trx),
   })
 
-  /** Runs a handler on claimed jobs; done ones are completed, failed ones go back for a retry (or to the dead letters). */
+  /**
+   * Runs a handler on claimed jobs; failed ones go back for a retry (or to the dead letters). Done
+   * ones are completed by pg-boss once the whole batch's callback returns (a no-op for those a
+   * handler completed in its own transaction, and for failed ones).
+   */
   const run = async (name: string, ids: string[], handler: () => Promise<void>, retry: number) => {
     try {
       await handler()
-      await complete(name, ids)
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
       await (boss.fail as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }).catch(onError)
@@ -178,16 +190,24 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     }
   }
 
-  const work = async (name: string, options: TaskQueueOptions, onJobs: (jobs: PgBoss.JobWithMetadata<any>[]) => Promise<void>) => {
+  const work = async (name: string, options: TaskQueueOptions, onJobs: (jobs: PgBoss.JobWithMetadata<any>[]) => Promise<void>): Promise<StopHandling> => {
     await define(name, options)
-    if (!settings.work) return
+    if (!settings.work) return async () => {}
     const batchSize = options.batchSize ?? DEFAULTS.batchSize
+    const running = new Set<Promise<void>>()
     const id: string = await boss.work(name, { batchSize, includeMetadata: true, pollingIntervalSeconds: settings.pollIntervalMs / 1000 }, async (jobs: PgBoss.JobWithMetadata<any>[]) => {
-      await onJobs(jobs)
+      const batch = onJobs(jobs)
+      running.add(batch)
+      await batch.finally(() => running.delete(batch))
       // A full batch means more may be waiting: claim again at once instead of after a poll.
       if (jobs.length === batchSize) boss.notifyWorker(id)
     })
     workers.set(name, [...(workers.get(name) ?? []), id])
+    return async () => {
+      workers.set(name, (workers.get(name) ?? []).filter((w) => w !== id))
+      await boss.offWork({ id })
+      await Promise.all(running)
+    }
   }
 
   const queue: Queue = {
@@ -214,17 +234,8 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     handleBatch: (name, handler, options = {}) =>
       work(name, options, (jobs) => {
         const ids = jobs.map((job) => job.id)
-        const completeIn = async (trx: Transaction<Database>) => {
-          await complete(name, ids, trx)
-        }
-        return run(name, ids, () => handler(jobs.map((job) => taskOf(name, job)), completeIn), Math.max(...jobs.map((job) => job.retryCount)))
+        return run(name, ids, () => handler(jobs.map((job) => taskOf(name, job)), (trx) => completeIn(name, ids, trx)), Math.max(...jobs.map((job) => job.retryCount)))
       }),
-
-    async unhandle(name) {
-      if (!workers.has(name)) return
-      workers.delete(name)
-      await boss.offWork(name)
-    },
 
     onError(listener) {
       errorListener = listener
@@ -247,12 +258,13 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
 
     async failed({ limit, before }) {
       const { rows } = await database.executeSql(
-        `SELECT id, name, data, retry_count, output, created_on, completed_on FROM pgboss.job
-          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (completed_on, id) < ($2::timestamptz, $3::uuid))
+        `SELECT id, name, data, retry_count, output, created_on, date_trunc('milliseconds', completed_on) AS failed_ms FROM pgboss.job
+          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (date_trunc('milliseconds', completed_on), id) < ($2::timestamptz, $3::uuid))
           UNION ALL
-         SELECT id, name, data, retry_count, output, created_on, completed_on FROM pgboss.archive
-          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (completed_on, id) < ($2::timestamptz, $3::uuid))
-          ORDER BY completed_on DESC, id DESC LIMIT $1`,
+         SELECT id, name, data, retry_count, output, created_on, date_trunc('milliseconds', completed_on) AS failed_ms FROM pgboss.archive
+          WHERE state = 'failed' AND ($2::timestamptz IS NULL OR (date_trunc('milliseconds', completed_on), id) < ($2::timestamptz, $3::uuid))
+          -- Milliseconds, as a cursor holds them: rows of one millisecond are ordered by id alone.
+          ORDER BY failed_ms DESC, id DESC LIMIT $1`,
         [limit, before?.at ?? null, before?.id ?? null],
       )
       return rows.map((r) => ({
@@ -260,9 +272,10 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
         name: r.name,
         data: r.data,
         retries: Number(r.retry_count),
-        error: typeof r.output?.message === 'string' ? r.output.message : null,
+        // A handler's failure keeps its message; a time-out's comes wrapped by pg-boss.
+        error: typeof r.output?.message === 'string' ? r.output.message : typeof r.output?.value?.message === 'string' ? r.output.value.message : null,
         created_at: new Date(r.created_on),
-        failed_at: r.completed_on ? new Date(r.completed_on) : null,
+        failed_at: r.failed_ms ? new Date(r.failed_ms) : null,
       }))
     },
 
@@ -298,5 +311,7 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       await boss.stop({ graceful: true, wait: true, close: false, timeout: timeoutMs })
     },
   }
+  // After `queue` exists: a notification may arrive as soon as the LISTEN does.
+  const unlisten = settings.work ? await database.listen(WAKE_CHANNEL, (name) => queue.wake(name)) : undefined
   return queue
 }
