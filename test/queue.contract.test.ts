@@ -188,7 +188,8 @@ describe.each(backends)('the task queue on $name', (backend) => {
     await waitFor(async () => (await effects()).some((e) => e.task === 'slow-1'), 20_000)
     // Whatever came first, the late first run's completion finds the task gone and rolls back.
     await new Promise((r) => setTimeout(r, 3500))
-    expect(runs).toBe(2)
+    // Run again at least once (a loaded machine may take a retry past 1 s too), applied once.
+    expect(runs).toBeGreaterThanOrEqual(2)
     expect((await effects()).filter((e) => e.task === 'slow-1')).toEqual([{ task: 'slow-1', runs: 1 }])
   })
 
