@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, startTestApp, type TestApp } from './support/app.js'
+import { waitUntil } from './support/wait.js'
 
 // What follows a committed change is a task of the outbox: run at once after the commit, and run
 // again by a worker when that first run fails. A failing effect never changes the answer.
@@ -10,14 +11,6 @@ beforeAll(async () => {
   t = await startTestApp({ QUEUE_INLINE_GRACE: '1', QUEUE_POLL_INTERVAL: '500' })
 })
 afterAll(async () => t?.close())
-
-const waitFor = async (check: () => boolean | Promise<boolean>) => {
-  const until = Date.now() + 15_000
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 describe('effects after a commit', () => {
   it('a deletion whose clean-up fails at first answers 204, and the clean-up runs again until it is done', async () => {
@@ -32,7 +25,7 @@ describe('effects after a commit', () => {
     const answer = await t.app.inject({ method: 'DELETE', url: '/user', headers: user.auth })
     expect(answer.statusCode).toBe(204)
     expect(seen).toEqual([user.id])
-    await waitFor(() => seen.length === 2)
+    await waitUntil(() => seen.length === 2)
     // The task is done: it does not run a third time.
     await new Promise((r) => setTimeout(r, 1500))
     expect(seen).toEqual([user.id, user.id])
@@ -51,7 +44,7 @@ describe('effects after a commit', () => {
     const answer = await t.app.inject({ method: 'POST', url: '/user', headers: user.auth, payload: { first_name: 'Renamed' } })
     expect(answer.statusCode).toBe(200)
     expect(answer.json().first_name).toBe('Renamed')
-    await waitFor(() => heard.length === 2)
+    await waitUntil(() => heard.length === 2)
     expect(heard).toEqual(['Renamed', 'Renamed'])
   })
 })

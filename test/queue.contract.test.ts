@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openDatabase, type DatabaseHandle } from '../src/platform/db/index.js'
 import { openQueue, type Queue, type Task } from '../src/platform/queue/index.js'
 import { createScratchDatabase, TEST_DATABASE_URL } from './support/backends.js'
+import { waitUntil } from './support/wait.js'
 
 // The task queue (outbox and workers) on every database the run reaches: PGlite, and PostgreSQL
 // when TEST_DATABASE_URL names a server (there also with two processes' queues on one database).
@@ -33,14 +34,6 @@ const open = async (database: DatabaseHandle, errors: unknown[], extra: Partial<
   const queue = await openQueue(database, { ...settings, ...extra })
   queue.onError((error) => errors.push(error))
   return queue
-}
-
-const waitFor = async (check: () => boolean | Promise<boolean>, ms = 15_000) => {
-  const until = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 describe.each(backends)('the task queue on $name', (backend) => {
@@ -79,7 +72,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
         throw new Error('the change fails')
       })
       .catch(() => {})
-    await waitFor(() => seen.length > 0, 10_000)
+    await waitUntil(() => seen.length > 0, 10_000)
     await new Promise((r) => setTimeout(r, 1200))
     await slow.stop()
     expect(seen).toEqual(['kept'])
@@ -99,7 +92,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
     })
     const at = Date.now() + 2000
     await queue.add(handle.database.db, 'later', {}, { runAt: new Date(at) })
-    await waitFor(() => ran.length > 0)
+    await waitUntil(() => ran.length > 0)
     expect(ran[0]).toBeGreaterThanOrEqual(at - 50)
   })
 
@@ -115,7 +108,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
       { retryLimit: 2, retryDelaySeconds: 1 },
     )
     const id = await queue.add(handle.database.db, 'flaky', { to: 'ana@example.com' })
-    await waitFor(async () => (await queue.failed({ limit: 10 })).some((t) => t.id === id), 20_000)
+    await waitUntil(async () => (await queue.failed({ limit: 10 })).some((t) => t.id === id), 20_000)
     expect(attempts.map((a) => a.retry)).toEqual([0, 1, 2])
     // Exponential backoff: the second wait is longer than the first on average; each is at least the delay.
     expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(900)
@@ -127,9 +120,9 @@ describe.each(backends)('the task queue on $name', (backend) => {
 
     healthy = true
     expect(await queue.retry(id!)).toBe(true)
-    await waitFor(() => attempts.length === 4)
+    await waitUntil(() => attempts.length === 4)
     expect(attempts[3]!.retry).toBe(0)
-    await waitFor(async () => !(await queue.failed({ limit: 10 })).some((t) => t.id === id))
+    await waitUntil(async () => !(await queue.failed({ limit: 10 })).some((t) => t.id === id))
     expect(await queue.retry(id!)).toBe(false)
     expect(await queue.retry('0190f3c4-0000-7000-8000-0000000000ff')).toBe(false)
   })
@@ -145,7 +138,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
       throw new Error('the process fails after the commit')
     }, { retryLimit: 3, retryDelaySeconds: 1 })
     await queue.add(handle.database.db, 'atomic', { key: 'atomic-1' })
-    await waitFor(() => runs > 0)
+    await waitUntil(() => runs > 0)
     await new Promise((r) => setTimeout(r, 2500))
     expect(runs).toBe(1)
     expect((await effects()).filter((e) => e.task === 'atomic-1')).toEqual([{ task: 'atomic-1', runs: 1 }])
@@ -168,7 +161,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
     })
     expect(inline).toEqual(['fine'])
     expect(errors.length).toBe(failures + 1)
-    await waitFor(() => byWorker.length > 0)
+    await waitUntil(() => byWorker.length > 0)
     await new Promise((r) => setTimeout(r, 1000))
     expect(byWorker).toEqual(['fails'])
   })
@@ -185,7 +178,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
       })
     }, { expireInSeconds: 1, retryLimit: 3, retryDelaySeconds: 1 })
     await queue.add(handle.database.db, 'slow', { key: 'slow-1' })
-    await waitFor(async () => (await effects()).some((e) => e.task === 'slow-1'), 20_000)
+    await waitUntil(async () => (await effects()).some((e) => e.task === 'slow-1'), 20_000)
     // Whatever came first, the late first run's completion finds the task gone and rolls back.
     await new Promise((r) => setTimeout(r, 3500))
     // Run again at least once (a loaded machine may take a retry past 1 s too), applied once.
@@ -199,7 +192,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
     }, { retryLimit: 0, batchSize: 10 })
     const ids = await handle.database.db.transaction().execute(async (trx) => Promise.all([1, 2, 3, 4, 5].map((n) => queue.add(trx, 'batch-fails', { n }))))
     const mine = async () => (await queue.failed({ limit: 100 })).filter((t) => t.name === 'batch-fails')
-    await waitFor(async () => (await mine()).length === 5)
+    await waitUntil(async () => (await mine()).length === 5)
     const paged: string[] = []
     let before: { at: Date; id: string } | undefined
     for (;;) {
@@ -229,7 +222,7 @@ describe.each(backends)('the task queue on $name', (backend) => {
     await handle.database.db.transaction().execute(async (trx) => {
       for (let i = 0; i < 300; i++) await queue.add(trx, 'shared', { key: `shared-${String(i).padStart(3, '0')}` })
     })
-    await waitFor(async () => (await effects()).filter((e) => e.task.startsWith('shared-')).length === 300, 30_000)
+    await waitUntil(async () => (await effects()).filter((e) => e.task.startsWith('shared-')).length === 300, 30_000)
     await other.stop()
     await second.close()
     const shared = (await effects()).filter((e) => e.task.startsWith('shared-'))

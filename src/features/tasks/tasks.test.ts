@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { waitUntil } from '../../../test/support/wait.js'
 
 // Dead letters as an admin sees them: a task that failed all its retries is listed with its error,
 // and put back in line it runs again. Nobody else sees them.
@@ -16,14 +17,6 @@ beforeAll(async () => {
 })
 afterAll(async () => t?.close())
 
-const waitFor = async (check: () => boolean | Promise<boolean>) => {
-  const until = Date.now() + 15_000
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('timed out waiting')
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 describe('failed background tasks', () => {
   it('are listed to admins with their last error, page by page, and run again when an admin retries one', async () => {
     const queue = t.app.platform.queue
@@ -37,8 +30,8 @@ describe('failed background tasks', () => {
     for (const n of [1, 2, 3]) ids.push((await queue.add(t.app.platform.database.db, 'test.mail', { n }))!)
 
     const list = (query = '', limit = 2) => t.app.inject({ method: 'GET', url: `/admin/tasks/failed?limit=${limit}${query}`, headers: admin.auth })
-    await waitFor(async () => (await list()).json().items.length === 2)
-    await waitFor(async () => {
+    await waitUntil(async () => (await list()).json().items.length === 2)
+    await waitUntil(async () => {
       const first = (await list()).json()
       return first.next_cursor !== null && (await list(`&cursor=${first.next_cursor}`)).json().items.length === 1
     })
@@ -52,9 +45,9 @@ describe('failed background tasks', () => {
     mended = true
     const retried = await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth })
     expect(retried.statusCode).toBe(204)
-    await waitFor(() => ran.length === 1)
+    await waitUntil(() => ran.length === 1)
     expect(ran).toEqual(['2'])
-    await waitFor(async () => (await list('', 10)).json().items.length === 2)
+    await waitUntil(async () => (await list('', 10)).json().items.length === 2)
     problem(await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth }), 404)
   })
 
