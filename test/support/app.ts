@@ -101,6 +101,20 @@ export async function signIn(app: FastifyInstance, email: string, password: stri
   return res.json().access_token
 }
 
+/** Every item of a list, following next_cursor `limit` at a time; fails on an answer other than 200. */
+export async function allPages(app: FastifyInstance, user: SignedIn, url: string, limit: number) {
+  const items: { id: string }[] = []
+  let cursor: string | null = null
+  do {
+    const sep = url.includes('?') ? '&' : '?'
+    const res: LightMyRequestResponse = await app.inject({ method: 'GET', url: `${url}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, headers: user.auth })
+    if (res.statusCode !== 200) throw new Error(`expected 200 from ${url}, got ${res.statusCode}: ${res.body}`)
+    items.push(...res.json().items)
+    cursor = res.json().next_cursor
+  } while (cursor)
+  return items
+}
+
 /** Asserts the answer is problem+json with the status, and answers its body. */
 export function problem(res: LightMyRequestResponse, status: number) {
   if (res.statusCode !== status) throw new Error(`expected ${status}, got ${res.statusCode}: ${res.body}`)

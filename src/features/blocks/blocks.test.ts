@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import { encodeCursor } from '../../http/cursor.js'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { allPages, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 
@@ -13,20 +13,6 @@ afterAll(async () => t?.close())
 const send = (from: SignedIn, to: string, text: string) => t.app.inject({ method: 'POST', url: '/send', headers: from.auth, payload: { to, text } })
 const get = (user: SignedIn, url: string) => t.app.inject({ method: 'GET', url, headers: user.auth })
 const post = (user: SignedIn, url: string, payload: unknown) => t.app.inject({ method: 'POST', url, headers: user.auth, payload: payload as object })
-
-/** Every page of a list, following next_cursor. */
-async function allPages(user: SignedIn, url: string, limit: number) {
-  const items: { id: string }[] = []
-  let cursor: string | null = null
-  do {
-    const sep = url.includes('?') ? '&' : '?'
-    const res = await get(user, `${url}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
-    expect(res.statusCode).toBe(200)
-    items.push(...res.json().items)
-    cursor = res.json().next_cursor
-  } while (cursor)
-  return items
-}
 
 describe('blocks and reports', () => {
   it('answers 400, not 500, for a block cursor holding a time no Date can hold', async () => {
@@ -52,7 +38,7 @@ describe('blocks and reports', () => {
     }
     expect((await send(carol, alice.id, 'hi')).statusCode).toBe(201)
     await post(alice, '/blocks', { user_id: carol.id })
-    const list = await allPages(alice, '/blocks', 1)
+    const list = await allPages(t.app, alice, '/blocks', 1)
     expect(list.map((b) => (b as unknown as { user: { id: string } }).user.id).sort()).toEqual([bob.id, carol.id].sort())
     expect((await get(bob, '/blocks')).json().items).toEqual([])
 

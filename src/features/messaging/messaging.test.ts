@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import { insertMessages } from './store.js'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { allPages, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 const SEND_LIMIT = 150
@@ -15,20 +15,6 @@ const send = (from: SignedIn, to: string, text: string, headers: Record<string, 
   t.app.inject({ method: 'POST', url: '/send', headers: { ...from.auth, ...headers }, payload: { to, text } })
 const get = (user: SignedIn, url: string) => t.app.inject({ method: 'GET', url, headers: user.auth })
 const post = (user: SignedIn, url: string, payload: unknown) => t.app.inject({ method: 'POST', url, headers: user.auth, payload: payload as object })
-
-/** Every page of a list, following next_cursor. */
-async function allPages(user: SignedIn, url: string, limit: number) {
-  const items: { id: string }[] = []
-  let cursor: string | null = null
-  do {
-    const sep = url.includes('?') ? '&' : '?'
-    const res = await get(user, `${url}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)
-    expect(res.statusCode).toBe(200)
-    items.push(...res.json().items)
-    cursor = res.json().next_cursor
-  } while (cursor)
-  return items
-}
 
 describe('POST /send', () => {
   it('stores a trimmed message from the caller and answers it in the documented shape', async () => {
@@ -132,7 +118,7 @@ describe('GET /inbox', () => {
     const old = seen.filter((id) => before.includes(id))
     expect(old).toEqual([...before].reverse())
     expect(new Set(seen).size).toBe(seen.length)
-    const all = await allPages(reader, '/inbox', 7)
+    const all = await allPages(t.app, reader, '/inbox', 7)
     expect(all.map((m) => m.id)).toEqual(all.map((m) => m.id).sort().reverse())
     expect(all).toHaveLength(25 + arrivals)
   })
@@ -148,7 +134,7 @@ describe('GET /inbox', () => {
     const withBob = (await get(alice, `/inbox?with=${bob.id}`)).json()
     expect(withBob.items.map((m: { text: string }) => m.text)).toEqual(['a2', 'b1', 'a1'])
     expect(withBob.unread).toBe(1)
-    const paged = await allPages(alice, `/inbox?with=${bob.id}`, 2)
+    const paged = await allPages(t.app, alice, `/inbox?with=${bob.id}`, 2)
     expect(paged.map((m) => m.id)).toEqual([ids[3], ids[1], ids[0]])
     // Carol asking for "the conversation with Alice" sees only her own messages with Alice.
     const carolView = (await get(carol, `/inbox?with=${alice.id}`)).json()
@@ -271,7 +257,7 @@ describe('read marks and conversations', () => {
     expect(list.items.map((i: { user: { id: string } }) => i.user.id)).toEqual([b.id, a.id])
     expect(list.items[0]).toMatchObject({ user: { first_name: 'B', deleted: false }, last_message: { text: 'to b', from: me.id }, unread: 1 })
     expect(list.items[1]).toMatchObject({ last_message: { text: 'a2' }, unread: 2 })
-    const paged = await allPages(me, '/conversations', 1)
+    const paged = await allPages(t.app, me, '/conversations', 1)
     expect(paged.map((i) => (i as unknown as { user: { id: string } }).user.id)).toEqual([b.id, a.id])
     problem(await get(me, '/conversations?cursor=bad'), 400)
     problem(await t.app.inject({ method: 'GET', url: '/conversations' }), 401)
@@ -286,7 +272,7 @@ describe('nothing lost', () => {
     const results = await Promise.all(sends)
     expect(results.every((r) => r.statusCode === 201)).toBe(true)
     const sentIds = results.map((r) => r.json().id as string)
-    const inbox = await allPages(receiver, '/inbox', 100)
+    const inbox = await allPages(t.app, receiver, '/inbox', 100)
     expect(inbox.map((m) => m.id).sort()).toEqual([...sentIds].sort())
     expect((await get(receiver, '/inbox')).json().unread).toBe(200)
   })
