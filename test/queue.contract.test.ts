@@ -205,6 +205,18 @@ describe.each(backends)('the task queue on $name', (backend) => {
     expect(paged.sort()).toEqual([...ids].sort())
   })
 
+  it.runIf(backend.name === 'PostgreSQL')('lets processes that start together define the same kind of task', async () => {
+    const others = await Promise.all([1, 2, 3].map(() => openDatabase({ databaseUrl: handle.url, dataDir: '', poolSize: 2 })))
+    const queues = await Promise.all(others.map((db) => open(db, errors)))
+    try {
+      await Promise.all(queues.map((q) => q.define('started-together', { retryLimit: 1 })))
+      expect(await Promise.all(queues.map((q) => q.add(handle.database.db, 'started-together', {})))).toHaveLength(3)
+    } finally {
+      for (const q of queues) await q.stop()
+      for (const db of others) await db.close()
+    }
+  })
+
   it.runIf(backend.name === 'PostgreSQL')('shares tasks between processes: each runs exactly once', async () => {
     const second = await openDatabase({ databaseUrl: handle.url, dataDir: '', poolSize: 5 })
     const other = await open(second, errors)

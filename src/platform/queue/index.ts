@@ -147,7 +147,19 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     if (!done) {
       const o = { ...DEFAULTS, ...options }
       const queueOptions = { name, policy: 'standard' as const, retryLimit: o.retryLimit, retryDelay: o.retryDelaySeconds, retryBackoff: true, expireInSeconds: o.expireInSeconds }
-      done = boss.getQueue(name).then((existing) => (existing ? boss.updateQueue(name, queueOptions) : boss.createQueue(name, queueOptions)))
+      // Processes starting together may each find no queue and create it at once (PostgreSQL
+      // then aborts all but one, as a duplicate or a deadlock): the others look again and update.
+      const createOrUpdate = async (attempt = 1): Promise<void> => {
+        if (await boss.getQueue(name)) return boss.updateQueue(name, queueOptions)
+        try {
+          await boss.createQueue(name, queueOptions)
+        } catch (error) {
+          if (attempt >= 5) throw error
+          await new Promise((r) => setTimeout(r, 50 + Math.random() * 200))
+          await createOrUpdate(attempt + 1)
+        }
+      }
+      done = createOrUpdate()
       defined.set(name, done)
       done.catch(() => defined.delete(name))
     }
