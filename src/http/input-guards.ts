@@ -1,23 +1,52 @@
 import type { FastifyInstance } from 'fastify'
 import { InvalidInputError } from '../errors.js'
 
-// PostgreSQL text can't hold the NUL character, so input carrying one is refused at the door
-// (400) instead of failing in the database (500). JSON bodies and URLs are the ways in for text.
+// Every string a request carries (body, query string, path parameters, and the names of their
+// fields) is checked here, once, before any route sees it: a lone surrogate ("\ud800", which
+// JSON.parse accepts) is not text that can be stored or sent on, and PostgreSQL text can't hold
+// NUL. Either answers 400 naming the field instead of failing in the database (500).
 
-/** A JSON escape \u0000 (not an escaped backslash followed by "u0000"). */
-const JSON_NUL = /(?:^|[^\\])(?:\\\\)*\\u0000/
+type TextProblem = 'nul_character' | 'invalid_text'
 
-const nulRefused = (where: string) =>
-  new InvalidInputError(`The ${where} holds a NUL character (\\u0000), which no text field may`, [{ field: where, message: 'must not contain \\u0000' }], 'nul_character')
+/** A surrogate that isn't half of a pair: read by code point (the u flag), pairs aren't surrogates. */
+const LONE_SURROGATE = /\p{Cs}/u
+
+function problemOf(text: string): TextProblem | undefined {
+  if (text.includes('\u0000')) return 'nul_character'
+  if (LONE_SURROGATE.test(text)) return 'invalid_text'
+  return undefined
+}
+
+/** A JSON pointer segment: "~" and "/" escaped as RFC 6901 says. */
+const segment = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1')
+
+/** The first string in `value` that isn't valid text, with where it is ("body/location/address"). */
+function findBadText(value: unknown, where: string): { field: string; problem: TextProblem } | undefined {
+  if (typeof value === 'string') {
+    const problem = problemOf(value)
+    return problem && { field: where, problem }
+  }
+  if (value === null || typeof value !== 'object' || Buffer.isBuffer(value)) return undefined
+  const entries = Array.isArray(value) ? value.map((item, index) => [String(index), item] as const) : Object.entries(value)
+  for (const [key, item] of entries) {
+    // A field's name is text the client chose too; it is named as its parent.
+    const keyProblem = problemOf(key)
+    if (keyProblem) return { field: where, problem: keyProblem }
+    const found = findBadText(item, `${where}/${segment(key)}`)
+    if (found) return found
+  }
+  return undefined
+}
+
+const refused = ({ field, problem }: { field: string; problem: TextProblem }) =>
+  problem === 'nul_character'
+    ? new InvalidInputError(`${field} holds a NUL character (\\u0000), which no text field may`, [{ field, message: 'must not contain \\u0000' }], 'nul_character')
+    : new InvalidInputError(`${field} is not valid Unicode text (a lone surrogate)`, [{ field, message: 'must be valid Unicode text' }], 'invalid_text')
 
 export function registerInputGuards(app: FastifyInstance) {
-  const parseJson = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (JSON_NUL.test(body as string)) return done(nulRefused('body'), undefined)
-    return parseJson(request, body as string, done)
-  })
-  app.addHook('onRequest', async (request) => {
-    if (request.url.includes('%00')) throw nulRefused('url')
+  // preValidation: after the body is parsed, before schemas, handlers and storage.
+  app.addHook('preValidation', async (request) => {
+    const found = findBadText(request.params, 'params') ?? findBadText(request.query, 'querystring') ?? findBadText(request.body, 'body')
+    if (found) throw refused(found)
   })
 }

@@ -70,6 +70,51 @@ describe('NUL characters, which PostgreSQL text cannot hold', () => {
   })
 })
 
+describe('text that is not valid Unicode, or that PostgreSQL cannot hold', () => {
+  const LONE_SURROGATE = 'a\ud800b'
+  const NUL = 'a\u0000b'
+  /** A JSON body carrying the text as JSON escapes, as a client may send it. */
+  const jsonWith = (body: unknown, auth: Record<string, string> = {}) => ({ headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify(body) })
+
+  it.each([
+    // A URL can't carry a lone surrogate: its bytes (ED A0 80) aren't UTF-8, and are read as valid text.
+    ['a lone surrogate', LONE_SURROGATE, undefined, 'invalid_text'],
+    ['a NUL', NUL, 'a%00b', 'nul_character'],
+  ])('%s is refused with 400 naming the field, on every route, and nothing is stored', async (_name, bad, badInUrl, code) => {
+    const refused = (res: Parameters<typeof problem>[0], field: string) => {
+      const body = problem(res, 400)
+      expect(body.code).toBe(code)
+      expect(body.errors?.map((e) => e.field)).toEqual([field])
+    }
+    const client = await newUser(t.app, { roles: ['CLIENT'] })
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const job = { worker_id: worker.id, title: 'Fix the tap', description: 'It drips.', price: { amount: 2500, currency: 'EUR' } }
+
+    refused(await t.app.inject({ method: 'POST', url: '/send', ...jsonWith({ to: worker.id, text: bad }, client.auth) }), 'body/text')
+    expect((await t.app.inject({ url: '/inbox', headers: worker.auth })).json().items).toEqual([])
+
+    refused(await t.app.inject({ method: 'POST', url: '/job', ...jsonWith({ ...job, title: bad }, client.auth) }), 'body/title')
+    refused(await t.app.inject({ method: 'POST', url: '/job', ...jsonWith({ ...job, location: { lat: 1, lon: 2, address: bad } }, client.auth) }), 'body/location/address')
+    expect((await t.app.inject({ url: '/jobs', headers: client.auth })).json().items).toEqual([])
+
+    const offered = await t.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: job })
+    expect(offered.statusCode).toBe(201)
+    const jobId = offered.json().id
+    refused(await t.app.inject({ method: 'POST', url: `/job/${jobId}/status`, ...jsonWith({ status: 'DECLINED', reason: bad }, worker.auth) }), 'body/reason')
+    expect((await t.app.inject({ url: `/job/${jobId}`, headers: client.auth })).json().status).toBe('REQUESTED')
+
+    const email = `text.${Date.now()}.${Math.random()}@example.com`
+    refused(await t.app.inject({ method: 'POST', url: '/signup', ...jsonWith({ email, password: 'a good password', first_name: bad, last_name: 'B' }) }), 'body/first_name')
+    problem(await t.app.inject({ method: 'POST', url: '/authorize', payload: { email, password: 'a good password' } }), 401)
+    // A character outside the BMP is a surrogate pair, which is valid text.
+    const emoji = await t.app.inject({ method: 'POST', url: '/signup', ...jsonWith({ email, password: 'a good password', first_name: 'Zoë 😀', last_name: 'B' }) })
+    expect(emoji.json().first_name).toBe('Zoë 😀')
+
+    if (badInUrl) refused(await t.app.inject({ url: `/users?q=${badInUrl}`, headers: client.auth }), 'querystring/q')
+    else expect((await t.app.inject({ url: '/users?q=a%ED%A0%80b', headers: client.auth })).statusCode).toBe(200)
+  })
+})
+
 describe('when the database goes away', () => {
   it('answers 500 problem+json without a stack, logs the stack, and /ready turns 503', async () => {
     const broken = await startTestApp()
