@@ -61,11 +61,17 @@ function validatorCompiler() {
     (httpPart === 'body' ? forBody : forText).compile(schema)
 }
 
+function trustNearestHops(hops: number) {
+  return (_address: string, hop: number) => hop < hops
+}
+
 export async function buildApp(config: Config, platform: Platform, options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...loggerOptions({ level: config.logLevel, pretty: config.debug, stream: options.logStream }),
     bodyLimit: 1024 * 1024,
-    trustProxy: true,
+    // Fastify 5 ignores a bare hop count (it can't tell the proxy from a client), so a count is
+    // passed as what it means: trust the nearest `n` hops.
+    trustProxy: typeof config.trustProxy === 'number' ? trustNearestHops(config.trustProxy) : config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   })

@@ -1,5 +1,6 @@
 // The only reader of process.env: everything is read and checked once, at start.
 
+import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 
 export interface Config {
@@ -30,6 +31,11 @@ export interface Config {
   corsOrigins: string[]
   publicUrl: string | undefined
   workers: number
+  /**
+   * Which proxies' X-Forwarded-For to believe, as Fastify's trustProxy takes it: false (none, the
+   * peer is the client), true (any), a hop count, or proxy addresses and CIDRs.
+   */
+  trustProxy: boolean | number | string[]
   /** Requests a minute from one address to all routes together. */
   rateLimitMax: number
   /** Requests a minute from one address to /signup and to /authorize. */
@@ -73,6 +79,16 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>
+
+/** An address, a CIDR, or a name proxy-addr knows (loopback, linklocal, uniquelocal). */
+function isProxyAddress(entry: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true
+  const [address, bits, ...rest] = entry.split('/')
+  const family = isIP(address ?? '')
+  if (family === 0 || rest.length > 0) return false
+  if (bits === undefined) return true
+  return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+}
 
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = []
@@ -123,6 +139,20 @@ export function loadConfig(env: Env = process.env): Config {
     return raw as T
   }
 
+  const trustProxy = (): boolean | number | string[] => {
+    const raw = str('TRUST_PROXY')
+    if (raw === undefined || raw.toLowerCase() === 'false') return false
+    if (raw.toLowerCase() === 'true') return true
+    if (/^\d+$/.test(raw)) return int('TRUST_PROXY', 0, 1, 100)
+    const entries = raw.split(',').map((entry) => entry.trim())
+    const bad = entries.filter((entry) => !isProxyAddress(entry))
+    if (bad.length > 0) {
+      problems.push(`TRUST_PROXY must be true, false, a hop count or a comma-separated list of proxy addresses and CIDRs (not ${bad.map((b) => `"${b}"`).join(', ')})`)
+      return false
+    }
+    return entries
+  }
+
   const debug = bool('DEBUG', false)
   const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
   const logLevel = str('LOG_LEVEL') ?? (debug ? 'debug' : 'info')
@@ -153,6 +183,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: (str('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     publicUrl: url('PUBLIC_URL', ['http:', 'https:'])?.replace(/\/$/, ''),
     workers: int('WORKERS', 1, 1, 256),
+    trustProxy: trustProxy(),
     rateLimitMax: int('RATE_LIMIT_MAX', 1200, 1, 10_000_000),
     authRateLimitMax: int('AUTH_RATE_LIMIT_MAX', 30, 1, 10_000_000),
     loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
