@@ -62,3 +62,36 @@ describe('which address a request comes from (TRUST_PROXY)', () => {
     }
   })
 })
+
+describe('rate limits of routes with their own', () => {
+  it('counts each route apart: spending /authorize\'s allowance leaves /signup\'s whole', async () => {
+    const t = await startTestApp({ AUTH_RATE_LIMIT_MAX: '2' })
+    try {
+      const post = (url: string) => t.app.inject({ method: 'POST', url, remoteAddress: '198.51.100.20', payload: {} })
+      expect((await post('/authorize')).statusCode).toBe(400)
+      expect((await post('/authorize')).statusCode).toBe(400)
+      expect(problem(await post('/authorize'), 429).code).toBe('rate_limited')
+      expect((await post('/signup')).statusCode).toBe(400)
+      expect((await post('/signup')).statusCode).toBe(400)
+      expect(problem(await post('/signup'), 429).code).toBe('rate_limited')
+      // Another address still has both allowances.
+      expect((await t.app.inject({ method: 'POST', url: '/authorize', remoteAddress: '198.51.100.21', payload: {} })).statusCode).toBe(400)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('still counts the global per-address limit across the routes without one of their own', async () => {
+    const t = await startTestApp({ RATE_LIMIT_MAX: '3' })
+    try {
+      const get = (url: string) => t.app.inject({ url, remoteAddress: '198.51.100.30' })
+      expect((await get(PICTURE)).statusCode).toBe(404)
+      expect((await get('/docs/')).statusCode).toBe(200)
+      expect((await get(PICTURE)).statusCode).toBe(404)
+      expect(problem(await get('/docs/'), 429).code).toBe('rate_limited')
+      expect(problem(await get(PICTURE), 429).code).toBe('rate_limited')
+    } finally {
+      await t.close()
+    }
+  })
+})

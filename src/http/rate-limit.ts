@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, RouteOptions } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { TooManyRequestsError } from '../errors.js'
 import type { CounterStore } from '../platform/live/index.js'
@@ -31,8 +31,14 @@ function counterStoreClass(counters: CounterStore) {
       )
     }
 
-    child(routeOptions: { method: string | string[]; url: string }) {
-      return new LiveRateLimitStore({ ...this.options, prefix: `rl:${String(routeOptions.method)}:${routeOptions.url}` })
+    /**
+     * The store of a route with a limit of its own. @fastify/rate-limit passes the route's merged
+     * limit options, the route itself under routeInfo (not the route, as its types say).
+     */
+    child(params: RouteOptions & { routeInfo?: Partial<RouteOptions> }) {
+      const { method, url } = params.routeInfo ?? {}
+      if (method === undefined || url === undefined) throw new Error('a rate limit of its own needs a route to count under')
+      return new LiveRateLimitStore({ ...this.options, prefix: `rl:${String(method)}:${url}` })
     }
   }
 }
