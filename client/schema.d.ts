@@ -374,7 +374,7 @@ export interface paths {
         };
         /**
          * Get a user
-         * @description The caller by default, or the user `id`. The email is shown only to the user and to admins.
+         * @description The caller by default, or the user `id`. The email and the ADMIN role are shown only to the user and to admins.
          */
         get: {
             parameters: {
@@ -949,7 +949,7 @@ export interface paths {
         };
         /**
          * List users
-         * @description `q` matches first or last name (any case), `role` filters. Ordered by sign-up; cursor pagination stays stable while users sign up.
+         * @description `q` matches first or last name (any case), `role` filters (`ADMIN` only for admins, else 403). Ordered by sign-up; cursor pagination stays stable while users sign up.
          */
         get: {
             parameters: {
@@ -1007,6 +1007,30 @@ export interface paths {
                 };
                 /** @description Missing, unknown or expired access token */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Not allowed for this user */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2310,7 +2334,7 @@ export interface paths {
         };
         /**
          * Users near a point
-         * @description Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role`. Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.
+         * @description Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role` (`ADMIN` only for admins, else 403). Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.
          */
         get: {
             parameters: {
@@ -2376,6 +2400,30 @@ export interface paths {
                 };
                 /** @description Missing, unknown or expired access token */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Not allowed for this user */
+                403: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -1,7 +1,7 @@
 import type { InjectOptions } from 'fastify'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { allPages, newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 const PICTURE_MAX = 300_000
@@ -173,6 +173,35 @@ describe('admins', () => {
     const third = await newUser(t.app)
     expect((await inject({ url: `/user?id=${third.id}`, headers: admin.auth })).json()).not.toHaveProperty('email')
     problem(await inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: third.id, first_name: 'No' } }), 403)
+  })
+})
+
+describe('the ADMIN role', () => {
+  it('is shown only to the admin itself and to other admins; only admins filter by it', async () => {
+    const tag = `Adm${Date.now().toString(36)}`
+    const admin = await newUser(t.app, { first_name: tag, roles: ['WORKER'] })
+    expect(await t.app.accounts.setAdmin(admin.email, true)).toBe(true)
+    const otherAdmin = await newUser(t.app)
+    expect(await t.app.accounts.setAdmin(otherAdmin.email, true)).toBe(true)
+    const user = await newUser(t.app)
+
+    // A user: refused the filter, and shown the admin's other roles only, everywhere.
+    expect(problem(await inject({ url: '/users?role=ADMIN', headers: user.auth }), 403).code).toBe('not_an_admin')
+    expect((await inject({ url: `/user?id=${admin.id}`, headers: user.auth })).json().roles).toEqual(['WORKER'])
+    expect((await inject({ url: `/users?q=${tag}`, headers: user.auth })).json().items.map((u: { roles: string[] }) => u.roles)).toEqual([['WORKER']])
+    const at = { lat: -17.7134, lon: 178.065 } // no other test's place; positions are blurred by about 100 m
+    expect((await inject({ method: 'POST', url: '/location', headers: admin.auth, payload: at })).statusCode).toBe(200)
+    const search = (who: SignedIn, role?: string) => inject({ url: '/search', headers: who.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '1000', ...(role ? { role } : {}) } })
+    expect(problem(await search(user, 'ADMIN'), 403).code).toBe('not_an_admin')
+    expect((await search(user)).json().items.map((i: { user: { id: string; roles: string[] } }) => i.user)).toEqual([expect.objectContaining({ id: admin.id, roles: ['WORKER'] })])
+    expect(JSON.stringify((await inject({ url: `/users?q=${tag}`, headers: user.auth })).json())).not.toContain('ADMIN')
+
+    // The admin itself and another admin: shown it, and may filter by it.
+    expect((await inject({ url: '/user', headers: admin.auth })).json().roles).toEqual(['WORKER', 'ADMIN'])
+    expect((await inject({ url: `/user?id=${admin.id}`, headers: otherAdmin.auth })).json().roles).toEqual(['WORKER', 'ADMIN'])
+    const admins = await allPages(t.app, otherAdmin, '/users?role=ADMIN', 100)
+    expect(admins.map((u) => u.id)).toEqual(expect.arrayContaining([admin.id, otherAdmin.id]))
+    expect((await search(otherAdmin, 'ADMIN')).json().items.map((i: { user: { roles: string[] } }) => i.user.roles)).toEqual([['WORKER', 'ADMIN']])
   })
 })
 

@@ -36,7 +36,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       schema: {
         tags,
         summary: 'Get a user',
-        description: 'The caller by default, or the user `id`. The email is shown only to the user and to admins.',
+        description: 'The caller by default, or the user `id`. The email and the ADMIN role are shown only to the user and to admins.',
         security: bearerSecurity,
         querystring: UserIdQuery,
         response: { 200: User, ...problemResponses(401, 404) },
@@ -72,10 +72,10 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       schema: {
         tags,
         summary: 'List users',
-        description: '`q` matches first or last name (any case), `role` filters. Ordered by sign-up; cursor pagination stays stable while users sign up.',
+        description: '`q` matches first or last name (any case), `role` filters (`ADMIN` only for admins, else 403). Ordered by sign-up; cursor pagination stays stable while users sign up.',
         security: bearerSecurity,
         querystring: UserListQuery,
-        response: { 200: UserList, ...problemResponses(401) },
+        response: { 200: UserList, ...problemResponses(401, 403) },
       },
     }, async (request) => accounts.list(request.auth.userId, request.query))
 

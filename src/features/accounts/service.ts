@@ -82,17 +82,21 @@ export function createAccountsService(deps: {
   const pictureUrl = (user: Pick<UserRow, 'id' | 'picture_etag'>): string | null =>
     user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null
 
-  /** The user as others see it; the email only to the user and to admins. */
+  /**
+   * The user as others see it; the email, and the ADMIN role, only to the user and to admins
+   * (who the admins are is not for everyone to learn).
+   */
   const view = (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => {
+    const privileged = viewer !== undefined && (viewer.id === user.id || isAdmin(viewer))
     const shown: UserView = {
       id: user.id,
       first_name: user.first_name,
       last_name: user.last_name,
-      roles: user.roles,
+      roles: privileged ? user.roles : user.roles.filter((role) => role !== 'ADMIN'),
       picture_url: pictureUrl(user),
       created_at: typeof user.created_at === 'string' ? user.created_at : user.created_at.toISOString(),
     }
-    if (viewer && (viewer.id === user.id || isAdmin(viewer)) && user.email) shown.email = user.email
+    if (privileged && user.email) shown.email = user.email
     return shown
   }
 
@@ -262,6 +266,7 @@ export function createAccountsService(deps: {
     async list(viewerId: string, query: { q?: string; role?: Role; limit?: number; cursor?: string }) {
       const viewer = await store.findById(viewerId)
       if (!viewer) throw new UnauthenticatedError()
+      if (query.role === 'ADMIN' && !isAdmin(viewer)) throw new ForbiddenError('Only admins may list the users with the ADMIN role', 'not_an_admin')
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, CursorPosition)
       const rows = await store.list({ q: query.q?.trim() || undefined, role: query.role, limit, afterId: after?.id })

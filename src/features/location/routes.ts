@@ -41,10 +41,10 @@ export async function locationRoutes(fastify: FastifyInstance) {
       schema: {
         tags,
         summary: 'Users near a point',
-        description: 'Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role`. Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.',
+        description: 'Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role` (`ADMIN` only for admins, else 403). Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.',
         security: bearerSecurity,
         querystring: SearchQuery,
-        response: { 200: SearchPage, ...problemResponses(401) },
+        response: { 200: SearchPage, ...problemResponses(401, 403) },
       },
     }, async (request) => location.search(request.auth.userId, request.query))
   })

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { Type } from 'typebox'
-import { UnauthenticatedError } from '../../errors.js'
+import { ForbiddenError, UnauthenticatedError } from '../../errors.js'
 import { decodeCursor, encodeCursor } from '../../http/cursor.js'
 import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
 import type { LocationRole, LocationStore } from '../../platform/live/index.js'
@@ -120,9 +120,12 @@ export function createLocationService(deps: {
       const after = decodeCursor(query.cursor, CursorPosition)
       // Who asks (from the cache), and whom it must not find: those are left out by the store
       // itself, so that a hidden user is on no page and in no cursor. An admin sees emails: that
-      // is confirmed from the accounts, never taken from a cache.
+      // is confirmed from the accounts, never taken from a cache, and so is seeing the ADMIN role.
       const [viewer, hidden] = await Promise.all([userOf(viewerId), deps.hiddenFrom(viewerId)])
       const isAdmin = viewer.roles.includes('ADMIN') && (await deps.isAdmin(viewerId))
+      if (query.role === 'ADMIN' && !isAdmin) throw new ForbiddenError('Only admins may search for the users with the ADMIN role', 'not_an_admin')
+      // Unless confirmed an admin, the viewer is shown users as anyone is: no email, no ADMIN role.
+      const shownTo = isAdmin ? viewer : { id: viewer.id, roles: [] }
       const exclude = new Set(hidden).add(viewerId)
       let position = after && { distanceM: after.d, userId: after.u }
       const items = []
@@ -140,7 +143,7 @@ export function createLocationService(deps: {
           const user = isAdmin || hit.card === null ? users.get(hit.userId) : shownFrom(hit.userId, hit.card)
           // Deleted meanwhile, or no longer holding the role: left out, the cursor moves on.
           if (!user || (query.role && !user.roles.includes(query.role))) continue
-          items.push({ user: deps.view(user, viewer), distance_m: Math.round(hit.distanceM) })
+          items.push({ user: deps.view(user, shownTo), distance_m: Math.round(hit.distanceM) })
         }
       }
       return { items, next_cursor: more && position ? encodeCursor({ d: position.distanceM, u: position.userId }) : null }
