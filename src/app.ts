@@ -72,6 +72,16 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     // Fastify 5 ignores a bare hop count (it can't tell the proxy from a client), so a count is
     // passed as what it means: trust the nearest `n` hops.
     trustProxy: typeof config.trustProxy === 'number' ? trustNearestHops(config.trustProxy) : config.trustProxy,
+    // Slow clients hold a connection for a bounded time only: headers, the whole request (a body
+    // dribbled a byte at a time answers 408), and the idle time between two kept-alive requests.
+    requestTimeout: config.httpRequestTimeout,
+    keepAliveTimeout: config.httpKeepAliveTimeout,
+    http: {
+      headersTimeout: config.httpHeadersTimeout,
+      // Node checks the two timeouts every 30 s by default, which would let a request overstay
+      // a short bound by that much.
+      connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.httpHeadersTimeout / 4))),
+    },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   })

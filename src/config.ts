@@ -59,6 +59,12 @@ export interface Config {
   jobAutoApproveAfter: number
   /** Who takes payments: `local` settles in the ledger at once. */
   payments: 'local'
+  /** Milliseconds a client has to send a request's headers. */
+  httpHeadersTimeout: number
+  /** Milliseconds a client has to send a whole request, body included. */
+  httpRequestTimeout: number
+  /** Milliseconds an idle kept-alive connection stays open for the next request. */
+  httpKeepAliveTimeout: number
   /** Milliseconds that shutdown waits for requests in flight. */
   shutdownTimeout: number
   /** Whether this process runs background tasks (false: it only adds them, for API-only processes). */
@@ -196,6 +202,9 @@ export function loadConfig(env: Env = process.env): Config {
     jobReminderBefore: int('JOB_REMINDER_BEFORE', 24 * 3600, 60, 30 * 24 * 3600),
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER', 7 * 24 * 3600, 60, 365 * 24 * 3600),
     payments: oneOf('PAYMENTS', ['local'] as const, 'local'),
+    httpHeadersTimeout: int('HTTP_HEADERS_TIMEOUT', 20_000, 100, 600_000),
+    httpRequestTimeout: int('HTTP_REQUEST_TIMEOUT', 120_000, 100, 3_600_000),
+    httpKeepAliveTimeout: int('HTTP_KEEP_ALIVE_TIMEOUT', 5_000, 100, 600_000),
     shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
     queueWork: bool('QUEUE_WORK', true),
     queuePollInterval: int('QUEUE_POLL_INTERVAL', 2000, 500, 600_000),
@@ -207,6 +216,9 @@ export function loadConfig(env: Env = process.env): Config {
     else if (URL.canParse(config.redisUrl) && !['', '/', '/0'].includes(new URL(config.redisUrl).pathname)) {
       problems.push('REDIS_URL must not name a database with REDIS_CLUSTER: a Redis Cluster has database 0 only')
     }
+  }
+  if (config.httpHeadersTimeout > config.httpRequestTimeout) {
+    problems.push('HTTP_HEADERS_TIMEOUT must not be longer than HTTP_REQUEST_TIMEOUT: the headers are part of the request')
   }
   if (config.workers > 1 && !config.databaseUrl) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')

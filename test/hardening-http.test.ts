@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import net, { type AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.js'
-import { problem, startTestApp } from './support/app.js'
+import { WebSocket } from 'ws'
+import { newUser, problem, startTestApp, type TestApp } from './support/app.js'
 
 // Routes under the global per-address limit and open to anyone (the signed-in routes answer 401
 // before any limit counts).
@@ -93,5 +95,98 @@ describe('rate limits of routes with their own', () => {
     } finally {
       await t.close()
     }
+  })
+})
+
+describe('slow clients (HTTP_HEADERS_TIMEOUT, HTTP_REQUEST_TIMEOUT, HTTP_KEEP_ALIVE_TIMEOUT)', () => {
+  let t: TestApp
+  let port: number
+  beforeAll(async () => {
+    t = await startTestApp({ HTTP_HEADERS_TIMEOUT: '600', HTTP_REQUEST_TIMEOUT: '1000', HTTP_KEEP_ALIVE_TIMEOUT: '300' })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    port = (t.app.server.address() as AddressInfo).port
+  })
+  afterAll(async () => t.close())
+
+  /**
+   * Opens a socket, writes `head`, then one byte of `drip` every 50 ms; answers when the server
+   * closed it (or `giveUpMs` passed) and what it answered, while /health is asked from another
+   * socket every 100 ms.
+   */
+  async function dribble(head: string, drip: string, giveUpMs = 5000) {
+    const started = Date.now()
+    const socket = net.connect(port, '127.0.0.1')
+    let received = ''
+    socket.on('data', (chunk) => (received += String(chunk)))
+    socket.on('error', () => {})
+    socket.write(head)
+    let sent = 0
+    const dripping = setInterval(() => {
+      if (!socket.destroyed && socket.writable) socket.write(drip[sent++ % drip.length]!)
+    }, 50)
+    const others: number[] = []
+    const asking = setInterval(() => {
+      void fetch(`http://127.0.0.1:${port}/health`).then((res) => others.push(res.status), () => others.push(0))
+    }, 100)
+    const closed = await new Promise<boolean>((resolve) => {
+      socket.on('close', () => resolve(true))
+      setTimeout(() => resolve(false), giveUpMs)
+    })
+    clearInterval(dripping)
+    clearInterval(asking)
+    socket.destroy()
+    return { closed, afterMs: Date.now() - started, received, others }
+  }
+
+  it('refuses timeouts that contradict each other, by name', () => {
+    expect(loadConfig({})).toMatchObject({ httpHeadersTimeout: 20_000, httpRequestTimeout: 120_000, httpKeepAliveTimeout: 5_000 })
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT: '30000', HTTP_REQUEST_TIMEOUT: '10000' })).toThrow(/HTTP_HEADERS_TIMEOUT must not be longer than HTTP_REQUEST_TIMEOUT/)
+    expect(() => loadConfig({ HTTP_KEEP_ALIVE_TIMEOUT: '0' })).toThrow(/HTTP_KEEP_ALIVE_TIMEOUT must be a whole number/)
+  })
+
+  it('answers 408 to a body sent a byte at a time, within the request timeout, and serves others meanwhile', async () => {
+    const head = 'POST /signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n'
+    const result = await dribble(head, '{"email":"x"}')
+    expect(result.closed).toBe(true)
+    expect(result.afterMs).toBeLessThan(3000)
+    if (result.received) expect(result.received).toMatch(/^HTTP\/1\.1 408/)
+    expect(result.others.length).toBeGreaterThan(3)
+    expect(result.others.every((status) => status === 200)).toBe(true)
+  })
+
+  it('closes a connection whose headers come a byte at a time, within the headers timeout', async () => {
+    const result = await dribble('GET /health HTTP/1.1\r\nHost: localhost\r\n', 'X-Slow: aaaaaaaaaaaaaaaaa\r\n')
+    expect(result.closed).toBe(true)
+    expect(result.afterMs).toBeLessThan(2500)
+    expect(result.others.every((status) => status === 200)).toBe(true)
+  })
+
+  it('closes an idle kept-alive connection after the keep-alive timeout', async () => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    let received = ''
+    socket.on('data', (chunk) => (received += String(chunk)))
+    const started = Date.now()
+    socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    const closed = await new Promise<boolean>((resolve) => {
+      socket.on('close', () => resolve(true))
+      setTimeout(() => resolve(false), 5000)
+    })
+    socket.destroy()
+    expect(received).toMatch(/^HTTP\/1\.1 200/)
+    expect(closed).toBe(true)
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
+  it('leaves a WebSocket open past the request and keep-alive timeouts: it is no longer a request', async () => {
+    const user = await newUser(t.app)
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: user.auth })
+    let closedAt: number | undefined
+    ws.on('close', () => (closedAt = Date.now()))
+    await new Promise((resolve, reject) => ws.on('open', resolve).on('error', reject))
+    await new Promise((resolve) => setTimeout(resolve, 2500))
+    expect(closedAt).toBeUndefined()
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+    ws.close()
   })
 })
