@@ -768,7 +768,7 @@ export interface paths {
         };
         /**
          * Delete a user
-         * @description Deletes the caller, or with `id` another user (admins only). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.
+         * @description Deletes the caller, or with `id` another user (admins only). Needs the caller's own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.
          */
         delete: {
             parameters: {
@@ -780,7 +780,15 @@ export interface paths {
                 path?: never;
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description Optional only for an account without a password */
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description The caller's own password (an admin's, deleting another user). Not asked of an account without one, which must have signed in within the last 5 minutes */
+                        current_password?: string;
+                    };
+                };
+            };
             responses: {
                 /** @description Deleted */
                 204: {

@@ -22,7 +22,7 @@ describe('effects after a commit', () => {
       seen.push(userId)
       if (failures-- > 0) throw new Error('the live store is down')
     })
-    const answer = await t.app.inject({ method: 'DELETE', url: '/user', headers: user.auth })
+    const answer = await t.app.inject({ method: 'DELETE', url: '/user', headers: user.auth, payload: { current_password: user.password } })
     expect(answer.statusCode).toBe(204)
     expect(seen).toEqual([user.id])
     await waitUntil(() => seen.length === 2)

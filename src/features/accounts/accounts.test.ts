@@ -1,7 +1,9 @@
 import type { InjectOptions } from 'fastify'
 import sharp from 'sharp'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { allPages, newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { allPages, newUser, problem, signIn, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { manualClock } from '../../platform/clock.js'
 
 let t: TestApp
 const PICTURE_MAX = 300_000
@@ -165,7 +167,10 @@ describe('admins', () => {
     expect((await inject({ url: `/user?id=${other.id}`, headers: admin.auth })).json().email).toBe(other.email)
     const renamed = await inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: other.id, first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] } })
     expect(renamed.json()).toMatchObject({ first_name: 'Renamed', roles: ['WORKER', 'ADMIN'] })
-    expect((await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth })).statusCode).toBe(204)
+    // Deleting someone takes the admin's own password, as deleting itself would.
+    expect(problem(await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth }), 400).code).toBe('current_password_required')
+    expect(problem(await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth, payload: { current_password: other.password + 'x' } }), 403).code).toBe('wrong_password')
+    expect((await inject({ method: 'DELETE', url: `/user?id=${other.id}`, headers: admin.auth, payload: { current_password: admin.password } })).statusCode).toBe(204)
     problem(await inject({ url: '/user', headers: other.auth }), 401)
 
     expect(await t.app.accounts.setAdmin(admin.email, false)).toBe(true)
@@ -208,7 +213,7 @@ describe('the ADMIN role', () => {
 describe('DELETE /user', () => {
   it('deletes the caller: its token dies, it can\'t sign in, others see 404', async () => {
     const [u, viewer] = [await newUser(t.app), await newUser(t.app)]
-    expect((await inject({ method: 'DELETE', url: '/user', headers: u.auth })).statusCode).toBe(204)
+    expect((await inject({ method: 'DELETE', url: '/user', headers: u.auth, payload: { current_password: u.password } })).statusCode).toBe(204)
     problem(await inject({ url: '/user', headers: u.auth }), 401)
     problem(await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: u.password } }), 401)
     problem(await inject({ url: `/user?id=${u.id}`, headers: viewer.auth }), 404)
@@ -216,10 +221,40 @@ describe('DELETE /user', () => {
     expect((await inject({ method: 'POST', url: '/signup', payload: { email: u.email, password: 'a good password', first_name: 'New', last_name: 'Owner' } })).statusCode).toBe(201)
   })
 
-  it('answers 403 for another user\'s id, and deletes nothing', async () => {
+  it('answers 403 for another user\'s id, even with the caller\'s password, and deletes nothing', async () => {
     const [a, b] = [await newUser(t.app), await newUser(t.app)]
-    problem(await inject({ method: 'DELETE', url: `/user?id=${b.id}`, headers: a.auth }), 403)
+    expect(problem(await inject({ method: 'DELETE', url: `/user?id=${b.id}`, headers: a.auth, payload: { current_password: a.password } }), 403).code).toBe('forbidden')
     expect((await inject({ url: '/user', headers: b.auth })).statusCode).toBe(200)
+  })
+
+  it('takes more than a token: no password is 400, a wrong one 403, and the account stays', async () => {
+    const u = await newUser(t.app)
+    const noBody = problem(await inject({ method: 'DELETE', url: '/user', headers: u.auth }), 400)
+    expect(noBody).toMatchObject({ code: 'current_password_required', errors: [{ field: 'body/current_password' }] })
+    expect(problem(await inject({ method: 'DELETE', url: '/user', headers: u.auth, payload: {} }), 400).code).toBe('current_password_required')
+    expect(problem(await inject({ method: 'DELETE', url: '/user', headers: u.auth, payload: { current_password: 'not the password' } }), 403).code).toBe('wrong_password')
+    expect((await inject({ url: '/user', headers: u.auth })).statusCode).toBe(200)
+    expect((await inject({ method: 'DELETE', url: '/user', headers: u.auth, payload: { current_password: u.password } })).statusCode).toBe(204)
+  })
+
+  it('takes a sign-in of the last 5 minutes for an account without a password', async () => {
+    const clock = manualClock()
+    const own = await startTestApp({}, { clock })
+    try {
+      const old = await newUser(own.app)
+      clock.advance(5 * 60_000 + 1000)
+      const recent = { authorization: `Bearer ${await signIn(own.app, old.email, old.password)}` }
+      // The password goes (as for an account made without one): only the sign-in's age vouches for the caller.
+      await sql`UPDATE users SET password_hash = NULL WHERE id = ${old.id}`.execute(own.app.platform.database.db)
+      const del = (headers: Record<string, string>, payload?: object) => own.app.inject({ method: 'DELETE', url: '/user', headers, ...(payload ? { payload } : {}) })
+      expect(problem(await del(old.auth), 403).code).toBe('recent_sign_in_required')
+      expect(problem(await del(old.auth, { current_password: old.password }), 403).code).toBe('recent_sign_in_required')
+      expect((await own.app.inject({ url: '/user', headers: old.auth })).statusCode).toBe(200)
+      expect((await del(recent)).statusCode).toBe(204)
+      problem(await own.app.inject({ url: '/user', headers: old.auth }), 401)
+    } finally {
+      await own.close()
+    }
   })
 })
 
@@ -334,7 +369,7 @@ describe('pictures', () => {
     problem(await inject({ url: `/users/${u.id}/picture` }), 404)
     await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: await photoWithGps(100, 100) })
     expect((await inject({ url: `/users/${u.id}/picture` })).statusCode).toBe(200)
-    await inject({ method: 'DELETE', url: '/user', headers: u.auth })
+    await inject({ method: 'DELETE', url: '/user', headers: u.auth, payload: { current_password: u.password } })
     problem(await inject({ url: `/users/${u.id}/picture` }), 404)
   })
 })

@@ -6,7 +6,7 @@ import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } fr
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
+import { DeleteUserBody, SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
 
 const tags = ['accounts']
 
@@ -58,13 +58,18 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       schema: {
         tags,
         summary: 'Delete a user',
-        description: 'Deletes the caller, or with `id` another user (admins only). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
+        description: 'Deletes the caller, or with `id` another user (admins only). Needs the caller\'s own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
         security: bearerSecurity,
         querystring: UserIdQuery,
+        body: DeleteUserBody,
         response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404) },
       },
+      // No body at all is an empty one: the service says what is missing, by name.
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {}
+      },
     }, async (request, reply) => {
-      await accounts.delete(request.auth, request.query.id)
+      await accounts.delete(request.auth, request.query.id, request.body.current_password)
       return reply.code(204).send(null)
     })
 

@@ -62,6 +62,14 @@ export const UpdateUserBody = Type.Object(
 )
 export type UpdateUserInput = Static<typeof UpdateUserBody>
 
+export const DeleteUserBody = Type.Object(
+  {
+    current_password: Type.Optional(Type.String({ maxLength: 200, description: 'The caller\'s own password (an admin\'s, deleting another user). Not asked of an account without one, which must have signed in within the last 5 minutes' })),
+  },
+  { additionalProperties: false, description: 'Optional only for an account without a password' },
+)
+export type DeleteUserInput = Static<typeof DeleteUserBody>
+
 export const UserIdQuery = Type.Object({ id: Type.Optional(Uuid) }, { additionalProperties: false })
 
 export const UserListQuery = Type.Object(

@@ -16,6 +16,8 @@ import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, ty
 export interface Actor {
   userId: string
   sessionId: string
+  /** When the actor's session began. */
+  signedInAt: Date
 }
 
 /** What other features do when an account goes (sessions end, the location leaves the map...). */
@@ -30,6 +32,8 @@ export type SummarizedUser = Pick<UserRow, 'id' | 'first_name' | 'last_name' | '
 export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
 
 const MAX_PASSWORD_BYTES = 72
+/** How recent a sign-in vouches for an account without a password, where a password would be asked. */
+const RECENT_SIGN_IN_MS = 5 * 60_000
 /** Users kept in each process for search results and the like (about 300 bytes each). */
 const CACHED_USERS = 100_000
 const CACHED_USER_TTL_MS = 60_000
@@ -254,8 +258,22 @@ export function createAccountsService(deps: {
       return user !== undefined
     },
 
-    async delete(actor: Actor, id: string | undefined): Promise<void> {
-      const { target } = await actingOn(actor, id)
+    /**
+     * Deletes the actor, or another user for an admin. A token alone is not enough: the actor's
+     * own password is asked, or for an account without one, a sign-in of the last minutes.
+     */
+    async delete(actor: Actor, id: string | undefined, currentPassword: string | undefined): Promise<void> {
+      const { me, target } = await actingOn(actor, id)
+      const hash = await store.passwordHash(me.id)
+      if (hash === null) {
+        if (deps.clock.now().getTime() - actor.signedInAt.getTime() > RECENT_SIGN_IN_MS) {
+          throw new ForbiddenError(`This account has no password: sign in again (within ${RECENT_SIGN_IN_MS / 60_000} minutes) to delete`, 'recent_sign_in_required')
+        }
+      } else if (currentPassword === undefined) {
+        throw new InvalidInputError('current_password is needed to delete a user', [{ field: 'body/current_password', message: 'is required' }], 'current_password_required')
+      } else if (!(await hasher.verify(currentPassword, hash))) {
+        throw new ForbiddenError('current_password is wrong', 'wrong_password')
+      }
       const taskId = await store.transaction(async (trx) =>
         (await createAccountsStore(trx).delete(target.id, deps.clock.now())) ? deps.queue.add(trx, DELETED_TASK, { user_id: target.id }, { runsNow: true }) : undefined,
       )

@@ -232,7 +232,7 @@ describe('POST /job: offers', () => {
     const w2 = await worker()
     expect(problem(await inject({ method: 'POST', url: '/job', headers: w.auth, payload: { worker_id: w2.id, title: 'x' } }), 403).code).toBe('not_a_client')
     // A deleted worker is gone.
-    expect((await inject({ method: 'DELETE', url: '/user', headers: w2.auth })).statusCode).toBe(204)
+    expect((await inject({ method: 'DELETE', url: '/user', headers: w2.auth, payload: { current_password: w2.password } })).statusCode).toBe(204)
     expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w2.id, title: 'x' } }), 404).code).toBe('worker_not_found')
     problem(await inject({ method: 'POST', url: '/job', payload: { worker_id: w.id, title: 'x' } }), 401)
   })
@@ -564,7 +564,7 @@ describe('deleted accounts', () => {
     const offered = await jobIn('REQUESTED')
     const accepted = await jobIn('ACCEPTED')
     const started = await jobIn('STARTED')
-    for (const j of [offered, accepted, started]) await inject({ method: 'DELETE', url: '/user', headers: j.w.auth })
+    for (const j of [offered, accepted, started]) await inject({ method: 'DELETE', url: '/user', headers: j.w.auth, payload: { current_password: j.w.password } })
 
     for (const j of [offered, accepted]) {
       const job = await getJob(j.c, j.job.id)
@@ -576,7 +576,7 @@ describe('deleted accounts', () => {
 
     // And the other way round: a client's deletion cancels its open offer to the worker.
     const other = await jobIn('REQUESTED')
-    await inject({ method: 'DELETE', url: '/user', headers: other.c.auth })
+    await inject({ method: 'DELETE', url: '/user', headers: other.c.auth, payload: { current_password: other.c.password } })
     expect((await getJob(other.w, other.job.id)).status).toBe('CANCELED')
   })
 })

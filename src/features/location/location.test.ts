@@ -89,7 +89,7 @@ describe('live location and search', () => {
 
     expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: leaving.auth })).statusCode).toBe(204)
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([deleted.id])
-    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: deleted.auth })).statusCode).toBe(204)
+    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: deleted.auth, payload: { current_password: deleted.password } })).statusCode).toBe(204)
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([])
   })
 
@@ -119,7 +119,7 @@ describe('live location and search', () => {
       await expect.poll(names, { timeout: 5000 }).toEqual([])
       expect((await b.inject({ method: 'DELETE', url: `/blocks/${client.id}`, headers: worker.auth })).statusCode).toBe(204)
       await expect.poll(names, { timeout: 5000 }).toEqual(['After'])
-      expect((await b.inject({ method: 'DELETE', url: '/user', headers: worker.auth })).statusCode).toBe(204)
+      expect((await b.inject({ method: 'DELETE', url: '/user', headers: worker.auth, payload: { current_password: worker.password } })).statusCode).toBe(204)
       await expect.poll(names, { timeout: 5000 }).toEqual([])
     } finally {
       await close()
@@ -170,7 +170,7 @@ describe('live location and search', () => {
       // The post authenticated before the user left, and stores its location after.
       const auth = (await t.app.sessions.authenticate(worker.token))!
       if (leave === 'sign out') expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: worker.auth })).statusCode).toBe(204)
-      else expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: worker.auth })).statusCode).toBe(204)
+      else expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: worker.auth, payload: { current_password: worker.password } })).statusCode).toBe(204)
       await expect(t.app.location.post(auth, at)).rejects.toThrow(UnauthenticatedError)
       expect(await ids(client, { ...at, radius: 500 })).toEqual([])
     }

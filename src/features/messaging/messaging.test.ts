@@ -40,7 +40,7 @@ describe('POST /send', () => {
 
   it('refuses blank, too long, malformed, unknown, deleted and self recipients with problem+json', async () => {
     const [alice, bob, gone] = [await newUser(t.app), await newUser(t.app), await newUser(t.app)]
-    await t.app.inject({ method: 'DELETE', url: '/user', headers: gone.auth })
+    await t.app.inject({ method: 'DELETE', url: '/user', headers: gone.auth, payload: { current_password: gone.password } })
 
     expect(problem(await send(alice, bob.id, '   \n\t '), 400).code).toBe('text_blank')
     problem(await send(alice, bob.id, ''), 400)
@@ -153,7 +153,7 @@ describe('GET /inbox', () => {
   it('shows a deleted sender as deleted in the messages others hold', async () => {
     const [alice, bob] = [await newUser(t.app, { first_name: 'Gone' }), await newUser(t.app)]
     await send(alice, bob.id, 'bye')
-    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: alice.auth })).statusCode).toBe(204)
+    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: alice.auth, payload: { current_password: alice.password } })).statusCode).toBe(204)
     const [message] = (await get(bob, '/inbox')).json().items
     expect(message).toMatchObject({ from: alice.id, text: 'bye', sender: { id: alice.id, deleted: true, first_name: '', picture_url: null } })
     const [thread] = (await get(bob, '/conversations')).json().items

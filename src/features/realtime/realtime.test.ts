@@ -169,7 +169,7 @@ describe('GET /ws', () => {
     await a.app.platform.live.events.publish({ to: [bob.id], type: 'job.updated', data: { still: 'here' } })
     await expect.poll(() => laptopSocket.of('job.updated')).toEqual([{ still: 'here' }])
     // Deleting the account ends its last session too.
-    await a.app.inject({ method: 'DELETE', url: '/user', headers: bob.auth })
+    await a.app.inject({ method: 'DELETE', url: '/user', headers: bob.auth, payload: { current_password: bob.password } })
     expect((await laptopSocket.closed).code).toBe(4401)
   })
 

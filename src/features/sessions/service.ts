@@ -18,6 +18,8 @@ export interface Auth {
   sessionId: string
   /** The stored hash of the session's token (never the token). */
   tokenHash: string
+  /** When the session began: when the user last proved who it is. */
+  signedInAt: Date
 }
 
 /** What other features do when a user signs out (the location leaves the map...). */
@@ -80,7 +82,7 @@ export function createSessionsService(deps: { live: LiveStore; accounts: Account
     async authenticate(token: string): Promise<Auth | null> {
       const tokenHash = hashToken(token)
       const session = await live.sessions.touch(tokenHash, deps.clock.now(), config.sessionIdleTtl)
-      return session ? { userId: session.userId, sessionId: session.id, tokenHash } : null
+      return session ? { userId: session.userId, sessionId: session.id, tokenHash, signedInAt: session.createdAt } : null
     },
 
     /** Whether the session of an earlier authentication still stands (it is read again). */
