@@ -10,7 +10,7 @@ import type { Config } from './config.js'
 import { createAuthenticate } from './http/auth.js'
 import { loggerOptions } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
-import { registerProblemHandlers } from './http/problems.js'
+import { answerClientError, registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { DOCS_PREFIX, registerSecurityHeaders } from './http/security-headers.js'
 import type { Platform } from './platform/index.js'
@@ -75,6 +75,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     // Slow clients hold a connection for a bounded time only: headers, the whole request (a body
     // dribbled a byte at a time answers 408), and the idle time between two kept-alive requests.
     requestTimeout: config.httpRequestTimeout,
+    clientErrorHandler: answerClientError,
     keepAliveTimeout: config.httpKeepAliveTimeout,
     http: {
       headersTimeout: config.httpHeadersTimeout,

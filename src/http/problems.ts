@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
 import { AppError, type FieldError, TooManyRequestsError } from '../errors.js'
@@ -53,10 +56,12 @@ const STATUS_TITLES: Record<number, string> = {
   404: 'Not found',
   405: 'Method not allowed',
   406: 'Not acceptable',
+  408: 'Request timeout',
   409: 'Conflict',
   412: 'Precondition failed',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  431: 'Headers too large',
   429: 'Too many requests',
   500: 'Internal server error',
   503: 'Service unavailable',
@@ -103,6 +108,27 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
   FST_REQ_FILE_TOO_LARGE: [413, 'payload_too_large'],
   FST_INVALID_MULTIPART_CONTENT_TYPE: [415, 'unsupported_media_type'],
+}
+
+/** What the HTTP parser refuses before there is a request: [status, code, detail]. */
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took longer than the server waits for one (HTTP_REQUEST_TIMEOUT); send it again, faster'],
+  HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'The request\'s headers are larger than the server takes'],
+}
+
+/**
+ * Fastify's clientErrorHandler: a request the HTTP parser refused, or that ran past its time, is
+ * answered problem+json on the raw socket (there is no request to reply to), then the socket closes.
+ */
+export function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket) {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, detail] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'malformed_request', 'The request is not well-formed HTTP']
+  this.log.debug({ err: error }, `client error: ${code}`)
+  if (socket.writable) {
+    const body = JSON.stringify({ type: `urn:problem:${code}`, title: STATUS_TITLES[status] ?? 'Error', status, detail, code, request_id: randomUUID() })
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(error)
 }
 
 export function registerProblemHandlers(app: FastifyInstance) {
