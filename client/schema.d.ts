@@ -4190,7 +4190,7 @@ export interface paths {
         };
         /**
          * Live events (WebSocket)
-         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected.
+         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
          */
         get: {
             parameters: {
@@ -4286,6 +4286,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description This server holds as many WebSockets as it takes (`too_many_sockets`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };

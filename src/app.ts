@@ -141,7 +141,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
   await app.register(blocksRoutes)
-  await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl })
+  await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl, maxPerUser: config.wsMaxPerUser, maxConnections: config.wsMaxConnections })
   await app.register(jobsRoutes)
   await app.register(tasksRoutes)
 

@@ -50,6 +50,10 @@ export interface Config {
   wsMaxBufferedBytes: number
   /** Seconds a one-time WebSocket ticket lives. */
   wsTicketTtl: number
+  /** WebSockets one user may hold on this process; one more closes the user's oldest (4008). */
+  wsMaxPerUser: number
+  /** WebSockets this process holds at most; past it an upgrade is answered 503. */
+  wsMaxConnections: number
   pictureMaxBytes: number
   /** Seconds between sweeps for the jobs' due work (expiry, reminders, auto-approval); 0 turns the sweep off. */
   jobSweepInterval: number
@@ -197,6 +201,8 @@ export function loadConfig(env: Env = process.env): Config {
     wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL', 30_000, 100, 600_000),
     wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
     wsTicketTtl: int('WS_TICKET_TTL', 30, 1, 3600),
+    wsMaxPerUser: int('WS_MAX_PER_USER', 10, 1, 10_000),
+    wsMaxConnections: int('WS_MAX_CONNECTIONS', 10_000, 1, 10_000_000),
     pictureMaxBytes: int('PICTURE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
     jobSweepInterval: int('JOB_SWEEP_INTERVAL', 30, 0, 86400),
     jobReminderBefore: int('JOB_REMINDER_BEFORE', 24 * 3600, 60, 30 * 24 * 3600),

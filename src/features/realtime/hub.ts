@@ -7,9 +7,13 @@ import type { MessageView } from '../messaging/index.js'
 // event to its own sockets of the users it is for; a message is stored before its event is
 // published, so a socket that misses one catches up with ?since= or GET /inbox.
 
-/** Close codes: 4401 when the session ended, 4408 when the client reads too slowly. */
+/**
+ * Close codes: 4401 when the session ended, 4408 when the client reads too slowly, 4008 when its
+ * user opened more sockets on this process than `maxPerUser` and this one was the oldest.
+ */
 export const CLOSE_SESSION_ENDED = 4401
 export const CLOSE_TOO_SLOW = 4408
+export const CLOSE_TOO_MANY = 4008
 const CLOSE_GOING_AWAY = 1001
 
 /** Every this many heartbeats, sockets whose session has lapsed (idle or too old) are closed. */
@@ -41,6 +45,8 @@ export interface HubOptions {
   replayLimit: number
   heartbeatMs: number
   maxBufferedBytes: number
+  /** Sockets one user may hold on this process; one more closes the user's oldest. */
+  maxPerUser: number
   log: FastifyBaseLogger
 }
 
@@ -151,6 +157,16 @@ export function createRealtimeHub(options: HubOptions) {
         return
       }
       const conn: Connection = { socket, userId: auth.userId, sessionId: auth.sessionId, alive: true, slice: attached++ % HEARTBEAT_SLICES, pending: since ? [] : null }
+      // Room for this one: the user's oldest go first (a set iterates in insertion order).
+      const held = byUser.get(auth.userId) ?? new Set<Connection>()
+      for (const old of held) {
+        if (held.size < options.maxPerUser) break
+        log.info({ user_id: auth.userId }, 'websocket closed: its user opened too many')
+        drop(old)
+        old.socket.close(CLOSE_TOO_MANY, 'too many sockets for this user')
+        // A client that holds sockets open on purpose may not answer the close frame either.
+        setTimeout(() => old.socket.terminate(), 1000).unref()
+      }
       let set = byUser.get(auth.userId)
       if (!set) byUser.set(auth.userId, (set = new Set()))
       set.add(conn)

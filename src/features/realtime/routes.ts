@@ -2,20 +2,29 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
-import { InvalidInputError, UnauthenticatedError } from '../../errors.js'
+import { InvalidInputError, UnauthenticatedError, UnavailableError } from '../../errors.js'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
-import { problemResponses } from '../../http/problems.js'
+import { Problem, PROBLEM_TYPE, problemResponses } from '../../http/problems.js'
 import { REPLAY_LIMIT } from '../messaging/index.js'
 import { hashToken, type Auth } from '../sessions/index.js'
 import { WsQuery, WsTicket } from './schemas.js'
-import { createRealtimeHub } from './hub.js'
+import { CLOSE_TOO_MANY, createRealtimeHub } from './hub.js'
 
 const tags = ['realtime']
+
+/** Seconds a client refused for want of room is told to wait before it tries again. */
+const FULL_RETRY_AFTER = 10
+/** Close code of a socket accepted past the bound by upgrades that raced: try again later. */
+const CLOSE_TRY_AGAIN_LATER = 1013
 
 export interface RealtimeOptions {
   heartbeatMs: number
   maxBufferedBytes: number
   ticketTtlSeconds: number
+  /** Sockets one user may hold on this process; one more closes the user's oldest (4008). */
+  maxPerUser: number
+  /** Sockets this process holds at most; past it an upgrade is answered 503. */
+  maxConnections: number
 }
 
 export async function realtimeRoutes(fastify: FastifyInstance, options: RealtimeOptions) {
@@ -27,6 +36,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     replayLimit: REPLAY_LIMIT,
     heartbeatMs: options.heartbeatMs,
     maxBufferedBytes: options.maxBufferedBytes,
+    maxPerUser: options.maxPerUser,
     log: app.log,
   })
   await hub.start()
@@ -71,21 +81,40 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     request.auth = auth
   }
 
+  /**
+   * A process full of sockets refuses more before the handshake, and before any sign-in work.
+   * Sockets still closing count: each holds a file descriptor until it is gone.
+   */
+  const ensureRoom = async (_request: FastifyRequest, reply: FastifyReply) => {
+    if (app.websocketServer.clients.size < options.maxConnections) return
+    reply.header('retry-after', String(FULL_RETRY_AFTER))
+    throw new UnavailableError('This server holds as many WebSockets as it takes; try again later or on another server', 'too_many_sockets')
+  }
+
   // Outside the signed-in scope: a socket signs in with a ticket as well as a token, in its own hook.
   app.route({
     method: 'GET',
     url: '/ws',
-    onRequest: authenticateSocket,
+    onRequest: [ensureRoom, authenticateSocket],
     schema: {
       tags,
       summary: 'Live events (WebSocket)',
       description:
-        'Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected.',
+        `Upgrade to a WebSocket, signed in by \`Authorization: Bearer <token>\` or a one-time \`ticket\` from POST /ws/ticket. The server sends JSON \`{type, data}\`: \`message.created\` (data: a message), \`message.read\` (\`{by, up_to, read_at}\`), \`job.updated\` (data: a job). With \`since=<message id>\` the messages sent or received after it come first, then \`replay.done\` (\`{count, complete}\`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A user holds at most ${options.maxPerUser} sockets on one server: one more closes the oldest with ${CLOSE_TOO_MANY}. A server holding ${options.maxConnections} sockets refuses more with 503 \`too_many_sockets\` and \`Retry-After\`.`,
       security: [...bearerSecurity, {}],
       querystring: WsQuery,
-      response: { 101: { description: 'Switching to the WebSocket protocol', type: 'null' }, ...problemResponses(401) },
+      response: {
+        101: { description: 'Switching to the WebSocket protocol', type: 'null' },
+        ...problemResponses(401),
+        503: { description: 'This server holds as many WebSockets as it takes (`too_many_sockets`); see Retry-After', content: { [PROBLEM_TYPE]: { schema: Problem } } },
+      },
     },
     wsHandler: (socket, request) => {
+      // Upgrades that passed ensureRoom together may overshoot; the socket itself is counted by now.
+      if (app.websocketServer.clients.size > options.maxConnections) {
+        socket.close(CLOSE_TRY_AGAIN_LATER, 'too many sockets on this server')
+        return
+      }
       void hub.attach(socket, request.auth, request.query.since)
     },
     handler: async () => {
