@@ -1129,7 +1129,7 @@ export interface paths {
         get?: never;
         /**
          * Set the caller's picture
-         * @description A `multipart/form-data` field `picture`, or a raw `image/*` body, up to 10 MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.
+         * @description A `multipart/form-data` field `picture`, or a raw `image/*` body, up to 10 MB. JPEG, PNG, WebP, AVIF only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 `unsupported_image_format`. At most 50 megapixels (400 `image_too_large`); a file that can't be decoded 400 `not_an_image`; decoding that runs past 10 s stops with 503 `image_timeout`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to 512 x 512 px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.
          */
         put: {
             parameters: {
@@ -1150,7 +1150,6 @@ export interface paths {
                     "image/jpeg": unknown;
                     "image/png": unknown;
                     "image/webp": unknown;
-                    "image/gif": unknown;
                     "image/avif": unknown;
                 };
             };
@@ -1303,6 +1302,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Decoding the image ran past 10 s (`image_timeout`) */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };

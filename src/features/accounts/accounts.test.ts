@@ -337,10 +337,13 @@ describe('pictures', () => {
     expect(res.json().picture_url).toContain(`/users/${u.id}/picture`)
   })
 
-  it('answers 400 for what is not an image or has too many pixels, 413 for too many bytes, 415 for JSON', async () => {
+  it('answers 400 for a broken image or too many pixels, 413 for too many bytes, 415 for text or JSON', async () => {
     const u = await newUser(t.app)
     const notImage = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/png' }, payload: Buffer.from('this is not a png at all') })
-    expect(problem(notImage, 400).code).toBe('not_an_image')
+    expect(problem(notImage, 415).code).toBe('unsupported_image_format')
+    const jpeg = await photoWithGps(100, 100)
+    const cutJpeg = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: jpeg.subarray(0, 200) })
+    expect(problem(cutJpeg, 400).code).toBe('not_an_image')
     // 10000 x 10000 of one colour compresses to a small file but would decode to 400 MB.
     const bomb = await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: '#000' } }).png({ compressionLevel: 9 }).toBuffer()
     expect(bomb.length).toBeLessThan(PICTURE_MAX)
@@ -349,6 +352,90 @@ describe('pictures', () => {
     problem(await inject({ method: 'PUT', url: '/user/picture', headers: u.auth, payload: { picture: 'x' } }), 415)
     problem(await inject({ method: 'PUT', url: '/user/picture', headers: { 'content-type': 'image/png' }, payload: bomb }), 401)
     expect((await inject({ url: '/user', headers: u.auth })).json().picture_url).toBeNull()
+  })
+
+  /** A multipart body with one file in the field "picture", named and typed as the client says. */
+  const multipart = (file: Buffer, filename: string, type: string) => {
+    const boundary = '----picture-boundary'
+    return {
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      payload: Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="picture"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n`),
+        file,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]),
+    }
+  }
+
+  /** An SVG whose `<use>` elements each draw the group above ten times: 10^levels shapes to render. */
+  const nestedUseSvg = (levels: number) => {
+    let defs = '<g id="l0"><rect width="1" height="1"/></g>'
+    for (let level = 1; level <= levels; level++) {
+      defs += `<g id="l${level}">${Array.from({ length: 10 }, () => `<use href="#l${level - 1}"/>`).join('')}</g>`
+    }
+    return Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="512" height="512"><defs>${defs}</defs><use href="#l${levels}"/></svg>`)
+  }
+
+  it('refuses an SVG with 415, whatever its declared type or file name, and keeps the picture there was', async () => {
+    const u = await newUser(t.app)
+    const first = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, 'content-type': 'image/jpeg' }, payload: await photoWithGps(200, 200) })
+    expect(first.statusCode).toBe(200)
+    const pictureUrl: string = first.json().picture_url
+    const served = (await inject({ url: pictureUrl })).rawPayload
+
+    const svg = nestedUseSvg(4)
+    for (const upload of [
+      { headers: { 'content-type': 'image/svg+xml' }, payload: svg },
+      { headers: { 'content-type': 'image/png' }, payload: svg },
+      multipart(svg, 'me.png', 'image/png'),
+      multipart(Buffer.concat([Buffer.from('<?xml version="1.0"?>\n'), svg]), 'me.jpg', 'image/jpeg'),
+    ]) {
+      const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, ...upload.headers }, payload: upload.payload })
+      const body = problem(res, 415)
+      expect(body.code).toBe('unsupported_image_format')
+      expect(body.detail).toMatch(/JPEG, PNG, WebP/)
+    }
+
+    expect((await inject({ url: '/user', headers: u.auth })).json().picture_url).toBe(pictureUrl)
+    expect((await inject({ url: `/users/${u.id}/picture` })).rawPayload.equals(served)).toBe(true)
+  })
+
+  it('refuses GIF, TIFF and PDF with 415, as a raw body or multipart', async () => {
+    const u = await newUser(t.app)
+    const image = () => sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } })
+    const gif = await image().gif().toBuffer()
+    const tiff = await image().tiff().toBuffer()
+    const pdf = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n')
+    for (const upload of [
+      { headers: { 'content-type': 'image/gif' }, payload: gif },
+      { headers: { 'content-type': 'image/jpeg' }, payload: gif },
+      multipart(gif, 'me.gif', 'image/gif'),
+      { headers: { 'content-type': 'image/tiff' }, payload: tiff },
+      multipart(pdf, 'me.jpg', 'image/jpeg'),
+    ]) {
+      const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, ...upload.headers }, payload: upload.payload })
+      expect(problem(res, 415).code).toBe('unsupported_image_format')
+    }
+    expect((await inject({ url: '/user', headers: u.auth })).json().picture_url).toBeNull()
+  })
+
+  it('takes JPEG, PNG and WebP by their bytes, whatever type or name they come with', async () => {
+    const u = await newUser(t.app)
+    const image = () => sharp({ create: { width: 640, height: 480, channels: 3, background: '#20a060' } })
+    let last: string | null = null
+    for (const upload of [
+      { headers: { 'content-type': 'image/png' }, payload: await image().jpeg().toBuffer() },
+      { headers: { 'content-type': 'image/jpeg' }, payload: await image().png().toBuffer() },
+      multipart(await image().png().toBuffer(), 'me.jpg', 'application/octet-stream'),
+      multipart(await image().webp().toBuffer(), 'me.webp', 'image/webp'),
+    ]) {
+      const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...u.auth, ...upload.headers }, payload: upload.payload })
+      expect(res.statusCode).toBe(200)
+      const pic = await inject({ url: res.json().picture_url })
+      expect(await sharp(pic.rawPayload).metadata()).toMatchObject({ format: 'webp', width: 512, height: 512 })
+      last = res.json().picture_url
+    }
+    expect(last).not.toBeNull()
   })
 
   it('answers 400 for a multipart body without a boundary or cut short', async () => {

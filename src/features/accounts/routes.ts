@@ -6,6 +6,7 @@ import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } fr
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
+import { MAX_INPUT_PIXELS, PICTURE_FORMATS, PICTURE_MEDIA_TYPES, PICTURE_SIZE, PICTURE_TIMEOUT_SECONDS } from '../../platform/images.js'
 import { DeleteUserBody, SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
 
 const tags = ['accounts']
@@ -90,17 +91,21 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       schema: {
         tags,
         summary: 'Set the caller\'s picture',
-        description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. Re-encoded as a 512 px square WebP with all metadata (EXIF GPS included) removed.`,
+        description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. ${PICTURE_FORMATS.join(', ')} only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 \`unsupported_image_format\`. At most ${MAX_INPUT_PIXELS / 1_000_000} megapixels (400 \`image_too_large\`); a file that can't be decoded 400 \`not_an_image\`; decoding that runs past ${PICTURE_TIMEOUT_SECONDS} s stops with 503 \`image_timeout\`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to ${PICTURE_SIZE} x ${PICTURE_SIZE} px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.`,
         security: bearerSecurity,
         // Documents both ways in; the image itself is checked by decoding it, not by a schema
         // (these schemas name no type, so they let any upload through to that check).
         body: {
           content: {
             'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
-            ...Object.fromEntries(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif'].map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
+            ...Object.fromEntries(PICTURE_MEDIA_TYPES.map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
           },
         } as unknown as TSchema,
-        response: { 200: User, ...problemResponses(401, 413, 415) },
+        response: {
+          200: User,
+          ...problemResponses(401, 413, 415),
+          503: { ...(problemResponses(503)[503] as object), description: `Decoding the image ran past ${PICTURE_TIMEOUT_SECONDS} s (\`image_timeout\`)` } as unknown as TSchema,
+        },
       },
     }, async (request) => {
       let upload: Buffer
