@@ -137,6 +137,14 @@ export function createAccountsService(deps: {
     return user
   }
 
+  /** The caller's current password, given to `what` (a stolen token alone must not be enough): missing 400, wrong 403. */
+  const checkCurrentPassword = async (current: string | undefined, hash: string | null, what: string) => {
+    if (current === undefined) {
+      throw new InvalidInputError(`current_password is needed to ${what}`, [{ field: 'body/current_password', message: 'is required' }], 'current_password_required')
+    }
+    if (!(await hasher.verify(current, hash))) throw new ForbiddenError('current_password is wrong', 'wrong_password')
+  }
+
   const mustFind = async (id: string) => {
     const user = await store.findById(id)
     if (!user) throw new NotFoundError('No such user', 'user_not_found')
@@ -224,13 +232,7 @@ export function createAccountsService(deps: {
       // Changing one's own password or email needs the current password: a stolen token alone
       // must not be enough to take the account over.
       if (self && (input.password !== undefined || input.email !== undefined)) {
-        const current = input.current_password
-        if (current === undefined) {
-          throw new InvalidInputError('current_password is needed to change the password or email', [{ field: 'body/current_password', message: 'is required' }], 'current_password_required')
-        }
-        if (!(await hasher.verify(current, await store.passwordHash(me.id)))) {
-          throw new ForbiddenError('current_password is wrong', 'wrong_password')
-        }
+        await checkCurrentPassword(input.current_password, await store.passwordHash(me.id), 'change the password or email')
       }
       if (input.password !== undefined) checkPasswordBytes(input.password)
       try {
@@ -269,10 +271,8 @@ export function createAccountsService(deps: {
         if (deps.clock.now().getTime() - actor.signedInAt.getTime() > RECENT_SIGN_IN_MS) {
           throw new ForbiddenError(`This account has no password: sign in again (within ${RECENT_SIGN_IN_MS / 60_000} minutes) to delete`, 'recent_sign_in_required')
         }
-      } else if (currentPassword === undefined) {
-        throw new InvalidInputError('current_password is needed to delete a user', [{ field: 'body/current_password', message: 'is required' }], 'current_password_required')
-      } else if (!(await hasher.verify(currentPassword, hash))) {
-        throw new ForbiddenError('current_password is wrong', 'wrong_password')
+      } else {
+        await checkCurrentPassword(currentPassword, hash, 'delete a user')
       }
       const taskId = await store.transaction(async (trx) =>
         (await createAccountsStore(trx).delete(target.id, deps.clock.now())) ? deps.queue.add(trx, DELETED_TASK, { user_id: target.id }, { runsNow: true }) : undefined,
