@@ -127,15 +127,14 @@ export function createAccountsService(deps: {
    * Writes a change to a user with the task of what follows it, in one transaction; then runs
    * that at once. A failure there is logged and left to the task: the change stands.
    */
-  const change = async (write: (store: AccountsStore) => Promise<UserRow | undefined>, task: Omit<ChangedTask, 'user_id'> = {}, before?: UserRow) => {
-    const { user, taskId } = await store.transaction(async (trx) => {
-      const user = await write(createAccountsStore(trx))
-      const taskId = user ? await deps.queue.add(trx, CHANGED_TASK, { ...task, user_id: user.id }, { runsNow: true }) : null
-      return { user, taskId }
-    })
-    if (user) await deps.queue.runNow(CHANGED_TASK, taskId, () => afterChange({ ...task, user_id: user.id }, user, before))
-    return user
-  }
+  const change = (write: (store: AccountsStore) => Promise<UserRow | undefined>, task: Omit<ChangedTask, 'user_id'> = {}, before?: UserRow) =>
+    deps.queue.writeThenRun(
+      store.transaction,
+      CHANGED_TASK,
+      (trx) => write(createAccountsStore(trx)),
+      (user): ChangedTask | null => (user ? { ...task, user_id: user.id } : null),
+      (data, user) => afterChange(data, user, before),
+    )
 
   /** The caller's current password, given to `what` (a stolen token alone must not be enough): missing 400, wrong 403. */
   const checkCurrentPassword = async (current: string | undefined, hash: string | null, what: string) => {
@@ -274,11 +273,14 @@ export function createAccountsService(deps: {
       } else {
         await checkCurrentPassword(currentPassword, hash, 'delete a user')
       }
-      const taskId = await store.transaction(async (trx) =>
-        (await createAccountsStore(trx).delete(target.id, deps.clock.now())) ? deps.queue.add(trx, DELETED_TASK, { user_id: target.id }, { runsNow: true }) : undefined,
+      const deleted = await deps.queue.writeThenRun(
+        store.transaction,
+        DELETED_TASK,
+        (trx) => createAccountsStore(trx).delete(target.id, deps.clock.now()),
+        (deleted): DeletedTask | null => (deleted ? { user_id: target.id } : null),
+        afterDeletion,
       )
-      if (taskId === undefined) throw new NotFoundError('No such user', 'user_not_found')
-      await deps.queue.runNow(DELETED_TASK, taskId, () => afterDeletion({ user_id: target.id }))
+      if (!deleted) throw new NotFoundError('No such user', 'user_not_found')
     },
 
     async list(viewerId: string, query: { q?: string; role?: Role; limit?: number; cursor?: string }) {

@@ -47,15 +47,14 @@ export function createBlocksService(deps: BlocksDeps) {
    * transaction, then drops at once; should that fail, a worker drops again later. No task when
    * nothing changed (`write` answers false).
    */
-  const change = async <T>(userIds: string[], write: (store: BlocksStore) => Promise<T>, changedSomething: (result: T) => boolean): Promise<T> => {
-    const { result, taskId } = await deps.db.transaction().execute(async (trx) => {
-      const result = await write(createBlocksStore(trx))
-      const taskId = changedSomething(result) ? await deps.queue.add(trx, CHANGED_TASK, { user_ids: userIds }, { runsNow: true }) : null
-      return { result, taskId }
-    })
-    await deps.queue.runNow(CHANGED_TASK, taskId, () => hidden.changed(userIds))
-    return result
-  }
+  const change = <T>(userIds: string[], write: (store: BlocksStore) => Promise<T>, changedSomething: (result: T) => boolean): Promise<T> =>
+    deps.queue.writeThenRun(
+      (work) => deps.db.transaction().execute(work),
+      CHANGED_TASK,
+      (trx) => write(createBlocksStore(trx)),
+      (result) => (changedSomething(result) ? { user_ids: userIds } : null),
+      (data) => hidden.changed(data.user_ids),
+    )
 
   return {
     async block(userId: string, blockedId: string) {

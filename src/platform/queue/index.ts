@@ -95,6 +95,18 @@ export interface Queue {
    * all is well.
    */
   runNow(name: string, id: string | null, effect: () => Promise<void>): Promise<void>
+  /**
+   * The outbox's round in one call: `write` in a transaction (given by `transaction`) that also
+   * adds the task its result asks for (`taskOf` answers the task's data, or null for none), then
+   * the task's `effect` at once after the commit (runNow). Answers what `write` answered.
+   */
+  writeThenRun<T, D extends object>(
+    transaction: <R>(work: (trx: Transaction<Database>) => Promise<R>) => Promise<R>,
+    name: string,
+    write: (trx: Transaction<Database>) => Promise<T>,
+    taskOf: (result: T) => D | null,
+    effect: (data: D, result: T) => Promise<void>,
+  ): Promise<T>
   /** Waits for handlers under way (up to `timeoutMs`) and stops claiming. */
   stop(timeoutMs?: number): Promise<void>
 }
@@ -262,6 +274,16 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
         return
       }
       await boss.deleteJob(name, id).catch(onError)
+    },
+
+    async writeThenRun(transaction, name, write, taskOf, effect) {
+      const { result, data, taskId } = await transaction(async (trx) => {
+        const result = await write(trx)
+        const data = taskOf(result)
+        return { result, data, taskId: data ? await queue.add(trx, name, data, { runsNow: true }) : null }
+      })
+      if (data) await queue.runNow(name, taskId, () => effect(data, result))
+      return result
     },
 
     wake(name) {
