@@ -17,10 +17,17 @@ export function decodeCursor<T extends TSchema>(cursor: string | undefined, sche
   } catch {
     value = undefined
   }
-  if (!Value.Check(schema, value)) {
-    throw new InvalidInputError('The cursor is not one this API gave out', [{ field: 'querystring/cursor', message: 'is not a valid cursor' }], 'invalid_cursor')
-  }
+  if (!Value.Check(schema, value)) throw invalidCursor()
   return value as Static<T>
+}
+
+const invalidCursor = () => new InvalidInputError('The cursor is not one this API gave out', [{ field: 'querystring/cursor', message: 'is not a valid cursor' }], 'invalid_cursor')
+
+/** A time held in a cursor: the date-time format lets a leap second (":60") through, which no Date holds. */
+export function cursorTime(text: string): Date {
+  const at = new Date(text)
+  if (Number.isNaN(at.getTime())) throw invalidCursor()
+  return at
 }
 
 /** Cuts a page from rows fetched with limit + 1, and the cursor to the next page, if any. */

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { ForbiddenError, NotFoundError } from '../../errors.js'
-import { decodeCursor, pageOf } from '../../http/cursor.js'
+import { cursorTime, decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Queue } from '../../platform/queue/index.js'
 import type { FailedTaskQuery } from './schemas.js'
 
@@ -24,7 +24,7 @@ export function createTasksService(deps: TasksDeps) {
       await mustBeAdmin(actorId)
       const limit = query.limit ?? 20
       const after = decodeCursor(query.cursor, Position)
-      const rows = await deps.queue.failed({ limit: limit + 1, before: after && { at: new Date(after.at), id: after.id } })
+      const rows = await deps.queue.failed({ limit: limit + 1, before: after && { at: cursorTime(after.at), id: after.id } })
       const page = pageOf(rows, limit, (last) => ({ at: (last.failed_at ?? last.created_at).toISOString(), id: last.id }))
       return {
         items: page.items.map((t) => ({ ...t, created_at: t.created_at.toISOString(), failed_at: t.failed_at?.toISOString() ?? null })),

@@ -57,5 +57,8 @@ describe('failed background tasks', () => {
     expect(problem(await t.app.inject({ method: 'POST', url: `/admin/tasks/${id}/retry`, headers: user.auth }), 403).code).toBe('not_an_admin')
     problem(await t.app.inject({ method: 'GET', url: '/admin/tasks/failed' }), 401)
     problem(await t.app.inject({ method: 'GET', url: '/admin/tasks/failed?cursor=nonsense', headers: admin.auth }), 400)
+    // A well-formed cursor holding a time no Date can hold (a leap second) is a 400 too, not a 500.
+    const leap = Buffer.from(JSON.stringify({ at: '2020-01-01T23:59:60Z', id })).toString('base64url')
+    expect(problem(await t.app.inject({ method: 'GET', url: `/admin/tasks/failed?cursor=${leap}`, headers: admin.auth }), 400).code).toBe('invalid_cursor')
   })
 })
