@@ -1,6 +1,7 @@
 import cluster from 'node:cluster'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { FolderInUseError } from './platform/db/folder-lock.js'
 import { openPlatform } from './platform/index.js'
 
 // The entry point: read the config, open the adapters, serve, and shut down cleanly on a signal.
@@ -73,6 +74,7 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error)
+  // A refusal that says what to do needs no stack trace.
+  console.error(error instanceof FolderInUseError ? error.message : error)
   process.exit(1)
 })

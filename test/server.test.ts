@@ -1,51 +1,14 @@
-import { execFile, spawn } from 'node:child_process'
-import { promisify } from 'node:util'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/platform/db/index.js'
+import { waitUntil } from './support/wait.js'
+import { build, freePort, removeTempDirs, startServer, tempDir } from './support/processes.js'
 
-const dirs: string[] = []
-afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))))
-const tempDir = async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'freelancer-'))
-  dirs.push(dir)
-  return dir
-}
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-
-// The server as `npm start` runs it: the code built once by `npm run build`, on the project's Node.
-beforeAll(async () => {
-  await promisify(execFile)('npm', ['run', 'build', '--silent'], { timeout: 120_000 })
-}, 120_000)
-
-function startServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['dist/src/server.js'], {
-    env: { ...process.env, LOG_LEVEL: 'info', DEBUG: 'false', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let output = ''
-  child.stdout.on('data', (d) => (output += d))
-  child.stderr.on('data', (d) => (output += d))
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const listening = async () => {
-    for (let i = 0; i < 300 && !output.includes('Server listening'); i++) {
-      if (child.exitCode !== null) throw new Error(`server exited: ${output}`)
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-  return { child, exited, listening, output: () => output }
-}
+afterAll(removeTempDirs)
+beforeAll(build, 120_000)
 
 describe('the runtime', () => {
   it('is the Node 24 the project installs, for the suite and for the server', async () => {
@@ -131,4 +94,20 @@ describe('graceful shutdown', () => {
     // And nothing listens any more.
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow()
   })
+})
+
+describe('npm start', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('stops the server when %s reaches the npm process', async (signal) => {
+    const port = await freePort()
+    const npm = spawn('npm', ['start', '--silent'], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: await tempDir(), LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    npm.stdout.on('data', (d) => (output += d))
+    npm.stderr.on('data', (d) => (output += d))
+    await waitUntil(() => output.includes('Server listening'), 120_000)
+    npm.kill(signal)
+    await new Promise((r) => npm.once('exit', r))
+    // The server went with it: nothing is left answering on the port.
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/health`).then(() => false, () => true)), 10_000)
+    expect(output).toContain('shut down')
+  }, 150_000)
 })

@@ -8,6 +8,7 @@ import { Kysely, Migrator, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../../migrations/index.js'
+import { lockFolder } from './folder-lock.js'
 import { prepareStatements } from './prepared.js'
 import type { Database } from './types.js'
 
@@ -88,11 +89,19 @@ function openPostgres(connectionString: string, max: number): DatabaseHandle {
 
 async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   let location = dataDir
+  let unlock = async () => {}
   if (!dataDir.startsWith('memory://')) {
     location = path.resolve(dataDir, 'pglite')
     await mkdir(location, { recursive: true })
+    unlock = await lockFolder(path.resolve(dataDir))
   }
-  const pglite = await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
+  let pglite: PGlite
+  try {
+    pglite = await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
+  } catch (error) {
+    await unlock()
+    throw error
+  }
   const db: DB = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   return {
     db,
@@ -111,6 +120,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
     async close() {
       // Destroying the Kysely driver closes PGlite too.
       await db.destroy()
+      await unlock()
     },
   }
 }
