@@ -47,8 +47,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -112,8 +123,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -136,8 +158,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -160,8 +193,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -184,8 +228,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -279,8 +334,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -303,8 +369,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -327,8 +404,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -351,8 +439,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -432,8 +531,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -456,8 +566,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -480,8 +601,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -504,8 +636,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -528,8 +671,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -614,8 +768,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -638,8 +803,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -662,8 +838,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -686,8 +873,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -710,8 +908,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -734,8 +943,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -758,8 +978,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -815,8 +1046,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -839,8 +1081,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -863,8 +1116,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -887,8 +1151,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -911,8 +1186,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -935,8 +1221,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1007,8 +1304,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1031,8 +1339,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1055,8 +1374,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1079,8 +1409,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1103,8 +1444,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1198,8 +1550,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1222,8 +1585,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1246,8 +1620,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1270,8 +1655,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1294,8 +1690,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1318,8 +1725,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1342,8 +1760,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1414,8 +1843,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1438,8 +1878,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1462,8 +1913,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1486,8 +1948,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1566,8 +2039,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1590,8 +2074,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1614,8 +2109,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1638,8 +2144,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1684,8 +2201,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1708,8 +2236,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1732,8 +2271,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1756,8 +2306,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1842,8 +2403,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1866,8 +2438,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1890,8 +2473,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1914,8 +2508,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -1978,8 +2583,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2002,8 +2618,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2026,8 +2653,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2050,8 +2688,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2074,8 +2723,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2153,8 +2813,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2177,8 +2848,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2201,8 +2883,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2225,8 +2918,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2271,8 +2975,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2295,8 +3010,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2319,8 +3045,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2343,8 +3080,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2423,8 +3171,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2447,8 +3206,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2471,8 +3241,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2495,8 +3276,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2519,8 +3311,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2636,8 +3439,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2660,8 +3474,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2684,8 +3509,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2708,8 +3544,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2732,8 +3579,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2756,8 +3614,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2780,8 +3649,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2891,8 +3771,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2915,8 +3806,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2939,8 +3841,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -2963,8 +3876,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3041,8 +3965,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3065,8 +4000,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3089,8 +4035,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3113,8 +4070,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3137,8 +4105,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3262,8 +4241,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3286,8 +4276,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3310,8 +4311,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3334,8 +4346,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3425,8 +4448,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3449,8 +4483,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3473,8 +4518,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3497,8 +4553,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3603,8 +4670,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3627,8 +4705,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3651,8 +4740,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3675,8 +4775,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3699,8 +4810,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3761,8 +4883,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3785,8 +4918,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3809,8 +4953,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3833,8 +4988,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3857,8 +5023,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3954,8 +5131,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -3978,8 +5166,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4002,8 +5201,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4026,8 +5236,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4050,8 +5271,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4118,8 +5350,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4142,8 +5385,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4166,8 +5420,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4190,8 +5455,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4253,8 +5529,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4277,8 +5564,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4301,8 +5599,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4325,8 +5634,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4349,8 +5669,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4600,8 +5931,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4624,8 +5966,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4648,8 +6001,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4672,8 +6036,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4696,8 +6071,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4720,8 +6106,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4744,8 +6141,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4768,8 +6176,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4900,8 +6319,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4924,8 +6354,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4948,8 +6389,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4972,8 +6424,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -4996,8 +6459,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5072,8 +6546,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5096,8 +6581,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5120,8 +6616,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5144,8 +6651,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5313,8 +6831,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5337,8 +6866,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5361,8 +6901,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5385,8 +6936,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5409,8 +6971,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5433,8 +7006,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5457,8 +7041,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5481,8 +7076,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5548,8 +7154,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5572,8 +7189,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5596,8 +7224,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5620,8 +7259,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5644,8 +7294,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5710,8 +7371,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5734,8 +7406,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5758,8 +7441,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5782,8 +7476,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5806,8 +7511,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };
@@ -5830,8 +7546,19 @@ export interface paths {
                             request_id: string;
                             /** @description The fields that failed validation */
                             errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
                                 field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
                                 message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
                             }[];
                         };
                     };

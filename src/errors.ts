@@ -5,6 +5,8 @@ export interface FieldError {
   /** JSON pointer or name of the field, as the client sent it ("/email", "cursor"). */
   field: string
   message: string
+  /** The values the field may take, when it takes one of a set. */
+  allowed?: unknown[]
 }
 
 export abstract class AppError extends Error {

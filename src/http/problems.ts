@@ -9,6 +9,8 @@ import { AppError, type FieldError, TooManyRequestsError } from '../errors.js'
 
 export const PROBLEM_TYPE = 'application/problem+json'
 
+const REQUEST_PARTS = ['body', 'querystring', 'params', 'headers'] as const
+
 export const Problem = Type.Object(
   {
     type: Type.String({ description: 'URI naming the kind of problem' }),
@@ -19,9 +21,16 @@ export const Problem = Type.Object(
     instance: Type.Optional(Type.String()),
     request_id: Type.String(),
     errors: Type.Optional(
-      Type.Array(Type.Object({ field: Type.String(), message: Type.String() }), {
-        description: 'The fields that failed validation',
-      }),
+      Type.Array(
+        Type.Object({
+          field: Type.String({ description: 'Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit`' }),
+          in: Type.Optional(Type.String({ enum: [...REQUEST_PARTS], description: 'The part of the request the field is in' })),
+          pointer: Type.Optional(Type.String({ description: 'RFC 6901 JSON pointer to the field within that part: `/roles/0`' })),
+          message: Type.String({ description: 'What is wrong, and what it may be' }),
+          allowed: Type.Optional(Type.Array(Type.Unknown(), { description: 'The values the field may take, when it takes one of a set' })),
+        }),
+        { description: 'The fields that failed validation' },
+      ),
     ),
   },
   { $id: 'Problem', description: 'An RFC 9457 problem detail' },
@@ -83,21 +92,82 @@ function sendProblem(
     code,
     instance: request.url.split('?')[0],
     request_id: String(request.id),
-    ...(errors && errors.length > 0 ? { errors } : {}),
+    ...(errors && errors.length > 0 ? { errors: errors.map(located) } : {}),
   }
   return reply.code(status).type(PROBLEM_TYPE).send(body)
 }
 
+type AjvError = NonNullable<FastifyError['validation']>[number]
+
+const list = (values: unknown[]) => values.map((v) => JSON.stringify(v)).join(', ')
+
+/** What one branch of a failed `anyOf` wanted of the field itself, when that is one thing. */
+function branchWants(errors: AjvError[], at: string): { text: string; values?: unknown[] } | undefined {
+  if (errors.length !== 1 || errors[0]!.instancePath !== at) return undefined
+  const [error] = errors as [AjvError]
+  const params = error.params as { allowedValue?: unknown; allowedValues?: unknown[]; type?: string }
+  if (error.keyword === 'const') return { text: JSON.stringify(params.allowedValue), values: [params.allowedValue] }
+  if (error.keyword === 'enum') return { text: list(params.allowedValues ?? []), values: params.allowedValues }
+  if (error.keyword === 'type') return { text: params.type === 'null' ? 'null' : `a${/^[aeiou]/.test(params.type ?? '') ? 'n' : ''} ${params.type}` }
+  return undefined
+}
+
+/**
+ * Ajv's errors as a client can act on them: an `anyOf` (TypeBox's unions) is told as one error
+ * naming what the field may be, instead of one line per alternative; a field taking one of a set
+ * lists the set.
+ */
+function readableErrors(all: AjvError[]): { error: AjvError; message?: string; allowed?: unknown[] }[] {
+  const out: { error: AjvError; message?: string; allowed?: unknown[] }[] = []
+  const inside = new Set<AjvError>()
+  for (const anyOf of all.filter((e) => e.keyword === 'anyOf')) {
+    const prefix = `${anyOf.schemaPath.replace(/\/anyOf$/, '')}/anyOf/`
+    const branches = new Map<string, AjvError[]>()
+    for (const e of all) {
+      if (!e.schemaPath.startsWith(prefix)) continue
+      inside.add(e)
+      const branch = e.schemaPath.slice(prefix.length).split('/')[0]!
+      branches.set(branch, [...(branches.get(branch) ?? []), e])
+    }
+    const wants = [...branches.values()].map((errors) => branchWants(errors, anyOf.instancePath))
+    if (wants.every((w) => w !== undefined)) {
+      const values = wants.flatMap((w) => w!.values ?? [])
+      const allOfSet = wants.every((w) => w!.values !== undefined)
+      out.push({ error: anyOf, message: allOfSet ? `must be one of: ${list(values)}` : `must be ${wants.map((w) => w!.text).join(' or ')}`, ...(allOfSet ? { allowed: values } : {}) })
+      continue
+    }
+    // A value or null: what the value broke is what the client needs to hear.
+    const notNull = [...branches.values()].filter((errors) => !(errors.length === 1 && (errors[0]!.params as { type?: string }).type === 'null'))
+    if (notNull.length === 1) out.push(...notNull[0]!.map((error) => ({ error })))
+    else out.push({ error: anyOf, message: 'does not match any of the shapes this field takes (see the API description)' })
+  }
+  for (const error of all) {
+    if (error.keyword === 'anyOf' || inside.has(error)) continue
+    if (error.keyword === 'enum') {
+      const allowed = (error.params as { allowedValues?: unknown[] }).allowedValues ?? []
+      out.push({ error, message: `must be one of: ${list(allowed)}`, allowed })
+    } else out.push({ error })
+  }
+  return out
+}
+
 /** Fastify's validation errors, named by the field the client sent. */
 function fieldErrors(error: FastifyError): FieldError[] {
-  return (error.validation ?? []).map((v) => {
+  return readableErrors(error.validation ?? []).map(({ error: v, message, allowed }) => {
     const missing = (v.params as { missingProperty?: string } | undefined)?.missingProperty
     const extra = (v.params as { additionalProperty?: string } | undefined)?.additionalProperty
     const path = v.instancePath || ''
     const field = missing ? `${path}/${missing}` : extra ? `${path}/${extra}` : path || '/'
-    const message = extra ? 'is not a known field' : (v.message ?? 'is invalid')
-    return { field: `${error.validationContext ?? 'body'}${field}`, message }
+    const text = extra ? 'is not a known field' : missing ? 'is required' : (message ?? v.message ?? 'is invalid')
+    return { field: `${error.validationContext ?? 'body'}${field}`, message: text, ...(allowed ? { allowed } : {}) }
   })
+}
+
+/** Splits `body/roles/0` into the part of the request and the JSON pointer within it. */
+function located(error: FieldError) {
+  const [part, ...rest] = error.field.split('/')
+  if (!(REQUEST_PARTS as readonly string[]).includes(part!)) return error
+  return { field: error.field, in: part, pointer: rest.length > 0 ? `/${rest.join('/')}` : '', message: error.message, ...(error.allowed ? { allowed: error.allowed } : {}) }
 }
 
 const FASTIFY_CODES: Record<string, [number, string]> = {

@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { newUser, problem, startTestApp, type SignedIn, type TestApp } from './support/app.js'
+
+// A refused input tells the client what the field may be, once, and where it is.
+
+let t: TestApp
+let client: SignedIn
+beforeAll(async () => {
+  t = await startTestApp()
+  client = await newUser(t.app, { roles: ['CLIENT'] })
+})
+afterAll(() => t.close())
+
+const signup = (extra: Record<string, unknown>) =>
+  t.app.inject({ method: 'POST', url: '/signup', payload: { email: 'new@example.com', password: 'a good password', first_name: 'N', last_name: 'U', ...extra } })
+
+describe('validation problems', () => {
+  it('name the allowed values of a field that takes one of a set, in one error with its JSON pointer', async () => {
+    const refused = problem(await signup({ roles: ['CLIENT', 'BOSS'] }), 400)
+    expect(refused.detail).toBe('Invalid body: body/roles/1 must be one of: "CLIENT", "WORKER"')
+    expect(refused.errors).toEqual([{ field: 'body/roles/1', in: 'body', pointer: '/roles/1', message: 'must be one of: "CLIENT", "WORKER"', allowed: ['CLIENT', 'WORKER'] }])
+
+    const query = problem(await t.app.inject({ method: 'GET', url: '/jobs?role=BOSS', headers: client.auth }), 400)
+    expect(query.errors).toEqual([{ field: 'querystring/role', in: 'querystring', pointer: '/role', message: 'must be one of: "CLIENT", "WORKER"', allowed: ['CLIENT', 'WORKER'] }])
+  })
+
+  it('tell a value-or-null field by what the value broke, not one line per alternative', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const offer = { worker_id: worker.id, title: 'Fix the sink' }
+    const wrongType = problem(await t.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: { ...offer, price: 'cheap' } }), 400)
+    expect(wrongType.errors).toEqual([{ field: 'body/price', in: 'body', pointer: '/price', message: 'must be an object or null' }])
+    const tooLow = problem(await t.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: { ...offer, price: { amount: 0, currency: 'EUR' } } }), 400)
+    expect(tooLow.errors).toEqual([{ field: 'body/price/amount', in: 'body', pointer: '/price/amount', message: 'must be >= 1' }])
+  })
+
+  it('say which field is missing and which is unknown', async () => {
+    const missing = problem(await t.app.inject({ method: 'POST', url: '/signup', payload: { password: 'a good password', first_name: 'N', last_name: 'U' } }), 400)
+    expect(missing.errors).toEqual([{ field: 'body/email', in: 'body', pointer: '/email', message: 'is required' }])
+    const unknown = problem(await signup({ is_admin: true }), 400)
+    expect(unknown.errors).toEqual([{ field: 'body/is_admin', in: 'body', pointer: '/is_admin', message: 'is not a known field' }])
+  })
+})
