@@ -129,7 +129,14 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The access_token from POST /authorize' } } },
     },
   })
-  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX, staticCSP: true, uiConfig: { deepLinking: true } })
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    staticCSP: true,
+    // Swagger UI (React) sets style attributes from its scripts, which no hash can allow (and a
+    // hash beside 'unsafe-inline' would cancel it). Scripts stay limited to the page's own.
+    transformStaticCSP: (header) => header.replace(/style-src [^;]*/, "style-src 'self' 'unsafe-inline'"),
+    uiConfig: { deepLinking: true },
+  })
   app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
 
   // Features' routes. Those that need a signed-in caller are registered by each feature in a

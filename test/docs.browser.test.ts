@@ -73,6 +73,11 @@ describe.skipIf(!CHROMIUM && !required)('GET /docs in a browser', () => {
     page.on('request', (request) => requested.push(request.url()))
     page.on('requestfailed', (request) => failed.push(`${request.url()}: ${request.failure()?.errorText}`))
     page.on('pageerror', (error) => pageErrors.push(error.message))
+    // A Content-Security-Policy refusal shows only here, as a console error.
+    const consoleErrors: string[] = []
+    page.on('console', (message) => {
+      if (message.type() === 'error') consoleErrors.push(message.text())
+    })
 
     const response = await page.goto(`${base}/docs`)
     expect(response?.ok()).toBe(true)
@@ -101,6 +106,7 @@ describe.skipIf(!CHROMIUM && !required)('GET /docs in a browser', () => {
     expect(requested).toContain(`${origin}/docs/json`)
     expect(failed).toEqual([])
     expect(pageErrors).toEqual([])
+    expect(consoleErrors).toEqual([])
     await context.close()
   })
 })
