@@ -3387,7 +3387,7 @@ export interface paths {
                              * @description UUIDv7
                              */
                             id: string;
-                            /** @description The sender; null for system messages */
+                            /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
                             from: string | null;
                             /**
                              * Format: uuid
@@ -3405,7 +3405,7 @@ export interface paths {
                             created_at: string;
                             /** @description When the recipient read it */
                             read_at: string | null;
-                            /** @description The sender as others see it (deleted accounts show as deleted); null for system messages */
+                            /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
                             sender: {
                                 /**
                                  * Format: uuid
@@ -3714,7 +3714,7 @@ export interface paths {
                                  * @description UUIDv7
                                  */
                                 id: string;
-                                /** @description The sender; null for system messages */
+                                /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
                                 from: string | null;
                                 /**
                                  * Format: uuid
@@ -3732,7 +3732,7 @@ export interface paths {
                                 created_at: string;
                                 /** @description When the recipient read it */
                                 read_at: string | null;
-                                /** @description The sender as others see it (deleted accounts show as deleted); null for system messages */
+                                /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
                                 sender: {
                                     /**
                                      * Format: uuid
@@ -4183,7 +4183,7 @@ export interface paths {
                                      * @description UUIDv7
                                      */
                                     id: string;
-                                    /** @description The sender; null for system messages */
+                                    /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
                                     from: string | null;
                                     /**
                                      * Format: uuid
@@ -4201,7 +4201,7 @@ export interface paths {
                                     created_at: string;
                                     /** @description When the recipient read it */
                                     read_at: string | null;
-                                    /** @description The sender as others see it (deleted accounts show as deleted); null for system messages */
+                                    /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
                                     sender: {
                                         /**
                                          * Format: uuid

@@ -7,14 +7,14 @@ export const MAX_TEXT_CHARS = 4000
 export const Message = Type.Object(
   {
     id: Uuid,
-    from: Type.Union([Uuid, Type.Null()], { description: 'The sender; null for system messages' }),
+    from: Type.Union([Uuid, Type.Null()], { description: 'The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move' }),
     to: Uuid,
     text: Type.String(),
     kind: Type.Union([Type.Literal('user'), Type.Literal('system')]),
     job_id: Type.Optional(Type.Union([Uuid, Type.Null()], { description: 'The job a system message is about' })),
     created_at: Timestamp,
     read_at: Type.Union([Timestamp, Type.Null()], { description: 'When the recipient read it' }),
-    sender: Type.Union([UserSummary, Type.Null()], { description: 'The sender as others see it (deleted accounts show as deleted); null for system messages' }),
+    sender: Type.Union([UserSummary, Type.Null()], { description: 'The sender as others see it (deleted accounts show as deleted); null when `from` is' }),
   },
   { description: 'A message' },
 )
