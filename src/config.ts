@@ -1,7 +1,7 @@
 // The only reader of process.env: everything is read and checked once, at start.
 
 import { isIP } from 'node:net'
-import { availableParallelism } from 'node:os'
+import { SETTINGS, type SettingOf } from './settings.js'
 
 export interface Config {
   port: number
@@ -107,30 +107,34 @@ export function loadConfig(env: Env = process.env): Config {
     const value = env[name]?.trim()
     return value === '' ? undefined : value
   }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
+  const int = (name: SettingOf<'int'>): number => {
+    const spec = SETTINGS[name]
+    const fallback = typeof spec.default === 'function' ? spec.default() : spec.default
     const raw = str(name)
     if (raw === undefined) return fallback
     const value = Number(raw)
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`)
+    if (!Number.isInteger(value) || value < spec.min || value > spec.max) {
+      problems.push(`${name} must be a whole number from ${spec.min} to ${spec.max} (got "${raw}")`)
       return fallback
     }
     return value
   }
-  const bool = (name: string, fallback: boolean): boolean => {
+  const bool = (name: SettingOf<'bool'>): boolean => {
     const raw = str(name)?.toLowerCase()
-    if (raw === undefined) return fallback
+    if (raw === undefined) return SETTINGS[name].default
     if (['true', '1', 'yes', 'on'].includes(raw)) return true
     if (['false', '0', 'no', 'off'].includes(raw)) return false
     problems.push(`${name} must be true or false (got "${raw}")`)
-    return fallback
+    return SETTINGS[name].default
   }
-  const url = (name: string, protocols: string[]): string | undefined => {
+  const text = (name: SettingOf<'string'>): string | undefined => str(name) ?? ('default' in SETTINGS[name] ? (SETTINGS[name] as { default: string }).default : undefined)
+  const url = (name: SettingOf<'url'>): string | undefined => {
+    const { protocols } = SETTINGS[name]
     const raw = str(name)
     if (raw === undefined) return undefined
     try {
       const parsed = new URL(raw)
-      if (!protocols.includes(parsed.protocol)) {
+      if (!(protocols as readonly string[]).includes(parsed.protocol)) {
         problems.push(`${name} must start with ${protocols.map((p) => `${p}//`).join(' or ')}`)
       }
     } catch {
@@ -138,22 +142,27 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return raw
   }
-
-  const oneOf = <T extends string>(name: string, values: readonly T[], fallback: T): T => {
+  const oneOf = <N extends SettingOf<'enum'>>(name: N): (typeof SETTINGS)[N]['values'][number] | undefined => {
+    const spec = SETTINGS[name] as { values: readonly string[]; default?: string }
     const raw = str(name)
-    if (raw === undefined) return fallback
-    if (!(values as readonly string[]).includes(raw)) {
-      problems.push(`${name} must be one of ${values.join(', ')} (got "${raw}")`)
-      return fallback
+    type Value = (typeof SETTINGS)[N]['values'][number]
+    if (raw === undefined) return spec.default as Value | undefined
+    if (!spec.values.includes(raw)) {
+      problems.push(`${name} must be one of ${spec.values.join(', ')} (got "${raw}")`)
+      return spec.default as Value | undefined
     }
-    return raw as T
+    return raw as Value
   }
 
   const trustProxy = (): boolean | number | string[] => {
     const raw = str('TRUST_PROXY')
     if (raw === undefined || raw.toLowerCase() === 'false') return false
     if (raw.toLowerCase() === 'true') return true
-    if (/^\d+$/.test(raw)) return int('TRUST_PROXY', 0, 1, 100)
+    if (/^\d+$/.test(raw)) {
+      if (Number(raw) >= 1 && Number(raw) <= 100) return Number(raw)
+      problems.push(`TRUST_PROXY as a hop count must be from 1 to 100 (got "${raw}")`)
+      return false
+    }
     const entries = raw.split(',').map((entry) => entry.trim())
     const bad = entries.filter((entry) => !isProxyAddress(entry))
     if (bad.length > 0) {
@@ -163,59 +172,57 @@ export function loadConfig(env: Env = process.env): Config {
     return entries
   }
 
-  const debug = bool('DEBUG', false)
-  const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
-  const logLevel = str('LOG_LEVEL') ?? (debug ? 'debug' : 'info')
-  if (!logLevels.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${logLevels.join(', ')}`)
+  const debug = bool('DEBUG')
+  const logLevel = oneOf('LOG_LEVEL') ?? (debug ? 'debug' : 'info')
 
-  const sessionIdleTtl = int('SESSION_IDLE_TTL', 30 * 24 * 3600, 1, 365 * 24 * 3600)
-  const sessionMaxAge = int('SESSION_MAX_AGE', 90 * 24 * 3600, 1, 5 * 365 * 24 * 3600)
+  const sessionIdleTtl = int('SESSION_IDLE_TTL')
+  const sessionMaxAge = int('SESSION_MAX_AGE')
   if (sessionMaxAge < sessionIdleTtl) problems.push('SESSION_MAX_AGE must not be shorter than SESSION_IDLE_TTL')
 
   const config: Config = {
-    port: int('PORT', 3000, 0, 65535),
-    host: str('HOST') ?? '0.0.0.0',
-    databaseUrl: url('DATABASE_URL', ['postgres:', 'postgresql:']),
-    redisUrl: url('REDIS_URL', ['redis:', 'rediss:']),
-    redisCluster: bool('REDIS_CLUSTER', false),
-    redisPrefix: str('REDIS_PREFIX') ?? 'fl:',
-    dataDir: str('DATA_DIR') ?? './data',
-    dbPoolSize: int('DB_POOL_SIZE', 10, 1, 1000),
-    bcryptCost: int('BCRYPT_COST', 12, 4, 31),
+    port: int('PORT'),
+    host: text('HOST')!,
+    databaseUrl: url('DATABASE_URL'),
+    redisUrl: url('REDIS_URL'),
+    redisCluster: bool('REDIS_CLUSTER'),
+    redisPrefix: text('REDIS_PREFIX')!,
+    dataDir: text('DATA_DIR')!,
+    dbPoolSize: int('DB_POOL_SIZE'),
+    bcryptCost: int('BCRYPT_COST'),
     // Hashing threads run below the event loop's priority, so they may have every core.
-    bcryptConcurrency: int('BCRYPT_CONCURRENCY', Math.min(availableParallelism(), 64), 1, 64),
+    bcryptConcurrency: int('BCRYPT_CONCURRENCY'),
     sessionIdleTtl,
     sessionMaxAge,
-    sessionsPerUser: int('SESSIONS_PER_USER', 10, 1, 1000),
-    locationDefaultTtl: int('LOCATION_DEFAULT_TTL', 300, 1, 86400),
+    sessionsPerUser: int('SESSIONS_PER_USER'),
+    locationDefaultTtl: int('LOCATION_DEFAULT_TTL'),
     debug,
     logLevel,
-    corsOrigins: (str('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
-    publicUrl: url('PUBLIC_URL', ['http:', 'https:'])?.replace(/\/$/, ''),
-    workers: int('WORKERS', 1, 1, 256),
+    corsOrigins: (text('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    publicUrl: url('PUBLIC_URL')?.replace(/\/$/, ''),
+    workers: int('WORKERS'),
     trustProxy: trustProxy(),
-    rateLimitMax: int('RATE_LIMIT_MAX', 1200, 1, 10_000_000),
-    authRateLimitMax: int('AUTH_RATE_LIMIT_MAX', 30, 1, 10_000_000),
-    loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
-    sendRateLimit: int('SEND_RATE_LIMIT', 60, 1, 1_000_000),
-    wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL', 30_000, 100, 600_000),
-    wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    wsTicketTtl: int('WS_TICKET_TTL', 30, 1, 3600),
-    wsMaxPerUser: int('WS_MAX_PER_USER', 10, 1, 10_000),
-    wsMaxConnections: int('WS_MAX_CONNECTIONS', 10_000, 1, 10_000_000),
-    pictureMaxBytes: int('PICTURE_MAX_BYTES', 10 * 1024 * 1024, 1024, 100 * 1024 * 1024),
-    jobSweepInterval: int('JOB_SWEEP_INTERVAL', 30, 0, 86400),
-    jobReminderBefore: int('JOB_REMINDER_BEFORE', 24 * 3600, 60, 30 * 24 * 3600),
-    jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER', 7 * 24 * 3600, 60, 365 * 24 * 3600),
-    payments: oneOf('PAYMENTS', ['local'] as const, 'local'),
-    httpHeadersTimeout: int('HTTP_HEADERS_TIMEOUT', 20_000, 100, 600_000),
-    httpRequestTimeout: int('HTTP_REQUEST_TIMEOUT', 120_000, 100, 3_600_000),
-    httpKeepAliveTimeout: int('HTTP_KEEP_ALIVE_TIMEOUT', 5_000, 100, 600_000),
-    shutdownTimeout: int('SHUTDOWN_TIMEOUT', 10_000, 0, 600_000),
-    queueWork: bool('QUEUE_WORK', true),
-    queuePollInterval: int('QUEUE_POLL_INTERVAL', 2000, 500, 600_000),
-    queueMaintenanceInterval: int('QUEUE_MAINTENANCE_INTERVAL', 30, 1, 3600),
-    queueInlineGrace: int('QUEUE_INLINE_GRACE', 30, 1, 3600),
+    rateLimitMax: int('RATE_LIMIT_MAX'),
+    authRateLimitMax: int('AUTH_RATE_LIMIT_MAX'),
+    loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR'),
+    sendRateLimit: int('SEND_RATE_LIMIT'),
+    wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL'),
+    wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES'),
+    wsTicketTtl: int('WS_TICKET_TTL'),
+    wsMaxPerUser: int('WS_MAX_PER_USER'),
+    wsMaxConnections: int('WS_MAX_CONNECTIONS'),
+    pictureMaxBytes: int('PICTURE_MAX_BYTES'),
+    jobSweepInterval: int('JOB_SWEEP_INTERVAL'),
+    jobReminderBefore: int('JOB_REMINDER_BEFORE'),
+    jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER'),
+    payments: oneOf('PAYMENTS') ?? 'local',
+    httpHeadersTimeout: int('HTTP_HEADERS_TIMEOUT'),
+    httpRequestTimeout: int('HTTP_REQUEST_TIMEOUT'),
+    httpKeepAliveTimeout: int('HTTP_KEEP_ALIVE_TIMEOUT'),
+    shutdownTimeout: int('SHUTDOWN_TIMEOUT'),
+    queueWork: bool('QUEUE_WORK'),
+    queuePollInterval: int('QUEUE_POLL_INTERVAL'),
+    queueMaintenanceInterval: int('QUEUE_MAINTENANCE_INTERVAL'),
+    queueInlineGrace: int('QUEUE_INLINE_GRACE'),
   }
   if (config.redisCluster) {
     if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')

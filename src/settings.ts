@@ -1,0 +1,71 @@
+// Every setting the service reads from its environment: its kind, default, bounds and meaning. The
+// one source for the loader (src/config.ts), `.env.example` and the README's table of settings
+// (`npm run config:generate` writes both; a test fails while either is out of date).
+
+import { availableParallelism } from 'node:os'
+
+interface Described {
+  /** What the setting does, for the README and `.env.example` (Markdown). */
+  doc: string
+  /** The default as the docs show it, when the value alone would not say it. */
+  shown?: string
+}
+export type SettingSpec = Described &
+  (
+    | { type: 'int'; default: number | (() => number); min: number; max: number }
+    | { type: 'bool'; default: boolean }
+    | { type: 'string'; default?: string }
+    | { type: 'url'; protocols: string[] }
+    | { type: 'enum'; values: readonly string[]; default?: string }
+    | { type: 'proxies' }
+  )
+
+export const SETTINGS = {
+  PORT: { type: 'int', default: 3000, min: 0, max: 65535, doc: 'HTTP port' },
+  HOST: { type: 'string', default: '0.0.0.0', doc: 'address to listen on' },
+  DATABASE_URL: { type: 'url', protocols: ['postgres:', 'postgresql:'], shown: 'unset: PGlite in `DATA_DIR`', doc: 'PostgreSQL connection string' },
+  DB_POOL_SIZE: { type: 'int', default: 10, min: 1, max: 1000, doc: 'PostgreSQL connections per process. Each connection prepares the statements it runs once (up to 2,000 texts a process), so PostgreSQL does not parse and plan them on every run (behind a pooler, use session pooling: named statements don\'t survive PgBouncer\'s transaction mode)' },
+  REDIS_URL: { type: 'url', protocols: ['redis:', 'rediss:'], shown: 'unset: live state in PostgreSQL', doc: 'Redis connection string' },
+  REDIS_CLUSTER: { type: 'bool', default: false, doc: '`true`: `REDIS_URL` is one node of a Redis Cluster (Redis 7 or later; database 0), and the others are found from it. Keep `{}` out of `REDIS_PREFIX`, or every key hashes to one slot' },
+  REDIS_PREFIX: { type: 'string', default: 'fl:', doc: 'prefix of every Redis key and channel' },
+  DATA_DIR: { type: 'string', default: './data', doc: 'where the embedded database keeps its files' },
+  BCRYPT_COST: { type: 'int', default: 12, min: 4, max: 31, doc: 'bcrypt work factor (4 to 31)' },
+  // Hashing threads run below the event loop's priority, so they may have every core.
+  BCRYPT_CONCURRENCY: { type: 'int', default: () => Math.min(availableParallelism(), 64), min: 1, max: 64, shown: 'one per core', doc: 'password hashes computed at once, on worker threads below the event loop\'s CPU priority; more wait in line, so a flood of sign-ins can\'t starve the other routes' },
+  SESSION_IDLE_TTL: { type: 'int', default: 30 * 24 * 3600, min: 1, max: 365 * 24 * 3600, shown: '`2592000` (30 days)', doc: 'seconds a token lives unused' },
+  SESSION_MAX_AGE: { type: 'int', default: 90 * 24 * 3600, min: 1, max: 5 * 365 * 24 * 3600, shown: '`7776000` (90 days)', doc: 'seconds a token lives at most' },
+  SESSIONS_PER_USER: { type: 'int', default: 10, min: 1, max: 1000, doc: 'sessions one user may hold at once' },
+  LOCATION_DEFAULT_TTL: { type: 'int', default: 300, min: 1, max: 86400, doc: 'seconds a posted location lives by default' },
+  RATE_LIMIT_MAX: { type: 'int', default: 1200, min: 1, max: 10_000_000, doc: 'requests a minute from one address, all routes' },
+  AUTH_RATE_LIMIT_MAX: { type: 'int', default: 30, min: 1, max: 10_000_000, doc: 'requests a minute from one address to `/signup` and to `/authorize`' },
+  LOGIN_FAILURES_PER_HOUR: { type: 'int', default: 100, min: 1, max: 1_000_000, doc: 'failed sign-ins an hour for one account before it is locked for the rest of the hour' },
+  SEND_RATE_LIMIT: { type: 'int', default: 60, min: 1, max: 1_000_000, doc: 'messages a minute one user may send' },
+  WS_HEARTBEAT_INTERVAL: { type: 'int', default: 30_000, min: 100, max: 600_000, doc: 'milliseconds between WebSocket pings; a peer that misses a pong is dropped' },
+  WS_MAX_BUFFERED_BYTES: { type: 'int', default: 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024, doc: 'bytes waiting for a slow WebSocket client before it is closed' },
+  WS_TICKET_TTL: { type: 'int', default: 30, min: 1, max: 3600, doc: 'seconds a `/ws` ticket lives' },
+  WS_MAX_PER_USER: { type: 'int', default: 10, min: 1, max: 10_000, doc: 'WebSockets one user may hold on one process; one more closes the user\'s oldest with 4008' },
+  WS_MAX_CONNECTIONS: { type: 'int', default: 10_000, min: 1, max: 10_000_000, doc: 'WebSockets one process holds at most (keep it under the file descriptor limit, `ulimit -n`); past it an upgrade is answered 503 `too_many_sockets` with `Retry-After`' },
+  JOB_SWEEP_INTERVAL: { type: 'int', default: 30, min: 0, max: 86400, doc: 'seconds between sweeps for due job work (expiry, reminders, auto-approval, payments), a queue task; 0: this process adds no sweep' },
+  QUEUE_WORK: { type: 'bool', default: true, doc: 'whether this process runs background tasks (`false`: it only adds them)' },
+  QUEUE_POLL_INTERVAL: { type: 'int', default: 2000, min: 500, max: 600_000, doc: 'milliseconds between a task worker\'s polls when no commit woke it (500 at least)' },
+  QUEUE_MAINTENANCE_INTERVAL: { type: 'int', default: 30, min: 1, max: 3600, doc: 'seconds between the queue\'s upkeep: tasks of dead workers back in line, done ones archived' },
+  QUEUE_INLINE_GRACE: { type: 'int', default: 30, min: 1, max: 3600, doc: 'seconds a task run at once after its commit is left to that run before a worker takes it' },
+  JOB_REMINDER_BEFORE: { type: 'int', default: 24 * 3600, min: 60, max: 30 * 24 * 3600, doc: 'seconds before an offer expires that the worker is reminded' },
+  JOB_AUTO_APPROVE_AFTER: { type: 'int', default: 7 * 24 * 3600, min: 60, max: 365 * 24 * 3600, doc: 'seconds a COMPLETED job waits for the client before payment starts by itself' },
+  PAYMENTS: { type: 'enum', values: ['local'], default: 'local', doc: 'payment provider; `local` settles in the ledger at once' },
+  PICTURE_MAX_BYTES: { type: 'int', default: 10 * 1024 * 1024, min: 1024, max: 100 * 1024 * 1024, doc: 'largest picture upload' },
+  CORS_ORIGINS: { type: 'string', shown: 'unset: no CORS', doc: 'comma-separated origins allowed to call from a browser' },
+  PUBLIC_URL: { type: 'url', protocols: ['http:', 'https:'], shown: 'unset: relative URLs', doc: 'base of absolute URLs in answers (`picture_url`)' },
+  WORKERS: { type: 'int', default: 1, min: 1, max: 256, doc: 'processes sharing the port (`node:cluster`); above 1 needs `DATABASE_URL`' },
+  TRUST_PROXY: { type: 'proxies', shown: '`false`: the peer is the client', doc: 'whose `X-Forwarded-For` to believe for the client\'s address (the per-address rate limits, logs): `true` (any peer), a hop count (the nearest that many), or comma-separated proxy addresses and CIDRs (`10.0.0.0/8,127.0.0.1`; also `loopback`, `linklocal`, `uniquelocal`). See Behind a proxy' },
+  HTTP_HEADERS_TIMEOUT: { type: 'int', default: 20_000, min: 100, max: 600_000, doc: 'milliseconds a client has to send a request\'s headers (a few hundred bytes: ample on any link); then the connection is closed' },
+  HTTP_REQUEST_TIMEOUT: { type: 'int', default: 120_000, min: 100, max: 3_600_000, doc: 'milliseconds a client has to send a whole request, body included, or it is answered 408 and closed: a 5 MB picture from a phone at 350 kbit/s takes about 115 s, while a body dribbled a byte at a time can\'t hold a connection longer' },
+  HTTP_KEEP_ALIVE_TIMEOUT: { type: 'int', default: 5_000, min: 100, max: 600_000, doc: 'milliseconds an idle connection is kept open for its next request (Node\'s default); behind a load balancer, set it above the balancer\'s idle timeout' },
+  SHUTDOWN_TIMEOUT: { type: 'int', default: 10_000, min: 0, max: 600_000, doc: 'milliseconds shutdown waits for requests in flight' },
+  DEBUG: { type: 'bool', default: false, doc: '`true`: debug level, human-readable logs' },
+  LOG_LEVEL: { type: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], shown: '`info` (`debug` with `DEBUG`)', doc: '`fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`' },
+} as const satisfies Record<string, SettingSpec>
+
+export type SettingName = keyof typeof SETTINGS
+/** The names of the settings of one kind. */
+export type SettingOf<T extends SettingSpec['type']> = { [K in SettingName]: (typeof SETTINGS)[K]['type'] extends T ? K : never }[SettingName]
