@@ -6,10 +6,16 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { openPlatform } from '../src/platform/index.js'
 
-// `npm run client:generate`: writes client/schema.d.ts, the API's types, from the OpenAPI
-// document the route schemas make. A test fails while the checked-in file is out of date.
+// `npm run client:generate`: writes client/openapi.json, the OpenAPI document the route schemas
+// make (for client generators in other languages, and the linter), and client/schema.d.ts, the
+// API's types, from it. A test fails while either checked-in file is out of date.
 
-export const SCHEMA_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'schema.d.ts')
+const here = path.dirname(fileURLToPath(import.meta.url))
+export const SCHEMA_FILE = path.join(here, 'schema.d.ts')
+export const SPEC_FILE = path.join(here, 'openapi.json')
+
+/** The OpenAPI document as the checked-in file holds it. */
+export const specText = (spec: unknown) => `${JSON.stringify(spec, null, 2)}\n`
 
 /** The types of an OpenAPI document, as TypeScript source. */
 export async function typesOf(spec: unknown): Promise<string> {
@@ -22,10 +28,11 @@ async function main() {
   const platform = await openPlatform(config)
   const app = await buildApp(config, platform)
   await app.ready()
+  await writeFile(SPEC_FILE, specText(app.swagger()))
   await writeFile(SCHEMA_FILE, await typesOf(app.swagger()))
   await app.close()
   await platform.close()
-  console.log(`wrote ${path.relative(process.cwd(), SCHEMA_FILE)}`)
+  console.log(`wrote ${path.relative(process.cwd(), SPEC_FILE)} and ${path.relative(process.cwd(), SCHEMA_FILE)}`)
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

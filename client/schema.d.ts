@@ -17,7 +17,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -35,33 +35,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -91,7 +65,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -111,33 +85,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -146,33 +94,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -181,33 +103,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description A dependency does not answer */
@@ -216,33 +112,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -290,7 +160,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -322,33 +192,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Conflicts with the current state */
@@ -357,33 +201,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -392,33 +210,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -427,33 +219,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -487,7 +253,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -519,33 +285,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -554,33 +294,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -589,33 +303,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -624,33 +312,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -659,33 +321,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -724,7 +360,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -756,33 +392,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -791,33 +401,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -826,33 +410,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -861,33 +419,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Conflicts with the current state */
@@ -896,33 +428,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -931,33 +437,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -966,33 +446,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -1034,33 +488,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -1069,33 +497,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -1104,33 +506,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -1139,33 +515,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -1174,33 +524,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -1209,33 +533,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -1273,14 +571,14 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": {
-                            items: components["schemas"]["def-1"][];
+                            items: components["schemas"]["User"][];
                             /** @description Pass as cursor for the next page; null on the last */
                             next_cursor: string | null;
                         };
@@ -1292,33 +590,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -1327,33 +599,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -1362,33 +608,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -1397,33 +617,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -1432,33 +626,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -1506,7 +674,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1538,33 +706,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -1573,33 +715,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Body too large */
@@ -1608,33 +724,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unsupported content type */
@@ -1643,33 +733,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -1678,33 +742,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -1713,33 +751,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Decoding the image ran past 10 s (`image_timeout`) */
@@ -1748,33 +760,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -1831,33 +817,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -1866,33 +826,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -1901,33 +835,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -1936,33 +844,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2004,7 +886,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2017,7 +899,7 @@ export interface paths {
                             token_type: "Bearer";
                             /** @description Seconds the token lives unused; each authenticated request renews it */
                             expires_in: number;
-                            user: components["schemas"]["def-1"];
+                            user: components["schemas"]["User"];
                         };
                     };
                 };
@@ -2027,33 +909,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2062,33 +918,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -2097,33 +927,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -2132,33 +936,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2189,33 +967,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2224,33 +976,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -2259,33 +985,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -2294,33 +994,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2350,7 +1024,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2391,33 +1065,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2426,33 +1074,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -2461,33 +1083,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -2496,33 +1092,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2571,33 +1141,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2606,33 +1150,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -2641,33 +1159,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -2676,33 +1168,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -2711,33 +1177,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2780,7 +1220,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2801,33 +1241,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2836,33 +1250,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -2871,33 +1259,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -2906,33 +1268,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -2963,33 +1299,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -2998,33 +1308,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -3033,33 +1317,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -3068,33 +1326,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -3144,7 +1376,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             items: {
-                                user: components["schemas"]["def-1"];
+                                user: components["schemas"]["User"];
                                 /** @description Meters from the searched point to the user's blurred position (about 100 m grid) */
                                 distance_m: number;
                             }[];
@@ -3159,33 +1391,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -3194,33 +1400,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -3229,33 +1409,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -3264,33 +1418,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -3299,33 +1427,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -3427,33 +1529,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -3462,33 +1538,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -3497,33 +1547,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -3532,33 +1556,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Conflicts with the current state */
@@ -3567,33 +1565,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -3602,33 +1574,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -3637,33 +1583,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -3701,7 +1621,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -3759,33 +1679,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -3794,33 +1688,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -3829,33 +1697,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -3864,33 +1706,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -3953,33 +1769,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -3988,33 +1778,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -4023,33 +1787,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -4058,33 +1796,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -4093,33 +1805,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -4155,7 +1841,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4229,33 +1915,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -4264,33 +1924,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -4299,33 +1933,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -4334,33 +1942,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -4398,7 +1980,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4436,33 +2018,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -4471,33 +2027,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -4506,33 +2036,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -4541,33 +2045,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -4596,7 +2074,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4624,7 +2102,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -4658,33 +2136,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -4693,33 +2145,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -4728,33 +2154,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -4763,33 +2163,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -4798,33 +2172,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -4871,33 +2219,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -4906,33 +2228,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -4941,33 +2237,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -4976,33 +2246,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -5011,33 +2255,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -5086,7 +2304,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -5119,33 +2337,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -5154,33 +2346,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -5189,33 +2355,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -5224,33 +2364,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -5259,33 +2373,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -5318,7 +2406,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -5338,33 +2426,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -5373,33 +2435,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -5408,33 +2444,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -5443,33 +2453,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -5517,33 +2501,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -5552,33 +2510,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -5587,33 +2519,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -5622,33 +2528,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description This server holds as many WebSockets as it takes (`too_many_sockets`); see Retry-After */
@@ -5759,7 +2639,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -5836,7 +2716,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Created */
                 201: {
                     headers: {
                         [name: string]: unknown;
@@ -5919,33 +2799,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -5954,33 +2808,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -5989,33 +2817,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -6024,33 +2826,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Conflicts with the current state */
@@ -6059,33 +2835,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description The If-Match version is not the current one */
@@ -6094,33 +2844,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -6129,33 +2853,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -6164,33 +2862,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -6224,7 +2896,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -6307,33 +2979,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -6342,33 +2988,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -6377,33 +2997,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -6412,33 +3006,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -6447,33 +3015,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -6515,14 +3057,14 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": {
-                            items: components["schemas"]["def-2"][];
+                            items: components["schemas"]["Job"][];
                             /** @description Pass as cursor for the next page; null on the last */
                             next_cursor: string | null;
                         };
@@ -6534,33 +3076,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -6569,33 +3085,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -6604,33 +3094,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -6639,33 +3103,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -6736,7 +3174,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -6819,33 +3257,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -6854,33 +3266,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -6889,33 +3275,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -6924,33 +3284,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Conflicts with the current state */
@@ -6959,33 +3293,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description The If-Match version is not the current one */
@@ -6994,33 +3302,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -7029,33 +3311,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -7064,33 +3320,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -7124,14 +3354,14 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Default Response */
+                /** @description OK */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": {
-                            items: components["schemas"]["def-3"][];
+                            items: components["schemas"]["FailedTask"][];
                             next_cursor: string | null;
                         };
                     };
@@ -7142,33 +3372,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -7177,33 +3381,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -7212,33 +3390,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -7247,33 +3399,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -7282,33 +3408,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -7359,33 +3459,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing, unknown or expired access token */
@@ -7394,33 +3468,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not allowed for this user */
@@ -7429,33 +3477,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not found */
@@ -7464,33 +3486,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -7499,33 +3495,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Unexpected error */
@@ -7534,33 +3504,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
             };
@@ -7575,8 +3519,35 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** User */
-        "def-1": {
+        /** @description An RFC 9457 problem detail */
+        Problem: {
+            /** @description URI naming the kind of problem */
+            type: string;
+            title: string;
+            status: number;
+            detail: string;
+            /** @description Stable machine-readable name of the problem */
+            code: string;
+            instance?: string;
+            request_id: string;
+            /** @description The fields that failed validation */
+            errors?: {
+                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                field: string;
+                /**
+                 * @description The part of the request the field is in
+                 * @enum {string}
+                 */
+                in?: "body" | "querystring" | "params" | "headers";
+                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                pointer?: string;
+                /** @description What is wrong, and what it may be */
+                message: string;
+                /** @description The values the field may take, when it takes one of a set */
+                allowed?: unknown[];
+            }[];
+        };
+        User: {
             /**
              * Format: uuid
              * @description UUIDv7
@@ -7594,8 +3565,7 @@ export interface components {
              */
             created_at: string;
         };
-        /** Job */
-        "def-2": {
+        Job: {
             /**
              * Format: uuid
              * @description UUIDv7
@@ -7664,8 +3634,7 @@ export interface components {
                 detail: string;
             }[];
         };
-        /** FailedTask */
-        "def-3": {
+        FailedTask: {
             /** Format: uuid */
             id: string;
             /** @description The kind of task, such as jobs.request-payment */

@@ -1,8 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
-import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { DestinationStream } from 'pino'
@@ -12,7 +10,9 @@ import { loggerOptions } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
 import { answerClientError, registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
-import { DOCS_PREFIX, registerSecurityHeaders } from './http/security-headers.js'
+import { registerOpenApi, SHARED_SCHEMAS } from './http/openapi.js'
+import { APP_VERSION } from './version.js'
+import { registerSecurityHeaders } from './http/security-headers.js'
 import type { Platform } from './platform/index.js'
 import { createServices, type Services, type ServicesOptions } from './services.js'
 import { accountsRoutes } from './features/accounts/routes.js'
@@ -87,6 +87,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     forceCloseConnections: 'idle',
   })
   app.setValidatorCompiler(validatorCompiler())
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
@@ -118,26 +119,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(multipart, { throwFileSizeLimit: true })
   await registerRateLimit(app, services.limits, config.rateLimitMax)
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Freelancer API',
-        version: '0.1.0',
-        description: 'Backend of a local-services marketplace. Errors are RFC 9457 `application/problem+json`. Lists page with an opaque `cursor`.',
-      },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'The access_token from POST /authorize' } } },
-    },
-  })
-  await app.register(swaggerUi, {
-    routePrefix: DOCS_PREFIX,
-    staticCSP: true,
-    // Swagger UI (React) sets style attributes from its scripts, which no hash can allow (and a
-    // hash beside 'unsafe-inline' would cancel it). Scripts stay limited to the page's own.
-    transformStaticCSP: (header) => header.replace(/style-src [^;]*/, "style-src 'self' 'unsafe-inline'"),
-    uiConfig: { deepLinking: true },
-  })
-  app.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => app.swagger())
+  await registerOpenApi(app, { version: APP_VERSION, publicUrl: config.publicUrl })
 
   // Features' routes. Those that need a signed-in caller are registered by each feature in a
   // scope that authenticates every route in it (signedIn, src/http/auth.ts); the few open to

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { SCHEMA_FILE, typesOf } from '../client/generate.js'
+import { SCHEMA_FILE, SPEC_FILE, specText, typesOf } from '../client/generate.js'
 import { createFreelancerClient } from '../client/index.js'
 import { startTestApp, uniqueEmail, type TestApp } from './support/app.js'
 
@@ -16,6 +16,7 @@ afterAll(async () => t.close())
 
 describe('the typed client', () => {
   it('is generated from the current OpenAPI document (run `npm run client:generate` after changing a route)', async () => {
+    expect(await readFile(SPEC_FILE, 'utf8')).toBe(specText(t.app.swagger()))
     const current = await typesOf(t.app.swagger())
     expect(await readFile(SCHEMA_FILE, 'utf8')).toBe(current)
   })

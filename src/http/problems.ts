@@ -53,7 +53,8 @@ const DESCRIPTIONS: Record<number, string> = {
 export function problemResponses(...statuses: number[]): Record<number, TSchema> {
   const responses: Record<number, TSchema> = {}
   for (const status of [...new Set([400, 429, 500, ...statuses])]) {
-    responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', content: { [PROBLEM_TYPE]: { schema: Problem } } } as unknown as TSchema
+    // By reference: the Problem component (src/http/openapi.ts), not a copy in every operation.
+    responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', content: { [PROBLEM_TYPE]: { schema: { $ref: 'Problem#' } } } } as unknown as TSchema
   }
   return responses
 }

@@ -95,6 +95,9 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
   app.route({
     method: 'GET',
     url: '/ws',
+    // A HEAD of a WebSocket means nothing (and @fastify/websocket's copy of the route can't
+    // resolve the shared Problem schema).
+    exposeHeadRoute: false,
     onRequest: [ensureRoom, authenticateSocket],
     schema: {
       tags,
