@@ -1198,7 +1198,7 @@ export interface paths {
         put?: never;
         /**
          * Share the caller's live location
-         * @description Puts the caller on the map until `ttl` seconds pass (default 300). Posting again moves the caller and renews the expiry. Others only ever see a distance, measured from the caller's position blurred to a ~100 m grid.
+         * @description Puts the caller on the map until `ttl` seconds pass (default 300). Posting again renews the expiry. Others only ever see a distance, measured from the caller's public point: drawn at random 100 to 200 m from the posted position, and kept while the caller posts within 300 m of it, so many posts from one place tell no more than one. A post farther away moves the caller to a new point; one back at a place shown in the last 30 days gets its point again.
          */
         post: {
             parameters: {

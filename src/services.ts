@@ -83,7 +83,7 @@ export async function createServices(config: Config, platform: Platform, options
       defaultTtl: config.locationDefaultTtl,
       clock,
     })
-    accounts.onDeleted((userId) => location.remove(userId))
+    accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
     sessions.onSignedOut((userId) => location.remove(userId))
 

@@ -258,6 +258,45 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     )
   })
 
+  it('keeps a user\'s anchors past the end of its location, until their own expiry; forgetting drops both', async () => {
+    const [id, other] = [uuidv7(), uuidv7()]
+    const at = { lat: 51.5074, lon: -0.1278 }
+    const points = [{ lat: 51.50812345678901, lon: -0.12901234567891 }, { lat: 88.5, lon: 179.999999 }]
+    const near = async () => (await live.locations.nearby({ ...at, radiusM: 100, limit: 5 })).map((h) => h.userId)
+    expect(await live.locations.anchors(id)).toEqual([])
+    await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: 'c', version: 1, anchors: { points, expiresAt: inAMinute() } })
+    expect(await live.locations.anchors(id)).toEqual(points)
+    expect(await live.locations.anchors(other)).toEqual([])
+    // A post without anchors leaves them as they are.
+    await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: 'c', version: 1 })
+    expect(await live.locations.anchors(id)).toEqual(points)
+    // The location expires, is swept, is removed: the anchors stay.
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(await near()).toEqual([])
+    await live.locations.sweep()
+    await live.locations.remove(id)
+    expect(await live.locations.anchors(id)).toEqual(points)
+
+    // Replaced by the next anchors given; gone once they expire, swept or not.
+    await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'c', version: 1, anchors: { points: points.slice(1), expiresAt: new Date(Date.now() + 300) } })
+    expect(await live.locations.anchors(id)).toEqual(points.slice(1))
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    expect(await live.locations.anchors(id)).toEqual([])
+    await live.locations.sweep()
+    expect(await live.locations.anchors(id)).toEqual([])
+    expect(await near()).toEqual([id])
+
+    // Forgetting a user takes it off the map and drops its anchors; a user it doesn't know is fine.
+    await live.locations.set(id, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'c', version: 1, anchors: { points, expiresAt: inAMinute() } })
+    await live.locations.set(other, { ...at, roles: ['WORKER'], expiresAt: inAMinute(), card: 'c', version: 1, anchors: { points, expiresAt: inAMinute() } })
+    await live.locations.forget(id)
+    expect(await near()).toEqual([other])
+    expect(await live.locations.anchors(id)).toEqual([])
+    expect(await live.locations.anchors(other)).toEqual(points)
+    await live.locations.forget(uuidv7())
+    await live.locations.forget(other)
+  })
+
   it('pages through many users at the same few spots without gaps or repeats', async () => {
     const spots = [[45, 7], [45.0005, 7], [45, 7.0007]] as const
     const ids: string[] = []

@@ -121,7 +121,7 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
       await Promise.all(
         located.slice(i, i + concurrency).map(({ id, at, card }) => {
           points.push(at)
-          return platform.live.locations.set(id, { ...blurPosition(id, at.lat, at.lon), roles: ['WORKER'], expiresAt, card, version: createdAt.getTime() })
+          return platform.live.locations.set(id, { ...blurPosition(at.lat, at.lon, rnd), roles: ['WORKER'], expiresAt, card, version: createdAt.getTime() })
         }),
       )
     }

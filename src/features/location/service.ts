@@ -1,40 +1,60 @@
-import { createHash } from 'node:crypto'
+import { computeDestinationPoint } from 'geolib'
+import { randomInt } from 'node:crypto'
 import { Type } from 'typebox'
 import { ForbiddenError, UnauthenticatedError } from '../../errors.js'
 import { decodeCursor, encodeCursor } from '../../http/cursor.js'
-import { EARTH_RADIUS_M } from '../../platform/live/geo.js'
-import type { LocationRole, LocationStore } from '../../platform/live/index.js'
+import { EARTH_RADIUS_M, haversineM } from '../../platform/live/geo.js'
+import type { GeoPoint, LocationRole, LocationStore } from '../../platform/live/index.js'
 import type { Clock } from '../../platform/clock.js'
 import type { ShownUser, UserRow, UserView } from '../accounts/index.js'
 import type { Auth } from '../sessions/index.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 
-/** Side of the privacy grid: a location is stored only as the centre of its grid square. */
-export const BLUR_GRID_M = 100
+/**
+ * How far from where a user is its public point is drawn: between these, uniformly over the
+ * ring's area, in a random direction. Searches measure from that point only.
+ */
+const BLUR_MIN_M = 100
+const BLUR_MAX_M = 200
+/**
+ * A post within this distance of a point the user was shown at lately is shown there again: a
+ * user who stays (its GPS jitters by tens of meters) keeps its point however often it posts, so
+ * answers gathered over many posts, from any number of places, average to that point, never to
+ * the user's. The blur's 200 m and 100 m of jitter or of walking about.
+ */
+const ANCHOR_KEEP_M = 300
+/**
+ * The public points a user keeps (its anchors), most recently used first, for this long after
+ * its last post however its location ends meanwhile: a user who goes and comes back (home and
+ * work, a sign-out at night) gets its point for the place back, rather than a new draw around
+ * the same spot each time, which would average out too.
+ */
+const ANCHORS_KEPT = 8
+const ANCHOR_TTL_MS = 30 * 24 * 3600 * 1000
 
-const METERS_PER_DEGREE = (EARTH_RADIUS_M * Math.PI) / 180
-const LAT_STEP = BLUR_GRID_M / METERS_PER_DEGREE
+/** A uniform number in [0, 1) that an observer can't predict from earlier draws. */
+const secureRandom = () => randomInt(2 ** 48 - 1) / 2 ** 48
 
 /**
- * Where a user is shown: the centre of the ~100 m square of a grid holding the real position.
- * Each user's grid is shifted by an offset derived from the user id, so a user standing still
- * always gets the same point (searching from many centres reveals the square, nothing finer),
- * and users in one square of a city don't all collapse on one point.
+ * A new public point for a user at (lat, lon): between BLUR_MIN_M and BLUR_MAX_M away, in a
+ * random direction. Where the user is stays unknown within that ring: the point is drawn once
+ * for a place and kept (see ANCHOR_KEEP_M), so many answers tell no more than one.
  */
-export function blurPosition(userId: string, lat: number, lon: number): { lat: number; lon: number } {
-  const digest = createHash('sha256').update(userId).digest()
-  const fy = digest.readUInt32BE(0) / 2 ** 32
-  const fx = digest.readUInt32BE(4) / 2 ** 32
-  const row = Math.floor(lat / LAT_STEP + fy)
-  const blurredLat = Math.max(-90, Math.min(90, (row + 0.5 - fy) * LAT_STEP))
-  // Columns as wide as the grid is tall, at this row's latitude (one column at a pole).
-  const columns = Math.max(1, Math.floor((360 * Math.cos((blurredLat * Math.PI) / 180) * METERS_PER_DEGREE) / BLUR_GRID_M))
-  const lonStep = 360 / columns
-  const column = Math.floor((lon + 180) / lonStep + fx)
-  let blurredLon = -180 + (column + 0.5 - fx) * lonStep
-  if (blurredLon >= 180) blurredLon -= 360
-  if (blurredLon < -180) blurredLon += 360
-  return { lat: blurredLat, lon: blurredLon }
+export function blurPosition(lat: number, lon: number, random: () => number = secureRandom): GeoPoint {
+  const distance = Math.sqrt(BLUR_MIN_M ** 2 + random() * (BLUR_MAX_M ** 2 - BLUR_MIN_M ** 2))
+  const to = computeDestinationPoint({ latitude: lat, longitude: lon }, distance, random() * 360, EARTH_RADIUS_M)
+  return { lat: to.latitude, lon: to.longitude }
+}
+
+/**
+ * Where a user posting from (lat, lon) is shown, and its anchors after the post: the most
+ * recently used anchor within ANCHOR_KEEP_M, or else a new one drawn around the position (the
+ * user moved for real).
+ */
+function anchorFor(anchors: readonly GeoPoint[], lat: number, lon: number): { shown: GeoPoint; anchors: GeoPoint[] } {
+  const kept = anchors.find((a) => haversineM(a.lat, a.lon, lat, lon) <= ANCHOR_KEEP_M)
+  const shown = kept ?? blurPosition(lat, lon)
+  return { shown, anchors: [shown, ...anchors.filter((a) => a !== kept)].slice(0, ANCHORS_KEPT) }
 }
 
 /**
@@ -80,19 +100,31 @@ export function createLocationService(deps: {
   }
 
   return {
-    /** Puts the user on the map (blurred) until the ttl runs out; posting again moves and renews. */
+    /**
+     * Puts the user on the map until the ttl runs out, at its public point (see anchorFor);
+     * posting again renews, and moves the user when it moved for real.
+     */
     async post(auth: Auth, input: PostLocationInput): Promise<{ expiresAt: Date }> {
       const { userId } = auth
       // The roles go with the location, so that searches for a role read only its users; the
       // card, so that they show them without reading the accounts.
-      const user = await userOf(userId)
-      const expiresAt = new Date(deps.clock.now().getTime() + (input.ttl ?? deps.defaultTtl) * 1000)
-      const { lat, lon } = blurPosition(userId, input.lat, input.lon)
-      await store.set(userId, { lat, lon, roles: user.roles as LocationRole[], expiresAt, card: cardOf(user), version: user.updated_at.getTime() })
+      const [user, anchors] = await Promise.all([userOf(userId), store.anchors(userId)])
+      const now = deps.clock.now().getTime()
+      const expiresAt = new Date(now + (input.ttl ?? deps.defaultTtl) * 1000)
+      const { shown, anchors: points } = anchorFor(anchors, input.lat, input.lon)
+      await store.set(userId, {
+        ...shown,
+        roles: user.roles as LocationRole[],
+        expiresAt,
+        card: cardOf(user),
+        version: user.updated_at.getTime(),
+        anchors: { points, expiresAt: new Date(now + ANCHOR_TTL_MS) },
+      })
       // A sign-out or an account deletion takes the user off the map after ending the session:
-      // one that did so while this post was under way must win, so the session is looked at again.
+      // one that did so while this post was under way must win, so the session is looked at
+      // again (and the anchors go too, as the account may be gone).
       if (!(await deps.stillSignedIn(auth))) {
-        await store.remove(userId)
+        await store.forget(userId)
         throw new UnauthenticatedError()
       }
       return { expiresAt }
@@ -105,9 +137,17 @@ export function createLocationService(deps: {
       await store.update(user.id, { roles: user.roles as LocationRole[], card, version: user.updated_at.getTime() })
     },
 
-    /** Takes the user off the map (also on sign-out and account deletion). */
+    /**
+     * Takes the user off the map (also on sign-out). Its anchors stay: back at a place, it is
+     * shown where it was shown before.
+     */
     async remove(userId: string): Promise<void> {
       await store.remove(userId)
+    },
+
+    /** The account is deleted: off the map, and its anchors go. */
+    async forget(userId: string): Promise<void> {
+      await store.forget(userId)
     },
 
     /**

@@ -63,6 +63,11 @@ export interface EventBus {
 
 export type LocationRole = 'CLIENT' | 'WORKER' | 'ADMIN'
 
+export interface GeoPoint {
+  lat: number
+  lon: number
+}
+
 /** A user's live location as stored: already blurred by the caller, never the raw position. */
 export interface LocationRecord {
   lat: number
@@ -77,6 +82,12 @@ export interface LocationRecord {
    * older than the stored ones never replace them (the place and expiry still do).
    */
   version: number
+  /**
+   * The points the user was shown at lately, as the caller chose them (public points, never a
+   * raw position), kept until their own expiry however the location ends, so that a user back
+   * at a place is shown where it was shown before. Left as they are when absent.
+   */
+  anchors?: { points: readonly GeoPoint[]; expiresAt: Date }
 }
 
 export interface NearbyQuery {
@@ -110,7 +121,12 @@ export interface LocationStore {
    * nor when the stored version is newer.
    */
   update(userId: string, change: { roles: readonly LocationRole[]; card: string; version: number }): Promise<void>
+  /** Takes the user off the map; its anchors stay. */
   remove(userId: string): Promise<void>
+  /** The user's unexpired anchors, as last set (empty when none). */
+  anchors(userId: string): Promise<GeoPoint[]>
+  /** Takes the user off the map and drops its anchors (the account is deleted). */
+  forget(userId: string): Promise<void>
   /** Unexpired users within the radius, ordered by (distance, user id), at most `limit`. */
   nearby(query: NearbyQuery): Promise<NearbyHit[]>
   /** Deletes expired entries now (a background sweep also does); answers how many went. */

@@ -1,7 +1,7 @@
-import { sql } from 'kysely'
+import { sql, type ColumnType } from 'kysely'
 import type { DB } from '../../db/index.js'
 import { EARTH_RADIUS_M, insideRadius } from '../geo.js'
-import type { LocationStore, NearbyHit } from '../types.js'
+import type { GeoPoint, LocationStore, NearbyHit } from '../types.js'
 
 declare module '../../db/types.js' {
   interface Database {
@@ -14,6 +14,12 @@ declare module '../../db/types.js' {
       expires_at: Date
       card: string | null
       card_version: string | null
+    }
+    live_location_anchors: {
+      user_id: string
+      /** JSON [{lat, lon}], the most recently used first. */
+      points: ColumnType<GeoPoint[], string, string>
+      expires_at: Date
     }
   }
 }
@@ -43,21 +49,31 @@ export function createPostgresLocationStore(db: DB): LocationStore {
       }
       // The place and expiry always; the roles and card unless a newer version is stored.
       const newer = sql<boolean>`excluded.card_version >= coalesce(live_locations.card_version, -1)`
-      await db
-        .insertInto('live_locations')
-        .values(values)
-        .onConflict((oc) =>
-          oc.column('user_id').doUpdateSet({
-            lat: sql<number>`excluded.lat`,
-            lon: sql<number>`excluded.lon`,
-            pos: sql`excluded.pos`,
-            expires_at: sql<Date>`excluded.expires_at`,
-            roles: sql<string[]>`CASE WHEN ${newer} THEN excluded.roles ELSE live_locations.roles END`,
-            card: sql<string>`CASE WHEN ${newer} THEN excluded.card ELSE live_locations.card END`,
-            card_version: sql<string>`greatest(excluded.card_version, live_locations.card_version)`,
-          }),
-        )
-        .execute()
+      const { anchors } = record
+      await Promise.all([
+        db
+          .insertInto('live_locations')
+          .values(values)
+          .onConflict((oc) =>
+            oc.column('user_id').doUpdateSet({
+              lat: sql<number>`excluded.lat`,
+              lon: sql<number>`excluded.lon`,
+              pos: sql`excluded.pos`,
+              expires_at: sql<Date>`excluded.expires_at`,
+              roles: sql<string[]>`CASE WHEN ${newer} THEN excluded.roles ELSE live_locations.roles END`,
+              card: sql<string>`CASE WHEN ${newer} THEN excluded.card ELSE live_locations.card END`,
+              card_version: sql<string>`greatest(excluded.card_version, live_locations.card_version)`,
+            }),
+          )
+          .execute(),
+        // The anchors beside it, when given: a row of their own, which outlives the location.
+        anchors &&
+          db
+            .insertInto('live_location_anchors')
+            .values({ user_id: userId, points: JSON.stringify(anchors.points.map(({ lat, lon }) => ({ lat, lon }))), expires_at: anchors.expiresAt })
+            .onConflict((oc) => oc.column('user_id').doUpdateSet({ points: sql<string>`excluded.points`, expires_at: sql<Date>`excluded.expires_at` }))
+            .execute(),
+      ])
     },
 
     async update(userId, change) {
@@ -72,6 +88,23 @@ export function createPostgresLocationStore(db: DB): LocationStore {
 
     async remove(userId) {
       await db.deleteFrom('live_locations').where('user_id', '=', userId).execute()
+    },
+
+    async anchors(userId) {
+      const row = await db
+        .selectFrom('live_location_anchors')
+        .select('points')
+        .where('user_id', '=', userId)
+        .where('expires_at', '>', sql<Date>`now()`)
+        .executeTakeFirst()
+      return row?.points ?? []
+    },
+
+    async forget(userId) {
+      await Promise.all([
+        db.deleteFrom('live_locations').where('user_id', '=', userId).execute(),
+        db.deleteFrom('live_location_anchors').where('user_id', '=', userId).execute(),
+      ])
     },
 
     async nearby(q) {
@@ -113,6 +146,7 @@ export function createPostgresLocationStore(db: DB): LocationStore {
 
     async sweep() {
       const result = await db.deleteFrom('live_locations').where('expires_at', '<=', sql<Date>`now()`).executeTakeFirst()
+      await db.deleteFrom('live_location_anchors').where('expires_at', '<=', sql<Date>`now()`).execute()
       return Number(result.numDeletedRows)
     },
   }

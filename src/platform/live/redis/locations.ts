@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache'
 import ngeohash from 'ngeohash'
 import type { Result } from 'ioredis'
 import { circleBounds, haversineM, insideRadius, MAX_GEO_LAT } from '../geo.js'
-import type { LocationRole, LocationStore, NearbyHit } from '../types.js'
+import type { GeoPoint, LocationRole, LocationStore, NearbyHit } from '../types.js'
 import type { RedisClient } from './client.js'
 
 // Layout, for Redis Cluster as for one server: the world is cut into coarse geohash cells (precision 4, about
@@ -15,6 +15,7 @@ import type { RedisClient } from './client.js'
 //   <p>loc:{pn}:h, {ps}:h   hashes for the polar caps beyond Redis GEO's ±85.05° (a few users):
 //                           user id -> "<lat>,<lon>,<expiry ms>,<role flags>,<version>,<card>"
 //   <p>loc:user:<id>        the cell the user is in, expiring with the location
+//   <p>loc:anchors:<id>     the user's anchors "<lat>,<lon>;<lat>,<lon>...", expiring on their own
 //   <p>loc:cells            every cell ever used, for the background sweep
 // A search is one plain GEOSEARCH per cell, and its members are the answer: each carries its
 // expiry (GEO members can't expire one by one, so a search drops the expired ones it reads and a
@@ -215,6 +216,15 @@ interface Reply {
   hits: NearbyHit[]
 }
 
+const encodeAnchors = (points: readonly GeoPoint[]) => points.map((p) => `${p.lat},${p.lon}`).join(';')
+const decodeAnchors = (text: string | null): GeoPoint[] =>
+  text
+    ? text.split(';').map((pair) => {
+        const [lat, lon] = pair.split(',').map(Number)
+        return { lat: lat!, lon: lon! }
+      })
+    : []
+
 const ROLE_FLAGS = (roles: readonly LocationRole[]) => ROLES.map((r) => (roles.includes(r) ? '1' : '0')).join('')
 
 export function createRedisLocationStore(redis: RedisClient, prefix: string): LocationStore & { stop(): void } {
@@ -229,6 +239,7 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
   const cellKey = (cell: string, suffix: string) => `${prefix}loc:{${cell}}:${suffix}`
   const cellKeys = (cell: string) => [cellKey(cell, 'W'), cellKey(cell, 'C'), cellKey(cell, 'A'), cellKey(cell, 'e'), cellKey(cell, 'u')] as const
   const userKey = (userId: string) => `${prefix}loc:user:${userId}`
+  const anchorsKey = (userId: string) => `${prefix}loc:anchors:${userId}`
   const cellsKey = `${prefix}loc:cells`
 
   // Cells this process has put in the sweep index lately (a set add per write would be waste).
@@ -257,6 +268,11 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
   const removeFrom = async (cell: string, userId: string) => {
     if (isPolar(cell)) await redis.hdel(cellKey(cell, 'h'), userId)
     else await redis.locRemove(...cellKeys(cell), userId)
+  }
+
+  const remove = async (userId: string) => {
+    const cell = await redis.getdel(userKey(userId))
+    if (cell) await removeFrom(cell, userId)
   }
 
   // One cell, one role, one plain GEOSEARCH: the nearest `count` members within the radius, of
@@ -335,12 +351,14 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
       const exp = record.expiresAt.getTime()
       const now = Date.now()
       const flags = ROLE_FLAGS(record.roles)
-      // Both in one round trip: where the user was (swapped for where it is now), and the new entry.
+      // All in one round trip: where the user was (swapped for where it is now), the new entry,
+      // and the anchors when given.
       const [previous] = await Promise.all([
         redis.set(userKey(userId), cell, 'PXAT', exp, 'GET'),
         isPolar(cell)
           ? redis.locSetPolar(cellKey(cell, 'h'), userId, record.lat, record.lon, exp, flags, record.card, record.version)
           : redis.locSet(...cellKeys(cell), record.lon, record.lat, userId, exp, flags, record.card, record.version),
+        record.anchors && redis.set(anchorsKey(userId), encodeAnchors(record.anchors.points), 'PXAT', record.anchors.expiresAt.getTime()),
       ])
       indexCell(cell, now)
       if (previous && previous !== cell) await removeFrom(previous, userId)
@@ -354,9 +372,14 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
       else await redis.locUpdate(...cellKeys(cell), userId, flags, change.card, change.version, Date.now())
     },
 
-    async remove(userId) {
-      const cell = await redis.getdel(userKey(userId))
-      if (cell) await removeFrom(cell, userId)
+    remove,
+
+    async anchors(userId) {
+      return decodeAnchors(await redis.get(anchorsKey(userId)))
+    },
+
+    async forget(userId) {
+      await Promise.all([remove(userId), redis.del(anchorsKey(userId))])
     },
 
     async nearby(q) {
