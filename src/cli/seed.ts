@@ -1,17 +1,27 @@
 // npm run seed -- --workers 100000 --city paris        (or --city 48.85,2.35, or --country france)
+// npm run seed -- --demo                                (and demo people to sign in as)
 //
 // Fills the configured stores (DATABASE_URL, REDIS_URL, as the server reads them) with demo
 // workers around a city or spread over a country: users in the database and their live
-// locations in the live store, so that a newcomer can search a realistic map.
+// locations in the live store, so that a newcomer can search a realistic map. The same options
+// make the same workers (their ids come from the seed), so a second run adds none. With --demo,
+// demo people too (src/cli/demo.ts), and every seeded worker gets a picture and the demo
+// password; never in production (NODE_ENV=production).
 
+import { createHash } from 'node:crypto'
+import bcrypt from 'bcrypt'
 import cliProgress from 'cli-progress'
+import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from '../config.js'
 import { blurPosition, cardOf } from '../features/location/index.js'
 // The users table's types (it writes users straight to the database, a thousand a statement).
 import '../features/accounts/index.js'
+import { buildApp } from '../app.js'
+import { toProfilePicture } from '../platform/images.js'
 import { openPlatform, type Platform } from '../platform/index.js'
+import { DEMO_PASSWORD, seedDemo } from './demo.js'
 
 export const CITIES: Record<string, [number, number]> = {
   paris: [48.8566, 2.3522],
@@ -49,6 +59,9 @@ export function parseCountry(value: string): Area {
   return { kind: 'country', box }
 }
 
+/** When seeded workers were made, as far as their ids and sign-up dates say. */
+const SEED_EPOCH = Date.UTC(2026, 0, 1)
+
 /** A seeded random generator (mulberry32), so that a run can be repeated. */
 export function random(seed: number) {
   let a = seed >>> 0
@@ -83,8 +96,15 @@ export function pointIn(area: Area, rnd: () => number): { lat: number; lon: numb
 const FIRST = ['Ana', 'Ben', 'Chloé', 'Dmitri', 'Eva', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Keiko', 'Luca', 'Maya', 'Noah', 'Olu', 'Priya']
 const LAST = ['Martin', 'Schmidt', 'Dubois', 'Rossi', 'Silva', 'Nowak', 'Tanaka', 'Okafor', 'Kim', 'Haddad', 'Jensen', 'Garcia']
 
+/** What --demo gives every seeded worker: a picture and a password to sign in with. */
+export interface DemoWorkers {
+  passwordHash: string
+  pictures: { image: Buffer; etag: string }[]
+}
+
 export interface SeedOptions {
   workers: number
+  demo?: DemoWorkers
   area: Area
   /** Seconds the seeded locations live. */
   ttl: number
@@ -103,20 +123,33 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
   const expiresAt = new Date(Date.now() + options.ttl * 1000)
   const points: { lat: number; lon: number }[] = []
   for (let done = 0; done < options.workers; done += batch) {
-    const rows = Array.from({ length: Math.min(batch, options.workers - done) }, () => {
-      const id = uuidv7()
+    const rows = Array.from({ length: Math.min(batch, options.workers - done) }, (_, i) => {
+      // Ids from the seed (a UUIDv7 of a fixed time and seeded random bits): a second run with
+      // the same options makes the same workers, which the database already holds.
+      const id = uuidv7({ msecs: SEED_EPOCH + done + i, random: Uint8Array.from({ length: 16 }, () => Math.floor(rnd() * 256)) })
+      const picture = options.demo ? options.demo.pictures[(done + i) % options.demo.pictures.length]! : undefined
       return {
         id,
         email: `worker-${id}@seed.example`,
         first_name: FIRST[Math.floor(rnd() * FIRST.length)]!,
         last_name: LAST[Math.floor(rnd() * LAST.length)]!,
-        password_hash: null,
+        password_hash: options.demo?.passwordHash ?? null,
         roles: ['WORKER' as const],
+        picture_etag: picture?.etag ?? null,
+        picture,
       }
     })
-    const createdAt = new Date()
-    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, picture_etag: null, created_at: createdAt }) }))
-    const users = db.insertInto('users').values(rows.map((row) => ({ ...row, created_at: createdAt }))).execute()
+    const createdAt = new Date(SEED_EPOCH)
+    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }) }))
+    const users = db
+      .insertInto('users')
+      .values(rows.map(({ picture: _picture, ...row }) => ({ ...row, created_at: createdAt })))
+      .onConflict((conflict) => conflict.column('id').doNothing())
+      .execute()
+      .then(async () => {
+        const pictures = rows.filter((row) => row.picture).map((row) => ({ user_id: row.id, image: row.picture!.image, etag: row.picture!.etag }))
+        if (pictures.length > 0) await db.insertInto('user_pictures').values(pictures).onConflict((conflict) => conflict.column('user_id').doNothing()).execute()
+      })
     for (let i = 0; i < located.length; i += concurrency) {
       await Promise.all(
         located.slice(i, i + concurrency).map(({ id, at, card }) => {
@@ -131,11 +164,16 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
   return { points }
 }
 
-function parseArgs(argv: string[]) {
+/** Options take a value (`--workers 10`), but for the flags named. */
+function parseArgs(argv: string[], flags: string[]) {
   const args = new Map<string, string>()
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i]!
     if (!name.startsWith('--')) throw new Error(`unexpected argument "${name}"`)
+    if (flags.includes(name.slice(2))) {
+      args.set(name.slice(2), 'true')
+      continue
+    }
     const value = argv[i + 1]
     if (value === undefined || value.startsWith('--')) throw new Error(`${name} needs a value`)
     args.set(name.slice(2), value)
@@ -144,25 +182,59 @@ function parseArgs(argv: string[]) {
   return args
 }
 
+/** A few plain pictures for seeded workers: one colour each, as the API would store them. */
+async function demoPictures(): Promise<DemoWorkers['pictures']> {
+  const colours = ['#e8912f', '#2f7de8', '#3aa35b', '#a33a8f', '#d94040', '#3ab5b0', '#8a6d3b', '#5c5ce0']
+  return Promise.all(
+    colours.map(async (background) => {
+      const image = await toProfilePicture(await sharp({ create: { width: 64, height: 64, channels: 3, background } }).png().toBuffer())
+      return { image, etag: createHash('sha256').update(image).digest('base64url').slice(0, 16) }
+    }),
+  )
+}
+
 async function main() {
-  const args = parseArgs(process.argv.slice(2))
+  const args = parseArgs(process.argv.slice(2), ['demo'])
+  const demo = args.has('demo')
   const workers = Number(args.get('workers') ?? 10_000)
-  if (!Number.isInteger(workers) || workers < 1 || workers > 10_000_000) throw new Error('--workers takes a whole number from 1 to 10000000')
+  if (!Number.isInteger(workers) || workers < 0 || workers > 10_000_000) throw new Error('--workers takes a whole number from 0 to 10000000')
   const ttl = Number(args.get('ttl') ?? 86_400)
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) throw new Error('--ttl takes seconds from 1 to 86400')
   const area = args.has('country') ? parseCountry(args.get('country')!) : parseCity(args.get('city') ?? 'paris')
-  for (const name of args.keys()) if (!['workers', 'ttl', 'city', 'country'].includes(name)) throw new Error(`unknown option --${name}`)
+  for (const name of args.keys()) if (!['workers', 'ttl', 'city', 'country', 'demo'].includes(name)) throw new Error(`unknown option --${name}`)
+  if (demo && process.env.NODE_ENV === 'production') throw new Error('--demo makes accounts with a published password: it is refused where NODE_ENV=production')
 
   const config = loadConfig()
   const platform = await openPlatform(config)
-  console.log(`seeding ${workers} workers (${area.kind === 'city' ? `around ${area.lat},${area.lon}` : `over ${args.get('country')}`}) into ${platform.database.kind} and the ${platform.live.kind} live store, for ${ttl} s`)
-  const bar = new cliProgress.SingleBar({ format: '  {bar} {value}/{total} workers  {rate}/s  eta {eta}s', noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
-  bar.start(workers, 0, { rate: 0 })
   const started = Date.now()
   try {
-    await seedWorkers(platform, { workers, area, ttl, onProgress: (done) => bar.update(done, { rate: Math.round(done / ((Date.now() - started) / 1000)) }) })
+    if (workers > 0) {
+      console.log(`seeding ${workers} workers (${area.kind === 'city' ? `around ${area.lat},${area.lon}` : `over ${args.get('country')}`}) into ${platform.database.kind} and the ${platform.live.kind} live store, for ${ttl} s`)
+      const bar = new cliProgress.SingleBar({ format: '  {bar} {value}/{total} workers  {rate}/s  eta {eta}s', noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic)
+      bar.start(workers, 0, { rate: 0 })
+      const demoWorkers = demo ? { passwordHash: await bcrypt.hash(DEMO_PASSWORD, config.bcryptCost), pictures: await demoPictures() } : undefined
+      try {
+        await seedWorkers(platform, { workers, area, ttl, demo: demoWorkers, onProgress: (done) => bar.update(done, { rate: Math.round(done / ((Date.now() - started) / 1000)) }) })
+      } finally {
+        bar.stop()
+      }
+    }
+    if (demo) {
+      const centre = area.kind === 'city' ? area : { lat: (area.box[0] + area.box[2]) / 2, lon: (area.box[1] + area.box[3]) / 2 }
+      console.log('demo people, through the API:')
+      // The app in this process, without its timers and background work: the servers do those.
+      const appConfig = { ...config, jobSweepInterval: 0, queueWork: false, logLevel: 'warn' }
+      const app = await buildApp(appConfig, platform)
+      try {
+        const { people, created } = await seedDemo(app, { centre, ttl, onStep: (step) => console.log(`  ${step}`) })
+        console.log(`\n${created ? 'Demo accounts' : 'Demo accounts (already there)'}, password "${DEMO_PASSWORD}":`)
+        for (const person of people) console.log(`  ${person.email.padEnd(24)} ${person.role.toLowerCase()}  ${person.first_name} ${person.last_name}`)
+        if (workers > 0) console.log(`  and the ${workers} seeded workers (worker-<id>@seed.example), with the same password`)
+      } finally {
+        await app.close()
+      }
+    }
   } finally {
-    bar.stop()
     await platform.close()
   }
   console.log(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`)
