@@ -70,7 +70,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the database and the live store answer */
+        /**
+         * Readiness: the database and the live store answer
+         * @description 503 `not_ready` when one does not answer within 500 ms (a server down or stalled), or when the connection the live store's events come by dropped and is being made again; the detail names each failing part.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -166,7 +169,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description A dependency does not answer */
+                /** @description Not ready (`not_ready`): the detail names the parts that failed */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -357,6 +360,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -512,6 +539,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -764,6 +815,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         /**
@@ -941,6 +1016,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -1087,6 +1186,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1492,6 +1615,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -1644,6 +1791,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         /**
@@ -1740,6 +1911,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1898,6 +2093,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2080,6 +2299,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -2231,6 +2474,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         /**
@@ -2327,6 +2594,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2503,6 +2794,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2786,6 +3101,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -2969,6 +3308,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -3121,6 +3484,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3340,6 +3727,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -3481,6 +3892,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3705,6 +4140,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -3841,6 +4300,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4056,6 +4539,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -4196,6 +4703,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -4213,7 +4744,7 @@ export interface paths {
         };
         /**
          * Live events (WebSocket)
-         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
+         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with `since` to have the messages replayed. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
          */
         get: {
             parameters: {
@@ -4774,6 +5305,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5002,6 +5557,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -5128,6 +5707,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5487,6 +6090,30 @@ export interface paths {
                         };
                     };
                 };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5628,6 +6255,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5814,6 +6465,30 @@ export interface paths {
                 };
                 /** @description Unexpected error */
                 500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
