@@ -71,8 +71,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: the database and the live store answer
-         * @description 503 `not_ready` when one does not answer within 500 ms (a server down or stalled), or when the connection the live store's events come by dropped and is being made again; the detail names each failing part.
+         * Readiness: the database, the live store and the task queue answer
+         * @description 503 `not_ready` when one does not answer within 500 ms (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.
          */
         get: {
             parameters: {

@@ -16,7 +16,7 @@ export interface Platform {
 
 export async function openPlatform(config: Config): Promise<Platform> {
   const reconnect = { minDelayMs: config.reconnectMinDelay, maxDelayMs: config.reconnectMaxDelay }
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize })
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, reconnect })
   let live: LiveStore
   let queue: Queue
   try {

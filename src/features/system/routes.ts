@@ -33,8 +33,8 @@ export async function systemRoutes(fastify: FastifyInstance) {
     logLevel: 'warn',
     schema: {
       tags,
-      summary: 'Readiness: the database and the live store answer',
-      description: `503 \`not_ready\` when one does not answer within ${app.config.readyTimeout} ms (a server down or stalled), or when the connection the live store's events come by dropped and is being made again; the detail names each failing part.`,
+      summary: 'Readiness: the database, the live store and the task queue answer',
+      description: `503 \`not_ready\` when one does not answer within ${app.config.readyTimeout} ms (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.`,
       response: {
         200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), live_store: Type.String() }),
         ...problemResponses(),
@@ -42,10 +42,11 @@ export async function systemRoutes(fastify: FastifyInstance) {
       },
     },
   }, async (request) => {
-    const { database, live } = app.platform
+    const { database, live, queue } = app.platform
     const checks: [string, () => Promise<unknown>][] = [
       ['database', () => sql`SELECT 1`.execute(database.db)],
       ['live store', () => live.ping()],
+      ['task queue', () => queue.ping()],
     ]
     const failing: string[] = []
     await Promise.all(
