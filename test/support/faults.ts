@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
+import { waitUntil } from './wait.js'
 
 // What the tests of failing servers share: sockets to follow, answers that must come soon, and
 // the log lines that say something went wrong.
@@ -38,6 +39,13 @@ export async function answeredWithin<T>(ms: number, work: Promise<T>): Promise<T
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** Asks `ask` every 50 ms until its answer has `status`, and answers that one. */
+export async function answerWith<T extends { statusCode: number }>(status: number, ask: () => Promise<T>): Promise<T> {
+  let answer: T | undefined
+  await waitUntil(async () => (answer = await ask()).statusCode === status)
+  return answer!
 }
 
 /** The log lines at level error or above (pino: 50 and up). */
