@@ -79,6 +79,14 @@ export interface Config {
   queueMaintenanceInterval: number
   /** Seconds a task run at once after its commit is left to that run before a worker takes it. */
   queueInlineGrace: number
+  /** Milliseconds a Redis command may wait for its answer; then it fails (503 store_unavailable). */
+  redisCommandTimeout: number
+  /** Milliseconds each readiness check of GET /ready may take before it counts as failing. */
+  readyTimeout: number
+  /** Milliseconds before the first attempt to reconnect a lost Redis or LISTEN connection; each next waits about twice as long. */
+  reconnectMinDelay: number
+  /** Milliseconds between reconnection attempts at most. */
+  reconnectMaxDelay: number
 }
 
 export class ConfigError extends Error {
@@ -223,6 +231,10 @@ export function loadConfig(env: Env = process.env): Config {
     queuePollInterval: int('QUEUE_POLL_INTERVAL'),
     queueMaintenanceInterval: int('QUEUE_MAINTENANCE_INTERVAL'),
     queueInlineGrace: int('QUEUE_INLINE_GRACE'),
+    redisCommandTimeout: int('REDIS_COMMAND_TIMEOUT'),
+    readyTimeout: int('READY_TIMEOUT'),
+    reconnectMinDelay: int('RECONNECT_MIN_DELAY'),
+    reconnectMaxDelay: int('RECONNECT_MAX_DELAY'),
   }
   if (config.redisCluster) {
     if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')
@@ -232,6 +244,9 @@ export function loadConfig(env: Env = process.env): Config {
   }
   if (config.httpHeadersTimeout > config.httpRequestTimeout) {
     problems.push('HTTP_HEADERS_TIMEOUT must not be longer than HTTP_REQUEST_TIMEOUT: the headers are part of the request')
+  }
+  if (config.reconnectMinDelay > config.reconnectMaxDelay) {
+    problems.push('RECONNECT_MIN_DELAY must not be longer than RECONNECT_MAX_DELAY')
   }
   if (config.workers > 1 && !config.databaseUrl) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')

@@ -90,3 +90,14 @@ export class UnavailableError extends AppError {
     super(detail, code)
   }
 }
+
+/**
+ * A store the request needs is out of reach for now (Redis gone, stalled or restarting): the
+ * client is told when to try again.
+ */
+export class StoreUnavailableError extends AppError {
+  readonly status = 503
+  constructor(detail: string, readonly retryAfterSeconds: number, code = 'store_unavailable') {
+    super(detail, code)
+  }
+}

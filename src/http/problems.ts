@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
-import { AppError, type FieldError, TooManyRequestsError } from '../errors.js'
+import { AppError, type FieldError, StoreUnavailableError, TooManyRequestsError } from '../errors.js'
 
 // Every error answer is RFC 9457 application/problem+json, built here and nowhere else.
 
@@ -46,13 +46,16 @@ const DESCRIPTIONS: Record<number, string> = {
   413: 'Body too large',
   415: 'Unsupported content type',
   429: 'Too many requests; see Retry-After',
-  503: 'A dependency does not answer',
+  503: 'A store it needs does not answer for now (`store_unavailable`); see Retry-After',
 }
 
-/** Response schemas for the error statuses a route can answer, for validation and the docs. */
+/**
+ * Response schemas for the error statuses a route can answer, for validation and the docs. Any
+ * route may meet a store out of reach (503).
+ */
 export function problemResponses(...statuses: number[]): Record<number, TSchema> {
   const responses: Record<number, TSchema> = {}
-  for (const status of [...new Set([400, 429, 500, ...statuses])]) {
+  for (const status of [...new Set([400, 429, 500, 503, ...statuses])]) {
     // By reference: the Problem component (src/http/openapi.ts), not a copy in every operation.
     responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', content: { [PROBLEM_TYPE]: { schema: { $ref: 'Problem#' } } } } as unknown as TSchema
   }
@@ -205,7 +208,7 @@ export function answerClientError(this: FastifyInstance, error: Error & { code?:
 export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {
-      if (error instanceof TooManyRequestsError) reply.header('retry-after', String(error.retryAfterSeconds))
+      if (error instanceof TooManyRequestsError || error instanceof StoreUnavailableError) reply.header('retry-after', String(error.retryAfterSeconds))
       return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined)
     }
     if (error.validation) {

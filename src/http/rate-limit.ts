@@ -1,5 +1,5 @@
 import type { FastifyInstance, RouteOptions } from 'fastify'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import { TooManyRequestsError } from '../errors.js'
 import type { CounterStore } from '../platform/live/index.js'
 
@@ -49,6 +49,13 @@ export async function registerRateLimit(app: FastifyInstance, counters: CounterS
     max,
     timeWindow: 60_000,
     store: counterStoreClass(counters),
+    // The address is read when the limit runs, after the hooks before it (signing in); a client
+    // that left meanwhile has none any more (its socket is closed): its requests count together,
+    // and no answer reaches it anyway.
+    keyGenerator: (request) => {
+      const address = request.ip as string | undefined
+      return address === undefined ? 'gone' : normalizeIP(address)
+    },
     // A live-store hiccup must not turn every request into an error.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>

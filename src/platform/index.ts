@@ -15,7 +15,8 @@ export interface Platform {
 }
 
 export async function openPlatform(config: Config): Promise<Platform> {
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize })
+  const reconnect = { minDelayMs: config.reconnectMinDelay, maxDelayMs: config.reconnectMaxDelay }
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, reconnect })
   let live: LiveStore
   let queue: Queue
   try {
@@ -25,7 +26,10 @@ export async function openPlatform(config: Config): Promise<Platform> {
     throw error
   }
   try {
-    live = await openLiveStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster }, database)
+    live = await openLiveStore(
+      { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster, redis: { commandTimeoutMs: config.redisCommandTimeout, reconnect } },
+      database,
+    )
   } catch (error) {
     await queue.stop()
     await database.close()

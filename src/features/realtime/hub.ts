@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { LiveEvent, LiveStore } from '../../platform/live/index.js'
+import { EVENTS_RESUMED } from '../../platform/live/resumed.js'
 import type { MessageView } from '../messaging/index.js'
 
 // The sockets of this process. Every process subscribes to the live store's events and hands each
@@ -15,6 +16,8 @@ export const CLOSE_SESSION_ENDED = 4401
 export const CLOSE_TOO_SLOW = 4408
 export const CLOSE_TOO_MANY = 4008
 const CLOSE_GOING_AWAY = 1001
+/** Events may have been missed: reconnect with ?since= to have them replayed. */
+export const CLOSE_RECONNECT = 1012
 
 /** Every this many heartbeats, sockets whose session has lapsed (idle or too old) are closed. */
 const SESSION_CHECK_EVERY = 10
@@ -79,6 +82,13 @@ export function createRealtimeHub(options: HubOptions) {
   }
 
   const onEvent = (event: LiveEvent) => {
+    if (event.type === EVENTS_RESUMED) {
+      // This process heard no events for a while (its connection to the live store dropped):
+      // every socket may have missed some, and a client catches up by reconnecting with ?since=.
+      for (const set of byUser.values()) for (const conn of set) conn.socket.close(CLOSE_RECONNECT, 'events may have been missed; reconnect with since')
+      byUser.clear()
+      return
+    }
     if (event.type === 'session.ended') {
       const ended = new Set((event.data as { session_ids?: string[] } | null)?.session_ids ?? [])
       for (const userId of event.to) {

@@ -2,14 +2,17 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { sql } from 'kysely'
 import { Type } from 'typebox'
-import { UnavailableError } from '../../errors.js'
+import { AppError, UnavailableError } from '../../errors.js'
 import { problemResponses } from '../../http/problems.js'
 
 const tags = ['system']
-const CHECK_TIMEOUT_MS = 2_000
 
-const within = <T>(work: Promise<T>, ms: number) =>
-  Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timed out')), ms).unref())])
+/** Settles as `work` does, or fails once `ms` have passed: a stalled server never holds a check longer. */
+const within = <T>(work: Promise<T>, ms: number) => {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new UnavailableError(`no answer within ${ms} ms`)), ms)))
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
+}
 
 export async function systemRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -30,19 +33,32 @@ export async function systemRoutes(fastify: FastifyInstance) {
     logLevel: 'warn',
     schema: {
       tags,
-      summary: 'Readiness: the database and the live store answer',
+      summary: 'Readiness: the database, the live store and the task queue answer',
+      description: `503 \`not_ready\` when one does not answer within ${app.config.readyTimeout} ms (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.`,
       response: {
         200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), live_store: Type.String() }),
-        ...problemResponses(503),
+        ...problemResponses(),
+        503: { ...(problemResponses()[503] as object), description: 'Not ready (`not_ready`): the detail names the parts that failed' } as never,
       },
     },
-  }, async () => {
+  }, async (request) => {
+    const { database, live, queue } = app.platform
+    const checks: [string, () => Promise<unknown>][] = [
+      ['database', () => sql`SELECT 1`.execute(database.db)],
+      ['live store', () => live.ping()],
+      ['task queue', () => queue.ping()],
+    ]
     const failing: string[] = []
-    await Promise.all([
-      within(sql`SELECT 1`.execute(app.platform.database.db), CHECK_TIMEOUT_MS).catch(() => failing.push('database')),
-      within(app.platform.live.ping(), CHECK_TIMEOUT_MS).catch(() => failing.push('live store')),
-    ])
-    if (failing.length > 0) throw new UnavailableError(`Not ready: the ${failing.join(' and the ')} did not answer`, 'not_ready')
-    return { status: 'ready' as const, database: app.platform.database.kind, live_store: app.platform.live.kind }
+    await Promise.all(
+      checks.map(([part, check]) =>
+        within(check(), app.config.readyTimeout).catch((error: unknown) => {
+          // What the servers said (addresses, user names) goes to the log, not to anyone who asks.
+          if (!(error instanceof AppError)) request.log.warn({ err: error }, `readiness: the ${part} failed`)
+          failing.push(`the ${part} (${error instanceof AppError ? error.message : 'failed; see the log'})`)
+        }),
+      ),
+    )
+    if (failing.length > 0) throw new UnavailableError(`Not ready: ${failing.join('; ')}`, 'not_ready')
+    return { status: 'ready' as const, database: database.kind, live_store: live.kind }
   })
 }

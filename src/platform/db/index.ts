@@ -9,14 +9,14 @@ import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../../migrations/index.js'
 import { lockFolder } from './folder-lock.js'
+import { DEFAULT_RECONNECT, type ReconnectDelays } from '../reconnect.js'
+import { listenOnServer, type Listen } from './listen.js'
 import { prepareStatements } from './prepared.js'
 import type { Database } from './types.js'
 
 export type { Database } from './types.js'
+export type { Listen, Listener, ListenHandlers } from './listen.js'
 export type DB = Kysely<Database>
-
-/** Subscribes to a PostgreSQL NOTIFY channel; resolves to the function that unsubscribes. */
-export type Listen = (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>
 
 /**
  * Runs SQL text as it comes, for libraries that bring their own (the job queue): one statement
@@ -38,11 +38,13 @@ export interface DatabaseOptions {
   /** Folder for PGlite's files; 'memory://' keeps them in memory (tests). */
   dataDir: string
   poolSize: number
+  /** How a LISTEN whose connection dropped is made again. */
+  reconnect?: ReconnectDelays
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
   const handle = options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.poolSize)
+    ? openPostgres(options.databaseUrl, options.poolSize, options.reconnect ?? DEFAULT_RECONNECT)
     : await openPGlite(options.dataDir)
   try {
     await migrate(handle.db)
@@ -53,35 +55,21 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   return handle
 }
 
-function openPostgres(connectionString: string, max: number): DatabaseHandle {
+function openPostgres(connectionString: string, max: number, reconnect: ReconnectDelays): DatabaseHandle {
   const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 })
   // An idle client that loses its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
   prepareStatements(pool)
   const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  const listeners: pg.Client[] = []
-  const listen: Listen = async (channel, onPayload) => {
-    // LISTEN needs a connection of its own for as long as it listens.
-    const client = new pg.Client({ connectionString })
-    client.on('error', () => {})
-    await client.connect()
-    client.on('notification', (message) => {
-      if (message.channel === channel && message.payload !== undefined) onPayload(message.payload)
-    })
-    await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
-    listeners.push(client)
-    return async () => {
-      listeners.splice(listeners.indexOf(client), 1)
-      await client.end().catch(() => {})
-    }
-  }
+  // LISTEN needs a connection of its own for as long as it listens, made again when it drops.
+  const listeners = listenOnServer(connectionString, reconnect)
   return {
     db,
     kind: 'postgres',
-    listen,
+    listen: listeners.listen,
     executeSql: (text, values) => pool.query(text, values),
     async close() {
-      await Promise.all(listeners.splice(0).map((client) => client.end().catch(() => {})))
+      await listeners.stopAll()
       await db.destroy()
     },
   }
@@ -111,10 +99,14 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
     // goes by the simple protocol, which takes several statements.
     executeSql: (text, values) =>
       db.connection().execute(async () => (values && values.length > 0 ? pglite.query(text, values) : { rows: (await pglite.exec(text)).at(-1)?.rows ?? [] })),
-    listen: async (channel, onPayload) => {
-      const unlisten = await pglite.listen(channel, onPayload)
-      return async () => {
-        if (!pglite.closed) await unlisten()
+    // In the process: it never drops.
+    listen: async (channel, handlers) => {
+      const unlisten = await pglite.listen(channel, handlers.payload)
+      return {
+        listening: true,
+        async stop() {
+          if (!pglite.closed) await unlisten()
+        },
       }
     },
     async close() {

@@ -1,5 +1,6 @@
 import type { DatabaseHandle } from '../db/index.js'
 import { createPostgresLiveStore } from './postgres/index.js'
+import type { RedisSettings } from './redis/client.js'
 import { createRedisLiveStore } from './redis/index.js'
 import type { LiveStore } from './types.js'
 
@@ -10,11 +11,13 @@ export interface LiveStoreOptions {
   redisPrefix: string
   /** redisUrl names one node of a Redis Cluster. */
   redisCluster?: boolean
+  /** Command timeout and reconnection delays (defaults: DEFAULT_REDIS_SETTINGS). */
+  redis?: RedisSettings
 }
 
 /** Redis when a URL is given; otherwise PostgreSQL, in the application's own database. */
 export async function openLiveStore(options: LiveStoreOptions, database: DatabaseHandle): Promise<LiveStore> {
   return options.redisUrl
-    ? createRedisLiveStore(options.redisUrl, options.redisPrefix, options.redisCluster)
+    ? createRedisLiveStore(options.redisUrl, options.redisPrefix, options.redisCluster, options.redis)
     : createPostgresLiveStore(database)
 }

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache'
+import { EVENTS_RESUMED } from './resumed.js'
 import type { EventBus } from './types.js'
 
 /** The live event that says some entries of a shared cache changed. */
@@ -68,6 +69,12 @@ export function createSharedCache<V extends NonNullable<unknown>>(options: { eve
 
     async start(): Promise<void> {
       unsubscribe = await events.subscribe((event) => {
+        if (event.type === EVENTS_RESUMED) {
+          // Changes told while the events were not heard here: nothing held can be trusted.
+          changes++
+          cache.clear()
+          return
+        }
         if (event.type !== CACHE_CHANGED) return
         const data = event.data as CacheChanged
         if (data.cache === name) drop(data.keys)

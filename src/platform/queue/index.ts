@@ -1,5 +1,6 @@
 import PgBoss from 'pg-boss'
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely'
+import { UnavailableError } from '../../errors.js'
 import type { DatabaseHandle, Database } from '../db/index.js'
 
 // Durable background work: a transactional outbox and its workers, on pg-boss. A task is a row
@@ -107,6 +108,8 @@ export interface Queue {
     taskOf: (result: T) => D | null,
     effect: (data: D, result: T) => Promise<void>,
   ): Promise<T>
+  /** Throws when this process's workers can't be woken by commits: their LISTEN connection dropped and is being made again. */
+  ping(): Promise<void>
   /** Waits for handlers under way (up to `timeoutMs`) and stops claiming. */
   stop(timeoutMs?: number): Promise<void>
 }
@@ -340,12 +343,25 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       return true
     },
 
+    async ping() {
+      if (listener && !listener.listening) throw new UnavailableError('its wake-ups (LISTEN) dropped and are being made again')
+    },
+
     async stop(timeoutMs = 10_000) {
-      await unlisten?.()
+      await listener?.stop()
       await boss.stop({ graceful: true, wait: true, close: false, timeout: timeoutMs })
     },
   }
-  // After `queue` exists: a notification may arrive as soon as the LISTEN does.
-  const unlisten = settings.work ? await database.listen(WAKE_CHANNEL, (name) => queue.wake(name)) : undefined
+  // After `queue` exists: a notification may arrive as soon as the LISTEN does. Wake-ups sent while
+  // its connection was down are lost: once it listens again, every worker claims at once what
+  // was added meanwhile, rather than at its next poll.
+  const listener = settings.work
+    ? await database.listen(WAKE_CHANNEL, {
+        payload: (name) => queue.wake(name),
+        resumed: () => {
+          for (const name of workers.keys()) queue.wake(name)
+        },
+      })
+    : undefined
   return queue
 }

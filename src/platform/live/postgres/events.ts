@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import type { DB, Listen } from '../../db/index.js'
+import type { DB, Listen, Listener } from '../../db/index.js'
+import { eventsResumed } from '../resumed.js'
 import type { EventBus, LiveEvent } from '../types.js'
 
 const CHANNEL = 'live_events'
@@ -44,9 +45,12 @@ export function splitUtf8(text: string, maxBytes: number): string[] {
 /**
  * Events travel by NOTIFY on one channel; each process LISTENs and hands them to its sockets.
  * A payload is the event's JSON, or for a large event one part of it: `~<id>:<index>:<count>:<text>`.
+ * When the LISTEN connection drops it is made again, and the subscribers are told (EVENTS_RESUMED).
  */
-export function createPostgresEventBus(db: DB, listen: Listen): EventBus {
-  let unlisten: Promise<() => Promise<void>> | undefined
+export function createPostgresEventBus(db: DB, listen: Listen): EventBus & { listening(): boolean } {
+  let listener: Promise<Listener> | undefined
+  /** The listener once it listened, for readiness. */
+  let started: Listener | undefined
   const handlers = new Set<(event: LiveEvent) => void>()
   const partial = new Map<string, { parts: string[]; got: number; since: number }>()
 
@@ -91,17 +95,33 @@ export function createPostgresEventBus(db: DB, listen: Listen): EventBus {
       await sql`SELECT pg_notify(${CHANNEL}, p) FROM unnest(${payloads}::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n`.execute(db)
     },
     async subscribe(handler) {
-      unlisten ??= listen(CHANNEL, receive)
-      await unlisten
+      if (!listener) {
+        const starting = listen(CHANNEL, {
+          payload: receive,
+          resumed() {
+            // Parts of an event whose other parts went by while the connection was down never complete.
+            partial.clear()
+            const event = eventsResumed()
+            for (const h of handlers) h(event)
+          },
+        })
+        listener = starting
+        starting.then((l) => (started = l), () => (listener = undefined))
+      }
+      await listener
       handlers.add(handler)
       return async () => {
         handlers.delete(handler)
-        if (handlers.size === 0 && unlisten) {
-          const stopping = unlisten
-          unlisten = undefined
-          await (await stopping)()
+        if (handlers.size === 0 && listener) {
+          const stopping = listener
+          listener = undefined
+          started = undefined
+          await (await stopping).stop()
         }
       }
     },
+
+    /** False while events can't arrive: the LISTEN connection dropped and is being made again. */
+    listening: () => started?.listening ?? true,
   }
 }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely'
+import { UnavailableError } from '../../../errors.js'
 import type { DatabaseHandle } from '../../db/index.js'
 import { withSubscriptionsClosedOnClose } from '../subscriptions.js'
 import type { LiveStore } from '../types.js'
@@ -25,7 +26,8 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
   }
   const timer = setInterval(() => void sweep().catch(() => {}), SWEEP_INTERVAL_MS)
   timer.unref()
-  const { events, closeAll } = withSubscriptionsClosedOnClose(createPostgresEventBus(db, database.listen))
+  const bus = createPostgresEventBus(db, database.listen)
+  const { events, closeAll } = withSubscriptionsClosedOnClose(bus)
 
   return {
     kind: 'postgres',
@@ -36,6 +38,7 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
     events,
     async ping() {
       await sql`SELECT 1`.execute(db)
+      if (!bus.listening()) throw new UnavailableError('its events connection (LISTEN) dropped and is being made again')
     },
     async close() {
       clearInterval(timer)

@@ -1,4 +1,5 @@
 import { Cluster } from 'ioredis'
+import { eventsResumed } from '../resumed.js'
 import type { EventBus, LiveEvent } from '../types.js'
 import type { RedisClient } from './client.js'
 
@@ -8,9 +9,11 @@ import type { RedisClient } from './client.js'
  * slot, so one process's events arrive in the order it sent them. Plain PUBLISH goes to any node
  * and reaches the others over the cluster bus, and two events sent through two nodes can swap.
  */
-export function createRedisEventBus(redis: RedisClient, prefix: string): EventBus {
+export function createRedisEventBus(redis: RedisClient, prefix: string): EventBus & { listening(): boolean } {
   const channel = `${prefix}events`
   const handlers = new Set<(event: LiveEvent) => void>()
+  /** False while the subscriber's connection is down or not subscribed again yet. */
+  let subscribed = true
 
   const onMessage = (from: string, payload: string) => {
     if (from !== channel) return
@@ -37,17 +40,39 @@ export function createRedisEventBus(redis: RedisClient, prefix: string): EventBu
       return stop
     }
     // A connection in subscriber mode can do nothing else, so it is a connection of its own.
-    const subscriber = redis.duplicate()
+    // When it drops, ioredis makes it again; it is then subscribed again here rather than by
+    // ioredis, so that the subscribers hear once it is done that they may have missed events.
+    const subscriber = redis.duplicate({ lazyConnect: true, autoResubscribe: false })
+    let stopping = false
+    subscriber.on('error', () => {}) // reconnects by itself; /ready reports the outage
     subscriber.on('message', onMessage)
     const stop = async () => {
+      stopping = true
+      subscribed = true
       await subscriber.quit().catch(() => subscriber.disconnect())
     }
     try {
+      await subscriber.connect()
       await subscriber.subscribe(channel)
     } catch (error) {
       await stop()
       throw error
     }
+    subscriber.on('close', () => {
+      if (!stopping) subscribed = false
+    })
+    subscriber.on('ready', () => {
+      if (stopping) return
+      subscriber.subscribe(channel).then(
+        () => {
+          subscribed = true
+          const event = eventsResumed()
+          for (const h of handlers) h(event)
+        },
+        // Subscribing failed on a connection that stands (it timed out): make the connection again.
+        () => subscriber.disconnect(true),
+      )
+    })
     return stop
   }
 
@@ -62,6 +87,7 @@ export function createRedisEventBus(redis: RedisClient, prefix: string): EventBu
   }
 
   return {
+    listening: () => subscribed,
     async publish(event) {
       if (redis instanceof Cluster) await redis.spublish(channel, JSON.stringify(event))
       else await redis.publish(channel, JSON.stringify(event))
