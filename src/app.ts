@@ -6,7 +6,7 @@ import addFormats from 'ajv-formats'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { createAuthenticate } from './http/auth.js'
-import { loggerOptions } from './http/logging.js'
+import { loggerOptions, logStatements } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
 import { answerClientError, registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
@@ -92,6 +92,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     reply.header('x-request-id', request.id)
   })
   registerProblemHandlers(app)
+  if (config.debug) logStatements(app, platform.database)
   // JSON in and out: a text/plain body is refused (415) rather than parsed into a string.
   app.removeContentTypeParser('text/plain')
   registerInputGuards(app)

@@ -1,7 +1,9 @@
-import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import type { DatabaseHandle } from '../platform/db/index.js'
 
 // Secrets never reach a log line: these paths are censored wherever they appear.
 export const REDACTED_PATHS = [
@@ -64,4 +66,22 @@ export function loggerOptions(options: { level: string; pretty: boolean; stream?
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
   }
+}
+
+/** The request being served, for log lines written far from it (the SQL it runs). */
+const requestContext = new AsyncLocalStorage<FastifyRequest>()
+
+/**
+ * DEBUG=true: every SQL statement is logged with its time, under the request that ran it (its
+ * request_id), failures with their error. Only the SQL text: its values may be secrets.
+ */
+export function logStatements(app: FastifyInstance, database: Pick<DatabaseHandle, 'logQueries'>) {
+  app.addHook('onRequest', (request, _reply, done) => requestContext.run(request, done))
+  database.logQueries((event) => {
+    const log = requestContext.getStore()?.log ?? app.log
+    const line = { sql: event.query.sql, duration_ms: Math.round(event.queryDurationMillis * 100) / 100 }
+    if (event.level === 'error') log.debug({ ...line, err: event.error }, 'sql failed')
+    else log.debug(line, 'sql')
+  })
+  app.addHook('onClose', async () => database.logQueries(undefined))
 }

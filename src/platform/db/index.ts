@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { cube } from '@electric-sql/pglite/contrib/cube'
 import { earthdistance } from '@electric-sql/pglite/contrib/earthdistance'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
-import { Kysely, Migrator, PostgresDialect } from 'kysely'
+import { Kysely, Migrator, PostgresDialect, type LogEvent } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { migrations } from '../../../migrations/index.js'
@@ -24,12 +24,23 @@ export type DB = Kysely<Database>
  */
 export type ExecuteSql = (text: string, values?: unknown[]) => Promise<{ rows: any[] }>
 
+/** What Kysely tells of each statement it ran: its SQL (never its values), time, and error. */
+export type QueryLog = (event: LogEvent) => void
+
 export interface DatabaseHandle {
   db: DB
   kind: 'pglite' | 'postgres'
   listen: Listen
   executeSql: ExecuteSql
+  /** Sends every statement Kysely runs to `log` (DEBUG logs); undefined stops it. */
+  logQueries(log: QueryLog | undefined): void
   close(): Promise<void>
+}
+
+/** Kysely's `log` option, pointing at whatever logQueries set (nothing by default). */
+function queryLogger() {
+  let current: QueryLog | undefined
+  return { log: (event: LogEvent) => current?.(event), set: (log: QueryLog | undefined) => void (current = log) }
 }
 
 export interface DatabaseOptions {
@@ -60,12 +71,14 @@ function openPostgres(connectionString: string, max: number, reconnect: Reconnec
   // An idle client that loses its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
   prepareStatements(pool)
-  const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const queries = queryLogger()
+  const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queries.log })
   // LISTEN needs a connection of its own for as long as it listens, made again when it drops.
   const listeners = listenOnServer(connectionString, reconnect)
   return {
     db,
     kind: 'postgres',
+    logQueries: queries.set,
     listen: listeners.listen,
     executeSql: (text, values) => pool.query(text, values),
     async close() {
@@ -90,10 +103,12 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
     await unlock()
     throw error
   }
-  const db: DB = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  const queries = queryLogger()
+  const db: DB = new Kysely<Database>({ dialect: new PGliteDialect(pglite), log: queries.log })
   return {
     db,
     kind: 'pglite',
+    logQueries: queries.set,
     // PGlite is one connection: take it from Kysely's driver, which lends it to one user at a time
     // (a statement run beside an open transaction would land inside it). A script without values
     // goes by the simple protocol, which takes several statements.
