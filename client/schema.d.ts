@@ -2744,8 +2744,95 @@ export interface paths {
                             title: string;
                             status: number;
                             detail: string;
-                            /** @description Stable machine-readable name of the problem */
-                            code: string;
+                            /**
+                             * @description Stable machine-readable name of the problem, for clients to branch on:
+                             *
+                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                             *     - `malformed_json`: The body is not well-formed JSON
+                             *     - `empty_body`: The content type says JSON but the body is empty
+                             *     - `malformed_request`: The request is not well-formed HTTP
+                             *     - `malformed_multipart`: The multipart body is not well-formed
+                             *     - `invalid_content_length`: Content-Length does not match the body
+                             *     - `payload_too_large`: The body is larger than the route takes
+                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                             *     - `headers_too_large`: The request's headers are larger than the server takes
+                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                             *     - `route_not_found`: No route has this method and path; see /docs
+                             *     - `method_not_allowed`: The route does not take this method
+                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                             *     - `wrong_password`: The current password given is not the caller's
+                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                             *     - `password_too_long`: Passwords are 72 bytes at most
+                             *     - `session_not_found`: The caller has no session with this id
+                             *     - `email_taken`: An account with this email exists
+                             *     - `user_not_found`: No such user (or one the caller may not see)
+                             *     - `not_an_admin`: Only admins may do this
+                             *     - `forbidden`: The caller may not do this
+                             *     - `picture_missing`: The multipart body has no `picture` file
+                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                             *     - `picture_not_found`: The user has no picture
+                             *     - `not_an_image`: The file is not an image the service reads
+                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                             *     - `image_too_large`: The image has more pixels than the service decodes
+                             *     - `image_timeout`: Decoding the image took too long
+                             *     - `to_self`: A user can't message itself
+                             *     - `with_self`: A user has no conversation with itself
+                             *     - `text_blank`: The text is blank
+                             *     - `text_too_long`: The text is longer than the route takes
+                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                             *     - `message_not_found`: No such message among the caller's
+                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                             *     - `block_self`: A user can't block itself
+                             *     - `block_not_found`: The caller has not blocked this user
+                             *     - `report_self`: A user can't report itself
+                             *     - `report_target`: A report names a user or a message of theirs
+                             *     - `report_system_message`: System messages can't be reported
+                             *     - `job_not_found`: No such job among the caller's
+                             *     - `worker_not_found`: No such worker
+                             *     - `not_a_worker`: The user offered a job is not a worker
+                             *     - `not_a_client`: Only clients make offers
+                             *     - `offer_to_self`: A user can't offer a job to itself
+                             *     - `not_your_offer`: Only the client of an offer changes it
+                             *     - `not_your_move`: This move belongs to the job's other party
+                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                             *     - `job_expired`: The offer expired
+                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                             *     - `reason_required`: This move needs a reason
+                             *     - `price_required`: This job needs a price first
+                             *     - `price_not_expected`: A price goes only where the route says
+                             *     - `price_already_set`: The job has a price already
+                             *     - `unknown_currency`: The currency is not an ISO 4217 code
+                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                             *     - `scheduled_in_past`: scheduled_at must be in the future
+                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): read it again
+                             *     - `precondition_failed`: A precondition of the request does not hold
+                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                             *     - `task_not_found`: No failed task with this id
+                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                             *     - `not_found`: Not found
+                             *     - `conflict`: Conflicts with the current state
+                             *     - `unavailable`: The service is not available now: retry after Retry-After
+                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                             * @enum {string}
+                             */
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                             instance?: string;
                             request_id: string;
                             /** @description The fields that failed validation */
@@ -3781,8 +3868,95 @@ export interface components {
             title: string;
             status: number;
             detail: string;
-            /** @description Stable machine-readable name of the problem */
-            code: string;
+            /**
+             * @description Stable machine-readable name of the problem, for clients to branch on:
+             *
+             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+             *     - `malformed_json`: The body is not well-formed JSON
+             *     - `empty_body`: The content type says JSON but the body is empty
+             *     - `malformed_request`: The request is not well-formed HTTP
+             *     - `malformed_multipart`: The multipart body is not well-formed
+             *     - `invalid_content_length`: Content-Length does not match the body
+             *     - `payload_too_large`: The body is larger than the route takes
+             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+             *     - `headers_too_large`: The request's headers are larger than the server takes
+             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+             *     - `route_not_found`: No route has this method and path; see /docs
+             *     - `method_not_allowed`: The route does not take this method
+             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+             *     - `wrong_password`: The current password given is not the caller's
+             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+             *     - `password_too_long`: Passwords are 72 bytes at most
+             *     - `session_not_found`: The caller has no session with this id
+             *     - `email_taken`: An account with this email exists
+             *     - `user_not_found`: No such user (or one the caller may not see)
+             *     - `not_an_admin`: Only admins may do this
+             *     - `forbidden`: The caller may not do this
+             *     - `picture_missing`: The multipart body has no `picture` file
+             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+             *     - `picture_not_found`: The user has no picture
+             *     - `not_an_image`: The file is not an image the service reads
+             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+             *     - `image_too_large`: The image has more pixels than the service decodes
+             *     - `image_timeout`: Decoding the image took too long
+             *     - `to_self`: A user can't message itself
+             *     - `with_self`: A user has no conversation with itself
+             *     - `text_blank`: The text is blank
+             *     - `text_too_long`: The text is longer than the route takes
+             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+             *     - `recipient_blocked`: The caller blocked this user: unblock them first
+             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+             *     - `message_not_found`: No such message among the caller's
+             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+             *     - `block_self`: A user can't block itself
+             *     - `block_not_found`: The caller has not blocked this user
+             *     - `report_self`: A user can't report itself
+             *     - `report_target`: A report names a user or a message of theirs
+             *     - `report_system_message`: System messages can't be reported
+             *     - `job_not_found`: No such job among the caller's
+             *     - `worker_not_found`: No such worker
+             *     - `not_a_worker`: The user offered a job is not a worker
+             *     - `not_a_client`: Only clients make offers
+             *     - `offer_to_self`: A user can't offer a job to itself
+             *     - `not_your_offer`: Only the client of an offer changes it
+             *     - `not_your_move`: This move belongs to the job's other party
+             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+             *     - `job_not_editable`: An offer changes only while it is REQUESTED
+             *     - `job_expired`: The offer expired
+             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+             *     - `reason_required`: This move needs a reason
+             *     - `price_required`: This job needs a price first
+             *     - `price_not_expected`: A price goes only where the route says
+             *     - `price_already_set`: The job has a price already
+             *     - `unknown_currency`: The currency is not an ISO 4217 code
+             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+             *     - `scheduled_in_past`: scheduled_at must be in the future
+             *     - `version_mismatch`: The job changed since the caller read it (If-Match): read it again
+             *     - `precondition_failed`: A precondition of the request does not hold
+             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+             *     - `task_not_found`: No failed task with this id
+             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+             *     - `not_found`: Not found
+             *     - `conflict`: Conflicts with the current state
+             *     - `unavailable`: The service is not available now: retry after Retry-After
+             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+             * @enum {string}
+             */
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */

@@ -1,6 +1,10 @@
 // Errors that services throw. They know nothing of HTTP; src/http/problems.ts maps each one to
 // a status and an application/problem+json answer, in one place.
 
+import type { ProblemCode } from './problem-codes.js'
+
+export type { ProblemCode } from './problem-codes.js'
+
 export interface FieldError {
   /** JSON pointer or name of the field, as the client sent it ("/email", "cursor"). */
   field: string
@@ -12,9 +16,9 @@ export interface FieldError {
 export abstract class AppError extends Error {
   abstract readonly status: number
   /** A stable, machine-readable name for what went wrong, for clients to branch on. */
-  readonly code: string
+  readonly code: ProblemCode
 
-  constructor(detail: string, code: string) {
+  constructor(detail: string, code: ProblemCode) {
     super(detail)
     this.code = code
     this.name = new.target.name
@@ -23,70 +27,70 @@ export abstract class AppError extends Error {
 
 export class InvalidInputError extends AppError {
   readonly status = 400
-  constructor(detail: string, readonly errors: FieldError[] = [], code = 'invalid_input') {
+  constructor(detail: string, readonly errors: FieldError[] = [], code: ProblemCode = 'invalid_input') {
     super(detail, code)
   }
 }
 
 export class UnauthenticatedError extends AppError {
   readonly status = 401
-  constructor(detail = 'A valid access token is required', code = 'unauthenticated') {
+  constructor(detail = 'A valid access token is required', code: ProblemCode = 'unauthenticated') {
     super(detail, code)
   }
 }
 
 export class ForbiddenError extends AppError {
   readonly status = 403
-  constructor(detail: string, code = 'forbidden') {
+  constructor(detail: string, code: ProblemCode = 'forbidden') {
     super(detail, code)
   }
 }
 
 export class NotFoundError extends AppError {
   readonly status = 404
-  constructor(detail: string, code = 'not_found') {
+  constructor(detail: string, code: ProblemCode = 'not_found') {
     super(detail, code)
   }
 }
 
 export class ConflictError extends AppError {
   readonly status = 409
-  constructor(detail: string, code = 'conflict') {
+  constructor(detail: string, code: ProblemCode = 'conflict') {
     super(detail, code)
   }
 }
 
 export class PreconditionFailedError extends AppError {
   readonly status = 412
-  constructor(detail: string, code = 'precondition_failed') {
+  constructor(detail: string, code: ProblemCode = 'precondition_failed') {
     super(detail, code)
   }
 }
 
 export class PayloadTooLargeError extends AppError {
   readonly status = 413
-  constructor(detail: string, code = 'payload_too_large') {
+  constructor(detail: string, code: ProblemCode = 'payload_too_large') {
     super(detail, code)
   }
 }
 
 export class UnsupportedMediaTypeError extends AppError {
   readonly status = 415
-  constructor(detail: string, code = 'unsupported_media_type') {
+  constructor(detail: string, code: ProblemCode = 'unsupported_media_type') {
     super(detail, code)
   }
 }
 
 export class TooManyRequestsError extends AppError {
   readonly status = 429
-  constructor(detail: string, readonly retryAfterSeconds: number, code = 'rate_limited') {
+  constructor(detail: string, readonly retryAfterSeconds: number, code: ProblemCode = 'rate_limited') {
     super(detail, code)
   }
 }
 
 export class UnavailableError extends AppError {
   readonly status = 503
-  constructor(detail: string, code = 'unavailable') {
+  constructor(detail: string, code: ProblemCode = 'unavailable') {
     super(detail, code)
   }
 }
@@ -97,7 +101,7 @@ export class UnavailableError extends AppError {
  */
 export class StoreUnavailableError extends AppError {
   readonly status = 503
-  constructor(detail: string, readonly retryAfterSeconds: number, code = 'store_unavailable') {
+  constructor(detail: string, readonly retryAfterSeconds: number, code: ProblemCode = 'store_unavailable') {
     super(detail, code)
   }
 }

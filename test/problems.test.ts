@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PROBLEM_CODES } from '../src/problem-codes.js'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from './support/app.js'
 
 // A refused input tells the client what the field may be, once, and where it is.
@@ -38,5 +39,22 @@ describe('validation problems', () => {
     expect(missing.errors).toEqual([{ field: 'body/email', in: 'body', pointer: '/email', message: 'is required' }])
     const unknown = problem(await signup({ is_admin: true }), 400)
     expect(unknown.errors).toEqual([{ field: 'body/is_admin', in: 'body', pointer: '/is_admin', message: 'is not a known field' }])
+  })
+})
+
+describe('problem codes', () => {
+  it('are one documented list: the OpenAPI Problem schema names each with its meaning, and answers use no other', async () => {
+    const spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json() as { components: { schemas: Record<string, { properties: Record<string, { enum?: string[]; description?: string }> }> } }
+    const code = spec.components.schemas.Problem!.properties.code!
+    expect(code.enum).toEqual(Object.keys(PROBLEM_CODES))
+    for (const [name, meaning] of Object.entries(PROBLEM_CODES)) expect(code.description).toContain(`\`${name}\`: ${meaning}`)
+    // Answers Fastify itself makes (no route, a wrong method, a malformed body) use the list too.
+    const answers = [
+      await t.app.inject({ method: 'GET', url: '/no-such-route' }),
+      await t.app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }),
+      await t.app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'text/plain' }, payload: 'hello' }),
+      await t.app.inject({ method: 'GET', url: '/user' }),
+    ]
+    for (const answer of answers) expect(Object.keys(PROBLEM_CODES)).toContain(answer.json().code)
   })
 })

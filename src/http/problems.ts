@@ -3,7 +3,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type TSchema } from 'typebox'
-import { AppError, type FieldError, StoreUnavailableError, TooManyRequestsError } from '../errors.js'
+import { AppError, type FieldError, type ProblemCode, StoreUnavailableError, TooManyRequestsError } from '../errors.js'
+import { PROBLEM_CODES } from '../problem-codes.js'
 
 // Every error answer is RFC 9457 application/problem+json, built here and nowhere else.
 
@@ -17,7 +18,11 @@ export const Problem = Type.Object(
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.String(),
-    code: Type.String({ description: 'Stable machine-readable name of the problem' }),
+    code: Type.Unsafe<ProblemCode>({
+      type: 'string',
+      enum: Object.keys(PROBLEM_CODES),
+      description: `Stable machine-readable name of the problem, for clients to branch on:\n\n${Object.entries(PROBLEM_CODES).map(([code, meaning]) => `- \`${code}\`: ${meaning}`).join('\n')}`,
+    }),
     instance: Type.Optional(Type.String()),
     request_id: Type.String(),
     errors: Type.Optional(
@@ -84,7 +89,7 @@ function sendProblem(
   request: FastifyRequest,
   reply: FastifyReply,
   status: number,
-  code: string,
+  code: ProblemCode,
   detail: string,
   errors?: FieldError[],
 ) {
@@ -174,7 +179,20 @@ function located(error: FieldError) {
   return { field: error.field, in: part, pointer: rest.length > 0 ? `/${rest.join('/')}` : '', message: error.message, ...(error.allowed ? { allowed: error.allowed } : {}) }
 }
 
-const FASTIFY_CODES: Record<string, [number, string]> = {
+/** Codes of the other 4xx Fastify itself answers. */
+const OTHER_CLIENT_ERRORS: Record<number, ProblemCode> = {
+  404: 'not_found',
+  405: 'method_not_allowed',
+  406: 'not_acceptable',
+  408: 'request_timeout',
+  409: 'conflict',
+  412: 'precondition_failed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  431: 'headers_too_large',
+}
+
+const FASTIFY_CODES: Record<string, [number, ProblemCode]> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_content_length'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
@@ -185,7 +203,7 @@ const FASTIFY_CODES: Record<string, [number, string]> = {
 }
 
 /** What the HTTP parser refuses before there is a request: [status, code, detail]. */
-const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+const CLIENT_ERRORS: Record<string, [number, ProblemCode, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'The request took longer than the server waits for one (HTTP_REQUEST_TIMEOUT); send it again, faster'],
   HPE_HEADER_OVERFLOW: [431, 'headers_too_large', 'The request\'s headers are larger than the server takes'],
 }
@@ -222,7 +240,7 @@ export function registerProblemHandlers(app: FastifyInstance) {
     }
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
-      return sendProblem(request, reply, status, (STATUS_TITLES[status] ?? 'client_error').toLowerCase().replace(/ /g, '_'), error.message)
+      return sendProblem(request, reply, status, OTHER_CLIENT_ERRORS[status] ?? 'invalid_input', error.message)
     }
     request.log.error({ err: error }, 'request failed')
     return sendProblem(request, reply, status >= 500 ? status : 500, 'internal_error', 'Something went wrong on our side; it has been logged')

@@ -25,7 +25,7 @@ function memoryRecord(value: number) {
   }
 }
 
-const busy = { code: 'record_busy', detail: 'It kept changing; read it again' }
+const busy = { code: 'busy' as const, detail: 'It kept changing; read it again' }
 
 describe('changeVersioned', () => {
   it('reads, decides and writes once when nobody else writes', async () => {
@@ -72,7 +72,7 @@ describe('changeVersioned', () => {
 
   it('writes nothing when the decision refuses, and throws the refusal', async () => {
     const record = memoryRecord(1)
-    const refusal = new ForbiddenError('Not yours', 'not_yours')
+    const refusal = new ForbiddenError('Not yours', 'forbidden')
     await expect(changeVersioned({ read: record.read, decide: () => { throw refusal }, write: record.write, attempts: 3, busy })).rejects.toBe(refusal)
     expect(record.current).toEqual({ value: 1, version: 1 })
   })
@@ -82,7 +82,7 @@ describe('changeVersioned', () => {
     const attempt = changeVersioned({
       read: record.read,
       decide: (read) => {
-        if (read.value !== 1) throw new ConflictError('Already changed', 'already_changed')
+        if (read.value !== 1) throw new ConflictError('Already changed', 'conflict')
         record.otherWrite(2)
         return 3
       },
@@ -90,7 +90,7 @@ describe('changeVersioned', () => {
       attempts: 5,
       busy,
     })
-    await expect(attempt).rejects.toMatchObject({ code: 'already_changed', status: 409 })
+    await expect(attempt).rejects.toMatchObject({ code: 'conflict', status: 409 })
     expect(record.current).toEqual({ value: 2, version: 2 })
   })
 
@@ -111,7 +111,7 @@ describe('changeVersioned', () => {
       busy,
     })
     await expect(attempt).rejects.toBeInstanceOf(ConflictError)
-    await expect(attempt).rejects.toMatchObject({ code: 'record_busy', message: 'It kept changing; read it again', status: 409 })
+    await expect(attempt).rejects.toMatchObject({ code: 'busy', message: 'It kept changing; read it again', status: 409 })
     expect(reads).toBe(4)
     expect(record.writes).toEqual([])
   })

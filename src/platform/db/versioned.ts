@@ -3,7 +3,7 @@
 // else wrote first, decide again on what they left; of racing changes one wins, and the others
 // are judged on the record it left (and refused, if it no longer allows them).
 
-import { ConflictError } from '../../errors.js'
+import { ConflictError, type ProblemCode } from '../../errors.js'
 
 export interface VersionedChange<Read, Plan, Written> {
   /** Reads the record as it is now, with its version. */
@@ -15,7 +15,7 @@ export interface VersionedChange<Read, Plan, Written> {
   /** How many times at most the change is read and decided before giving up (at least 1). */
   attempts: number
   /** The 409 answered when every attempt lost its race. */
-  busy: { code: string; detail?: string }
+  busy: { code: ProblemCode; detail?: string }
 }
 
 /** Runs a versioned change: answers what `write` answered, or throws what `decide` threw, or the busy 409. */
