@@ -94,6 +94,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -112,6 +114,8 @@ export interface paths {
                 /** @description Not ready (`not_ready`): the detail names the parts that failed */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -166,6 +170,12 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -210,6 +220,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -228,6 +240,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -268,6 +282,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -321,6 +341,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -339,6 +361,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -384,6 +408,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -455,6 +485,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -473,6 +505,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -508,6 +542,12 @@ export interface paths {
                 /** @description Deleted */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -551,6 +591,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -569,6 +611,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -613,6 +657,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -653,6 +703,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -671,6 +723,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -725,6 +779,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -787,6 +847,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -805,6 +867,8 @@ export interface paths {
                 /** @description Decoding the image ran past 10 s (`image_timeout`) */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -846,6 +910,12 @@ export interface paths {
                 /** @description The picture */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -880,6 +950,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -898,6 +970,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -946,6 +1020,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -981,6 +1061,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -999,6 +1081,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1023,6 +1107,12 @@ export interface paths {
                 /** @description Signed out */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -1048,6 +1138,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1066,6 +1158,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1102,6 +1196,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1155,6 +1255,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1173,6 +1275,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1215,6 +1319,12 @@ export interface paths {
                 /** @description Ended */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -1249,6 +1359,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1267,6 +1379,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1316,6 +1430,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1349,6 +1469,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1367,6 +1489,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1391,6 +1515,12 @@ export interface paths {
                 /** @description Off the map */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -1416,6 +1546,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1434,6 +1566,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1482,6 +1616,12 @@ export interface paths {
                 /** @description Nearest first; next_cursor continues in distance order */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1526,6 +1666,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1544,6 +1686,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1600,6 +1744,12 @@ export interface paths {
                 /** @description A message */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1691,6 +1841,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1709,6 +1861,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1753,6 +1907,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1823,6 +1983,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1841,6 +2003,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1897,6 +2061,12 @@ export interface paths {
                 /** @description Marked */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -1931,6 +2101,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1949,6 +2121,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1991,6 +2165,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2077,6 +2257,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2095,6 +2277,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2139,6 +2323,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2189,6 +2379,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2207,6 +2399,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2242,6 +2436,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2270,6 +2470,12 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2325,6 +2531,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2343,6 +2551,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2383,6 +2593,12 @@ export interface paths {
                 /** @description Unblocked */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -2417,6 +2633,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2435,6 +2653,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2490,6 +2710,12 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2544,6 +2770,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2562,6 +2790,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2601,6 +2831,12 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2633,6 +2869,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2651,6 +2889,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2717,6 +2957,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2930,6 +3172,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3007,6 +3255,12 @@ export interface paths {
                 /** @description Created */
                 201: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3138,6 +3392,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3156,6 +3412,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3196,6 +3454,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3300,6 +3564,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3318,6 +3584,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3366,6 +3634,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3397,6 +3671,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3415,6 +3691,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3492,6 +3770,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3623,6 +3907,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3641,6 +3927,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3681,6 +3969,12 @@ export interface paths {
                 /** @description OK */
                 200: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3720,6 +4014,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3738,6 +4034,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3782,6 +4080,12 @@ export interface paths {
                 /** @description Back in line */
                 204: {
                     headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
                         [name: string]: unknown;
                     };
                     content?: never;
@@ -3825,6 +4129,8 @@ export interface paths {
                 /** @description Too many requests; see Retry-After */
                 429: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3843,6 +4149,8 @@ export interface paths {
                 /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
                 503: {
                     headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
                         [name: string]: unknown;
                     };
                     content: {

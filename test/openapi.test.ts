@@ -1,6 +1,6 @@
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startTestApp, type TestApp } from './support/app.js'
+import { newUser, startTestApp, type TestApp } from './support/app.js'
 import { CONTRACT_ROUTES } from './support/contract.js'
 
 // The spec at /openapi.json is what clients and the /docs page read: it must be valid OpenAPI 3,
@@ -89,5 +89,14 @@ describe('GET /openapi.json', () => {
       expect(secured).toContain(route)
     }
     for (const route of ['POST /signup', 'POST /authorize', 'GET /health']) expect(secured).not.toContain(route)
+  })
+
+  it('documents the headers the answers carry: the rate limit\'s on success, Retry-After with 429', async () => {
+    const user = await newUser(t.app)
+    const res = await t.app.inject({ method: 'GET', url: '/user', headers: user.auth })
+    const documented = (spec.paths['/user']!.get as unknown as { responses: Record<string, { headers?: Record<string, unknown> }> }).responses
+    for (const header of Object.keys(documented['200']!.headers ?? {})) expect(res.headers, header).toHaveProperty(header)
+    expect(Object.keys(documented['200']!.headers ?? {})).toContain('x-ratelimit-remaining')
+    expect(Object.keys(documented['429']!.headers ?? {})).toEqual(['retry-after'])
   })
 })

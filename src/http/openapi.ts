@@ -28,6 +28,13 @@ const STATUS_DESCRIPTIONS: Record<string, string> = {
   101: 'Switching protocols',
 }
 
+/** What @fastify/rate-limit adds to the answers of the routes it limits. */
+const RATE_LIMIT_HEADERS = {
+  'x-ratelimit-limit': { type: 'integer', description: 'Requests this caller may make in the window' },
+  'x-ratelimit-remaining': { type: 'integer', description: 'Requests left in the window' },
+  'x-ratelimit-reset': { type: 'integer', description: 'Seconds until the window starts again' },
+}
+
 /** Named schemas: each is a component of the document, and routes refer to it by `<$id>#` (added to the app first thing, before any plugin). */
 export const SHARED_SCHEMAS = [Problem]
 
@@ -37,9 +44,13 @@ export async function registerOpenApi(app: FastifyInstance, options: { version: 
     if (!schema || schema.hide) return
     // A route that names no security is open to anyone, and says so.
     schema.security ??= []
+    const limited = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit !== false
     for (const [status, answer] of Object.entries(schema.response ?? {})) {
+      if (!answer) continue
       // Copied, not changed: a shared schema object serves other routes (and serialization).
-      if (answer && answer.description === undefined) schema.response![status] = { ...answer, description: STATUS_DESCRIPTIONS[status] ?? 'Answer' }
+      const described = answer.description === undefined ? { ...answer, description: STATUS_DESCRIPTIONS[status] ?? 'Answer' } : answer
+      // Every answer of a rate-limited route tells where its caller stands.
+      schema.response![status] = limited && /^2/.test(status) ? { ...described, headers: { ...RATE_LIMIT_HEADERS, ...(described.headers as object | undefined) } } : described
     }
   })
 

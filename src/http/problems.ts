@@ -62,7 +62,8 @@ export function problemResponses(...statuses: number[]): Record<number, TSchema>
   const responses: Record<number, TSchema> = {}
   for (const status of [...new Set([400, 429, 500, 503, ...statuses])]) {
     // By reference: the Problem component (src/http/openapi.ts), not a copy in every operation.
-    responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', content: { [PROBLEM_TYPE]: { schema: { $ref: 'Problem#' } } } } as unknown as TSchema
+    const retry = status === 429 || status === 503 ? { headers: { 'retry-after': { type: 'integer', description: 'Seconds to wait before trying again' } } } : {}
+    responses[status] = { description: DESCRIPTIONS[status] ?? 'Unexpected error', ...retry, content: { [PROBLEM_TYPE]: { schema: { $ref: 'Problem#' } } } } as unknown as TSchema
   }
   return responses
 }
