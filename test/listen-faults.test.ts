@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type TestApp } from './support/app.js'
+import { CACHE_CHANGED, createSharedCache } from '../src/platform/live/shared-cache.js'
 import { TEST_DATABASE_URL } from './support/backends.js'
 import { answerWith, errorLines, openSocket } from './support/faults.js'
 import { waitUntil } from './support/wait.js'
@@ -86,6 +87,25 @@ describe.runIf(TEST_DATABASE_URL)('when a LISTEN connection to PostgreSQL drops'
       expect(errorLines(t.logs)).toEqual([])
     } finally {
       await stop()
+    }
+  })
+
+  it('a cache shared by the processes drops what it holds once its events are heard again, as changes may have gone by', async () => {
+    const { events } = t.app.platform.live
+    const cache = createSharedCache<string>({ events, name: 'test', max: 10, ttlMs: 3_600_000 })
+    await cache.start()
+    try {
+      expect(await cache.get('k', async () => 'first')).toBe('first')
+      await dropListener('live_events')
+      await answerWith(503, ready)
+      // Another process changes the entry and says so; this one does not hear it.
+      await events.publish({ to: [], type: CACHE_CHANGED, data: { cache: 'test', keys: ['k'] } })
+      expect(await cache.get('k', async () => 'second')).toBe('first')
+
+      await answerWith(200, ready)
+      expect(await cache.get('k', async () => 'second')).toBe('second')
+    } finally {
+      await cache.close()
     }
   })
 })

@@ -22,8 +22,9 @@ describe.runIf(TEST_REDIS_URL)('when Redis goes away', () => {
   beforeAll(async () => {
     redis = await startRedisServer()
     // A dropped connection is made again after 1-2 s: long enough to see readiness fail and to
-    // act meanwhile. Commands wait 1 s at most (500 ms by default), which leaves room on a busy machine.
-    t = await startTestApp({ REDIS_URL: redis.url, RECONNECT_MIN_DELAY: '2000', REDIS_COMMAND_TIMEOUT: '1000', LOG_LEVEL: 'info' })
+    // act meanwhile. Commands and readiness checks wait 1 s at most (500 ms by default), which
+    // leaves room on a busy machine.
+    t = await startTestApp({ REDIS_URL: redis.url, RECONNECT_MIN_DELAY: '2000', REDIS_COMMAND_TIMEOUT: '1000', READY_TIMEOUT: '1000', LOG_LEVEL: 'info' })
     await t.app.listen({ port: 0, host: '127.0.0.1' })
     port = (t.app.server.address() as { port: number }).port
   })

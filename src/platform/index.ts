@@ -1,6 +1,6 @@
 import type { Config } from '../config.js'
 import { openDatabase, type DatabaseHandle } from './db/index.js'
-import { openLiveStore, type LiveStore } from './live/index.js'
+import { openLiveStore, type LiveStore, type LiveStoreOptions } from './live/index.js'
 import { createPasswordHasher, type PasswordHasher } from './passwords.js'
 import { openQueue, type Queue } from './queue/index.js'
 
@@ -14,9 +14,18 @@ export interface Platform {
   close(): Promise<void>
 }
 
+const reconnectOf = (config: Config) => ({ minDelayMs: config.reconnectMinDelay, maxDelayMs: config.reconnectMaxDelay })
+
+/** The live store the config names, with its timeouts. */
+export const liveStoreOptions = (config: Config): LiveStoreOptions => ({
+  redisUrl: config.redisUrl,
+  redisPrefix: config.redisPrefix,
+  redisCluster: config.redisCluster,
+  redis: { commandTimeoutMs: config.redisCommandTimeout, reconnect: reconnectOf(config) },
+})
+
 export async function openPlatform(config: Config): Promise<Platform> {
-  const reconnect = { minDelayMs: config.reconnectMinDelay, maxDelayMs: config.reconnectMaxDelay }
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, reconnect })
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize, reconnect: reconnectOf(config) })
   let live: LiveStore
   let queue: Queue
   try {
@@ -26,10 +35,7 @@ export async function openPlatform(config: Config): Promise<Platform> {
     throw error
   }
   try {
-    live = await openLiveStore(
-      { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster, redis: { commandTimeoutMs: config.redisCommandTimeout, reconnect } },
-      database,
-    )
+    live = await openLiveStore(liveStoreOptions(config), database)
   } catch (error) {
     await queue.stop()
     await database.close()

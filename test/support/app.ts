@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
-import type { Platform } from '../../src/platform/index.js'
+import { liveStoreOptions, type Platform } from '../../src/platform/index.js'
 import { openLiveStore } from '../../src/platform/live/index.js'
 import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from './backends.js'
 
@@ -63,7 +63,7 @@ export async function startTwoApps(overrides: [Partial<Config>, Partial<Config>]
 
 /** A platform on the database of another, with a Redis live store of its own. */
 async function withOwnLiveStore(platform: Platform, config: Config): Promise<Platform> {
-  const live = await openLiveStore({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, redisCluster: config.redisCluster }, platform.database)
+  const live = await openLiveStore(liveStoreOptions(config), platform.database)
   return { ...platform, live, close: () => live.close() }
 }
 

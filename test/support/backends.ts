@@ -4,7 +4,7 @@ import pg from 'pg'
 import { loadConfig, type Config } from '../../src/config.js'
 import { openDatabase, type DatabaseHandle } from '../../src/platform/db/index.js'
 import { openLiveStore, type LiveStore } from '../../src/platform/live/index.js'
-import { connectRedis } from '../../src/platform/live/redis/client.js'
+import { connectRedis, DEFAULT_REDIS_SETTINGS, type RedisSettings } from '../../src/platform/live/redis/client.js'
 import { openPlatform, type Platform } from '../../src/platform/index.js'
 import { startRedisCluster } from './redis-cluster.js'
 
@@ -44,7 +44,7 @@ export async function createScratchDatabase(serverUrl: string): Promise<{ url: s
  * `cluster`, `redisUrl` is a node of a Redis Cluster, and the keys go from every master.
  */
 export async function deleteRedisKeys(redisUrl: string, prefix: string, cluster = false): Promise<void> {
-  const redis = await connectRedis(redisUrl, cluster)
+  const redis = await connectRedis(redisUrl, cluster, TEST_REDIS_SETTINGS)
   try {
     for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
       let cursor = '0'
@@ -69,6 +69,10 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     DATA_DIR: 'memory://',
     RATE_LIMIT_MAX: '100000',
     AUTH_RATE_LIMIT_MAX: '100000',
+    // The suite runs files side by side on a few cores, where a process can stall for over the
+    // production bounds (500 ms) and answer 503: the tests of those bounds set their own.
+    REDIS_COMMAND_TIMEOUT: '5000',
+    READY_TIMEOUT: '5000',
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: `${uniqueName()}:`,
     ...env,
@@ -99,6 +103,9 @@ export interface LiveBackend {
   open(): Promise<{ live: LiveStore; database: DatabaseHandle; close(): Promise<void> }>
 }
 
+/** Redis as the suite opens it: commands may wait long on a busy machine (see testConfig). */
+const TEST_REDIS_SETTINGS: RedisSettings = { ...DEFAULT_REDIS_SETTINGS, commandTimeoutMs: 5_000 }
+
 /** Every live-store implementation this run can reach, for the contract suites. */
 export function liveBackends(): LiveBackend[] {
   const backends: LiveBackend[] = [
@@ -128,7 +135,7 @@ export function liveBackends(): LiveBackend[] {
       async open() {
         const database = await openDatabase({ databaseUrl: undefined, dataDir: 'memory://', poolSize: 1 })
         const redisPrefix = `${uniqueName()}:`
-        const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix }, database)
+        const live = await openLiveStore({ redisUrl: TEST_REDIS_URL, redisPrefix, redis: TEST_REDIS_SETTINGS }, database)
         return { live, database, close: async () => { await live.close(); await database.close(); await deleteRedisKeys(TEST_REDIS_URL!, redisPrefix) } }
       },
     })
@@ -152,7 +159,7 @@ export function liveBackends(): LiveBackend[] {
         try {
           if (cluster.status === 'rejected') throw cluster.reason
           if (database.status === 'rejected') throw database.reason
-          live = await openLiveStore({ redisUrl: cluster.value.url, redisPrefix: `${uniqueName()}:`, redisCluster: true }, database.value)
+          live = await openLiveStore({ redisUrl: cluster.value.url, redisPrefix: `${uniqueName()}:`, redisCluster: true, redis: TEST_REDIS_SETTINGS }, database.value)
           return { live, database: database.value, close }
         } catch (error) {
           await close()

@@ -55,7 +55,6 @@ export function listenOnServer(connectionString: string, delays: ReconnectDelays
         return
       }
       client = next
-      listening = true
       next.once('end', () => {
         if (client !== next) return
         client = undefined
@@ -71,7 +70,13 @@ export function listenOnServer(connectionString: string, delays: ReconnectDelays
         connect().then(
           () => {
             attempt = 0
-            if (!stopped) handlers.resumed?.()
+            if (stopped) return
+            // Ready again once the listener has heard that it may have missed notifications.
+            try {
+              handlers.resumed?.()
+            } finally {
+              listening = true
+            }
           },
           () => {
             if (!stopped) retry()
@@ -81,6 +86,7 @@ export function listenOnServer(connectionString: string, delays: ReconnectDelays
     }
 
     await connect()
+    listening = true
     const listener: Listener = {
       get listening() {
         return listening

@@ -65,9 +65,9 @@ export function createRedisEventBus(redis: RedisClient, prefix: string): EventBu
       if (stopping) return
       subscriber.subscribe(channel).then(
         () => {
-          subscribed = true
           const event = eventsResumed()
           for (const h of handlers) h(event)
+          subscribed = true
         },
         // Subscribing failed on a connection that stands (it timed out): make the connection again.
         () => subscriber.disconnect(true),
