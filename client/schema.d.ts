@@ -4378,13 +4378,13 @@ export interface paths {
          * Offer a job, or change an offer
          * @description Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
          *
-         *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. `If-Match` with the job's `ETag` guards against lost updates (412).
+         *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
         post: {
             parameters: {
                 query?: never;
                 header?: {
-                    /** @description The job's ETag; a stale one is answered 412 */
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                     "if-match"?: string;
                 };
                 path?: never;
@@ -4702,7 +4702,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description The If-Match version is not the current one */
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
                 412: {
                     headers: {
                         [name: string]: unknown;
@@ -4723,6 +4723,76 @@ export interface paths {
                                 field: string;
                                 message: string;
                             }[];
+                            /** Job */
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
                         };
                     };
                 };
@@ -5175,7 +5245,7 @@ export interface paths {
          *
          *     | from | to | who |
          *     | --- | --- | --- |
-         *     | REQUESTED | ACCEPTED | worker |
+         *     | REQUESTED | ACCEPTED | worker (with If-Match) |
          *     | REQUESTED | DECLINED | worker |
          *     | REQUESTED | CANCELED | client |
          *     | REQUESTED | EXPIRED | time |
@@ -5185,13 +5255,15 @@ export interface paths {
          *     | COMPLETED | PENDING_PAYMENT | client or time |
          *     | PENDING_PAYMENT | PAID | payments |
          *
-         *     Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer's, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job's `ETag` is honoured (412).
+         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).
+         *
+         *     Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer's, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
          */
         post: {
             parameters: {
                 query?: never;
                 header?: {
-                    /** @description The job's ETag; a stale one is answered 412 */
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                     "if-match"?: string;
                 };
                 path: {
@@ -5415,8 +5487,101 @@ export interface paths {
                         };
                     };
                 };
-                /** @description The If-Match version is not the current one */
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
                 412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description The request must name the version it was made on, with If-Match */
+                428: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -11,6 +11,8 @@ export abstract class AppError extends Error {
   abstract readonly status: number
   /** A stable, machine-readable name for what went wrong, for clients to branch on. */
   readonly code: string
+  /** Members of the problem beyond the standard ones (RFC 9457 extensions), such as the current state of what the request would have changed. */
+  readonly extensions?: Record<string, unknown>
 
   constructor(detail: string, code: string) {
     super(detail)
@@ -56,7 +58,15 @@ export class ConflictError extends AppError {
 
 export class PreconditionFailedError extends AppError {
   readonly status = 412
-  constructor(detail: string, code = 'precondition_failed') {
+  constructor(detail: string, code = 'precondition_failed', override readonly extensions?: Record<string, unknown>) {
+    super(detail, code)
+  }
+}
+
+/** The request must be conditional (name the version it was made on, with If-Match) and is not. */
+export class PreconditionRequiredError extends AppError {
+  readonly status = 428
+  constructor(detail: string, code = 'precondition_required') {
     super(detail, code)
   }
 }

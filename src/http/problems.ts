@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Type, type TSchema } from 'typebox'
+import { Type, type TProperties, type TSchema } from 'typebox'
 import { AppError, type FieldError, TooManyRequestsError } from '../errors.js'
 
 // Every error answer is RFC 9457 application/problem+json, built here and nowhere else.
@@ -35,9 +35,19 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'Conflicts with the current state',
   412: 'The If-Match version is not the current one',
   413: 'Body too large',
+  428: 'The request must name the version it was made on, with If-Match',
   415: 'Unsupported content type',
   429: 'Too many requests; see Retry-After',
   503: 'A dependency does not answer',
+}
+
+/**
+ * The response schema of a problem whose body carries members of its own beside the standard
+ * ones (RFC 9457 extensions), for a status whose answer says more on this route.
+ */
+export function problemWith(description: string, members: TProperties): TSchema {
+  const schema = Type.Object({ ...Problem.properties, ...members }, { description: 'An RFC 9457 problem detail, with members of its own' })
+  return { description, content: { [PROBLEM_TYPE]: { schema } } } as unknown as TSchema
 }
 
 /** Response schemas for the error statuses a route can answer, for validation and the docs. */
@@ -61,6 +71,7 @@ const STATUS_TITLES: Record<number, string> = {
   412: 'Precondition failed',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  428: 'Precondition required',
   431: 'Headers too large',
   429: 'Too many requests',
   500: 'Internal server error',
@@ -74,8 +85,11 @@ function sendProblem(
   code: string,
   detail: string,
   errors?: FieldError[],
+  extensions?: Record<string, unknown>,
 ) {
   const body = {
+    // Extensions first: the standard members below always win.
+    ...extensions,
     type: `urn:problem:${code}`,
     title: STATUS_TITLES[status] ?? 'Error',
     status,
@@ -135,7 +149,7 @@ export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {
       if (error instanceof TooManyRequestsError) reply.header('retry-after', String(error.retryAfterSeconds))
-      return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined)
+      return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined, error.extensions)
     }
     if (error.validation) {
       const errors = fieldErrors(error)

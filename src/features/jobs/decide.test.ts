@@ -120,7 +120,7 @@ const EXPECTED: Record<string, { notes: { from: string | null; to: string; text:
 /** A move of the table by its mover: the users' through decideMove (with its checks), time's and payments' as planned. */
 function decideRow(from: JobStatus, to: JobStatus, mover: Mover): MovePlan {
   const read = job(from, from === 'REQUESTED' ? {} : { remind_at: null })
-  if (mover === 'client' || mover === 'worker') return planOf(decideMove(read, { actorId: idOf[mover], status: to, reason: 'Plans changed' }, T0, settings))
+  if (mover === 'client' || mover === 'worker') return planOf(decideMove(read, { actorId: idOf[mover], status: to, reason: 'Plans changed', ifMatch: '"3"' }, T0, settings))
   return planMove(read, to, mover, T0, settings)
 }
 
@@ -157,7 +157,7 @@ describe('every move of the workflow table', () => {
     for (const from of JOB_STATUSES) {
       for (const mover of ['client', 'worker'] as const) {
         for (const to of JOB_STATUSES) {
-          const decision = decideMove(job(from), { actorId: idOf[mover], status: to, reason: 'r' }, T0, settings)
+          const decision = decideMove(job(from), { actorId: idOf[mover], status: to, reason: 'r', ifMatch: '"3"' }, T0, settings)
           const verdict = judge(from, to, mover)
           if (verdict.ok) expect(decision.ok, `${mover} ${from}>${to}`).toBe(true)
           else expect(refusalOf(decision).code, `${mover} ${from}>${to}`).toBe(verdict.why === 'not_yours' ? 'not_your_move' : 'move_not_allowed')
@@ -188,7 +188,7 @@ describe('refusals of a move', () => {
   })
 
   it('needs a picture to accept (409 worker_has_no_picture)', () => {
-    expect(refusalOf(move(job('REQUESTED', { worker_has_picture: false }), W, 'ACCEPTED'))).toMatchObject({ status: 409, code: 'worker_has_no_picture' })
+    expect(refusalOf(move(job('REQUESTED', { worker_has_picture: false }), W, 'ACCEPTED', { ifMatch: '"3"' }))).toMatchObject({ status: 409, code: 'worker_has_no_picture' })
     expect(move(job('REQUESTED', { worker_has_picture: false }), W, 'DECLINED').ok).toBe(true)
   })
 
@@ -207,13 +207,35 @@ describe('refusals of a move', () => {
     expect(same.changes.price_amount).toBeUndefined()
   })
 
-  it('honours If-Match: 412 version_mismatch for another version; the same one and * pass', () => {
-    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"2"' }))).toEqual({
-      status: 412, code: 'version_mismatch', message: 'The job has changed since you read it; read it again', name: 'PreconditionFailedError',
+  it('honours If-Match: 412 version_mismatch for another version, carrying the job as it is now; the same one and * pass', () => {
+    const decision = move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"2"' })
+    expect(refusalOf(decision)).toEqual({
+      status: 412, code: 'version_mismatch', message: 'The job has changed since you read it: `job` is the job as it is now', name: 'PreconditionFailedError',
     })
-    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: 'W/"3"' })).code).toBe('version_mismatch')
-    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"3"' }).ok).toBe(true)
-    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"1", *' }).ok).toBe(true)
+    expect(!decision.ok && decision.refusal.extensions).toEqual({ job: expect.objectContaining({ id: JOB, status: 'ACCEPTED', version: 3, price: { amount: 2500, currency: 'EUR' } }) })
+    expect(refusalOf(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: 'W/"3"' })).code).toBe('version_mismatch')
+    expect(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"3"' }).ok).toBe(true)
+    expect(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"1", *' }).ok).toBe(true)
+    expect(move(job('ACCEPTED'), W, 'STARTED').ok).toBe(true)
+  })
+
+  it('binds an accept to the terms read: the version must be named (428 version_required; * names none), and be the current one (412 with the job)', () => {
+    for (const ifMatch of [undefined, '*', ' * ']) {
+      expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch }))).toEqual({
+        status: 428,
+        code: 'version_required',
+        message: 'Moving a job to ACCEPTED binds you to its terms as you read them: name that version, with the job\'s ETag in an If-Match header',
+        name: 'PreconditionRequiredError',
+      })
+    }
+    for (const ifMatch of ['"2"', '"2", *']) {
+      const decision = move(job('REQUESTED', { price_amount: 1 }), W, 'ACCEPTED', { ifMatch })
+      expect(refusalOf(decision).code).toBe('version_mismatch')
+      expect(!decision.ok && decision.refusal.extensions?.job).toMatchObject({ status: 'REQUESTED', version: 3, price: { amount: 1, currency: 'EUR' } })
+    }
+    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"2", "3"' }).ok).toBe(true)
+    // Whose move it is comes first: the client's accept is 403 with or without a version.
+    expect(refusalOf(move(job('REQUESTED'), C, 'ACCEPTED')).code).toBe('not_your_move')
   })
 
   it('expires an offer found past its expiry, and refuses the move after (409 job_expired), before any other check', () => {
@@ -231,17 +253,20 @@ describe('an edit of an offer', () => {
     decideEdit({ job: read, blocked: extra.blocked ?? false }, { actorId: extra.actorId ?? C, input, ifMatch: extra.ifMatch }, T0, settings)
 
   it('changes what it names, tells the worker, and asks for a new reminder and expiry only with expires_in', () => {
-    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', price: null, expires_in: 4 * 3600 }))
-    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
+    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', description: '', price: null, expires_in: 4 * 3600 }))
+    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', description: '', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
     expect(plan.entry).toBeUndefined()
     expect(plan.followUps).toEqual([{ do: 'remind', at: at(2 * HOUR) }, { do: 'expire', at: at(4 * HOUR) }])
-    expect(plan.notes).toEqual([{ from: C, to: W, text: 'Carla Client changed the offer "Paint the gate". Price: to be agreed. When: not set yet. It now expires 2026-03-02 14:00 UTC.' }])
+    // What changed is named (the description given is the one it had).
+    expect(plan.notes).toEqual([{ from: C, to: W, text: 'Carla Client changed the title, the price and the expiry of the offer "Paint the gate". Price: to be agreed. When: not set yet. It now expires 2026-03-02 14:00 UTC.' }])
     expect(plan.warnings).toEqual([])
 
-    const plain = planOf(edit(job('REQUESTED'), { scheduled_at: '2026-03-10T08:30:00Z', location: { lat: 48.8, lon: 2.3 } }))
-    expect(plain.changes).toEqual({ updated_at: T0, scheduled_at: new Date('2026-03-10T08:30:00Z'), location_lat: 48.8, location_lon: 2.3, location_address: null })
+    const plain = planOf(edit(job('REQUESTED'), { scheduled_at: '2026-03-10T08:30:00Z', location: { lat: 48.8, lon: 2.3, address: '3 rue Oberkampf' } }))
+    expect(plain.changes).toEqual({ updated_at: T0, scheduled_at: new Date('2026-03-10T08:30:00Z'), location_lat: 48.8, location_lon: 2.3, location_address: '3 rue Oberkampf' })
     expect(plain.followUps).toEqual([])
-    expect(plain.notes[0]!.text).toBe('Carla Client changed the offer "Paint the fence". Price: €25.00. When: 2026-03-10 08:30 UTC. It now expires 2026-03-04 10:00 UTC.')
+    expect(plain.notes[0]!.text).toBe('Carla Client changed the date and the place of the offer "Paint the fence". Price: €25.00. When: 2026-03-10 08:30 UTC. Where: 3 rue Oberkampf. It now expires 2026-03-04 10:00 UTC.')
+    // An edit that changes nothing still tells the worker, without naming a change.
+    expect(planOf(edit(job('REQUESTED'), { title: 'Paint the fence', price: { amount: 2500, currency: 'EUR' } })).notes[0]!.text).toMatch(/^Carla Client changed the offer "Paint the fence"\. Price: €25\.00\./)
   })
 
   it('warns the client when the worker has no picture', () => {

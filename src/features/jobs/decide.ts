@@ -3,11 +3,11 @@
 // status-log entry, the notes to each side and the follow-ups the change asks for. What each move
 // does comes from the workflow table (workflow.ts); storing a plan is the service's business.
 
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, PreconditionFailedError, UnauthenticatedError } from '../../errors.js'
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, PreconditionFailedError, PreconditionRequiredError, UnauthenticatedError } from '../../errors.js'
 import type { JobInput, JobView, MoneyInput } from './schemas.js'
 import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
-import { ifMatchHolds } from './view.js'
+import { ifMatchHolds, namesVersion, view } from './view.js'
 import { CHANGES, judge, moveOf, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
 
 export interface JobsSettings {
@@ -22,7 +22,7 @@ export interface JobsSettings {
 /** A follow-up with its time: when to remind, expire or approve; for a payment, when to ask again should asking now fail. */
 export type FollowUp = { do: FollowUpKind; at: Date }
 
-export type Refusal = NotFoundError | ForbiddenError | ConflictError | InvalidInputError | PreconditionFailedError | UnauthenticatedError
+export type Refusal = NotFoundError | ForbiddenError | ConflictError | InvalidInputError | PreconditionFailedError | PreconditionRequiredError | UnauthenticatedError
 
 export type Decision<P> =
   /** `refusalAfter`: the caller is refused once the plan is written (an offer found past its expiry is expired instead). */
@@ -59,7 +59,7 @@ export interface MoveCommand {
   price?: MoneyInput
   /** Workers near the job now, for a decline's suggestions; null when unknown. */
   nearby?: Nearby[] | null
-  /** The If-Match header the move came with. */
+  /** The If-Match header the move came with: the version of the job the mover read. */
   ifMatch?: string
 }
 
@@ -137,7 +137,11 @@ const expiredFirst = (job: JobWithParties, now: Date, settings: JobsSettings): D
   refusalAfter: new ConflictError('The offer has expired', 'job_expired'),
 })
 
-const versionMismatch = () => new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
+/** The If-Match version is not the job's: the problem carries the job as it is now (`job`), so the caller sees what changed. */
+const versionMismatch = (job: JobWithParties) =>
+  new PreconditionFailedError('The job has changed since you read it: `job` is the job as it is now', 'version_mismatch', { job: view(job, job.status_log) })
+const versionRequired = (to: JobStatus) =>
+  new PreconditionRequiredError(`Moving a job to ${to} binds you to its terms as you read them: name that version, with the job's ETag in an If-Match header`, 'version_required')
 export const blocked = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
 
 /** A move by the job's client or worker, checked against the workflow table. */
@@ -145,7 +149,7 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   const { status: to, price } = command
   if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
   if (isStale(job, now)) return expiredFirst(job, now, settings)
-  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
   const mover: Mover = job.client_id === command.actorId ? 'client' : 'worker'
   const verdict = judge(job.status, to, mover)
   if (!verdict.ok) {
@@ -156,6 +160,10 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   const { move } = verdict
   if (move.reasonRequired && !command.reason) {
     return refuse(new InvalidInputError(`Say why: moving a ${job.status} job to ${to} needs a reason`, [{ field: 'body/reason', message: 'is required for this move' }], 'reason_required'))
+  }
+  if (move.bindsTerms) {
+    if (!namesVersion(command.ifMatch)) return refuse(versionRequired(to))
+    if (!ifMatchHolds(command.ifMatch, job.version, true)) return refuse(versionMismatch(job))
   }
   if (move.pictureRequired && !job.worker_has_picture) {
     return refuse(new ConflictError('Add a profile picture before accepting a job: clients want to see who they hire', 'worker_has_no_picture'))
@@ -170,6 +178,21 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, price: newPrice, nearby: command.nearby }) }
 }
 
+/** What an edit changes of an offer, in words, in the order of its fields. */
+function changedTerms(job: JobRow, changes: JobChanges): string[] {
+  const value = (v: unknown) => (v instanceof Date ? v.getTime() : (v ?? null))
+  const differs = (...columns: (keyof JobChanges & keyof JobRow)[]) => columns.some((c) => c in changes && value(changes[c]) !== value(job[c]))
+  const terms: [string, boolean][] = [
+    ['the title', differs('title')],
+    ['the description', differs('description')],
+    ['the price', differs('price_amount', 'price_currency')],
+    ['the date', differs('scheduled_at')],
+    ['the place', differs('location_lat', 'location_lon', 'location_address')],
+    ['the expiry', differs('expires_at')],
+  ]
+  return terms.filter(([, changed]) => changed).map(([term]) => term)
+}
+
 /** The client changes its offer while it is REQUESTED; `blocked`: a block stands between the two. */
 export function decideEdit(read: { job: JobWithParties | undefined; blocked: boolean }, command: EditCommand, now: Date, settings: JobsSettings): Decision<Plan> {
   const { job } = read
@@ -179,7 +202,7 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
   // An edit is a message to the worker: none across a block.
   if (read.blocked) return refuse(blocked())
   if (isStale(job, now)) return expiredFirst(job, now, settings)
-  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
   if (job.status !== 'REQUESTED') return refuse(new ConflictError(`An offer can be changed only while REQUESTED; it is ${job.status}`, 'job_not_editable'))
   if (input.worker_id !== undefined && input.worker_id !== job.worker_id) {
     return refuse(new InvalidInputError('The worker of an offer can\'t change: cancel it and make a new offer', [{ field: 'body/worker_id', message: 'can\'t change' }], 'worker_fixed'))
@@ -198,7 +221,7 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
     followUps = followUpsOf(CHANGES.edit.thenWithNewExpiry, now, changes.expires_at, settings)
     Object.assign(changes, scheduleOf(followUps))
   }
-  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job) })
+  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job), changed: changedTerms(job, changes) })
   const warnings = job.worker_has_picture ? [] : [noPictureWarning(job.worker_name)]
   return { ok: true, plan: { at: now, changes, notes, followUps, warnings } }
 }

@@ -66,8 +66,17 @@ async function offer(c: SignedIn, w: SignedIn, extra: Record<string, unknown> = 
   return res.json()
 }
 
-const move = (user: SignedIn, jobId: string, status: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) =>
-  inject({ method: 'POST', url: `/job/${jobId}/status`, headers: { ...user.auth, ...headers }, payload: { status, ...extra } })
+/**
+ * A move, as an app makes it: an accept names the version of the job the worker reads just
+ * before (If-Match), unless `headers` are given.
+ */
+async function move(user: SignedIn, jobId: string, status: string, extra: Record<string, unknown> = {}, headers?: Record<string, string>) {
+  if (!headers && status === 'ACCEPTED') {
+    const read = await inject({ url: `/job/${jobId}`, headers: user.auth })
+    headers = read.statusCode === 200 ? { 'if-match': String(read.headers.etag) } : {}
+  }
+  return inject({ method: 'POST', url: `/job/${jobId}/status`, headers: { ...user.auth, ...headers }, payload: { status, ...extra } })
+}
 
 async function moveOk(user: SignedIn, jobId: string, status: string, extra: Record<string, unknown> = {}) {
   const res = await move(user, jobId, status, extra)
@@ -270,7 +279,7 @@ describe('POST /job with id: edits', () => {
     expect(res.json()).toMatchObject({ id: job.id, title: 'Fix both taps', price: { amount: 4000, currency: 'EUR' }, version: 2, location: { lat: 1, lon: 2 } })
     expect(new Date(res.json().expires_at).getTime()).toBe(clock.now().getTime() + 2 * HOUR)
     const notes = await messagesAbout(w, job.id)
-    expect(notes.at(-1)!.text).toContain('Carla Client changed the offer "Fix both taps"')
+    expect(notes.at(-1)!.text).toContain('Carla Client changed the title, the price, the place and the expiry of the offer "Fix both taps"')
 
     // A stale version is refused, and changes nothing.
     expect(problem(await inject({ method: 'POST', url: '/job', headers: { ...c.auth, 'if-match': '"1"' }, payload: { id: job.id, title: 'Lost update' } }), 412).code).toBe('version_mismatch')
@@ -279,6 +288,32 @@ describe('POST /job with id: edits', () => {
     expect(cleared.json()).toMatchObject({ title: 'Fix both taps', price: null, location: null, version: 3 })
     const w2 = await worker()
     expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, worker_id: w2.id } }), 400).code).toBe('worker_fixed')
+  })
+
+  it('tells the worker of every edit, each in a system message saying what changed and the terms now', async () => {
+    const c = await client()
+    const w = await worker()
+    const job = await offer(c, w)
+    const when = new Date(clock.now().getTime() + 5 * DAY)
+    const edits: [Record<string, unknown>, string][] = [
+      [{ title: 'Fix both taps' }, 'changed the title of the offer "Fix both taps". Price: €25.00. When: not set yet.'],
+      [{ description: 'And the shower.' }, 'changed the description of the offer "Fix both taps".'],
+      [{ price: { amount: 3000, currency: 'EUR' } }, 'changed the price of the offer "Fix both taps". Price: €30.00.'],
+      [{ scheduled_at: when.toISOString() }, `changed the date of the offer "Fix both taps". Price: €30.00. When: ${when.toISOString().slice(0, 16).replace('T', ' ')} UTC.`],
+      [{ location: { lat: 48.85, lon: 2.35, address: '2 Rue de Rivoli' } }, 'changed the place of the offer "Fix both taps". Price: €30.00. When: '],
+      [{ expires_in: 7200 }, 'changed the expiry of the offer "Fix both taps".'],
+      [{ price: null, scheduled_at: null }, 'changed the price and the date of the offer "Fix both taps". Price: to be agreed. When: not set yet. Where: 2 Rue de Rivoli.'],
+      [{ title: 'Fix both taps' }, 'Carla Client changed the offer "Fix both taps". Price: to be agreed.'],
+    ]
+    for (const [i, [changes, text]] of edits.entries()) {
+      const res = await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, ...changes } })
+      expect(res.statusCode, res.body).toBe(200)
+      const notes = await messagesAbout(w, job.id)
+      // The offer's message, then one a change.
+      expect(notes).toHaveLength(2 + i)
+      expect(notes.at(-1)).toMatchObject({ from: c.id, to: w.id, kind: 'system', job_id: job.id, text: expect.stringContaining(text) })
+    }
+    expect((await messagesAbout(w, job.id)).at(-3)!.text).toMatch(/changed the expiry of the offer "Fix both taps"\. .* Where: 2 Rue de Rivoli\. It now expires/)
   })
 
   it('refuses the worker (403), outsiders (404), and any edit after REQUESTED (409)', async () => {
@@ -291,6 +326,72 @@ describe('POST /job with id: edits', () => {
     expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, title: 'Too late' } }), 409).code).toBe('job_not_editable')
     expect((await getJob(c, job.id)).title).toBe('Paint the fence')
   })
+})
+
+describe('accepting binds the worker to the terms read', () => {
+  const accept = (w: SignedIn, jobId: string, headers: Record<string, string> = {}) =>
+    inject({ method: 'POST', url: `/job/${jobId}/status`, headers: { ...w.auth, ...headers }, payload: { status: 'ACCEPTED' } })
+  const edit = (c: SignedIn, jobId: string, changes: Record<string, unknown>) => inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: jobId, ...changes } })
+
+  it('refuses an accept that names no version (428 version_required, saying to send If-Match), and * names none', async () => {
+    const { c, w, job } = await jobIn('REQUESTED')
+    for (const headers of [{}, { 'if-match': '*' }] as Record<string, string>[]) {
+      const p = problem(await accept(w, job.id, headers), 428)
+      expect(p.code).toBe('version_required')
+      expect(p.detail).toContain('If-Match')
+    }
+    expect((await getJob(c, job.id)).status).toBe('REQUESTED')
+    expect((await accept(w, job.id, { 'if-match': '"1"' })).statusCode).toBe(200)
+  })
+
+  it('refuses an accept of terms the client changed since the worker read them: 412 with the offer as it is now, the worker told of the change', async () => {
+    const { c, w, job } = await jobIn('REQUESTED')
+    const read = await inject({ url: `/job/${job.id}`, headers: w.auth })
+    const scheduled = new Date(clock.now().getTime() + 2 * DAY).toISOString()
+    expect((await edit(c, job.id, { price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })).statusCode).toBe(200)
+
+    const stale = await accept(w, job.id, { 'if-match': String(read.headers.etag) })
+    const p = problem(stale, 412)
+    expect(p.code).toBe('version_mismatch')
+    const current = stale.json().job
+    expect(current).toMatchObject({ id: job.id, status: 'REQUESTED', version: 2, price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })
+    expect(current.status_log).toEqual([{ status: 'REQUESTED', by: c.id, at: expect.any(String) }])
+    expect((await getJob(c, job.id)).status).toBe('REQUESTED')
+    expect((await messagesAbout(w, job.id)).at(-1)).toMatchObject({ from: c.id, kind: 'system', text: expect.stringContaining('changed the price and the date of the offer "Paint the fence". Price: €0.01.') })
+
+    // Accepting the terms now shown binds to those.
+    const accepted = await accept(w, job.id, { 'if-match': `"${current.version}"` })
+    expect(accepted.statusCode).toBe(200)
+    expect(accepted.json()).toMatchObject({ status: 'ACCEPTED', price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })
+  })
+
+  it('never accepts terms other than those the worker read, however an edit of the price and date races the accept', async () => {
+    const c = await client()
+    const w = await worker()
+    for (let i = 0; i < 24; i++) {
+      const job = await offer(c, w, { title: `Try ${i}` })
+      const read = await inject({ url: `/job/${job.id}`, headers: w.auth })
+      const [edited, bare, named] = await Promise.all([
+        edit(c, job.id, { price: { amount: 1, currency: 'EUR' }, scheduled_at: new Date(clock.now().getTime() + DAY).toISOString() }),
+        // As apps accepted before: naming no version, so bound to whatever the terms were by then.
+        accept(w, job.id),
+        accept(w, job.id, { 'if-match': String(read.headers.etag) }),
+      ])
+      expect(problem(bare, 428).code).toBe('version_required')
+      const now = await getJob(c, job.id)
+      if (named.statusCode === 200) {
+        // The accept came first: on the terms read, and the edit is too late.
+        expect(now).toMatchObject({ status: 'ACCEPTED', price: { amount: 2500, currency: 'EUR' }, scheduled_at: null })
+        expect(problem(edited, 409).code).toBe('job_not_editable')
+      } else {
+        // The edit came first: the accept is refused with the new terms, and the worker hears of them.
+        expect(problem(named, 412).code).toBe('version_mismatch')
+        expect(named.json().job).toMatchObject({ status: 'REQUESTED', price: { amount: 1, currency: 'EUR' } })
+        expect(now.status).toBe('REQUESTED')
+        expect((await messagesAbout(w, job.id)).at(-1)!.text).toContain('changed the price and the date of the offer')
+      }
+    }
+  }, 60_000)
 })
 
 describe('GET /job/{id} and GET /jobs', () => {
@@ -624,7 +725,7 @@ describe('expiry, reminders and auto-approval, on a clock the tests move', () =>
     expect((await getJob(c, b.id)).status_log.at(-1)).toMatchObject({ status: 'EXPIRED', by: null })
     // Accepting a stale offer expires it and answers 409.
     clock.advance(HOUR)
-    expect(problem(await move(w, keep.id, 'ACCEPTED'), 409).code).toBe('job_expired')
+    expect(problem(await move(w, keep.id, 'ACCEPTED', {}, { 'if-match': '"1"' }), 409).code).toBe('job_expired')
     expect((await getJob(c, keep.id)).status).toBe('EXPIRED')
     expect((await messagesAbout(c, d.id)).filter((m) => m.text.includes('expired'))).toHaveLength(1)
   })
@@ -713,7 +814,8 @@ describe('concurrency', () => {
       ...Array.from({ length: 10 }, () => move(w, job.id, 'DECLINED')),
     ])
     expect(racers.filter((r) => r.statusCode === 200)).toHaveLength(1)
-    for (const r of racers.filter((r) => r.statusCode !== 200)) expect(problem(r, 409).code).toBe('move_not_allowed')
+    // An accept names the version it read: after the winner, that version is stale (412).
+    for (const r of racers.filter((r) => r.statusCode !== 200)) expect(['move_not_allowed', 'version_mismatch']).toContain(problem(r, r.statusCode).code)
     const after = await getJob(c, job.id)
     expect(after.status_log).toHaveLength(2)
     expect(after.version).toBe(2)

@@ -1,16 +1,19 @@
 import type { FastifyInstance } from 'fastify'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
-import { problemResponses } from '../../http/problems.js'
+import { problemResponses, problemWith } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { IfMatchHeaders, Job, JobBody, JobList, JobListQuery, StatusBody } from './schemas.js'
 import { WORKFLOW } from './workflow.js'
 
 const tags = ['jobs']
 
+/** A stale If-Match: the problem carries the job as it is now. */
+const staleVersion = problemWith('The If-Match version is not the current one: `job` is the job as it is now, with its `version`', { job: Job })
+
 const workflowTable = [
   '| from | to | who |',
   '| --- | --- | --- |',
-  ...WORKFLOW.map((m) => `| ${m.from} | ${m.to} | ${m.by.join(' or ')}${m.reasonRequired ? ' (with a reason)' : ''} |`),
+  ...WORKFLOW.map((m) => `| ${m.from} | ${m.to} | ${m.by.join(' or ')}${m.reasonRequired ? ' (with a reason)' : ''}${m.bindsTerms ? ' (with If-Match)' : ''} |`),
 ].join('\n')
 
 export async function jobsRoutes(fastify: FastifyInstance) {
@@ -23,12 +26,12 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         summary: 'Offer a job, or change an offer',
         description: [
           'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
-          'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. `If-Match` with the job\'s `ETag` guards against lost updates (412).',
+          'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job\'s `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.',
         ].join('\n\n'),
         security: bearerSecurity,
         headers: IfMatchHeaders,
         body: JobBody,
-        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 412) },
+        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409), 412: staleVersion },
       },
     }, async (request, reply) => {
       const { id } = request.body
@@ -70,13 +73,14 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         description: [
           'Moves follow this table; a move that is not the caller\'s is 403, one the job\'s current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.',
           workflowTable,
-          'Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer\'s, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job\'s `ETag` is honoured (412).',
+          'Accepting binds the worker to the offer\'s terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).',
+          'Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer\'s, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).',
         ].join('\n\n'),
         security: bearerSecurity,
         headers: IfMatchHeaders,
         params: IdParams,
         body: StatusBody,
-        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 412) },
+        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 428), 412: staleVersion },
       },
     }, async (request, reply) => {
       const job = await jobs.move(request.auth.userId, request.params.id, request.body, request.headers['if-match'])

@@ -101,7 +101,7 @@ export const StatusBody = Type.Object(
 export type StatusInput = Static<typeof StatusBody>
 
 export const IfMatchHeaders = Type.Object({
-  'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The job\'s ETag; a stale one is answered 412' })),
+  'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without)' })),
 })
 
 export const JobListQuery = Type.Object(

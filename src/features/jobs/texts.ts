@@ -41,6 +41,9 @@ const priceOf = (job: TextJob) =>
 
 const quoted = (job: TextJob) => `"${job.title}"`
 
+/** "a", "a and b", "a, b and c". */
+const listed = (items: string[]) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`)
+
 export const texts = {
   offer(job: TextJob, clientName: string, distanceM: number | null): string {
     const parts = [
@@ -64,8 +67,11 @@ export const texts = {
     return 'A client has offered you a job, but you have no profile picture. Add one: clients want to see who they hire, and a job can\'t be accepted without one.'
   },
 
-  edited(job: TextJob, clientName: string): string {
-    return `${clientName} changed the offer ${quoted(job)}. Price: ${priceOf(job) ?? 'to be agreed'}. When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}. It now expires ${formatWhen(job.expires_at)}.`
+  /** `changed`: what the edit changed, in words ("the price"), in the order of the offer's fields. */
+  edited(job: TextJob, clientName: string, changed: string[]): string {
+    const what = changed.length > 0 ? `${listed(changed)} of the offer` : 'the offer'
+    const where = job.location_address ? ` Where: ${job.location_address}.` : ''
+    return `${clientName} changed ${what} ${quoted(job)}. Price: ${priceOf(job) ?? 'to be agreed'}. When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}.${where} It now expires ${formatWhen(job.expires_at)}.`
   },
 
   reminder(job: TextJob, clientName: string): string {

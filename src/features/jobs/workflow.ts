@@ -64,6 +64,11 @@ export interface Move {
   reasonRequired?: boolean
   /** The worker must have a profile picture (note 4). */
   pictureRequired?: boolean
+  /**
+   * The move binds the mover to the job's terms (price, date, place) as they read them: they must
+   * name that version (If-Match with the job's ETag), and a job changed since refuses the move.
+   */
+  bindsTerms?: boolean
   /** The job must have a price, the offer's or one given with the move. */
   priceRequired?: boolean
   /** The job's column that records when the move happened. */
@@ -88,7 +93,7 @@ const toBoth = (f: MoveFacts, text: (toClient: boolean) => string): Note[] => [
 
 export const WORKFLOW: readonly Move[] = [
   {
-    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], pictureRequired: true,
+    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], bindsTerms: true, pictureRequired: true,
     tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.accepted(f.job, f.worker.name) }],
   },
   {
@@ -137,9 +142,9 @@ export const CHANGES = {
     ],
     then: ['remind', 'expire'] as const,
   },
-  /** The client changed the offer: the worker is told. A new expiry asks for a new reminder too. */
+  /** The client changed the offer: the worker is told, every time, what changed and the terms now. A new expiry asks for a new reminder too. */
   edit: {
-    tells: (f: { job: TextJob; client: Party; worker: Party }): Note[] => [{ from: f.client.id, to: f.worker.id, text: texts.edited(f.job, f.client.name) }],
+    tells: (f: { job: TextJob; client: Party; worker: Party; changed: string[] }): Note[] => [{ from: f.client.id, to: f.worker.id, text: texts.edited(f.job, f.client.name, f.changed) }],
     thenWithNewExpiry: ['remind', 'expire'] as const,
   },
   /** Time to remind the worker of an offer; its expiry stays asked for. */
