@@ -4454,6 +4454,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -4531,6 +4532,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -4744,6 +4746,7 @@ export interface paths {
                                 description: string;
                                 /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                                 status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                                 price: {
                                     /** @description In minor units (cents): 2500 is 25.00 */
                                     amount: number;
@@ -4901,6 +4904,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -5230,7 +5234,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/job/{id}/status": {
+    "/job/{id}/quote": {
         parameters: {
             query?: never;
             header?: never;
@@ -5240,24 +5244,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Move a job along its workflow
-         * @description Moves follow this table; a move that is not the caller's is 403, one the job's current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.
+         * Quote the price of a job
+         * @description The job's worker sets the price of a job whose offer named none -> 200 job with that `price`, while it is REQUESTED, ACCEPTED, STARTED, COMPLETED (until the client approves; else 409 `job_not_quotable`). Once: a job with a price (the offer's, or an earlier quote) is 409 `price_already_set`. The client is told in their inbox, and approves that price and no other; the client is 403 `not_your_quote`, anyone else 404.
          *
-         *     | from | to | who |
-         *     | --- | --- | --- |
-         *     | REQUESTED | ACCEPTED | worker (with If-Match) |
-         *     | REQUESTED | DECLINED | worker |
-         *     | REQUESTED | CANCELED | client |
-         *     | REQUESTED | EXPIRED | time |
-         *     | ACCEPTED | STARTED | worker |
-         *     | ACCEPTED | CANCELED | client or worker (with a reason) |
-         *     | STARTED | COMPLETED | worker |
-         *     | COMPLETED | PENDING_PAYMENT | client or time |
-         *     | PENDING_PAYMENT | PAID | payments |
-         *
-         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).
-         *
-         *     Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer's, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
+         *     Quote while REQUESTED to tell the client your price before accepting (then accept naming the new version), or later, once you have seen the work; the client can still change or cancel the offer, or cancel an ACCEPTED job, if the price does not suit. On a COMPLETED job the approval period starts again from the quote. `If-Match` is honoured (412, with the job as it is now).
          */
         post: {
             parameters: {
@@ -5275,12 +5265,8 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                        /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
-                        reason?: string;
-                        /** @description Only with PENDING_PAYMENT, for a job that has no price yet */
-                        price?: {
+                        /** @description The worker's price for the job */
+                        price: {
                             /** @description In minor units (cents): 2500 is 25.00 */
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
@@ -5316,6 +5302,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -5528,6 +5515,418 @@ export interface paths {
                                 description: string;
                                 /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                                 status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Too many requests; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unexpected error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/job/{id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a job along its workflow
+         * @description Moves follow this table; a move that is not the caller's is 403, one the job's current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.
+         *
+         *     | from | to | who |
+         *     | --- | --- | --- |
+         *     | REQUESTED | ACCEPTED | worker (with If-Match) |
+         *     | REQUESTED | DECLINED | worker |
+         *     | REQUESTED | CANCELED | client |
+         *     | REQUESTED | EXPIRED | time |
+         *     | ACCEPTED | STARTED | worker |
+         *     | ACCEPTED | CANCELED | client or worker (with a reason) |
+         *     | STARTED | COMPLETED | worker |
+         *     | COMPLETED | PENDING_PAYMENT | client or time |
+         *     | PENDING_PAYMENT | PAID | payments |
+         *
+         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).
+         *
+         *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
+                    "if-match"?: string;
+                };
+                path: {
+                    /** @description UUIDv7 */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
+                        reason?: string;
+                        /**
+                         * @deprecated
+                         * @description Never taken: a job's price is the offer's or its worker's quote (POST /job/{id}/quote), and an approval pays it as it stands. With PENDING_PAYMENT it is 400 `approval_takes_no_price`, with any other status 400 `price_not_expected`
+                         */
+                        price?: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            client_id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            worker_id: string;
+                            title: string;
+                            description: string;
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                            price: {
+                                /** @description In minor units (cents): 2500 is 25.00 */
+                                amount: number;
+                                /** @description ISO 4217 code, such as EUR or USD */
+                                currency: string;
+                            } | null;
+                            scheduled_at: string | null;
+                            location: {
+                                lat: number;
+                                lon: number;
+                                address?: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            updated_at: string;
+                            /** @description Bumped by every change; the ETag, for If-Match */
+                            version: number;
+                            /** @description Every move, oldest first */
+                            status_log: {
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description The user who moved the job; null when time or the payment provider did */
+                                by: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                at: string;
+                                reason?: string;
+                            }[];
+                            /** @description Things the client should know about the offer just made */
+                            warnings?: {
+                                /** @description worker_has_no_picture */
+                                code: string;
+                                detail: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Invalid input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Missing, unknown or expired access token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Not allowed for this user */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Conflicts with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /** @description Stable machine-readable name of the problem */
+                            code: string;
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                                 price: {
                                     /** @description In minor units (cents): 2500 is 25.00 */
                                     amount: number;
@@ -6053,6 +6452,7 @@ export interface components {
             description: string;
             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
             price: {
                 /** @description In minor units (cents): 2500 is 25.00 */
                 amount: number;

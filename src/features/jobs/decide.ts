@@ -56,10 +56,15 @@ export interface MoveCommand {
   actorId: string
   status: JobStatus
   reason?: string
-  price?: MoneyInput
   /** Workers near the job now, for a decline's suggestions; null when unknown. */
   nearby?: Nearby[] | null
   /** The If-Match header the move came with: the version of the job the mover read. */
+  ifMatch?: string
+}
+
+export interface QuoteCommand {
+  actorId: string
+  price: MoneyInput
   ifMatch?: string
 }
 
@@ -107,14 +112,13 @@ export function planMove(
   mover: Mover,
   now: Date,
   settings: JobsSettings,
-  extra: { reason?: string; price?: MoneyInput; nearby?: Nearby[] | null } = {},
+  extra: { reason?: string; nearby?: Nearby[] | null } = {},
 ): MovePlan {
   const move = moveOf(job.status, to)
   if (!move) throw new Error(`The workflow has no move from ${job.status} to ${to}`)
   const followUps = followUpsOf(move.then ?? [], now, job.expires_at, settings)
   const changes: JobChanges = { status: to, updated_at: now, ...scheduleOf(followUps) }
   if (move.stamps) changes[move.stamps] = now
-  if (extra.price) Object.assign(changes, { price_amount: extra.price.amount, price_currency: extra.price.currency })
   const by = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
   const notes = move.tells({
     job: { ...job, ...changes },
@@ -146,7 +150,7 @@ export const blocked = () => new ForbiddenError('You and this worker have blocke
 
 /** A move by the job's client or worker, checked against the workflow table. */
 export function decideMove(job: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
-  const { status: to, price } = command
+  const { status: to } = command
   if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
   if (isStale(job, now)) return expiredFirst(job, now, settings)
   if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
@@ -168,14 +172,11 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   if (move.pictureRequired && !job.worker_has_picture) {
     return refuse(new ConflictError('Add a profile picture before accepting a job: clients want to see who they hire', 'worker_has_no_picture'))
   }
-  if (move.priceRequired) {
-    if (job.price_amount === null && !price) return refuse(new ConflictError('The job has no price: give the agreed price with the approval', 'price_required'))
-    if (job.price_amount !== null && price && (price.amount !== job.price_amount || price.currency !== job.price_currency)) {
-      return refuse(new ConflictError('The job\'s price was agreed with the offer and can\'t change now', 'price_already_set'))
-    }
+  // The price is the offer's or the worker's quote; the client approves it, and never names one.
+  if (move.priceRequired && job.price_amount === null) {
+    return refuse(new ConflictError('The job has no price yet: its worker quotes one (POST /job/{id}/quote), and then it can be approved', 'quote_required'))
   }
-  const newPrice = move.priceRequired && job.price_amount === null ? price : undefined
-  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, price: newPrice, nearby: command.nearby }) }
+  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, nearby: command.nearby }) }
 }
 
 /** What an edit changes of an offer, in words, in the order of its fields. */
@@ -226,6 +227,29 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
   return { ok: true, plan: { at: now, changes, notes, followUps, warnings } }
 }
 
+/**
+ * The worker quotes the price of a job that has none, from the offer until the client approves
+ * (CHANGES.quote): the client is told, and approves that price. On a COMPLETED job the approval
+ * period starts again from the quote.
+ */
+export function decideQuote(job: JobWithParties | undefined, command: QuoteCommand, now: Date, settings: JobsSettings): Decision<Plan> {
+  if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
+  if (job.worker_id !== command.actorId) return refuse(new ForbiddenError('Only the job\'s worker quotes its price; a client names it with the offer', 'not_your_quote'))
+  if (isStale(job, now)) return expiredFirst(job, now, settings)
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
+  const status = CHANGES.quote.while.find((s) => s === job.status)
+  if (!status) return refuse(new ConflictError(`A ${job.status} job takes no quote: its price is settled from approval on`, 'job_not_quotable'))
+  if (job.price_amount !== null) {
+    return refuse(new ConflictError('The job has a price already (the offer\'s, or your earlier quote), and it does not change', 'price_already_set'))
+  }
+  const changes: JobChanges = { updated_at: now, price_amount: command.price.amount, price_currency: command.price.currency }
+  const followUps = status === 'COMPLETED' ? followUpsOf(CHANGES.quote.thenWhenCompleted, now, job.expires_at, settings) : []
+  if (status === 'COMPLETED') Object.assign(changes, scheduleOf(followUps))
+  const autoApproveAt = followUps.find((f) => f.do === 'auto_approve')?.at ?? null
+  const notes = CHANGES.quote.tells({ job: { ...job, ...changes }, ...partiesOf(job), status, autoApproveAt })
+  return { ok: true, plan: { at: now, changes, notes, followUps } }
+}
+
 /** What time does to a job that is due: expire it, remind its worker, approve it, ask for its payment again, or nothing. */
 export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings): DueDecision {
   const touch = (followUps: FollowUp[], notes: Note[] = []): DueDecision => ({ kind: 'touch', touch: { at: now, changes: scheduleOf(followUps), notes, followUps } })
@@ -241,10 +265,13 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
       return touch(job.remind_at ? [{ do: 'remind', at: job.remind_at }, expire] : [expire])
     }
     case 'COMPLETED': {
-      const approveAt = job.completed_at ? addMs(job.completed_at, settings.autoApproveAfterMs) : now
+      // The approval period counts from the completion, or from a quote given after it: a
+      // COMPLETED job changes only by a quote (which stamps updated_at).
+      const since = job.completed_at && job.completed_at > job.updated_at ? job.completed_at : job.updated_at
+      const approveAt = addMs(since, settings.autoApproveAfterMs)
       if (approveAt > now) return touch([{ do: 'auto_approve', at: approveAt }])
-      // Nothing to pay: the client is asked to approve with the price; nothing more is due.
-      if (job.price_amount === null) return touch(followUpsOf(CHANGES.priceAsked.then, now, job.expires_at, settings), CHANGES.priceAsked.tells({ job, ...parties }))
+      // Nothing to pay: the worker is asked for a quote, which asks for the approval again.
+      if (job.price_amount === null) return touch(followUpsOf(CHANGES.quoteAsked.then, now, job.expires_at, settings), CHANGES.quoteAsked.tells({ job, ...parties }))
       return { kind: 'move', plan: planMove(job, 'PENDING_PAYMENT', 'time', now, settings) }
     }
     case 'PENDING_PAYMENT':

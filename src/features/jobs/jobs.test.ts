@@ -302,8 +302,8 @@ describe('POST /job with id: edits', () => {
       [{ scheduled_at: when.toISOString() }, `changed the date of the offer "Fix both taps". Price: €30.00. When: ${when.toISOString().slice(0, 16).replace('T', ' ')} UTC.`],
       [{ location: { lat: 48.85, lon: 2.35, address: '2 Rue de Rivoli' } }, 'changed the place of the offer "Fix both taps". Price: €30.00. When: '],
       [{ expires_in: 7200 }, 'changed the expiry of the offer "Fix both taps".'],
-      [{ price: null, scheduled_at: null }, 'changed the price and the date of the offer "Fix both taps". Price: to be agreed. When: not set yet. Where: 2 Rue de Rivoli.'],
-      [{ title: 'Fix both taps' }, 'Carla Client changed the offer "Fix both taps". Price: to be agreed.'],
+      [{ price: null, scheduled_at: null }, 'changed the price and the date of the offer "Fix both taps". Price: none yet, quote yours. When: not set yet. Where: 2 Rue de Rivoli.'],
+      [{ title: 'Fix both taps' }, 'Carla Client changed the offer "Fix both taps". Price: none yet, quote yours.'],
     ]
     for (const [i, [changes, text]] of edits.entries()) {
       const res = await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, ...changes } })
@@ -392,6 +392,69 @@ describe('accepting binds the worker to the terms read', () => {
       }
     }
   }, 60_000)
+})
+
+describe('POST /job/{id}/quote: the worker\'s price for a job the offer priced not', () => {
+  const quote = (user: SignedIn, jobId: string, price: unknown, headers: Record<string, string> = {}) =>
+    inject({ method: 'POST', url: `/job/${jobId}/quote`, headers: { ...user.auth, ...headers }, payload: { price } })
+  const eur = (amount: number) => ({ amount, currency: 'EUR' })
+
+  it('sets the price once, tells the client, and is what the client approves', async () => {
+    const c = await client()
+    const w = await worker()
+    const job = await offer(c, w, { price: undefined })
+    expect(job.price).toBeNull()
+    expect((await messagesAbout(w, job.id))[0]!.text).toContain('Price: none yet, quote yours.')
+
+    expect(problem(await quote(c, job.id, eur(1)), 403).code).toBe('not_your_quote')
+    expect(problem(await quote(await worker(), job.id, eur(1)), 404).code).toBe('job_not_found')
+    expect(problem(await quote(w, job.id, eur(4500), { 'if-match': '"7"' }), 412).code).toBe('version_mismatch')
+    const res = await quote(w, job.id, eur(4500), { 'if-match': '"1"' })
+    expect(res.statusCode, res.body).toBe(200)
+    expect(res.headers.etag).toBe('"2"')
+    expect(res.json()).toMatchObject({ status: 'REQUESTED', price: eur(4500), version: 2 })
+    expect((await messagesAbout(c, job.id)).at(-1)).toMatchObject({
+      from: w.id, kind: 'system', text: 'Wanda Worker quotes €45.00 for "Fix the kitchen tap": the price of the job if Wanda Worker accepts it. Change or cancel your offer if it does not suit you.',
+    })
+    // Once: it does not change, by the worker or by racing quotes.
+    expect(problem(await quote(w, job.id, eur(9900)), 409).code).toBe('price_already_set')
+
+    await moveOk(w, job.id, 'ACCEPTED')
+    await moveOk(w, job.id, 'STARTED')
+    await moveOk(w, job.id, 'COMPLETED')
+    expect((await messagesAbout(c, job.id)).at(-1)!.text).toContain('Approve it to pay €45.00')
+    expect(await moveOk(c, job.id, 'PENDING_PAYMENT')).toMatchObject({ status: 'PAID', price: eur(4500) })
+    expect(problem(await quote(w, job.id, eur(1)), 409).code).toBe('job_not_quotable')
+  })
+
+  it('is taken while ACCEPTED, STARTED or COMPLETED too, once among racing quotes; not on a job with a price or one ended', async () => {
+    for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED'] as const) {
+      const { c, w, job } = await jobIn(status, { price: false })
+      const racing = await Promise.all([1, 2, 3, 4].map((n) => quote(w, job.id, eur(1000 * n))))
+      const won = racing.filter((r) => r.statusCode === 200)
+      expect(won).toHaveLength(1)
+      for (const r of racing.filter((r) => r.statusCode !== 200)) expect(problem(r, 409).code).toBe('price_already_set')
+      expect(await getJob(c, job.id)).toMatchObject({ status, price: won[0]!.json().price })
+      expect((await messagesAbout(c, job.id)).filter((m) => m.text.startsWith('Wanda Worker quotes'))).toHaveLength(1)
+    }
+    const priced = await jobIn('ACCEPTED')
+    expect(problem(await quote(priced.w, priced.job.id, eur(1)), 409).code).toBe('price_already_set')
+    for (const status of ['DECLINED', 'CANCELED', 'EXPIRED'] as const) {
+      const ended = await jobIn(status, { price: false })
+      expect(problem(await quote(ended.w, ended.job.id, eur(1)), 409).code).toBe('job_not_quotable')
+    }
+  })
+
+  it('answers 400 for a bad price, and 401 without a token', async () => {
+    const { w, job } = await jobIn('ACCEPTED', { price: false })
+    for (const price of [undefined, eur(0), eur(-1), eur(1.5), { amount: 100 }, { amount: 100, currency: 'eur' }, { amount: 100, currency: 'EUR', extra: 1 }]) {
+      problem(await quote(w, job.id, price), 400)
+    }
+    expect(problem(await quote(w, job.id, { amount: 100, currency: 'XYZ' }), 400).code).toBe('unknown_currency')
+    problem(await inject({ method: 'POST', url: `/job/${job.id}/quote`, payload: { price: eur(100) } }), 401)
+    problem(await quote(w, 'not-a-uuid', eur(100)), 400)
+    expect((await getJob(w, job.id)).price).toBeNull()
+  })
 })
 
 describe('GET /job/{id} and GET /jobs', () => {
@@ -762,36 +825,56 @@ describe('expiry, reminders and auto-approval, on a clock the tests move', () =>
     expect((await messagesAbout(c, job.id)).some((m) => m.text.includes('was approved by itself'))).toBe(true)
   })
 
-  it('asks the client for a price when a job without one comes up for auto-approval', async () => {
-    const { c, job } = await jobIn('COMPLETED', { price: false })
+  it('asks the worker for a quote when a job without a price comes up for auto-approval, and approves the quote a full period after it', async () => {
+    const { c, w, job } = await jobIn('COMPLETED', { price: false })
+    expect((await messagesAbout(c, job.id)).at(-1)!.text).toContain('It has no price yet: approve it once Wanda Worker has quoted one')
     clock.advance(7 * DAY + 1000)
     await t.app.jobs.runDueWork()
     expect((await getJob(c, job.id)).status).toBe('COMPLETED')
-    expect((await messagesAbout(c, job.id)).at(-1)!.text).toContain('has no price')
+    expect((await messagesAbout(w, job.id)).at(-1)).toMatchObject({ from: null, text: '"Paint the fence" is completed, but has no price: quote yours, so that the client can approve it and you get paid.' })
     // Asked once: the next sweeps leave it be.
     clock.advance(DAY)
     await t.app.jobs.runDueWork()
-    expect((await messagesAbout(c, job.id)).filter((m) => m.text.includes('has no price'))).toHaveLength(1)
+    expect((await messagesAbout(w, job.id)).filter((m) => m.text.includes('has no price'))).toHaveLength(1)
+
+    // The quote starts the approval period again: the client has all of it with the price in view.
+    const quoted = await inject({ method: 'POST', url: `/job/${job.id}/quote`, headers: w.auth, payload: { price: { amount: 6000, currency: 'EUR' } } })
+    expect(quoted.statusCode, quoted.body).toBe(200)
+    expect((await messagesAbout(c, job.id)).at(-1)!.text).toContain('Wanda Worker quotes €60.00 for "Paint the fence". Approve it to pay €60.00')
+    clock.advance(7 * DAY - 60_000)
+    await t.app.jobs.runDueWork()
+    expect((await getJob(c, job.id)).status).toBe('COMPLETED')
+    clock.advance(2 * 60_000)
+    await t.app.jobs.runDueWork()
+    expect(await getJob(c, job.id)).toMatchObject({ status: 'PAID', price: { amount: 6000, currency: 'EUR' } })
   })
 })
 
 describe('settling', () => {
-  it('needs a price to approve (409), takes one given with the approval, and records the payment in the ledger', async () => {
+  it('never takes the price from the client at approval: 1 cent named with the approval is refused (400), a job without a quote is 409', async () => {
+    for (const priced of [false, true]) {
+      const { c, job } = await jobIn('COMPLETED', { price: priced })
+      for (const price of [{ amount: 1, currency: 'EUR' }, { amount: 2500, currency: 'EUR' }]) {
+        const p = problem(await move(c, job.id, 'PENDING_PAYMENT', { price }), 400)
+        expect(p.code).toBe('approval_takes_no_price')
+        expect(p.errors).toEqual([{ field: 'body/price', message: 'is not taken with an approval' }])
+      }
+      const after = await getJob(c, job.id)
+      expect(after).toMatchObject({ status: 'COMPLETED', price: priced ? { amount: 2500, currency: 'EUR' } : null, version: job.version })
+      if (!priced) expect(problem(await move(c, job.id, 'PENDING_PAYMENT'), 409).code).toBe('quote_required')
+    }
+  })
+
+  it('approves the worker\'s quote and records the payment in the ledger', async () => {
     const { c, w, job } = await jobIn('COMPLETED', { price: false })
-    expect(problem(await move(c, job.id, 'PENDING_PAYMENT'), 409).code).toBe('price_required')
-    problem(await move(c, job.id, 'PENDING_PAYMENT', { price: { amount: 5000, currency: 'XYZ' } }), 400)
-    const paid = await moveOk(c, job.id, 'PENDING_PAYMENT', { price: { amount: 5000, currency: 'USD' } })
+    const quoted = await inject({ method: 'POST', url: `/job/${job.id}/quote`, headers: w.auth, payload: { price: { amount: 5000, currency: 'USD' } } })
+    expect(quoted.statusCode, quoted.body).toBe(200)
+    const paid = await moveOk(c, job.id, 'PENDING_PAYMENT')
     expect(paid).toMatchObject({ status: 'PAID', price: { amount: 5000, currency: 'USD' } })
     const db = t.app.platform.database.db
     expect(await balanceOf(db, workerAccount(w.id), 'USD')).toBe(5000)
     expect(await balanceOf(db, clientAccount(c.id), 'USD')).toBe(-5000)
     expect(await balanceOf(db, escrowAccount(job.id), 'USD')).toBe(0)
-  })
-
-  it('keeps the agreed price: a different one with the approval is 409', async () => {
-    const { c, job } = await jobIn('COMPLETED')
-    expect(problem(await move(c, job.id, 'PENDING_PAYMENT', { price: { amount: 1, currency: 'EUR' } }), 409).code).toBe('price_already_set')
-    expect((await moveOk(c, job.id, 'PENDING_PAYMENT', { price: { amount: 2500, currency: 'EUR' } })).status).toBe('PAID')
   })
 
   it('waits in PENDING_PAYMENT for a provider that confirms later, and settles once however often it confirms', async () => {

@@ -9,15 +9,15 @@ import { NotFoundError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Database } from '../../platform/db/index.js'
 import { changeVersioned } from '../../platform/db/versioned.js'
-import { checkEdit, checkMove, checkOffer } from './checks.js'
+import { checkEdit, checkMove, checkOffer, checkQuote } from './checks.js'
 import { messagesOf, writeLocked, writePlan, type Committed } from './commit.js'
-import { decideCancelForDeletion, decideEdit, decideExpiry, decideMove, isStale, type Decision, type Plan } from './decide.js'
+import { decideCancelForDeletion, decideEdit, decideExpiry, decideMove, decideQuote, isStale, type Decision, type Plan } from './decide.js'
 import { decideOffer, decideOfferParties } from './decide-offer.js'
 import type { JobsDeps } from './deps.js'
 import { createDueWork } from './due.js'
 import { createJobPayment } from './payment.js'
 import { createPushes } from './pushes.js'
-import type { JobInput, JobListInput, JobView, StatusInput } from './schemas.js'
+import type { JobInput, JobListInput, JobView, QuoteInput, StatusInput } from './schemas.js'
 import type { JobRow, JobWithParties } from './store.js'
 import type { Nearby } from './texts.js'
 import { etagOf, view } from './view.js'
@@ -175,7 +175,17 @@ export function createJobsService(deps: JobsDeps) {
       const nearby = input.status === 'DECLINED' ? await nearbyForDecline(actorId, jobId) : null
       const { committed, plan } = await changeJob(
         async () => ({ job: await store.findWithParties(jobId) }),
-        ({ job }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, price: input.price, nearby, ifMatch }, now, settings),
+        ({ job }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, nearby, ifMatch }, now, settings),
+      )
+      return finish(committed, plan)
+    },
+
+    /** The worker quotes the price of a job that has none; the client is told, and approves that price. */
+    async quote(actorId: string, jobId: string, input: QuoteInput, ifMatch: string | undefined): Promise<JobView> {
+      checkQuote(input)
+      const { committed, plan } = await changeJob(
+        async () => ({ job: await store.findWithParties(jobId) }),
+        ({ job }, now) => decideQuote(job, { actorId, price: input.price, ifMatch }, now, settings),
       )
       return finish(committed, plan)
     },
