@@ -61,7 +61,7 @@ const startServer = (settings: Record<string, string>) =>
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 })
 
-function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, contentType = 'application/json'): Promise<{ status: number; json: any }> {
+function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, contentType = 'application/json', extraHeaders: Record<string, string> = {}): Promise<{ status: number; json: any }> {
   const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body))
   return new Promise((resolve, reject) => {
     const req = http.request(`${base}${path}`, {
@@ -70,6 +70,7 @@ function call(base: string, method: string, path: string, token: string | undefi
       headers: {
         ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
         ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...extraHeaders,
       },
     }, (res) => {
       const chunks: Buffer[] = []
@@ -163,7 +164,9 @@ function httpCycle(base: string, clients: BenchUser[], workers: BenchUser[]) {
     const offer = await timed(() => call(base, 'POST', '/job', client.token, { worker_id: worker.id, title: 'Fix the kitchen tap', description: 'It drips.', price: { amount: 2500, currency: 'EUR' } }), lat)
     if (offer.status !== 201) throw new Error(`POST /job answered ${offer.status}: ${JSON.stringify(offer.json)}`)
     for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
-      const res = await timed(() => call(base, 'POST', `/job/${offer.json.id}/status`, worker.token, { status }), lat)
+      // An accept names the version of the offer it accepts (the offer as made: 1).
+      const headers: Record<string, string> = status === 'ACCEPTED' ? { 'if-match': `"${offer.json.version}"` } : {}
+      const res = await timed(() => call(base, 'POST', `/job/${offer.json.id}/status`, worker.token, { status }, 'application/json', headers), lat)
       if (res.status !== 200) throw new Error(`${status} answered ${res.status}: ${JSON.stringify(res.json)}`)
     }
     return lat

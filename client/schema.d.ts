@@ -3059,7 +3059,13 @@ export interface paths {
                              *     - `unknown_currency`: The currency is not an ISO 4217 code
                              *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
                              *     - `scheduled_in_past`: scheduled_at must be in the future
-                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): read it again
+                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                             *     - `not_your_quote`: Only the job's worker quotes its price
+                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
                              *     - `precondition_failed`: A precondition of the request does not hold
                              *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                              *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
@@ -3074,7 +3080,7 @@ export interface paths {
                              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                              * @enum {string}
                              */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                             instance?: string;
                             request_id: string;
                             /** @description The fields that failed validation */
@@ -3119,13 +3125,13 @@ export interface paths {
          * Offer a job, or change an offer
          * @description Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
          *
-         *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. `If-Match` with the job's `ETag` guards against lost updates (412).
+         *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
         post: {
             parameters: {
                 query?: never;
                 header?: {
-                    /** @description The job's ETag; a stale one is answered 412 */
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                     "if-match"?: string;
                 };
                 path?: never;
@@ -3201,6 +3207,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -3284,6 +3291,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -3380,13 +3388,202 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The If-Match version is not the current one */
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
                 412: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/problem+json": components["schemas"]["Problem"];
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /**
+                             * @description Stable machine-readable name of the problem, for clients to branch on:
+                             *
+                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                             *     - `malformed_json`: The body is not well-formed JSON
+                             *     - `empty_body`: The content type says JSON but the body is empty
+                             *     - `malformed_request`: The request is not well-formed HTTP
+                             *     - `malformed_multipart`: The multipart body is not well-formed
+                             *     - `invalid_content_length`: Content-Length does not match the body
+                             *     - `payload_too_large`: The body is larger than the route takes
+                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                             *     - `headers_too_large`: The request's headers are larger than the server takes
+                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                             *     - `route_not_found`: No route has this method and path; see /docs
+                             *     - `method_not_allowed`: The route does not take this method
+                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                             *     - `wrong_password`: The current password given is not the caller's
+                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                             *     - `password_too_long`: Passwords are 72 bytes at most
+                             *     - `session_not_found`: The caller has no session with this id
+                             *     - `email_taken`: An account with this email exists
+                             *     - `user_not_found`: No such user (or one the caller may not see)
+                             *     - `not_an_admin`: Only admins may do this
+                             *     - `forbidden`: The caller may not do this
+                             *     - `picture_missing`: The multipart body has no `picture` file
+                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                             *     - `picture_not_found`: The user has no picture
+                             *     - `not_an_image`: The file is not an image the service reads
+                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                             *     - `image_too_large`: The image has more pixels than the service decodes
+                             *     - `image_timeout`: Decoding the image took too long
+                             *     - `to_self`: A user can't message itself
+                             *     - `with_self`: A user has no conversation with itself
+                             *     - `text_blank`: The text is blank
+                             *     - `text_too_long`: The text is longer than the route takes
+                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                             *     - `message_not_found`: No such message among the caller's
+                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                             *     - `block_self`: A user can't block itself
+                             *     - `block_not_found`: The caller has not blocked this user
+                             *     - `report_self`: A user can't report itself
+                             *     - `report_target`: A report names a user or a message of theirs
+                             *     - `report_system_message`: System messages can't be reported
+                             *     - `job_not_found`: No such job among the caller's
+                             *     - `worker_not_found`: No such worker
+                             *     - `not_a_worker`: The user offered a job is not a worker
+                             *     - `not_a_client`: Only clients make offers
+                             *     - `offer_to_self`: A user can't offer a job to itself
+                             *     - `not_your_offer`: Only the client of an offer changes it
+                             *     - `not_your_move`: This move belongs to the job's other party
+                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                             *     - `job_expired`: The offer expired
+                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                             *     - `reason_required`: This move needs a reason
+                             *     - `price_required`: This job needs a price first
+                             *     - `price_not_expected`: A price goes only where the route says
+                             *     - `price_already_set`: The job has a price already
+                             *     - `unknown_currency`: The currency is not an ISO 4217 code
+                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                             *     - `scheduled_in_past`: scheduled_at must be in the future
+                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                             *     - `not_your_quote`: Only the job's worker quotes its price
+                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                             *     - `precondition_failed`: A precondition of the request does not hold
+                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                             *     - `task_not_found`: No failed task with this id
+                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                             *     - `not_found`: Not found
+                             *     - `conflict`: Conflicts with the current state
+                             *     - `unavailable`: The service is not available now: retry after Retry-After
+                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                             * @enum {string}
+                             */
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                                field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
+                                message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
+                            }[];
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
+                        };
                     };
                 };
                 /** @description Too many requests; see Retry-After */
@@ -3483,6 +3680,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -3709,7 +3907,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/job/{id}/status": {
+    "/job/{id}/quote": {
         parameters: {
             query?: never;
             header?: never;
@@ -3719,28 +3917,16 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Move a job along its workflow
-         * @description Moves follow this table; a move that is not the caller's is 403, one the job's current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.
+         * Quote the price of a job
+         * @description The job's worker sets the price of a job whose offer named none -> 200 job with that `price`, while it is REQUESTED, ACCEPTED, STARTED, COMPLETED (until the client approves; else 409 `job_not_quotable`). Once: a job with a price (the offer's, or an earlier quote) is 409 `price_already_set`. The client is told in their inbox, and approves that price and no other; the client is 403 `not_your_quote`, anyone else 404.
          *
-         *     | from | to | who |
-         *     | --- | --- | --- |
-         *     | REQUESTED | ACCEPTED | worker |
-         *     | REQUESTED | DECLINED | worker |
-         *     | REQUESTED | CANCELED | client |
-         *     | REQUESTED | EXPIRED | time |
-         *     | ACCEPTED | STARTED | worker |
-         *     | ACCEPTED | CANCELED | client or worker (with a reason) |
-         *     | STARTED | COMPLETED | worker |
-         *     | COMPLETED | PENDING_PAYMENT | client or time |
-         *     | PENDING_PAYMENT | PAID | payments |
-         *
-         *     Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer's, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job's `ETag` is honoured (412).
+         *     Quote while REQUESTED to tell the client your price before accepting (then accept naming the new version), or later, once you have seen the work; the client can still change or cancel the offer, or cancel an ACCEPTED job, if the price does not suit. On a COMPLETED job the approval period starts again from the quote. `If-Match` is honoured (412, with the job as it is now).
          */
         post: {
             parameters: {
                 query?: never;
                 header?: {
-                    /** @description The job's ETag; a stale one is answered 412 */
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                     "if-match"?: string;
                 };
                 path: {
@@ -3752,12 +3938,8 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                        /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
-                        reason?: string;
-                        /** @description Only with PENDING_PAYMENT, for a job that has no price yet */
-                        price?: {
+                        /** @description The worker's price for the job */
+                        price: {
                             /** @description In minor units (cents): 2500 is 25.00 */
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
@@ -3799,6 +3981,7 @@ export interface paths {
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
                             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
                             price: {
                                 /** @description In minor units (cents): 2500 is 25.00 */
                                 amount: number;
@@ -3895,8 +4078,635 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description The If-Match version is not the current one */
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
                 412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /**
+                             * @description Stable machine-readable name of the problem, for clients to branch on:
+                             *
+                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                             *     - `malformed_json`: The body is not well-formed JSON
+                             *     - `empty_body`: The content type says JSON but the body is empty
+                             *     - `malformed_request`: The request is not well-formed HTTP
+                             *     - `malformed_multipart`: The multipart body is not well-formed
+                             *     - `invalid_content_length`: Content-Length does not match the body
+                             *     - `payload_too_large`: The body is larger than the route takes
+                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                             *     - `headers_too_large`: The request's headers are larger than the server takes
+                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                             *     - `route_not_found`: No route has this method and path; see /docs
+                             *     - `method_not_allowed`: The route does not take this method
+                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                             *     - `wrong_password`: The current password given is not the caller's
+                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                             *     - `password_too_long`: Passwords are 72 bytes at most
+                             *     - `session_not_found`: The caller has no session with this id
+                             *     - `email_taken`: An account with this email exists
+                             *     - `user_not_found`: No such user (or one the caller may not see)
+                             *     - `not_an_admin`: Only admins may do this
+                             *     - `forbidden`: The caller may not do this
+                             *     - `picture_missing`: The multipart body has no `picture` file
+                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                             *     - `picture_not_found`: The user has no picture
+                             *     - `not_an_image`: The file is not an image the service reads
+                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                             *     - `image_too_large`: The image has more pixels than the service decodes
+                             *     - `image_timeout`: Decoding the image took too long
+                             *     - `to_self`: A user can't message itself
+                             *     - `with_self`: A user has no conversation with itself
+                             *     - `text_blank`: The text is blank
+                             *     - `text_too_long`: The text is longer than the route takes
+                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                             *     - `message_not_found`: No such message among the caller's
+                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                             *     - `block_self`: A user can't block itself
+                             *     - `block_not_found`: The caller has not blocked this user
+                             *     - `report_self`: A user can't report itself
+                             *     - `report_target`: A report names a user or a message of theirs
+                             *     - `report_system_message`: System messages can't be reported
+                             *     - `job_not_found`: No such job among the caller's
+                             *     - `worker_not_found`: No such worker
+                             *     - `not_a_worker`: The user offered a job is not a worker
+                             *     - `not_a_client`: Only clients make offers
+                             *     - `offer_to_self`: A user can't offer a job to itself
+                             *     - `not_your_offer`: Only the client of an offer changes it
+                             *     - `not_your_move`: This move belongs to the job's other party
+                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                             *     - `job_expired`: The offer expired
+                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                             *     - `reason_required`: This move needs a reason
+                             *     - `price_required`: This job needs a price first
+                             *     - `price_not_expected`: A price goes only where the route says
+                             *     - `price_already_set`: The job has a price already
+                             *     - `unknown_currency`: The currency is not an ISO 4217 code
+                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                             *     - `scheduled_in_past`: scheduled_at must be in the future
+                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                             *     - `not_your_quote`: Only the job's worker quotes its price
+                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                             *     - `precondition_failed`: A precondition of the request does not hold
+                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                             *     - `task_not_found`: No failed task with this id
+                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                             *     - `not_found`: Not found
+                             *     - `conflict`: Conflicts with the current state
+                             *     - `unavailable`: The service is not available now: retry after Retry-After
+                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                             * @enum {string}
+                             */
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                                field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
+                                message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
+                            }[];
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description Too many requests; see Retry-After */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/job/{id}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a job along its workflow
+         * @description Moves follow this table; a move that is not the caller's is 403, one the job's current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.
+         *
+         *     | from | to | who |
+         *     | --- | --- | --- |
+         *     | REQUESTED | ACCEPTED | worker (with If-Match) |
+         *     | REQUESTED | DECLINED | worker |
+         *     | REQUESTED | CANCELED | client |
+         *     | REQUESTED | EXPIRED | time |
+         *     | ACCEPTED | STARTED | worker |
+         *     | ACCEPTED | CANCELED | client or worker (with a reason) |
+         *     | STARTED | COMPLETED | worker |
+         *     | COMPLETED | PENDING_PAYMENT | client or time |
+         *     | PENDING_PAYMENT | PAID | payments |
+         *
+         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).
+         *
+         *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
+                    "if-match"?: string;
+                };
+                path: {
+                    /** @description UUIDv7 */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
+                        reason?: string;
+                        /**
+                         * @deprecated
+                         * @description Never taken: a job's price is the offer's or its worker's quote (POST /job/{id}/quote), and an approval pays it as it stands. With PENDING_PAYMENT it is 400 `approval_takes_no_price`, with any other status 400 `price_not_expected`
+                         */
+                        price?: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            client_id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            worker_id: string;
+                            title: string;
+                            description: string;
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                            price: {
+                                /** @description In minor units (cents): 2500 is 25.00 */
+                                amount: number;
+                                /** @description ISO 4217 code, such as EUR or USD */
+                                currency: string;
+                            } | null;
+                            scheduled_at: string | null;
+                            location: {
+                                lat: number;
+                                lon: number;
+                                address?: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            updated_at: string;
+                            /** @description Bumped by every change; the ETag, for If-Match */
+                            version: number;
+                            /** @description Every move, oldest first */
+                            status_log: {
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description The user who moved the job; null when time or the payment provider did */
+                                by: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                at: string;
+                                reason?: string;
+                            }[];
+                            /** @description Things the client should know about the offer just made */
+                            warnings?: {
+                                /** @description worker_has_no_picture */
+                                code: string;
+                                detail: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Invalid input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, unknown or expired access token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not allowed for this user */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            /** @description URI naming the kind of problem */
+                            type: string;
+                            title: string;
+                            status: number;
+                            detail: string;
+                            /**
+                             * @description Stable machine-readable name of the problem, for clients to branch on:
+                             *
+                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                             *     - `malformed_json`: The body is not well-formed JSON
+                             *     - `empty_body`: The content type says JSON but the body is empty
+                             *     - `malformed_request`: The request is not well-formed HTTP
+                             *     - `malformed_multipart`: The multipart body is not well-formed
+                             *     - `invalid_content_length`: Content-Length does not match the body
+                             *     - `payload_too_large`: The body is larger than the route takes
+                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                             *     - `headers_too_large`: The request's headers are larger than the server takes
+                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                             *     - `route_not_found`: No route has this method and path; see /docs
+                             *     - `method_not_allowed`: The route does not take this method
+                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                             *     - `wrong_password`: The current password given is not the caller's
+                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                             *     - `password_too_long`: Passwords are 72 bytes at most
+                             *     - `session_not_found`: The caller has no session with this id
+                             *     - `email_taken`: An account with this email exists
+                             *     - `user_not_found`: No such user (or one the caller may not see)
+                             *     - `not_an_admin`: Only admins may do this
+                             *     - `forbidden`: The caller may not do this
+                             *     - `picture_missing`: The multipart body has no `picture` file
+                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                             *     - `picture_not_found`: The user has no picture
+                             *     - `not_an_image`: The file is not an image the service reads
+                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                             *     - `image_too_large`: The image has more pixels than the service decodes
+                             *     - `image_timeout`: Decoding the image took too long
+                             *     - `to_self`: A user can't message itself
+                             *     - `with_self`: A user has no conversation with itself
+                             *     - `text_blank`: The text is blank
+                             *     - `text_too_long`: The text is longer than the route takes
+                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                             *     - `message_not_found`: No such message among the caller's
+                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                             *     - `block_self`: A user can't block itself
+                             *     - `block_not_found`: The caller has not blocked this user
+                             *     - `report_self`: A user can't report itself
+                             *     - `report_target`: A report names a user or a message of theirs
+                             *     - `report_system_message`: System messages can't be reported
+                             *     - `job_not_found`: No such job among the caller's
+                             *     - `worker_not_found`: No such worker
+                             *     - `not_a_worker`: The user offered a job is not a worker
+                             *     - `not_a_client`: Only clients make offers
+                             *     - `offer_to_self`: A user can't offer a job to itself
+                             *     - `not_your_offer`: Only the client of an offer changes it
+                             *     - `not_your_move`: This move belongs to the job's other party
+                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                             *     - `job_expired`: The offer expired
+                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                             *     - `reason_required`: This move needs a reason
+                             *     - `price_required`: This job needs a price first
+                             *     - `price_not_expected`: A price goes only where the route says
+                             *     - `price_already_set`: The job has a price already
+                             *     - `unknown_currency`: The currency is not an ISO 4217 code
+                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                             *     - `scheduled_in_past`: scheduled_at must be in the future
+                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                             *     - `not_your_quote`: Only the job's worker quotes its price
+                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                             *     - `precondition_failed`: A precondition of the request does not hold
+                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                             *     - `task_not_found`: No failed task with this id
+                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                             *     - `not_found`: Not found
+                             *     - `conflict`: Conflicts with the current state
+                             *     - `unavailable`: The service is not available now: retry after Retry-After
+                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                             * @enum {string}
+                             */
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                            instance?: string;
+                            request_id: string;
+                            /** @description The fields that failed validation */
+                            errors?: {
+                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                                field: string;
+                                /**
+                                 * @description The part of the request the field is in
+                                 * @enum {string}
+                                 */
+                                in?: "body" | "querystring" | "params" | "headers";
+                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                                pointer?: string;
+                                /** @description What is wrong, and what it may be */
+                                message: string;
+                                /** @description The values the field may take, when it takes one of a set */
+                                allowed?: unknown[];
+                            }[];
+                            job: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                client_id: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                worker_id: string;
+                                title: string;
+                                description: string;
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                                price: {
+                                    /** @description In minor units (cents): 2500 is 25.00 */
+                                    amount: number;
+                                    /** @description ISO 4217 code, such as EUR or USD */
+                                    currency: string;
+                                } | null;
+                                scheduled_at: string | null;
+                                location: {
+                                    lat: number;
+                                    lon: number;
+                                    address?: string;
+                                } | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                expires_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                updated_at: string;
+                                /** @description Bumped by every change; the ETag, for If-Match */
+                                version: number;
+                                /** @description Every move, oldest first */
+                                status_log: {
+                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                    /** @description The user who moved the job; null when time or the payment provider did */
+                                    by: string | null;
+                                    /**
+                                     * Format: date-time
+                                     * @description ISO 8601, UTC
+                                     */
+                                    at: string;
+                                    reason?: string;
+                                }[];
+                                /** @description Things the client should know about the offer just made */
+                                warnings?: {
+                                    /** @description worker_has_no_picture */
+                                    code: string;
+                                    detail: string;
+                                }[];
+                            };
+                        };
+                    };
+                };
+                /** @description The request must name the version it was made on, with If-Match */
+                428: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4249,7 +5059,13 @@ export interface components {
              *     - `unknown_currency`: The currency is not an ISO 4217 code
              *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
              *     - `scheduled_in_past`: scheduled_at must be in the future
-             *     - `version_mismatch`: The job changed since the caller read it (If-Match): read it again
+             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+             *     - `precondition_required`: The request must name the version it was made on, with If-Match
+             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+             *     - `not_your_quote`: Only the job's worker quotes its price
+             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
              *     - `precondition_failed`: A precondition of the request does not hold
              *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
              *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
@@ -4264,7 +5080,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -4322,6 +5138,7 @@ export interface components {
             description: string;
             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
             status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
             price: {
                 /** @description In minor units (cents): 2500 is 25.00 */
                 amount: number;

@@ -17,6 +17,8 @@ export abstract class AppError extends Error {
   abstract readonly status: number
   /** A stable, machine-readable name for what went wrong, for clients to branch on. */
   readonly code: ProblemCode
+  /** Members of the problem beyond the standard ones (RFC 9457 extensions), such as the current state of what the request would have changed. */
+  readonly extensions?: Record<string, unknown>
 
   constructor(detail: string, code: ProblemCode) {
     super(detail)
@@ -62,7 +64,15 @@ export class ConflictError extends AppError {
 
 export class PreconditionFailedError extends AppError {
   readonly status = 412
-  constructor(detail: string, code: ProblemCode = 'precondition_failed') {
+  constructor(detail: string, code: ProblemCode = 'precondition_failed', override readonly extensions?: Record<string, unknown>) {
+    super(detail, code)
+  }
+}
+
+/** The request must be conditional (name the version it was made on, with If-Match) and is not. */
+export class PreconditionRequiredError extends AppError {
+  readonly status = 428
+  constructor(detail: string, code: ProblemCode = 'precondition_required') {
     super(detail, code)
   }
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Type, type TSchema } from 'typebox'
+import { Type, type TProperties, type TSchema } from 'typebox'
 import { AppError, type FieldError, type ProblemCode, StoreUnavailableError, TooManyRequestsError } from '../errors.js'
 import { PROBLEM_CODES } from '../problem-codes.js'
 
@@ -49,9 +49,19 @@ const DESCRIPTIONS: Record<number, string> = {
   409: 'Conflicts with the current state',
   412: 'The If-Match version is not the current one',
   413: 'Body too large',
+  428: 'The request must name the version it was made on, with If-Match',
   415: 'Unsupported content type',
   429: 'Too many requests; see Retry-After',
   503: 'A store it needs does not answer for now (`store_unavailable`); see Retry-After',
+}
+
+/**
+ * The response schema of a problem whose body carries members of its own beside the standard
+ * ones (RFC 9457 extensions), for a status whose answer says more on this route.
+ */
+export function problemWith(description: string, members: TProperties): TSchema {
+  const schema = Type.Object({ ...Problem.properties, ...members }, { description: 'An RFC 9457 problem detail, with members of its own' })
+  return { description, content: { [PROBLEM_TYPE]: { schema } } } as unknown as TSchema
 }
 
 /**
@@ -80,6 +90,7 @@ const STATUS_TITLES: Record<number, string> = {
   412: 'Precondition failed',
   413: 'Payload too large',
   415: 'Unsupported media type',
+  428: 'Precondition required',
   431: 'Headers too large',
   429: 'Too many requests',
   500: 'Internal server error',
@@ -93,8 +104,11 @@ function sendProblem(
   code: ProblemCode,
   detail: string,
   errors?: FieldError[],
+  extensions?: Record<string, unknown>,
 ) {
   const body = {
+    // Extensions first: the standard members below always win.
+    ...extensions,
     type: `urn:problem:${code}`,
     title: STATUS_TITLES[status] ?? 'Error',
     status,
@@ -228,7 +242,7 @@ export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {
       if (error instanceof TooManyRequestsError || error instanceof StoreUnavailableError) reply.header('retry-after', String(error.retryAfterSeconds))
-      return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined)
+      return sendProblem(request, reply, error.status, error.code, error.message, 'errors' in error ? (error.errors as FieldError[]) : undefined, error.extensions)
     }
     if (error.validation) {
       const errors = fieldErrors(error)

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import { encodeCursor } from '../../http/cursor.js'
@@ -125,5 +126,119 @@ describe('blocks and reports', () => {
     problem(await post(alice, '/reports', { user_id: mallory.id, reason: '   ' }), 400)
     const stored = await t.app.platform.database.db.selectFrom('reports').select(['reporter_id', 'user_id']).where('reporter_id', '=', alice.id).execute()
     expect(stored).toHaveLength(2)
+  })
+
+  describe('a block racing messages and offers', () => {
+    /**
+     * An observer in the database: a message or a job between two users, committed while a
+     * block between them stood committed, is written down in block_leaks. The check runs at the
+     * commit itself (a deferred constraint trigger), so whatever the order of the statements
+     * before, it sees exactly what "got through after the block" means.
+     */
+    async function watchLeaks() {
+      const db = t.app.platform.database.db
+      await sql`CREATE TABLE IF NOT EXISTS block_leaks (tbl text, id uuid)`.execute(db)
+      await sql`CREATE OR REPLACE FUNCTION block_leak() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE a uuid; b uuid;
+        BEGIN
+          IF TG_TABLE_NAME = 'messages' THEN a := NEW.sender_id; b := NEW.recipient_id; ELSE a := NEW.client_id; b := NEW.worker_id; END IF;
+          IF EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = a AND blocked_id = b) OR (blocker_id = b AND blocked_id = a)) THEN
+            INSERT INTO block_leaks VALUES (TG_TABLE_NAME, NEW.id);
+          END IF;
+          RETURN NULL;
+        END $$`.execute(db)
+      for (const table of ['messages', 'jobs']) {
+        await sql.raw(`CREATE CONSTRAINT TRIGGER block_leak AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION block_leak()`).execute(db)
+      }
+      return {
+        leaks: async () => (await sql<{ tbl: string; id: string }>`SELECT tbl, id FROM block_leaks`.execute(db)).rows,
+        async stop() {
+          for (const table of ['messages', 'jobs']) await sql.raw(`DROP TRIGGER block_leak ON ${table}`).execute(db)
+        },
+      }
+    }
+
+    /**
+     * On PGlite (one connection, in process), a request's statements run back to back unless
+     * others wait for the connection: the test holds it while requests line up for it, in the
+     * order they reach it. hold() takes it (at the end of the line), release() lets it go, and
+     * settle() leaves requests time to reach the line. On PostgreSQL, where requests race by
+     * themselves, none of this does anything.
+     */
+    function connectionHolder() {
+      const { database } = t.app.platform
+      const pglite = database.kind === 'pglite'
+      let release = () => {}
+      return {
+        async hold() {
+          if (!pglite) return
+          const previous = release
+          let held!: () => void
+          const holding = new Promise<void>((resolve) => (held = resolve))
+          const released = new Promise<void>((resolve) => (release = resolve))
+          void database.db.connection().execute(async () => {
+            held()
+            await released
+          })
+          // Taken again before it is let go, so the requests queued meanwhile keep their place.
+          previous()
+          await holding
+        },
+        release: () => release(),
+        settle: () => (pglite ? new Promise<void>((resolve) => setTimeout(resolve, 100)) : Promise.resolve()),
+      }
+    }
+
+    it('lets no message, idempotent send, offer or offer edit through once a block between the two has committed', async () => {
+      const watch = await watchLeaks()
+      try {
+        for (let round = 0; round < 3; round++) {
+          const client = await newUser(t.app, { roles: ['CLIENT'] })
+          const worker = await newUser(t.app, { roles: ['WORKER'] })
+          // The worker is on the map, so an offer with a place asks how far away it is.
+          expect((await post(worker, '/location', { lat: 48.85, lon: 2.35 })).statusCode).toBe(200)
+          const offer = (extra: object = {}) =>
+            post(client, '/job', { worker_id: worker.id, title: 'Fix the tap', location: { lat: 48.86, lon: 2.35 }, ...extra })
+          const offers = await Promise.all(Array.from({ length: 6 }, () => offer()))
+          const jobIds = offers.map((r) => r.json().id as string)
+
+          const kinds = [
+            (i: number) => send(client, worker.id, `plain ${i}`),
+            (i: number) => t.app.inject({ method: 'POST', url: '/send', headers: { ...worker.auth, 'idempotency-key': `k-${round}-${i}` }, payload: { to: client.id, text: `keyed ${i}` } }),
+            (i: number) => t.app.inject({ method: 'POST', url: '/send', headers: { ...client.auth, 'idempotency-key': `k-${round}-${i}` }, payload: { to: worker.id, text: `keyed ${i}` } }),
+            (i: number) => offer({ title: `Offer ${i}` }),
+            (i: number) => post(client, '/job', { id: jobIds[i % jobIds.length], title: `Edited ${i}` }),
+          ]
+          // The block first, then the others at once. On PGlite (one connection, in process) a
+          // request's statements run back to back unless others wait for the connection, so the
+          // test holds it while they line up behind it, the block first; on PostgreSQL they race.
+          const line = connectionHolder()
+          await line.hold()
+          const blocking = Promise.resolve(post(worker, '/blocks', { user_id: client.id }))
+          await line.settle()
+          const racers = Array.from({ length: 30 }, (_, i) => Promise.resolve(kinds[i % kinds.length]!(i)))
+          await line.settle()
+          // Once signed in they wait for their bodies before their handlers run: hold the
+          // connection again, so that their handlers line up too.
+          await line.hold()
+          await line.settle()
+          line.release()
+          expect((await blocking).statusCode).toBe(201)
+          const answers = await Promise.all(racers)
+          for (const res of answers) {
+            if (res.statusCode < 300) continue
+            expect([403, 409], res.body).toContain(res.statusCode)
+            // An edit may lose a race to another edit of the same offer; nothing else is refused but for the block.
+            expect(['blocked', 'recipient_blocked', 'job_busy']).toContain(JSON.parse(res.body).code)
+          }
+          // Once it answered, nothing more goes either way.
+          expect(problem(await send(client, worker.id, 'after'), 403).code).toBe('blocked')
+          expect(problem(await offer(), 403).code).toBe('blocked')
+          expect(await watch.leaks()).toEqual([])
+        }
+      } finally {
+        await watch.stop()
+      }
+    }, 60_000)
   })
 })

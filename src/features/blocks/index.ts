@@ -1,4 +1,5 @@
-// What other features may use of blocks: its service (who is hidden from whom), and the read of
-// who blocked whom that a statement of theirs takes in (a send checks it in the same statement).
+// What other features may use of blocks: its service (who is hidden from whom), the read of who
+// blocked whom that a statement of theirs takes in, and the hold on a pair of users that a
+// message or an offer takes before that read, in its own transaction.
 export { createBlocksService, type BlocksService } from './service.js'
-export { blockerBetween, createBlocksStore, type BlocksStore } from './store.js'
+export { blockerBetween, createBlocksStore, holdPair, type BlocksStore } from './store.js'

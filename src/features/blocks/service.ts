@@ -1,9 +1,10 @@
+import type { Transaction } from 'kysely'
 import { Type } from 'typebox'
 import { v7 as uuidv7 } from 'uuid'
 import { InvalidInputError, NotFoundError } from '../../errors.js'
 import { cursorTime, decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Clock } from '../../platform/clock.js'
-import type { DB } from '../../platform/db/index.js'
+import type { DB, Database } from '../../platform/db/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
@@ -47,11 +48,11 @@ export function createBlocksService(deps: BlocksDeps) {
    * transaction, then drops at once; should that fail, a worker drops again later. No task when
    * nothing changed (`write` answers false).
    */
-  const change = <T>(userIds: string[], write: (store: BlocksStore) => Promise<T>, changedSomething: (result: T) => boolean): Promise<T> =>
+  const change = <T>(userIds: string[], write: (store: BlocksStore, trx: Transaction<Database>) => Promise<T>, changedSomething: (result: T) => boolean): Promise<T> =>
     deps.queue.writeThenRun(
       (work) => deps.db.transaction().execute(work),
       CHANGED_TASK,
-      (trx) => write(createBlocksStore(trx)),
+      (trx) => write(createBlocksStore(trx), trx),
       (result) => (changedSomething(result) ? { user_ids: userIds } : null),
       (data) => hidden.changed(data.user_ids),
     )
@@ -60,7 +61,7 @@ export function createBlocksService(deps: BlocksDeps) {
     async block(userId: string, blockedId: string) {
       if (blockedId === userId) throw new InvalidInputError('You cannot block yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'block_self')
       if (!(await store.isLiveUser(blockedId))) throw new NotFoundError('No such user', 'user_not_found')
-      const result = await change([userId, blockedId], (store) => store.block(userId, blockedId, deps.clock.now()), (r) => r.created)
+      const result = await change([userId, blockedId], (store, trx) => store.block(trx, userId, blockedId, deps.clock.now()), (r) => r.created)
       const users = await summaries([blockedId])
       return { created: result.created, block: { user: deps.summary(users.get(blockedId), blockedId), created_at: result.created_at.toISOString() } }
     },

@@ -1,4 +1,6 @@
-import type { DB } from '../../platform/db/index.js'
+import { createHash } from 'node:crypto'
+import { sql, type Transaction } from 'kysely'
+import type { DB, Database } from '../../platform/db/index.js'
 import type { SummarizedUser } from '../accounts/index.js'
 
 declare module '../../platform/db/types.js' {
@@ -25,6 +27,22 @@ export function blockerBetween(db: DB, a: string, b: string) {
     .limit(1)
 }
 
+/** The first key of the pair locks (two-key advisory locks: a space of their own, apart from one-key ones). */
+const PAIR_LOCKS = 0x626c6b73
+
+/**
+ * Holds the pair of two users, whichever way round, until the transaction ends: shared by a
+ * message or an offer between them, which then reads whether a block stands between them;
+ * exclusive by a block. So a block committed first is always seen, and a block made meanwhile
+ * waits until what was allowed has committed: nothing gets through once a block has committed.
+ */
+export async function holdPair(trx: Transaction<Database>, a: string, b: string, mode: 'shared' | 'exclusive' = 'shared'): Promise<void> {
+  const pair = a < b ? `${a} ${b}` : `${b} ${a}`
+  const key = createHash('sha256').update(pair).digest().readInt32BE(0)
+  const lock = mode === 'shared' ? sql`pg_advisory_xact_lock_shared` : sql`pg_advisory_xact_lock`
+  await sql`SELECT ${lock}(${PAIR_LOCKS}::int4, ${key}::int4)`.execute(trx)
+}
+
 export function createBlocksStore(db: DB) {
   return {
     /** Users by id as a summary shows them, deleted ones included (as tombstones). */
@@ -38,16 +56,21 @@ export function createBlocksStore(db: DB) {
       return row !== undefined
     },
 
-    /** Answers false when the block existed already (with the time it was made). */
-    async block(blockerId: string, blockedId: string, at: Date): Promise<{ created: boolean; created_at: Date }> {
-      const inserted = await db
+    /**
+     * Answers false when the block existed already (with the time it was made). In a
+     * transaction that holds the pair alone first (holdPair), so that it commits only once the
+     * messages and offers between the two that were allowed have.
+     */
+    async block(trx: Transaction<Database>, blockerId: string, blockedId: string, at: Date): Promise<{ created: boolean; created_at: Date }> {
+      await holdPair(trx, blockerId, blockedId, 'exclusive')
+      const inserted = await trx
         .insertInto('blocks')
         .values({ blocker_id: blockerId, blocked_id: blockedId, created_at: at })
         .onConflict((oc) => oc.columns(['blocker_id', 'blocked_id']).doNothing())
         .returning('created_at')
         .executeTakeFirst()
       if (inserted) return { created: true, created_at: inserted.created_at }
-      const existing = await db.selectFrom('blocks').select('created_at').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirstOrThrow()
+      const existing = await trx.selectFrom('blocks').select('created_at').where('blocker_id', '=', blockerId).where('blocked_id', '=', blockedId).executeTakeFirstOrThrow()
       return { created: false, created_at: existing.created_at }
     },
 

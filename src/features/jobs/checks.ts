@@ -1,7 +1,7 @@
 // Checks of what a request says on its own, before any job is read: what the schemas can't say.
 
 import { InvalidInputError } from '../../errors.js'
-import type { JobInput, MoneyInput, StatusInput } from './schemas.js'
+import type { JobInput, MoneyInput, QuoteInput, StatusInput } from './schemas.js'
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'))
 /** How far ahead a job may be scheduled. */
@@ -40,10 +40,23 @@ export function checkEdit(input: JobInput, now: Date) {
   checkScheduledAt(input.scheduled_at, now)
 }
 
-/** A move: a price goes only with an approval, and in a real currency. */
+/**
+ * A move takes no price: a job's price is the offer's or its worker's quote (POST /job/{id}/quote),
+ * and the client approves it as it stands, never naming one.
+ */
 export function checkMove(input: StatusInput) {
-  if (input.price !== undefined && input.status !== 'PENDING_PAYMENT') {
-    throw new InvalidInputError('A price goes only with PENDING_PAYMENT', [{ field: 'body/price', message: 'only with status PENDING_PAYMENT' }], 'price_not_expected')
+  if (input.price === undefined) return
+  if (input.status === 'PENDING_PAYMENT') {
+    throw new InvalidInputError(
+      'An approval pays the job\'s price as it stands (the offer\'s, or the worker\'s quote) and names none: leave price out',
+      [{ field: 'body/price', message: 'is not taken with an approval' }],
+      'approval_takes_no_price',
+    )
   }
+  throw new InvalidInputError('A move takes no price: a worker quotes one with POST /job/{id}/quote', [{ field: 'body/price', message: 'is not taken with a move' }], 'price_not_expected')
+}
+
+/** A quote: a real currency. */
+export function checkQuote(input: QuoteInput) {
   checkMoney(input.price, 'body/price')
 }

@@ -10,6 +10,7 @@ import {
   decideExpiry,
   decideMove,
   decidePaid,
+  decideQuote,
   planMove,
   type Decision,
   type JobsSettings,
@@ -120,7 +121,7 @@ const EXPECTED: Record<string, { notes: { from: string | null; to: string; text:
 /** A move of the table by its mover: the users' through decideMove (with its checks), time's and payments' as planned. */
 function decideRow(from: JobStatus, to: JobStatus, mover: Mover): MovePlan {
   const read = job(from, from === 'REQUESTED' ? {} : { remind_at: null })
-  if (mover === 'client' || mover === 'worker') return planOf(decideMove(read, { actorId: idOf[mover], status: to, reason: 'Plans changed' }, T0, settings))
+  if (mover === 'client' || mover === 'worker') return planOf(decideMove(read, { actorId: idOf[mover], status: to, reason: 'Plans changed', ifMatch: '"3"' }, T0, settings))
   return planMove(read, to, mover, T0, settings)
 }
 
@@ -157,7 +158,7 @@ describe('every move of the workflow table', () => {
     for (const from of JOB_STATUSES) {
       for (const mover of ['client', 'worker'] as const) {
         for (const to of JOB_STATUSES) {
-          const decision = decideMove(job(from), { actorId: idOf[mover], status: to, reason: 'r' }, T0, settings)
+          const decision = decideMove(job(from), { actorId: idOf[mover], status: to, reason: 'r', ifMatch: '"3"' }, T0, settings)
           const verdict = judge(from, to, mover)
           if (verdict.ok) expect(decision.ok, `${mover} ${from}>${to}`).toBe(true)
           else expect(refusalOf(decision).code, `${mover} ${from}>${to}`).toBe(verdict.why === 'not_yours' ? 'not_your_move' : 'move_not_allowed')
@@ -188,32 +189,49 @@ describe('refusals of a move', () => {
   })
 
   it('needs a picture to accept (409 worker_has_no_picture)', () => {
-    expect(refusalOf(move(job('REQUESTED', { worker_has_picture: false }), W, 'ACCEPTED'))).toMatchObject({ status: 409, code: 'worker_has_no_picture' })
+    expect(refusalOf(move(job('REQUESTED', { worker_has_picture: false }), W, 'ACCEPTED', { ifMatch: '"3"' }))).toMatchObject({ status: 409, code: 'worker_has_no_picture' })
     expect(move(job('REQUESTED', { worker_has_picture: false }), W, 'DECLINED').ok).toBe(true)
   })
 
-  it('needs a price to approve, takes one given with the approval, and keeps an agreed one', () => {
+  it('approves the price as it stands, and a job without one only once its worker has quoted (409 quote_required)', () => {
     const unpriced = job('COMPLETED', { price_amount: null, price_currency: null })
     expect(refusalOf(move(unpriced, C, 'PENDING_PAYMENT'))).toEqual({
-      status: 409, code: 'price_required', message: 'The job has no price: give the agreed price with the approval', name: 'ConflictError',
+      status: 409, code: 'quote_required', message: 'The job has no price yet: its worker quotes one (POST /job/{id}/quote), and then it can be approved', name: 'ConflictError',
     })
-    const priced = planOf(move(unpriced, C, 'PENDING_PAYMENT', { price: { amount: 5000, currency: 'USD' } }))
-    expect(priced.changes).toMatchObject({ price_amount: 5000, price_currency: 'USD' })
-    expect(priced.notes[0]!.text).toBe('Carla Client approved "Paint the fence"; the payment of $50.00 has started.')
-
-    expect(refusalOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 1, currency: 'EUR' } }))).toMatchObject({ status: 409, code: 'price_already_set' })
-    expect(refusalOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 2500, currency: 'USD' } })).code).toBe('price_already_set')
-    const same = planOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT', { price: { amount: 2500, currency: 'EUR' } }))
-    expect(same.changes.price_amount).toBeUndefined()
+    const approved = planOf(move(job('COMPLETED'), C, 'PENDING_PAYMENT'))
+    expect(approved.changes.price_amount).toBeUndefined()
+    expect(approved.notes[0]!.text).toBe('Carla Client approved "Paint the fence"; the payment of €25.00 has started.')
   })
 
-  it('honours If-Match: 412 version_mismatch for another version; the same one and * pass', () => {
-    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"2"' }))).toEqual({
-      status: 412, code: 'version_mismatch', message: 'The job has changed since you read it; read it again', name: 'PreconditionFailedError',
+  it('honours If-Match: 412 version_mismatch for another version, carrying the job as it is now; the same one and * pass', () => {
+    const decision = move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"2"' })
+    expect(refusalOf(decision)).toEqual({
+      status: 412, code: 'version_mismatch', message: 'The job has changed since you read it: `job` is the job as it is now', name: 'PreconditionFailedError',
     })
-    expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: 'W/"3"' })).code).toBe('version_mismatch')
-    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"3"' }).ok).toBe(true)
-    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"1", *' }).ok).toBe(true)
+    expect(!decision.ok && decision.refusal.extensions).toEqual({ job: expect.objectContaining({ id: JOB, status: 'ACCEPTED', version: 3, price: { amount: 2500, currency: 'EUR' } }) })
+    expect(refusalOf(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: 'W/"3"' })).code).toBe('version_mismatch')
+    expect(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"3"' }).ok).toBe(true)
+    expect(move(job('ACCEPTED'), W, 'STARTED', { ifMatch: '"1", *' }).ok).toBe(true)
+    expect(move(job('ACCEPTED'), W, 'STARTED').ok).toBe(true)
+  })
+
+  it('binds an accept to the terms read: the version must be named (428 version_required; * names none), and be the current one (412 with the job)', () => {
+    for (const ifMatch of [undefined, '*', ' * ']) {
+      expect(refusalOf(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch }))).toEqual({
+        status: 428,
+        code: 'version_required',
+        message: 'Moving a job to ACCEPTED binds you to its terms as you read them: name that version, with the job\'s ETag in an If-Match header',
+        name: 'PreconditionRequiredError',
+      })
+    }
+    for (const ifMatch of ['"2"', '"2", *']) {
+      const decision = move(job('REQUESTED', { price_amount: 1 }), W, 'ACCEPTED', { ifMatch })
+      expect(refusalOf(decision).code).toBe('version_mismatch')
+      expect(!decision.ok && decision.refusal.extensions?.job).toMatchObject({ status: 'REQUESTED', version: 3, price: { amount: 1, currency: 'EUR' } })
+    }
+    expect(move(job('REQUESTED'), W, 'ACCEPTED', { ifMatch: '"2", "3"' }).ok).toBe(true)
+    // Whose move it is comes first: the client's accept is 403 with or without a version.
+    expect(refusalOf(move(job('REQUESTED'), C, 'ACCEPTED')).code).toBe('not_your_move')
   })
 
   it('expires an offer found past its expiry, and refuses the move after (409 job_expired), before any other check', () => {
@@ -231,17 +249,20 @@ describe('an edit of an offer', () => {
     decideEdit({ job: read, blocked: extra.blocked ?? false }, { actorId: extra.actorId ?? C, input, ifMatch: extra.ifMatch }, T0, settings)
 
   it('changes what it names, tells the worker, and asks for a new reminder and expiry only with expires_in', () => {
-    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', price: null, expires_in: 4 * 3600 }))
-    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
+    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', description: '', price: null, expires_in: 4 * 3600 }))
+    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', description: '', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
     expect(plan.entry).toBeUndefined()
     expect(plan.followUps).toEqual([{ do: 'remind', at: at(2 * HOUR) }, { do: 'expire', at: at(4 * HOUR) }])
-    expect(plan.notes).toEqual([{ from: C, to: W, text: 'Carla Client changed the offer "Paint the gate". Price: to be agreed. When: not set yet. It now expires 2026-03-02 14:00 UTC.' }])
+    // What changed is named (the description given is the one it had).
+    expect(plan.notes).toEqual([{ from: C, to: W, text: 'Carla Client changed the title, the price and the expiry of the offer "Paint the gate". Price: none yet, quote yours. When: not set yet. It now expires 2026-03-02 14:00 UTC.' }])
     expect(plan.warnings).toEqual([])
 
-    const plain = planOf(edit(job('REQUESTED'), { scheduled_at: '2026-03-10T08:30:00Z', location: { lat: 48.8, lon: 2.3 } }))
-    expect(plain.changes).toEqual({ updated_at: T0, scheduled_at: new Date('2026-03-10T08:30:00Z'), location_lat: 48.8, location_lon: 2.3, location_address: null })
+    const plain = planOf(edit(job('REQUESTED'), { scheduled_at: '2026-03-10T08:30:00Z', location: { lat: 48.8, lon: 2.3, address: '3 rue Oberkampf' } }))
+    expect(plain.changes).toEqual({ updated_at: T0, scheduled_at: new Date('2026-03-10T08:30:00Z'), location_lat: 48.8, location_lon: 2.3, location_address: '3 rue Oberkampf' })
     expect(plain.followUps).toEqual([])
-    expect(plain.notes[0]!.text).toBe('Carla Client changed the offer "Paint the fence". Price: €25.00. When: 2026-03-10 08:30 UTC. It now expires 2026-03-04 10:00 UTC.')
+    expect(plain.notes[0]!.text).toBe('Carla Client changed the date and the place of the offer "Paint the fence". Price: €25.00. When: 2026-03-10 08:30 UTC. Where: 3 rue Oberkampf. It now expires 2026-03-04 10:00 UTC.')
+    // An edit that changes nothing still tells the worker, without naming a change.
+    expect(planOf(edit(job('REQUESTED'), { title: 'Paint the fence', price: { amount: 2500, currency: 'EUR' } })).notes[0]!.text).toMatch(/^Carla Client changed the offer "Paint the fence"\. Price: €25\.00\./)
   })
 
   it('warns the client when the worker has no picture', () => {
@@ -263,6 +284,56 @@ describe('an edit of an offer', () => {
 
   it('expires a stale offer instead, and refuses the edit after', () => {
     const decision = edit(job('REQUESTED', { expires_at: at(-1) }), { title: 'x' })
+    expect(decision.ok && decision.plan.changes.status).toBe('EXPIRED')
+    expect(decision.ok && decision.refusalAfter?.code).toBe('job_expired')
+  })
+})
+
+describe('a quote', () => {
+  const unpriced = (status: JobStatus, over: Partial<JobWithParties> = {}) => job(status, { price_amount: null, price_currency: null, ...over })
+  const quote = (read: JobWithParties | undefined, extra: { actorId?: string; ifMatch?: string } = {}) =>
+    decideQuote(read, { actorId: extra.actorId ?? W, price: { amount: 4500, currency: 'EUR' }, ifMatch: extra.ifMatch }, T0, settings)
+
+  it('sets the price of a job without one, from the offer until approval, and tells the client what it is the price of', () => {
+    const texts: Record<string, string> = {
+      REQUESTED: 'Wanda Worker quotes €45.00 for "Paint the fence": the price of the job if Wanda Worker accepts it. Change or cancel your offer if it does not suit you.',
+      ACCEPTED: 'Wanda Worker quotes €45.00 for "Paint the fence": the price you approve when the work is done. If it does not suit you, cancel the job before the work starts.',
+      STARTED: 'Wanda Worker quotes €45.00 for "Paint the fence": the price you approve when the work is done.',
+      COMPLETED: 'Wanda Worker quotes €45.00 for "Paint the fence". Approve it to pay €45.00, or reply here if something is wrong. Without an answer it is approved by itself 2026-03-09 10:00 UTC.',
+    }
+    for (const status of JOB_STATUSES) {
+      const decision = quote(unpriced(status))
+      if (!(status in texts)) {
+        expect(refusalOf(decision), status).toMatchObject({ status: 409, code: 'job_not_quotable' })
+        continue
+      }
+      const plan = planOf(decision)
+      expect(plan.entry).toBeUndefined()
+      expect(plan.notes).toEqual([{ from: W, to: C, text: texts[status] }])
+      if (status === 'COMPLETED') {
+        // The approval period starts again from the quote.
+        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR', due_at: at(7 * DAY), remind_at: null })
+        expect(plan.followUps).toEqual([{ do: 'auto_approve', at: at(7 * DAY) }])
+      } else {
+        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR' })
+        expect(plan.followUps).toEqual([])
+      }
+    }
+  })
+
+  it('is the worker\'s alone (403 for the client, 404 for anyone else), once (409 price_already_set), on the version named (412)', () => {
+    expect(refusalOf(quote(unpriced('ACCEPTED'), { actorId: C }))).toEqual({
+      status: 403, code: 'not_your_quote', message: 'Only the job\'s worker quotes its price; a client names it with the offer', name: 'ForbiddenError',
+    })
+    expect(refusalOf(quote(unpriced('ACCEPTED'), { actorId: OUTSIDER })).code).toBe('job_not_found')
+    expect(refusalOf(quote(undefined)).code).toBe('job_not_found')
+    expect(refusalOf(quote(job('ACCEPTED')))).toMatchObject({ status: 409, code: 'price_already_set' })
+    expect(refusalOf(quote(unpriced('ACCEPTED'), { ifMatch: '"2"' }))).toMatchObject({ status: 412, code: 'version_mismatch' })
+    expect(quote(unpriced('ACCEPTED'), { ifMatch: '"3"' }).ok).toBe(true)
+  })
+
+  it('expires a stale offer instead, and refuses the quote after', () => {
+    const decision = quote(unpriced('REQUESTED', { expires_at: T0 }))
     expect(decision.ok && decision.plan.changes.status).toBe('EXPIRED')
     expect(decision.ok && decision.refusalAfter?.code).toBe('job_expired')
   })
@@ -307,7 +378,7 @@ describe('a new offer', () => {
     const plan = decideOffer({ id: JOB, client, worker: { ...worker, picture_etag: null }, input: { worker_id: W, title: 'Tap', expires_in: 3600 }, distanceM: null }, T0, settings)
     expect(plan.followUps).toEqual([{ do: 'remind', at: at(30 * MINUTE) }, { do: 'expire', at: at(HOUR) }])
     expect(plan.notes).toEqual([
-      { from: C, to: W, text: 'Carla Client offers you a job: "Tap". Price: to be agreed. When: not set yet. Accept or decline it before 2026-03-02 11:00 UTC, when the offer expires.' },
+      { from: C, to: W, text: 'Carla Client offers you a job: "Tap". Price: none yet, quote yours. When: not set yet. Accept or decline it before 2026-03-02 11:00 UTC, when the offer expires.' },
       { from: null, to: W, text: expect.stringContaining('you have no profile picture') },
     ])
     expect(plan.warnings).toEqual([{ code: 'worker_has_no_picture', detail: expect.stringContaining('Wanda Worker has no profile picture yet') }])
@@ -339,25 +410,31 @@ describe('time-driven work', () => {
   })
 
   it('approves a COMPLETED job 7 days after completion and asks for its payment; not before', () => {
-    const early = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY + MINUTE) }), T0, settings)
+    const early = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY + MINUTE), updated_at: at(-7 * DAY + MINUTE) }), T0, settings)
     expect(early).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(MINUTE) }, notes: [], followUps: [{ do: 'auto_approve', at: at(MINUTE) }] } })
-    const due = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY) }), T0, settings)
+    const due = decideDue(job('COMPLETED', { completed_at: at(-7 * DAY), updated_at: at(-7 * DAY) }), T0, settings)
     if (due.kind !== 'move') throw new Error('expected the approval')
     expect(due.plan.entry).toMatchObject({ status: 'PENDING_PAYMENT', by: null })
     expect(due.plan.notes.map((n) => n.to)).toEqual([W, C])
     expect(due.plan.followUps).toEqual([{ do: 'request_payment', at: at(5 * MINUTE) }])
   })
 
-  it('asks the client for a price instead when a due job has none, and nothing more', () => {
-    expect(decideDue(job('COMPLETED', { completed_at: at(-8 * DAY), price_amount: null, price_currency: null }), T0, settings)).toEqual({
+  it('asks the worker for a quote instead when a due job has none, and nothing more', () => {
+    expect(decideDue(job('COMPLETED', { completed_at: at(-8 * DAY), updated_at: at(-8 * DAY), price_amount: null, price_currency: null }), T0, settings)).toEqual({
       kind: 'touch',
       touch: {
         at: T0,
         changes: { due_at: null, remind_at: null },
-        notes: [{ from: null, to: C, text: '"Paint the fence" is completed and waits for your approval, but it has no price: approve it with the price you agreed, so the worker gets paid.' }],
+        notes: [{ from: null, to: W, text: '"Paint the fence" is completed, but has no price: quote yours, so that the client can approve it and you get paid.' }],
         followUps: [],
       },
     })
+  })
+
+  it('counts the approval period from a quote given after the completion', () => {
+    const quotedLate = job('COMPLETED', { completed_at: at(-8 * DAY), updated_at: at(-DAY) })
+    expect(decideDue(quotedLate, T0, settings)).toMatchObject({ kind: 'touch', touch: { changes: { due_at: at(6 * DAY) }, notes: [] } })
+    expect(decideDue(quotedLate, at(6 * DAY), settings).kind).toBe('move')
   })
 
   it('hands a pending payment to a payment task once, and drops what is due on other jobs', () => {

@@ -3,11 +3,11 @@
 // status-log entry, the notes to each side and the follow-ups the change asks for. What each move
 // does comes from the workflow table (workflow.ts); storing a plan is the service's business.
 
-import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, PreconditionFailedError, UnauthenticatedError } from '../../errors.js'
+import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, PreconditionFailedError, PreconditionRequiredError, UnauthenticatedError } from '../../errors.js'
 import type { JobInput, JobView, MoneyInput } from './schemas.js'
 import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
-import { ifMatchHolds } from './view.js'
+import { ifMatchHolds, namesVersion, view } from './view.js'
 import { CHANGES, judge, moveOf, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
 
 export interface JobsSettings {
@@ -22,7 +22,7 @@ export interface JobsSettings {
 /** A follow-up with its time: when to remind, expire or approve; for a payment, when to ask again should asking now fail. */
 export type FollowUp = { do: FollowUpKind; at: Date }
 
-export type Refusal = NotFoundError | ForbiddenError | ConflictError | InvalidInputError | PreconditionFailedError | UnauthenticatedError
+export type Refusal = NotFoundError | ForbiddenError | ConflictError | InvalidInputError | PreconditionFailedError | PreconditionRequiredError | UnauthenticatedError
 
 export type Decision<P> =
   /** `refusalAfter`: the caller is refused once the plan is written (an offer found past its expiry is expired instead). */
@@ -56,10 +56,15 @@ export interface MoveCommand {
   actorId: string
   status: JobStatus
   reason?: string
-  price?: MoneyInput
   /** Workers near the job now, for a decline's suggestions; null when unknown. */
   nearby?: Nearby[] | null
-  /** The If-Match header the move came with. */
+  /** The If-Match header the move came with: the version of the job the mover read. */
+  ifMatch?: string
+}
+
+export interface QuoteCommand {
+  actorId: string
+  price: MoneyInput
   ifMatch?: string
 }
 
@@ -107,14 +112,13 @@ export function planMove(
   mover: Mover,
   now: Date,
   settings: JobsSettings,
-  extra: { reason?: string; price?: MoneyInput; nearby?: Nearby[] | null } = {},
+  extra: { reason?: string; nearby?: Nearby[] | null } = {},
 ): MovePlan {
   const move = moveOf(job.status, to)
   if (!move) throw new Error(`The workflow has no move from ${job.status} to ${to}`)
   const followUps = followUpsOf(move.then ?? [], now, job.expires_at, settings)
   const changes: JobChanges = { status: to, updated_at: now, ...scheduleOf(followUps) }
   if (move.stamps) changes[move.stamps] = now
-  if (extra.price) Object.assign(changes, { price_amount: extra.price.amount, price_currency: extra.price.currency })
   const by = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
   const notes = move.tells({
     job: { ...job, ...changes },
@@ -137,15 +141,19 @@ const expiredFirst = (job: JobWithParties, now: Date, settings: JobsSettings): D
   refusalAfter: new ConflictError('The offer has expired', 'job_expired'),
 })
 
-const versionMismatch = () => new PreconditionFailedError('The job has changed since you read it; read it again', 'version_mismatch')
+/** The If-Match version is not the job's: the problem carries the job as it is now (`job`), so the caller sees what changed. */
+const versionMismatch = (job: JobWithParties) =>
+  new PreconditionFailedError('The job has changed since you read it: `job` is the job as it is now', 'version_mismatch', { job: view(job, job.status_log) })
+const versionRequired = (to: JobStatus) =>
+  new PreconditionRequiredError(`Moving a job to ${to} binds you to its terms as you read them: name that version, with the job's ETag in an If-Match header`, 'version_required')
 export const blocked = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
 
 /** A move by the job's client or worker, checked against the workflow table. */
 export function decideMove(job: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
-  const { status: to, price } = command
+  const { status: to } = command
   if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
   if (isStale(job, now)) return expiredFirst(job, now, settings)
-  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
   const mover: Mover = job.client_id === command.actorId ? 'client' : 'worker'
   const verdict = judge(job.status, to, mover)
   if (!verdict.ok) {
@@ -157,17 +165,33 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   if (move.reasonRequired && !command.reason) {
     return refuse(new InvalidInputError(`Say why: moving a ${job.status} job to ${to} needs a reason`, [{ field: 'body/reason', message: 'is required for this move' }], 'reason_required'))
   }
+  if (move.bindsTerms) {
+    if (!namesVersion(command.ifMatch)) return refuse(versionRequired(to))
+    if (!ifMatchHolds(command.ifMatch, job.version, true)) return refuse(versionMismatch(job))
+  }
   if (move.pictureRequired && !job.worker_has_picture) {
     return refuse(new ConflictError('Add a profile picture before accepting a job: clients want to see who they hire', 'worker_has_no_picture'))
   }
-  if (move.priceRequired) {
-    if (job.price_amount === null && !price) return refuse(new ConflictError('The job has no price: give the agreed price with the approval', 'price_required'))
-    if (job.price_amount !== null && price && (price.amount !== job.price_amount || price.currency !== job.price_currency)) {
-      return refuse(new ConflictError('The job\'s price was agreed with the offer and can\'t change now', 'price_already_set'))
-    }
+  // The price is the offer's or the worker's quote; the client approves it, and never names one.
+  if (move.priceRequired && job.price_amount === null) {
+    return refuse(new ConflictError('The job has no price yet: its worker quotes one (POST /job/{id}/quote), and then it can be approved', 'quote_required'))
   }
-  const newPrice = move.priceRequired && job.price_amount === null ? price : undefined
-  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, price: newPrice, nearby: command.nearby }) }
+  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, nearby: command.nearby }) }
+}
+
+/** What an edit changes of an offer, in words, in the order of its fields. */
+function changedTerms(job: JobRow, changes: JobChanges): string[] {
+  const value = (v: unknown) => (v instanceof Date ? v.getTime() : (v ?? null))
+  const differs = (...columns: (keyof JobChanges & keyof JobRow)[]) => columns.some((c) => c in changes && value(changes[c]) !== value(job[c]))
+  const terms: [string, boolean][] = [
+    ['the title', differs('title')],
+    ['the description', differs('description')],
+    ['the price', differs('price_amount', 'price_currency')],
+    ['the date', differs('scheduled_at')],
+    ['the place', differs('location_lat', 'location_lon', 'location_address')],
+    ['the expiry', differs('expires_at')],
+  ]
+  return terms.filter(([, changed]) => changed).map(([term]) => term)
 }
 
 /** The client changes its offer while it is REQUESTED; `blocked`: a block stands between the two. */
@@ -179,7 +203,7 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
   // An edit is a message to the worker: none across a block.
   if (read.blocked) return refuse(blocked())
   if (isStale(job, now)) return expiredFirst(job, now, settings)
-  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch())
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
   if (job.status !== 'REQUESTED') return refuse(new ConflictError(`An offer can be changed only while REQUESTED; it is ${job.status}`, 'job_not_editable'))
   if (input.worker_id !== undefined && input.worker_id !== job.worker_id) {
     return refuse(new InvalidInputError('The worker of an offer can\'t change: cancel it and make a new offer', [{ field: 'body/worker_id', message: 'can\'t change' }], 'worker_fixed'))
@@ -198,9 +222,32 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
     followUps = followUpsOf(CHANGES.edit.thenWithNewExpiry, now, changes.expires_at, settings)
     Object.assign(changes, scheduleOf(followUps))
   }
-  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job) })
+  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job), changed: changedTerms(job, changes) })
   const warnings = job.worker_has_picture ? [] : [noPictureWarning(job.worker_name)]
   return { ok: true, plan: { at: now, changes, notes, followUps, warnings } }
+}
+
+/**
+ * The worker quotes the price of a job that has none, from the offer until the client approves
+ * (CHANGES.quote): the client is told, and approves that price. On a COMPLETED job the approval
+ * period starts again from the quote.
+ */
+export function decideQuote(job: JobWithParties | undefined, command: QuoteCommand, now: Date, settings: JobsSettings): Decision<Plan> {
+  if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
+  if (job.worker_id !== command.actorId) return refuse(new ForbiddenError('Only the job\'s worker quotes its price; a client names it with the offer', 'not_your_quote'))
+  if (isStale(job, now)) return expiredFirst(job, now, settings)
+  if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
+  const status = CHANGES.quote.while.find((s) => s === job.status)
+  if (!status) return refuse(new ConflictError(`A ${job.status} job takes no quote: its price is settled from approval on`, 'job_not_quotable'))
+  if (job.price_amount !== null) {
+    return refuse(new ConflictError('The job has a price already (the offer\'s, or your earlier quote), and it does not change', 'price_already_set'))
+  }
+  const changes: JobChanges = { updated_at: now, price_amount: command.price.amount, price_currency: command.price.currency }
+  const followUps = status === 'COMPLETED' ? followUpsOf(CHANGES.quote.thenWhenCompleted, now, job.expires_at, settings) : []
+  if (status === 'COMPLETED') Object.assign(changes, scheduleOf(followUps))
+  const autoApproveAt = followUps.find((f) => f.do === 'auto_approve')?.at ?? null
+  const notes = CHANGES.quote.tells({ job: { ...job, ...changes }, ...partiesOf(job), status, autoApproveAt })
+  return { ok: true, plan: { at: now, changes, notes, followUps } }
 }
 
 /** What time does to a job that is due: expire it, remind its worker, approve it, ask for its payment again, or nothing. */
@@ -218,10 +265,13 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
       return touch(job.remind_at ? [{ do: 'remind', at: job.remind_at }, expire] : [expire])
     }
     case 'COMPLETED': {
-      const approveAt = job.completed_at ? addMs(job.completed_at, settings.autoApproveAfterMs) : now
+      // The approval period counts from the completion, or from a quote given after it: a
+      // COMPLETED job changes only by a quote (which stamps updated_at).
+      const since = job.completed_at && job.completed_at > job.updated_at ? job.completed_at : job.updated_at
+      const approveAt = addMs(since, settings.autoApproveAfterMs)
       if (approveAt > now) return touch([{ do: 'auto_approve', at: approveAt }])
-      // Nothing to pay: the client is asked to approve with the price; nothing more is due.
-      if (job.price_amount === null) return touch(followUpsOf(CHANGES.priceAsked.then, now, job.expires_at, settings), CHANGES.priceAsked.tells({ job, ...parties }))
+      // Nothing to pay: the worker is asked for a quote, which asks for the approval again.
+      if (job.price_amount === null) return touch(followUpsOf(CHANGES.quoteAsked.then, now, job.expires_at, settings), CHANGES.quoteAsked.tells({ job, ...parties }))
       return { kind: 'move', plan: planMove(job, 'PENDING_PAYMENT', 'time', now, settings) }
     }
     case 'PENDING_PAYMENT':

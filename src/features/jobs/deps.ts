@@ -23,8 +23,12 @@ export interface WorkerLocator {
 
 /** The messaging feature, as the workflow uses it: who may write to whom, storing notes, pushing after commit. */
 export interface MessageSink {
-  /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did, in one read. */
-  contextOf(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }>
+  /**
+   * Both users (deleted ones as tombstones) and which of them blocked the other, if either did, in
+   * one read. With `trx`, read in it after holding the pair of users, so that no block between
+   * them can commit until it ends: what stores a message to the worker reads it so.
+   */
+  contextOf(senderId: string, recipientId: string, trx?: Transaction<Database>): Promise<{ users: ParticipantRow[]; blockerId: string | null }>
   insert(trx: Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]>
   /** Pushes stored messages; `senders` at hand spare reading them again. */
   publish(messages: MessageRow[], senders?: SenderRow[]): Promise<void>

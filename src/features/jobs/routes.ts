@@ -1,16 +1,19 @@
 import type { FastifyInstance } from 'fastify'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
-import { problemResponses } from '../../http/problems.js'
+import { problemResponses, problemWith } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { IfMatchHeaders, Job, JobBody, JobList, JobListQuery, StatusBody } from './schemas.js'
-import { WORKFLOW } from './workflow.js'
+import { IfMatchHeaders, Job, JobBody, JobList, JobListQuery, QuoteBody, StatusBody } from './schemas.js'
+import { CHANGES, WORKFLOW } from './workflow.js'
 
 const tags = ['jobs']
+
+/** A stale If-Match: the problem carries the job as it is now. */
+const staleVersion = problemWith('The If-Match version is not the current one: `job` is the job as it is now, with its `version`', { job: Job })
 
 const workflowTable = [
   '| from | to | who |',
   '| --- | --- | --- |',
-  ...WORKFLOW.map((m) => `| ${m.from} | ${m.to} | ${m.by.join(' or ')}${m.reasonRequired ? ' (with a reason)' : ''} |`),
+  ...WORKFLOW.map((m) => `| ${m.from} | ${m.to} | ${m.by.join(' or ')}${m.reasonRequired ? ' (with a reason)' : ''}${m.bindsTerms ? ' (with If-Match)' : ''} |`),
 ].join('\n')
 
 export async function jobsRoutes(fastify: FastifyInstance) {
@@ -23,12 +26,12 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         summary: 'Offer a job, or change an offer',
         description: [
           'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
-          'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. `If-Match` with the job\'s `ETag` guards against lost updates (412).',
+          'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job\'s `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.',
         ].join('\n\n'),
         security: bearerSecurity,
         headers: IfMatchHeaders,
         body: JobBody,
-        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 412) },
+        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409), 412: staleVersion },
       },
     }, async (request, reply) => {
       const { id } = request.body
@@ -63,6 +66,25 @@ export async function jobsRoutes(fastify: FastifyInstance) {
       },
     }, async (request) => jobs.list(request.auth.userId, request.query))
 
+    app.post('/job/:id/quote', {
+      schema: {
+        tags,
+        summary: 'Quote the price of a job',
+        description: [
+          `The job\'s worker sets the price of a job whose offer named none -> 200 job with that \`price\`, while it is ${CHANGES.quote.while.join(', ')} (until the client approves; else 409 \`job_not_quotable\`). Once: a job with a price (the offer\'s, or an earlier quote) is 409 \`price_already_set\`. The client is told in their inbox, and approves that price and no other; the client is 403 \`not_your_quote\`, anyone else 404.`,
+          'Quote while REQUESTED to tell the client your price before accepting (then accept naming the new version), or later, once you have seen the work; the client can still change or cancel the offer, or cancel an ACCEPTED job, if the price does not suit. On a COMPLETED job the approval period starts again from the quote. `If-Match` is honoured (412, with the job as it is now).',
+        ].join('\n\n'),
+        security: bearerSecurity,
+        headers: IfMatchHeaders,
+        params: IdParams,
+        body: QuoteBody,
+        response: { 200: Job, ...problemResponses(401, 403, 404, 409), 412: staleVersion },
+      },
+    }, async (request, reply) => {
+      const job = await jobs.quote(request.auth.userId, request.params.id, request.body, request.headers['if-match'])
+      return reply.header('etag', jobs.etagOf(job.version)).send(job)
+    })
+
     app.post('/job/:id/status', {
       schema: {
         tags,
@@ -70,13 +92,14 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         description: [
           'Moves follow this table; a move that is not the caller\'s is 403, one the job\'s current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.',
           workflowTable,
-          'Accepting needs a profile picture (409 `worker_has_no_picture`). Approving (COMPLETED -> PENDING_PAYMENT) needs a price: the offer\'s, or `price` given with the move (409 `price_required`); the payment then runs, and with the `local` provider the job is PAID at once. `If-Match` with the job\'s `ETag` is honoured (412).',
+          'Accepting binds the worker to the offer\'s terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).',
+          'Approving (COMPLETED -> PENDING_PAYMENT) pays the job\'s price as it stands: the offer\'s, or for an offer without one the worker\'s quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).',
         ].join('\n\n'),
         security: bearerSecurity,
         headers: IfMatchHeaders,
         params: IdParams,
         body: StatusBody,
-        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 412) },
+        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 428), 412: staleVersion },
       },
     }, async (request, reply) => {
       const job = await jobs.move(request.auth.userId, request.params.id, request.body, request.headers['if-match'])

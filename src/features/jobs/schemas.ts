@@ -55,7 +55,9 @@ export const Job = Type.Object(
     title: Type.String(),
     description: Type.String(),
     status: JobStatusSchema,
-    price: Type.Union([Money, Type.Null()]),
+    price: Type.Union([Money, Type.Null()], {
+      description: 'What the client pays: the offer\'s price, or for an offer without one the worker\'s quote (POST /job/{id}/quote); null until there is one',
+    }),
     scheduled_at: Type.Union([Timestamp, Type.Null()]),
     location: Type.Union([JobLocation, Type.Null()]),
     expires_at: Timestamp,
@@ -94,14 +96,26 @@ export const StatusBody = Type.Object(
   {
     status: JobStatusSchema,
     reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, pattern: '\\S', description: 'Required to cancel an ACCEPTED job; optional for a decline or a cancel' })),
-    price: Type.Optional(Type.Object(Money.properties, { additionalProperties: false, description: 'Only with PENDING_PAYMENT, for a job that has no price yet' })),
+    price: Type.Optional(
+      Type.Object(Money.properties, {
+        additionalProperties: false,
+        deprecated: true,
+        description: 'Never taken: a job\'s price is the offer\'s or its worker\'s quote (POST /job/{id}/quote), and an approval pays it as it stands. With PENDING_PAYMENT it is 400 `approval_takes_no_price`, with any other status 400 `price_not_expected`',
+      }),
+    ),
   },
   { additionalProperties: false },
 )
 export type StatusInput = Static<typeof StatusBody>
 
+export const QuoteBody = Type.Object(
+  { price: Type.Object(Money.properties, { additionalProperties: false, description: 'The worker\'s price for the job' }) },
+  { additionalProperties: false },
+)
+export type QuoteInput = Static<typeof QuoteBody>
+
 export const IfMatchHeaders = Type.Object({
-  'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The job\'s ETag; a stale one is answered 412' })),
+  'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without)' })),
 })
 
 export const JobListQuery = Type.Object(

@@ -2,20 +2,22 @@
 // plan with the versioned loop (or on a locked row), then pushes what committed and runs the
 // follow-ups a change asked for.
 
+import type { Transaction } from 'kysely'
 import { Type } from 'typebox'
 import { v7 as uuidv7 } from 'uuid'
 import { NotFoundError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
+import type { Database } from '../../platform/db/index.js'
 import { changeVersioned } from '../../platform/db/versioned.js'
-import { checkEdit, checkMove, checkOffer } from './checks.js'
+import { checkEdit, checkMove, checkOffer, checkQuote } from './checks.js'
 import { messagesOf, writeLocked, writePlan, type Committed } from './commit.js'
-import { decideCancelForDeletion, decideEdit, decideExpiry, decideMove, isStale, type Decision, type Plan } from './decide.js'
+import { decideCancelForDeletion, decideEdit, decideExpiry, decideMove, decideQuote, isStale, type Decision, type Plan } from './decide.js'
 import { decideOffer, decideOfferParties } from './decide-offer.js'
 import type { JobsDeps } from './deps.js'
 import { createDueWork } from './due.js'
 import { createJobPayment } from './payment.js'
 import { createPushes } from './pushes.js'
-import type { JobInput, JobListInput, JobView, StatusInput } from './schemas.js'
+import type { JobInput, JobListInput, JobView, QuoteInput, StatusInput } from './schemas.js'
 import type { JobRow, JobWithParties } from './store.js'
 import type { Nearby } from './texts.js'
 import { etagOf, view } from './view.js'
@@ -43,17 +45,23 @@ export function createJobsService(deps: JobsDeps) {
    * A user's change to a job: read the job, decide, and write if nobody changed it meanwhile (the
    * version guards the write, so no lock is held while deciding); when someone did, decide again
    * on what they left. An offer found past its expiry is expired (and pushed) before the refusal.
+   * With `confirm`, the write is a transaction that first confirms, under a hold it takes, what
+   * the decision read beside the job (a block between its users): when that no longer holds,
+   * nothing is written and the change is read and decided again.
    */
   const changeJob = async <R extends { job: JobWithParties | undefined }>(
     read: () => Promise<R>,
     decide: (read: R, now: Date) => Decision<Plan>,
+    confirm?: (trx: Transaction<Database>, read: R) => Promise<boolean>,
   ): Promise<{ committed: Committed; plan: Plan }> => {
     const { committed, decided } = await changeVersioned({
       read,
       decide: (state) => planOrThrow(decide(state, clock.now())),
       write: async (state, decided) => {
         // A plan is decided only on a job that was found.
-        const committed = await writePlan(store, db, state.job!, decided.plan)
+        const committed = confirm
+          ? await db.transaction().execute(async (trx) => ((await confirm(trx, state)) ? writePlan(store, trx, state.job!, decided.plan) : undefined))
+          : await writePlan(store, db, state.job!, decided.plan)
         return committed && { committed, decided }
       },
       attempts: CHANGE_ATTEMPTS,
@@ -107,27 +115,33 @@ export function createJobsService(deps: JobsDeps) {
     async create(actorId: string, input: JobInput): Promise<JobView> {
       const now = clock.now()
       checkOffer(input, now)
-      // An offer is a message to the worker: both users and the blocks between them, in one read.
-      const { client, worker } = planOrThrow(decideOfferParties(await deps.messages.contextOf(actorId, input.worker_id), actorId, input.worker_id)).plan
       const location = input.location ?? null
-      const distanceM = location && deps.locator ? await deps.locator.distanceTo(worker.id, location).catch(() => null) : null
-      const plan = decideOffer({ id: uuidv7(), client, worker, input, distanceM }, now, settings)
-      const created = await store.create(db, plan.row, plan.entry, messagesOf(plan.row.id, plan.notes, plan.at))
-      const job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties: [client, worker] })
+      const distanceM = location && deps.locator ? await deps.locator.distanceTo(input.worker_id, location).catch(() => null) : null
+      // An offer is a message to the worker: both users and the blocks between them are read in
+      // the transaction that stores it, after holding the pair, so a block committed first wins.
+      const { plan, created, parties } = await db.transaction().execute(async (trx) => {
+        const { client, worker } = planOrThrow(decideOfferParties(await deps.messages.contextOf(actorId, input.worker_id, trx), actorId, input.worker_id)).plan
+        const plan = decideOffer({ id: uuidv7(), client, worker, input, distanceM }, now, settings)
+        return { plan, created: await store.create(trx, plan.row, plan.entry, messagesOf(plan.row.id, plan.notes, plan.at)), parties: [client, worker] }
+      })
+      const job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties })
       return plan.warnings && plan.warnings.length > 0 ? { ...job, warnings: plan.warnings } : job
     },
 
     /** The client changes its offer while it is REQUESTED; the worker is told. */
     async edit(actorId: string, input: JobInput & { id: string }, ifMatch: string | undefined): Promise<JobView> {
       checkEdit(input, clock.now())
+      // An edit is a message to the worker: none across a block (asked only of the offer's client).
+      const blockedIn = async (job: JobWithParties | undefined, trx?: Transaction<Database>) =>
+        job?.client_id === actorId && (await deps.messages.contextOf(actorId, job.worker_id, trx)).blockerId !== null
       const { committed, plan } = await changeJob(
         async () => {
           const job = await store.findWithParties(input.id)
-          // An edit is a message to the worker: none across a block (asked only of the offer's client).
-          const blocked = job?.client_id === actorId && (await deps.messages.contextOf(actorId, job.worker_id)).blockerId !== null
-          return { job, blocked }
+          return { job, blocked: await blockedIn(job) }
         },
         (read, now) => decideEdit(read, { actorId, input, ifMatch }, now, settings),
+        // Confirmed under the hold on the pair, in the transaction that writes the edit.
+        async (trx, read) => (await blockedIn(read.job, trx)) === read.blocked,
       )
       return finish(committed, plan)
     },
@@ -161,7 +175,17 @@ export function createJobsService(deps: JobsDeps) {
       const nearby = input.status === 'DECLINED' ? await nearbyForDecline(actorId, jobId) : null
       const { committed, plan } = await changeJob(
         async () => ({ job: await store.findWithParties(jobId) }),
-        ({ job }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, price: input.price, nearby, ifMatch }, now, settings),
+        ({ job }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, nearby, ifMatch }, now, settings),
+      )
+      return finish(committed, plan)
+    },
+
+    /** The worker quotes the price of a job that has none; the client is told, and approves that price. */
+    async quote(actorId: string, jobId: string, input: QuoteInput, ifMatch: string | undefined): Promise<JobView> {
+      checkQuote(input)
+      const { committed, plan } = await changeJob(
+        async () => ({ job: await store.findWithParties(jobId) }),
+        ({ job }, now) => decideQuote(job, { actorId, price: input.price, ifMatch }, now, settings),
       )
       return finish(committed, plan)
     },

@@ -41,11 +41,17 @@ const priceOf = (job: TextJob) =>
 
 const quoted = (job: TextJob) => `"${job.title}"`
 
+/** The price as the worker reads it in an offer: the client's, or none yet for the worker to quote. */
+const offeredPrice = (job: TextJob) => priceOf(job) ?? 'none yet, quote yours'
+
+/** "a", "a and b", "a, b and c". */
+const listed = (items: string[]) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`)
+
 export const texts = {
   offer(job: TextJob, clientName: string, distanceM: number | null): string {
     const parts = [
       `${clientName} offers you a job: ${quoted(job)}.`,
-      `Price: ${priceOf(job) ?? 'to be agreed'}.`,
+      `Price: ${offeredPrice(job)}.`,
       `When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}.`,
     ]
     if (job.location_address || distanceM !== null) {
@@ -64,8 +70,11 @@ export const texts = {
     return 'A client has offered you a job, but you have no profile picture. Add one: clients want to see who they hire, and a job can\'t be accepted without one.'
   },
 
-  edited(job: TextJob, clientName: string): string {
-    return `${clientName} changed the offer ${quoted(job)}. Price: ${priceOf(job) ?? 'to be agreed'}. When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}. It now expires ${formatWhen(job.expires_at)}.`
+  /** `changed`: what the edit changed, in words ("the price"), in the order of the offer's fields. */
+  edited(job: TextJob, clientName: string, changed: string[]): string {
+    const what = changed.length > 0 ? `${listed(changed)} of the offer` : 'the offer'
+    const where = job.location_address ? ` Where: ${job.location_address}.` : ''
+    return `${clientName} changed ${what} ${quoted(job)}. Price: ${offeredPrice(job)}. When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}.${where} It now expires ${formatWhen(job.expires_at)}.`
   },
 
   reminder(job: TextJob, clientName: string): string {
@@ -73,7 +82,7 @@ export const texts = {
   },
 
   accepted(job: TextJob, workerName: string): string {
-    return `${workerName} accepted ${quoted(job)}. Next steps: agree the details with ${workerName} here; ${workerName} marks the job started when the work begins and completed when it is done, and then you approve it${priceOf(job) ? ` and pay ${priceOf(job)}` : ''}.`
+    return `${workerName} accepted ${quoted(job)}. Next steps: agree the details with ${workerName} here; ${workerName} marks the job started when the work begins and completed when it is done, and then you approve it${priceOf(job) ? ` and pay ${priceOf(job)}` : ` at the price ${workerName} quotes`}.`
   },
 
   declined(job: TextJob, workerName: string, reason: string | undefined, nearby: Nearby[] | null): string {
@@ -106,7 +115,24 @@ export const texts = {
 
   completed(job: TextJob, workerName: string, autoApproveAt: Date): string {
     const price = priceOf(job)
-    return `${workerName} marked ${quoted(job)} completed. Approve it${price ? ` to pay ${price}` : ' (set the price as you do)'}, or reply here if something is wrong. Without an answer it is approved by itself ${formatWhen(autoApproveAt)}.`
+    if (!price) return `${workerName} marked ${quoted(job)} completed. It has no price yet: approve it once ${workerName} has quoted one, or reply here if something is wrong.`
+    return `${workerName} marked ${quoted(job)} completed. Approve it to pay ${price}, or reply here if something is wrong. Without an answer it is approved by itself ${formatWhen(autoApproveAt)}.`
+  },
+
+  /** The worker's quote, to the client: what it is the price of, and what the client may do, by where the job is. */
+  quote(job: TextJob, workerName: string, status: 'REQUESTED' | 'ACCEPTED' | 'STARTED' | 'COMPLETED', autoApproveAt: Date | null): string {
+    const price = priceOf(job)
+    const head = `${workerName} quotes ${price} for ${quoted(job)}`
+    switch (status) {
+      case 'REQUESTED':
+        return `${head}: the price of the job if ${workerName} accepts it. Change or cancel your offer if it does not suit you.`
+      case 'ACCEPTED':
+        return `${head}: the price you approve when the work is done. If it does not suit you, cancel the job before the work starts.`
+      case 'STARTED':
+        return `${head}: the price you approve when the work is done.`
+      case 'COMPLETED':
+        return `${head}. Approve it to pay ${price}, or reply here if something is wrong. Without an answer it is approved by itself ${formatWhen(autoApproveAt!)}.`
+    }
   },
 
   approved(job: TextJob, clientName: string): string {
@@ -119,8 +145,8 @@ export const texts = {
       : `${quoted(job)} was approved by itself, the client not answering within the approval period; the payment of ${priceOf(job)} has started.`
   },
 
-  approvalNeedsPrice(job: TextJob): string {
-    return `${quoted(job)} is completed and waits for your approval, but it has no price: approve it with the price you agreed, so the worker gets paid.`
+  quoteNeeded(job: TextJob): string {
+    return `${quoted(job)} is completed, but has no price: quote yours, so that the client can approve it and you get paid.`
   },
 
   paid(job: TextJob, toClient: boolean): string {

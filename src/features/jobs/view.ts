@@ -27,9 +27,17 @@ export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView[
 
 export const etagOf = (version: number) => `"${version}"`
 
-/** Whether an If-Match header names this version (strong comparison; `*` matches any). */
-export function ifMatchHolds(header: string | undefined, version: number): boolean {
+const tagsOf = (header: string) => header.split(',').map((t) => t.trim())
+
+/**
+ * Whether an If-Match header names this version (strong comparison; `*` matches any, unless
+ * `exact`: then the version itself must be named). No header holds.
+ */
+export function ifMatchHolds(header: string | undefined, version: number, exact = false): boolean {
   if (header === undefined) return true
-  const tags = header.split(',').map((t) => t.trim())
-  return tags.includes('*') || tags.includes(etagOf(version))
+  const tags = tagsOf(header)
+  return (!exact && tags.includes('*')) || tags.includes(etagOf(version))
 }
+
+/** Whether an If-Match header names a version at all (`*` names none). */
+export const namesVersion = (header: string | undefined): boolean => header !== undefined && tagsOf(header).some((t) => t !== '' && t !== '*')

@@ -64,7 +64,12 @@ export interface Move {
   reasonRequired?: boolean
   /** The worker must have a profile picture (note 4). */
   pictureRequired?: boolean
-  /** The job must have a price, the offer's or one given with the move. */
+  /**
+   * The move binds the mover to the job's terms (price, date, place) as they read them: they must
+   * name that version (If-Match with the job's ETag), and a job changed since refuses the move.
+   */
+  bindsTerms?: boolean
+  /** The job must have a price: the offer's, or its worker's quote. */
   priceRequired?: boolean
   /** The job's column that records when the move happened. */
   stamps?: 'completed_at'
@@ -88,7 +93,7 @@ const toBoth = (f: MoveFacts, text: (toClient: boolean) => string): Note[] => [
 
 export const WORKFLOW: readonly Move[] = [
   {
-    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], pictureRequired: true,
+    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], bindsTerms: true, pictureRequired: true,
     tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.accepted(f.job, f.worker.name) }],
   },
   {
@@ -127,7 +132,11 @@ export const WORKFLOW: readonly Move[] = [
   },
 ]
 
-/** What changes other than moves do: the offer, its edit, and what time does short of a move. */
+/** Where a job takes its worker's quote: from the offer until the client approves. */
+export const QUOTABLE = ['REQUESTED', 'ACCEPTED', 'STARTED', 'COMPLETED'] as const satisfies readonly JobStatus[]
+export type Quotable = (typeof QUOTABLE)[number]
+
+/** What changes other than moves do: the offer, its edit, the worker's quote, and what time does short of a move. */
 export const CHANGES = {
   /** A new offer: the worker hears of it (and is asked for a picture if they have none). */
   offer: {
@@ -137,9 +146,9 @@ export const CHANGES = {
     ],
     then: ['remind', 'expire'] as const,
   },
-  /** The client changed the offer: the worker is told. A new expiry asks for a new reminder too. */
+  /** The client changed the offer: the worker is told, every time, what changed and the terms now. A new expiry asks for a new reminder too. */
   edit: {
-    tells: (f: { job: TextJob; client: Party; worker: Party }): Note[] => [{ from: f.client.id, to: f.worker.id, text: texts.edited(f.job, f.client.name) }],
+    tells: (f: { job: TextJob; client: Party; worker: Party; changed: string[] }): Note[] => [{ from: f.client.id, to: f.worker.id, text: texts.edited(f.job, f.client.name, f.changed) }],
     thenWithNewExpiry: ['remind', 'expire'] as const,
   },
   /** Time to remind the worker of an offer; its expiry stays asked for. */
@@ -147,9 +156,22 @@ export const CHANGES = {
     tells: (f: { job: TextJob; client: Party; worker: Party }): Note[] => [{ from: null, to: f.worker.id, text: texts.reminder(f.job, f.client.name) }],
     then: ['expire'] as const,
   },
-  /** Time to approve a job that has no price: the client is asked for one; nothing more is asked. */
-  priceAsked: {
-    tells: (f: { job: TextJob; client: Party }): Note[] => [{ from: null, to: f.client.id, text: texts.approvalNeedsPrice(f.job) }],
+  /**
+   * The worker quotes the price of a job that has none (the offer named none): from the offer
+   * until the client approves, so while REQUESTED, ACCEPTED, STARTED or COMPLETED. The client is
+   * told, and approves that price, never one of its own. A quote on a COMPLETED job starts the
+   * approval period again, so the client always has all of it with the price in view.
+   */
+  quote: {
+    while: QUOTABLE,
+    tells: (f: { job: TextJob; client: Party; worker: Party; status: Quotable; autoApproveAt: Date | null }): Note[] => [
+      { from: f.worker.id, to: f.client.id, text: texts.quote(f.job, f.worker.name, f.status, f.autoApproveAt) },
+    ],
+    thenWhenCompleted: ['auto_approve'] as const,
+  },
+  /** Time to approve a job that has no price: its worker is asked for a quote; nothing more is asked (the quote asks for the approval). */
+  quoteAsked: {
+    tells: (f: { job: TextJob; worker: Party }): Note[] => [{ from: null, to: f.worker.id, text: texts.quoteNeeded(f.job) }],
     then: [] as const,
   },
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Transaction } from 'kysely'
 import { Type } from 'typebox'
 import { v7 as uuidv7 } from 'uuid'
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
@@ -6,8 +7,9 @@ import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { CounterStore, LiveStore } from '../../platform/live/index.js'
 import type { AccountsService } from '../accounts/index.js'
 import type { Clock } from '../../platform/clock.js'
+import type { Database } from '../../platform/db/index.js'
 import { MAX_TEXT_CHARS, type MessageView } from './schemas.js'
-import type { MessageRow, MessagingStore, ParticipantRow, SenderRow } from './store.js'
+import type { MessageRow, MessagingStore, SenderRow } from './store.js'
 
 export interface MessagingDeps {
   store: MessagingStore
@@ -96,28 +98,22 @@ export function createMessagingService(deps: MessagingDeps) {
         throw new TooManyRequestsError(`At most ${deps.sendRateLimit} messages a minute; try again later`, Math.max(1, Math.ceil(hit.resetMs / 1000)), 'send_rate_limited')
       }
       const message = { id: uuidv7(), from: senderId, to: input.to, text, kind: 'user' as const, at: deps.clock.now() }
-      // Both users and the blocks between them decide whether it may be sent: without an
-      // idempotency key, read and stored in one statement; the sender's row goes into the answer.
-      const context: { users: ParticipantRow[]; blockerId: string | null; message?: MessageRow } = idempotencyKey
-        ? await store.sendContext(senderId, input.to)
+      const requestHash = idempotencyKey && createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
+      // Both users and the blocks between them decide whether it may be sent, read in the
+      // transaction that stores it, after holding the pair: a block committed first always wins.
+      const stored = idempotencyKey
+        ? await store.insertIdempotent(senderId, idempotencyKey, requestHash!, message)
         : await store.insertIfAllowed(message)
-      const users = new Map(context.users.map((u) => [u.id, u]))
+      const users = new Map(stored.users.map((u) => [u.id, u]))
       const recipient = users.get(input.to)
       if (!recipient || recipient.deleted_at) throw new NotFoundError('No such user', 'user_not_found')
-      if (context.blockerId) {
-        throw context.blockerId === senderId
+      if (stored.blockerId) {
+        throw stored.blockerId === senderId
           ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
           : new ForbiddenError('This user does not accept your messages', 'blocked')
       }
-      if (!idempotencyKey) {
-        // Allowed, so stored by the same statement.
-        const view = viewOf(context.message!, users)
-        await publishViews([view])
-        return { message: view, replayed: false }
-      }
-
-      const requestHash = createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
-      const result = await store.insertIdempotent(senderId, idempotencyKey, requestHash, message)
+      // Allowed, so stored (or found stored under the key).
+      const result = 'outcome' in stored ? stored.outcome! : { created: true as const, message: stored.message! }
       if (result.created) {
         const view = viewOf(result.message, users)
         await publishViews([view])
@@ -180,8 +176,14 @@ export function createMessagingService(deps: MessagingDeps) {
       return views(await store.since(userId, afterId, REPLAY_LIMIT))
     },
 
-    /** Both users (deleted ones as tombstones) and which of them blocked the other, if either did: what a message between them depends on. */
-    contextOf: (senderId: string, recipientId: string) => store.sendContext(senderId, recipientId),
+    /**
+     * What a message between two users depends on: both users (deleted ones as tombstones) and
+     * which of them blocked the other, if either did. With `trx`, read in that transaction after
+     * holding the pair, so that a block committed before is seen and one made meanwhile waits
+     * until the transaction ends: what stores a message (a job's offer or edit) reads it so.
+     */
+    contextOf: (senderId: string, recipientId: string, trx?: Transaction<Database>) =>
+      trx ? store.heldContext(trx, senderId, recipientId) : store.sendContext(senderId, recipientId),
 
     /** A message the user received, if there is one of that id (a report names one). */
     async received(userId: string, messageId: string): Promise<MessageRow | undefined> {

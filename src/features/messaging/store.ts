@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
-import { blockerBetween } from '../blocks/index.js'
+import { blockerBetween, holdPair } from '../blocks/index.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
@@ -103,6 +103,12 @@ export interface ParticipantRow {
   deleted_at: Date | null
 }
 
+/** What a message between two users depends on: both users (deleted ones as tombstones) and which of them blocked the other, if either did. */
+export interface SendContext {
+  users: ParticipantRow[]
+  blockerId: string | null
+}
+
 /** What a message shows of its sender (and a thread or a block of the other user). */
 export type SenderRow = Pick<ParticipantRow, 'id' | 'first_name' | 'last_name' | 'picture_etag' | 'deleted_at'>
 
@@ -144,17 +150,30 @@ export function createMessagingStore(db: DB) {
   }
 
   /** Both users of a message (deleted ones as tombstones), each row with who blocked whom, if anyone did. */
-  const contextQuery = (senderId: string, recipientId: string) =>
-    db
+  const contextQuery = (on: DB, senderId: string, recipientId: string) =>
+    on
       .selectFrom('users')
       .select(['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'deleted_at'])
-      .select(() => blockerBetween(db, senderId, recipientId).as('blocker_id'))
+      .select(() => blockerBetween(on, senderId, recipientId).as('blocker_id'))
       .where('id', 'in', [senderId, recipientId])
   type ContextRow = Awaited<ReturnType<ReturnType<typeof contextQuery>['execute']>>[number]
-  const contextOf = (rows: ContextRow[]) => ({
+  const contextOf = (rows: ContextRow[]): SendContext => ({
     users: rows.map(({ blocker_id: _b, ...user }) => user as ParticipantRow),
     blockerId: rows[0]?.blocker_id ?? null,
   })
+  /** Whether a user's message may go: its recipient is a live user and neither blocked the other. */
+  const allowed = (context: SendContext, recipientId: string) =>
+    context.blockerId === null && context.users.some((u) => u.id === recipientId && u.deleted_at === null)
+
+  /**
+   * Holds the pair of users in the caller's transaction (see blocks' holdPair), then reads what a
+   * message between them depends on: a block committed before is seen, and one made meanwhile
+   * waits until the transaction ends.
+   */
+  const heldContext = async (trx: Transaction<Database>, senderId: string, recipientId: string): Promise<SendContext> => {
+    await holdPair(trx, senderId, recipientId)
+    return contextOf(await contextQuery(trx, senderId, recipientId).execute())
+  }
 
   return {
     /** Users by id, deleted ones included (as tombstones). */
@@ -167,38 +186,44 @@ export function createMessagingStore(db: DB) {
         .execute() as Promise<ParticipantRow[]>
     },
 
-    /**
-     * What a send needs to know, in one query: both users (deleted ones as tombstones) and which
-     * of them blocked the other, if either did.
-     */
-    async sendContext(senderId: string, recipientId: string): Promise<{ users: ParticipantRow[]; blockerId: string | null }> {
-      return contextOf(await contextQuery(senderId, recipientId).execute())
+    /** What a message between two users depends on (as heldContext), read on its own: a check that a held read confirms later. */
+    async sendContext(senderId: string, recipientId: string): Promise<SendContext> {
+      return contextOf(await contextQuery(db, senderId, recipientId).execute())
     },
 
+    heldContext,
+
     /**
-     * Stores a user's message if its recipient is a live user and neither blocked the other, in
-     * ONE statement with the read that decides it; answers what sendContext answers, and the
-     * message when it was stored.
+     * Stores a user's message if its recipient is a live user and neither blocked the other: in
+     * one transaction that holds the pair, then reads and stores in one statement. Answers what
+     * heldContext answers, and the message when it was stored.
      */
-    async insertIfAllowed(message: NewMessage & { from: string }): Promise<{ users: ParticipantRow[]; blockerId: string | null; message?: MessageRow }> {
+    async insertIfAllowed(message: NewMessage & { from: string }): Promise<SendContext & { message?: MessageRow }> {
       const row = newMessageRow(message)
-      const { rows } = await sql<ContextRow>`
-        WITH ctx AS (${contextQuery(message.from, message.to)}),
-        allowed AS (SELECT 1 FROM ctx WHERE ctx.id = ${row.recipient_id} AND ctx.deleted_at IS NULL AND ctx.blocker_id IS NULL),
-        ${messagesWrite([row], 'allowed')}
-        SELECT * FROM ctx`.execute(db)
+      const rows = await db.transaction().execute(async (trx) => {
+        await holdPair(trx, message.from, message.to)
+        const { rows } = await sql<ContextRow>`
+          WITH ctx AS (${contextQuery(trx, message.from, message.to)}),
+          allowed AS (SELECT 1 FROM ctx WHERE ctx.id = ${row.recipient_id} AND ctx.deleted_at IS NULL AND ctx.blocker_id IS NULL),
+          ${messagesWrite([row], 'allowed')}
+          SELECT * FROM ctx`.execute(trx)
+        return rows
+      })
       const context = contextOf(rows)
-      const recipient = context.users.find((u) => u.id === row.recipient_id)
-      return { ...context, ...(recipient && !recipient.deleted_at && !context.blockerId ? { message: row } : {}) }
+      return { ...context, ...(allowed(context, row.recipient_id) ? { message: row } : {}) }
     },
 
     /**
-     * Stores a user's message under an idempotency key, in one transaction. When the key was used
-     * already (a retry, or the same request racing itself) nothing is stored and the first
-     * message's id comes back with the hash of the request that made it.
+     * Stores a user's message under an idempotency key, in one transaction that holds the pair
+     * and reads what the message depends on first (as heldContext); nothing is stored, and no
+     * key taken, unless it may go. When the key was used already (a retry, or the same request
+     * racing itself) nothing is stored and the first message comes back (`first`) with the hash
+     * of the request that made it.
      */
-    async insertIdempotent(userId: string, key: string, requestHash: string, message: NewMessage & { id: string }) {
+    async insertIdempotent(userId: string, key: string, requestHash: string, message: NewMessage & { id: string; to: string }) {
       return db.transaction().execute(async (trx) => {
+        const context = await heldContext(trx, userId, message.to)
+        if (!allowed(context, message.to)) return { ...context, outcome: undefined }
         // A racing twin waits here on the key's row until the first commits, then finds it.
         const claimed = await trx
           .insertInto('send_idempotency')
@@ -206,7 +231,7 @@ export function createMessagingStore(db: DB) {
           .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
           .returning('message_id')
           .executeTakeFirst()
-        if (claimed) return { created: true as const, message: (await insertMessages(trx, [message]))[0]! }
+        if (claimed) return { ...context, outcome: { created: true as const, message: (await insertMessages(trx, [message]))[0]! } }
         const first = await trx
           .selectFrom('send_idempotency')
           .select(['request_hash', 'message_id'])
@@ -214,7 +239,7 @@ export function createMessagingStore(db: DB) {
           .where('key', '=', key)
           .executeTakeFirstOrThrow()
         const row = await trx.selectFrom('messages').select(messageColumns).where('id', '=', first.message_id).executeTakeFirst()
-        return { created: false as const, requestHash: first.request_hash, message: row }
+        return { ...context, outcome: { created: false as const, requestHash: first.request_hash, message: row } }
       })
     },
 
