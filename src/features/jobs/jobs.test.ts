@@ -222,7 +222,7 @@ describe('POST /job: offers', () => {
       problem(res, 400)
     }
     const { worker_id: _w, ...noWorker } = offerBody(w)
-    expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: noWorker }), 400).errors).toEqual([{ field: 'body/worker_id', message: 'is required' }])
+    expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: noWorker }), 400).errors).toEqual([{ field: 'body/worker_id', in: 'body', pointer: '/worker_id', message: 'is required' }])
     const { title: _t, ...noTitle } = offerBody(w)
     problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: noTitle }), 400)
     // The edges themselves are fine.
@@ -857,7 +857,7 @@ describe('settling', () => {
       for (const price of [{ amount: 1, currency: 'EUR' }, { amount: 2500, currency: 'EUR' }]) {
         const p = problem(await move(c, job.id, 'PENDING_PAYMENT', { price }), 400)
         expect(p.code).toBe('approval_takes_no_price')
-        expect(p.errors).toEqual([{ field: 'body/price', message: 'is not taken with an approval' }])
+        expect(p.errors).toEqual([{ field: 'body/price', in: 'body', pointer: '/price', message: 'is not taken with an approval' }])
       }
       const after = await getJob(c, job.id)
       expect(after).toMatchObject({ status: 'COMPLETED', price: priced ? { amount: 2500, currency: 'EUR' } : null, version: job.version })
