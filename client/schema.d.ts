@@ -8,38 +8,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process is up */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok";
-                        };
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["health"];
         put?: never;
         post?: never;
         delete?: never;
@@ -59,71 +28,7 @@ export interface paths {
          * Readiness: the database, the live store and the task queue answer
          * @description 503 `not_ready` when one does not answer within `READY_TIMEOUT` (500 ms by default: a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ready";
-                            database: string;
-                            live_store: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not ready (`not_ready`): the detail names the parts that failed */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["ready"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1407,175 +1312,12 @@ export interface paths {
          * Share the caller's live location
          * @description Puts the caller on the map until `ttl` seconds pass (default 300). Posting again renews the expiry. Others only ever see a distance, measured from the caller's public point: drawn at random 100 to 200 m from the posted position, and kept while the caller posts within 300 m of it, so many posts from one place tell no more than one. A post farther away moves the caller to a new point; one back at a place shown in the last 30 days gets its point again.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Latitude, degrees (WGS 84) */
-                        lat: number;
-                        /** @description Longitude, degrees (WGS 84) */
-                        lon: number;
-                        /** @description Seconds the location stays on the map; default LOCATION_DEFAULT_TTL (300) */
-                        ttl?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["postLocation"];
         /**
          * Go off the map
          * @description Signing out and deleting the account do this too.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Off the map */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteLocation"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1592,110 +1334,7 @@ export interface paths {
          * Users near a point
          * @description Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role` (`ADMIN` only for admins, else 403). Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description Latitude, degrees (WGS 84) */
-                    lat: number;
-                    /** @description Longitude, degrees (WGS 84) */
-                    lon: number;
-                    /** @description Meters, up to 50 km */
-                    radius: number;
-                    role?: "CLIENT" | "WORKER" | "ADMIN";
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Nearest first; next_cursor continues in distance order */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                user: components["schemas"]["User"];
-                                /** @description Meters from the searched point to the user's blurred position (about 100 m grid) */
-                                distance_m: number;
-                            }[];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["searchNearby"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1717,160 +1356,7 @@ export interface paths {
          * Send a message
          * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with `Retry-After`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Retrying with the same key answers the first result instead of sending again (kept 24 hours) */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        to: string;
-                        /** @description Trimmed; 1 to 4000 characters */
-                        text: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description A message */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
-                            from: string | null;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            to: string;
-                            text: string;
-                            kind: "user" | "system";
-                            /** @description The job a system message is about */
-                            job_id?: string | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /** @description When the recipient read it */
-                            read_at: string | null;
-                            /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
-                            sender: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                first_name: string;
-                                last_name: string;
-                                picture_url: string | null;
-                                /** @description The account was deleted; its name and picture are gone */
-                                deleted: boolean;
-                            } | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["sendMessage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1888,131 +1374,7 @@ export interface paths {
          * The caller's messages
          * @description Messages the caller received, newest first, with the number unread. With `with`, the conversation with that user in both directions. Pages follow message ids, so messages arriving while a client pages never repeat or push others off a page.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description One conversation with this user, both directions */
-                    with?: string;
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
-                                from: string | null;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                to: string;
-                                text: string;
-                                kind: "user" | "system";
-                                /** @description The job a system message is about */
-                                job_id?: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                                /** @description When the recipient read it */
-                                read_at: string | null;
-                                /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
-                                sender: {
-                                    /**
-                                     * Format: uuid
-                                     * @description UUIDv7
-                                     */
-                                    id: string;
-                                    first_name: string;
-                                    last_name: string;
-                                    picture_url: string | null;
-                                    /** @description The account was deleted; its name and picture are gone */
-                                    deleted: boolean;
-                                } | null;
-                            }[];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                            /** @description Unread messages the caller received (in this conversation, with `with`) */
-                            unread: number;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getInbox"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2034,103 +1396,7 @@ export interface paths {
          * Mark messages read
          * @description Marks every message the caller received up to `up_to` (one of the caller's messages) read, or only those from `with`. Each sender gets a `message.read` event.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description A message of the caller's; it and every earlier one received are marked read
-                         */
-                        up_to: string;
-                        /**
-                         * Format: uuid
-                         * @description Only the conversation with this user
-                         */
-                        with?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Marked */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["markRead"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2148,145 +1414,7 @@ export interface paths {
          * The caller's conversations
          * @description One per user the caller exchanged messages with, most recent first, with the last message and the number unread. System messages are in GET /inbox only.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /** @description Who a message or thread is with, as any user may see it */
-                                user: {
-                                    /**
-                                     * Format: uuid
-                                     * @description UUIDv7
-                                     */
-                                    id: string;
-                                    first_name: string;
-                                    last_name: string;
-                                    picture_url: string | null;
-                                    /** @description The account was deleted; its name and picture are gone */
-                                    deleted: boolean;
-                                };
-                                /** @description A message */
-                                last_message: {
-                                    /**
-                                     * Format: uuid
-                                     * @description UUIDv7
-                                     */
-                                    id: string;
-                                    /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
-                                    from: string | null;
-                                    /**
-                                     * Format: uuid
-                                     * @description UUIDv7
-                                     */
-                                    to: string;
-                                    text: string;
-                                    kind: "user" | "system";
-                                    /** @description The job a system message is about */
-                                    job_id?: string | null;
-                                    /**
-                                     * Format: date-time
-                                     * @description ISO 8601, UTC
-                                     */
-                                    created_at: string;
-                                    /** @description When the recipient read it */
-                                    read_at: string | null;
-                                    /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
-                                    sender: {
-                                        /**
-                                         * Format: uuid
-                                         * @description UUIDv7
-                                         */
-                                        id: string;
-                                        first_name: string;
-                                        last_name: string;
-                                        picture_url: string | null;
-                                        /** @description The account was deleted; its name and picture are gone */
-                                        deleted: boolean;
-                                    } | null;
-                                };
-                                /** @description Unread messages from this user */
-                                unread: number;
-                            }[];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listConversations"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2306,261 +1434,13 @@ export interface paths {
          * The users the caller blocked
          * @description Newest first.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /** @description Who a message or thread is with, as any user may see it */
-                                user: {
-                                    /**
-                                     * Format: uuid
-                                     * @description UUIDv7
-                                     */
-                                    id: string;
-                                    first_name: string;
-                                    last_name: string;
-                                    picture_url: string | null;
-                                    /** @description The account was deleted; its name and picture are gone */
-                                    deleted: boolean;
-                                };
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                            }[];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listBlocks"];
         put?: never;
         /**
          * Block a user
          * @description The user can no longer write to the caller, nor the caller to them, and neither finds the other in search. 201 when new, 200 when the block existed.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        user_id: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Who a message or thread is with, as any user may see it */
-                            user: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                first_name: string;
-                                last_name: string;
-                                picture_url: string | null;
-                                /** @description The account was deleted; its name and picture are gone */
-                                deleted: boolean;
-                            };
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Created */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Who a message or thread is with, as any user may see it */
-                            user: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                first_name: string;
-                                last_name: string;
-                                picture_url: string | null;
-                                /** @description The account was deleted; its name and picture are gone */
-                                deleted: boolean;
-                            };
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["blockUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2578,91 +1458,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** Unblock a user */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description UUIDv7 */
-                    user_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Unblocked */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["unblockUser"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2681,125 +1477,7 @@ export interface paths {
          * Report a message or a user
          * @description Stores a report for the admins: a message the caller received (`message_id`), or a user (`user_id`), with a reason.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            /** @description Exactly one of message_id and user_id */
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description A message the caller received
-                         */
-                        message_id?: string;
-                        /**
-                         * Format: uuid
-                         * @description A user
-                         */
-                        user_id?: string;
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            user_id: string;
-                            message_id: string | null;
-                            reason: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["report"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3127,498 +1805,7 @@ export interface paths {
          *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
-                    "if-match"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description An offer of the caller's to edit while REQUESTED; absent to make a new offer
-                         */
-                        id?: string;
-                        /**
-                         * Format: uuid
-                         * @description Required for a new offer: a user with the WORKER role
-                         */
-                        worker_id?: string;
-                        /** @description Required for a new offer; 1 to 200 characters */
-                        title?: string;
-                        /** @description Up to 5000 characters */
-                        description?: string;
-                        /** @description Null takes a price off an offer */
-                        price?: {
-                            /** @description In minor units (cents): 2500 is 25.00 */
-                            amount: number;
-                            /** @description ISO 4217 code, such as EUR or USD */
-                            currency: string;
-                        } | null;
-                        /** @description When the work is to be done; in the future */
-                        scheduled_at?: string | null;
-                        /** @description Where the work is to be done */
-                        location?: {
-                            lat: number;
-                            lon: number;
-                            address?: string;
-                        } | null;
-                        /** @description Seconds the worker has to answer, from 3600 (1 hour) to 2592000 (30 days); default 259200 (72 hours). On an edit, counted from the edit */
-                        expires_in?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
-                            title: string;
-                            description: string;
-                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                            price: {
-                                /** @description In minor units (cents): 2500 is 25.00 */
-                                amount: number;
-                                /** @description ISO 4217 code, such as EUR or USD */
-                                currency: string;
-                            } | null;
-                            scheduled_at: string | null;
-                            location: {
-                                lat: number;
-                                lon: number;
-                                address?: string;
-                            } | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            updated_at: string;
-                            /** @description Bumped by every change; the ETag, for If-Match */
-                            version: number;
-                            /** @description Every move, oldest first */
-                            status_log: {
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description The user who moved the job; null when time or the payment provider did */
-                                by: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                at: string;
-                                reason?: string;
-                            }[];
-                            /** @description Things the client should know about the offer just made */
-                            warnings?: {
-                                /** @description worker_has_no_picture */
-                                code: string;
-                                detail: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Created */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
-                            title: string;
-                            description: string;
-                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                            price: {
-                                /** @description In minor units (cents): 2500 is 25.00 */
-                                amount: number;
-                                /** @description ISO 4217 code, such as EUR or USD */
-                                currency: string;
-                            } | null;
-                            scheduled_at: string | null;
-                            location: {
-                                lat: number;
-                                lon: number;
-                                address?: string;
-                            } | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            updated_at: string;
-                            /** @description Bumped by every change; the ETag, for If-Match */
-                            version: number;
-                            /** @description Every move, oldest first */
-                            status_log: {
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description The user who moved the job; null when time or the payment provider did */
-                                by: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                at: string;
-                                reason?: string;
-                            }[];
-                            /** @description Things the client should know about the offer just made */
-                            warnings?: {
-                                /** @description worker_has_no_picture */
-                                code: string;
-                                detail: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /**
-                             * @description Stable machine-readable name of the problem, for clients to branch on:
-                             *
-                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
-                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
-                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
-                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
-                             *     - `malformed_json`: The body is not well-formed JSON
-                             *     - `empty_body`: The content type says JSON but the body is empty
-                             *     - `malformed_request`: The request is not well-formed HTTP
-                             *     - `malformed_multipart`: The multipart body is not well-formed
-                             *     - `invalid_content_length`: Content-Length does not match the body
-                             *     - `payload_too_large`: The body is larger than the route takes
-                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
-                             *     - `headers_too_large`: The request's headers are larger than the server takes
-                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
-                             *     - `route_not_found`: No route has this method and path; see /docs
-                             *     - `method_not_allowed`: The route does not take this method
-                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
-                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
-                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
-                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
-                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
-                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
-                             *     - `wrong_password`: The current password given is not the caller's
-                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                             *     - `password_too_long`: Passwords are 72 bytes at most
-                             *     - `session_not_found`: The caller has no session with this id
-                             *     - `email_taken`: An account with this email exists
-                             *     - `user_not_found`: No such user (or one the caller may not see)
-                             *     - `not_an_admin`: Only admins may do this
-                             *     - `forbidden`: The caller may not do this
-                             *     - `picture_missing`: The multipart body has no `picture` file
-                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
-                             *     - `picture_not_found`: The user has no picture
-                             *     - `not_an_image`: The file is not an image the service reads
-                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
-                             *     - `image_too_large`: The image has more pixels than the service decodes
-                             *     - `image_timeout`: Decoding the image took too long
-                             *     - `to_self`: A user can't message itself
-                             *     - `with_self`: A user has no conversation with itself
-                             *     - `text_blank`: The text is blank
-                             *     - `text_too_long`: The text is longer than the route takes
-                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
-                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
-                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
-                             *     - `message_not_found`: No such message among the caller's
-                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
-                             *     - `block_self`: A user can't block itself
-                             *     - `block_not_found`: The caller has not blocked this user
-                             *     - `report_self`: A user can't report itself
-                             *     - `report_target`: A report names a user or a message of theirs
-                             *     - `report_system_message`: System messages can't be reported
-                             *     - `job_not_found`: No such job among the caller's
-                             *     - `worker_not_found`: No such worker
-                             *     - `not_a_worker`: The user offered a job is not a worker
-                             *     - `not_a_client`: Only clients make offers
-                             *     - `offer_to_self`: A user can't offer a job to itself
-                             *     - `not_your_offer`: Only the client of an offer changes it
-                             *     - `not_your_move`: This move belongs to the job's other party
-                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
-                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
-                             *     - `job_expired`: The offer expired
-                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
-                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
-                             *     - `reason_required`: This move needs a reason
-                             *     - `price_required`: This job needs a price first
-                             *     - `price_not_expected`: A price goes only where the route says
-                             *     - `price_already_set`: The job has a price already
-                             *     - `unknown_currency`: The currency is not an ISO 4217 code
-                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
-                             *     - `scheduled_in_past`: scheduled_at must be in the future
-                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
-                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
-                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
-                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
-                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
-                             *     - `not_your_quote`: Only the job's worker quotes its price
-                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
-                             *     - `precondition_failed`: A precondition of the request does not hold
-                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
-                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
-                             *     - `task_not_found`: No failed task with this id
-                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
-                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
-                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
-                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
-                             *     - `not_found`: Not found
-                             *     - `conflict`: Conflicts with the current state
-                             *     - `unavailable`: The service is not available now: retry after Retry-After
-                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
-                             * @enum {string}
-                             */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                            job: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                client_id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                worker_id: string;
-                                title: string;
-                                description: string;
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                                price: {
-                                    /** @description In minor units (cents): 2500 is 25.00 */
-                                    amount: number;
-                                    /** @description ISO 4217 code, such as EUR or USD */
-                                    currency: string;
-                                } | null;
-                                scheduled_at: string | null;
-                                location: {
-                                    lat: number;
-                                    lon: number;
-                                    address?: string;
-                                } | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                expires_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                updated_at: string;
-                                /** @description Bumped by every change; the ETag, for If-Match */
-                                version: number;
-                                /** @description Every move, oldest first */
-                                status_log: {
-                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                    /** @description The user who moved the job; null when time or the payment provider did */
-                                    by: string | null;
-                                    /**
-                                     * Format: date-time
-                                     * @description ISO 8601, UTC
-                                     */
-                                    at: string;
-                                    reason?: string;
-                                }[];
-                                /** @description Things the client should know about the offer just made */
-                                warnings?: {
-                                    /** @description worker_has_no_picture */
-                                    code: string;
-                                    detail: string;
-                                }[];
-                            };
-                        };
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["offerJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3636,162 +1823,7 @@ export interface paths {
          * Get a job
          * @description One job, to its client and its worker (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
-                            title: string;
-                            description: string;
-                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                            price: {
-                                /** @description In minor units (cents): 2500 is 25.00 */
-                                amount: number;
-                                /** @description ISO 4217 code, such as EUR or USD */
-                                currency: string;
-                            } | null;
-                            scheduled_at: string | null;
-                            location: {
-                                lat: number;
-                                lon: number;
-                                address?: string;
-                            } | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            updated_at: string;
-                            /** @description Bumped by every change; the ETag, for If-Match */
-                            version: number;
-                            /** @description Every move, oldest first */
-                            status_log: {
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description The user who moved the job; null when time or the payment provider did */
-                                by: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                at: string;
-                                reason?: string;
-                            }[];
-                            /** @description Things the client should know about the offer just made */
-                            warnings?: {
-                                /** @description worker_has_no_picture */
-                                code: string;
-                                detail: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getJob"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3811,94 +1843,7 @@ export interface paths {
          * The caller's jobs
          * @description Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                    status?: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                    /** @description Only jobs where the caller is the client, or the worker */
-                    role?: "CLIENT" | "WORKER";
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["Job"][];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listJobs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3922,393 +1867,7 @@ export interface paths {
          *
          *     Quote while REQUESTED to tell the client your price before accepting (then accept naming the new version), or later, once you have seen the work; the client can still change or cancel the offer, or cancel an ACCEPTED job, if the price does not suit. On a COMPLETED job the approval period starts again from the quote. `If-Match` is honoured (412, with the job as it is now).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
-                    "if-match"?: string;
-                };
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description The worker's price for the job */
-                        price: {
-                            /** @description In minor units (cents): 2500 is 25.00 */
-                            amount: number;
-                            /** @description ISO 4217 code, such as EUR or USD */
-                            currency: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
-                            title: string;
-                            description: string;
-                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                            price: {
-                                /** @description In minor units (cents): 2500 is 25.00 */
-                                amount: number;
-                                /** @description ISO 4217 code, such as EUR or USD */
-                                currency: string;
-                            } | null;
-                            scheduled_at: string | null;
-                            location: {
-                                lat: number;
-                                lon: number;
-                                address?: string;
-                            } | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            updated_at: string;
-                            /** @description Bumped by every change; the ETag, for If-Match */
-                            version: number;
-                            /** @description Every move, oldest first */
-                            status_log: {
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description The user who moved the job; null when time or the payment provider did */
-                                by: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                at: string;
-                                reason?: string;
-                            }[];
-                            /** @description Things the client should know about the offer just made */
-                            warnings?: {
-                                /** @description worker_has_no_picture */
-                                code: string;
-                                detail: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /**
-                             * @description Stable machine-readable name of the problem, for clients to branch on:
-                             *
-                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
-                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
-                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
-                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
-                             *     - `malformed_json`: The body is not well-formed JSON
-                             *     - `empty_body`: The content type says JSON but the body is empty
-                             *     - `malformed_request`: The request is not well-formed HTTP
-                             *     - `malformed_multipart`: The multipart body is not well-formed
-                             *     - `invalid_content_length`: Content-Length does not match the body
-                             *     - `payload_too_large`: The body is larger than the route takes
-                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
-                             *     - `headers_too_large`: The request's headers are larger than the server takes
-                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
-                             *     - `route_not_found`: No route has this method and path; see /docs
-                             *     - `method_not_allowed`: The route does not take this method
-                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
-                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
-                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
-                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
-                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
-                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
-                             *     - `wrong_password`: The current password given is not the caller's
-                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                             *     - `password_too_long`: Passwords are 72 bytes at most
-                             *     - `session_not_found`: The caller has no session with this id
-                             *     - `email_taken`: An account with this email exists
-                             *     - `user_not_found`: No such user (or one the caller may not see)
-                             *     - `not_an_admin`: Only admins may do this
-                             *     - `forbidden`: The caller may not do this
-                             *     - `picture_missing`: The multipart body has no `picture` file
-                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
-                             *     - `picture_not_found`: The user has no picture
-                             *     - `not_an_image`: The file is not an image the service reads
-                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
-                             *     - `image_too_large`: The image has more pixels than the service decodes
-                             *     - `image_timeout`: Decoding the image took too long
-                             *     - `to_self`: A user can't message itself
-                             *     - `with_self`: A user has no conversation with itself
-                             *     - `text_blank`: The text is blank
-                             *     - `text_too_long`: The text is longer than the route takes
-                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
-                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
-                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
-                             *     - `message_not_found`: No such message among the caller's
-                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
-                             *     - `block_self`: A user can't block itself
-                             *     - `block_not_found`: The caller has not blocked this user
-                             *     - `report_self`: A user can't report itself
-                             *     - `report_target`: A report names a user or a message of theirs
-                             *     - `report_system_message`: System messages can't be reported
-                             *     - `job_not_found`: No such job among the caller's
-                             *     - `worker_not_found`: No such worker
-                             *     - `not_a_worker`: The user offered a job is not a worker
-                             *     - `not_a_client`: Only clients make offers
-                             *     - `offer_to_self`: A user can't offer a job to itself
-                             *     - `not_your_offer`: Only the client of an offer changes it
-                             *     - `not_your_move`: This move belongs to the job's other party
-                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
-                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
-                             *     - `job_expired`: The offer expired
-                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
-                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
-                             *     - `reason_required`: This move needs a reason
-                             *     - `price_required`: This job needs a price first
-                             *     - `price_not_expected`: A price goes only where the route says
-                             *     - `price_already_set`: The job has a price already
-                             *     - `unknown_currency`: The currency is not an ISO 4217 code
-                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
-                             *     - `scheduled_in_past`: scheduled_at must be in the future
-                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
-                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
-                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
-                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
-                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
-                             *     - `not_your_quote`: Only the job's worker quotes its price
-                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
-                             *     - `precondition_failed`: A precondition of the request does not hold
-                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
-                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
-                             *     - `task_not_found`: No failed task with this id
-                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
-                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
-                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
-                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
-                             *     - `not_found`: Not found
-                             *     - `conflict`: Conflicts with the current state
-                             *     - `unavailable`: The service is not available now: retry after Retry-After
-                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
-                             * @enum {string}
-                             */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                            job: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                client_id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                worker_id: string;
-                                title: string;
-                                description: string;
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                                price: {
-                                    /** @description In minor units (cents): 2500 is 25.00 */
-                                    amount: number;
-                                    /** @description ISO 4217 code, such as EUR or USD */
-                                    currency: string;
-                                } | null;
-                                scheduled_at: string | null;
-                                location: {
-                                    lat: number;
-                                    lon: number;
-                                    address?: string;
-                                } | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                expires_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                updated_at: string;
-                                /** @description Bumped by every change; the ETag, for If-Match */
-                                version: number;
-                                /** @description Every move, oldest first */
-                                status_log: {
-                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                    /** @description The user who moved the job; null when time or the payment provider did */
-                                    by: string | null;
-                                    /**
-                                     * Format: date-time
-                                     * @description ISO 8601, UTC
-                                     */
-                                    at: string;
-                                    reason?: string;
-                                }[];
-                                /** @description Things the client should know about the offer just made */
-                                warnings?: {
-                                    /** @description worker_has_no_picture */
-                                    code: string;
-                                    detail: string;
-                                }[];
-                            };
-                        };
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["quoteJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4344,409 +1903,7 @@ export interface paths {
          *
          *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
-                    "if-match"?: string;
-                };
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                        /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
-                        reason?: string;
-                        /**
-                         * @deprecated
-                         * @description Never taken: a job's price is the offer's or its worker's quote (POST /job/{id}/quote), and an approval pays it as it stands. With PENDING_PAYMENT it is 400 `approval_takes_no_price`, with any other status 400 `price_not_expected`
-                         */
-                        price?: {
-                            /** @description In minor units (cents): 2500 is 25.00 */
-                            amount: number;
-                            /** @description ISO 4217 code, such as EUR or USD */
-                            currency: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
-                            title: string;
-                            description: string;
-                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                            price: {
-                                /** @description In minor units (cents): 2500 is 25.00 */
-                                amount: number;
-                                /** @description ISO 4217 code, such as EUR or USD */
-                                currency: string;
-                            } | null;
-                            scheduled_at: string | null;
-                            location: {
-                                lat: number;
-                                lon: number;
-                                address?: string;
-                            } | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            expires_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            updated_at: string;
-                            /** @description Bumped by every change; the ETag, for If-Match */
-                            version: number;
-                            /** @description Every move, oldest first */
-                            status_log: {
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description The user who moved the job; null when time or the payment provider did */
-                                by: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                at: string;
-                                reason?: string;
-                            }[];
-                            /** @description Things the client should know about the offer just made */
-                            warnings?: {
-                                /** @description worker_has_no_picture */
-                                code: string;
-                                detail: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /**
-                             * @description Stable machine-readable name of the problem, for clients to branch on:
-                             *
-                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
-                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
-                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
-                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
-                             *     - `malformed_json`: The body is not well-formed JSON
-                             *     - `empty_body`: The content type says JSON but the body is empty
-                             *     - `malformed_request`: The request is not well-formed HTTP
-                             *     - `malformed_multipart`: The multipart body is not well-formed
-                             *     - `invalid_content_length`: Content-Length does not match the body
-                             *     - `payload_too_large`: The body is larger than the route takes
-                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
-                             *     - `headers_too_large`: The request's headers are larger than the server takes
-                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
-                             *     - `route_not_found`: No route has this method and path; see /docs
-                             *     - `method_not_allowed`: The route does not take this method
-                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
-                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
-                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
-                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
-                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
-                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
-                             *     - `wrong_password`: The current password given is not the caller's
-                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                             *     - `password_too_long`: Passwords are 72 bytes at most
-                             *     - `session_not_found`: The caller has no session with this id
-                             *     - `email_taken`: An account with this email exists
-                             *     - `user_not_found`: No such user (or one the caller may not see)
-                             *     - `not_an_admin`: Only admins may do this
-                             *     - `forbidden`: The caller may not do this
-                             *     - `picture_missing`: The multipart body has no `picture` file
-                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
-                             *     - `picture_not_found`: The user has no picture
-                             *     - `not_an_image`: The file is not an image the service reads
-                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
-                             *     - `image_too_large`: The image has more pixels than the service decodes
-                             *     - `image_timeout`: Decoding the image took too long
-                             *     - `to_self`: A user can't message itself
-                             *     - `with_self`: A user has no conversation with itself
-                             *     - `text_blank`: The text is blank
-                             *     - `text_too_long`: The text is longer than the route takes
-                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
-                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
-                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
-                             *     - `message_not_found`: No such message among the caller's
-                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
-                             *     - `block_self`: A user can't block itself
-                             *     - `block_not_found`: The caller has not blocked this user
-                             *     - `report_self`: A user can't report itself
-                             *     - `report_target`: A report names a user or a message of theirs
-                             *     - `report_system_message`: System messages can't be reported
-                             *     - `job_not_found`: No such job among the caller's
-                             *     - `worker_not_found`: No such worker
-                             *     - `not_a_worker`: The user offered a job is not a worker
-                             *     - `not_a_client`: Only clients make offers
-                             *     - `offer_to_self`: A user can't offer a job to itself
-                             *     - `not_your_offer`: Only the client of an offer changes it
-                             *     - `not_your_move`: This move belongs to the job's other party
-                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
-                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
-                             *     - `job_expired`: The offer expired
-                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
-                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
-                             *     - `reason_required`: This move needs a reason
-                             *     - `price_required`: This job needs a price first
-                             *     - `price_not_expected`: A price goes only where the route says
-                             *     - `price_already_set`: The job has a price already
-                             *     - `unknown_currency`: The currency is not an ISO 4217 code
-                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
-                             *     - `scheduled_in_past`: scheduled_at must be in the future
-                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
-                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
-                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
-                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
-                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
-                             *     - `not_your_quote`: Only the job's worker quotes its price
-                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
-                             *     - `precondition_failed`: A precondition of the request does not hold
-                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
-                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
-                             *     - `task_not_found`: No failed task with this id
-                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
-                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
-                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
-                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
-                             *     - `not_found`: Not found
-                             *     - `conflict`: Conflicts with the current state
-                             *     - `unavailable`: The service is not available now: retry after Retry-After
-                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
-                             * @enum {string}
-                             */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                            job: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                client_id: string;
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                worker_id: string;
-                                title: string;
-                                description: string;
-                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
-                                price: {
-                                    /** @description In minor units (cents): 2500 is 25.00 */
-                                    amount: number;
-                                    /** @description ISO 4217 code, such as EUR or USD */
-                                    currency: string;
-                                } | null;
-                                scheduled_at: string | null;
-                                location: {
-                                    lat: number;
-                                    lon: number;
-                                    address?: string;
-                                } | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                expires_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                updated_at: string;
-                                /** @description Bumped by every change; the ETag, for If-Match */
-                                version: number;
-                                /** @description Every move, oldest first */
-                                status_log: {
-                                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
-                                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
-                                    /** @description The user who moved the job; null when time or the payment provider did */
-                                    by: string | null;
-                                    /**
-                                     * Format: date-time
-                                     * @description ISO 8601, UTC
-                                     */
-                                    at: string;
-                                    reason?: string;
-                                }[];
-                                /** @description Things the client should know about the offer just made */
-                                warnings?: {
-                                    /** @description worker_has_no_picture */
-                                    code: string;
-                                    detail: string;
-                                }[];
-                            };
-                        };
-                    };
-                };
-                /** @description The request must name the version it was made on, with If-Match */
-                428: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["moveJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4764,96 +1921,7 @@ export interface paths {
          * Background tasks that kept failing
          * @description ADMIN only. Tasks (mails, payment requests, clean-ups after a deletion...) that failed every retry, newest first, with their last error. They are kept 30 days.
          */
-        get: {
-            parameters: {
-                query?: {
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["FailedTask"][];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listFailedTasks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4875,100 +1943,7 @@ export interface paths {
          * Run a failed background task again
          * @description ADMIN only. Puts the task back in line with its retries counted afresh; it runs within moments.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Back in line */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["retryTask"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5211,4 +2186,3050 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ok";
+                    };
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ready: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "ready";
+                        database: string;
+                        live_store: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not ready (`not_ready`): the detail names the parts that failed */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Latitude, degrees (WGS 84) */
+                    lat: number;
+                    /** @description Longitude, degrees (WGS 84) */
+                    lon: number;
+                    /** @description Seconds the location stays on the map; default LOCATION_DEFAULT_TTL (300) */
+                    ttl?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteLocation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Off the map */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    searchNearby: {
+        parameters: {
+            query: {
+                /** @description Latitude, degrees (WGS 84) */
+                lat: number;
+                /** @description Longitude, degrees (WGS 84) */
+                lon: number;
+                /** @description Meters, up to 50 km */
+                radius: number;
+                role?: "CLIENT" | "WORKER" | "ADMIN";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Nearest first; next_cursor continues in distance order */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            user: components["schemas"]["User"];
+                            /** @description Meters from the searched point to the user's blurred position (about 100 m grid) */
+                            distance_m: number;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sendMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key answers the first result instead of sending again (kept 24 hours) */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description UUIDv7
+                     */
+                    to: string;
+                    /** @description Trimmed; 1 to 4000 characters */
+                    text: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A message */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
+                        from: string | null;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        to: string;
+                        text: string;
+                        kind: "user" | "system";
+                        /** @description The job a system message is about */
+                        job_id?: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /** @description When the recipient read it */
+                        read_at: string | null;
+                        /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
+                        sender: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            first_name: string;
+                            last_name: string;
+                            picture_url: string | null;
+                            /** @description The account was deleted; its name and picture are gone */
+                            deleted: boolean;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getInbox: {
+        parameters: {
+            query?: {
+                /** @description One conversation with this user, both directions */
+                with?: string;
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
+                            from: string | null;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            to: string;
+                            text: string;
+                            kind: "user" | "system";
+                            /** @description The job a system message is about */
+                            job_id?: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /** @description When the recipient read it */
+                            read_at: string | null;
+                            /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
+                            sender: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                first_name: string;
+                                last_name: string;
+                                picture_url: string | null;
+                                /** @description The account was deleted; its name and picture are gone */
+                                deleted: boolean;
+                            } | null;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                        /** @description Unread messages the caller received (in this conversation, with `with`) */
+                        unread: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    markRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description A message of the caller's; it and every earlier one received are marked read
+                     */
+                    up_to: string;
+                    /**
+                     * Format: uuid
+                     * @description Only the conversation with this user
+                     */
+                    with?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Marked */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listConversations: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description Who a message or thread is with, as any user may see it */
+                            user: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                first_name: string;
+                                last_name: string;
+                                picture_url: string | null;
+                                /** @description The account was deleted; its name and picture are gone */
+                                deleted: boolean;
+                            };
+                            /** @description A message */
+                            last_message: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                /** @description The sender; for a system message, the user whose move it tells of, and null when time or the payment provider made the move */
+                                from: string | null;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                to: string;
+                                text: string;
+                                kind: "user" | "system";
+                                /** @description The job a system message is about */
+                                job_id?: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /** @description When the recipient read it */
+                                read_at: string | null;
+                                /** @description The sender as others see it (deleted accounts show as deleted); null when `from` is */
+                                sender: {
+                                    /**
+                                     * Format: uuid
+                                     * @description UUIDv7
+                                     */
+                                    id: string;
+                                    first_name: string;
+                                    last_name: string;
+                                    picture_url: string | null;
+                                    /** @description The account was deleted; its name and picture are gone */
+                                    deleted: boolean;
+                                } | null;
+                            };
+                            /** @description Unread messages from this user */
+                            unread: number;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listBlocks: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** @description Who a message or thread is with, as any user may see it */
+                            user: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                first_name: string;
+                                last_name: string;
+                                picture_url: string | null;
+                                /** @description The account was deleted; its name and picture are gone */
+                                deleted: boolean;
+                            };
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    blockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description UUIDv7
+                     */
+                    user_id: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Who a message or thread is with, as any user may see it */
+                        user: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            first_name: string;
+                            last_name: string;
+                            picture_url: string | null;
+                            /** @description The account was deleted; its name and picture are gone */
+                            deleted: boolean;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Who a message or thread is with, as any user may see it */
+                        user: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            first_name: string;
+                            last_name: string;
+                            picture_url: string | null;
+                            /** @description The account was deleted; its name and picture are gone */
+                            deleted: boolean;
+                        };
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unblockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Unblocked */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Exactly one of message_id and user_id */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description A message the caller received
+                     */
+                    message_id?: string;
+                    /**
+                     * Format: uuid
+                     * @description A user
+                     */
+                    user_id?: string;
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        user_id: string;
+                        message_id: string | null;
+                        reason: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    offerJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
+                "if-match"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description An offer of the caller's to edit while REQUESTED; absent to make a new offer
+                     */
+                    id?: string;
+                    /**
+                     * Format: uuid
+                     * @description Required for a new offer: a user with the WORKER role
+                     */
+                    worker_id?: string;
+                    /** @description Required for a new offer; 1 to 200 characters */
+                    title?: string;
+                    /** @description Up to 5000 characters */
+                    description?: string;
+                    /** @description Null takes a price off an offer */
+                    price?: {
+                        /** @description In minor units (cents): 2500 is 25.00 */
+                        amount: number;
+                        /** @description ISO 4217 code, such as EUR or USD */
+                        currency: string;
+                    } | null;
+                    /** @description When the work is to be done; in the future */
+                    scheduled_at?: string | null;
+                    /** @description Where the work is to be done */
+                    location?: {
+                        lat: number;
+                        lon: number;
+                        address?: string;
+                    } | null;
+                    /** @description Seconds the worker has to answer, from 3600 (1 hour) to 2592000 (30 days); default 259200 (72 hours). On an edit, counted from the edit */
+                    expires_in?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        job: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            client_id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            worker_id: string;
+                            title: string;
+                            description: string;
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                            price: {
+                                /** @description In minor units (cents): 2500 is 25.00 */
+                                amount: number;
+                                /** @description ISO 4217 code, such as EUR or USD */
+                                currency: string;
+                            } | null;
+                            scheduled_at: string | null;
+                            location: {
+                                lat: number;
+                                lon: number;
+                                address?: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            updated_at: string;
+                            /** @description Bumped by every change; the ETag, for If-Match */
+                            version: number;
+                            /** @description Every move, oldest first */
+                            status_log: {
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description The user who moved the job; null when time or the payment provider did */
+                                by: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                at: string;
+                                reason?: string;
+                            }[];
+                            /** @description Things the client should know about the offer just made */
+                            warnings?: {
+                                /** @description worker_has_no_picture */
+                                code: string;
+                                detail: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                status?: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                /** @description Only jobs where the caller is the client, or the worker */
+                role?: "CLIENT" | "WORKER";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Job"][];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    quoteJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The worker's price for the job */
+                    price: {
+                        /** @description In minor units (cents): 2500 is 25.00 */
+                        amount: number;
+                        /** @description ISO 4217 code, such as EUR or USD */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        job: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            client_id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            worker_id: string;
+                            title: string;
+                            description: string;
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                            price: {
+                                /** @description In minor units (cents): 2500 is 25.00 */
+                                amount: number;
+                                /** @description ISO 4217 code, such as EUR or USD */
+                                currency: string;
+                            } | null;
+                            scheduled_at: string | null;
+                            location: {
+                                lat: number;
+                                lon: number;
+                                address?: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            updated_at: string;
+                            /** @description Bumped by every change; the ETag, for If-Match */
+                            version: number;
+                            /** @description Every move, oldest first */
+                            status_log: {
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description The user who moved the job; null when time or the payment provider did */
+                                by: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                at: string;
+                                reason?: string;
+                            }[];
+                            /** @description Things the client should know about the offer just made */
+                            warnings?: {
+                                /** @description worker_has_no_picture */
+                                code: string;
+                                detail: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    moveJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
+                "if-match"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                    status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                    /** @description Required to cancel an ACCEPTED job; optional for a decline or a cancel */
+                    reason?: string;
+                    /**
+                     * @deprecated
+                     * @description Never taken: a job's price is the offer's or its worker's quote (POST /job/{id}/quote), and an approval pays it as it stands. With PENDING_PAYMENT it is 400 `approval_takes_no_price`, with any other status 400 `price_not_expected`
+                     */
+                    price?: {
+                        /** @description In minor units (cents): 2500 is 25.00 */
+                        amount: number;
+                        /** @description ISO 4217 code, such as EUR or USD */
+                        currency: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The If-Match version is not the current one: `job` is the job as it is now, with its `version` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        job: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            client_id: string;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            worker_id: string;
+                            title: string;
+                            description: string;
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                            price: {
+                                /** @description In minor units (cents): 2500 is 25.00 */
+                                amount: number;
+                                /** @description ISO 4217 code, such as EUR or USD */
+                                currency: string;
+                            } | null;
+                            scheduled_at: string | null;
+                            location: {
+                                lat: number;
+                                lon: number;
+                                address?: string;
+                            } | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            updated_at: string;
+                            /** @description Bumped by every change; the ETag, for If-Match */
+                            version: number;
+                            /** @description Every move, oldest first */
+                            status_log: {
+                                /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                                status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                                /** @description The user who moved the job; null when time or the payment provider did */
+                                by: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                at: string;
+                                reason?: string;
+                            }[];
+                            /** @description Things the client should know about the offer just made */
+                            warnings?: {
+                                /** @description worker_has_no_picture */
+                                code: string;
+                                detail: string;
+                            }[];
+                        };
+                    };
+                };
+            };
+            /** @description The request must name the version it was made on, with If-Match */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listFailedTasks: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["FailedTask"][];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retryTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Back in line */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+}

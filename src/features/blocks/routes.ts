@@ -15,6 +15,7 @@ export async function blocksRoutes(fastify: FastifyInstance) {
     app.post('/blocks', {
       schema: {
         tags,
+        operationId: 'blockUser',
         summary: 'Block a user',
         description: 'The user can no longer write to the caller, nor the caller to them, and neither finds the other in search. 201 when new, 200 when the block existed.',
         security: bearerSecurity,
@@ -29,6 +30,7 @@ export async function blocksRoutes(fastify: FastifyInstance) {
     app.delete('/blocks/:user_id', {
       schema: {
         tags,
+        operationId: 'unblockUser',
         summary: 'Unblock a user',
         security: bearerSecurity,
         params: BlockParams,
@@ -42,6 +44,7 @@ export async function blocksRoutes(fastify: FastifyInstance) {
     app.get('/blocks', {
       schema: {
         tags,
+        operationId: 'listBlocks',
         summary: 'The users the caller blocked',
         description: 'Newest first.',
         security: bearerSecurity,
@@ -53,6 +56,7 @@ export async function blocksRoutes(fastify: FastifyInstance) {
     app.post('/reports', {
       schema: {
         tags,
+        operationId: 'report',
         summary: 'Report a message or a user',
         description: 'Stores a report for the admins: a message the caller received (`message_id`), or a user (`user_id`), with a reason.',
         security: bearerSecurity,

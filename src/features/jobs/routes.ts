@@ -23,6 +23,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     app.post('/job', {
       schema: {
         tags,
+        operationId: 'offerJob',
         summary: 'Offer a job, or change an offer',
         description: [
           'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
@@ -44,6 +45,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     app.get('/job/:id', {
       schema: {
         tags,
+        operationId: 'getJob',
         summary: 'Get a job',
         description: 'One job, to its client and its worker (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.',
         security: bearerSecurity,
@@ -58,6 +60,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     app.get('/jobs', {
       schema: {
         tags,
+        operationId: 'listJobs',
         summary: 'The caller\'s jobs',
         description: 'Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters.',
         security: bearerSecurity,
@@ -69,6 +72,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     app.post('/job/:id/quote', {
       schema: {
         tags,
+        operationId: 'quoteJob',
         summary: 'Quote the price of a job',
         description: [
           `The job\'s worker sets the price of a job whose offer named none -> 200 job with that \`price\`, while it is ${CHANGES.quote.while.join(', ')} (until the client approves; else 409 \`job_not_quotable\`). Once: a job with a price (the offer\'s, or an earlier quote) is 409 \`price_already_set\`. The client is told in their inbox, and approves that price and no other; the client is 403 \`not_your_quote\`, anyone else 404.`,
@@ -88,6 +92,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     app.post('/job/:id/status', {
       schema: {
         tags,
+        operationId: 'moveJob',
         summary: 'Move a job along its workflow',
         description: [
           'Moves follow this table; a move that is not the caller\'s is 403, one the job\'s current status does not allow 409, and of racing moves one wins and the others get 409. Each move is one transaction with its log entry and the messages to the other party.',

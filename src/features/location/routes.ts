@@ -13,6 +13,7 @@ export async function locationRoutes(fastify: FastifyInstance) {
     app.post('/location', {
       schema: {
         tags,
+        operationId: 'postLocation',
         summary: 'Share the caller\'s live location',
         description: 'Puts the caller on the map until `ttl` seconds pass (default 300). Posting again renews the expiry. Others only ever see a distance, measured from the caller\'s public point: drawn at random 100 to 200 m from the posted position, and kept while the caller posts within 300 m of it, so many posts from one place tell no more than one. A post farther away moves the caller to a new point; one back at a place shown in the last 30 days gets its point again.',
         security: bearerSecurity,
@@ -27,6 +28,7 @@ export async function locationRoutes(fastify: FastifyInstance) {
     app.delete('/location', {
       schema: {
         tags,
+        operationId: 'deleteLocation',
         summary: 'Go off the map',
         description: 'Signing out and deleting the account do this too.',
         security: bearerSecurity,
@@ -40,6 +42,7 @@ export async function locationRoutes(fastify: FastifyInstance) {
     app.get('/search', {
       schema: {
         tags,
+        operationId: 'searchNearby',
         summary: 'Users near a point',
         description: 'Users with an unexpired live location within `radius` meters (up to 50 km) of `lat`,`lon`, nearest first, optionally with a `role` (`ADMIN` only for admins, else 403). Answers distances, never coordinates. The caller is never in the answer. Pages continue in distance order.',
         security: bearerSecurity,

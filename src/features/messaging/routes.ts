@@ -13,6 +13,7 @@ export async function messagingRoutes(fastify: FastifyInstance) {
     app.post('/send', {
       schema: {
         tags,
+        operationId: 'sendMessage',
         summary: 'Send a message',
         description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
         security: bearerSecurity,
@@ -29,6 +30,7 @@ export async function messagingRoutes(fastify: FastifyInstance) {
     app.get('/inbox', {
       schema: {
         tags,
+        operationId: 'getInbox',
         summary: 'The caller\'s messages',
         description: 'Messages the caller received, newest first, with the number unread. With `with`, the conversation with that user in both directions. Pages follow message ids, so messages arriving while a client pages never repeat or push others off a page.',
         security: bearerSecurity,
@@ -40,6 +42,7 @@ export async function messagingRoutes(fastify: FastifyInstance) {
     app.post('/inbox/read', {
       schema: {
         tags,
+        operationId: 'markRead',
         summary: 'Mark messages read',
         description: 'Marks every message the caller received up to `up_to` (one of the caller\'s messages) read, or only those from `with`. Each sender gets a `message.read` event.',
         security: bearerSecurity,
@@ -54,6 +57,7 @@ export async function messagingRoutes(fastify: FastifyInstance) {
     app.get('/conversations', {
       schema: {
         tags,
+        operationId: 'listConversations',
         summary: 'The caller\'s conversations',
         description: 'One per user the caller exchanged messages with, most recent first, with the last message and the number unread. System messages are in GET /inbox only.',
         security: bearerSecurity,

@@ -22,6 +22,7 @@ export async function systemRoutes(fastify: FastifyInstance) {
     logLevel: 'warn',
     schema: {
       tags,
+      operationId: 'health',
       summary: 'Liveness: the process is up',
       // No input and no rate limit: the one error it can answer is an unexpected one.
       response: { 200: Type.Object({ status: Type.Literal('ok') }), 500: problemResponses()[500]! },
@@ -33,6 +34,7 @@ export async function systemRoutes(fastify: FastifyInstance) {
     logLevel: 'warn',
     schema: {
       tags,
+      operationId: 'ready',
       summary: 'Readiness: the database, the live store and the task queue answer',
       description: `503 \`not_ready\` when one does not answer within \`READY_TIMEOUT\` (500 ms by default: a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.`,
       response: {

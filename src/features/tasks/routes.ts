@@ -14,6 +14,7 @@ export async function tasksRoutes(fastify: FastifyInstance) {
     app.get('/admin/tasks/failed', {
       schema: {
         tags,
+        operationId: 'listFailedTasks',
         summary: 'Background tasks that kept failing',
         description: 'ADMIN only. Tasks (mails, payment requests, clean-ups after a deletion...) that failed every retry, newest first, with their last error. They are kept 30 days.',
         security: bearerSecurity,
@@ -25,6 +26,7 @@ export async function tasksRoutes(fastify: FastifyInstance) {
     app.post('/admin/tasks/:id/retry', {
       schema: {
         tags,
+        operationId: 'retryTask',
         summary: 'Run a failed background task again',
         description: 'ADMIN only. Puts the task back in line with its retries counted afresh; it runs within moments.',
         security: bearerSecurity,
