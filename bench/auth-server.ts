@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { openPlatform, type Platform } from '../src/platform/index.js'
-import { createAccountsStore } from '../src/features/accounts/store.js'
+import { createSessionsStore } from '../src/features/sessions/store.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { serveOverIpc } from './support/server.js'
 
@@ -46,15 +46,14 @@ async function main() {
   } else if (process.env.BENCH_MODE === 'floor') {
     const config = loadConfig(process.env)
     platform = await openPlatform(config)
-    const { live, database } = platform
-    const accounts = createAccountsStore(database.db)
+    const sessions = createSessionsStore(platform.database.db)
     app = Fastify({ logger: false })
     app.get('/floor', async (request, reply) => {
       const token = request.headers.authorization?.slice('Bearer '.length) ?? ''
-      const session = await live.sessions.touch(hashToken(token), new Date(), config.sessionIdleTtl)
-      if (!session) return reply.code(401).send({ status: 401 })
-      const user = await accounts.findById(session.userId)
-      return { id: user?.id, first_name: user?.first_name, last_name: user?.last_name, email: user?.email }
+      const found = await sessions.authenticate(hashToken(token))
+      if (!found) return reply.code(401).send({ status: 401 })
+      const { user } = found
+      return { id: user.id, first_name: user.first_name, last_name: user.last_name, email: user.email }
     })
   } else {
     const config = loadConfig(process.env)

@@ -7,6 +7,7 @@ import * as jobs from './0005_jobs.js'
 import * as unreadCounts from './0006_unread_counts.js'
 import * as locationCards from './0007_location_cards.js'
 import * as threadKeys from './0008_thread_keys.js'
+import * as sessions from './0009_sessions.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0006_unread_counts': unreadCounts,
   '0007_location_cards': locationCards,
   '0008_thread_keys': threadKeys,
+  '0009_sessions': sessions,
 }

@@ -25,6 +25,8 @@ export interface Config {
   sessionMaxAge: number
   /** Sessions one user may hold at once; signing in past it ends the oldest. */
   sessionsPerUser: number
+  /** Authentications each process keeps in memory (the least recently used go first). */
+  sessionCacheSize: number
   locationDefaultTtl: number
   debug: boolean
   logLevel: string
@@ -187,6 +189,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleTtl,
     sessionMaxAge,
     sessionsPerUser: int('SESSIONS_PER_USER', 10, 1, 1000),
+    sessionCacheSize: int('SESSION_CACHE_SIZE', 100_000, 1, 10_000_000),
     locationDefaultTtl: int('LOCATION_DEFAULT_TTL', 300, 1, 86400),
     debug,
     logLevel,

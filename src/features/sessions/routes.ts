@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { bearerSecurity, bearerToken, signedIn } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { AccessToken, AuthorizeBody, SessionList } from './schemas.js'
@@ -23,7 +23,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
       response: { 200: AccessToken, ...problemResponses(401) },
     },
   }, async (request) => {
-    const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, request.headers['user-agent'])
+    const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, { userAgent: request.headers['user-agent'], address: request.ip })
     return { access_token: token, token_type: 'Bearer' as const, expires_in: expiresIn, user: accounts.view(user, user) }
   })
 
@@ -37,7 +37,20 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
         response: { 204: Type.Null({ description: 'Signed out' }), ...problemResponses(401) },
       },
     }, async (request, reply) => {
-      await sessions.signOut(bearerToken(request)!)
+      await sessions.signOut(request.auth)
+      return reply.code(204).send(null)
+    })
+
+    app.delete('/sessions', {
+      schema: {
+        tags,
+        summary: 'Sign out everywhere',
+        description: 'Ends every session of the caller, this one included, on every device at once.',
+        security: bearerSecurity,
+        response: { 204: Type.Null({ description: 'Signed out everywhere' }), ...problemResponses(401) },
+      },
+    }, async (request, reply) => {
+      await sessions.signOutEverywhere(request.auth)
       return reply.code(204).send(null)
     })
 

@@ -114,6 +114,16 @@ describe('/sessions', () => {
     problem(await inject({ url: '/sessions' }), 401)
   })
 
+  it('DELETE /sessions signs the caller out everywhere, this device too', async () => {
+    const [u, other] = [await newUser(t.app), await newUser(t.app)]
+    const phone = await signIn(t.app, u.email, u.password)
+    expect((await inject({ method: 'DELETE', url: '/sessions', headers: u.auth })).statusCode).toBe(204)
+    for (const token of [u.token, phone]) problem(await inject({ url: '/user', headers: { authorization: `Bearer ${token}` } }), 401)
+    expect((await inject({ url: '/user', headers: other.auth })).statusCode).toBe(200)
+    // Signing in again works.
+    expect((await inject({ url: '/sessions', headers: { authorization: `Bearer ${await signIn(t.app, u.email, u.password)}` } })).json().items).toHaveLength(1)
+  })
+
   it('keeps at most SESSIONS_PER_USER sessions, ending the oldest', async () => {
     const u = await newUser(t.app)
     const tokens = [u.token]

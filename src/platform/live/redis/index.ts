@@ -4,7 +4,6 @@ import { connectRedis } from './client.js'
 import { createRedisCounterStore } from './counters.js'
 import { createRedisEventBus } from './events.js'
 import { createRedisLocationStore } from './locations.js'
-import { createRedisSessionStore } from './sessions.js'
 import { createRedisTicketStore } from './tickets.js'
 
 /** The live store on one Redis server, or with `cluster` on the Redis Cluster that `url` is a node of. */
@@ -14,7 +13,6 @@ export async function createRedisLiveStore(url: string, prefix: string, cluster 
   const locations = createRedisLocationStore(redis, prefix)
   return {
     kind: 'redis',
-    sessions: createRedisSessionStore(redis, prefix),
     counters: createRedisCounterStore(redis, prefix),
     tickets: createRedisTicketStore(redis, prefix),
     locations,
