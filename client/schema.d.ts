@@ -1513,7 +1513,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account.
+         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.
          */
         post: {
             parameters: {

@@ -42,8 +42,10 @@ export interface Config {
   rateLimitMax: number
   /** Requests a minute from one address to /signup and to /authorize. */
   authRateLimitMax: number
-  /** Failed sign-ins an hour for one account before it is locked for the rest of the hour. */
+  /** Failed sign-ins an hour from one address on one account; past it that address waits (the account is never locked). */
   loginFailuresPerHour: number
+  /** Failed sign-ins an hour from one address, on any accounts; past it that address waits. */
+  loginFailuresPerAddressPerHour: number
   /** Messages a minute one user may send. */
   sendRateLimit: number
   /** Milliseconds between WebSocket pings; a socket that missed the last pong is closed. */
@@ -200,6 +202,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitMax: int('RATE_LIMIT_MAX', 1200, 1, 10_000_000),
     authRateLimitMax: int('AUTH_RATE_LIMIT_MAX', 30, 1, 10_000_000),
     loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR', 100, 1, 1_000_000),
+    loginFailuresPerAddressPerHour: int('LOGIN_FAILURES_PER_ADDRESS_PER_HOUR', 1000, 1, 1_000_000),
     sendRateLimit: int('SEND_RATE_LIMIT', 60, 1, 1_000_000),
     wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL', 30_000, 100, 600_000),
     wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024, 1024 * 1024 * 1024),

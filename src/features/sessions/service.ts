@@ -15,7 +15,10 @@ export interface SessionsConfig {
   sessionIdleTtl: number
   sessionMaxAge: number
   sessionsPerUser: number
+  /** Sign-in attempts an hour that fail from one address on one account. */
   loginFailuresPerHour: number
+  /** Sign-in attempts an hour that fail from one address, on any accounts. */
+  loginFailuresPerAddressPerHour: number
   /** Authentications each process keeps. */
   sessionCacheSize: number
 }
@@ -241,7 +244,28 @@ export function createSessionsService(deps: {
     await changedIn(trx, [userId])
   }
 
-  const failureKey = (email: string) => `login-failures:${email.trim().toLowerCase()}`
+  // -------------------------------------------------------------------------------------------
+  // Failed sign-ins: counted per account and address, and per address, before the password is
+  // checked (so guesses sent together are each counted before any is answered). Past either
+  // limit the address waits: the account stays open to its owner from anywhere else.
+
+  const digest = (text: string) => createHash('sha256').update(text).digest('base64url')
+  const pairKey = (email: string, address: string) => `login-failures:${digest(`${email.trim().toLowerCase()} ${address}`)}`
+  const addressKey = (address: string) => `login-failures-from:${digest(address)}`
+
+  const throttle = async (email: string, address: string) => {
+    const [pair, from] = await Promise.all([deps.counters.hit(pairKey(email, address), HOUR_MS), deps.counters.hit(addressKey(address), HOUR_MS)])
+    const over = [pair.count > config.loginFailuresPerHour ? pair : null, from.count > config.loginFailuresPerAddressPerHour ? from : null].filter((hit) => hit !== null)
+    if (over.length > 0) {
+      const resetMs = Math.max(...over.map((hit) => hit.resetMs))
+      throw new TooManyRequestsError('Too many failed sign-ins from this address; try again later', Math.max(1, Math.ceil(resetMs / 1000)), 'too_many_failed_sign_ins')
+    }
+  }
+
+  /** A sign-in that succeeded was no failure: it leaves the counts as they were before it. */
+  const succeeded = async (email: string, address: string) => {
+    await Promise.all([deps.counters.reset(pairKey(email, address)), deps.counters.hit(addressKey(address), HOUR_MS, -1)])
+  }
 
   return {
     onSignedOut(hook: SignedOutHook) {
@@ -270,19 +294,16 @@ export function createSessionsService(deps: {
       cache.clear()
     },
 
-    /** Checks email and password; answers a new token and the user. The same 401 for an unknown email and a wrong password. */
+    /**
+     * Checks email and password; answers a new token and the user. The same 401 for an unknown
+     * email and a wrong password; 429 from an address past its failures.
+     */
     async signIn(email: string, password: string, context: { userAgent?: string; address: string }): Promise<{ token: string; expiresIn: number; user: UserRow }> {
-      const failures = await deps.counters.peek(failureKey(email))
-      if (failures.count >= config.loginFailuresPerHour) {
-        throw new TooManyRequestsError('Too many failed sign-ins for this account; try again later', Math.ceil(failures.resetMs / 1000), 'account_locked')
-      }
+      await throttle(email, context.address)
       const found = await deps.accounts.findForLogin(email.trim())
       const ok = await deps.hasher.verify(password, found?.password_hash ?? null)
-      if (!found || !ok) {
-        await deps.counters.hit(failureKey(email), HOUR_MS)
-        throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
-      }
-      if (failures.count > 0) await deps.counters.reset(failureKey(email))
+      if (!found || !ok) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
+      await succeeded(email, context.address)
       const { password_hash: _hash, sessions_version: version, ...user } = found
       const token = randomBytes(32).toString('base64url')
       const tokenHash = hashToken(token)
