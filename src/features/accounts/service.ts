@@ -36,6 +36,8 @@ export interface AccountSessions {
   revokeIn(trx: Transaction<Database>, userId: string, keep?: string): Promise<void>
   /** Tells every process at the transaction's commit that the user changed (what an authentication carries of it). */
   changedIn(trx: Transaction<Database>, userIds: readonly string[]): Promise<void>
+  /** After the commit: this process forgets what it keeps of the users at once (the caller's next request sees the change). */
+  forget(userIds: readonly string[]): void
 }
 
 const MAX_PASSWORD_BYTES = 72
@@ -115,6 +117,7 @@ export function createAccountsService(deps: {
    * card is rewritten only when what it shows changed).
    */
   const afterChange = async (task: ChangedTask, user?: UserRow, before?: UserRow) => {
+    deps.sessions.forget([task.user_id])
     await cached.changed([task.user_id])
     const current = user ?? (await store.findById(task.user_id))
     if (current) for (const hook of changedHooks) await hook(current, before)
@@ -122,6 +125,7 @@ export function createAccountsService(deps: {
 
   /** What follows a deletion (its sessions ended with it): the other features forget the user, caches drop it. */
   const afterDeletion = async (task: DeletedTask) => {
+    deps.sessions.forget([task.user_id])
     for (const hook of deletedHooks) await hook(task.user_id)
     await cached.changed([task.user_id])
   }

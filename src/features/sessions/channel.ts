@@ -9,15 +9,22 @@ import type { Database, Listen } from '../../platform/db/index.js'
 // probe every PROBE_MS through the same channel: a probe that comes back says that everything
 // committed before it was sent has been heard. So a process relies on what it cached only while
 // its last probe came back within TRUST_MS of being sent, and while no message of any sender is
-// missing (each sender numbers its messages; one that never comes means something was lost, and
-// then nothing cached before is relied on). A change is thus heard, or the cache left alone,
-// within TRUST_MS (plus a probe's way through the database) of its commit, whatever fails.
+// missing. A change is thus heard, or the cache left alone, within TRUST_MS (plus a probe's way
+// through the database) of its commit, whatever fails.
+//
+// A channel that was only slow (a busy process, a stalled connection) loses nothing: what it
+// held back comes, in order, before the probe that brings trust back, so the cache is kept. A
+// message that never comes is another matter: each sender numbers its messages, and one missing
+// for TRUST_MS (or a silence of the channel longer than LOST_AFTER_MS) means some change may
+// have gone unheard, and nothing cached before is relied on again.
 
 const CHANNEL = 'sessions_changed'
 /** How often each process sends itself a probe. */
 export const PROBE_MS = 200
 /** How old the last probe that came back may be while the cache is relied on. */
-export const TRUST_MS = 600
+export const TRUST_MS = 700
+/** A channel silent this long may have lost its connection (and what was sent meanwhile) on the way. */
+const LOST_AFTER_MS = 5_000
 /** A sender not heard from for this long is forgotten (a process that stopped). */
 const FORGET_SENDER_MS = 5 * 60_000
 /** Past this many messages missing from one sender, they are taken as lost at once. */
@@ -53,6 +60,8 @@ export interface ChannelOptions {
   onChanged: (userIds: string[]) => void
   /** Messages may have been lost: nothing cached before can be relied on. */
   onLost: () => void
+  /** The channel can't be relied on for now (its probes come back late, or not at all). */
+  onDown: () => void
   onError: (error: unknown) => void
 }
 
@@ -74,9 +83,11 @@ export function createSessionsChannel(options: ChannelOptions) {
     options.onLost()
   }
 
+  let downSince = 0
   const goDown = () => {
     up = false
-    lost()
+    downSince = performance.now()
+    options.onDown()
   }
 
   /** Notes a message's number; a sender's gap is held open for TRUST_MS (NOTIFYs commit in any order). */
@@ -114,7 +125,7 @@ export function createSessionsChannel(options: ChannelOptions) {
       if (!up && now - lastEcho <= TRUST_MS) {
         up = true
         upSince = now
-        epoch++
+        if (now - downSince > LOST_AFTER_MS) lost()
       }
     }
   }
@@ -126,7 +137,7 @@ export function createSessionsChannel(options: ChannelOptions) {
 
   const tick = () => {
     const now = performance.now()
-    void notify(options.db, { probe: now }).catch(options.onError)
+    if (!options.inProcess) void notify(options.db, { probe: now }).catch(options.onError)
     channel.trusted()
     for (const [from, sender] of senders) {
       let overdue = false
@@ -162,10 +173,10 @@ export function createSessionsChannel(options: ChannelOptions) {
 
     async start() {
       unlisten = await options.listen(CHANNEL, receive)
+      downSince = performance.now()
       if (options.inProcess) {
         up = true
         epoch++
-        return
       }
       timer = setInterval(tick, PROBE_MS)
       timer.unref()

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import { sql } from 'kysely'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
@@ -148,6 +150,17 @@ describe('a change made through one process, on the other', () => {
     expect((await b.inject({ url: '/users?role=ADMIN', headers: user.auth })).statusCode).toBe(200)
   })
 
+  it('relies on nothing it kept once a message of the channel went missing', async () => {
+    const users = await Promise.all(Array.from({ length: 3 }, () => newUser(a)))
+    for (const u of users) expect((await me(b, u.token)).statusCode).toBe(200)
+    expect(b.sessions.cached()).toBeGreaterThan(0)
+    // A process's messages 1 and 3 come, 2 never does (its transaction rolled back, or it was lost).
+    const from = randomUUID()
+    for (const seq of [1, 3]) await sql`SELECT pg_notify('sessions_changed', ${JSON.stringify({ from, seq })})`.execute(a.platform.database.db)
+    await waitUntil(() => b.sessions.cached() === 0)
+    for (const u of users) expect((await me(b, u.token)).statusCode).toBe(200)
+  })
+
   it('keeps serving the tokens it holds from memory', async () => {
     const users = await Promise.all(Array.from({ length: 5 }, () => newUser(a)))
     for (const u of users) expect((await me(b, u.token)).statusCode).toBe(200)
@@ -211,6 +224,7 @@ describe.runIf(TEST_DATABASE_URL)('when the invalidation channel is down', () =>
   let listenVia: DatabaseHandle
   let platforms: Platform[] = []
   let drop: () => Promise<void>
+  let wsB: string
 
   beforeAll(async () => {
     const scratch = await createScratchDatabase(TEST_DATABASE_URL!)
@@ -223,6 +237,7 @@ describe.runIf(TEST_DATABASE_URL)('when the invalidation channel is down', () =>
     a = await buildApp(config, platforms[0]!)
     // B hears the channel through the proxy; the rest of its database work goes straight.
     b = await buildApp(config, { ...platforms[1]!, database: { ...platforms[1]!.database, listen: listenVia.listen } })
+    wsB = await listening(b)
   })
   afterAll(async () => {
     await a?.close()
@@ -236,9 +251,13 @@ describe.runIf(TEST_DATABASE_URL)('when the invalidation channel is down', () =>
   it('refuses a token signed out meanwhile within a second, and relies on its memory again once the channel is back', async () => {
     const [u, v, w] = [await newUser(a), await newUser(a), await newUser(a)]
     await waitUntil(async () => (await me(b, u.token)).statusCode === 200 && b.sessions.cached() > 0)
+    const socket = await connect(wsB, u.token)
     proxy.stall()
     expect((await a.inject({ method: 'DELETE', url: '/authorize', headers: u.auth })).statusCode).toBe(204)
-    problem(await aSecondAfter(performance.now(), () => me(b, u.token)), 401)
+    const answeredAt = performance.now()
+    problem(await aSecondAfter(answeredAt, () => me(b, u.token)), 401)
+    expect(await socket.closed).toBe(4401)
+    expect(socket.closedAt! - answeredAt).toBeLessThan(1000)
     // Meanwhile, B answers from the database.
     expect((await me(b, w.token)).statusCode).toBe(200)
 

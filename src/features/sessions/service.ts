@@ -58,6 +58,8 @@ const CACHED_FOR_MS = 60_000
  */
 const SWEEP_GRACE_MS = 10 * 60_000
 const SWEEP_EVERY_MS = 10 * 60_000
+/** How often open sockets are checked against the database while the channel can't be relied on. */
+const DOWN_CHECK_MS = 500
 /** Users whose last change this process remembers one by one (older ones count as changed at once). */
 const CHANGES_KEPT = 100_000
 
@@ -154,8 +156,20 @@ export function createSessionsService(deps: {
       cache.clear()
       tell(undefined)
     },
+    // While the channel can't be relied on, changes may go unheard: open sockets are checked
+    // against the database at once, and every DOWN_CHECK_MS until it can again.
+    onDown: () => {
+      tell(undefined)
+      clearInterval(downTimer)
+      downTimer = setInterval(() => {
+        if (channel.trusted()) clearInterval(downTimer)
+        else tell(undefined)
+      }, DOWN_CHECK_MS)
+      downTimer.unref()
+    },
     onError: (error) => log.warn({ err: error }, 'could not send the sessions channel its probe'),
   })
+  let downTimer: NodeJS.Timeout | undefined
 
   // Uses of sessions, written together every RENEW_EVERY_MS.
   const uses = new Map<string, number>()
@@ -289,6 +303,7 @@ export function createSessionsService(deps: {
     async close() {
       clearInterval(renewTimer)
       clearInterval(sweepTimer)
+      clearInterval(downTimer)
       await writeUses()
       await channel.close()
       cache.clear()

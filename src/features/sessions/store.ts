@@ -167,7 +167,7 @@ export function createSessionsStore(db: DB) {
         .selectFrom('sessions as s')
         .innerJoin('users as u', (join) => join.onRef('u.id', '=', 's.user_id').onRef('u.sessions_version', '=', 's.sessions_version').on('u.deleted_at', 'is', null))
         .select('s.id')
-        .where('s.id', 'in', ids)
+        .where(sql<boolean>`s.id = ANY(${[...ids]}::uuid[])`)
         .where('s.expires_at', '>', now)
         .execute()
       return new Set(rows.map((row) => row.id))
