@@ -1,8 +1,9 @@
 // The server side of `npm run bench:auth`, run in a process of its own so that the load
 // generator does not share an event loop with it. BENCH_MODE=app serves the whole app with the
 // configuration in its environment; BENCH_MODE=bare serves one bare Fastify route, the baseline;
-// BENCH_MODE=floor serves a bare Fastify route that does only the storage work GET /user must do
-// (renew the session in the live store, read the user row), to show what the stack adds on top.
+// BENCH_MODE=floor serves a bare Fastify route that does only the storage work GET /user did
+// before each process kept what it authenticates (read the session and its user, in one query),
+// to show what a read per request would cost.
 // It talks to the benchmark over IPC (support/server.ts), and also runs raw bcrypt.compare on
 // request: the baseline for sign-ins.
 
@@ -11,13 +12,16 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { openPlatform, type Platform } from '../src/platform/index.js'
-import { createAccountsStore } from '../src/features/accounts/store.js'
+import { createSessionsStore } from '../src/features/sessions/store.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { serveOverIpc } from './support/server.js'
 
-/** Beyond the common messages (support/server.ts): raw bcrypt.compare, the sign-in baseline. */
-export type BcryptRequest = { type: 'bcrypt'; cost: number; concurrency: number; durationMs: number }
-export type BcryptResult = { type: 'bcrypt'; compares: number; elapsedMs: number }
+/**
+ * Beyond the common messages (support/server.ts): raw bcrypt.compare, the sign-in baseline; and
+ * how many authentications the app keeps in memory.
+ */
+export type BcryptRequest = { type: 'bcrypt'; cost: number; concurrency: number; durationMs: number } | { type: 'cached' }
+export type BcryptResult = { type: 'bcrypt'; compares: number; elapsedMs: number } | { type: 'cached'; size: number }
 
 /** bcrypt.compare with `concurrency` compares in flight for `durationMs`, as the app would run them. */
 async function rawCompares(cost: number, concurrency: number, durationMs: number) {
@@ -46,15 +50,14 @@ async function main() {
   } else if (process.env.BENCH_MODE === 'floor') {
     const config = loadConfig(process.env)
     platform = await openPlatform(config)
-    const { live, database } = platform
-    const accounts = createAccountsStore(database.db)
+    const sessions = createSessionsStore(platform.database.db)
     app = Fastify({ logger: false })
     app.get('/floor', async (request, reply) => {
       const token = request.headers.authorization?.slice('Bearer '.length) ?? ''
-      const session = await live.sessions.touch(hashToken(token), new Date(), config.sessionIdleTtl)
-      if (!session) return reply.code(401).send({ status: 401 })
-      const user = await accounts.findById(session.userId)
-      return { id: user?.id, first_name: user?.first_name, last_name: user?.last_name, email: user?.email }
+      const found = await sessions.authenticate(hashToken(token))
+      if (!found) return reply.code(401).send({ status: 401 })
+      const { user } = found
+      return { id: user.id, first_name: user.first_name, last_name: user.last_name, email: user.email }
     })
   } else {
     const config = loadConfig(process.env)
@@ -64,8 +67,12 @@ async function main() {
   await serveOverIpc(app, {
     close: async () => platform?.close(),
     handle(message, send) {
+      if (message.type === 'cached') {
+        send({ type: 'cached', size: app.hasDecorator('sessions') ? app.sessions.cached() : 0 })
+        return true
+      }
       if (message.type !== 'bcrypt') return false
-      const { cost, concurrency, durationMs } = message as BcryptRequest
+      const { cost, concurrency, durationMs } = message as Extract<BcryptRequest, { type: 'bcrypt' }>
       void rawCompares(cost, concurrency, durationMs).then((result) => send({ type: 'bcrypt', ...result }))
       return true
     },

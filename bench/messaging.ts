@@ -149,7 +149,7 @@ async function main() {
   const sockets: WebSocket[] = []
 
   try {
-    // ---- Users, signed in (sessions written straight to the live store, as /authorize would).
+    // ---- Users, signed in (sessions written straight to the database, as /authorize would).
     const users: { id: string; token: string }[] = Array.from({ length: CLIENTS + 1 }, () => ({ id: uuidv7(), token: randomBytes(32).toString('base64url') }))
     const seeding = bar('users and sessions', users.length, '')
     for (let i = 0; i < users.length; i += 2000) {
@@ -159,17 +159,24 @@ async function main() {
         .execute()
     }
     const now = Date.now()
-    for (let i = 0; i < users.length; i += 200) {
-      await Promise.all(
-        users.slice(i, i + 200).map((u) =>
-          live.sessions.create(
-            hashToken(u.token),
-            { id: uuidv7(), userId: u.id, userAgent: 'bench', createdAt: new Date(now), lastUsedAt: new Date(now), expiresAt: new Date(now + 3_600_000), maxExpiresAt: new Date(now + 3_600_000) },
-            10,
-          ),
-        ),
-      )
-      seeding.update(Math.min(i + 200, users.length))
+    for (let i = 0; i < users.length; i += 2000) {
+      await db
+        .insertInto('sessions')
+        .values(
+          users.slice(i, i + 2000).map((u) => ({
+            token_hash: hashToken(u.token),
+            id: uuidv7(),
+            user_id: u.id,
+            user_agent: 'bench',
+            created_at: new Date(now),
+            last_used_at: new Date(now),
+            expires_at: new Date(now + 3_600_000),
+            max_expires_at: new Date(now + 3_600_000),
+            sessions_version: 0,
+          })),
+        )
+        .execute()
+      seeding.update(Math.min(i + 2000, users.length))
     }
     seeding.stop()
     const inboxUser = users[CLIENTS]!

@@ -904,7 +904,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account.
+         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.
          */
         post: {
             parameters: {
@@ -1192,7 +1192,83 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Sign out everywhere
+         * @description Ends every session of the caller, this one included, on every device at once.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Signed out everywhere */
+                204: {
+                    headers: {
+                        /** @description Requests this caller may make in the window */
+                        "x-ratelimit-limit"?: number;
+                        /** @description Requests left in the window */
+                        "x-ratelimit-remaining"?: number;
+                        /** @description Seconds until the window starts again */
+                        "x-ratelimit-reset"?: number;
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid input */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, unknown or expired access token */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too many requests; see Retry-After */
+                429: {
+                    headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unexpected error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+                503: {
+                    headers: {
+                        /** @description Seconds to wait before trying again */
+                        "retry-after"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -1686,7 +1762,7 @@ export interface paths {
                              *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
                              *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
                              *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                             *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
                              *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
                              *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                              *     - `wrong_password`: The current password given is not the caller's
@@ -1758,7 +1834,7 @@ export interface paths {
                              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                              * @enum {string}
                              */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                             instance?: string;
                             request_id: string;
                             /** @description The fields that failed validation */
@@ -1983,7 +2059,7 @@ export interface components {
              *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
              *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
              *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-             *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+             *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
              *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
              *     - `current_password_required`: This change needs the caller's current password (`current_password`)
              *     - `wrong_password`: The current password given is not the caller's
@@ -2055,7 +2131,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -3817,7 +3893,7 @@ export interface operations {
                          *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
                          *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
                          *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
                          *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
@@ -3889,7 +3965,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4448,7 +4524,7 @@ export interface operations {
                          *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
                          *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
                          *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
                          *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
@@ -4520,7 +4596,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4842,7 +4918,7 @@ export interface operations {
                          *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
                          *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
                          *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                         *     - `account_locked`: Too many failed sign-ins: wait for Retry-After
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
                          *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
@@ -4914,7 +4990,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "account_locked" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */

@@ -8,6 +8,7 @@ import * as unreadCounts from './0006_unread_counts.js'
 import * as locationCards from './0007_location_cards.js'
 import * as threadKeys from './0008_thread_keys.js'
 import * as locationAnchors from './0009_location_anchors.js'
+import * as sessions from './0010_sessions.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0007_location_cards': locationCards,
   '0008_thread_keys': threadKeys,
   '0009_location_anchors': locationAnchors,
+  '0010_sessions': sessions,
 }

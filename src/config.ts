@@ -25,6 +25,8 @@ export interface Config {
   sessionMaxAge: number
   /** Sessions one user may hold at once; signing in past it ends the oldest. */
   sessionsPerUser: number
+  /** Authentications each process keeps in memory (the least recently used go first). */
+  sessionCacheSize: number
   locationDefaultTtl: number
   debug: boolean
   logLevel: string
@@ -40,8 +42,10 @@ export interface Config {
   rateLimitMax: number
   /** Requests a minute from one address to /signup and to /authorize. */
   authRateLimitMax: number
-  /** Failed sign-ins an hour for one account before it is locked for the rest of the hour. */
+  /** Failed sign-ins an hour from one address on one account; past it that address waits (the account is never locked). */
   loginFailuresPerHour: number
+  /** Failed sign-ins an hour from one address, on any accounts; past it that address waits. */
+  loginFailuresPerAddressPerHour: number
   /** Messages a minute one user may send. */
   sendRateLimit: number
   /** Milliseconds between WebSocket pings; a socket that missed the last pong is closed. */
@@ -202,6 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleTtl,
     sessionMaxAge,
     sessionsPerUser: int('SESSIONS_PER_USER'),
+    sessionCacheSize: int('SESSION_CACHE_SIZE'),
     locationDefaultTtl: int('LOCATION_DEFAULT_TTL'),
     debug,
     logLevel,
@@ -212,6 +217,7 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitMax: int('RATE_LIMIT_MAX'),
     authRateLimitMax: int('AUTH_RATE_LIMIT_MAX'),
     loginFailuresPerHour: int('LOGIN_FAILURES_PER_HOUR'),
+    loginFailuresPerAddressPerHour: int('LOGIN_FAILURES_PER_ADDRESS_PER_HOUR'),
     sendRateLimit: int('SEND_RATE_LIMIT'),
     wsHeartbeatInterval: int('WS_HEARTBEAT_INTERVAL'),
     wsMaxBufferedBytes: int('WS_MAX_BUFFERED_BYTES'),

@@ -24,7 +24,7 @@ export const PROBLEM_CODES = {
   // Signing in
   unauthenticated: 'No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize',
   invalid_credentials: 'Wrong email or password (the same answer for both)',
-  account_locked: 'Too many failed sign-ins: wait for Retry-After',
+  too_many_failed_sign_ins: 'Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked',
   invalid_ticket: 'The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another',
   current_password_required: 'This change needs the caller\'s current password (`current_password`)',
   wrong_password: 'The current password given is not the caller\'s',

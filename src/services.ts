@@ -44,12 +44,16 @@ export async function createServices(config: Config, platform: Platform, options
     const limits: LocalFirstCounters = localFirstCounters(platform.live.counters, { onFlushError: (err) => log.warn({ err }, 'could not add rate-limit hits to the live store') })
     started.push({ name: 'rate-limit counters', close: () => limits.close() })
 
+    // Sessions are in the database; each process keeps the authentications it serves, and hears
+    // of every change to them through the database (NOTIFY in the changing transaction).
     const accountsStore = createAccountsStore(db)
-    const sessions = createSessionsService({ live: platform.live, accounts: accountsStore, hasher: platform.hasher, config, clock })
+    const sessions = createSessionsService({ db, listen: platform.database.listen, inProcess: platform.database.kind === 'pglite', counters: platform.live.counters, accounts: accountsStore, hasher: platform.hasher, config, clock, log })
+    await sessions.start()
+    started.push({ name: 'sessions', close: () => sessions.close() })
     const accounts = createAccountsService({
       store: accountsStore,
       hasher: platform.hasher,
-      endSessions: sessions.endAll,
+      sessions,
       publicUrl: config.publicUrl,
       events: platform.live.events,
       log,

@@ -19,8 +19,8 @@ beforeAll(async () => {
       .filter((m) => ['get', 'post', 'put', 'delete', 'patch'].includes(m))
       .map((method) => ({ method: method.toUpperCase(), path })),
   )
-    // These two end the caller's session, after which everything else would only see 401.
-    .filter((op) => !(op.method === 'DELETE' && (op.path === '/authorize' || op.path === '/user')))
+    // These end the caller's session, after which everything else would only see 401.
+    .filter((op) => !(op.method === 'DELETE' && (op.path === '/authorize' || op.path === '/user' || op.path === '/sessions')))
 })
 afterAll(async () => t.close())
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
-import type { LiveEvent, LiveStore, SessionRecord } from '../src/platform/live/index.js'
+import type { LiveEvent, LiveStore } from '../src/platform/live/index.js'
 import { localFirstCounters } from '../src/platform/live/local-first-counters.js'
 import { createSharedCache, type SharedCache } from '../src/platform/live/shared-cache.js'
 import { liveBackends } from './support/backends.js'
@@ -15,105 +15,6 @@ describe.each(liveBackends())('$name', (backend) => {
     ;({ live, close } = await backend.open())
   })
   afterAll(async () => close())
-
-  const session = (userId: string, overrides: Partial<SessionRecord> = {}): SessionRecord => {
-    const now = new Date()
-    return {
-      id: uuidv7(),
-      userId,
-      userAgent: 'test-agent',
-      createdAt: now,
-      lastUsedAt: now,
-      expiresAt: new Date(now.getTime() + 60_000),
-      maxExpiresAt: new Date(now.getTime() + 3_600_000),
-      ...overrides,
-    }
-  }
-
-  describe('sessions', () => {
-    it('finds a session by its token hash and renews its idle expiry, never past the absolute one', async () => {
-      const user = uuidv7()
-      const s = session(user, { maxExpiresAt: new Date(Date.now() + 90_000) })
-      await live.sessions.create('hash-a', s, 10)
-      const touched = await live.sessions.touch('hash-a', new Date(), 60)
-      expect(touched).toMatchObject({ id: s.id, userId: user, userAgent: 'test-agent' })
-      expect(touched!.expiresAt.getTime()).toBeGreaterThan(Date.now() + 55_000)
-      const later = await live.sessions.touch('hash-a', new Date(), 3600)
-      expect(later!.expiresAt.getTime()).toBe(s.maxExpiresAt.getTime())
-    })
-
-    it('writes a renewal only when it moves the expiry by min(60 s, 0.1% of the idle TTL)', async () => {
-      const s = session(uuidv7(), { expiresAt: new Date(Date.now() + 3_600_000), maxExpiresAt: new Date(Date.now() + 7_200_000) })
-      await live.sessions.create('hash-renew', s, 10)
-      // Moving the expiry by under 3.6 s (0.1% of an hour): read, not written.
-      const read = await live.sessions.touch('hash-renew', new Date(s.createdAt.getTime() + 2_000), 3600)
-      expect(read!.expiresAt.getTime()).toBe(s.expiresAt.getTime())
-      expect(read!.lastUsedAt.getTime()).toBe(s.lastUsedAt.getTime())
-      // By 5 s: written, and kept.
-      const at = new Date(s.createdAt.getTime() + 5_000)
-      const renewed = await live.sessions.touch('hash-renew', at, 3600)
-      expect(renewed!.expiresAt.getTime()).toBe(at.getTime() + 3_600_000)
-      expect(renewed!.lastUsedAt.getTime()).toBe(at.getTime())
-      const listed = (await live.sessions.list(s.userId)).find((x) => x.id === s.id)
-      expect(listed).toMatchObject({ expiresAt: renewed!.expiresAt, lastUsedAt: at })
-    })
-
-    it('answers null for an unknown token and for a session past its idle expiry', async () => {
-      expect(await live.sessions.touch('no-such-hash', new Date(), 60)).toBeNull()
-      const s = session(uuidv7(), { expiresAt: new Date(Date.now() + 300) })
-      await live.sessions.create('hash-short', s, 10)
-      await sleep(450)
-      expect(await live.sessions.touch('hash-short', new Date(), 60)).toBeNull()
-    })
-
-    it('lists a user\'s sessions oldest first and ends the oldest past the cap', async () => {
-      const user = uuidv7()
-      const made: SessionRecord[] = []
-      for (let i = 0; i < 4; i++) {
-        const s = session(user)
-        made.push(s)
-        await live.sessions.create(`cap-${user}-${i}`, s, 3)
-      }
-      const listed = await live.sessions.list(user)
-      expect(listed.map((s) => s.id)).toEqual(made.slice(1).map((s) => s.id))
-      expect(await live.sessions.touch(`cap-${user}-0`, new Date(), 60)).toBeNull()
-    })
-
-    it('ends one session by token, by id (only its owner\'s), or all but one', async () => {
-      const user = uuidv7()
-      const other = uuidv7()
-      const [a, b, c] = [session(user), session(user), session(user)]
-      await live.sessions.create(`end-a-${user}`, a, 10)
-      await live.sessions.create(`end-b-${user}`, b, 10)
-      await live.sessions.create(`end-c-${user}`, c, 10)
-
-      expect((await live.sessions.end(`end-a-${user}`))?.id).toBe(a.id)
-      expect(await live.sessions.end(`end-a-${user}`)).toBeNull()
-      expect(await live.sessions.touch(`end-a-${user}`, new Date(), 60)).toBeNull()
-
-      expect(await live.sessions.endById(other, b.id)).toBe(false)
-      expect(await live.sessions.endById(user, b.id)).toBe(true)
-      expect(await live.sessions.touch(`end-b-${user}`, new Date(), 60)).toBeNull()
-
-      const d = session(user)
-      await live.sessions.create(`end-d-${user}`, d, 10)
-      expect(await live.sessions.endAll(user, d.id)).toEqual([c.id])
-      expect((await live.sessions.list(user)).map((s) => s.id)).toEqual([d.id])
-      expect(await live.sessions.endAll(user)).toEqual([d.id])
-      expect(await live.sessions.list(user)).toEqual([])
-    })
-
-    it('ends many sessions of a user at once, as a new password does', async () => {
-      const user = uuidv7()
-      const made = Array.from({ length: 6 }, () => session(user))
-      for (const [i, s] of made.entries()) await live.sessions.create(`many-${user}-${i}`, s, 10)
-      const kept = made[2]!
-      expect((await live.sessions.endAll(user, kept.id)).sort()).toEqual(made.filter((s) => s !== kept).map((s) => s.id).sort())
-      for (const i of [0, 1, 3, 4, 5]) expect(await live.sessions.touch(`many-${user}-${i}`, new Date(), 60)).toBeNull()
-      expect((await live.sessions.touch(`many-${user}-2`, new Date(), 60))?.id).toBe(kept.id)
-      expect((await live.sessions.list(user)).map((s) => s.id)).toEqual([kept.id])
-    })
-  })
 
   describe('counters', () => {
     it('counts hits within a window and starts again after it', async () => {

@@ -42,7 +42,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
         querystring: UserIdQuery,
         response: { 200: User, ...problemResponses(401, 404) },
       },
-    }, async (request) => accounts.get(request.auth.userId, request.query.id))
+    }, async (request) => accounts.get(request.auth.user, request.query.id))
 
     app.post('/user', {
       schema: {

@@ -12,6 +12,8 @@ import { Type } from 'typebox'
 import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
+import type { Transaction } from 'kysely'
+import type { Database } from '../../platform/db/index.js'
 
 export interface Actor {
   userId: string
@@ -28,8 +30,15 @@ export type AccountChangedHook = (user: UserRow, before: UserRow | undefined) =>
 export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
 /** The fields of a user (deleted ones as tombstones) that its summary is made of. */
 export type SummarizedUser = Pick<UserRow, 'id' | 'first_name' | 'last_name' | 'picture_etag'> & { deleted_at: Date | null }
-/** Ends a user's sessions but one; answers nothing. Given by the sessions feature. */
-export type EndSessions = (userId: string, exceptSessionId?: string) => Promise<void>
+/** What accounts need of sessions (given by the sessions feature): changes told in the change's own transaction. */
+export interface AccountSessions {
+  /** Ends every session of the user but `keep`, in the transaction, and tells every process at its commit. */
+  revokeIn(trx: Transaction<Database>, userId: string, keep?: string): Promise<void>
+  /** Tells every process at the transaction's commit that the user changed (what an authentication carries of it). */
+  changedIn(trx: Transaction<Database>, userIds: readonly string[]): Promise<void>
+  /** After the commit: this process forgets what it keeps of the users at once (the caller's next request sees the change). */
+  forget(userIds: readonly string[]): void
+}
 
 const MAX_PASSWORD_BYTES = 72
 /** How recent a sign-in vouches for an account without a password, where a password would be asked. */
@@ -47,8 +56,6 @@ const CHANGED_TASK = 'accounts.changed'
 const DELETED_TASK = 'accounts.deleted'
 interface ChangedTask {
   user_id: string
-  /** Sessions to end (a new password): all, or all but the one that changed it. */
-  end_sessions?: { except: string | null }
 }
 interface DeletedTask {
   user_id: string
@@ -63,7 +70,7 @@ function checkPasswordBytes(password: string, field = 'password') {
 export function createAccountsService(deps: {
   store: AccountsStore
   hasher: PasswordHasher
-  endSessions: EndSessions
+  sessions: AccountSessions
   publicUrl: string | undefined
   /** Where a change to a user is told to every process, so that their caches drop it. */
   events: EventBus
@@ -105,35 +112,43 @@ export function createAccountsService(deps: {
   }
 
   /**
-   * What follows a change to a user (committed already): its sessions end if asked, every
+   * What follows a change to a user (committed already, with its sessions' part): every
    * process's cache drops it, and the other features hear of it (`before` when known: the map's
    * card is rewritten only when what it shows changed).
    */
   const afterChange = async (task: ChangedTask, user?: UserRow, before?: UserRow) => {
-    if (task.end_sessions) await deps.endSessions(task.user_id, task.end_sessions.except ?? undefined)
+    deps.sessions.forget([task.user_id])
     await cached.changed([task.user_id])
     const current = user ?? (await store.findById(task.user_id))
     if (current) for (const hook of changedHooks) await hook(current, before)
   }
 
-  /** What follows a deletion: the sessions end, the other features forget the user, caches drop it. */
+  /** What follows a deletion (its sessions ended with it): the other features forget the user, caches drop it. */
   const afterDeletion = async (task: DeletedTask) => {
-    await deps.endSessions(task.user_id)
+    deps.sessions.forget([task.user_id])
     for (const hook of deletedHooks) await hook(task.user_id)
     await cached.changed([task.user_id])
   }
 
   /**
    * Writes a change to a user with the task of what follows it, in one transaction; then runs
-   * that at once. A failure there is logged and left to the task: the change stands.
+   * that at once. A failure there is logged and left to the task: the change stands. Sessions
+   * hear of the change in the same transaction (a new password, `endSessions`, also ends them:
+   * all, or all but the one that made it), so no process authenticates with the old user past
+   * the commit by more than a second.
    */
-  const change = (write: (store: AccountsStore) => Promise<UserRow | undefined>, task: Omit<ChangedTask, 'user_id'> = {}, before?: UserRow) =>
+  const change = (write: (store: AccountsStore) => Promise<UserRow | undefined>, options: { endSessions?: { keep?: string }; before?: UserRow } = {}) =>
     deps.queue.writeThenRun(
       store.transaction,
       CHANGED_TASK,
-      (trx) => write(createAccountsStore(trx)),
-      (user): ChangedTask | null => (user ? { ...task, user_id: user.id } : null),
-      (data, user) => afterChange(data, user, before),
+      async (trx) => {
+        const user = await write(createAccountsStore(trx))
+        if (user && options.endSessions) await deps.sessions.revokeIn(trx, user.id, options.endSessions.keep)
+        else if (user) await deps.sessions.changedIn(trx, [user.id])
+        return user
+      },
+      (user): ChangedTask | null => (user ? { user_id: user.id } : null),
+      (data, user) => afterChange(data, user, options.before),
     )
 
   /** The caller's current password, given to `what` (a stolen token alone must not be enough): missing 400, wrong 403. */
@@ -215,10 +230,9 @@ export function createAccountsService(deps: {
       }
     },
 
-    async get(viewerId: string, id: string | undefined): Promise<UserView> {
-      const viewer = await store.findById(viewerId)
-      if (!viewer) throw new UnauthenticatedError()
-      const user = !id || id === viewerId ? viewer : await mustFind(id)
+    /** A user as `viewer` sees it; the viewer itself (by default) as its authentication carries it, with no read. */
+    async get(viewer: UserRow, id: string | undefined): Promise<UserView> {
+      const user = !id || id === viewer.id ? viewer : await mustFind(id)
       return view(user, viewer)
     },
 
@@ -243,8 +257,8 @@ export function createAccountsService(deps: {
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
         }
         // A new password ends every other session: whoever knew the old one is out.
-        const endSessions = input.password !== undefined ? { end_sessions: { except: self ? actor.sessionId : null } } : {}
-        const updated = await change((store) => store.update(target.id, changes, deps.clock.now()), endSessions, target)
+        const endSessions = input.password !== undefined ? { keep: self ? actor.sessionId : undefined } : undefined
+        const updated = await change((store) => store.update(target.id, changes, deps.clock.now()), { endSessions, before: target })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
         return view(updated, me)
       } catch (error) {
@@ -276,7 +290,11 @@ export function createAccountsService(deps: {
       const deleted = await deps.queue.writeThenRun(
         store.transaction,
         DELETED_TASK,
-        (trx) => createAccountsStore(trx).delete(target.id, deps.clock.now()),
+        async (trx) => {
+          const deleted = await createAccountsStore(trx).delete(target.id, deps.clock.now())
+          if (deleted) await deps.sessions.revokeIn(trx, target.id)
+          return deleted
+        },
         (deleted): DeletedTask | null => (deleted ? { user_id: target.id } : null),
         afterDeletion,
       )

@@ -21,10 +21,12 @@ interface UsersTable {
   created_at: Generated<Date>
   updated_at: Generated<Date>
   deleted_at: ColumnType<Date | null, never, Date | null>
+  /** Raised to end every session of the user at once (the sessions feature's). */
+  sessions_version: Generated<number>
 }
 
 /** A user as stored, without the password hash (which only findForLogin reads). */
-export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at'>
+export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version'>
 
 const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at'] as const
 
@@ -67,10 +69,13 @@ export function createAccountsStore(db: DB) {
       return new Map(rows.map((row) => [row.id, row]))
     },
 
-    /** The one read of a password hash: for checking a password. */
+    /**
+     * The one read of a password hash: for checking a password. With the user's sessions_version
+     * as it is when the sign-in begins: a session is made only if it is still that at the end.
+     */
     async findForLogin(email: string) {
       return live()
-        .select([...PUBLIC_COLUMNS, 'password_hash'])
+        .select([...PUBLIC_COLUMNS, 'password_hash', 'sessions_version'])
         .where(sql`lower(email)`, '=', email.toLowerCase())
         .executeTakeFirst()
     },

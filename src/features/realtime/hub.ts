@@ -21,6 +21,8 @@ export const CLOSE_RECONNECT = 1012
 
 /** Every this many heartbeats, sockets whose session has lapsed (idle or too old) are closed. */
 const SESSION_CHECK_EVERY = 10
+/** Sockets whose sessions are read in one statement. */
+const CHECK_BATCH = 1000
 
 /**
  * The heartbeat pings a tenth of the sockets every tenth of its interval, each socket once an
@@ -41,8 +43,17 @@ interface Connection {
   pending: LiveEvent[] | null
 }
 
+/** What the hub needs of sessions: which stand, and word of those that may have ended. */
+export interface HubSessions {
+  /** Of these session ids, those that stand now. */
+  standing(sessionIds: readonly string[]): Promise<Set<string>>
+  /** Called with the users whose sessions may have ended, or undefined for anyone's. */
+  onChanged(listener: (userIds: readonly string[] | undefined) => void): void
+}
+
 export interface HubOptions {
   live: LiveStore
+  sessions: HubSessions
   /** Messages the user sent or received after a message id, oldest first, at most `replayLimit`. */
   since: (userId: string, afterId: string) => Promise<MessageView[]>
   replayLimit: number
@@ -89,17 +100,6 @@ export function createRealtimeHub(options: HubOptions) {
       byUser.clear()
       return
     }
-    if (event.type === 'session.ended') {
-      const ended = new Set((event.data as { session_ids?: string[] } | null)?.session_ids ?? [])
-      for (const userId of event.to) {
-        for (const conn of byUser.get(userId) ?? []) {
-          if (!ended.has(conn.sessionId)) continue
-          drop(conn)
-          conn.socket.close(CLOSE_SESSION_ENDED, 'session ended')
-        }
-      }
-      return
-    }
     let payload: string | undefined
     for (const userId of event.to) {
       for (const conn of byUser.get(userId) ?? []) {
@@ -113,22 +113,34 @@ export function createRealtimeHub(options: HubOptions) {
     }
   }
 
-  /** Sign-out and deletion announce themselves; a session that just lapses is found here. */
-  let checking = false
-  const closeLapsed = async () => {
-    if (checking) return
-    checking = true
+  /** Closes the sockets (of these users, or all) whose session no longer stands, a batch at a time. */
+  const closeEnded = async (userIds: readonly string[] | undefined) => {
+    const conns = userIds ? userIds.flatMap((userId) => [...(byUser.get(userId) ?? [])]) : [...byUser.values()].flatMap((set) => [...set])
     try {
-      for (const [userId, set] of [...byUser]) {
-        const alive = new Set((await options.live.sessions.list(userId)).map((s) => s.id))
-        for (const conn of [...set]) {
-          if (alive.has(conn.sessionId)) continue
+      for (let i = 0; i < conns.length; i += CHECK_BATCH) {
+        const batch = conns.slice(i, i + CHECK_BATCH)
+        const standing = await options.sessions.standing([...new Set(batch.map((conn) => conn.sessionId))])
+        for (const conn of batch) {
+          if (standing.has(conn.sessionId)) continue
           drop(conn)
           conn.socket.close(CLOSE_SESSION_ENDED, 'session ended')
         }
       }
     } catch (error) {
       log.warn({ err: error }, 'could not check the sessions of open websockets')
+    }
+  }
+  // A sign-out, a new password, a deletion... is heard within a second on every process, and the
+  // sockets of its users are checked then; a session that just lapses is found by the heartbeat.
+  options.sessions.onChanged((userIds) => {
+    if (!closing && byUser.size > 0) void closeEnded(userIds)
+  })
+  let checking = false
+  const closeLapsed = async () => {
+    if (checking) return
+    checking = true
+    try {
+      await closeEnded(undefined)
     } finally {
       checking = false
     }

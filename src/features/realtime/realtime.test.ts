@@ -104,7 +104,7 @@ describe('GET /ws', () => {
     const [alice, bob] = [await newUser(a.app), await newUser(a.app)]
     const [aliceSocket, bobSocket] = [await connect(a, { token: alice.token }), await connect(b, { token: bob.token })]
     await a.app.platform.live.events.publish({ to: [bob.id], type: 'job.updated', data: { id: 'job-1', status: 'ACCEPTED' } })
-    await a.app.platform.live.events.publish({ to: [bob.id], type: 'session.ended', data: { session_ids: [uuidv7()] } })
+    await a.app.platform.live.events.publish({ to: [], type: 'cache.changed', data: { cache: 'users', keys: [bob.id] } })
     await a.app.platform.live.events.publish({ to: [alice.id], type: 'job.updated', data: { id: 'job-2' } })
     await expect.poll(() => aliceSocket.events.length).toBe(1)
     await expect.poll(() => bobSocket.events.length).toBe(1)
@@ -178,7 +178,10 @@ describe('GET /ws', () => {
     // A session that ends by itself a moment from now, as an idle one would.
     const token = randomBytes(32).toString('base64url')
     const now = Date.now()
-    await a.app.platform.live.sessions.create(hashToken(token), { id: uuidv7(), userId: bob.id, userAgent: 'test', createdAt: new Date(now), lastUsedAt: new Date(now), expiresAt: new Date(now + 1500), maxExpiresAt: new Date(now + 1500) }, 10)
+    await a.app.platform.database.db
+      .insertInto('sessions')
+      .values({ token_hash: hashToken(token), id: uuidv7(), user_id: bob.id, user_agent: 'test', created_at: new Date(now), last_used_at: new Date(now), expires_at: new Date(now + 1500), max_expires_at: new Date(now + 1500), sessions_version: 0 })
+      .execute()
     const socket = await connect(a, { token })
     // A checks sessions every 10 heartbeats of 300 ms.
     expect((await socket.closed).code).toBe(4401)

@@ -6,7 +6,7 @@ import { InvalidInputError, UnauthenticatedError, UnavailableError } from '../..
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { Problem, PROBLEM_TYPE, problemResponses } from '../../http/problems.js'
 import { REPLAY_LIMIT } from '../messaging/index.js'
-import { hashToken, type Auth } from '../sessions/index.js'
+import { hashToken } from '../sessions/index.js'
 import { WsQuery, WsTicket } from './schemas.js'
 import { CLOSE_TOO_MANY, createRealtimeHub } from './hub.js'
 
@@ -32,6 +32,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
   const { live } = app.platform
   const hub = createRealtimeHub({
     live,
+    sessions: app.sessions,
     since: app.messaging.since,
     replayLimit: REPLAY_LIMIT,
     heartbeatMs: options.heartbeatMs,
@@ -63,7 +64,8 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
       },
     }, async (request, reply) => {
       const ticket = randomBytes(32).toString('base64url')
-      await live.tickets.put(`ws:${hashToken(ticket)}`, JSON.stringify(request.auth), options.ticketTtlSeconds * 1000)
+      // The ticket stands for the session: what it holds is the session's token hash (never a token).
+      await live.tickets.put(`ws:${hashToken(ticket)}`, request.auth.tokenHash, options.ticketTtlSeconds * 1000)
       return reply.code(201).send({ ticket, expires_in: options.ticketTtlSeconds })
     })
   })
@@ -72,9 +74,9 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
   const authenticateSocket = async (request: FastifyRequest, reply: FastifyReply) => {
     const ticket = (request.query as { ticket?: unknown }).ticket
     if (request.headers.authorization || typeof ticket !== 'string' || ticket === '') return app.authenticate(request, reply)
-    const value = await live.tickets.take(`ws:${hashToken(ticket)}`)
-    const auth = value ? (JSON.parse(value) as Auth) : null
-    if (!auth || !(await live.sessions.list(auth.userId)).some((s) => s.id === auth.sessionId)) {
+    const tokenHash = await live.tickets.take(`ws:${hashToken(ticket)}`)
+    const auth = tokenHash ? await app.sessions.authenticateHash(tokenHash) : null
+    if (!auth) {
       reply.header('www-authenticate', 'Bearer')
       throw new UnauthenticatedError('The ticket is unknown, used or expired', 'invalid_ticket')
     }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { bearerSecurity, bearerToken, signedIn } from '../../http/auth.js'
+import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { AccessToken, AuthorizeBody, SessionList } from './schemas.js'
@@ -18,12 +18,12 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     schema: {
       tags,
       summary: 'Sign in',
-      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account.',
+      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.',
       body: AuthorizeBody,
       response: { 200: AccessToken, ...problemResponses(401) },
     },
   }, async (request) => {
-    const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, request.headers['user-agent'])
+    const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, { userAgent: request.headers['user-agent'], address: request.ip })
     return { access_token: token, token_type: 'Bearer' as const, expires_in: expiresIn, user: accounts.view(user, user) }
   })
 
@@ -37,7 +37,20 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
         response: { 204: Type.Null({ description: 'Signed out' }), ...problemResponses(401) },
       },
     }, async (request, reply) => {
-      await sessions.signOut(bearerToken(request)!)
+      await sessions.signOut(request.auth)
+      return reply.code(204).send(null)
+    })
+
+    app.delete('/sessions', {
+      schema: {
+        tags,
+        summary: 'Sign out everywhere',
+        description: 'Ends every session of the caller, this one included, on every device at once.',
+        security: bearerSecurity,
+        response: { 204: Type.Null({ description: 'Signed out everywhere' }), ...problemResponses(401) },
+      },
+    }, async (request, reply) => {
+      await sessions.signOutEverywhere(request.auth)
       return reply.code(204).send(null)
     })
 

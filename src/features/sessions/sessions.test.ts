@@ -5,11 +5,13 @@ import { newUser, problem, signIn, startTestApp, uniqueEmail, type TestApp } fro
 
 let t: TestApp
 const LOGIN_FAILURES = 5
+const ADDRESS_FAILURES = 10
 const AUTH_LIMIT = 40
 
 beforeAll(async () => {
   t = await startTestApp({
     LOGIN_FAILURES_PER_HOUR: String(LOGIN_FAILURES),
+    LOGIN_FAILURES_PER_ADDRESS_PER_HOUR: String(ADDRESS_FAILURES),
     AUTH_RATE_LIMIT_MAX: String(AUTH_LIMIT),
     SESSIONS_PER_USER: '3',
   })
@@ -42,17 +44,48 @@ describe('POST /authorize', () => {
     expect(wrong.code).toBe('invalid_credentials')
   })
 
-  it('locks an account after too many failed sign-ins, even for the right password, with Retry-After', async () => {
+  it('slows down the address that fails on an account, never the account: its owner signs in from elsewhere', async () => {
     const u = await newUser(t.app)
-    for (let i = 0; i < LOGIN_FAILURES; i++) {
-      problem(await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: `wrong ${i}` } }), 401)
+    const [attacker, owner] = ['198.51.100.7', '203.0.113.9']
+    const attempt = (remoteAddress: string, password: string) => t.app.inject({ method: 'POST', url: '/authorize', remoteAddress, payload: { email: u.email, password } })
+    for (let i = 0; i < LOGIN_FAILURES; i++) problem(await attempt(attacker, `wrong ${i}`), 401)
+    // The attacker's address waits, even with the right password...
+    const slowed = await attempt(attacker, u.password)
+    expect(problem(slowed, 429).code).toBe('too_many_failed_sign_ins')
+    expect(Number(slowed.headers['retry-after'])).toBeGreaterThan(3000)
+    // ...the owner, from another address, does not.
+    expect((await attempt(owner, u.password)).statusCode).toBe(200)
+  })
+
+  it('counts guesses sent together before answering any: a burst gets no more tries than one at a time', async () => {
+    const u = await newUser(t.app)
+    const burst = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => t.app.inject({ method: 'POST', url: '/authorize', remoteAddress: '198.51.100.8', payload: { email: u.email, password: `wrong ${i}` } })),
+    )
+    const statuses = burst.map((res) => res.statusCode).sort()
+    expect(statuses).toEqual([...Array<number>(LOGIN_FAILURES).fill(401), ...Array<number>(12 - LOGIN_FAILURES).fill(429)])
+  })
+
+  it('slows down an address that fails on many accounts', async () => {
+    const address = '198.51.100.9'
+    const users = await Promise.all(Array.from({ length: ADDRESS_FAILURES + 1 }, () => newUser(t.app)))
+    for (const u of users.slice(0, ADDRESS_FAILURES)) {
+      problem(await t.app.inject({ method: 'POST', url: '/authorize', remoteAddress: address, payload: { email: u.email, password: 'not the password' } }), 401)
     }
-    const locked = await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: u.password } })
-    expect(problem(locked, 429).code).toBe('account_locked')
-    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(3000)
-    // Another account is not affected.
-    const other = await newUser(t.app)
-    expect((await inject({ method: 'POST', url: '/authorize', payload: { email: other.email, password: other.password } })).statusCode).toBe(200)
+    const last = users.at(-1)!
+    const slowed = await t.app.inject({ method: 'POST', url: '/authorize', remoteAddress: address, payload: { email: last.email, password: last.password } })
+    expect(problem(slowed, 429).code).toBe('too_many_failed_sign_ins')
+    expect((await inject({ method: 'POST', url: '/authorize', payload: { email: last.email, password: last.password } })).statusCode).toBe(200)
+  })
+
+  it('does not count a sign-in that succeeds', async () => {
+    const u = await newUser(t.app)
+    const address = '198.51.100.10'
+    const attempt = (password: string) => t.app.inject({ method: 'POST', url: '/authorize', remoteAddress: address, payload: { email: u.email, password } })
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < LOGIN_FAILURES - 1; i++) problem(await attempt('wrong'), 401)
+      expect((await attempt(u.password)).statusCode).toBe(200)
+    }
   })
 
   it('limits sign-in attempts from one address per minute: 429 problem+json with Retry-After', async () => {
@@ -112,6 +145,16 @@ describe('/sessions', () => {
     expect((await inject({ url: '/user', headers: b.auth })).statusCode).toBe(200)
     problem(await inject({ method: 'DELETE', url: '/sessions/not-a-uuid', headers: a.auth }), 400)
     problem(await inject({ url: '/sessions' }), 401)
+  })
+
+  it('DELETE /sessions signs the caller out everywhere, this device too', async () => {
+    const [u, other] = [await newUser(t.app), await newUser(t.app)]
+    const phone = await signIn(t.app, u.email, u.password)
+    expect((await inject({ method: 'DELETE', url: '/sessions', headers: u.auth })).statusCode).toBe(204)
+    for (const token of [u.token, phone]) problem(await inject({ url: '/user', headers: { authorization: `Bearer ${token}` } }), 401)
+    expect((await inject({ url: '/user', headers: other.auth })).statusCode).toBe(200)
+    // Signing in again works.
+    expect((await inject({ url: '/sessions', headers: { authorization: `Bearer ${await signIn(t.app, u.email, u.password)}` } })).json().items).toHaveLength(1)
   })
 
   it('keeps at most SESSIONS_PER_USER sessions, ending the oldest', async () => {

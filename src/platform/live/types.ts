@@ -1,36 +1,6 @@
-// Live state: what changes often and can be rebuilt (sessions, counters, events). Two
+// Live state: what changes often and can be rebuilt (counters, events, locations). Two
 // implementations share this interface and one contract suite: Redis, and PostgreSQL (the
 // embedded default, and the choice for a deployment without Redis).
-
-export interface SessionRecord {
-  id: string
-  userId: string
-  userAgent: string | null
-  createdAt: Date
-  lastUsedAt: Date
-  /** When the session ends unless used again (sliding). */
-  expiresAt: Date
-  /** When the session ends however often it is used. */
-  maxExpiresAt: Date
-}
-
-export interface SessionStore {
-  /** Stores a session under the hash of its token; past `maxPerUser` the user's oldest end. */
-  create(tokenHash: string, session: SessionRecord, maxPerUser: number): Promise<void>
-  /**
-   * Looks a token up and renews its idle expiry (never past maxExpiresAt), in one round trip.
-   * Null when the token is unknown or its session has ended.
-   */
-  touch(tokenHash: string, now: Date, idleTtlSeconds: number): Promise<SessionRecord | null>
-  /** The user's live sessions, oldest first. */
-  list(userId: string): Promise<SessionRecord[]>
-  /** Ends the session of a token; answers it, or null if there was none. */
-  end(tokenHash: string): Promise<SessionRecord | null>
-  /** Ends one of the user's sessions by its id; false if the user holds no such session. */
-  endById(userId: string, sessionId: string): Promise<boolean>
-  /** Ends all the user's sessions but the one named; answers the ids ended. */
-  endAll(userId: string, exceptSessionId?: string): Promise<string[]>
-}
 
 export interface CounterHit {
   count: number
@@ -143,7 +113,6 @@ export interface TicketStore {
 
 export interface LiveStore {
   kind: 'redis' | 'postgres'
-  sessions: SessionStore
   counters: CounterStore
   events: EventBus
   tickets: TicketStore

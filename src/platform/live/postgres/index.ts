@@ -6,7 +6,6 @@ import type { LiveStore } from '../types.js'
 import { createPostgresCounterStore } from './counters.js'
 import { createPostgresEventBus } from './events.js'
 import { createPostgresLocationStore } from './locations.js'
-import { createPostgresSessionStore } from './sessions.js'
 import { createPostgresTicketStore } from './tickets.js'
 
 const SWEEP_INTERVAL_MS = 60_000
@@ -19,7 +18,6 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
   const { db } = database
   const locations = createPostgresLocationStore(db)
   const sweep = async () => {
-    await db.deleteFrom('live_sessions').where('expires_at', '<=', sql<Date>`now()`).execute()
     await db.deleteFrom('live_counters').where('expires_at', '<=', sql<Date>`now()`).execute()
     await db.deleteFrom('live_tickets').where('expires_at', '<=', sql<Date>`now()`).execute()
     await locations.sweep()
@@ -31,7 +29,6 @@ export function createPostgresLiveStore(database: DatabaseHandle): LiveStore {
 
   return {
     kind: 'postgres',
-    sessions: createPostgresSessionStore(db),
     counters: createPostgresCounterStore(db),
     tickets: createPostgresTicketStore(db),
     locations,

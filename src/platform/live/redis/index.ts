@@ -5,7 +5,6 @@ import { connectRedis, DEFAULT_REDIS_SETTINGS, failingAsUnavailable, isRedisUnav
 import { createRedisCounterStore } from './counters.js'
 import { createRedisEventBus } from './events.js'
 import { createRedisLocationStore } from './locations.js'
-import { createRedisSessionStore } from './sessions.js'
 import { createRedisTicketStore } from './tickets.js'
 
 /**
@@ -19,7 +18,6 @@ export async function createRedisLiveStore(url: string, prefix: string, cluster 
   const locations = createRedisLocationStore(redis, prefix)
   return {
     kind: 'redis',
-    sessions: failingAsUnavailable(createRedisSessionStore(redis, prefix)),
     counters: failingAsUnavailable(createRedisCounterStore(redis, prefix)),
     tickets: failingAsUnavailable(createRedisTicketStore(redis, prefix)),
     locations: failingAsUnavailable(locations),
