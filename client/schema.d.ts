@@ -50,111 +50,7 @@ export interface paths {
          * Create an account
          * @description Email is matched case-insensitively. Roles CLIENT and/or WORKER; ADMIN is granted by an admin, never chosen.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** Format: email */
-                        email: string;
-                        /** @description 8 characters to 72 bytes (UTF-8) */
-                        password: string;
-                        first_name: string;
-                        last_name: string;
-                        /** @description Default ["CLIENT"]; ADMIN is granted, never chosen */
-                        roles?: ("CLIENT" | "WORKER")[];
-                    };
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /** @description Only to the user and to admins */
-                            email?: string;
-                            first_name: string;
-                            last_name: string;
-                            roles: ("CLIENT" | "WORKER" | "ADMIN")[];
-                            picture_url: string | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["signUp"];
         delete?: never;
         options?: never;
         head?: never;
@@ -172,360 +68,18 @@ export interface paths {
          * Get a user
          * @description The caller by default, or the user `id`. The email and the ADMIN role are shown only to the user and to admins.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description UUIDv7 */
-                    id?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /** @description Only to the user and to admins */
-                            email?: string;
-                            first_name: string;
-                            last_name: string;
-                            roles: ("CLIENT" | "WORKER" | "ADMIN")[];
-                            picture_url: string | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getUser"];
         put?: never;
         /**
          * Update a user
          * @description Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user's other sessions.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uuid
-                         * @description The user to change; default the caller. Another user needs ADMIN
-                         */
-                        id?: string;
-                        first_name?: string;
-                        last_name?: string;
-                        /** Format: email */
-                        email?: string;
-                        /** @description ADMIN only by an admin */
-                        roles?: ("CLIENT" | "WORKER" | "ADMIN")[];
-                        /** @description 8 characters to 72 bytes (UTF-8) */
-                        password?: string;
-                        /** @description Needed to change one's own password or email */
-                        current_password?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /** @description Only to the user and to admins */
-                            email?: string;
-                            first_name: string;
-                            last_name: string;
-                            roles: ("CLIENT" | "WORKER" | "ADMIN")[];
-                            picture_url: string | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["updateUser"];
         /**
          * Delete a user
          * @description Deletes the caller, or with `id` another user (admins only). Needs the caller's own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.
          */
-        delete: {
-            parameters: {
-                query?: {
-                    /** @description UUIDv7 */
-                    id?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            /** @description Optional only for an account without a password */
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description The caller's own password (an admin's, deleting another user). Not asked of an account without one, which must have signed in within the last 5 minutes */
-                        current_password?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Deleted */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteUser"];
         options?: never;
         head?: never;
         patch?: never;
@@ -542,102 +96,7 @@ export interface paths {
          * List users
          * @description `q` matches first or last name (any case), `role` filters (`ADMIN` only for admins, else 403). Ordered by sign-up; cursor pagination stays stable while users sign up.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Matches first or last name, any case */
-                    q?: string;
-                    role?: "CLIENT" | "WORKER" | "ADMIN";
-                    /** @description Items per page */
-                    limit?: number;
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: components["schemas"]["User"][];
-                            /** @description Pass as cursor for the next page; null on the last */
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not allowed for this user */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listUsers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -658,130 +117,7 @@ export interface paths {
          * Set the caller's picture
          * @description A `multipart/form-data` field `picture`, or a raw `image/*` body, up to 10 MB. JPEG, PNG, WebP, AVIF only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 `unsupported_image_format`. At most 50 megapixels (400 `image_too_large`); a file that can't be decoded 400 `not_an_image`; decoding that runs past 10 s stops with 503 `image_timeout`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to 512 x 512 px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "multipart/form-data": {
-                        /**
-                         * Format: binary
-                         * @description The image
-                         */
-                        picture: unknown;
-                    };
-                    "image/jpeg": unknown;
-                    "image/png": unknown;
-                    "image/webp": unknown;
-                    "image/avif": unknown;
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            id: string;
-                            /** @description Only to the user and to admins */
-                            email?: string;
-                            first_name: string;
-                            last_name: string;
-                            roles: ("CLIENT" | "WORKER" | "ADMIN")[];
-                            picture_url: string | null;
-                            /**
-                             * Format: date-time
-                             * @description ISO 8601, UTC
-                             */
-                            created_at: string;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Body too large */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unsupported content type */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Decoding the image ran past 10 s (`image_timeout`) */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        put: operations["setPicture"];
         post?: never;
         delete?: never;
         options?: never;
@@ -800,91 +136,7 @@ export interface paths {
          * A user's picture
          * @description The picture as `image/webp`, with an `ETag`; `If-None-Match` answers 304. Public, like a profile photo in an app.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The picture */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "image/webp": string;
-                    };
-                };
-                /** @description Not modified */
-                304: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getPicture"];
         put?: never;
         post?: never;
         delete?: never;
@@ -906,173 +158,12 @@ export interface paths {
          * Sign in
          * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        email: string;
-                        password: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Send as `Authorization: Bearer <access_token>` */
-                            access_token: string;
-                            /** @enum {string} */
-                            token_type: "Bearer";
-                            /** @description Seconds the token lives unused; each authenticated request renews it */
-                            expires_in: number;
-                            user: components["schemas"]["User"];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["signIn"];
         /**
          * Sign out
          * @description Ends the caller's session at once and takes the caller off the map.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Signed out */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["signOut"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1089,186 +180,14 @@ export interface paths {
          * The caller's sessions
          * @description One per signed-in device, oldest first.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /**
-                                 * Format: uuid
-                                 * @description UUIDv7
-                                 */
-                                id: string;
-                                /** @description The session of the token this request used */
-                                current: boolean;
-                                user_agent: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                created_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                last_used_at: string;
-                                /**
-                                 * Format: date-time
-                                 * @description ISO 8601, UTC
-                                 */
-                                expires_at: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listSessions"];
         put?: never;
         post?: never;
         /**
          * Sign out everywhere
          * @description Ends every session of the caller, this one included, on every device at once.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Signed out everywhere */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["signOutEverywhere"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1285,91 +204,7 @@ export interface paths {
         put?: never;
         post?: never;
         /** End one of the caller's sessions */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description UUIDv7 */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Ended */
-                204: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        delete: operations["endSession"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1573,86 +408,7 @@ export interface paths {
          * A one-time ticket for the WebSocket
          * @description For browsers, which can't set headers on a WebSocket: open `/ws?ticket=<ticket>` once within 30 seconds. The ticket works once; the access token never goes into a URL.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        /** @description Requests this caller may make in the window */
-                        "x-ratelimit-limit"?: number;
-                        /** @description Requests left in the window */
-                        "x-ratelimit-remaining"?: number;
-                        /** @description Seconds until the window starts again */
-                        "x-ratelimit-reset"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Open `/ws?ticket=<ticket>` with it once, before it expires */
-                            ticket: string;
-                            /** @description Seconds */
-                            expires_in: number;
-                        };
-                    };
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
-                503: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createWsTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1670,194 +426,7 @@ export interface paths {
          * Live events (WebSocket)
          * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job). With `since=<message id>` the messages sent or received after it come first, then `replay.done` (`{count, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with `since` to have the messages replayed. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
          */
-        get: {
-            parameters: {
-                query?: {
-                    ticket?: string;
-                    /** @description Replays the messages after this one first */
-                    since?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Switching to the WebSocket protocol */
-                101: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Invalid input */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing, unknown or expired access token */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too many requests; see Retry-After */
-                429: {
-                    headers: {
-                        /** @description Seconds to wait before trying again */
-                        "retry-after"?: number;
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unexpected error */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description This server holds as many WebSockets as it takes (`too_many_sockets`); see Retry-After */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": {
-                            /** @description URI naming the kind of problem */
-                            type: string;
-                            title: string;
-                            status: number;
-                            detail: string;
-                            /**
-                             * @description Stable machine-readable name of the problem, for clients to branch on:
-                             *
-                             *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
-                             *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
-                             *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
-                             *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
-                             *     - `malformed_json`: The body is not well-formed JSON
-                             *     - `empty_body`: The content type says JSON but the body is empty
-                             *     - `malformed_request`: The request is not well-formed HTTP
-                             *     - `malformed_multipart`: The multipart body is not well-formed
-                             *     - `invalid_content_length`: Content-Length does not match the body
-                             *     - `payload_too_large`: The body is larger than the route takes
-                             *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
-                             *     - `headers_too_large`: The request's headers are larger than the server takes
-                             *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
-                             *     - `route_not_found`: No route has this method and path; see /docs
-                             *     - `method_not_allowed`: The route does not take this method
-                             *     - `not_acceptable`: The route can't answer in a type the Accept header takes
-                             *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
-                             *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
-                             *     - `invalid_credentials`: Wrong email or password (the same answer for both)
-                             *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
-                             *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
-                             *     - `current_password_required`: This change needs the caller's current password (`current_password`)
-                             *     - `wrong_password`: The current password given is not the caller's
-                             *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                             *     - `password_too_long`: Passwords are 72 bytes at most
-                             *     - `session_not_found`: The caller has no session with this id
-                             *     - `email_taken`: An account with this email exists
-                             *     - `user_not_found`: No such user (or one the caller may not see)
-                             *     - `not_an_admin`: Only admins may do this
-                             *     - `forbidden`: The caller may not do this
-                             *     - `picture_missing`: The multipart body has no `picture` file
-                             *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
-                             *     - `picture_not_found`: The user has no picture
-                             *     - `not_an_image`: The file is not an image the service reads
-                             *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
-                             *     - `image_too_large`: The image has more pixels than the service decodes
-                             *     - `image_timeout`: Decoding the image took too long
-                             *     - `to_self`: A user can't message itself
-                             *     - `with_self`: A user has no conversation with itself
-                             *     - `text_blank`: The text is blank
-                             *     - `text_too_long`: The text is longer than the route takes
-                             *     - `blocked`: One of the two users blocked the other: no messages or offers between them
-                             *     - `recipient_blocked`: The caller blocked this user: unblock them first
-                             *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
-                             *     - `message_not_found`: No such message among the caller's
-                             *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
-                             *     - `block_self`: A user can't block itself
-                             *     - `block_not_found`: The caller has not blocked this user
-                             *     - `report_self`: A user can't report itself
-                             *     - `report_target`: A report names a user or a message of theirs
-                             *     - `report_system_message`: System messages can't be reported
-                             *     - `job_not_found`: No such job among the caller's
-                             *     - `worker_not_found`: No such worker
-                             *     - `not_a_worker`: The user offered a job is not a worker
-                             *     - `not_a_client`: Only clients make offers
-                             *     - `offer_to_self`: A user can't offer a job to itself
-                             *     - `not_your_offer`: Only the client of an offer changes it
-                             *     - `not_your_move`: This move belongs to the job's other party
-                             *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
-                             *     - `job_not_editable`: An offer changes only while it is REQUESTED
-                             *     - `job_expired`: The offer expired
-                             *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
-                             *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
-                             *     - `reason_required`: This move needs a reason
-                             *     - `price_required`: This job needs a price first
-                             *     - `price_not_expected`: A price goes only where the route says
-                             *     - `price_already_set`: The job has a price already
-                             *     - `unknown_currency`: The currency is not an ISO 4217 code
-                             *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
-                             *     - `scheduled_in_past`: scheduled_at must be in the future
-                             *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
-                             *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
-                             *     - `precondition_required`: The request must name the version it was made on, with If-Match
-                             *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
-                             *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
-                             *     - `not_your_quote`: Only the job's worker quotes its price
-                             *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
-                             *     - `precondition_failed`: A precondition of the request does not hold
-                             *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
-                             *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
-                             *     - `task_not_found`: No failed task with this id
-                             *     - `rate_limited`: Too many requests from this address: wait for Retry-After
-                             *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
-                             *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
-                             *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
-                             *     - `not_found`: Not found
-                             *     - `conflict`: Conflicts with the current state
-                             *     - `unavailable`: The service is not available now: retry after Retry-After
-                             *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
-                             * @enum {string}
-                             */
-                            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
-                            instance?: string;
-                            request_id: string;
-                            /** @description The fields that failed validation */
-                            errors?: {
-                                /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
-                                field: string;
-                                /**
-                                 * @description The part of the request the field is in
-                                 * @enum {string}
-                                 */
-                                in?: "body" | "querystring" | "params" | "headers";
-                                /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
-                                pointer?: string;
-                                /** @description What is wrong, and what it may be */
-                                message: string;
-                                /** @description The values the field may take, when it takes one of a set */
-                                allowed?: unknown[];
-                            }[];
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["openWebSocket"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2348,6 +917,1183 @@ export interface operations {
                 };
             };
             /** @description Not ready (`not_ready`): the detail names the parts that failed */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signUp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    password: string;
+                    first_name: string;
+                    last_name: string;
+                    /** @description Default ["CLIENT"]; ADMIN is granted, never chosen */
+                    roles?: ("CLIENT" | "WORKER")[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /** @description Only to the user and to admins */
+                        email?: string;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUser: {
+        parameters: {
+            query?: {
+                /** @description UUIDv7 */
+                id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /** @description Only to the user and to admins */
+                        email?: string;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: uuid
+                     * @description The user to change; default the caller. Another user needs ADMIN
+                     */
+                    id?: string;
+                    first_name?: string;
+                    last_name?: string;
+                    /** Format: email */
+                    email?: string;
+                    /** @description ADMIN only by an admin */
+                    roles?: ("CLIENT" | "WORKER" | "ADMIN")[];
+                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    password?: string;
+                    /** @description Needed to change one's own password or email */
+                    current_password?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /** @description Only to the user and to admins */
+                        email?: string;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: {
+                /** @description UUIDv7 */
+                id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Optional only for an account without a password */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The caller's own password (an admin's, deleting another user). Not asked of an account without one, which must have signed in within the last 5 minutes */
+                    current_password?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Matches first or last name, any case */
+                q?: string;
+                role?: "CLIENT" | "WORKER" | "ADMIN";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["User"][];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setPicture: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /**
+                     * Format: binary
+                     * @description The image
+                     */
+                    picture: unknown;
+                };
+                "image/jpeg": unknown;
+                "image/png": unknown;
+                "image/webp": unknown;
+                "image/avif": unknown;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /** @description Only to the user and to admins */
+                        email?: string;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Decoding the image ran past 10 s (`image_timeout`) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPicture: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The picture */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/webp": string;
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    email: string;
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Send as `Authorization: Bearer <access_token>` */
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "Bearer";
+                        /** @description Seconds the token lives unused; each authenticated request renews it */
+                        expires_in: number;
+                        user: components["schemas"]["User"];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /** @description The session of the token this request used */
+                            current: boolean;
+                            user_agent: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            last_used_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            expires_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    signOutEverywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out everywhere */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
             503: {
                 headers: {
                     /** @description Seconds to wait before trying again */
@@ -3594,6 +3340,274 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWsTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Open `/ws?ticket=<ticket>` with it once, before it expires */
+                        ticket: string;
+                        /** @description Seconds */
+                        expires_in: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    openWebSocket: {
+        parameters: {
+            query?: {
+                ticket?: string;
+                /** @description Replays the messages after this one first */
+                since?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This server holds as many WebSockets as it takes (`too_many_sockets`); see Retry-After */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                    };
                 };
             };
         };

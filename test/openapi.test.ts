@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, startTestApp, type TestApp } from './support/app.js'
@@ -98,5 +100,22 @@ describe('GET /openapi.json', () => {
     for (const header of Object.keys(documented['200']!.headers ?? {})) expect(res.headers, header).toHaveProperty(header)
     expect(Object.keys(documented['200']!.headers ?? {})).toContain('x-ratelimit-remaining')
     expect(Object.keys(documented['429']!.headers ?? {})).toEqual(['retry-after'])
+  })
+
+  it('passes Redocly\'s recommended rules with no error and no warning but the exceptions .redocly.lint-ignore.yaml explains', async () => {
+    // client/openapi.json is this document (test/client.test.ts checks it is current).
+    const { stdout } = await promisify(execFile)(process.execPath, ['node_modules/@redocly/cli/bin/cli.js', 'lint', 'client/openapi.json', '--format=json'], {
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      timeout: 60_000,
+    })
+    const report = JSON.parse(stdout) as { totals: { errors: number; warnings: number }; problems: { ruleId: string; message: string }[] }
+    expect(report.problems.map((p) => `${p.ruleId}: ${p.message}`)).toEqual([])
+    expect(report.totals).toMatchObject({ errors: 0, warnings: 0 })
+  })
+
+  it('gives every operation an operationId, unique', () => {
+    const ids = operations.map((o) => (o.op as { operationId?: string }).operationId)
+    expect(ids.every(Boolean)).toBe(true)
+    expect(new Set(ids).size).toBe(ids.length)
   })
 })

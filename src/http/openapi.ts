@@ -40,8 +40,10 @@ export const SHARED_SCHEMAS = [Problem]
 
 export async function registerOpenApi(app: FastifyInstance, options: { version: string; publicUrl: string | undefined }) {
   app.addHook('onRoute', (route) => {
-    const schema = route.schema as { hide?: boolean; security?: unknown; response?: Record<string, Record<string, unknown>> } | undefined
+    const schema = route.schema as { hide?: boolean; operationId?: string; security?: unknown; response?: Record<string, Record<string, unknown>> } | undefined
     if (!schema || schema.hide) return
+    // Client generators name their functions by it: every documented operation has one.
+    if (!schema.operationId && route.method !== 'HEAD') throw new Error(`${String(route.method)} ${route.url} has no operationId in its schema`)
     // A route that names no security is open to anyone, and says so.
     schema.security ??= []
     const limited = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit !== false

@@ -20,6 +20,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     config: { rateLimit: { max: options.authRateLimitMax, timeWindow: 60_000 } },
     schema: {
       tags,
+      operationId: 'signUp',
       summary: 'Create an account',
       description: 'Email is matched case-insensitively. Roles CLIENT and/or WORKER; ADMIN is granted by an admin, never chosen.',
       body: SignupBody,
@@ -36,6 +37,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     app.get('/user', {
       schema: {
         tags,
+        operationId: 'getUser',
         summary: 'Get a user',
         description: 'The caller by default, or the user `id`. The email and the ADMIN role are shown only to the user and to admins.',
         security: bearerSecurity,
@@ -47,6 +49,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     app.post('/user', {
       schema: {
         tags,
+        operationId: 'updateUser',
         summary: 'Update a user',
         description: 'Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user\'s other sessions.',
         security: bearerSecurity,
@@ -58,6 +61,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     app.delete('/user', {
       schema: {
         tags,
+        operationId: 'deleteUser',
         summary: 'Delete a user',
         description: 'Deletes the caller, or with `id` another user (admins only). Needs the caller\'s own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
         security: bearerSecurity,
@@ -77,6 +81,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
     app.get('/users', {
       schema: {
         tags,
+        operationId: 'listUsers',
         summary: 'List users',
         description: '`q` matches first or last name (any case), `role` filters (`ADMIN` only for admins, else 403). Ordered by sign-up; cursor pagination stays stable while users sign up.',
         security: bearerSecurity,
@@ -90,6 +95,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       bodyLimit: options.pictureMaxBytes + 64 * 1024,
       schema: {
         tags,
+        operationId: 'setPicture',
         summary: 'Set the caller\'s picture',
         description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. ${PICTURE_FORMATS.join(', ')} only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 \`unsupported_image_format\`. At most ${MAX_INPUT_PIXELS / 1_000_000} megapixels (400 \`image_too_large\`); a file that can't be decoded 400 \`not_an_image\`; decoding that runs past ${PICTURE_TIMEOUT_SECONDS} s stops with 503 \`image_timeout\`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to ${PICTURE_SIZE} x ${PICTURE_SIZE} px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.`,
         security: bearerSecurity,
@@ -139,6 +145,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
   app.get('/users/:id/picture', {
     schema: {
       tags,
+      operationId: 'getPicture',
       summary: 'A user\'s picture',
       description: 'The picture as `image/webp`, with an `ETag`; `If-None-Match` answers 304. Public, like a profile photo in an app.',
       params: IdParams,

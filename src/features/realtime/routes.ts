@@ -57,6 +57,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     app.post('/ws/ticket', {
       schema: {
         tags,
+        operationId: 'createWsTicket',
         summary: 'A one-time ticket for the WebSocket',
         description: `For browsers, which can't set headers on a WebSocket: open \`/ws?ticket=<ticket>\` once within ${options.ticketTtlSeconds} seconds. The ticket works once; the access token never goes into a URL.`,
         security: bearerSecurity,
@@ -103,6 +104,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     onRequest: [ensureRoom, authenticateSocket],
     schema: {
       tags,
+      operationId: 'openWebSocket',
       summary: 'Live events (WebSocket)',
       description:
         `Upgrade to a WebSocket, signed in by \`Authorization: Bearer <token>\` or a one-time \`ticket\` from POST /ws/ticket. The server sends JSON \`{type, data}\`: \`message.created\` (data: a message), \`message.read\` (\`{by, up_to, read_at}\`), \`job.updated\` (data: a job). With \`since=<message id>\` the messages sent or received after it come first, then \`replay.done\` (\`{count, complete}\`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with \`since\` to have the messages replayed. A user holds at most ${options.maxPerUser} sockets on one server: one more closes the oldest with ${CLOSE_TOO_MANY}. A server holding ${options.maxConnections} sockets refuses more with 503 \`too_many_sockets\` and \`Retry-After\`.`,

@@ -17,6 +17,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     config: { rateLimit: { max: options.authRateLimitMax, timeWindow: 60_000 } },
     schema: {
       tags,
+      operationId: 'signIn',
       summary: 'Sign in',
       description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.',
       body: AuthorizeBody,
@@ -31,6 +32,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     app.delete('/authorize', {
       schema: {
         tags,
+        operationId: 'signOut',
         summary: 'Sign out',
         description: 'Ends the caller\'s session at once and takes the caller off the map.',
         security: bearerSecurity,
@@ -44,6 +46,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     app.delete('/sessions', {
       schema: {
         tags,
+        operationId: 'signOutEverywhere',
         summary: 'Sign out everywhere',
         description: 'Ends every session of the caller, this one included, on every device at once.',
         security: bearerSecurity,
@@ -57,6 +60,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     app.get('/sessions', {
       schema: {
         tags,
+        operationId: 'listSessions',
         summary: 'The caller\'s sessions',
         description: 'One per signed-in device, oldest first.',
         security: bearerSecurity,
@@ -79,6 +83,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
     app.delete('/sessions/:id', {
       schema: {
         tags,
+        operationId: 'endSession',
         summary: 'End one of the caller\'s sessions',
         security: bearerSecurity,
         params: IdParams,
