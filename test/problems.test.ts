@@ -58,3 +58,16 @@ describe('problem codes', () => {
     for (const answer of answers) expect(Object.keys(PROBLEM_CODES)).toContain(answer.json().code)
   })
 })
+
+describe('a missing or malformed Authorization header', () => {
+  it('is answered 401 with what to send instead', async () => {
+    const detail = async (authorization?: string) =>
+      problem(await t.app.inject({ method: 'GET', url: '/user', headers: authorization === undefined ? {} : { authorization } }), 401).detail
+    const expected = 'send `Authorization: Bearer <access_token>`, the access_token that POST /authorize answers'
+    expect(await detail()).toBe(`Sign in first: ${expected}`)
+    expect(await detail('Token abc')).toBe(`The Authorization header uses the "Token" scheme: ${expected}`)
+    expect(await detail('Bearer')).toBe(`The Authorization header has no token after "Bearer": ${expected}`)
+    expect(await detail('Bearer two tokens')).toContain('is not "Bearer" and one token')
+    expect(await detail(`Bearer ${'x'.repeat(43)}`)).toBe('The access token is unknown or has expired: sign in again (POST /authorize)')
+  })
+})

@@ -22,13 +22,23 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   return match?.[1]
 }
 
+/** Why a request carries no token we can read, in words that say what to send instead. */
+function missingToken(header: string | undefined): string {
+  const expected = 'send `Authorization: Bearer <access_token>`, the access_token that POST /authorize answers'
+  if (!header) return `Sign in first: ${expected}`
+  const [scheme, ...rest] = header.trim().split(/\s+/)
+  if (scheme?.toLowerCase() !== 'bearer') return `The Authorization header uses the ${scheme ? `"${scheme.slice(0, 20)}"` : 'empty'} scheme: ${expected}`
+  if (rest.length === 0) return `The Authorization header has no token after "Bearer": ${expected}`
+  return `The Authorization header is not "Bearer" and one token (43 URL-safe base64 characters): ${expected}`
+}
+
 export function createAuthenticate(authenticate: (token: string) => Promise<Auth | null>) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const token = bearerToken(request)
     const auth = token ? await authenticate(token) : null
     if (!auth) {
       reply.header('www-authenticate', 'Bearer')
-      throw new UnauthenticatedError(token ? 'The access token is unknown or has expired' : 'A Bearer access token is required')
+      throw new UnauthenticatedError(token ? 'The access token is unknown or has expired: sign in again (POST /authorize)' : missingToken(request.headers.authorization))
     }
     request.auth = auth
   }

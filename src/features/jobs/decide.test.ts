@@ -179,12 +179,12 @@ describe('refusals of a move', () => {
   it('is 403 not_your_move for a move of the other side, 409 move_not_allowed for one not allowed now', () => {
     expect(refusalOf(move(job('REQUESTED'), C, 'ACCEPTED'))).toEqual({ status: 403, code: 'not_your_move', message: 'Moving a job to ACCEPTED is not the client\'s move', name: 'ForbiddenError' })
     expect(refusalOf(move(job('PENDING_PAYMENT'), W, 'PAID'))).toMatchObject({ status: 403, code: 'not_your_move' })
-    expect(refusalOf(move(job('REQUESTED'), W, 'STARTED'))).toEqual({ status: 409, code: 'move_not_allowed', message: 'A REQUESTED job can\'t move to STARTED', name: 'ConflictError' })
+    expect(refusalOf(move(job('REQUESTED'), W, 'STARTED'))).toEqual({ status: 409, code: 'move_not_allowed', message: 'The job is REQUESTED, and can\'t move to STARTED from there (the worker may move it to ACCEPTED or DECLINED)', name: 'ConflictError' })
   })
 
   it('needs a reason to cancel an ACCEPTED job (400 reason_required)', () => {
     const decision = move(job('ACCEPTED'), C, 'CANCELED')
-    expect(refusalOf(decision)).toEqual({ status: 400, code: 'reason_required', message: 'Say why: moving a ACCEPTED job to CANCELED needs a reason', name: 'InvalidInputError' })
+    expect(refusalOf(decision)).toEqual({ status: 400, code: 'reason_required', message: 'Say why: moving the job from ACCEPTED to CANCELED needs a reason', name: 'InvalidInputError' })
     expect(!decision.ok && 'errors' in decision.refusal && decision.refusal.errors).toEqual([{ field: 'body/reason', message: 'is required for this move' }])
   })
 
@@ -465,3 +465,4 @@ describe('moves of locked jobs', () => {
     expect(decideCancelForDeletion(job('STARTED'), C, T0, settings)).toBeUndefined()
   })
 })
+

@@ -8,7 +8,7 @@ import type { JobInput, JobView, MoneyInput } from './schemas.js'
 import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
 import { ifMatchHolds, namesVersion, view } from './view.js'
-import { CHANGES, judge, moveOf, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
+import { CHANGES, judge, moveOf, WORKFLOW, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
 
 export interface JobsSettings {
   /** A COMPLETED job the client neither approves nor disputes moves on after this long. */
@@ -148,6 +148,12 @@ const versionRequired = (to: JobStatus) =>
   new PreconditionRequiredError(`Moving a job to ${to} binds you to its terms as you read them: name that version, with the job's ETag in an If-Match header`, 'version_required')
 export const blocked = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
 
+/** What the mover may do next from this status, as the end of a sentence. */
+const nextMoves = (from: JobStatus, mover: Mover) => {
+  const next = WORKFLOW.filter((m) => m.from === from && m.by.includes(mover)).map((m) => m.to)
+  return next.length > 0 ? ` (the ${mover} may move it to ${next.join(' or ')})` : ''
+}
+
 /** A move by the job's client or worker, checked against the workflow table. */
 export function decideMove(job: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
   const { status: to } = command
@@ -159,11 +165,11 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   if (!verdict.ok) {
     return refuse(verdict.why === 'not_yours'
       ? new ForbiddenError(`Moving a job to ${to} is not the ${mover}'s move`, 'not_your_move')
-      : new ConflictError(`A ${job.status} job can't move to ${to}`, 'move_not_allowed'))
+      : new ConflictError(`The job is ${job.status}, and can't move to ${to} from there${nextMoves(job.status, mover)}`, 'move_not_allowed'))
   }
   const { move } = verdict
   if (move.reasonRequired && !command.reason) {
-    return refuse(new InvalidInputError(`Say why: moving a ${job.status} job to ${to} needs a reason`, [{ field: 'body/reason', message: 'is required for this move' }], 'reason_required'))
+    return refuse(new InvalidInputError(`Say why: moving the job from ${job.status} to ${to} needs a reason`, [{ field: 'body/reason', message: 'is required for this move' }], 'reason_required'))
   }
   if (move.bindsTerms) {
     if (!namesVersion(command.ifMatch)) return refuse(versionRequired(to))
@@ -238,7 +244,7 @@ export function decideQuote(job: JobWithParties | undefined, command: QuoteComma
   if (isStale(job, now)) return expiredFirst(job, now, settings)
   if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
   const status = CHANGES.quote.while.find((s) => s === job.status)
-  if (!status) return refuse(new ConflictError(`A ${job.status} job takes no quote: its price is settled from approval on`, 'job_not_quotable'))
+  if (!status) return refuse(new ConflictError(`The job is ${job.status}: it takes no quote, its price is settled from approval on`, 'job_not_quotable'))
   if (job.price_amount !== null) {
     return refuse(new ConflictError('The job has a price already (the offer\'s, or your earlier quote), and it does not change', 'price_already_set'))
   }
