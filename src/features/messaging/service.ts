@@ -31,6 +31,12 @@ const IDEMPOTENCY_TTL_MS = 24 * 3_600_000
 /** Messages replayed at most on a socket's `?since=`; past it the client pages GET /inbox. */
 export const REPLAY_LIMIT = 500
 
+/** When a message id (a UUIDv7) was made: its first 48 bits; undefined for another kind of id. */
+function timeOfId(id: string): Date | undefined {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/i.test(id)) return undefined
+  return new Date(parseInt(id.replace(/-/g, '').slice(0, 12), 16))
+}
+
 export function createMessagingService(deps: MessagingDeps) {
   const { store, live } = deps
 
@@ -169,6 +175,17 @@ export function createMessagingService(deps: MessagingDeps) {
         // The reader's other devices update their unread counts.
         live.events.publish({ to: [userId], type: 'message.read', data: { by: userId, up_to: upTo, read_at } }),
       ])
+    },
+
+    /**
+     * The `message.read` events a socket catching up after a message missed: reads of what the
+     * user sent, and its own reads on other devices, since that message was sent.
+     */
+    async readsSince(userId: string, afterId: string) {
+      const after = timeOfId(afterId)
+      if (!after) return []
+      const reads = await store.readsSince(userId, after)
+      return reads.map((r) => ({ by: r.by, up_to: r.up_to, read_at: r.read_at.toISOString() }))
     },
 
     /** What the user sent or received after a message, oldest first, for a socket catching up. */

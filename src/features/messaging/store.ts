@@ -348,6 +348,30 @@ export function createMessagingStore(db: DB) {
       return db.selectFrom(both.as('m')).selectAll().orderBy('id').limit(limit).execute()
     },
 
+    /**
+     * Reads the user missed since a time: of messages it sent (by their recipient) and of
+     * messages it received (by itself, on another device), the newest read message of each other
+     * user and when it was read.
+     */
+    async readsSince(userId: string, after: Date): Promise<{ by: string; other: string; up_to: string; read_at: Date }[]> {
+      const bySender = db
+        .selectFrom('messages')
+        // PostgreSQL has no max(uuid); a UUIDv7's text sorts as its time does.
+        .select(['recipient_id as by', 'recipient_id as other', sql<string>`max(id::text)`.as('up_to'), (eb) => eb.fn.max('read_at').as('read_at')])
+        .where('sender_id', '=', userId)
+        .where('read_at', '>', after)
+        .groupBy('recipient_id')
+      const byMe = db
+        .selectFrom('messages')
+        .select([sql<string>`${userId}::uuid`.as('by'), 'sender_id as other', sql<string>`max(id::text)`.as('up_to'), (eb) => eb.fn.max('read_at').as('read_at')])
+        .where('recipient_id', '=', userId)
+        .where('sender_id', 'is not', null)
+        .where('read_at', '>', after)
+        .groupBy('sender_id')
+      const rows = await bySender.unionAll(byMe as unknown as typeof bySender).execute()
+      return rows.map((r) => ({ by: String(r.by), other: String(r.other), up_to: String(r.up_to), read_at: new Date(r.read_at as Date | string) }))
+    },
+
     /** Forgets a deleted user's idempotency keys (its messages stay for the other party). */
     async forgetUser(userId: string): Promise<void> {
       await db.deleteFrom('send_idempotency').where('user_id', '=', userId).execute()

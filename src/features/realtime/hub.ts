@@ -56,6 +56,11 @@ export interface HubOptions {
   sessions: HubSessions
   /** Messages the user sent or received after a message id, oldest first, at most `replayLimit`. */
   since: (userId: string, afterId: string) => Promise<MessageView[]>
+  /**
+   * The other events a socket missed since that message, given the messages replayed: the jobs
+   * they tell of, as they are now (`job.updated`), and reads (`message.read`).
+   */
+  missedEvents: (userId: string, afterId: string, messages: readonly MessageView[]) => Promise<{ type: string; data: unknown }[]>
   replayLimit: number
   heartbeatMs: number
   maxBufferedBytes: number
@@ -206,7 +211,9 @@ export function createRealtimeHub(options: HubOptions) {
           replayed.add(message.id)
           send(conn, JSON.stringify({ type: 'message.created', data: message }))
         }
-        send(conn, JSON.stringify({ type: 'replay.done', data: { count: missed.length, complete: missed.length < options.replayLimit } }))
+        const others = await options.missedEvents(auth.userId, since, missed)
+        for (const event of others) send(conn, JSON.stringify(event))
+        send(conn, JSON.stringify({ type: 'replay.done', data: { count: missed.length, events: others.length, complete: missed.length < options.replayLimit } }))
         for (const event of conn.pending ?? []) {
           if (event.type === 'message.created' && replayed.has((event.data as { id?: string }).id ?? '')) continue
           send(conn, JSON.stringify({ type: event.type, data: event.data }))

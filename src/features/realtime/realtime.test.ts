@@ -1,3 +1,4 @@
+import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -122,11 +123,35 @@ describe('GET /ws', () => {
     const socket = await connect(b, { token: bob.token, query: `since=${ids[0]}` })
     await expect.poll(() => socket.of('replay.done').length).toBe(1)
     expect(socket.of('message.created').map((m) => m.id)).toEqual([ids[1], ids[2], ids[3], own])
-    expect(socket.of('replay.done')[0]).toEqual({ count: 4, complete: true })
+    expect(socket.of('replay.done')[0]).toEqual({ count: 4, events: 0, complete: true })
     const live = (await send(a, alice, bob.id, 'live')).json().id
     await expect.poll(() => socket.of('message.created').map((m) => m.id)).toEqual([ids[1], ids[2], ids[3], own, live])
     socket.ws.close()
     await expect(connect(b, { token: bob.token, query: 'since=not-an-id' })).rejects.toThrow('status 400')
+  })
+
+  it('replays, after ?since=, the jobs moved meanwhile as they are now and the reads, besides the messages', async () => {
+    const [client, worker] = [await newUser(a.app, { roles: ['CLIENT'] }), await newUser(a.app, { roles: ['WORKER'] })]
+    const jpeg = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#3a7' } }).jpeg().toBuffer()
+    expect((await a.app.inject({ method: 'PUT', url: '/user/picture', headers: { ...worker.auth, 'content-type': 'image/jpeg' }, payload: jpeg })).statusCode).toBe(200)
+    const lastSeen = (await send(a, client, worker.id, 'Hello, free tomorrow?')).json().id
+    // The client's phone is in a tunnel now: it offers a job from another device, and the worker
+    // reads everything and accepts it.
+    const offered = await a.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: worker.id, title: 'Fix the tap', price: { amount: 4000, currency: 'EUR' } } })
+    expect(offered.statusCode).toBe(201)
+    const job = offered.json()
+    const newest = (await a.app.inject({ method: 'GET', url: '/inbox?limit=1', headers: worker.auth })).json().items[0].id
+    expect((await a.app.inject({ method: 'POST', url: '/inbox/read', headers: worker.auth, payload: { up_to: newest } })).statusCode).toBe(204)
+    const accepted = await a.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...worker.auth, 'if-match': `"${job.version}"` }, payload: { status: 'ACCEPTED' } })
+    expect(accepted.statusCode).toBe(200)
+
+    const socket = await connect(b, { token: client.token, query: `since=${lastSeen}` })
+    await expect.poll(() => socket.of('replay.done').length).toBe(1)
+    expect(socket.of('message.created').map((m) => m.job_id)).toEqual([job.id, job.id]) // the offer's note, and the acceptance's
+    expect(socket.of('job.updated')).toMatchObject([{ id: job.id, status: 'ACCEPTED' }])
+    expect(socket.of('message.read')).toMatchObject([{ by: worker.id, up_to: newest }])
+    expect(socket.of('replay.done')[0]).toEqual({ count: 2, events: 2, complete: true })
+    socket.ws.close()
   })
 
   it('refuses a socket without a valid token or ticket', async () => {

@@ -34,6 +34,18 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
     live,
     sessions: app.sessions,
     since: app.messaging.since,
+    // Every move of a job sends its other party a system message from the mover (or both
+    // parties one, when time or the payment provider moved it), so the jobs of the replayed
+    // messages are the jobs that changed: each is sent once, as it is now.
+    missedEvents: async (userId, afterId, messages) => {
+      const jobIds = [...new Set(messages.flatMap((m) => (m.job_id ? [m.job_id] : [])))]
+      const jobs = await Promise.all(jobIds.map((id) => app.jobs.get(userId, id).catch(() => undefined)))
+      const reads = await app.messaging.readsSince(userId, afterId)
+      return [
+        ...jobs.flatMap((job) => (job ? [{ type: 'job.updated', data: job }] : [])),
+        ...reads.map((read) => ({ type: 'message.read', data: read })),
+      ]
+    },
     replayLimit: REPLAY_LIMIT,
     heartbeatMs: options.heartbeatMs,
     maxBufferedBytes: options.maxBufferedBytes,
@@ -107,7 +119,7 @@ export async function realtimeRoutes(fastify: FastifyInstance, options: Realtime
       operationId: 'openWebSocket',
       summary: 'Live events (WebSocket)',
       description:
-        `Upgrade to a WebSocket, signed in by \`Authorization: Bearer <token>\` or a one-time \`ticket\` from POST /ws/ticket. The server sends JSON \`{type, data}\`: \`message.created\` (data: a message), \`message.read\` (\`{by, up_to, read_at}\`), \`job.updated\` (data: a job). With \`since=<message id>\` the messages sent or received after it come first, then \`replay.done\` (\`{count, complete}\`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with \`since\` to have the messages replayed. A user holds at most ${options.maxPerUser} sockets on one server: one more closes the oldest with ${CLOSE_TOO_MANY}. A server holding ${options.maxConnections} sockets refuses more with 503 \`too_many_sockets\` and \`Retry-After\`.`,
+        `Upgrade to a WebSocket, signed in by \`Authorization: Bearer <token>\` or a one-time \`ticket\` from POST /ws/ticket. The server sends JSON \`{type, data}\`: \`message.created\` (data: a message), \`message.read\` (\`{by, up_to, read_at}\`), \`job.updated\` (data: a job). With \`since=<message id>\` what was missed since that message comes first: the messages sent or received after it, the jobs they tell of as they are now (\`job.updated\`), and the reads (\`message.read\`), then \`replay.done\` (\`{count, events, complete}\`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with \`since\` to have the messages replayed. A user holds at most ${options.maxPerUser} sockets on one server: one more closes the oldest with ${CLOSE_TOO_MANY}. A server holding ${options.maxConnections} sockets refuses more with 503 \`too_many_sockets\` and \`Retry-After\`.`,
       security: [...bearerSecurity, {}],
       querystring: WsQuery,
       response: {
