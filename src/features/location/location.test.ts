@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import sharp from 'sharp'
 import { TEST_REDIS_URL } from '../../../test/support/backends.js'
 import { UnauthenticatedError } from '../../errors.js'
-import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, signIn, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 beforeAll(async () => {
@@ -90,6 +90,20 @@ describe('live location and search', () => {
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([deleted.id])
     expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: deleted.auth, payload: { current_password: deleted.password } })).statusCode).toBe(204)
     expect(await ids(client, { lat: 45.764, lon: 4.8357, radius: 500 })).toEqual([])
+  })
+
+  it('a worker signed in on two devices stays on the map when one signs out, and leaves it with the last', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const phone = worker.auth
+    const tablet = { authorization: `Bearer ${await signIn(t.app, worker.email, worker.password)}` }
+    const client = await newUser(t.app)
+    await post(worker, { lat: 45.1885, lon: 5.7245 })
+    const near = { lat: 45.1885, lon: 5.7245, radius: 500 }
+    expect(await ids(client, near)).toEqual([worker.id])
+    expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: tablet })).statusCode).toBe(204)
+    expect(await ids(client, near)).toEqual([worker.id])
+    expect((await t.app.inject({ method: 'DELETE', url: '/authorize', headers: phone })).statusCode).toBe(204)
+    expect(await ids(client, near)).toEqual([])
   })
 
   it('shows, in one process\'s searches, a rename, a block and a deletion made through another', async () => {

@@ -382,13 +382,17 @@ export function createSessionsService(deps: {
 
     async signOut(auth: Auth): Promise<void> {
       const ended = await inTransaction(async (trx) => {
-        const session = await createSessionsStore(trx).end(auth.tokenHash)
-        if (session) await changedIn(trx, [session.userId])
-        return session
+        const sessions = createSessionsStore(trx)
+        const session = await sessions.end(auth.tokenHash)
+        if (!session) return undefined
+        await changedIn(trx, [session.userId])
+        return { ...session, last: (await sessions.list(session.userId, clock.now())).length === 0 }
       })
       if (!ended) return
       forget([ended.userId])
-      for (const hook of signedOutHooks) await hook(ended.userId)
+      // Signing out one device leaves the user signed in on others (and a worker on the map):
+      // what follows a sign-out follows the last one.
+      if (ended.last) for (const hook of signedOutHooks) await hook(ended.userId)
     },
 
     /** Ends every session of the caller, this one too. */
