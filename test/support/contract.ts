@@ -28,6 +28,7 @@ export const CONTRACT_ROUTES = [
   'GET /job/{id}',
   'GET /jobs',
   'POST /job/{id}/status',
+  'POST /job/{id}/quote',
   'GET /health',
   'GET /ready',
 ]

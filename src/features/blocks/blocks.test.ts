@@ -212,6 +212,7 @@ describe('blocks and reports', () => {
           // The block first, then the others at once. On PGlite (one connection, in process) a
           // request's statements run back to back unless others wait for the connection, so the
           // test holds it while they line up behind it, the block first; on PostgreSQL they race.
+          // (inject sends a request once its answer is awaited: Promise.resolve sends it now.)
           const line = connectionHolder()
           await line.hold()
           const blocking = Promise.resolve(post(worker, '/blocks', { user_id: client.id }))

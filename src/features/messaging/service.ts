@@ -107,19 +107,19 @@ export function createMessagingService(deps: MessagingDeps) {
       const requestHash = idempotencyKey && createHash('sha256').update(JSON.stringify([input.to, text])).digest('base64url')
       // Both users and the blocks between them decide whether it may be sent, read in the
       // transaction that stores it, after holding the pair: a block committed first always wins.
-      const stored = idempotencyKey
+      const context = idempotencyKey
         ? await store.insertIdempotent(senderId, idempotencyKey, requestHash!, message)
         : await store.insertIfAllowed(message)
-      const users = new Map(stored.users.map((u) => [u.id, u]))
+      const users = new Map(context.users.map((u) => [u.id, u]))
       const recipient = users.get(input.to)
       if (!recipient || recipient.deleted_at) throw new NotFoundError('No such user', 'user_not_found')
-      if (stored.blockerId) {
-        throw stored.blockerId === senderId
+      if (context.blockerId) {
+        throw context.blockerId === senderId
           ? new ForbiddenError('You blocked this user; unblock them to send', 'recipient_blocked')
           : new ForbiddenError('This user does not accept your messages', 'blocked')
       }
       // Allowed, so stored (or found stored under the key).
-      const result = 'outcome' in stored ? stored.outcome! : { created: true as const, message: stored.message! }
+      const result = context.stored!
       if (result.created) {
         const view = viewOf(result.message, users)
         await publishViews([view])

@@ -109,6 +109,9 @@ export interface SendContext {
   blockerId: string | null
 }
 
+/** A send that was allowed: the message stored, or under an idempotency key used before, the first one (if it is still there) with the hash of its request. */
+export type Stored = { created: true; message: MessageRow } | { created: false; requestHash: string; message: MessageRow | undefined }
+
 /** What a message shows of its sender (and a thread or a block of the other user). */
 export type SenderRow = Pick<ParticipantRow, 'id' | 'first_name' | 'last_name' | 'picture_etag' | 'deleted_at'>
 
@@ -196,9 +199,9 @@ export function createMessagingStore(db: DB) {
     /**
      * Stores a user's message if its recipient is a live user and neither blocked the other: in
      * one transaction that holds the pair, then reads and stores in one statement. Answers what
-     * heldContext answers, and the message when it was stored.
+     * heldContext answers, and what was `stored` when it may go.
      */
-    async insertIfAllowed(message: NewMessage & { from: string }): Promise<SendContext & { message?: MessageRow }> {
+    async insertIfAllowed(message: NewMessage & { from: string }): Promise<SendContext & { stored?: Stored }> {
       const row = newMessageRow(message)
       const rows = await db.transaction().execute(async (trx) => {
         await holdPair(trx, message.from, message.to)
@@ -210,20 +213,20 @@ export function createMessagingStore(db: DB) {
         return rows
       })
       const context = contextOf(rows)
-      return { ...context, ...(allowed(context, row.recipient_id) ? { message: row } : {}) }
+      return { ...context, ...(allowed(context, row.recipient_id) ? { stored: { created: true as const, message: row } } : {}) }
     },
 
     /**
      * Stores a user's message under an idempotency key, in one transaction that holds the pair
      * and reads what the message depends on first (as heldContext); nothing is stored, and no
      * key taken, unless it may go. When the key was used already (a retry, or the same request
-     * racing itself) nothing is stored and the first message comes back (`first`) with the hash
-     * of the request that made it.
+     * racing itself) nothing is stored and the first message comes back (in `stored`) with the
+     * hash of the request that made it.
      */
-    async insertIdempotent(userId: string, key: string, requestHash: string, message: NewMessage & { id: string; to: string }) {
+    async insertIdempotent(userId: string, key: string, requestHash: string, message: NewMessage & { id: string; to: string }): Promise<SendContext & { stored?: Stored }> {
       return db.transaction().execute(async (trx) => {
         const context = await heldContext(trx, userId, message.to)
-        if (!allowed(context, message.to)) return { ...context, outcome: undefined }
+        if (!allowed(context, message.to)) return context
         // A racing twin waits here on the key's row until the first commits, then finds it.
         const claimed = await trx
           .insertInto('send_idempotency')
@@ -231,7 +234,7 @@ export function createMessagingStore(db: DB) {
           .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
           .returning('message_id')
           .executeTakeFirst()
-        if (claimed) return { ...context, outcome: { created: true as const, message: (await insertMessages(trx, [message]))[0]! } }
+        if (claimed) return { ...context, stored: { created: true as const, message: (await insertMessages(trx, [message]))[0]! } }
         const first = await trx
           .selectFrom('send_idempotency')
           .select(['request_hash', 'message_id'])
@@ -239,7 +242,7 @@ export function createMessagingStore(db: DB) {
           .where('key', '=', key)
           .executeTakeFirstOrThrow()
         const row = await trx.selectFrom('messages').select(messageColumns).where('id', '=', first.message_id).executeTakeFirst()
-        return { ...context, outcome: { created: false as const, requestHash: first.request_hash, message: row } }
+        return { ...context, stored: { created: false as const, requestHash: first.request_hash, message: row } }
       })
     },
 
