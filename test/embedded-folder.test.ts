@@ -1,13 +1,12 @@
 import { readdir } from 'node:fs/promises'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { build, freePort, removeTempDirs, run, startServer, tempDir } from './support/processes.js'
+import { afterAll, describe, expect, it } from 'vitest'
+import { freePort, removeTempDirs, run, startServer, tempDir } from './support/processes.js'
 
 // Two processes on one PGlite folder break it for good: the second one must refuse, say what to
 // do, and leave the folder as it was.
 
 afterAll(removeTempDirs)
-beforeAll(build, 120_000)
 
 const cli = async (script: string, args: string[], env: Record<string, string>) => {
   try {

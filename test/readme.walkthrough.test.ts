@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { build, freePort, removeTempDirs, startServer, tempDir } from './support/processes.js'
+import { freePort, removeTempDirs, startServer, tempDir } from './support/processes.js'
 
 // The README's walkthrough is run as written, block by block, in one bash, against a fresh
 // server: each ```sh block, and the ```json block after it (when there is one) is what its
@@ -121,7 +121,6 @@ describe.skipIf(missingTools.length > 0 && !required)('the README walkthrough, r
   let dataDir: string
   beforeAll(async () => {
     if (missingTools.length > 0) throw new Error(`CI needs ${missingTools.join(', ')} for the README walkthrough test`)
-    await build()
     dataDir = await tempDir()
     const port = await freePort()
     api = `http://127.0.0.1:${port}`

@@ -1,12 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { DEMO_PASSWORD } from '../src/cli/demo.js'
-import { build, freePort, removeTempDirs, run, startServer, tempDir } from './support/processes.js'
+import { freePort, removeTempDirs, run, startServer, tempDir } from './support/processes.js'
 
 // `npm run seed -- --demo` as a newcomer runs it: twice, then the server, signing in as the
 // people it printed.
 
 afterAll(removeTempDirs)
-beforeAll(build, 120_000)
 
 const seed = async (args: string[], env: Record<string, string>) => {
   try {

@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/platform/db/index.js'
 import { waitUntil } from './support/wait.js'
-import { build, freePort, removeTempDirs, startServer, tempDir } from './support/processes.js'
+import { freePort, removeTempDirs, startServer, tempDir } from './support/processes.js'
 
 afterAll(removeTempDirs)
-beforeAll(build, 120_000)
 
 describe('the runtime', () => {
   it('is the Node 24 the project installs, for the suite and for the server', async () => {

@@ -10,8 +10,7 @@ import { promisify } from 'node:util'
 
 export const run = promisify(execFile)
 
-/** Builds dist/ once per test file (it is incremental: a second build of unchanged code is quick). */
-export const build = () => run('npm', ['run', 'build', '--silent'], { timeout: 120_000 })
+// dist/ is built once before the tests by test/support/global-build.ts.
 
 const dirs: string[] = []
 /** A scratch folder, removed by `removeTempDirs` (call it in afterAll). */
