@@ -599,7 +599,30 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description An RFC 9457 problem detail */
+        /**
+         * @description An RFC 9457 problem detail
+         * @example {
+         *       "type": "urn:problem:invalid_input",
+         *       "title": "Invalid input",
+         *       "status": 400,
+         *       "detail": "Invalid body: body/roles/0 must be one of: \"CLIENT\", \"WORKER\"",
+         *       "code": "invalid_input",
+         *       "instance": "/signup",
+         *       "request_id": "3e5b8d79-7881-423a-8fdb-ea45f24244ac",
+         *       "errors": [
+         *         {
+         *           "field": "body/roles/0",
+         *           "in": "body",
+         *           "pointer": "/roles/0",
+         *           "message": "must be one of: \"CLIENT\", \"WORKER\"",
+         *           "allowed": [
+         *             "CLIENT",
+         *             "WORKER"
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
         Problem: {
             /** @description URI naming the kind of problem */
             type: string;
@@ -720,6 +743,19 @@ export interface components {
                 allowed?: unknown[];
             }[];
         };
+        /**
+         * @example {
+         *       "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+         *       "email": "ana@example.com",
+         *       "first_name": "Ana",
+         *       "last_name": "Lima",
+         *       "roles": [
+         *         "WORKER"
+         *       ],
+         *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
+         *       "created_at": "2026-12-01T09:30:00.000Z"
+         *     }
+         */
         User: {
             /**
              * Format: uuid
@@ -738,6 +774,42 @@ export interface components {
              */
             created_at: string;
         };
+        /**
+         * @example {
+         *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+         *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+         *       "title": "Fix a leaking tap",
+         *       "description": "Kitchen tap, drips all night.",
+         *       "status": "ACCEPTED",
+         *       "price": {
+         *         "amount": 4500,
+         *         "currency": "EUR"
+         *       },
+         *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+         *       "location": {
+         *         "lat": 48.8566,
+         *         "lon": 2.3522,
+         *         "address": "12 rue de Rivoli, Paris"
+         *       },
+         *       "expires_at": "2026-12-10T09:00:00.000Z",
+         *       "created_at": "2026-12-07T09:00:00.000Z",
+         *       "updated_at": "2026-12-07T10:15:00.000Z",
+         *       "version": 2,
+         *       "status_log": [
+         *         {
+         *           "status": "REQUESTED",
+         *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+         *           "at": "2026-12-07T09:00:00.000Z"
+         *         },
+         *         {
+         *           "status": "ACCEPTED",
+         *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+         *           "at": "2026-12-07T10:15:00.000Z"
+         *         }
+         *       ]
+         *     }
+         */
         Job: {
             /**
              * Format: uuid
@@ -938,6 +1010,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ana@example.com",
+                 *       "password": "correct horse",
+                 *       "first_name": "Ana",
+                 *       "last_name": "Lima",
+                 *       "roles": [
+                 *         "WORKER"
+                 *       ]
+                 *     }
+                 */
                 "application/json": {
                     /** Format: email */
                     email: string;
@@ -963,6 +1046,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "email": "ana@example.com",
+                     *       "first_name": "Ana",
+                     *       "last_name": "Lima",
+                     *       "roles": [
+                     *         "WORKER"
+                     *       ],
+                     *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
+                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -1058,6 +1154,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "email": "ana@example.com",
+                     *       "first_name": "Ana",
+                     *       "last_name": "Lima",
+                     *       "roles": [
+                     *         "WORKER"
+                     *       ],
+                     *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
+                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -1179,6 +1288,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "email": "ana@example.com",
+                     *       "first_name": "Ana",
+                     *       "last_name": "Lima",
+                     *       "roles": [
+                     *         "WORKER"
+                     *       ],
+                     *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
+                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -1510,6 +1632,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "email": "ana@example.com",
+                     *       "first_name": "Ana",
+                     *       "last_name": "Lima",
+                     *       "roles": [
+                     *         "WORKER"
+                     *       ],
+                     *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
+                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -1693,6 +1828,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ana@example.com",
+                 *       "password": "correct horse"
+                 *     }
+                 */
                 "application/json": {
                     email: string;
                     password: string;
@@ -3669,9 +3810,47 @@ export interface operations {
                     "x-ratelimit-remaining"?: number;
                     /** @description Seconds until the window starts again */
                     "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -3753,9 +3932,47 @@ export interface operations {
                     "x-ratelimit-remaining"?: number;
                     /** @description Seconds until the window starts again */
                     "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -3998,6 +4215,42 @@ export interface operations {
                             /** @description The values the field may take, when it takes one of a set */
                             allowed?: unknown[];
                         }[];
+                        /**
+                         * @example {
+                         *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                         *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "title": "Fix a leaking tap",
+                         *       "description": "Kitchen tap, drips all night.",
+                         *       "status": "ACCEPTED",
+                         *       "price": {
+                         *         "amount": 4500,
+                         *         "currency": "EUR"
+                         *       },
+                         *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                         *       "location": {
+                         *         "lat": 48.8566,
+                         *         "lon": 2.3522,
+                         *         "address": "12 rue de Rivoli, Paris"
+                         *       },
+                         *       "expires_at": "2026-12-10T09:00:00.000Z",
+                         *       "created_at": "2026-12-07T09:00:00.000Z",
+                         *       "updated_at": "2026-12-07T10:15:00.000Z",
+                         *       "version": 2,
+                         *       "status_log": [
+                         *         {
+                         *           "status": "REQUESTED",
+                         *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *           "at": "2026-12-07T09:00:00.000Z"
+                         *         },
+                         *         {
+                         *           "status": "ACCEPTED",
+                         *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *           "at": "2026-12-07T10:15:00.000Z"
+                         *         }
+                         *       ]
+                         *     }
+                         */
                         job: {
                             /**
                              * Format: uuid
@@ -4125,9 +4378,47 @@ export interface operations {
                     "x-ratelimit-remaining"?: number;
                     /** @description Seconds until the window starts again */
                     "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -4384,9 +4675,47 @@ export interface operations {
                     "x-ratelimit-remaining"?: number;
                     /** @description Seconds until the window starts again */
                     "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -4629,6 +4958,42 @@ export interface operations {
                             /** @description The values the field may take, when it takes one of a set */
                             allowed?: unknown[];
                         }[];
+                        /**
+                         * @example {
+                         *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                         *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "title": "Fix a leaking tap",
+                         *       "description": "Kitchen tap, drips all night.",
+                         *       "status": "ACCEPTED",
+                         *       "price": {
+                         *         "amount": 4500,
+                         *         "currency": "EUR"
+                         *       },
+                         *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                         *       "location": {
+                         *         "lat": 48.8566,
+                         *         "lon": 2.3522,
+                         *         "address": "12 rue de Rivoli, Paris"
+                         *       },
+                         *       "expires_at": "2026-12-10T09:00:00.000Z",
+                         *       "created_at": "2026-12-07T09:00:00.000Z",
+                         *       "updated_at": "2026-12-07T10:15:00.000Z",
+                         *       "version": 2,
+                         *       "status_log": [
+                         *         {
+                         *           "status": "REQUESTED",
+                         *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *           "at": "2026-12-07T09:00:00.000Z"
+                         *         },
+                         *         {
+                         *           "status": "ACCEPTED",
+                         *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *           "at": "2026-12-07T10:15:00.000Z"
+                         *         }
+                         *       ]
+                         *     }
+                         */
                         job: {
                             /**
                              * Format: uuid
@@ -4778,9 +5143,47 @@ export interface operations {
                     "x-ratelimit-remaining"?: number;
                     /** @description Seconds until the window starts again */
                     "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -5023,6 +5426,42 @@ export interface operations {
                             /** @description The values the field may take, when it takes one of a set */
                             allowed?: unknown[];
                         }[];
+                        /**
+                         * @example {
+                         *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                         *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "title": "Fix a leaking tap",
+                         *       "description": "Kitchen tap, drips all night.",
+                         *       "status": "ACCEPTED",
+                         *       "price": {
+                         *         "amount": 4500,
+                         *         "currency": "EUR"
+                         *       },
+                         *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                         *       "location": {
+                         *         "lat": 48.8566,
+                         *         "lon": 2.3522,
+                         *         "address": "12 rue de Rivoli, Paris"
+                         *       },
+                         *       "expires_at": "2026-12-10T09:00:00.000Z",
+                         *       "created_at": "2026-12-07T09:00:00.000Z",
+                         *       "updated_at": "2026-12-07T10:15:00.000Z",
+                         *       "version": 2,
+                         *       "status_log": [
+                         *         {
+                         *           "status": "REQUESTED",
+                         *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                         *           "at": "2026-12-07T09:00:00.000Z"
+                         *         },
+                         *         {
+                         *           "status": "ACCEPTED",
+                         *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *           "at": "2026-12-07T10:15:00.000Z"
+                         *         }
+                         *       ]
+                         *     }
+                         */
                         job: {
                             /**
                              * Format: uuid

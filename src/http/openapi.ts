@@ -35,6 +35,9 @@ const RATE_LIMIT_HEADERS = {
   'x-ratelimit-reset': { type: 'integer', description: 'Seconds until the window starts again' },
 }
 
+/** Schemas of records that carry a version, answered with it as ETag. */
+const VERSIONED = new Set(['Job'])
+
 /** Named schemas: each is a component of the document, and routes refer to it by `<$id>#` (added to the app first thing, before any plugin). */
 export const SHARED_SCHEMAS = [Problem]
 
@@ -51,8 +54,14 @@ export async function registerOpenApi(app: FastifyInstance, options: { version: 
       if (!answer) continue
       // Copied, not changed: a shared schema object serves other routes (and serialization).
       const described = answer.description === undefined ? { ...answer, description: STATUS_DESCRIPTIONS[status] ?? 'Answer' } : answer
-      // Every answer of a rate-limited route tells where its caller stands.
-      schema.response![status] = limited && /^2/.test(status) ? { ...described, headers: { ...RATE_LIMIT_HEADERS, ...(described.headers as object | undefined) } } : described
+      // Every answer of a rate-limited route tells where its caller stands; a versioned record
+      // comes with its version as ETag (for If-Match).
+      const headers = {
+        ...(limited && /^2/.test(status) ? RATE_LIMIT_HEADERS : {}),
+        ...(VERSIONED.has(String(answer.$id)) ? { etag: { type: 'string', description: 'The version, `"<version>"`: send it back in If-Match to change what you read' } } : {}),
+        ...(described.headers as object | undefined),
+      }
+      schema.response![status] = Object.keys(headers).length > 0 ? { ...described, headers } : described
     }
   })
 

@@ -38,7 +38,22 @@ export const Problem = Type.Object(
       ),
     ),
   },
-  { $id: 'Problem', description: 'An RFC 9457 problem detail' },
+  {
+    $id: 'Problem',
+    description: 'An RFC 9457 problem detail',
+    examples: [
+      {
+        type: 'urn:problem:invalid_input',
+        title: 'Invalid input',
+        status: 400,
+        detail: 'Invalid body: body/roles/0 must be one of: "CLIENT", "WORKER"',
+        code: 'invalid_input',
+        instance: '/signup',
+        request_id: '3e5b8d79-7881-423a-8fdb-ea45f24244ac',
+        errors: [{ field: 'body/roles/0', in: 'body', pointer: '/roles/0', message: 'must be one of: "CLIENT", "WORKER"', allowed: ['CLIENT', 'WORKER'] }],
+      },
+    ],
+  },
 )
 
 const DESCRIPTIONS: Record<number, string> = {

@@ -20,7 +20,10 @@ export const User = Type.Object(
     picture_url: Type.Union([Type.String(), Type.Null()]),
     created_at: Timestamp,
   },
-  { $id: 'User' },
+  {
+    $id: 'User',
+    examples: [{ id: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10', email: 'ana@example.com', first_name: 'Ana', last_name: 'Lima', roles: ['WORKER'], picture_url: '/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D', created_at: '2026-12-01T09:30:00.000Z' }],
+  },
 )
 export type UserView = Static<typeof User>
 
@@ -44,7 +47,7 @@ export const SignupBody = Type.Object(
     last_name: Name,
     roles: Type.Optional(Type.Array(SelfRole, { minItems: 1, maxItems: 2, uniqueItems: true, description: 'Default ["CLIENT"]; ADMIN is granted, never chosen' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ email: 'ana@example.com', password: 'correct horse', first_name: 'Ana', last_name: 'Lima', roles: ['WORKER'] }] },
 )
 export type SignupInput = Static<typeof SignupBody>
 

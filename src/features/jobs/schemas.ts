@@ -67,7 +67,30 @@ export const Job = Type.Object(
     status_log: Type.Array(StatusEntry, { description: 'Every move, oldest first' }),
     warnings: Type.Optional(Type.Array(JobWarning, { description: 'Things the client should know about the offer just made' })),
   },
-  { $id: 'Job' },
+  {
+    $id: 'Job',
+    examples: [
+      {
+        id: '01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6',
+        client_id: '01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f',
+        worker_id: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10',
+        title: 'Fix a leaking tap',
+        description: 'Kitchen tap, drips all night.',
+        status: 'ACCEPTED',
+        price: { amount: 4500, currency: 'EUR' },
+        scheduled_at: '2026-12-10T14:00:00.000Z',
+        location: { lat: 48.8566, lon: 2.3522, address: '12 rue de Rivoli, Paris' },
+        expires_at: '2026-12-10T09:00:00.000Z',
+        created_at: '2026-12-07T09:00:00.000Z',
+        updated_at: '2026-12-07T10:15:00.000Z',
+        version: 2,
+        status_log: [
+          { status: 'REQUESTED', by: '01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f', at: '2026-12-07T09:00:00.000Z' },
+          { status: 'ACCEPTED', by: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10', at: '2026-12-07T10:15:00.000Z' },
+        ],
+      },
+    ],
+  },
 )
 export type JobView = Static<typeof Job>
 
@@ -88,7 +111,13 @@ export const JobBody = Type.Object(
     location: Type.Optional(Type.Union([JobLocation, Type.Null()], { description: 'Where the work is to be done' })),
     expires_in: Type.Optional(Type.Integer({ minimum: EXPIRES_MIN, maximum: EXPIRES_MAX, description: `Seconds the worker has to answer, from ${EXPIRES_MIN} (1 hour) to ${EXPIRES_MAX} (30 days); default ${EXPIRES_DEFAULT} (72 hours). On an edit, counted from the edit` })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      { worker_id: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10', title: 'Fix a leaking tap', price: { amount: 4500, currency: 'EUR' }, scheduled_at: '2026-12-10T14:00:00.000Z' },
+      { id: '01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6', price: { amount: 5000, currency: 'EUR' } },
+    ],
+  },
 )
 export type JobInput = Static<typeof JobBody>
 

@@ -7,7 +7,7 @@ export const AuthorizeBody = Type.Object(
     email: Type.String({ minLength: 1, maxLength: 254 }),
     password: Type.String({ minLength: 1, maxLength: 200 }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ email: 'ana@example.com', password: 'correct horse' }] },
 )
 
 export const AccessToken = Type.Object({
