@@ -135,10 +135,36 @@ export function createSessionsChannel(options: ChannelOptions) {
     await sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(message)})`.execute(executor)
   }
 
+  /**
+   * LISTENs again on a connection of its own: the last one may have gone without a word (the
+   * server restarted, the network dropped it). What was sent meanwhile is lost, and the silence
+   * already counts as such (see LOST_AFTER_MS).
+   */
+  let relistenedAt = -Infinity
+  let relistening = false
+  let closed = false
+  const relisten = async () => {
+    relistening = true
+    relistenedAt = performance.now()
+    try {
+      const old = unlisten
+      unlisten = undefined
+      await old?.().catch(() => {})
+      const next = await options.listen(CHANNEL, receive)
+      if (closed) await next()
+      else unlisten = next
+    } catch (error) {
+      options.onError(error)
+    } finally {
+      relistening = false
+    }
+  }
+
   const tick = () => {
     const now = performance.now()
     if (!options.inProcess) void notify(options.db, { probe: now }).catch(options.onError)
     channel.trusted()
+    if (!up && !options.inProcess && !relistening && now - downSince > LOST_AFTER_MS && now - relistenedAt > LOST_AFTER_MS) void relisten()
     for (const [from, sender] of senders) {
       let overdue = false
       for (const [n, since] of sender.missing) {
@@ -184,6 +210,7 @@ export function createSessionsChannel(options: ChannelOptions) {
     },
 
     async close() {
+      closed = true
       clearInterval(timer)
       up = false
       epoch++

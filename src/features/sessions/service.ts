@@ -167,9 +167,15 @@ export function createSessionsService(deps: {
       }, DOWN_CHECK_MS)
       downTimer.unref()
     },
-    onError: (error) => log.warn({ err: error }, 'could not send the sessions channel its probe'),
+    onError: (error) => {
+      // Once in a while, not at every probe of an outage.
+      if (performance.now() - channelWarnedAt < 10_000) return
+      channelWarnedAt = performance.now()
+      log.warn({ err: error }, 'the sessions channel: could not send a probe or LISTEN again')
+    },
   })
   let downTimer: NodeJS.Timeout | undefined
+  let channelWarnedAt = -Infinity
 
   // Uses of sessions, written together every RENEW_EVERY_MS.
   const uses = new Map<string, number>()
