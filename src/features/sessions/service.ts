@@ -183,7 +183,11 @@ export function createSessionsService(deps: {
   const writeUses = () => {
     renewing = renewing.then(async () => {
       while (uses.size > 0) {
-        const batch = [...uses].slice(0, RENEW_BATCH)
+        const batch: [string, number][] = []
+        for (const use of uses) {
+          batch.push(use)
+          if (batch.length === RENEW_BATCH) break
+        }
         for (const [tokenHash] of batch) uses.delete(tokenHash)
         try {
           await store.renew(batch.map(([tokenHash, at]) => ({ tokenHash, usedAt: new Date(at) })), config.sessionIdleTtl)
