@@ -2,7 +2,8 @@ import net from 'node:net'
 
 // A TCP proxy on a free loopback port in front of a server, for tests of what a client does when
 // the way to the server goes silent: `stall` stops passing bytes either way (connections stay
-// open, as behind a network that drops packets), `resume` lets them through again.
+// open, as behind a network that drops packets), `resume` lets them through again; `cut` closes
+// the connections there are (new ones go through).
 
 export interface TcpProxy {
   port: number
@@ -10,6 +11,7 @@ export interface TcpProxy {
   through(url: string): string
   stall(): void
   resume(): void
+  cut(): void
   close(): Promise<void>
 }
 
@@ -59,6 +61,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     resume() {
       stalled = false
       for (const pair of pairs) flow(pair)
+    },
+    cut() {
+      for (const pair of pairs) {
+        pair.client.destroy()
+        pair.server.destroy()
+      }
     },
     async close() {
       for (const pair of pairs) {

@@ -135,10 +135,50 @@ export function createSessionsChannel(options: ChannelOptions) {
     await sql`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(message)})`.execute(executor)
   }
 
+  /**
+   * LISTENs again on a connection of its own: the last one may have gone without a word (the
+   * server restarted, the network dropped it). What was sent meanwhile is lost, and the silence
+   * already counts as such (see LOST_AFTER_MS).
+   */
+  /** LISTENs on the channel; answers how to stop. */
+  const subscribe = async () => {
+    const listener = await options.listen(CHANNEL, {
+      payload: receive,
+      // The connection dropped and was made again by itself: nothing was heard in between, so
+      // what was cached may be stale, and the channel is down until its probes echo again.
+      resumed: () => {
+        goDown()
+        lost()
+      },
+    })
+    return () => listener.stop()
+  }
+
+  let relistenedAt = -Infinity
+  let relistening = false
+  let closed = false
+  const relisten = async () => {
+    relistening = true
+    relistenedAt = performance.now()
+    try {
+      const old = unlisten
+      unlisten = undefined
+      await old?.().catch(() => {})
+      const next = await subscribe()
+      if (closed) await next()
+      else unlisten = next
+    } catch (error) {
+      options.onError(error)
+    } finally {
+      relistening = false
+    }
+  }
+
   const tick = () => {
     const now = performance.now()
     if (!options.inProcess) void notify(options.db, { probe: now }).catch(options.onError)
     channel.trusted()
+    if (!up && !options.inProcess && !relistening && now - downSince > LOST_AFTER_MS && now - relistenedAt > LOST_AFTER_MS) void relisten()
     for (const [from, sender] of senders) {
       let overdue = false
       for (const [n, since] of sender.missing) {
@@ -172,16 +212,7 @@ export function createSessionsChannel(options: ChannelOptions) {
     },
 
     async start() {
-      // A LISTEN made again after its connection dropped heard nothing in between: what was
-      // cached may be stale, and the channel is down until its probes echo again.
-      const listener = await options.listen(CHANNEL, {
-        payload: receive,
-        resumed: () => {
-          goDown()
-          lost()
-        },
-      })
-      unlisten = () => listener.stop()
+      unlisten = await subscribe()
       downSince = performance.now()
       if (options.inProcess) {
         up = true
@@ -193,6 +224,7 @@ export function createSessionsChannel(options: ChannelOptions) {
     },
 
     async close() {
+      closed = true
       clearInterval(timer)
       up = false
       epoch++

@@ -266,4 +266,16 @@ describe.runIf(TEST_DATABASE_URL)('when the invalidation channel is down', () =>
     expect((await a.inject({ method: 'DELETE', url: '/authorize', headers: v.auth })).statusCode).toBe(204)
     problem(await aSecondAfter(performance.now(), () => me(b, v.token)), 401)
   })
+
+  it('listens again when its connection is gone, and relies on its memory once that works', async () => {
+    const [u, v] = [await newUser(a), await newUser(a)]
+    await waitUntil(async () => (await me(b, u.token)).statusCode === 200 && b.sessions.cached() > 0)
+    proxy.cut()
+    expect((await a.inject({ method: 'DELETE', url: '/authorize', headers: u.auth })).statusCode).toBe(204)
+    problem(await aSecondAfter(performance.now(), () => me(b, u.token)), 401)
+    // A silence of 5 s: it listens again, on a new connection.
+    await waitUntil(async () => (await me(b, v.token)).statusCode === 200 && b.sessions.cached() > 0)
+    expect((await a.inject({ method: 'DELETE', url: '/authorize', headers: v.auth })).statusCode).toBe(204)
+    problem(await aSecondAfter(performance.now(), () => me(b, v.token)), 401)
+  })
 })

@@ -167,9 +167,15 @@ export function createSessionsService(deps: {
       }, DOWN_CHECK_MS)
       downTimer.unref()
     },
-    onError: (error) => log.warn({ err: error }, 'could not send the sessions channel its probe'),
+    onError: (error) => {
+      // Once in a while, not at every probe of an outage.
+      if (performance.now() - channelWarnedAt < 10_000) return
+      channelWarnedAt = performance.now()
+      log.warn({ err: error }, 'the sessions channel: could not send a probe or LISTEN again')
+    },
   })
   let downTimer: NodeJS.Timeout | undefined
+  let channelWarnedAt = -Infinity
 
   // Uses of sessions, written together every RENEW_EVERY_MS.
   const uses = new Map<string, number>()
@@ -177,7 +183,11 @@ export function createSessionsService(deps: {
   const writeUses = () => {
     renewing = renewing.then(async () => {
       while (uses.size > 0) {
-        const batch = [...uses].slice(0, RENEW_BATCH)
+        const batch: [string, number][] = []
+        for (const use of uses) {
+          batch.push(use)
+          if (batch.length === RENEW_BATCH) break
+        }
         for (const [tokenHash] of batch) uses.delete(tokenHash)
         try {
           await store.renew(batch.map(([tokenHash, at]) => ({ tokenHash, usedAt: new Date(at) })), config.sessionIdleTtl)
