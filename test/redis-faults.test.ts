@@ -44,9 +44,10 @@ describe.runIf(TEST_REDIS_URL)('when Redis goes away', () => {
 
   const ready = () => t.app.inject({ url: '/ready' })
 
-  /** What answers without Redis: liveness, and routes that read the database only. */
-  const servedWithoutRedis = async (userId: string) => {
+  /** What answers without Redis: liveness, and routes that read the database only (the caller's session among them). */
+  const servedWithoutRedis = async (userId: string, auth: { authorization: string }) => {
     expect((await answeredWithin(SOON_MS, t.app.inject({ url: '/health' }))).statusCode).toBe(200)
+    expect((await answeredWithin(SOON_MS, t.app.inject({ url: '/user', headers: auth }))).statusCode).toBe(200)
     expect(problem(await answeredWithin(SOON_MS, t.app.inject({ url: `/users/${userId}/picture` })), 404).code).not.toBe('store_unavailable')
     const signup = await answeredWithin(SOON_MS, t.app.inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password: 'correct horse battery', first_name: 'A', last_name: 'B' } }))
     expect(signup.statusCode, signup.body).toBe(201)
@@ -62,18 +63,21 @@ describe.runIf(TEST_REDIS_URL)('when Redis goes away', () => {
     const user = await newUser(t.app)
     await redis.kill()
 
-    await unavailable(await answeredWithin(SOON_MS, t.app.inject({ url: '/user', headers: user.auth })))
+    // The map lives in Redis.
+    await unavailable(await answeredWithin(SOON_MS, t.app.inject({ method: 'POST', url: '/location', headers: user.auth, payload: { lat: 48.85, lon: 2.35 } })))
     await unavailable(await answeredWithin(SOON_MS, t.app.inject({ method: 'POST', url: '/authorize', payload: { email: user.email, password: user.password } })))
-    await servedWithoutRedis(user.id)
+    await servedWithoutRedis(user.id, user.auth)
     const notReady = problem(await answeredWithin(SOON_MS, ready()), 503)
     expect(notReady.code).toBe('not_ready')
     expect(notReady.detail).toBe('Not ready: the live store (Redis does not answer)')
 
-    // An empty Redis comes back (sessions went with the old one): signing in works again.
+    // An empty Redis comes back: sessions live in the database, so the token still works, and
+    // the map takes posts again.
     await redis.start()
     await waitUntil(async () => (await ready()).statusCode === 200)
-    const token = await signIn(t.app, user.email, user.password)
-    expect((await t.app.inject({ url: '/user', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
+    expect((await t.app.inject({ url: '/user', headers: user.auth })).statusCode).toBe(200)
+    expect((await t.app.inject({ method: 'POST', url: '/location', headers: user.auth, payload: { lat: 48.85, lon: 2.35 } })).statusCode).toBe(200)
+    await signIn(t.app, user.email, user.password)
     expect(errorLines(t.logs)).toEqual([])
   })
 
@@ -81,8 +85,8 @@ describe.runIf(TEST_REDIS_URL)('when Redis goes away', () => {
     const user = await newUser(t.app)
     redis.pause()
 
-    await unavailable(await answeredWithin(SOON_MS, t.app.inject({ url: '/user', headers: user.auth })))
-    await servedWithoutRedis(user.id)
+    await unavailable(await answeredWithin(SOON_MS, t.app.inject({ method: 'POST', url: '/location', headers: user.auth, payload: { lat: 48.85, lon: 2.35 } })))
+    await servedWithoutRedis(user.id, user.auth)
     const notReady = problem(await answeredWithin(SOON_MS, ready()), 503)
     expect(notReady.detail).toMatch(/live store \((Redis does not answer|no answer within \d+ ms)\)/)
 
