@@ -72,7 +72,7 @@ export interface paths {
         };
         /**
          * Readiness: the database, the live store and the task queue answer
-         * @description 503 `not_ready` when one does not answer within 500 ms (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.
+         * @description 503 `not_ready` when one does not answer within the server's READY_TIMEOUT (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.
          */
         get: {
             parameters: {

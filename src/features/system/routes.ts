@@ -34,7 +34,7 @@ export async function systemRoutes(fastify: FastifyInstance) {
     schema: {
       tags,
       summary: 'Readiness: the database, the live store and the task queue answer',
-      description: `503 \`not_ready\` when one does not answer within ${app.config.readyTimeout} ms (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.`,
+      description: `503 \`not_ready\` when one does not answer within the server's READY_TIMEOUT (a server down or stalled), or when a connection that listens for events or task wake-ups dropped and is being made again; the detail names each failing part.`,
       response: {
         200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), live_store: Type.String() }),
         ...problemResponses(),
