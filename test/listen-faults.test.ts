@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type TestApp } from './support/app.js'
 import { CACHE_CHANGED, createSharedCache } from '../src/platform/live/shared-cache.js'
 import { TEST_DATABASE_URL } from './support/backends.js'
-import { answerWith, errorLines, openSocket } from './support/faults.js'
+import { answerWith, errorLines, expectCaughtUp, openSocket } from './support/faults.js'
 import { waitUntil } from './support/wait.js'
 
 // PostgreSQL's LISTEN connections (the live store's events, the task queue's wake-ups) dropped
@@ -53,18 +53,7 @@ describe.runIf(TEST_DATABASE_URL)('when a LISTEN connection to PostgreSQL drops'
 
     await dropListener('live_events')
     expect(problem(await answerWith(503, ready), 503).detail).toBe('Not ready: the live store (its events connection (LISTEN) dropped and is being made again)')
-    const missed = await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 'while it was down' } })
-    expect(missed.statusCode).toBe(201)
-
-    await waitUntil(() => socket.closedWith() === 1012)
-    expect((await ready()).statusCode).toBe(200)
-    const again = await openSocket(t.app, bob.token, first.json().id)
-    await waitUntil(() => again.events.some((e) => e.type === 'replay.done'))
-    expect(again.events.filter((e) => e.type === 'message.created').map((e) => e.data.text)).toEqual(['while it was down'])
-    await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 'after' } })
-    await waitUntil(() => again.events.some((e) => e.data?.text === 'after'))
-    again.ws.close()
-    expect(errorLines(t.logs)).toEqual([])
+    await expectCaughtUp(t, alice, bob, socket, first.json().id, ready)
   })
 
   it('the task queue listens again, /ready names it until then, and a task added meanwhile runs once it does', async () => {

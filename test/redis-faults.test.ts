@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, signIn, startTestApp, uniqueEmail, type TestApp } from './support/app.js'
 import { TEST_REDIS_URL } from './support/backends.js'
-import { answeredWithin, answerWith, errorLines, openSocket } from './support/faults.js'
+import { answeredWithin, answerWith, errorLines, expectCaughtUp, openSocket } from './support/faults.js'
 import { startRedisServer, type RedisServer } from './support/redis-server.js'
 import { waitUntil } from './support/wait.js'
 
@@ -131,19 +131,6 @@ describe.runIf(TEST_REDIS_URL)('when Redis goes away', () => {
       admin.disconnect()
     }
     expect(problem(await answerWith(503, ready), 503).detail).toBe('Not ready: the live store (its events connection dropped and is being made again)')
-    const missed = await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 'while it was down' } })
-    expect(missed.statusCode).toBe(201)
-
-    // Subscribed again, the process closes the sockets that may have missed events...
-    await waitUntil(() => socket.closedWith() === 1012)
-    expect((await ready()).statusCode).toBe(200)
-    // ...and one that reconnects with since gets what it missed, then new events as they come.
-    const again = await openSocket(t.app, bob.token, first.json().id)
-    await waitUntil(() => again.events.some((e) => e.type === 'replay.done'))
-    expect(again.events.filter((e) => e.type === 'message.created').map((e) => e.data.text)).toEqual(['while it was down'])
-    await t.app.inject({ method: 'POST', url: '/send', headers: alice.auth, payload: { to: bob.id, text: 'after' } })
-    await waitUntil(() => again.events.some((e) => e.data?.text === 'after'))
-    again.ws.close()
-    expect(errorLines(t.logs)).toEqual([])
+    await expectCaughtUp(t, alice, bob, socket, first.json().id, ready)
   })
 })

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { expect } from 'vitest'
 import { WebSocket } from 'ws'
 import { waitUntil } from './wait.js'
 
@@ -50,3 +51,31 @@ export async function answerWith<T extends { statusCode: number }>(status: numbe
 
 /** The log lines at level error or above (pino: 50 and up). */
 export const errorLines = (logs: string[]) => logs.map((line) => JSON.parse(line)).filter((line) => line.level >= 50)
+
+/**
+ * What a socket that may have missed events sees once the events flow again: a message sent while
+ * they were down, then the close (1012) telling it to reconnect, the replay of that message after
+ * `sinceId`, and new messages as they come; nothing logged as an error.
+ */
+export async function expectCaughtUp(
+  t: { app: FastifyInstance; logs: string[] },
+  from: { auth: { authorization: string } },
+  to: { id: string; token: string },
+  socket: Socket,
+  sinceId: string,
+  ready: () => Promise<{ statusCode: number }>,
+) {
+  const send = (text: string) => t.app.inject({ method: 'POST', url: '/send', headers: from.auth, payload: { to: to.id, text } })
+  expect((await send('while it was down')).statusCode).toBe(201)
+  // Listening again, the process closes the sockets that may have missed events...
+  await waitUntil(() => socket.closedWith() === 1012)
+  expect((await ready()).statusCode).toBe(200)
+  // ...and one that reconnects with since gets what it missed, then new events as they come.
+  const again = await openSocket(t.app, to.token, sinceId)
+  await waitUntil(() => again.events.some((e) => e.type === 'replay.done'))
+  expect(again.events.filter((e) => e.type === 'message.created').map((e) => e.data.text)).toEqual(['while it was down'])
+  await send('after')
+  await waitUntil(() => again.events.some((e) => e.data?.text === 'after'))
+  again.ws.close()
+  expect(errorLines(t.logs)).toEqual([])
+}
