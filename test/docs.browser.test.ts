@@ -83,7 +83,7 @@ describe.skipIf(!CHROMIUM && !required)('GET /docs in a browser', () => {
     expect(response?.ok()).toBe(true)
     // Swagger UI fetches the spec and draws one block per operation.
     await page.locator('.opblock').first().waitFor({ state: 'visible', timeout: 20_000 })
-    await page.locator('.opblock[id$="_sessions"]').first().waitFor({ state: 'visible' })
+    await page.locator('#operations-sessions-listSessions').waitFor({ state: 'visible' })
 
     const listed = await page.locator('.opblock').evaluateAll((blocks) =>
       blocks.map((block) => {
