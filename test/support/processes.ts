@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
@@ -29,12 +29,20 @@ export const freePort = () =>
     })
   })
 
+// A server a failed or timed-out test left running goes with the test process.
+const started = new Set<ChildProcess>()
+process.once('exit', () => {
+  for (const child of started) child.kill('SIGKILL')
+})
+
 /** Starts dist/src/server.js with these settings over the test's environment. */
 export function startServer(env: Record<string, string>) {
   const child = spawn(process.execPath, ['dist/src/server.js'], {
     env: { ...process.env, LOG_LEVEL: 'info', DEBUG: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  started.add(child)
+  child.once('exit', () => started.delete(child))
   let output = ''
   child.stdout.on('data', (d) => (output += d))
   child.stderr.on('data', (d) => (output += d))
