@@ -1853,6 +1853,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "q3Xv9cG0bJmZ1kP8sT4wY7aE2rU5nH6dL0fQ9iO3xCk",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 2592000,
+                     *       "user": {
+                     *         "id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *         "email": "ana@example.com",
+                     *         "first_name": "Ana",
+                     *         "last_name": "Lima",
+                     *         "roles": [
+                     *           "WORKER"
+                     *         ],
+                     *         "picture_url": null,
+                     *         "created_at": "2026-12-01T09:30:00.000Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         /** @description Send as `Authorization: Bearer <access_token>` */
                         access_token: string;
@@ -2256,6 +2274,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "lat": 48.8566,
+                 *       "lon": 2.3522,
+                 *       "ttl": 600
+                 *     }
+                 */
                 "application/json": {
                     /** @description Latitude, degrees (WGS 84) */
                     lat: number;
@@ -2279,6 +2304,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "expires_at": "2026-12-07T09:10:00.000Z"
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: date-time
@@ -2528,6 +2558,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "to": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                 *       "text": "Hi! Free on Saturday?"
+                 *     }
+                 */
                 "application/json": {
                     /**
                      * Format: uuid
@@ -2552,6 +2588,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1b-0c2d-7e3f-9a4b-5c6d7e8f9a0b",
+                     *       "from": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "to": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "text": "Hi! Free on Saturday?",
+                     *       "kind": "user",
+                     *       "job_id": null,
+                     *       "created_at": "2026-12-07T08:55:00.000Z",
+                     *       "read_at": null,
+                     *       "sender": {
+                     *         "id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *         "first_name": "Bruno",
+                     *         "last_name": "Costa",
+                     *         "picture_url": null,
+                     *         "deleted": false
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         /**
                          * Format: uuid
@@ -2933,7 +2988,26 @@ export interface operations {
                                 /** @description The account was deleted; its name and picture are gone */
                                 deleted: boolean;
                             };
-                            /** @description A message */
+                            /**
+                             * @description A message
+                             * @example {
+                             *       "id": "01938d1b-0c2d-7e3f-9a4b-5c6d7e8f9a0b",
+                             *       "from": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                             *       "to": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                             *       "text": "Hi! Free on Saturday?",
+                             *       "kind": "user",
+                             *       "job_id": null,
+                             *       "created_at": "2026-12-07T08:55:00.000Z",
+                             *       "read_at": null,
+                             *       "sender": {
+                             *         "id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                             *         "first_name": "Bruno",
+                             *         "last_name": "Costa",
+                             *         "picture_url": null,
+                             *         "deleted": false
+                             *       }
+                             *     }
+                             */
                             last_message: {
                                 /**
                                  * Format: uuid
@@ -3506,6 +3580,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ticket": "Zk3pQ8vX1mN6bR2tW9yC4hJ7",
+                     *       "expires_in": 30
+                     *     }
+                     */
                     "application/json": {
                         /** @description Open `/ws?ticket=<ticket>` with it once, before it expires */
                         ticket: string;

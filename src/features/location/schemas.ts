@@ -13,13 +13,11 @@ export const PostLocationBody = Type.Object(
     lon: Lon,
     ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400, description: 'Seconds the location stays on the map; default LOCATION_DEFAULT_TTL (300)' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ lat: 48.8566, lon: 2.3522, ttl: 600 }] },
 )
 export type PostLocationInput = Static<typeof PostLocationBody>
 
-export const LocationPosted = Type.Object({
-  expires_at: Timestamp,
-})
+export const LocationPosted = Type.Object({ expires_at: Timestamp }, { examples: [{ expires_at: '2026-12-07T09:10:00.000Z' }] })
 
 export const SearchQuery = Type.Object(
   {

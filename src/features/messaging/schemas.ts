@@ -16,7 +16,22 @@ export const Message = Type.Object(
     read_at: Type.Union([Timestamp, Type.Null()], { description: 'When the recipient read it' }),
     sender: Type.Union([UserSummary, Type.Null()], { description: 'The sender as others see it (deleted accounts show as deleted); null when `from` is' }),
   },
-  { description: 'A message' },
+  {
+    description: 'A message',
+    examples: [
+      {
+        id: '01938d1b-0c2d-7e3f-9a4b-5c6d7e8f9a0b',
+        from: '01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f',
+        to: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10',
+        text: 'Hi! Free on Saturday?',
+        kind: 'user',
+        job_id: null,
+        created_at: '2026-12-07T08:55:00.000Z',
+        read_at: null,
+        sender: { id: '01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f', first_name: 'Bruno', last_name: 'Costa', picture_url: null, deleted: false },
+      },
+    ],
+  },
 )
 export type MessageView = Static<typeof Message>
 
@@ -26,7 +41,7 @@ export const SendBody = Type.Object(
     // The 4000-character limit applies after trimming, in the service; this only bounds the body.
     text: Type.String({ minLength: 1, maxLength: 16_000, description: `Trimmed; 1 to ${MAX_TEXT_CHARS} characters` }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ to: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10', text: 'Hi! Free on Saturday?' }] },
 )
 
 export const SendHeaders = Type.Object({

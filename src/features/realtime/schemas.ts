@@ -1,9 +1,12 @@
 import { Type } from 'typebox'
 
-export const WsTicket = Type.Object({
-  ticket: Type.String({ description: 'Open `/ws?ticket=<ticket>` with it once, before it expires' }),
-  expires_in: Type.Integer({ description: 'Seconds' }),
-})
+export const WsTicket = Type.Object(
+  {
+    ticket: Type.String({ description: 'Open `/ws?ticket=<ticket>` with it once, before it expires' }),
+    expires_in: Type.Integer({ description: 'Seconds' }),
+  },
+  { examples: [{ ticket: 'Zk3pQ8vX1mN6bR2tW9yC4hJ7', expires_in: 30 }] },
+)
 
 export const WsQuery = Type.Object(
   {
