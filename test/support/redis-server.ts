@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort } from './processes.js'
 
 // One redis-server of a test's own on a free loopback port, without persistence, to stop, pause
 // and start again (never the shared one, which other tests use).
@@ -21,15 +22,6 @@ export interface RedisServer {
 }
 
 const READY_TIMEOUT_MS = 20_000
-
-async function freePort(): Promise<number> {
-  const server = await new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => resolve(s))
-  })
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** Whether something answers PING on the port. */
 function pings(port: number): Promise<boolean> {
