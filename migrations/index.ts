@@ -9,6 +9,7 @@ import * as locationCards from './0007_location_cards.js'
 import * as threadKeys from './0008_thread_keys.js'
 import * as locationAnchors from './0009_location_anchors.js'
 import * as sessions from './0010_sessions.js'
+import * as emailConfirmation from './0011_email_confirmation.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   '0008_thread_keys': threadKeys,
   '0009_location_anchors': locationAnchors,
   '0010_sessions': sessions,
+  '0011_email_confirmation': emailConfirmation,
 }

@@ -23,10 +23,12 @@ interface UsersTable {
   deleted_at: ColumnType<Date | null, never, Date | null>
   /** Raised to end every session of the user at once (the sessions feature's). */
   sessions_version: Generated<number>
+  /** When the user followed the confirmation link mailed to `email`; null until then. */
+  email_confirmed_at: ColumnType<Date | null, Date | null | undefined, Date | null>
 }
 
 /** A user as stored, without the password hash (which only findForLogin reads). */
-export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version'>
+export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version' | 'email_confirmed_at'>
 
 const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at'] as const
 
