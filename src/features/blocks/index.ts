@@ -2,4 +2,4 @@
 // blocked whom that a statement of theirs takes in, and the hold on a pair of users that a
 // message or an offer takes before that read, in its own transaction.
 export { createBlocksService, type BlocksService } from './service.js'
-export { blockerBetween, createBlocksStore, holdPair, type BlocksStore } from './store.js'
+export { blockerBetween, createBlocksStore, holdPair, PAIR_LOCKS, pairLockKey, type BlocksStore } from './store.js'

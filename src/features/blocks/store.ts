@@ -28,17 +28,23 @@ export function blockerBetween(db: DB, a: string, b: string) {
 }
 
 /** The first key of the pair locks (two-key advisory locks: a space of their own, apart from one-key ones). */
-const PAIR_LOCKS = 0x626c6b73
+export const PAIR_LOCKS = 0x626c6b73
+
+/** The second key of a pair's lock: the same whichever way round the two users come. */
+export function pairLockKey(a: string, b: string): number {
+  const pair = a < b ? `${a} ${b}` : `${b} ${a}`
+  return createHash('sha256').update(pair).digest().readInt32BE(0)
+}
 
 /**
  * Holds the pair of two users, whichever way round, until the transaction ends: shared by a
  * message or an offer between them, which then reads whether a block stands between them;
  * exclusive by a block. So a block committed first is always seen, and a block made meanwhile
  * waits until what was allowed has committed: nothing gets through once a block has committed.
+ * A user's message takes the same lock in the database's send_message (migration 0050).
  */
 export async function holdPair(trx: Transaction<Database>, a: string, b: string, mode: 'shared' | 'exclusive' = 'shared'): Promise<void> {
-  const pair = a < b ? `${a} ${b}` : `${b} ${a}`
-  const key = createHash('sha256').update(pair).digest().readInt32BE(0)
+  const key = pairLockKey(a, b)
   const lock = mode === 'shared' ? sql`pg_advisory_xact_lock_shared` : sql`pg_advisory_xact_lock`
   await sql`SELECT ${lock}(${PAIR_LOCKS}::int4, ${key}::int4)`.execute(trx)
 }

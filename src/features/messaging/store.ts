@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
-import { blockerBetween, holdPair } from '../blocks/index.js'
+import { blockerBetween, holdPair, PAIR_LOCKS, pairLockKey } from '../blocks/index.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
@@ -197,21 +197,14 @@ export function createMessagingStore(db: DB) {
     heldContext,
 
     /**
-     * Stores a user's message if its recipient is a live user and neither blocked the other: in
-     * one transaction that holds the pair, then reads and stores in one statement. Answers what
-     * heldContext answers, and what was `stored` when it may go.
+     * Stores a user's message if its recipient is a live user and neither blocked the other, in
+     * one round trip: send_message (migration 0050) holds the pair (as holdPair), then reads and
+     * stores. Answers what heldContext answers, and what was `stored` when it may go.
      */
     async insertIfAllowed(message: NewMessage & { from: string }): Promise<SendContext & { stored?: Stored }> {
       const row = newMessageRow(message)
-      const rows = await db.transaction().execute(async (trx) => {
-        await holdPair(trx, message.from, message.to)
-        const { rows } = await sql<ContextRow>`
-          WITH ctx AS (${contextQuery(trx, message.from, message.to)}),
-          allowed AS (SELECT 1 FROM ctx WHERE ctx.id = ${row.recipient_id} AND ctx.deleted_at IS NULL AND ctx.blocker_id IS NULL),
-          ${messagesWrite([row], 'allowed')}
-          SELECT * FROM ctx`.execute(trx)
-        return rows
-      })
+      const { rows } = await sql<ContextRow>`
+        SELECT * FROM send_message(${PAIR_LOCKS}::int4, ${pairLockKey(row.sender_id!, row.recipient_id)}::int4, ${row.id}::uuid, ${row.sender_id}::uuid, ${row.recipient_id}::uuid, ${row.text}, ${row.created_at}::timestamptz)`.execute(db)
       const context = contextOf(rows)
       return { ...context, ...(allowed(context, row.recipient_id) ? { stored: { created: true as const, message: row } } : {}) }
     },
