@@ -46,11 +46,14 @@ describe.each(liveBackends())('$name', (backend) => {
         for (let i = 1; i <= 3; i++) expect((await a.hit(key, 10_000)).count).toBe(i)
         const many = await Promise.all(Array.from({ length: 7 }, () => a.hit(key, 10_000)))
         expect(many.map((h) => h.count).sort((x, y) => x - y)).toEqual([4, 5, 6, 7, 8, 9, 10])
-        // Within a flush, the shared count holds them all; another process's window starts from it.
+        // Within a flush, the shared count holds them all. Another process counts its first hits
+        // without a round trip, and from its first flush on counts on top of everyone's.
         await sleep(300)
         expect((await live.counters.peek(key)).count).toBe(10)
-        expect((await b.hit(key, 10_000)).count).toBe(11)
-        await b.hit(key, 10_000, 4)
+        expect((await b.hit(key, 10_000)).count).toBe(1)
+        await sleep(300)
+        expect((await b.hit(key, 10_000)).count).toBe(12)
+        await b.hit(key, 10_000, 3)
         // Hits still counted only here reach the shared count when a process stops.
         await Promise.all([a.close(), b.close()])
         expect((await live.counters.peek(key)).count).toBe(15)

@@ -7,7 +7,7 @@ const MAX_KEYS = 100_000
 
 interface Local {
   windowMs: number
-  /** When the shared window ends (as the shared store said). */
+  /** When the shared window ends (as the shared store said, or as this process guessed before it heard). */
   resetAt: number
   /** The shared count when last heard, this process's added hits included. */
   shared: number
@@ -15,8 +15,6 @@ interface Local {
   sending: number
   /** Hits counted here and not yet sent. */
   pending: number
-  /** The first hit of the window, on its way to the shared store. */
-  starting?: Promise<void>
 }
 
 export interface LocalFirstCounters extends CounterStore {
@@ -26,45 +24,61 @@ export interface LocalFirstCounters extends CounterStore {
 
 /**
  * Counters for rate limits that count in this process first and add to the shared counters (the
- * live store) every FLUSH_MS, so a request costs no round trip to the store. The first hit of a
- * window goes to the store at once, so that a window starts from every process's count; after
- * that a process sees the others' hits within one flush. A limit thus holds exactly within one
- * process, and across processes to within what the others count between two flushes. For limits
- * that must be exact across processes (failed sign-ins), use the shared counters themselves.
+ * live store) every FLUSH_MS, all of a flush in one round trip where the store can batch them, so
+ * a request costs no round trip to the store, not even the first of a window: a window starts
+ * here, and learns the others' count at its first flush. After that a process sees the others'
+ * hits within one flush. A limit thus holds exactly within one process, and across processes to
+ * within what the others count between two flushes. For limits that must be exact across
+ * processes (failed sign-ins), use the shared counters themselves.
  */
 export function localFirstCounters(shared: CounterStore, options: { onFlushError?: (error: unknown) => void } = {}): LocalFirstCounters {
   const keys = new Map<string, Local>()
 
-  /** Sends `by` hits; until the store answers they count as `sending`, and go back to `pending` if it fails. */
-  const send = async (key: string, local: Local, by: number) => {
-    local.sending += by
-    try {
-      const hit = await shared.hit(key, local.windowMs, by)
-      local.shared = hit.count
-      local.resetAt = Date.now() + hit.resetMs
-      local.sending -= by
-    } catch (error) {
-      local.sending -= by
-      local.pending += by
-      throw error
-    }
+  const heard = (local: Local, hit: CounterHit, by: number) => {
+    local.shared = hit.count
+    local.resetAt = Date.now() + hit.resetMs
+    local.sending -= by
+  }
+  /** A failed send keeps its hits for the next flush: a store hiccup loses none. */
+  const failed = (local: Local, by: number) => {
+    local.sending -= by
+    local.pending += by
   }
 
   const flush = async () => {
     const now = Date.now()
-    const work: Promise<void>[] = []
+    const batch: { key: string; local: Local; by: number }[] = []
     for (const [key, local] of keys) {
-      if (local.starting) continue
       if (local.pending === 0) {
         if (now >= local.resetAt && local.sending === 0) keys.delete(key)
         continue
       }
-      const by = local.pending
+      batch.push({ key, local, by: local.pending })
+      local.sending += local.pending
       local.pending = 0
-      // A failed send keeps its hits for the next flush: a store hiccup loses none.
-      work.push(send(key, local, by).catch((error: unknown) => options.onFlushError?.(error)))
     }
-    await Promise.all(work)
+    if (batch.length === 0) return
+    if (shared.hitMany) {
+      try {
+        const hits = await shared.hitMany(batch.map(({ key, local, by }) => ({ key, windowMs: local.windowMs, by })))
+        batch.forEach(({ local, by }, i) => heard(local, hits[i]!, by))
+      } catch (error) {
+        for (const { local, by } of batch) failed(local, by)
+        options.onFlushError?.(error)
+      }
+      return
+    }
+    await Promise.all(
+      batch.map(({ key, local, by }) =>
+        shared.hit(key, local.windowMs, by).then(
+          (hit) => heard(local, hit, by),
+          (error: unknown) => {
+            failed(local, by)
+            options.onFlushError?.(error)
+          },
+        ),
+      ),
+    )
   }
 
   let flushing: Promise<void> | undefined
@@ -78,36 +92,23 @@ export function localFirstCounters(shared: CounterStore, options: { onFlushError
     async hit(key, windowMs, by = 1) {
       let local = keys.get(key)
       const now = Date.now()
-      if (local && now >= local.resetAt && !local.starting && local.sending === 0) {
+      if (local && now >= local.resetAt && local.sending === 0) {
         // The window is over. Hits still pending go to the next one, which the next flush starts.
         if (local.pending === 0) local = undefined
         else Object.assign(local, { shared: 0, resetAt: now + windowMs })
       }
       if (!local) {
         if (keys.size >= MAX_KEYS) return shared.hit(key, windowMs, by)
-        const fresh: Local = { windowMs, resetAt: now + windowMs, shared: 0, sending: 0, pending: 0 }
-        keys.set(key, fresh)
-        // Hits that come while this one is on its way wait for it, then count on top of it.
-        fresh.starting = send(key, fresh, by).finally(() => (fresh.starting = undefined))
-        try {
-          await fresh.starting
-        } catch (error) {
-          // The store did not answer: this hit is not counted (the caller gets the error), the
-          // ones that waited on it stay pending for the next flush.
-          fresh.pending -= by
-          throw error
-        }
-        return answer(fresh)
+        local = { windowMs, resetAt: now + windowMs, shared: 0, sending: 0, pending: 0 }
+        keys.set(key, local)
       }
       local.pending += by
-      if (local.starting) await local.starting.catch(() => {})
       return answer(local)
     },
 
     async peek(key) {
       const local = keys.get(key)
       if (!local) return shared.peek(key)
-      if (local.starting) await local.starting.catch(() => {})
       return answer(local)
     },
 
@@ -118,7 +119,6 @@ export function localFirstCounters(shared: CounterStore, options: { onFlushError
 
     async close() {
       clearInterval(timer)
-      await Promise.all([...keys.values()].map((local) => local.starting?.catch(() => {})))
       await flushing
       await runFlush()
     },

@@ -12,6 +12,11 @@ export interface CounterHit {
 export interface CounterStore {
   /** Adds `by` hits (1 by default) and answers the count with them. */
   hit(key: string, windowMs: number, by?: number): Promise<CounterHit>
+  /**
+   * Adds hits to many counters (each key once) in one round trip, answering in the same order;
+   * a store that has no such batch leaves it out, and they go one by one.
+   */
+  hitMany?(hits: readonly { key: string; windowMs: number; by: number }[]): Promise<CounterHit[]>
   /** The current count without adding to it. */
   peek(key: string): Promise<CounterHit>
   reset(key: string): Promise<void>

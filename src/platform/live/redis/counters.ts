@@ -1,5 +1,6 @@
 import type { Result } from 'ioredis'
 import type { CounterStore } from '../types.js'
+import { Cluster } from 'ioredis'
 import type { RedisClient } from './client.js'
 
 const HIT = `
@@ -27,6 +28,24 @@ export function createRedisCounterStore(redis: RedisClient, prefix: string): Cou
       const [count, resetMs] = await redis.counterHit(key(name), windowMs, by)
       return { count, resetMs }
     },
+    // One pipeline: one write and one read for every counter of a flush. On a Cluster the keys
+    // live on several nodes, and a pipeline takes one slot's keys only: there they go one by one.
+    ...(redis instanceof Cluster
+      ? {}
+      : {
+          async hitMany(hits) {
+            if (hits.length === 0) return []
+            const pipeline = redis.pipeline()
+            for (const h of hits) pipeline.counterHit(key(h.key), h.windowMs, h.by)
+            const results = (await pipeline.exec()) ?? []
+            return hits.map((_, i) => {
+              const [error, reply] = results[i] ?? [new Error('no reply')]
+              if (error) throw error
+              const [count, resetMs] = reply as [number, number]
+              return { count, resetMs }
+            })
+          },
+        }),
     async peek(name) {
       const [count, ttl] = (await redis.multi().get(key(name)).pttl(key(name)).exec()) as [[unknown, string | null], [unknown, number]]
       return { count: Number(count[1] ?? 0), resetMs: Math.max(ttl[1], 0) }
