@@ -112,7 +112,7 @@ export function createRealtimeHub(options: HubOptions) {
           conn.pending.push(event)
           continue
         }
-        payload ??= JSON.stringify({ type: event.type, data: event.data })
+        payload ??= event.frame ?? JSON.stringify({ type: event.type, data: event.data })
         send(conn, payload)
       }
     }

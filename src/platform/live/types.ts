@@ -28,6 +28,8 @@ export interface LiveEvent {
   to: string[]
   type: string
   data: unknown
+  /** The JSON of `{ type, data }`, as sockets get it, when it was made already (see wire.ts). */
+  frame?: string
 }
 
 export interface EventBus {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { DB, Listen, Listener } from '../../db/index.js'
 import { eventsResumed } from '../resumed.js'
+import { eventFromWire, eventToWire } from '../wire.js'
 import type { EventBus, LiveEvent } from '../types.js'
 
 const CHANNEL = 'live_events'
@@ -55,7 +56,7 @@ export function createPostgresEventBus(db: DB, listen: Listen): EventBus & { lis
   const partial = new Map<string, { parts: string[]; got: number; since: number }>()
 
   const deliver = (json: string) => {
-    const event = JSON.parse(json) as LiveEvent
+    const event = eventFromWire(json)
     for (const h of handlers) h(event)
   }
 
@@ -83,7 +84,7 @@ export function createPostgresEventBus(db: DB, listen: Listen): EventBus & { lis
 
   return {
     async publish(event) {
-      const json = JSON.stringify(event)
+      const json = eventToWire(event)
       if (Buffer.byteLength(json, 'utf8') <= MAX_NOTIFY_BYTES) {
         await sql`SELECT pg_notify(${CHANNEL}, ${json})`.execute(db)
         return

@@ -2,6 +2,7 @@ import { Cluster } from 'ioredis'
 import { eventsResumed } from '../resumed.js'
 import type { EventBus, LiveEvent } from '../types.js'
 import type { RedisClient } from './client.js'
+import { eventFromWire, eventToWire } from '../wire.js'
 
 /**
  * Events travel on one pub/sub channel; each process hands them to its own sockets. On a Redis
@@ -17,7 +18,7 @@ export function createRedisEventBus(redis: RedisClient, prefix: string): EventBu
 
   const onMessage = (from: string, payload: string) => {
     if (from !== channel) return
-    const event = JSON.parse(payload) as LiveEvent
+    const event = eventFromWire(payload)
     for (const h of handlers) h(event)
   }
 
@@ -89,8 +90,8 @@ export function createRedisEventBus(redis: RedisClient, prefix: string): EventBu
   return {
     listening: () => subscribed,
     async publish(event) {
-      if (redis instanceof Cluster) await redis.spublish(channel, JSON.stringify(event))
-      else await redis.publish(channel, JSON.stringify(event))
+      if (redis instanceof Cluster) await redis.spublish(channel, eventToWire(event))
+      else await redis.publish(channel, eventToWire(event))
     },
     async subscribe(handler) {
       handlers.add(handler)
