@@ -10,13 +10,12 @@ import { sql, type Kysely } from 'kysely'
 // these reads see a block that committed while the lock was awaited: a block committed first
 // always wins, as with the transaction it replaces. It stores the message and moves both users'
 // threads to it only when the recipient is a live user and neither blocked the other, and answers
-// both users' rows (deleted ones as tombstones) with the blocker, if any, as the caller decides
-// from them what to answer.
+// what a message shows of both users (deleted ones as tombstones) with the blocker, if any, as
+// the caller decides from them what to answer.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE FUNCTION send_message(p_lock_space int4, p_lock_key int4, p_id uuid, p_sender uuid, p_recipient uuid, p_text text, p_at timestamptz)
-    RETURNS TABLE (id uuid, email text, first_name text, last_name text, roles text[], picture_etag text,
-                   created_at timestamptz, updated_at timestamptz, deleted_at timestamptz, blocker_id uuid)
+    RETURNS TABLE (id uuid, first_name text, last_name text, picture_etag text, deleted_at timestamptz, blocker_id uuid)
     LANGUAGE plpgsql VOLATILE AS $$
     #variable_conflict use_column
     DECLARE
@@ -37,7 +36,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
           ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(c.last_message_id, excluded.last_message_id);
       END IF;
       RETURN QUERY
-        SELECT u.id, u.email, u.first_name, u.last_name, u.roles, u.picture_etag, u.created_at, u.updated_at, u.deleted_at, v_blocker
+        SELECT u.id, u.first_name, u.last_name, u.picture_etag, u.deleted_at, v_blocker
         FROM users u WHERE u.id IN (p_sender, p_recipient);
     END $$`.execute(db)
 }

@@ -109,6 +109,12 @@ export interface SendContext {
   blockerId: string | null
 }
 
+/** What a message between two users depends on, with what a message shows of each user. */
+export interface SenderContext {
+  users: SenderRow[]
+  blockerId: string | null
+}
+
 /** A send that was allowed: the message stored, or under an idempotency key used before, the first one (if it is still there) with the hash of its request. */
 export type Stored = { created: true; message: MessageRow } | { created: false; requestHash: string; message: MessageRow | undefined }
 
@@ -165,7 +171,7 @@ export function createMessagingStore(db: DB) {
     blockerId: rows[0]?.blocker_id ?? null,
   })
   /** Whether a user's message may go: its recipient is a live user and neither blocked the other. */
-  const allowed = (context: SendContext, recipientId: string) =>
+  const allowed = (context: SenderContext, recipientId: string) =>
     context.blockerId === null && context.users.some((u) => u.id === recipientId && u.deleted_at === null)
 
   /**
@@ -201,11 +207,11 @@ export function createMessagingStore(db: DB) {
      * one round trip: send_message (migration 0050) holds the pair (as holdPair), then reads and
      * stores. Answers what heldContext answers, and what was `stored` when it may go.
      */
-    async insertIfAllowed(message: NewMessage & { from: string }): Promise<SendContext & { stored?: Stored }> {
+    async insertIfAllowed(message: NewMessage & { from: string }): Promise<SenderContext & { stored?: Stored }> {
       const row = newMessageRow(message)
-      const { rows } = await sql<ContextRow>`
+      const { rows } = await sql<SenderRow & { blocker_id: string | null }>`
         SELECT * FROM send_message(${PAIR_LOCKS}::int4, ${pairLockKey(row.sender_id!, row.recipient_id)}::int4, ${row.id}::uuid, ${row.sender_id}::uuid, ${row.recipient_id}::uuid, ${row.text}, ${row.created_at}::timestamptz)`.execute(db)
-      const context = contextOf(rows)
+      const context = { users: rows.map(({ blocker_id: _b, ...user }) => user), blockerId: rows[0]?.blocker_id ?? null }
       return { ...context, ...(allowed(context, row.recipient_id) ? { stored: { created: true as const, message: row } } : {}) }
     },
 
