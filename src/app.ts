@@ -8,11 +8,11 @@ import type { Config } from './config.js'
 import { createAuthenticate } from './http/auth.js'
 import { loggerOptions, logStatements } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
-import { answerClientError, registerProblemHandlers } from './http/problems.js'
+import { answerClientError, answerFrameworkError, registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { registerOpenApi, SHARED_SCHEMAS } from './http/openapi.js'
 import { APP_VERSION } from './version.js'
-import { registerSecurityHeaders } from './http/security-headers.js'
+import { registerSecurityHeaders, setApiSecurityHeaders } from './http/security-headers.js'
 import type { Platform } from './platform/index.js'
 import { createServices, type Services, type ServicesOptions } from './services.js'
 import { accountsRoutes } from './features/accounts/routes.js'
@@ -76,6 +76,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     // dribbled a byte at a time answers 408), and the idle time between two kept-alive requests.
     requestTimeout: config.httpRequestTimeout,
     clientErrorHandler: answerClientError,
+    frameworkErrors: (error, request, reply) => {
+      setApiSecurityHeaders(reply)
+      return answerFrameworkError(error, request, reply)
+    },
     keepAliveTimeout: config.httpKeepAliveTimeout,
     http: {
       headersTimeout: config.httpHeadersTimeout,

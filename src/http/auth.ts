@@ -9,7 +9,7 @@ declare module 'fastify' {
     auth: Auth
   }
   interface FastifyInstance {
-    /** onRequest: a valid Bearer token or 401. Renews the session's idle expiry. */
+    /** A valid Bearer token or 401 (the preParsing hook of signed-in routes). Renews the session's idle expiry. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   }
 }
@@ -51,8 +51,10 @@ export const bearerSecurity = [{ bearerAuth: [] }]
 export type TypedFastify = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>
 
 /**
- * Registers routes that need a signed-in caller, in a plugin context of their own whose onRequest
- * hook authenticates every route in it (before the route's own hooks, the rate limit among them).
+ * Registers routes that need a signed-in caller, in a plugin context of their own whose preParsing
+ * hook authenticates every route in it: after the onRequest hooks, so the per-address rate limit
+ * counts requests without a valid token too (token guessing is limited, and answered 429 before
+ * any storage is read), and before the body is read.
  * Routes open to anyone are registered outside it, each by name. A route in it must say in its
  * schema that it takes the bearer token, so that the OpenAPI document tells what the server does.
  */
@@ -62,7 +64,10 @@ export async function signedIn(app: FastifyInstance, routes: (app: TypedFastify)
       const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security
       if (!security?.some((requirement) => 'bearerAuth' in requirement)) throw new Error(`${String(route.method)} ${route.url} is signed in, but its schema names no bearerAuth security`)
     })
-    scope.addHook('onRequest', scope.authenticate)
+    scope.addHook('preParsing', async (request, reply, payload) => {
+      await scope.authenticate(request, reply)
+      return payload
+    })
     await routes(scope.withTypeProvider<TypeBoxTypeProvider>())
   })
 }

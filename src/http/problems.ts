@@ -253,6 +253,15 @@ export function answerClientError(this: FastifyInstance, error: Error & { code?:
   socket.destroy(error)
 }
 
+/**
+ * Fastify's frameworkErrors: what its router refuses before a route is found (a path whose
+ * percent-encoding is broken, a path parameter past maxParamLength) is answered problem+json like
+ * every other 4xx, instead of Fastify's own JSON. Its codes are those of a malformed request.
+ */
+export function answerFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  return sendProblem(request, reply, 400, 'malformed_request', error.code === 'FST_ERR_BAD_URL' ? 'The path is not valid percent-encoded UTF-8' : 'A part of the path is longer than any the API takes')
+}
+
 export function registerProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof AppError) {

@@ -49,9 +49,9 @@ export async function registerRateLimit(app: FastifyInstance, counters: CounterS
     max,
     timeWindow: 60_000,
     store: counterStoreClass(counters),
-    // The address is read when the limit runs, after the hooks before it (signing in); a client
-    // that left meanwhile has none any more (its socket is closed): its requests count together,
-    // and no answer reaches it anyway.
+    // The address is read when the limit runs (onRequest, before signing in, so requests without
+    // a valid token count too); a client that left meanwhile has none any more (its socket is
+    // closed): its requests count together, and no answer reaches it anyway.
     keyGenerator: (request) => {
       const address = request.ip as string | undefined
       return address === undefined ? 'gone' : normalizeIP(address)

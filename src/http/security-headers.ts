@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import helmet from 'helmet'
 
 /** Where the HTML pages are served (Swagger UI); everything else answers JSON or an image. */
@@ -24,6 +24,12 @@ const forApi = helmet({
   xXssProtection: false,
 })
 const forPages = helmet()
+
+/** The API answers' headers, on an answer made outside the request lifecycle (a router refusal). */
+export function setApiSecurityHeaders(reply: FastifyReply) {
+  reply.header('cache-control', 'no-store')
+  forApi(reply.request.raw, reply.raw, () => {})
+}
 
 export function registerSecurityHeaders(app: FastifyInstance) {
   app.addHook('onRequest', (request, reply, done) => {

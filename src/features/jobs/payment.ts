@@ -9,6 +9,13 @@ import type { Pushes } from './pushes.js'
 import type { JobView } from './schemas.js'
 import type { JobRow } from './store.js'
 
+/** A provider's answer as PaymentOutcome documents it: a known status, a provider name and a reference of sane length. */
+function isOutcome(answer: unknown): answer is PaymentOutcome {
+  const a = answer as Partial<Record<keyof PaymentOutcome, unknown>> | null
+  const text = (value: unknown, max: number) => typeof value === 'string' && value.length > 0 && value.length <= max
+  return typeof a === 'object' && a !== null && (a.status === 'confirmed' || a.status === 'pending') && text(a.provider, 100) && text(a.reference, 500)
+}
+
 export function createJobPayment(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'payments' | 'settings' | 'log'> & { pushes: Pushes }) {
   const { db, store, clock, log } = deps
 
@@ -52,6 +59,12 @@ export function createJobPayment(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' |
       })
     } catch (error) {
       log.warn({ err: error, job_id: row.id }, 'the payment provider failed; the payment will be tried again')
+      return undefined
+    }
+    // The provider's answer is checked before it is recorded: one not in its documented shape
+    // counts as a failure (asked again later), never as a payment, nor a 500 for the approval.
+    if (!isOutcome(outcome)) {
+      log.warn({ job_id: row.id, answer: JSON.stringify(outcome)?.slice(0, 200) }, 'the payment provider answered in no known shape; the payment will be tried again')
       return undefined
     }
     return outcome.status === 'confirmed' ? confirmPayment(row.id, outcome) : undefined
