@@ -28,12 +28,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         LIMIT 1;
       SELECT u.deleted_at IS NULL INTO v_recipient_live FROM users u WHERE u.id = p_recipient;
       IF v_blocker IS NULL AND v_recipient_live THEN
-        INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at)
-          VALUES (p_id, p_sender, p_recipient, p_text, 'user', NULL, p_at, NULL);
-        -- Both threads in one fixed order, so that two users writing to each other never deadlock.
+        -- Rows are locked in the order every statement storing messages (messagesWrite) takes
+        -- them, or two of them would deadlock: both threads first, in one fixed order, then the
+        -- unread count the message's insert trigger upserts.
         INSERT INTO conversations AS c (user_id, peer_id, last_message_id)
           SELECT t.user_id, t.peer_id, p_id FROM (VALUES (p_sender, p_recipient), (p_recipient, p_sender)) AS t (user_id, peer_id) ORDER BY 1, 2
           ON CONFLICT (user_id, peer_id) DO UPDATE SET last_message_id = greatest(c.last_message_id, excluded.last_message_id);
+        INSERT INTO messages (id, sender_id, recipient_id, text, kind, job_id, created_at, read_at)
+          VALUES (p_id, p_sender, p_recipient, p_text, 'user', NULL, p_at, NULL);
       END IF;
       RETURN QUERY
         SELECT u.id, u.first_name, u.last_name, u.picture_etag, u.deleted_at, v_blocker
