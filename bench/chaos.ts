@@ -81,7 +81,7 @@ async function stopRedis() {
 let apiPort = 0
 let api: ChildProcess | undefined
 let serverLog = ''
-async function startApi() {
+async function startApi(waitFor: 'ready' | 'listening' = 'ready') {
   api = spawn(process.execPath, ['dist/src/server.js'], {
     env: {
       ...process.env,
@@ -102,16 +102,18 @@ async function startApi() {
   })
   api.stdout!.on('data', (d) => (serverLog += d))
   api.stderr!.on('data', (d) => (serverLog += d))
-  await waitReady(120_000)
+  await waitReady(300_000, waitFor)
 }
-async function waitReady(ms: number) {
+/** Until /ready answers 200 (or, for 'listening', answers at all: the load measures the rest). */
+async function waitReady(ms: number, waitFor: 'ready' | 'listening' = 'ready') {
   const until = now() + ms
+  let status = 0
   while (now() < until) {
-    const status = await fetch(`http://127.0.0.1:${apiPort}/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status, () => 0)
-    if (status === 200) return
+    status = await fetch(`http://127.0.0.1:${apiPort}/ready`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status, () => 0)
+    if (status === 200 || (waitFor === 'listening' && status !== 0)) return
     await sleep(50)
   }
-  throw new Error(`the API is not ready after ${ms} ms:\n${serverLog.slice(-2000)}`)
+  throw new Error(`the API is not ready after ${ms} ms (/ready: ${status || 'no answer'}):\n${serverLog.slice(-1000)}`)
 }
 const workerPids = () => spawnSync('pgrep', ['-P', String(api!.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)
 
@@ -302,7 +304,7 @@ const FAULT_DO: Record<Fault, () => Promise<number>> = {
     const code = await exited
     if (code !== 0) log(`  the service exited ${code} on SIGTERM`)
     const back = now()
-    await startApi()
+    await startApi('listening')
     return back
   },
 }
