@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import { ConfigError, loadConfig } from '../src/config.js'
 import { openDatabase } from '../src/platform/db/index.js'
 import { waitUntil } from './support/wait.js'
@@ -92,6 +93,62 @@ describe('graceful shutdown', () => {
     expect(server.output()).toContain('shut down')
     // And nothing listens any more.
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow()
+  })
+})
+
+/** Sends the head of a sign-up and the first bytes of its body: a request in flight until `finish`. */
+async function halfSentSignUp(port: number, email: string) {
+  const body = JSON.stringify({ email, password: 'a good password', first_name: 'Slow', last_name: 'Sender' })
+  const socket = net.connect(port, '127.0.0.1')
+  await new Promise((r) => socket.once('connect', r))
+  let answer = ''
+  socket.on('data', (d) => (answer += d))
+  const closed = new Promise((r) => socket.once('close', r))
+  socket.write(`POST /signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body.slice(0, 20)}`)
+  return {
+    finish: () => socket.write(body.slice(20)),
+    closed,
+    answer: () => answer,
+  }
+}
+
+describe('graceful shutdown, sockets and its bound', () => {
+  it('closes WebSockets with 1001 (going away) and still answers the request in flight', async () => {
+    const port = await freePort()
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: await tempDir(), BCRYPT_COST: '4' })
+    await server.listening()
+    const signUp = await fetch(`http://127.0.0.1:${port}/signup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'listener@example.com', password: 'a good password', first_name: 'Lis', last_name: 'Tener' }) })
+    expect(signUp.status).toBe(201)
+    const signIn = await fetch(`http://127.0.0.1:${port}/authorize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'listener@example.com', password: 'a good password' }) })
+    const { access_token: token } = (await signIn.json()) as { access_token: string }
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${token}` } })
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)))
+    const closeCode = new Promise<number>((r) => ws.once('close', (code) => r(code)))
+    const slow = await halfSentSignUp(port, 'slow@example.com')
+    await new Promise((r) => setTimeout(r, 200))
+
+    server.child.kill('SIGTERM')
+    expect(await closeCode).toBe(1001)
+    // The socket went at once; the half-sent request is still served once its body comes.
+    slow.finish()
+    await slow.closed
+    expect(slow.answer()).toMatch(/^HTTP\/1\.1 201/)
+    expect(await server.exited).toBe(0)
+  })
+
+  it('gives up on a request still in flight at SHUTDOWN_TIMEOUT and exits 1, saying so', async () => {
+    const port = await freePort()
+    const server = startServer({ PORT: String(port), HOST: '127.0.0.1', DATA_DIR: await tempDir(), BCRYPT_COST: '4', SHUTDOWN_TIMEOUT: '300' })
+    await server.listening()
+    const stuck = await halfSentSignUp(port, 'stuck@example.com')
+    await new Promise((r) => setTimeout(r, 200))
+
+    server.child.kill('SIGTERM')
+    // The body never comes: the process doesn't wait for it beyond its bound.
+    expect(await server.exited).toBe(1)
+    expect(server.output()).toContain('requests still in flight at the shutdown timeout')
+    await stuck.closed
+    expect(stuck.answer()).toBe('')
   })
 })
 

@@ -5,6 +5,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { Type, type TProperties, type TSchema } from 'typebox'
 import { AppError, type FieldError, type ProblemCode, StoreUnavailableError, TooManyRequestsError } from '../errors.js'
 import { PROBLEM_CODES } from '../problem-codes.js'
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '../platform/db/unavailable.js'
 
 // Every error answer is RFC 9457 application/problem+json, built here and nowhere else.
 
@@ -280,6 +281,12 @@ export function registerProblemHandlers(app: FastifyInstance) {
     const status = error.statusCode ?? 500
     if (status >= 400 && status < 500) {
       return sendProblem(request, reply, status, OTHER_CLIENT_ERRORS[status] ?? 'invalid_input', error.message)
+    }
+    if (isDatabaseUnavailable(error)) {
+      // Down or restarting: the client may try again soon; the logs say it once a request, as a warning.
+      request.log.warn({ err: error }, 'the database does not answer')
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS))
+      return sendProblem(request, reply, 503, 'store_unavailable', 'The database does not answer for now; try again shortly')
     }
     request.log.error({ err: error }, 'request failed')
     return sendProblem(request, reply, status >= 500 ? status : 500, 'internal_error', 'Something went wrong on our side; it has been logged')

@@ -70,6 +70,11 @@ function openPostgres(connectionString: string, max: number, reconnect: Reconnec
   const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000 })
   // An idle client that loses its connection emits here; without a listener the process dies.
   pool.on('error', () => {})
+  // So does a client checked out between two queries (a transaction waiting on another store, a
+  // queue poll) when the server goes away: PostgreSQL restarting sends 57P01 to every connection,
+  // which killed the process. The error reaches whoever runs the next query on that client, and
+  // the pool drops it.
+  pool.on('connect', (client) => client.on('error', () => {}))
   prepareStatements(pool)
   const queries = queryLogger()
   const db: DB = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queries.log })
