@@ -249,7 +249,7 @@ function validString(schema: JsonSchema, pools: Pools): fc.Arbitrary<string> {
   const max = Math.min(schema.maxLength ?? 60, 60)
   switch (schema.format) {
     case 'uuid':
-      return fc.oneof(fc.constantFrom(...pools.ids()), fc.uuid({ version: 7 }))
+      return fc.oneof({ arbitrary: fc.constantFrom(...pools.ids()), weight: 3 }, { arbitrary: fc.uuid({ version: 7 }), weight: 1 })
     case 'email':
       return fc.tuple(fc.stringMatching(/^[a-z][a-z0-9.]{0,15}$/), fc.constantFrom('example.com', 'example.org')).map(([local, domain]) => `${local.replace(/\.+$/, '')}@${domain}`)
     case 'date-time':
