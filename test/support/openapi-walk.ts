@@ -196,6 +196,8 @@ export function secretsIn(res: LightMyRequestResponse, known: Iterable<string>, 
 export interface Pools {
   /** Ids to put where a UUID goes: the caller's, other users', and unknown ones. */
   ids: () => string[]
+  /** Values to try, besides random ones, for fields of these names (the actors' emails and passwords). */
+  named?: () => Record<string, string[]>
 }
 
 const BOUND = 1_000_000
@@ -233,7 +235,12 @@ export function valid(spec: Spec, raw: JsonSchema, pools: Pools): fc.Arbitrary<u
 }
 
 function validObject(spec: Spec, schema: JsonSchema, pools: Pools): fc.Arbitrary<unknown> {
-  const properties = Object.fromEntries(Object.entries(schema.properties ?? {}).filter(([, s]) => !s.deprecated).map(([name, s]) => [name, valid(spec, s, pools)]))
+  const named = pools.named?.() ?? {}
+  const properties = Object.fromEntries(
+    Object.entries(schema.properties ?? {})
+      .filter(([, s]) => !s.deprecated)
+      .map(([name, s]) => [name, named[name]?.length ? fc.oneof(fc.constantFrom(...named[name]!), valid(spec, s, pools)) : valid(spec, s, pools)]),
+  )
   return fc.record(properties, { requiredKeys: (schema.required ?? []).filter((name) => name in properties) })
 }
 
@@ -242,7 +249,7 @@ function validString(schema: JsonSchema, pools: Pools): fc.Arbitrary<string> {
   const max = Math.min(schema.maxLength ?? 60, 60)
   switch (schema.format) {
     case 'uuid':
-      return fc.oneof(fc.constantFrom(...pools.ids()), fc.uuid({ version: 7 }))
+      return fc.oneof({ arbitrary: fc.constantFrom(...pools.ids()), weight: 3 }, { arbitrary: fc.uuid({ version: 7 }), weight: 1 })
     case 'email':
       return fc.tuple(fc.stringMatching(/^[a-z][a-z0-9.]{0,15}$/), fc.constantFrom('example.com', 'example.org')).map(([local, domain]) => `${local.replace(/\.+$/, '')}@${domain}`)
     case 'date-time':
