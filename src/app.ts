@@ -24,6 +24,7 @@ import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
+import { twoFactorRoutes } from './features/twofactor/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +32,7 @@ declare module 'fastify' {
     platform: Platform
     accounts: Services['accounts']
     sessions: Services['sessions']
+    twoFactor: Services['twoFactor']
     blocks: Services['blocks']
     location: Services['location']
     messaging: Services['messaging']
@@ -105,6 +107,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('clock', services.clock)
   app.decorate('accounts', services.accounts)
   app.decorate('sessions', services.sessions)
+  app.decorate('twoFactor', services.twoFactor)
   app.decorate('blocks', services.blocks)
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
@@ -128,6 +131,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(twoFactorRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
   await app.register(blocksRoutes)
