@@ -40,6 +40,16 @@ async function clientAuthentication(provider: OidcProviderConfig): Promise<clien
   return client.PrivateKeyJwt({ key: cryptoKey, kid: provider.keyId })
 }
 
+/** Why an answer was refused, in words fit for a log line: the library's message, the claim or OAuth error it names (never a value). */
+function reasonOf(error: unknown): string {
+  // openid-client wraps the check that failed (oauth4webapi's error, naming the claim) in a general one.
+  const outer = error as { message?: string; error?: unknown; cause?: unknown }
+  const inner = outer.cause instanceof Error ? (outer.cause as Error & { cause?: { claim?: unknown } }) : undefined
+  const claim = inner?.cause?.claim
+  const details = [typeof outer.error === 'string' ? outer.error : null, typeof claim === 'string' ? `claim ${claim}` : null].filter(Boolean)
+  return `${inner?.message ?? outer.message ?? 'unknown'}${details.length > 0 ? ` (${details.join(', ')})` : ''}`
+}
+
 const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null)
 
 export function createOidcClients(providers: OidcProviderConfig[], publicUrl: string | undefined): OidcClients {
@@ -96,7 +106,7 @@ export function createOidcClients(providers: OidcProviderConfig[], publicUrl: st
       } catch (error) {
         // Network failures are the provider's being away; anything else is an answer that did not check out.
         if (error instanceof TypeError || (error as { code?: string }).code === 'OAUTH_TIMEOUT') throw new ProviderUnreachableError((error as Error).message)
-        throw new ProviderAnswerError((error as Error).message)
+        throw new ProviderAnswerError(reasonOf(error))
       }
       const claims = tokens.claims()
       if (!claims) throw new ProviderAnswerError('the provider answered no ID token')

@@ -93,6 +93,8 @@ const confirmEmail = async (userId: string) => {
   // Email confirmation by mail is another feature's; here the account is marked confirmed as it would be.
   await t.app.platform.database.db.updateTable('users').set({ email_confirmed_at: new Date() }).where('id', '=', userId).execute()
 }
+/** The reasons logged for sign-ins that did not check out, since `from` lines. */
+const refusals = (from: number) => t.logs.slice(from).filter((line) => line.includes('did not check out')).map((line) => String(JSON.parse(line).reason))
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 describe('sign-in with an OpenID Connect provider', () => {
@@ -162,21 +164,28 @@ describe('sign-in with an OpenID Connect provider', () => {
     const fresh = await start()
     const replay = new URL(back)
     replay.searchParams.set('state', fresh.searchParams.get('state')!)
+    const from = t.logs.length
     expect(atApp(await callback(replay)).error).toBe('sign_in_failed')
+    expect(refusals(from)).toEqual([expect.stringContaining('invalid_grant')])
   })
 
   it('refuses an ID token with another nonce', async () => {
     const subject = person()
     const url = await start()
     url.searchParams.set('nonce', 'not-the-nonce-we-sent-0123456789')
+    const from = t.logs.length
     expect(atApp(await callback(await provider.signIn(url.toString(), subject))).error).toBe('sign_in_failed')
+    expect(refusals(from)).toEqual([expect.stringContaining('claim nonce')])
   })
 
   it('refuses an answer issued to another client (audience)', async () => {
     const subject = person()
     const url = await start()
     url.searchParams.set('client_id', 'someone-else')
+    const from = t.logs.length
     expect(atApp(await callback(await provider.signIn(url.toString(), subject))).error).toBe('sign_in_failed')
+    // The provider itself refuses to give our client the tokens of a code issued to another.
+    expect(refusals(from)).toEqual([expect.stringContaining('invalid_grant')])
   })
 
   it('refuses a sign-in whose state lapsed', async () => {
