@@ -852,7 +852,7 @@ export interface components {
              *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
              *     - `identity_taken`: This provider account signs in to another account already
              *     - `identity_not_found`: The caller has no linked sign-in with this id
-             *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+             *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
              *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
              *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
              *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -2142,7 +2142,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -3524,7 +3524,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -3794,7 +3794,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -5612,7 +5612,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -6095,7 +6095,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -6854,7 +6854,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
@@ -7338,7 +7338,7 @@ export interface operations {
                          *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
                          *     - `identity_taken`: This provider account signs in to another account already
                          *     - `identity_not_found`: The caller has no linked sign-in with this id
-                         *     - `last_sign_in_method`: This is the account's only way to sign in: set a password or link another provider first
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
                          *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
                          *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
                          *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window

@@ -40,7 +40,7 @@ export const PROBLEM_CODES = {
   link_from_account: 'An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it',
   identity_taken: 'This provider account signs in to another account already',
   identity_not_found: 'The caller has no linked sign-in with this id',
-  last_sign_in_method: 'This is the account\'s only way to sign in: set a password or link another provider first',
+  last_sign_in_method: 'This is the account\'s only way to sign in and it has no password: link another provider first',
   // Two-factor
   mfa_required: 'The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa',
   invalid_mfa_token: 'The mfa_token is unknown, used, expired or out of attempts: sign in with the password again',

@@ -235,7 +235,7 @@ export function createOidcService(deps: {
     async unlink(userId: string, id: string): Promise<void> {
       const result = await store.remove(userId, id)
       if (result === 'not_found') throw new NotFoundError('You have no linked sign-in with this id', 'identity_not_found')
-      if (result === 'last') throw new ConflictError('This is the account\'s only way to sign in: set a password or link another provider first', 'last_sign_in_method')
+      if (result === 'last') throw new ConflictError('This is the account\'s only way to sign in and it has no password: link another provider first', 'last_sign_in_method')
     },
 
     /** An account deleted: its identities go, so the provider account can make a new one. */
