@@ -11,6 +11,8 @@ import * as locationAnchors from './0009_location_anchors.js'
 import * as sessions from './0010_sessions.js'
 import * as emailConfirmation from './0011_email_confirmation.js'
 import * as sendFunction from './0050_send_function.js'
+import * as oidcIdentities from './0015_oidc_identities.js'
+import * as twoFactor from './0016_two_factor.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -26,4 +28,6 @@ export const migrations: Record<string, Migration> = {
   '0010_sessions': sessions,
   '0011_email_confirmation': emailConfirmation,
   '0050_send_function': sendFunction,
+  '0015_oidc_identities': oidcIdentities,
+  '0016_two_factor': twoFactor,
 }

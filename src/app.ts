@@ -24,6 +24,8 @@ import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
+import { twoFactorRoutes } from './features/twofactor/routes.js'
+import { oidcRoutes } from './features/oidc/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,6 +33,8 @@ declare module 'fastify' {
     platform: Platform
     accounts: Services['accounts']
     sessions: Services['sessions']
+    twoFactor: Services['twoFactor']
+    oidc: Services['oidc']
     blocks: Services['blocks']
     location: Services['location']
     messaging: Services['messaging']
@@ -109,6 +113,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('clock', services.clock)
   app.decorate('accounts', services.accounts)
   app.decorate('sessions', services.sessions)
+  app.decorate('twoFactor', services.twoFactor)
+  app.decorate('oidc', services.oidc)
   app.decorate('blocks', services.blocks)
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
@@ -132,6 +138,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(twoFactorRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(oidcRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
   await app.register(blocksRoutes)

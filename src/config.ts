@@ -91,6 +91,92 @@ export interface Config {
   reconnectMinDelay: number
   /** Milliseconds between reconnection attempts at most. */
   reconnectMaxDelay: number
+  /** OpenID Connect providers to sign in with, by name. */
+  oidcProviders: OidcProviderConfig[]
+  /** The apps' own addresses a sign-in with a provider may return to, matched exactly. */
+  oidcAppRedirects: string[]
+  /** 32 bytes sealing TOTP secrets at rest; undefined: they are stored as they are. */
+  totpEncryptionKey: Buffer | undefined
+}
+
+/** One OpenID Connect provider of OIDC_PROVIDERS. */
+export interface OidcProviderConfig {
+  name: string
+  issuer: string
+  clientId: string
+  /** client_secret_post / client_secret_basic. */
+  clientSecret?: string
+  /** private_key_jwt: a PKCS#8 PEM private key, and the key id the provider knows it by. */
+  privateKey?: string
+  keyId?: string
+  scopes: string[]
+  /** An http: issuer on a loopback address is allowed (local development and tests only). */
+  allowHttp: boolean
+}
+
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]'])
+
+/** OIDC_PROVIDERS, checked: every problem is named, none is guessed around. */
+function parseOidcProviders(raw: string | undefined, problems: string[]): OidcProviderConfig[] {
+  if (raw === undefined) return []
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    problems.push('OIDC_PROVIDERS is not valid JSON')
+    return []
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push('OIDC_PROVIDERS must be a JSON object keyed by provider name')
+    return []
+  }
+  const providers: OidcProviderConfig[] = []
+  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    const where = `OIDC_PROVIDERS.${name}`
+    if (!PROVIDER_NAME.test(name)) problems.push(`${where}: a provider's name is 1 to 40 lowercase letters, digits, - or _`)
+    const entry = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+    const str = (key: string) => (typeof entry[key] === 'string' && entry[key] !== '' ? (entry[key] as string) : undefined)
+    const issuer = str('issuer')
+    const clientId = str('client_id')
+    const allowHttp = entry.allow_http === true
+    if (!issuer || !URL.canParse(issuer)) {
+      problems.push(`${where}.issuer must be the provider's issuer URL`)
+      continue
+    }
+    const url = new URL(issuer)
+    if (url.protocol === 'http:') {
+      if (!allowHttp) problems.push(`${where}.issuer must be https (an http: issuer on a loopback address needs "allow_http": true)`)
+      else if (!LOOPBACK_HOSTS.has(url.hostname)) problems.push(`${where}.allow_http is only for issuers on a loopback address (127.0.0.1, localhost, [::1])`)
+    } else if (url.protocol !== 'https:') problems.push(`${where}.issuer must be https`)
+    if (!clientId) problems.push(`${where}.client_id is required`)
+    const clientSecret = str('client_secret')
+    const privateKey = str('private_key')
+    if (!clientSecret === !privateKey) problems.push(`${where} needs either client_secret or private_key (not both)`)
+    const scopes = entry.scopes === undefined ? ['openid', 'email', 'profile'] : entry.scopes
+    if (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string') || !scopes.includes('openid')) {
+      problems.push(`${where}.scopes must be a list of strings with "openid"`)
+    }
+    providers.push({ name, issuer, clientId: clientId ?? '', clientSecret, privateKey, keyId: str('key_id'), scopes: Array.isArray(scopes) ? (scopes as string[]) : ['openid'], allowHttp })
+  }
+  return providers
+}
+
+/** The apps' addresses: absolute URLs, each compared exactly. */
+function parseAppRedirects(raw: string | undefined, problems: string[]): string[] {
+  const entries = (raw ?? '').split(',').map((entry) => entry.trim()).filter(Boolean)
+  for (const entry of entries) if (!URL.canParse(entry)) problems.push(`OIDC_APP_REDIRECTS: "${entry}" is not an absolute URL`)
+  return entries
+}
+
+function parseKey(raw: string | undefined, problems: string[]): Buffer | undefined {
+  if (raw === undefined) return undefined
+  const key = Buffer.from(raw, 'base64')
+  if (key.length !== 32) {
+    problems.push('TOTP_ENCRYPTION_KEY must be 32 bytes in base64 (`openssl rand -base64 32`)')
+    return undefined
+  }
+  return key
 }
 
 export class ConfigError extends Error {
@@ -241,6 +327,12 @@ export function loadConfig(env: Env = process.env): Config {
     readyTimeout: int('READY_TIMEOUT'),
     reconnectMinDelay: int('RECONNECT_MIN_DELAY'),
     reconnectMaxDelay: int('RECONNECT_MAX_DELAY'),
+    oidcProviders: parseOidcProviders(text('OIDC_PROVIDERS'), problems),
+    oidcAppRedirects: parseAppRedirects(text('OIDC_APP_REDIRECTS'), problems),
+    totpEncryptionKey: parseKey(text('TOTP_ENCRYPTION_KEY'), problems),
+  }
+  if (config.oidcProviders.length > 0 && !config.publicUrl) {
+    problems.push('OIDC_PROVIDERS needs PUBLIC_URL: the providers send their users back to PUBLIC_URL/auth/<name>/callback')
   }
   if (config.redisCluster) {
     if (!config.redisUrl) problems.push('REDIS_CLUSTER needs REDIS_URL, naming one node of the cluster')

@@ -41,6 +41,16 @@ export class UnauthenticatedError extends AppError {
   }
 }
 
+/** The password was right, and the account asks for its second factor: POST /authorize/mfa with `mfa_token`. */
+export class MfaRequiredError extends AppError {
+  readonly status = 401
+  override readonly extensions: Record<string, unknown>
+  constructor(mfaToken: string, expiresIn: number) {
+    super('This account has two-factor sign-in on: send a code from the authenticator app (or a recovery code) to POST /authorize/mfa with this mfa_token', 'mfa_required')
+    this.extensions = { mfa_token: mfaToken, mfa_expires_in: expiresIn }
+  }
+}
+
 export class ForbiddenError extends AppError {
   readonly status = 403
   constructor(detail: string, code: ProblemCode = 'forbidden') {

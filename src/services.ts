@@ -10,6 +10,9 @@ import { createLocationService } from './features/location/index.js'
 import { createMessagingService, createMessagingStore, insertMessages } from './features/messaging/index.js'
 import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
+import { createTwoFactorService, createTwoFactorStore } from './features/twofactor/index.js'
+import { createOidcService, createOidcStore } from './features/oidc/index.js'
+import { createOidcClients } from './platform/oidc.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
@@ -63,6 +66,17 @@ export async function createServices(config: Config, platform: Platform, options
     await accounts.start()
     started.push({ name: 'accounts', close: () => accounts.close() })
 
+    // Two-factor sign-in: every sign-in whose first factor passed asks it for a challenge.
+    const twoFactor = createTwoFactorService({ store: createTwoFactorStore(db), accounts: accountsStore, sessions, hasher: platform.hasher, clock, encryptionKey: config.totpEncryptionKey, issuer: 'Freelancer', log })
+    await twoFactor.start()
+    started.push({ name: 'two-factor', close: () => twoFactor.close() })
+
+    // Sign-in with OpenID Connect providers; an account's identities go with it.
+    const oidc = createOidcService({ store: createOidcStore(db), clients: createOidcClients(config.oidcProviders, config.publicUrl), sessions, appRedirects: config.oidcAppRedirects, clock, log })
+    await oidc.start()
+    started.push({ name: 'sign-in with providers', close: () => oidc.close() })
+    accounts.onDeleted((userId) => oidc.forgetUser(userId))
+
     const messaging = createMessagingService({ store: createMessagingStore(db), live: platform.live, sendLimits: limits, summary: accounts.summary, sendRateLimit: config.sendRateLimit, clock })
     await messaging.start()
     started.push({ name: 'messaging', close: () => messaging.close() })
@@ -115,7 +129,7 @@ export async function createServices(config: Config, platform: Platform, options
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, twoFactor, oidc, messaging, blocks, location, jobs, tasks, close }
   } catch (error) {
     await close()
     throw error

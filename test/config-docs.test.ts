@@ -35,7 +35,22 @@ describe('settings', () => {
     const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example' })
     expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'] })
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'REDIS_PREFIX'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY'])
+    // The structured ones are checked by their own rules.
+    expect(problemsOf({ OIDC_PROVIDERS: '{not json' })).toContain('OIDC_PROVIDERS')
+    expect(problemsOf({ OIDC_APP_REDIRECTS: 'not a url' })).toContain('OIDC_APP_REDIRECTS')
+    expect(problemsOf({ TOTP_ENCRYPTION_KEY: 'c2hvcnQ=' })).toContain('TOTP_ENCRYPTION_KEY')
+  })
+
+  it('takes an http: provider only on a loopback address and with allow_http, and providers only with PUBLIC_URL', () => {
+    const provider = (entry: Record<string, unknown>) => JSON.stringify({ local: { client_id: 'app', client_secret: 'secret', ...entry } })
+    const withUrl = { PUBLIC_URL: 'https://api.example.com' }
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'http://127.0.0.1:9000' }) })).toContain('allow_http')
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'http://idp.example.com', allow_http: true }) })).toContain('loopback')
+    expect(problemsOf({ OIDC_PROVIDERS: provider({ issuer: 'https://idp.example.com' }) })).toContain('PUBLIC_URL')
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'https://idp.example.com', private_key: 'pem' }) })).toContain('either client_secret or private_key')
+    const config = loadConfig({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'http://127.0.0.1:9000', allow_http: true }) })
+    expect(config.oidcProviders).toEqual([{ name: 'local', issuer: 'http://127.0.0.1:9000', clientId: 'app', clientSecret: 'secret', privateKey: undefined, keyId: undefined, scopes: ['openid', 'email', 'profile'], allowHttp: true }])
   })
 
   it('the defaults of .env.example are the loader\'s: loading the file changes nothing', async () => {

@@ -16,10 +16,21 @@ export const REDACTED_PATHS = [
   '*.access_token',
   '*.token',
   '*.ticket',
+  '*.mfa_token',
+  '*.code',
+  '*.recovery_code',
+  '*.recovery_codes',
+  '*.secret',
+  '*.otpauth_uri',
+  '*.client_secret',
+  '*.private_key',
 ]
 
-/** Query values that are secrets (a one-time WebSocket ticket) are cut from logged URLs. */
-const SECRET_QUERY = /([?&](?:ticket|token|access_token)=)[^&]*/gi
+/**
+ * Query values that are secrets (a one-time WebSocket ticket; a provider's authorization code and
+ * state on its way back to /auth/{provider}/callback) are cut from logged URLs.
+ */
+const SECRET_QUERY = /([?&](?:ticket|token|access_token|code|state|id_token)=)[^&]*/gi
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 

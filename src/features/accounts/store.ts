@@ -82,6 +82,17 @@ export function createAccountsStore(db: DB) {
         .executeTakeFirst()
     },
 
+    /** A user by id with its sessions_version, for a sign-in that proved who it is otherwise (a provider, a second factor). */
+    async findForSignIn(id: string) {
+      return live().select([...PUBLIC_COLUMNS, 'sessions_version']).where('id', '=', id).executeTakeFirst()
+    },
+
+    /** Whether the user's email is confirmed (followed a mailed link, or vouched for by a provider). */
+    async emailConfirmed(id: string): Promise<boolean> {
+      const row = await live().select('email_confirmed_at').where('id', '=', id).executeTakeFirst()
+      return row?.email_confirmed_at != null
+    },
+
     async passwordHash(id: string): Promise<string | null> {
       const row = await live().select('password_hash').where('id', '=', id).executeTakeFirst()
       return row?.password_hash ?? null

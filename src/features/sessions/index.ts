@@ -1,2 +1,2 @@
 // What other features may use of sessions: its service, who a request is, and how a token is kept.
-export { createSessionsService, hashToken, type Auth, type SessionsService } from './service.js'
+export { createSessionsService, hashToken, type Auth, type SecondFactorGate, type SessionsService, type SignedIn, type SignInContext } from './service.js'

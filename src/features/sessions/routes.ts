@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { AccessToken, AuthorizeBody, SessionList } from './schemas.js'
+import { AccessToken, AuthorizeBody, SessionList, SignInRefused } from './schemas.js'
 
 const tags = ['sessions']
 
@@ -19,9 +19,9 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
       tags,
       operationId: 'signIn',
       summary: 'Sign in',
-      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.',
+      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address. An account with two-factor sign-in on answers 401 `mfa_required` with an `mfa_token` for POST /authorize/mfa.',
       body: AuthorizeBody,
-      response: { 200: AccessToken, ...problemResponses(401) },
+      response: { 200: AccessToken, ...problemResponses(401), 401: SignInRefused },
     },
   }, async (request) => {
     const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, { userAgent: request.headers['user-agent'], address: request.ip })

@@ -1,6 +1,7 @@
 import { Type } from 'typebox'
 import { Timestamp, Uuid } from '../../http/schemas.js'
 import { User } from '../accounts/index.js'
+import { problemWith } from '../../http/problems.js'
 
 export const AuthorizeBody = Type.Object(
   {
@@ -46,3 +47,9 @@ export const Session = Type.Object(
 )
 
 export const SessionList = Type.Object({ items: Type.Array(Session) })
+
+/** The 401 of a sign-in: wrong credentials, or the second factor asked for (with the token to answer it). */
+export const SignInRefused = problemWith('Wrong email or password (`invalid_credentials`), or the account has two-factor sign-in on (`mfa_required`): then `mfa_token` goes to POST /authorize/mfa with a code', {
+  mfa_token: Type.Optional(Type.String({ description: 'With `mfa_required`: send it to POST /authorize/mfa with a code' })),
+  mfa_expires_in: Type.Optional(Type.Integer({ description: 'With `mfa_required`: seconds the mfa_token lives' })),
+})

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import { v7 as uuidv7 } from 'uuid'
-import { NotFoundError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js'
+import { MfaRequiredError, NotFoundError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js'
 import type { Database, DB, Listen } from '../../platform/db/index.js'
 import type { CounterStore } from '../../platform/live/index.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
@@ -33,6 +33,23 @@ export interface Auth {
   /** The user as it is (a change to it is heard by every process within a second). */
   user: UserRow
 }
+
+export interface SignInContext {
+  userAgent?: string
+  address: string
+}
+
+export interface SignedIn {
+  token: string
+  expiresIn: number
+  user: UserRow
+}
+
+/**
+ * Asked at every sign-in whose first factor passed: a challenge (its token and seconds to live)
+ * when the account has a second factor, null when the sign-in may go on.
+ */
+export type SecondFactorGate = (user: UserRow, version: number, context: SignInContext) => Promise<{ token: string; expiresIn: number } | null>
 
 /** What other features do when a user signs out (the location leaves the map...). */
 export type SignedOutHook = (userId: string) => Promise<void>
@@ -291,6 +308,38 @@ export function createSessionsService(deps: {
     await Promise.all([deps.counters.reset(pairKey(email, address)), deps.counters.hit(addressKey(address), HOUR_MS, -1)])
   }
 
+  let secondFactor: SecondFactorGate | undefined
+  const askSecondFactor = async (user: UserRow, version: number, context: SignInContext) => {
+    const challenge = await secondFactor?.(user, version, context)
+    if (challenge) throw new MfaRequiredError(challenge.token, challenge.expiresIn)
+  }
+
+  /** Makes a session; only if the account did not change since `version` was read. */
+  const open = async (user: UserRow, version: number, context: SignInContext): Promise<SignedIn> => {
+    const token = randomBytes(32).toString('base64url')
+    const tokenHash = hashToken(token)
+    const now = clock.now()
+    const expiresIn = Math.min(config.sessionIdleTtl, config.sessionMaxAge)
+    const session: SessionRecord = {
+      id: uuidv7(),
+      userId: user.id,
+      userAgent: context.userAgent?.slice(0, 300) ?? null,
+      createdAt: now,
+      lastUsedAt: now,
+      expiresAt: new Date(now.getTime() + expiresIn * 1000),
+      maxExpiresAt: new Date(now.getTime() + config.sessionMaxAge * 1000),
+    }
+    // Made only if the account did not change since it was read: a new password, a deletion or a
+    // sign-out everywhere that committed while the sign-in was being checked wins over it.
+    const created = await inTransaction(async (trx) => {
+      const result = await createSessionsStore(trx).create(tokenHash, session, version, config.sessionsPerUser, now)
+      if (result.ended.length > 0) await changedIn(trx, [user.id])
+      return result.created
+    })
+    if (!created) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
+    return { token, expiresIn, user }
+  }
+
   return {
     onSignedOut(hook: SignedOutHook) {
       signedOutHooks.push(hook)
@@ -321,38 +370,38 @@ export function createSessionsService(deps: {
 
     /**
      * Checks email and password; answers a new token and the user. The same 401 for an unknown
-     * email and a wrong password; 429 from an address past its failures.
+     * email and a wrong password; 429 from an address past its failures. An account with a second
+     * factor answers 401 `mfa_required` instead (MfaRequiredError), with no session yet.
      */
-    async signIn(email: string, password: string, context: { userAgent?: string; address: string }): Promise<{ token: string; expiresIn: number; user: UserRow }> {
+    async signIn(email: string, password: string, context: SignInContext): Promise<SignedIn> {
       await throttle(email, context.address)
       const found = await deps.accounts.findForLogin(email.trim())
       const ok = await deps.hasher.verify(password, found?.password_hash ?? null)
       if (!found || !ok) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
       await succeeded(email, context.address)
       const { password_hash: _hash, sessions_version: version, ...user } = found
-      const token = randomBytes(32).toString('base64url')
-      const tokenHash = hashToken(token)
-      const now = clock.now()
-      const expiresIn = Math.min(config.sessionIdleTtl, config.sessionMaxAge)
-      const session: SessionRecord = {
-        id: uuidv7(),
-        userId: user.id,
-        userAgent: context.userAgent?.slice(0, 300) ?? null,
-        createdAt: now,
-        lastUsedAt: now,
-        expiresAt: new Date(now.getTime() + expiresIn * 1000),
-        maxExpiresAt: new Date(now.getTime() + config.sessionMaxAge * 1000),
-      }
-      // Made only if the account did not change since it was read above: a new password, a
-      // deletion or a sign-out everywhere that committed while the password was being checked
-      // wins over this sign-in.
-      const created = await inTransaction(async (trx) => {
-        const result = await createSessionsStore(trx).create(tokenHash, session, version, config.sessionsPerUser, now)
-        if (result.ended.length > 0) await changedIn(trx, [user.id])
-        return result.created
-      })
-      if (!created) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
-      return { token, expiresIn, user }
+      await askSecondFactor(user, version, context)
+      return open(user, version, context)
+    },
+
+    /**
+     * Signs in a user who proved who it is otherwise (a provider vouched for it): a new token, or
+     * 401 `mfa_required` for an account with a second factor.
+     */
+    async signInAs(userId: string, context: SignInContext): Promise<SignedIn> {
+      const found = await deps.accounts.findForSignIn(userId)
+      if (!found) throw new UnauthenticatedError('This account is gone', 'invalid_credentials')
+      const { sessions_version: version, ...user } = found
+      await askSecondFactor(user, version, context)
+      return open(user, version, context)
+    },
+
+    /** A session for a user whose every factor was checked, as of `version` (its sessions_version then). */
+    open,
+
+    /** Who decides whether a sign-in needs a second factor, and asks for it (the two-factor feature). */
+    setSecondFactor(gate: SecondFactorGate) {
+      secondFactor = gate
     },
 
     /**

@@ -1,0 +1,303 @@
+import { generate } from 'otplib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { manualClock } from '../../platform/clock.js'
+import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { startOidcProvider, type TestProvider } from '../../../test/support/oidc-provider.js'
+
+// Sign-in with a real OpenID Connect provider (oidc-provider on a loopback port), its login and
+// consent pages filled in over HTTP as a browser would. The API is reached through inject: the
+// provider sends the "browser" to PUBLIC_URL, and the test takes that address's path and query
+// to the app.
+
+const PUBLIC_URL = 'http://api.test'
+const APP = 'https://app.example/signed-in'
+const CALLBACK = `${PUBLIC_URL}/auth/local/callback`
+const clock = manualClock()
+let provider: TestProvider
+let t: TestApp
+// Every code, state and token the tests see: none may appear in a log line.
+const secrets = new Set<string>()
+
+beforeAll(async () => {
+  provider = await startOidcProvider({
+    clients: [
+      { client_id: 'freelancer', client_secret: 'freelancer-secret', redirect_uris: [CALLBACK] },
+      // Another client of the same provider: an ID token for it is not for us.
+      { client_id: 'someone-else', client_secret: 'someone-else-secret', redirect_uris: [CALLBACK] },
+    ],
+  })
+  t = await startTestApp(
+    {
+      PUBLIC_URL,
+      OIDC_PROVIDERS: JSON.stringify({ local: { issuer: provider.issuer, client_id: 'freelancer', client_secret: 'freelancer-secret', scopes: ['openid', 'email', 'profile'], allow_http: true } }),
+      OIDC_APP_REDIRECTS: `${APP},myapp://auth`,
+    },
+    { clock },
+  )
+})
+afterAll(async () => {
+  await t?.close()
+  await provider?.close()
+})
+
+let subjects = 0
+/** A person at the provider, with what it says about them. */
+function person(fields: { email?: string; email_verified?: boolean } = {}) {
+  const subject = `person-${Date.now().toString(36)}-${subjects++}`
+  provider.accounts.set(subject, { email: fields.email ?? uniqueEmail('oidc'), email_verified: fields.email_verified ?? true, given_name: 'Rosa', family_name: 'Parks' })
+  return subject
+}
+
+/** GET /auth/local/start: answers the provider's address it redirects to. */
+async function start(query = `redirect_uri=${encodeURIComponent(APP)}`) {
+  const res = await t.app.inject({ url: `/auth/local/start?${query}` })
+  expect(res.statusCode, res.body).toBe(302)
+  const location = new URL(res.headers.location as string)
+  expect(location.origin).toBe(provider.issuer)
+  expect(location.searchParams.get('code_challenge_method')).toBe('S256')
+  secrets.add(location.searchParams.get('state')!)
+  return location
+}
+
+/** Takes the provider's redirect to our callback to the app; answers the app's reply. */
+async function callback(url: URL) {
+  expect(url.origin + url.pathname).toBe(CALLBACK)
+  if (url.searchParams.get('code')) secrets.add(url.searchParams.get('code')!)
+  return t.app.inject({ url: url.pathname + url.search })
+}
+
+/** What the callback sent the app: the `code` for /auth/exchange, or `error`. */
+function atApp(res: Awaited<ReturnType<typeof callback>>) {
+  expect(res.statusCode, res.body).toBe(302)
+  const location = new URL(res.headers.location as string)
+  expect(location.origin + location.pathname).toBe(APP)
+  const code = location.searchParams.get('code')
+  if (code) secrets.add(code)
+  return { code, error: location.searchParams.get('error'), linked: location.searchParams.get('linked') }
+}
+
+async function exchange(code: string) {
+  const res = await t.app.inject({ method: 'POST', url: '/auth/exchange', payload: { code } })
+  if (res.statusCode === 200) secrets.add(res.json().access_token)
+  return res
+}
+
+/** A whole sign-in as `subject`, to the app; answers the exchange's answer. */
+async function signInAs(subject: string, query?: string) {
+  const { code, error } = atApp(await callback(await provider.signIn((await start(query)).toString(), subject)))
+  expect(error).toBeNull()
+  return exchange(code!)
+}
+
+const confirmEmail = async (userId: string) => {
+  // Email confirmation by mail is another feature's; here the account is marked confirmed as it would be.
+  await t.app.platform.database.db.updateTable('users').set({ email_confirmed_at: new Date() }).where('id', '=', userId).execute()
+}
+/** The reasons logged for sign-ins that did not check out, since `from` lines. */
+const refusals = (from: number) => t.logs.slice(from).filter((line) => line.includes('did not check out')).map((line) => String(JSON.parse(line).reason))
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+describe('sign-in with an OpenID Connect provider', () => {
+  it('lists the providers configured', async () => {
+    const res = await t.app.inject({ url: '/auth/providers' })
+    expect(res.json()).toEqual({ items: [{ name: 'local', start_url: '/auth/local/start' }] })
+  })
+
+  it('makes an account at the first sign-in, with the role asked for, and signs the same person in to it again', async () => {
+    const email = uniqueEmail('first')
+    const subject = person({ email })
+    const first = await signInAs(subject, `redirect_uri=${encodeURIComponent(APP)}&role=WORKER`)
+    expect(first.statusCode, first.body).toBe(200)
+    const body = first.json()
+    expect(body).toMatchObject({ token_type: 'Bearer', user: { email, first_name: 'Rosa', last_name: 'Parks', roles: ['WORKER'] } })
+    expect((await t.app.inject({ url: '/user', headers: bearer(body.access_token) })).json().id).toBe(body.user.id)
+    const identities = (await t.app.inject({ url: '/user/identities', headers: bearer(body.access_token) })).json()
+    expect(identities).toMatchObject({ items: [{ provider: 'local', issuer: provider.issuer, email }], next_cursor: null })
+
+    const again = await signInAs(subject)
+    expect(again.json().user.id).toBe(body.user.id)
+  })
+
+  it('answers the tokens at the callback itself when no app address was given', async () => {
+    const subject = person()
+    const res = await callback(await provider.signIn((await start('')).toString(), subject))
+    expect(res.statusCode, res.body).toBe(200)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expect(res.json()).toMatchObject({ token_type: 'Bearer', user: { roles: ['CLIENT'] } })
+    secrets.add(res.json().access_token)
+  })
+
+  it('takes the app\'s code once, and only within a minute', async () => {
+    const subject = person()
+    const { code } = atApp(await callback(await provider.signIn((await start()).toString(), subject)))
+    expect((await exchange(code!)).statusCode).toBe(200)
+    expect(problem(await exchange(code!), 400).code).toBe('invalid_exchange_code')
+
+    const late = atApp(await callback(await provider.signIn((await start()).toString(), subject)))
+    clock.advance(61_000)
+    expect(problem(await exchange(late.code!), 400).code).toBe('invalid_exchange_code')
+    expect(problem(await exchange('made-up'), 400).code).toBe('invalid_exchange_code')
+  })
+
+  it('refuses a redirect address that is not listed exactly', async () => {
+    for (const address of ['https://evil.example/signed-in', `${APP}/more`, `${APP}?x=1`, 'https://app.example/signed-in/', 'HTTPS://app.example/signed-in']) {
+      const res = await t.app.inject({ url: `/auth/local/start?redirect_uri=${encodeURIComponent(address)}` })
+      expect(problem(res, 400).code).toBe('redirect_not_allowed')
+    }
+    // A custom scheme of a mobile app, listed: taken.
+    expect((await t.app.inject({ url: `/auth/local/start?redirect_uri=${encodeURIComponent('myapp://auth')}` })).statusCode).toBe(302)
+    expect(problem(await t.app.inject({ url: '/auth/nowhere/start' }), 404).code).toBe('provider_not_found')
+  })
+
+  it('refuses a replayed state: the second visit of the same callback finds no sign-in', async () => {
+    const subject = person()
+    const back = await provider.signIn((await start()).toString(), subject)
+    expect(atApp(await callback(back)).code).toBeTruthy()
+    expect(problem(await callback(back), 400).code).toBe('sign_in_failed')
+  })
+
+  it('refuses a replayed authorization code with a fresh state', async () => {
+    const subject = person()
+    const back = await provider.signIn((await start()).toString(), subject)
+    expect(atApp(await callback(back)).code).toBeTruthy()
+    // A new sign-in's state, with the code already used.
+    const fresh = await start()
+    const replay = new URL(back)
+    replay.searchParams.set('state', fresh.searchParams.get('state')!)
+    const from = t.logs.length
+    expect(atApp(await callback(replay)).error).toBe('sign_in_failed')
+    expect(refusals(from)).toEqual([expect.stringContaining('invalid_grant')])
+  })
+
+  it('refuses an ID token with another nonce', async () => {
+    const subject = person()
+    const url = await start()
+    url.searchParams.set('nonce', 'not-the-nonce-we-sent-0123456789')
+    const from = t.logs.length
+    expect(atApp(await callback(await provider.signIn(url.toString(), subject))).error).toBe('sign_in_failed')
+    expect(refusals(from)).toEqual([expect.stringContaining('claim nonce')])
+  })
+
+  it('refuses an answer issued to another client (audience)', async () => {
+    const subject = person()
+    const url = await start()
+    url.searchParams.set('client_id', 'someone-else')
+    const from = t.logs.length
+    expect(atApp(await callback(await provider.signIn(url.toString(), subject))).error).toBe('sign_in_failed')
+    // The provider itself refuses to give our client the tokens of a code issued to another.
+    expect(refusals(from)).toEqual([expect.stringContaining('invalid_grant')])
+  })
+
+  it('refuses a sign-in whose state lapsed', async () => {
+    const subject = person()
+    const url = await start()
+    clock.advance(11 * 60_000)
+    expect(problem(await callback(await provider.signIn(url.toString(), subject)), 400).code).toBe('sign_in_failed')
+  })
+
+  describe('an account with the same email', () => {
+    it('is signed in to when the provider verified the email and the account confirmed it', async () => {
+      const u = await newUser(t.app)
+      await confirmEmail(u.id)
+      const res = await signInAs(person({ email: u.email.toUpperCase(), email_verified: true }))
+      expect(res.statusCode, res.body).toBe(200)
+      expect(res.json().user.id).toBe(u.id)
+    })
+
+    it('is not, when the provider does not vouch for the email', async () => {
+      const u = await newUser(t.app)
+      await confirmEmail(u.id)
+      const subject = person({ email: u.email, email_verified: false })
+      expect(atApp(await callback(await provider.signIn((await start()).toString(), subject))).error).toBe('link_from_account')
+      // Without an app address the problem itself, saying what to do.
+      const res = problem(await callback(await provider.signIn((await start('')).toString(), subject)), 409)
+      expect(res.code).toBe('link_from_account')
+      expect(res.detail).toMatch(/sign in .* link/i)
+    })
+
+    it('is not, when the account never confirmed its email', async () => {
+      const u = await newUser(t.app)
+      const subject = person({ email: u.email, email_verified: true })
+      expect(atApp(await callback(await provider.signIn((await start()).toString(), subject))).error).toBe('link_from_account')
+    })
+  })
+
+  describe('linking from the account', () => {
+    async function link(u: SignedIn, subject: string) {
+      const res = await t.app.inject({ method: 'POST', url: '/auth/local/start?link=1', headers: u.auth })
+      expect(res.statusCode, res.body).toBe(200)
+      return callback(await provider.signIn(res.json().authorization_url, subject))
+    }
+
+    it('links a provider account, which then signs in to this account; unlinking ends that', async () => {
+      const u = await newUser(t.app)
+      // Not verified: linking from the signed-in account needs no email at all.
+      const subject = person({ email: u.email, email_verified: false })
+      const linked = await link(u, subject)
+      expect(linked.statusCode, linked.body).toBe(200)
+      expect(linked.json()).toMatchObject({ linked: true, identity: { provider: 'local' } })
+      const res = await signInAs(subject)
+      expect(res.json().user.id).toBe(u.id)
+
+      const list = (await t.app.inject({ url: '/user/identities', headers: u.auth })).json()
+      expect(list.items).toHaveLength(1)
+      // Someone else can't see or remove it.
+      const other = await newUser(t.app)
+      expect((await t.app.inject({ url: '/user/identities', headers: other.auth })).json().items).toEqual([])
+      expect(problem(await t.app.inject({ method: 'DELETE', url: `/user/identities/${list.items[0].id}`, headers: other.auth }), 404).code).toBe('identity_not_found')
+      // The owner, who has a password, can.
+      expect((await t.app.inject({ method: 'DELETE', url: `/user/identities/${list.items[0].id}`, headers: u.auth })).statusCode).toBe(204)
+      expect(problem(await callback(await provider.signIn((await start('')).toString(), subject)), 409).code).toBe('link_from_account')
+    })
+
+    it('comes back to the app with linked=1, and refuses a provider account that signs in to someone else', async () => {
+      const taken = person()
+      expect((await signInAs(taken)).statusCode).toBe(200)
+      const u = await newUser(t.app)
+      const res = await t.app.inject({ method: 'POST', url: `/auth/local/start?link=1&redirect_uri=${encodeURIComponent(APP)}`, headers: u.auth })
+      expect(atApp(await callback(await provider.signIn(res.json().authorization_url, taken))).error).toBe('identity_taken')
+      const fresh = person()
+      const ok = await t.app.inject({ method: 'POST', url: `/auth/local/start?link=1&redirect_uri=${encodeURIComponent(APP)}`, headers: u.auth })
+      expect(atApp(await callback(await provider.signIn(ok.json().authorization_url, fresh))).linked).toBe('1')
+      expect(problem(await t.app.inject({ method: 'POST', url: '/auth/local/start?link=1' }), 401).code).toBe('unauthenticated')
+    })
+
+    it('never unlinks the last way to sign in of an account without a password', async () => {
+      const subject = person()
+      const token = (await signInAs(subject)).json().access_token
+      const me = { id: '', email: '', password: '', token, auth: bearer(token) }
+      const [only] = (await t.app.inject({ url: '/user/identities', headers: me.auth })).json().items
+      expect(problem(await t.app.inject({ method: 'DELETE', url: `/user/identities/${only.id}`, headers: me.auth }), 409).code).toBe('last_sign_in_method')
+      // With a second provider account linked, either can go.
+      expect((await link(me, person())).statusCode).toBe(200)
+      expect((await t.app.inject({ method: 'DELETE', url: `/user/identities/${only.id}`, headers: me.auth })).statusCode).toBe(204)
+      const [last] = (await t.app.inject({ url: '/user/identities', headers: me.auth })).json().items
+      expect(problem(await t.app.inject({ method: 'DELETE', url: `/user/identities/${last.id}`, headers: me.auth }), 409).code).toBe('last_sign_in_method')
+    })
+  })
+
+  it('asks an account with two-factor on for its code after the provider', async () => {
+    const subject = person()
+    const token = (await signInAs(subject)).json().access_token
+    const { secret } = (await t.app.inject({ method: 'POST', url: '/user/2fa', headers: bearer(token) })).json()
+    secrets.add(secret)
+    const confirm = await t.app.inject({ method: 'POST', url: '/user/2fa/confirm', headers: bearer(token), payload: { code: await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) }) } })
+    expect(confirm.statusCode).toBe(200)
+    clock.advance(30_000)
+    const asked = problem(await signInAs(subject), 401) as unknown as { code: string; mfa_token: string }
+    expect(asked.code).toBe('mfa_required')
+    secrets.add(asked.mfa_token)
+    const code = await generate({ secret, epoch: Math.floor(clock.now().getTime() / 1000) })
+    secrets.add(code)
+    const res = await t.app.inject({ method: 'POST', url: '/authorize/mfa', payload: { mfa_token: asked.mfa_token, code } })
+    expect(res.statusCode).toBe(200)
+    secrets.add(res.json().access_token)
+  })
+
+  it('writes no code, state or token to any log line', () => {
+    expect(secrets.size).toBeGreaterThan(20)
+    const logs = t.logs.join('')
+    for (const secret of secrets) expect(logs).not.toContain(secret)
+    expect(logs).not.toContain('freelancer-secret')
+  })
+})
