@@ -100,6 +100,16 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     reply.header('x-request-id', request.id)
   })
   registerProblemHandlers(app)
+  // Shutting down, Fastify answers requests that still arrive on open connections 503 by itself,
+  // before any hook (return503OnClosing); this listener, ahead of Fastify's, adds Retry-After so
+  // that clients come back (to another process) rather than give up.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.server.prependListener('request', (_request, response) => {
+    if (closing) response.setHeader('retry-after', '1')
+  })
   if (config.debug) logStatements(app, platform.database)
   // JSON in and out: a text/plain body is refused (415) rather than parsed into a string.
   app.removeContentTypeParser('text/plain')
