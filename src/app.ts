@@ -22,6 +22,7 @@ import { locationRoutes } from './features/location/routes.js'
 import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
+import { identityRoutes } from './features/identity/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
 
@@ -31,6 +32,8 @@ declare module 'fastify' {
     platform: Platform
     accounts: Services['accounts']
     sessions: Services['sessions']
+    identity: Services['identity']
+    mail: Services['mail']
     blocks: Services['blocks']
     location: Services['location']
     messaging: Services['messaging']
@@ -105,6 +108,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('clock', services.clock)
   app.decorate('accounts', services.accounts)
   app.decorate('sessions', services.sessions)
+  app.decorate('identity', services.identity)
+  app.decorate('mail', services.mail)
   app.decorate('blocks', services.blocks)
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
@@ -128,6 +133,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(systemRoutes)
   await app.register(accountsRoutes, { authRateLimitMax: config.authRateLimitMax, pictureMaxBytes: config.pictureMaxBytes })
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(identityRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
   await app.register(blocksRoutes)

@@ -11,6 +11,10 @@ import { createMessagingService, createMessagingStore, insertMessages } from './
 import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
+import { createMailService } from './features/mail/index.js'
+import { createIdentityService } from './features/identity/index.js'
+import { createMailer } from './platform/mail/index.js'
+import { loadPasswordPolicy } from './features/accounts/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -62,6 +66,29 @@ export async function createServices(config: Config, platform: Platform, options
     })
     await accounts.start()
     started.push({ name: 'accounts', close: () => accounts.close() })
+
+    // Mail: every one through the outbox, sent (or written as an .eml file) by the queue's workers.
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, mailDir: config.mailDir, from: config.mailFrom })
+    const mail = createMailService({ queue: platform.queue, mailer, retryDelaySeconds: config.mailRetryDelay, log })
+    await mail.start({ from: config.mailFrom })
+    started.push({ name: 'mail', close: () => mail.close() })
+    if (!config.smtpUrl) log.info({ mail_dir: config.mailDir }, `mails are written as .eml files in ${config.mailDir} (SMTP_URL is unset)`)
+
+    // Confirmation of emails, password resets, changes of email, new devices: links mailed to users.
+    loadPasswordPolicy()
+    const identity = createIdentityService({
+      db,
+      accounts,
+      mail,
+      hasher: platform.hasher,
+      queue: platform.queue,
+      clock,
+      appUrl: config.publicUrl ?? `http://localhost:${config.port}`,
+      productName: config.productName,
+    })
+    await identity.start()
+    started.push({ name: 'identity', close: () => identity.close() })
+    sessions.onSignedIn((trx, user, context) => identity.signedIn(trx, user, context))
 
     const messaging = createMessagingService({ store: createMessagingStore(db), live: platform.live, sendLimits: limits, summary: accounts.summary, sendRateLimit: config.sendRateLimit, clock })
     await messaging.start()
@@ -115,7 +142,7 @@ export async function createServices(config: Config, platform: Platform, options
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, mail, identity, messaging, blocks, location, jobs, tasks, close }
   } catch (error) {
     await close()
     throw error

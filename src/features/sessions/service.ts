@@ -34,6 +34,9 @@ export interface Auth {
   user: UserRow
 }
 
+/** What other features do in a sign-in's own transaction (a device recorded, a mail about it). */
+export type SignedInHook = (trx: Transaction<Database>, user: UserRow, context: { userAgent?: string; deviceId?: string; address: string }) => Promise<void>
+
 /** What other features do when a user signs out (the location leaves the map...). */
 export type SignedOutHook = (userId: string) => Promise<void>
 /**
@@ -104,6 +107,7 @@ export function createSessionsService(deps: {
   const idleMs = config.sessionIdleTtl * 1000
   const stepMs = renewalStepMs(config.sessionIdleTtl)
   const signedOutHooks: SignedOutHook[] = []
+  const signedInHooks: SignedInHook[] = []
   const changedListeners: SessionsChangedListener[] = []
 
   // -------------------------------------------------------------------------------------------
@@ -296,6 +300,11 @@ export function createSessionsService(deps: {
       signedOutHooks.push(hook)
     },
 
+    /** Runs `hook` in every sign-in's transaction, once its session is stored. */
+    onSignedIn(hook: SignedInHook) {
+      signedInHooks.push(hook)
+    },
+
     /** Listens for sessions that may have ended (open sockets are checked again). */
     onChanged(listener: SessionsChangedListener) {
       changedListeners.push(listener)
@@ -323,7 +332,7 @@ export function createSessionsService(deps: {
      * Checks email and password; answers a new token and the user. The same 401 for an unknown
      * email and a wrong password; 429 from an address past its failures.
      */
-    async signIn(email: string, password: string, context: { userAgent?: string; address: string }): Promise<{ token: string; expiresIn: number; user: UserRow }> {
+    async signIn(email: string, password: string, context: { userAgent?: string; deviceId?: string; address: string }): Promise<{ token: string; expiresIn: number; user: UserRow }> {
       await throttle(email, context.address)
       const found = await deps.accounts.findForLogin(email.trim())
       const ok = await deps.hasher.verify(password, found?.password_hash ?? null)
@@ -349,6 +358,7 @@ export function createSessionsService(deps: {
       const created = await inTransaction(async (trx) => {
         const result = await createSessionsStore(trx).create(tokenHash, session, version, config.sessionsPerUser, now)
         if (result.ended.length > 0) await changedIn(trx, [user.id])
+        if (result.created) for (const hook of signedInHooks) await hook(trx, user, context)
         return result.created
       })
       if (!created) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
