@@ -156,7 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.
+         * @description Answers an access token for the email and password. A sign-in from a device the user has not signed in from before is mailed to them (a device is told by the `X-Device-Id` header an app may send, 8 to 128 characters of `A-Za-z0-9._:-`, else by its User-Agent). An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.
          */
         post: operations["signIn"];
         /**
@@ -205,6 +205,106 @@ export interface paths {
         post?: never;
         /** End one of the caller's sessions */
         delete: operations["endSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm an email
+         * @description With the token of the link mailed at sign-up (or on a change of email, which takes effect now). A token works once, for 48 hours; a used, expired or unknown one is 400 `invalid_token` and changes nothing.
+         */
+        post: operations["confirmEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo a change of email
+         * @description With the token mailed to the old address when a change was asked (it works once, for 3 days): the old address is the account's again (confirmed), a change not yet confirmed lapses, and every session of the account ends. Then reset the password.
+         */
+        post: operations["undoEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link
+         * @description Answers 202 with the same body, in the same time, whether or not an account has the email; if one does, a link valid for 30 minutes is mailed to it (a newer one replaces it).
+         */
+        post: operations["forgotPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset token
+         * @description Sets the password (8 to 128 characters, not a common or breached one) and ends every session of the account. The token works once; a used, expired or unknown one is 400 `invalid_token` and changes nothing.
+         */
+        post: operations["resetPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/confirm/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail the confirmation link again
+         * @description Mails the caller a new link to confirm its email (202); with the email confirmed already, 204 and no mail.
+         */
+        post: operations["resendConfirmation"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -265,7 +365,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with `Retry-After`).
+         * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). A sender whose email is unconfirmed gets 403 `email_unconfirmed`. Sends are limited per user (429 with `Retry-After`).
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -446,7 +546,9 @@ export interface paths {
         put?: never;
         /**
          * Offer a job, or change an offer
-         * @description Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
+         * @description An unconfirmed email is 403 `email_unconfirmed` (offers, accepting and approving need a confirmed one).
+         *
+         *     Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
          *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
@@ -656,7 +758,11 @@ export interface components {
              *     - `current_password_required`: This change needs the caller's current password (`current_password`)
              *     - `wrong_password`: The current password given is not the caller's
              *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-             *     - `password_too_long`: Passwords are 72 bytes at most
+             *     - `password_too_long`: Passwords are 128 characters at most
+             *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+             *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+             *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+             *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
              *     - `session_not_found`: The caller has no session with this id
              *     - `email_taken`: An account with this email exists
              *     - `user_not_found`: No such user (or one the caller may not see)
@@ -723,7 +829,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -753,7 +859,8 @@ export interface components {
          *         "WORKER"
          *       ],
          *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-         *       "created_at": "2026-12-01T09:30:00.000Z"
+         *       "created_at": "2026-12-01T09:30:00.000Z",
+         *       "email_confirmed": true
          *     }
          */
         User: {
@@ -773,6 +880,8 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+            email_confirmed?: boolean;
         };
         /**
          * @example {
@@ -1024,7 +1133,7 @@ export interface operations {
                 "application/json": {
                     /** Format: email */
                     email: string;
-                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
                     password: string;
                     first_name: string;
                     last_name: string;
@@ -1056,7 +1165,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1076,6 +1186,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1164,7 +1276,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1184,6 +1297,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1264,11 +1379,14 @@ export interface operations {
                     id?: string;
                     first_name?: string;
                     last_name?: string;
-                    /** Format: email */
+                    /**
+                     * Format: email
+                     * @description A new email takes effect once confirmed by the link mailed to it; the old address is told, with a link to undo the change
+                     */
                     email?: string;
                     /** @description ADMIN only by an admin */
                     roles?: ("CLIENT" | "WORKER" | "ADMIN")[];
-                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
                     password?: string;
                     /** @description Needed to change one's own password or email */
                     current_password?: string;
@@ -1298,7 +1416,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1318,6 +1437,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1642,7 +1763,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1662,6 +1784,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -2225,6 +2349,435 @@ export interface operations {
             };
             /** @description Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Confirmed */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    undoEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Undone; every session ended */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    forgotPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ana@example.com"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Taken; what follows comes by mail */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "If an account has this email, a link to reset its password is on its way"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resetPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM",
+                 *       "password": "a new and long passphrase"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Set; every session ended */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resendConfirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Taken; what follows comes by mail */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "If an account has this email, a link to reset its password is on its way"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Confirmed already */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3742,7 +4295,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `email_taken`: An account with this email exists
                          *     - `user_not_found`: No such user (or one the caller may not see)
@@ -3809,7 +4366,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4209,7 +4766,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `email_taken`: An account with this email exists
                          *     - `user_not_found`: No such user (or one the caller may not see)
@@ -4276,7 +4837,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4952,7 +5513,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `email_taken`: An account with this email exists
                          *     - `user_not_found`: No such user (or one the caller may not see)
@@ -5019,7 +5584,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5420,7 +5985,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `email_taken`: An account with this email exists
                          *     - `user_not_found`: No such user (or one the caller may not see)
@@ -5487,7 +6056,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */

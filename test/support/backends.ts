@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster } from 'ioredis'
@@ -66,6 +67,7 @@ export async function deleteRedisKeys(redisUrl: string, prefix: string, cluster 
 /** The config tests run with: cheap bcrypt, quiet logs, the backends named by the environment. */
 /** Where this test file's apps write their mails, when no SMTP_URL is given. */
 export const TEST_MAIL_DIR = join(tmpdir(), `freelancer-test-mail-${randomUUID()}`)
+process.once('exit', () => rmSync(TEST_MAIL_DIR, { recursive: true, force: true }))
 
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
