@@ -51,6 +51,7 @@ export function createIdentityService(deps: {
   const { clock } = deps
   const store = createIdentityStore(deps.db)
   const handlers: StopHandling[] = []
+  let sweepTimer: NodeJS.Timeout | undefined
 
   const link = (path: string, token: string) => `${deps.appUrl}/${path}?token=${token}`
   const mail = (trx: Transaction<Database>, parts: MailParts, key: string) => deps.mail.enqueue(trx, renderMail(deps.productName, parts), key)
@@ -125,9 +126,13 @@ export function createIdentityService(deps: {
         }, key)
       })
       deps.accounts.onDeleted((userId) => store.forgetUser(userId))
+      // Lapsed tokens are kept a day (a late click still finds "expired", not "unknown"), then go.
+      sweepTimer = setInterval(() => void store.sweep(new Date(clock.now().getTime() - 24 * HOUR_MS)).catch(() => {}), HOUR_MS)
+      sweepTimer.unref()
     },
 
     async close() {
+      clearInterval(sweepTimer)
       for (const stop of handlers.splice(0)) await stop()
     },
 
