@@ -140,7 +140,7 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
-    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
+    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData })
 
     return { clock, limits, accounts, sessions, mail, identity, messaging, blocks, location, jobs, tasks, close }
   } catch (error) {

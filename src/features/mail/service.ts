@@ -48,6 +48,13 @@ export function createMailService(deps: {
       return id !== null
     },
 
+    /** A task's data as admins see it in the failed tasks: of a mail, never its body (it holds tokens). */
+    shownData(name: string, data: unknown): unknown {
+      if (name !== SEND_TASK) return data
+      const mail = data as Partial<SendTask>
+      return { to: mail.message?.to, subject: mail.message?.subject, message_id: mail.message_id }
+    },
+
     async start(options: { from: string }) {
       const domain = /@([A-Za-z0-9.-]+)>?\s*$/.exec(options.from)?.[1]
       if (domain) idDomain = domain
