@@ -268,7 +268,7 @@ describe('DELETE /user', () => {
     } finally {
       await own.close()
     }
-  }, 90_000)
+  }, 300_000)
 })
 
 describe('GET /users', () => {

@@ -278,7 +278,7 @@ describe('an SMTP server that is down', () => {
       await own.close()
       await late?.close()
     }
-  }, 90_000)
+  }, 300_000)
 })
 
 describe('without SMTP_URL', () => {
@@ -295,5 +295,5 @@ describe('without SMTP_URL', () => {
     } finally {
       await own.close()
     }
-  }, 90_000)
+  }, 300_000)
 })
