@@ -54,7 +54,7 @@ beforeAll(async () => {
   const port = await freePort()
   mailbox = await startMailbox(port)
   t = await startTestApp({ SMTP_URL: `smtp://127.0.0.1:${port}`, PUBLIC_URL: 'https://app.example.com', PRODUCT_NAME: 'Fixit', MAIL_FROM: 'Fixit <hello@fixit.example>', QUEUE_POLL_INTERVAL: '500' }, { clock })
-}, 60_000)
+}, 300_000)
 afterAll(async () => {
   await t?.close()
   await mailbox?.close()
