@@ -13,6 +13,7 @@ import * as emailConfirmation from './0011_email_confirmation.js'
 import * as sendFunction from './0050_send_function.js'
 import * as oidcIdentities from './0015_oidc_identities.js'
 import * as twoFactor from './0016_two_factor.js'
+import * as accountTokens from './0012_account_tokens.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '0050_send_function': sendFunction,
   '0015_oidc_identities': oidcIdentities,
   '0016_two_factor': twoFactor,
+  '0012_account_tokens': accountTokens,
 }

@@ -22,6 +22,7 @@ import { locationRoutes } from './features/location/routes.js'
 import { messagingRoutes } from './features/messaging/routes.js'
 import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
+import { identityRoutes } from './features/identity/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
 import { twoFactorRoutes } from './features/twofactor/routes.js'
@@ -35,6 +36,8 @@ declare module 'fastify' {
     sessions: Services['sessions']
     twoFactor: Services['twoFactor']
     oidc: Services['oidc']
+    identity: Services['identity']
+    mail: Services['mail']
     blocks: Services['blocks']
     location: Services['location']
     messaging: Services['messaging']
@@ -125,6 +128,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('sessions', services.sessions)
   app.decorate('twoFactor', services.twoFactor)
   app.decorate('oidc', services.oidc)
+  app.decorate('identity', services.identity)
+  app.decorate('mail', services.mail)
   app.decorate('blocks', services.blocks)
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
@@ -150,6 +155,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(sessionsRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(twoFactorRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(oidcRoutes, { authRateLimitMax: config.authRateLimitMax })
+  await app.register(identityRoutes, { authRateLimitMax: config.authRateLimitMax })
   await app.register(locationRoutes)
   await app.register(messagingRoutes)
   await app.register(blocksRoutes)

@@ -1,6 +1,8 @@
 // The only reader of process.env: everything is read and checked once, at start.
 
 import { isIP } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { SETTINGS, type SettingOf } from './settings.js'
 
 export interface Config {
@@ -33,6 +35,13 @@ export interface Config {
   corsOrigins: string[]
   publicUrl: string | undefined
   workers: number
+  productName: string
+  /** SMTP server of the mails; undefined: each mail is written as an .eml file in mailDir. */
+  smtpUrl: string | undefined
+  mailFrom: string
+  mailDir: string
+  mailRetryDelay: number
+  emailConfirmation: 'required' | 'off'
   /**
    * Which proxies' X-Forwarded-For to believe, as Fastify's trustProxy takes it: false (none, the
    * peer is the client), true (any), a hop count, or proxy addresses and CIDRs.
@@ -198,6 +207,11 @@ function isProxyAddress(entry: string): boolean {
   return /^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
 }
 
+/** Mails beside the embedded database; an in-memory database has no folder, so a temporary one. */
+function defaultMailDir(dataDir: string): string {
+  return dataDir.startsWith('memory://') ? join(tmpdir(), 'freelancer-mail') : join(dataDir, 'mail')
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = []
 
@@ -299,6 +313,12 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: (text('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     publicUrl: url('PUBLIC_URL')?.replace(/\/$/, ''),
     workers: int('WORKERS'),
+    productName: text('PRODUCT_NAME')!,
+    smtpUrl: url('SMTP_URL'),
+    mailFrom: text('MAIL_FROM')!,
+    mailDir: text('MAIL_DIR') ?? defaultMailDir(text('DATA_DIR')!),
+    mailRetryDelay: int('MAIL_RETRY_DELAY'),
+    emailConfirmation: oneOf('EMAIL_CONFIRMATION') ?? 'required',
     trustProxy: trustProxy(),
     rateLimitMax: int('RATE_LIMIT_MAX'),
     authRateLimitMax: int('AUTH_RATE_LIMIT_MAX'),

@@ -29,7 +29,11 @@ export const PROBLEM_CODES = {
   current_password_required: 'This change needs the caller\'s current password (`current_password`)',
   wrong_password: 'The current password given is not the caller\'s',
   recent_sign_in_required: 'An account without a password must have signed in within the last 5 minutes for this',
-  password_too_long: 'Passwords are 72 bytes at most',
+  password_too_long: 'Passwords are 128 characters at most',
+  password_too_short: 'Passwords are 8 characters at least (15 or more recommended)',
+  password_too_common: 'The password is on the list of common and breached passwords the service ships: choose another',
+  email_unconfirmed: 'This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)',
+  invalid_token: 'The token is unknown, used or expired: ask for a new mail',
   session_not_found: 'The caller has no session with this id',
   // Sign-in with a provider (OpenID Connect)
   provider_not_found: 'No provider of this name is configured (GET /auth/providers lists them)',

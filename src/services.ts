@@ -14,6 +14,10 @@ import { createTwoFactorService, createTwoFactorStore } from './features/twofact
 import { createOidcService, createOidcStore } from './features/oidc/index.js'
 import { createOidcClients } from './platform/oidc.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
+import { createMailService } from './features/mail/index.js'
+import { createIdentityService } from './features/identity/index.js'
+import { createMailer } from './platform/mail/index.js'
+import { loadPasswordPolicy } from './features/accounts/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -66,8 +70,31 @@ export async function createServices(config: Config, platform: Platform, options
     await accounts.start()
     started.push({ name: 'accounts', close: () => accounts.close() })
 
+    // Mail: every one through the outbox, sent (or written as an .eml file) by the queue's workers.
+    const mailer = createMailer({ smtpUrl: config.smtpUrl, mailDir: config.mailDir, from: config.mailFrom })
+    const mail = createMailService({ queue: platform.queue, mailer, retryDelaySeconds: config.mailRetryDelay, log })
+    await mail.start({ from: config.mailFrom })
+    started.push({ name: 'mail', close: () => mail.close() })
+    if (!config.smtpUrl) log.info({ mail_dir: config.mailDir }, `mails are written as .eml files in ${config.mailDir} (SMTP_URL is unset)`)
+
+    // Confirmation of emails, password resets, changes of email, new devices: links mailed to users.
+    loadPasswordPolicy()
+    const identity = createIdentityService({
+      db,
+      accounts,
+      mail,
+      hasher: platform.hasher,
+      queue: platform.queue,
+      clock,
+      appUrl: config.publicUrl ?? `http://localhost:${config.port}`,
+      productName: config.productName,
+    })
+    await identity.start()
+    started.push({ name: 'identity', close: () => identity.close() })
+    sessions.onSignedIn((trx, user, context) => identity.signedIn(trx, user, context))
+
     // Two-factor sign-in: every sign-in whose first factor passed asks it for a challenge.
-    const twoFactor = createTwoFactorService({ store: createTwoFactorStore(db), accounts: accountsStore, sessions, hasher: platform.hasher, clock, encryptionKey: config.totpEncryptionKey, issuer: 'Freelancer', log })
+    const twoFactor = createTwoFactorService({ store: createTwoFactorStore(db), accounts: accountsStore, sessions, hasher: platform.hasher, clock, encryptionKey: config.totpEncryptionKey, issuer: config.productName, log })
     await twoFactor.start()
     started.push({ name: 'two-factor', close: () => twoFactor.close() })
 
@@ -127,9 +154,9 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
-    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
+    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData })
 
-    return { clock, limits, accounts, sessions, twoFactor, oidc, messaging, blocks, location, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, jobs, tasks, close }
   } catch (error) {
     await close()
     throw error

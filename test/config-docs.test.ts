@@ -32,10 +32,12 @@ describe('settings', () => {
       expect(problemsOf({ [name]: value }), name).toContain(name)
     }
     // The free-text ones land in the config as given.
-    const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example' })
-    expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'] })
+    const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example', PRODUCT_NAME: 'Fixit', MAIL_FROM: 'Fixit <hi@fixit.example>', MAIL_DIR: '/tmp/mails' })
+    expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'], productName: 'Fixit', mailFrom: 'Fixit <hi@fixit.example>', mailDir: '/tmp/mails' })
+    // Without MAIL_DIR, mails go beside the database.
+    expect(loadConfig({ DATA_DIR: '/tmp/x' }).mailDir).toBe('/tmp/x/mail')
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY'])
     // The structured ones are checked by their own rules.
     expect(problemsOf({ OIDC_PROVIDERS: '{not json' })).toContain('OIDC_PROVIDERS')
     expect(problemsOf({ OIDC_APP_REDIRECTS: 'not a url' })).toContain('OIDC_APP_REDIRECTS')

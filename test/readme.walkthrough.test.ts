@@ -138,7 +138,7 @@ describe.skipIf(missingTools.length > 0 && !required)('the README walkthrough, r
     expect(steps.length).toBeGreaterThan(5)
     // One bash runs every block in turn (variables carry over), a marker after each.
     const script = ['set -euo pipefail', ...steps.map((step, i) => `${step.code}\nprintf '\\n@@step ${i}@@\\n'`)].join('\n')
-    const bash = spawn('bash', ['-c', script], { cwd: dataDir, env: { ...process.env, API: api }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const bash = spawn('bash', ['-c', script], { cwd: dataDir, env: { ...process.env, API: api, MAIL_DIR: `${dataDir}/mail` }, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     bash.stdout.on('data', (d) => (stdout += d))

@@ -143,7 +143,8 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
     const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }) }))
     const users = db
       .insertInto('users')
-      .values(rows.map(({ picture: _picture, ...row }) => ({ ...row, created_at: createdAt })))
+      // Seeded addresses receive no mail: they are taken as confirmed.
+      .values(rows.map(({ picture: _picture, ...row }) => ({ ...row, created_at: createdAt, email_confirmed_at: createdAt })))
       .onConflict((conflict) => conflict.column('id').doNothing())
       .execute()
       .then(async () => {

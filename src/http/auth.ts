@@ -1,12 +1,20 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { UnauthenticatedError } from '../errors.js'
+import { ForbiddenError, UnauthenticatedError } from '../errors.js'
 import type { Auth } from '../features/sessions/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The signed-in caller; set by `authenticate` on the routes registered through `signedIn`. */
     auth: Auth
+  }
+  interface FastifyContextConfig {
+    /**
+     * The route (or, given a function, the request as it reads it) needs a confirmed email while
+     * EMAIL_CONFIRMATION=required: else 403 `email_unconfirmed`. Checked once its input is
+     * validated, for routes registered through `signedIn`.
+     */
+    confirmedEmail?: true | ((request: FastifyRequest) => boolean)
   }
   interface FastifyInstance {
     /** A valid Bearer token or 401 (the preParsing hook of signed-in routes). Renews the session's idle expiry. */
@@ -67,6 +75,14 @@ export async function signedIn(app: FastifyInstance, routes: (app: TypedFastify)
     scope.addHook('preParsing', async (request, reply, payload) => {
       await scope.authenticate(request, reply)
       return payload
+    })
+    // The one place where a route's `confirmedEmail` is enforced.
+    scope.addHook('preHandler', async (request) => {
+      const rule = request.routeOptions.config.confirmedEmail
+      if (!rule || scope.config.emailConfirmation === 'off' || request.auth.user.email_confirmed_at !== null) return
+      if (rule === true || rule(request)) {
+        throw new ForbiddenError('Confirm your email first: follow the link mailed to you (POST /email/confirm), or ask for another mail (POST /email/confirm/resend)', 'email_unconfirmed')
+      }
     })
     await routes(scope.withTypeProvider<TypeBoxTypeProvider>())
   })

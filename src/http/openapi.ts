@@ -12,6 +12,7 @@ import { DOCS_PREFIX } from './security-headers.js'
 const TAGS = [
   { name: 'accounts', description: 'Sign-up, the caller\'s own account, other users, profile pictures' },
   { name: 'sessions', description: 'Sign-in and sign-out; the devices (sessions) signed in to an account' },
+  { name: 'identity', description: 'What comes by mail: confirming an email, undoing a change of it, resetting a forgotten password' },
   { name: 'location', description: 'Workers on the map: posting a (blurred) position, searching nearby' },
   { name: 'messaging', description: 'Messages, the inbox, conversations, blocks and reports' },
   { name: 'realtime', description: 'Instant delivery over a WebSocket, and its one-time tickets' },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import { TooManyRequestsError } from '../errors.js'
 
@@ -6,6 +7,15 @@ export interface PasswordHasher {
   /** Compares against the hash; with no hash, spends the same time on a dummy and answers false. */
   verify(password: string, hash: string | null): Promise<boolean>
 }
+
+/**
+ * bcrypt reads 72 bytes of a password and ignores the rest. A longer one (passwords run to 128
+ * characters, up to 512 bytes in UTF-8) is first reduced to its SHA-256, so that every character
+ * counts; passwords of 72 bytes or fewer go in as they are, so hashes made before stay valid.
+ */
+const BCRYPT_BYTES = 72
+export const bcryptInput = (password: string) =>
+  Buffer.byteLength(password, 'utf8') > BCRYPT_BYTES ? `sha256:${createHash('sha256').update(password, 'utf8').digest('base64url')}` : password
 
 /** How much lower than the event loop the bcrypt threads run (nice 0 to 19). */
 const NICENESS = 10
@@ -93,10 +103,10 @@ export function createPasswordHasher(options: { cost: number; concurrency: numbe
   const dummyHash = () => dummy.catch(() => (dummy = makeDummy()))
 
   return {
-    hash: (password) => run<string>({ op: 'hash', password, cost: options.cost }),
+    hash: (password) => run<string>({ op: 'hash', password: bcryptInput(password), cost: options.cost }),
     verify: async (password, hash) => {
       const against = hash ?? (await dummyHash())
-      const ok = await run<boolean>({ op: 'compare', password, hash: against })
+      const ok = await run<boolean>({ op: 'compare', password: bcryptInput(password), hash: against })
       return ok && hash !== null
     },
   }

@@ -1,4 +1,7 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { simpleParser } from 'mailparser'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
@@ -78,10 +81,44 @@ export interface SignedIn {
   auth: { authorization: string }
 }
 
-/** Signs a new user up and in. */
+/** A file name's form of an address, as the .eml transport writes it (src/platform/mail). */
+const fileSafe = (text: string) => text.toLowerCase().replace(/[^a-z0-9@._-]+/g, '_').slice(0, 100)
+
+/**
+ * The mails an app wrote to `to` as .eml files (no SMTP_URL), parsed, oldest first; waits up to
+ * `timeoutMs` for at least `atLeast` of them (mails leave through the task queue, just after the
+ * commit that asked for them).
+ */
+export async function mailsTo(app: FastifyInstance, to: string, options: { atLeast?: number; timeoutMs?: number } = {}) {
+  const atLeast = options.atLeast ?? 1
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000)
+  const prefix = `${fileSafe(to)}-`
+  for (;;) {
+    const names = (await readdir(app.config.mailDir).catch(() => [] as string[])).filter((name) => name.startsWith(prefix) && name.endsWith('.eml'))
+    if (names.length >= atLeast || Date.now() > deadline) {
+      const mails = await Promise.all(names.map(async (name) => simpleParser(await readFile(join(app.config.mailDir, name)))))
+      if (mails.length < atLeast) throw new Error(`expected ${atLeast} mail(s) to ${to} in ${app.config.mailDir}, found ${mails.length}`)
+      return mails.sort((a, b) => (a.date?.getTime() ?? 0) - (b.date?.getTime() ?? 0))
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** The token a mail carries (its "Token:" line, beside the link). */
+export function tokenOf(mail: { text?: string }): string {
+  const match = /^Token: ([A-Za-z0-9_-]{20,})$/m.exec(mail.text ?? '')
+  if (!match) throw new Error(`no token in the mail: ${mail.text}`)
+  return match[1]!
+}
+
+/**
+ * Signs a new user up and in. Its email is confirmed the way a user does it: the confirmation
+ * mail is read (the .eml file the app wrote) and its token posted to /email/confirm. `confirmed:
+ * false` leaves it unconfirmed; an app with SMTP_URL set must confirm through its own mailbox.
+ */
 export async function newUser(
   app: FastifyInstance,
-  fields: { roles?: string[]; first_name?: string; last_name?: string; email?: string } = {},
+  fields: { roles?: string[]; first_name?: string; last_name?: string; email?: string; confirmed?: boolean } = {},
 ): Promise<SignedIn> {
   const email = fields.email ?? uniqueEmail()
   const password = 'correct horse battery'
@@ -91,6 +128,11 @@ export async function newUser(
     payload: { email, password, first_name: fields.first_name ?? 'Test', last_name: fields.last_name ?? 'User', ...(fields.roles ? { roles: fields.roles } : {}) },
   })
   if (signup.statusCode !== 201) throw new Error(`signup failed: ${signup.body}`)
+  if (fields.confirmed !== false && !app.config.smtpUrl) {
+    const [mail] = await mailsTo(app, email)
+    const confirm = await app.inject({ method: 'POST', url: '/email/confirm', payload: { token: tokenOf(mail!) } })
+    if (confirm.statusCode !== 204) throw new Error(`confirmation failed: ${confirm.body}`)
+  }
   const token = await signIn(app, email, password)
   return { id: signup.json().id, email, password, token, auth: { authorization: `Bearer ${token}` } }
 }

@@ -1,4 +1,7 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Cluster } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, type Config } from '../../src/config.js'
@@ -62,11 +65,17 @@ export async function deleteRedisKeys(redisUrl: string, prefix: string, cluster 
 }
 
 /** The config tests run with: cheap bcrypt, quiet logs, the backends named by the environment. */
+/** Where this test file's apps write their mails, when no SMTP_URL is given. */
+export const TEST_MAIL_DIR = join(tmpdir(), `freelancer-test-mail-${randomUUID()}`)
+process.once('exit', () => rmSync(TEST_MAIL_DIR, { recursive: true, force: true }))
+
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
     BCRYPT_COST: '4',
     LOG_LEVEL: 'silent',
     DATA_DIR: 'memory://',
+    // Each test file's mails in a folder of its own (newUser reads the confirmation link there).
+    MAIL_DIR: TEST_MAIL_DIR,
     RATE_LIMIT_MAX: '100000',
     AUTH_RATE_LIMIT_MAX: '100000',
     // The suite runs files side by side on a few cores, where a process can stall for over the

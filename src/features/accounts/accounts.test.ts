@@ -31,7 +31,8 @@ describe('POST /signup', () => {
     const user = res.json()
     expect(user).toMatchObject({ email, first_name: 'Ana', last_name: 'Lima', roles: ['CLIENT'], picture_url: null })
     expect(user.id).toMatch(/^[0-9a-f-]{36}$/)
-    expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'first_name', 'id', 'last_name', 'picture_url', 'roles'])
+    expect(Object.keys(user).sort()).toEqual(['created_at', 'email', 'email_confirmed', 'first_name', 'id', 'last_name', 'picture_url', 'roles'])
+    expect(user.email_confirmed).toBe(false)
   })
 
   it('takes WORKER and CLIENT roles', async () => {
@@ -62,10 +63,22 @@ describe('POST /signup', () => {
     expect(body.errors?.map((e) => e.field)).toContain(field)
   })
 
-  it('refuses a password over 72 bytes instead of cutting it', async () => {
-    const password = 'é'.repeat(40) // 40 characters, 80 bytes
-    const res = await inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password, first_name: 'A', last_name: 'B' } })
-    expect(problem(res, 400).code).toBe('password_too_long')
+  it('takes passwords up to 128 characters, every one of which counts (past bcrypt\'s 72 bytes too)', async () => {
+    const password = 'é'.repeat(100) // 100 characters, 200 bytes
+    const email = uniqueEmail()
+    expect((await inject({ method: 'POST', url: '/signup', payload: { email, password, first_name: 'A', last_name: 'B' } })).statusCode).toBe(201)
+    expect((await inject({ method: 'POST', url: '/authorize', payload: { email, password } })).statusCode).toBe(200)
+    // Differs from it only in its last character, far past 72 bytes.
+    problem(await inject({ method: 'POST', url: '/authorize', payload: { email, password: `${'é'.repeat(99)}e` } }), 401)
+    const tooLong = await inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password: 'x'.repeat(129), first_name: 'A', last_name: 'B' } })
+    expect(problem(tooLong, 400).errors?.map((e) => e.field)).toContain('body/password')
+  })
+
+  it('refuses a password on the list of common and breached passwords, in any case', async () => {
+    for (const password of ['password1', 'PASSWORD123', 'qwertyuiop']) {
+      const res = await inject({ method: 'POST', url: '/signup', payload: { email: uniqueEmail(), password, first_name: 'A', last_name: 'B' } })
+      expect(problem(res, 400).code).toBe('password_too_common')
+    }
   })
 
   it('answers malformed JSON 400, a wrong content type 415 and a body over the limit 413, all problem+json', async () => {
@@ -255,7 +268,7 @@ describe('DELETE /user', () => {
     } finally {
       await own.close()
     }
-  })
+  }, 300_000)
 })
 
 describe('GET /users', () => {

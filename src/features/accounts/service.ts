@@ -14,6 +14,7 @@ import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.js'
+import { checkNewPassword } from './password-policy.js'
 
 export interface Actor {
   userId: string
@@ -28,6 +29,13 @@ export type AccountDeletedHook = (userId: string) => Promise<void>
 export type AccountChangedHook = (user: UserRow, before: UserRow | undefined) => Promise<void>
 /** The fields of a user that its view is made of; `created_at` may be its ISO text already (from a card). */
 export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
+/** What follows a sign-up in its transaction (the confirmation mail). */
+export type SignedUpHook = (trx: Transaction<Database>, user: UserRow) => Promise<void>
+/**
+ * What an asked change of email does in the transaction of the request, instead of changing it
+ * (a confirmation mailed to the new address, word to the old one).
+ */
+export type EmailChangeHook = (trx: Transaction<Database>, user: UserRow, newEmail: string) => Promise<void>
 /** The fields of a user (deleted ones as tombstones) that its summary is made of. */
 export type SummarizedUser = Pick<UserRow, 'id' | 'first_name' | 'last_name' | 'picture_etag'> & { deleted_at: Date | null }
 /** What accounts need of sessions (given by the sessions feature): changes told in the change's own transaction. */
@@ -40,7 +48,6 @@ export interface AccountSessions {
   forget(userIds: readonly string[]): void
 }
 
-const MAX_PASSWORD_BYTES = 72
 /** How recent a sign-in vouches for an account without a password, where a password would be asked. */
 const RECENT_SIGN_IN_MS = 5 * 60_000
 /** Users kept in each process for search results and the like (about 300 bytes each). */
@@ -61,12 +68,6 @@ interface DeletedTask {
   user_id: string
 }
 
-function checkPasswordBytes(password: string, field = 'password') {
-  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
-    throw new InvalidInputError(`The password is longer than ${MAX_PASSWORD_BYTES} bytes`, [{ field: `body/${field}`, message: `must be at most ${MAX_PASSWORD_BYTES} bytes` }], 'password_too_long')
-  }
-}
-
 export function createAccountsService(deps: {
   store: AccountsStore
   hasher: PasswordHasher
@@ -83,6 +84,8 @@ export function createAccountsService(deps: {
   /** This process's task handlers, stopped at close. */
   const handlers: StopHandling[] = []
   const changedHooks: AccountChangedHook[] = []
+  const signedUpHooks: SignedUpHook[] = []
+  let emailChangeHook: EmailChangeHook | undefined
   // Users as other features show them (search results, a poster's roles), read through a cache
   // of each process; every change to a user drops it everywhere.
   const cached = createSharedCache<UserRow>({ events: deps.events, name: 'users', max: CACHED_USERS, ttlMs: CACHED_USER_TTL_MS })
@@ -107,7 +110,10 @@ export function createAccountsService(deps: {
       picture_url: pictureUrl(user),
       created_at: typeof user.created_at === 'string' ? user.created_at : user.created_at.toISOString(),
     }
-    if (privileged && user.email) shown.email = user.email
+    if (privileged && user.email) {
+      shown.email = user.email
+      if ('email_confirmed_at' in user) shown.email_confirmed = user.email_confirmed_at !== null
+    }
     return shown
   }
 
@@ -190,6 +196,20 @@ export function createAccountsService(deps: {
     onChanged(hook: AccountChangedHook) {
       changedHooks.push(hook)
     },
+    onSignedUp(hook: SignedUpHook) {
+      signedUpHooks.push(hook)
+    },
+    /** Who handles a change of email (by mail); without one, an email changes at once. */
+    handleEmailChanges(hook: EmailChangeHook) {
+      emailChangeHook = hook
+    },
+
+    /**
+     * A change to a user written by another feature (a confirmed email, a reset password) in one
+     * transaction with what follows it: sessions told (or ended), caches dropped everywhere.
+     */
+    changeWith: (write: (trx: Transaction<Database>) => Promise<UserRow | undefined>, options: { endSessions?: { keep?: string } } = {}) =>
+      change((store) => write(store.trx), options),
 
     /**
      * Users by id (deleted ones are left out), from this process's cache when they are in it. A
@@ -212,17 +232,22 @@ export function createAccountsService(deps: {
     },
 
     async signup(input: SignupInput): Promise<UserView> {
-      checkPasswordBytes(input.password)
+      checkNewPassword(input.password)
       const password_hash = await hasher.hash(input.password)
       try {
-        const user = await store.insert({
-          id: uuidv7(),
-          email: input.email.trim(),
-          first_name: input.first_name.trim(),
-          last_name: input.last_name.trim(),
-          password_hash,
-          roles: input.roles ?? ['CLIENT'],
-        }, deps.clock.now())
+        // The account and its confirmation mail commit together.
+        const user = await store.transaction(async (trx) => {
+          const user = await createAccountsStore(trx).insert({
+            id: uuidv7(),
+            email: input.email.trim(),
+            first_name: input.first_name.trim(),
+            last_name: input.last_name.trim(),
+            password_hash,
+            roles: input.roles ?? ['CLIENT'],
+          }, deps.clock.now())
+          for (const hook of signedUpHooks) await hook(trx, user)
+          return user
+        })
         return view(user, user)
       } catch (error) {
         if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
@@ -247,24 +272,42 @@ export function createAccountsService(deps: {
       if (self && (input.password !== undefined || input.email !== undefined)) {
         await checkCurrentPassword(input.current_password, await store.passwordHash(me.id), 'change the password or email')
       }
-      if (input.password !== undefined) checkPasswordBytes(input.password)
+      if (input.password !== undefined) checkNewPassword(input.password)
+      // A new email is the user's only once a link mailed to it is followed: until then it is
+      // asked for, and the address there was stays (see handleEmailChanges).
+      const newEmail = input.email?.trim()
+      const emailChanges = newEmail !== undefined && newEmail.toLowerCase() !== target.email?.toLowerCase()
+      if (emailChanges && emailChangeHook) {
+        const holder = await store.findForLogin(newEmail)
+        if (holder && holder.id !== target.id) throw new ConflictError('An account with this email exists already', 'email_taken')
+      }
       try {
         const changes = {
           ...(input.first_name !== undefined ? { first_name: input.first_name.trim() } : {}),
           ...(input.last_name !== undefined ? { last_name: input.last_name.trim() } : {}),
-          ...(input.email !== undefined ? { email: input.email.trim() } : {}),
+          ...(newEmail !== undefined && (!emailChangeHook || !emailChanges) ? { email: newEmail } : {}),
           ...(input.roles !== undefined ? { roles: input.roles as Role[] } : {}),
           ...(input.password !== undefined ? { password_hash: await hasher.hash(input.password) } : {}),
         }
         // A new password ends every other session: whoever knew the old one is out.
         const endSessions = input.password !== undefined ? { keep: self ? actor.sessionId : undefined } : undefined
-        const updated = await change((store) => store.update(target.id, changes, deps.clock.now()), { endSessions, before: target })
+        const updated = await change(async (store) => {
+          const updated = await store.update(target.id, changes, deps.clock.now())
+          if (updated && emailChanges && emailChangeHook) await emailChangeHook(store.trx, updated, newEmail)
+          return updated
+        }, { endSessions, before: target })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
         return view(updated, me)
       } catch (error) {
         if (error instanceof EmailTakenError) throw new ConflictError('An account with this email exists already', 'email_taken')
         throw error
       }
+    },
+
+    /** Marks a user's email confirmed, by email (the demo's people, made on the command line); false if there is no such user. */
+    async confirmEmailOf(email: string): Promise<boolean> {
+      const user = await change((store) => store.confirmEmail(email.trim(), deps.clock.now()))
+      return user !== undefined
     },
 
     /** Grants or takes away ADMIN by email (the command line's way to make the first admin); false if there is no such user. */

@@ -28,9 +28,9 @@ interface UsersTable {
 }
 
 /** A user as stored, without the password hash (which only findForLogin reads). */
-export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version' | 'email_confirmed_at'>
+export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version'>
 
-const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at'] as const
+const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'email_confirmed_at'] as const
 
 export interface UserListQuery {
   q?: string
@@ -100,7 +100,7 @@ export function createAccountsStore(db: DB) {
 
     async update(
       id: string,
-      changes: Partial<Pick<UsersTable, 'first_name' | 'last_name' | 'roles' | 'password_hash' | 'email' | 'picture_etag'>>,
+      changes: Partial<Pick<UsersTable, 'first_name' | 'last_name' | 'roles' | 'password_hash' | 'email' | 'picture_etag'> & { email_confirmed_at: Date | null }>,
       at: Date,
     ): Promise<UserRow | undefined> {
       try {
@@ -146,6 +146,23 @@ export function createAccountsStore(db: DB) {
           .executeTakeFirst()
         return result.numUpdatedRows > 0n
       })
+    },
+
+    /** The transaction this store writes in (its caller's). */
+    get trx(): Transaction<Database> {
+      if (!db.isTransaction) throw new Error('this store is not on a transaction')
+      return db as Transaction<Database>
+    },
+
+    /** Marks the email confirmed (unless it is already), by email; the user, or undefined if there is none. */
+    async confirmEmail(email: string, at: Date): Promise<UserRow | undefined> {
+      return db
+        .updateTable('users')
+        .set({ email_confirmed_at: sql<Date>`coalesce(email_confirmed_at, ${at})`, updated_at: at })
+        .where(sql`lower(email)`, '=', email.toLowerCase())
+        .where('deleted_at', 'is', null)
+        .returning(PUBLIC_COLUMNS)
+        .executeTakeFirst()
     },
 
     /** Runs `work` in one transaction (a store made on it writes there, with the tasks of the outbox). */

@@ -555,7 +555,7 @@ describe('the workflow table', () => {
       expect(after.status).toBe(from)
       expect(after.version).toBe(shared.job.version)
     }
-  }, 60_000)
+  }, 180_000)
 
   it('answers 400 for an unknown status and for bad bodies', async () => {
     const { w, job } = await jobIn('REQUESTED')
@@ -600,7 +600,7 @@ describe('the workflow table', () => {
       }),
       { numRuns: 12 },
     )
-  }, 60_000)
+  }, 180_000)
 
   it('is the table of DESIGN.md', () => {
     expect(WORKFLOW.map((m) => `${m.from}>${m.to}:${m.by.join('|')}${m.reasonRequired ? '!' : ''}`)).toEqual([

@@ -21,11 +21,13 @@ export async function jobsRoutes(fastify: FastifyInstance) {
 
   await signedIn(fastify, (app) => {
     app.post('/job', {
+      config: { confirmedEmail: true },
       schema: {
         tags,
         operationId: 'offerJob',
         summary: 'Offer a job, or change an offer',
         description: [
+          'An unconfirmed email is 403 `email_unconfirmed` (offers, accepting and approving need a confirmed one).',
           'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
           'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job\'s `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.',
         ].join('\n\n'),
@@ -90,6 +92,8 @@ export async function jobsRoutes(fastify: FastifyInstance) {
     })
 
     app.post('/job/:id/status', {
+      // Accepting and approving (which pays) bind the caller: they need a confirmed email.
+      config: { confirmedEmail: (request) => ['ACCEPTED', 'PENDING_PAYMENT'].includes((request.body as { status?: string }).status ?? '') },
       schema: {
         tags,
         operationId: 'moveJob',

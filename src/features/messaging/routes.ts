@@ -11,11 +11,12 @@ export async function messagingRoutes(fastify: FastifyInstance) {
 
   await signedIn(fastify, (app) => {
     app.post('/send', {
+      config: { confirmedEmail: true },
       schema: {
         tags,
         operationId: 'sendMessage',
         summary: 'Send a message',
-        description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with \`Retry-After\`).`,
+        description: `Stores the message, then pushes \`message.created\` to the recipient's sockets. The text is trimmed and must be 1 to ${MAX_TEXT_CHARS} characters. An \`Idempotency-Key\` header makes a retry answer the first message (with \`Idempotent-Replayed: true\`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). A sender whose email is unconfirmed gets 403 \`email_unconfirmed\`. Sends are limited per user (429 with \`Retry-After\`).`,
         security: bearerSecurity,
         headers: SendHeaders,
         body: SendBody,

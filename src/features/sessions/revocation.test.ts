@@ -7,7 +7,7 @@ import { WebSocket } from 'ws'
 import { buildApp } from '../../app.js'
 import { openDatabase, type DatabaseHandle } from '../../platform/db/index.js'
 import type { Platform } from '../../platform/index.js'
-import { newUser, problem, signIn, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { mailsTo, newUser, problem, tokenOf, signIn, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { createScratchDatabase, openTestPlatform, TEST_DATABASE_URL, testConfig } from '../../../test/support/backends.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { waitUntil } from '../../../test/support/wait.js'
@@ -135,6 +135,9 @@ describe('a change made through one process, on the other', () => {
     const email = `renamed.${user.email}`
     const changed = await a.inject({ method: 'POST', url: '/user', headers: user.auth, payload: { email, current_password: user.password, first_name: 'Renamed' } })
     expect(changed.statusCode).toBe(200)
+    // A new email takes effect when the link mailed to it is followed.
+    const [mail] = await mailsTo(a, email)
+    expect((await a.inject({ method: 'POST', url: '/email/confirm', payload: { token: tokenOf(mail!) } })).statusCode).toBe(204)
     const seen = await aSecondAfter(performance.now(), () => me(b, user.token))
     expect(seen.json()).toMatchObject({ email, first_name: 'Renamed' })
     expect(sockets.laptop.closedAt).toBeUndefined()

@@ -36,6 +36,8 @@ export interface Auth {
 
 export interface SignInContext {
   userAgent?: string
+  /** The app's own name for the device (X-Device-Id), when it sends one. */
+  deviceId?: string
   address: string
 }
 
@@ -50,6 +52,9 @@ export interface SignedIn {
  * when the account has a second factor, null when the sign-in may go on.
  */
 export type SecondFactorGate = (user: UserRow, version: number, context: SignInContext) => Promise<{ token: string; expiresIn: number } | null>
+
+/** What other features do in a sign-in's own transaction (a device recorded, a mail about it). */
+export type SignedInHook = (trx: Transaction<Database>, user: UserRow, context: SignInContext) => Promise<void>
 
 /** What other features do when a user signs out (the location leaves the map...). */
 export type SignedOutHook = (userId: string) => Promise<void>
@@ -121,6 +126,7 @@ export function createSessionsService(deps: {
   const idleMs = config.sessionIdleTtl * 1000
   const stepMs = renewalStepMs(config.sessionIdleTtl)
   const signedOutHooks: SignedOutHook[] = []
+  const signedInHooks: SignedInHook[] = []
   const changedListeners: SessionsChangedListener[] = []
 
   // -------------------------------------------------------------------------------------------
@@ -334,6 +340,7 @@ export function createSessionsService(deps: {
     const created = await inTransaction(async (trx) => {
       const result = await createSessionsStore(trx).create(tokenHash, session, version, config.sessionsPerUser, now)
       if (result.ended.length > 0) await changedIn(trx, [user.id])
+      if (result.created) for (const hook of signedInHooks) await hook(trx, user, context)
       return result.created
     })
     if (!created) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
@@ -343,6 +350,11 @@ export function createSessionsService(deps: {
   return {
     onSignedOut(hook: SignedOutHook) {
       signedOutHooks.push(hook)
+    },
+
+    /** Runs `hook` in every sign-in's transaction, once its session is stored. */
+    onSignedIn(hook: SignedInHook) {
+      signedInHooks.push(hook)
     },
 
     /** Listens for sessions that may have ended (open sockets are checked again). */

@@ -53,6 +53,7 @@ interface AuthRow {
   picture_etag: string | null
   user_created_at: Date
   user_updated_at: Date
+  email_confirmed_at: Date | null
 }
 
 // Every authenticated request that misses the cache runs this: its text is fixed (a prepared
@@ -60,7 +61,7 @@ interface AuthRow {
 // user exists and has not raised its sessions_version since the sign-in.
 const AUTHENTICATE = `
   SELECT s.id, s.user_id, s.user_agent, s.created_at, s.last_used_at, s.expires_at, s.max_expires_at,
-         u.email, u.first_name, u.last_name, u.roles, u.picture_etag, u.created_at AS user_created_at, u.updated_at AS user_updated_at
+         u.email, u.first_name, u.last_name, u.roles, u.picture_etag, u.created_at AS user_created_at, u.updated_at AS user_updated_at, u.email_confirmed_at
   FROM sessions s JOIN users u ON u.id = s.user_id
   WHERE s.token_hash = $1 AND u.deleted_at IS NULL AND u.sessions_version = s.sessions_version`
 
@@ -71,7 +72,7 @@ const RENEW = `
   FROM unnest($1::text[], $2::timestamptz[]) AS v(token_hash, used)
   WHERE s.token_hash = v.token_hash AND s.last_used_at < v.used`
 
-const toRecord = (row: Omit<AuthRow, 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'user_created_at' | 'user_updated_at'>): SessionRecord => ({
+const toRecord = (row: Omit<AuthRow, 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'user_created_at' | 'user_updated_at' | 'email_confirmed_at'>): SessionRecord => ({
   id: row.id,
   userId: row.user_id,
   userAgent: row.user_agent,
@@ -144,6 +145,7 @@ export function createSessionsStore(db: DB) {
           picture_etag: row.picture_etag,
           created_at: row.user_created_at,
           updated_at: row.user_updated_at,
+          email_confirmed_at: row.email_confirmed_at,
         },
       }
     },

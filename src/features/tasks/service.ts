@@ -11,6 +11,8 @@ export interface TasksDeps {
   queue: Queue
   /** Read from the database, not a cache: the dead letters hold users' data. */
   isAdmin: (userId: string) => Promise<boolean>
+  /** A task's data as admins may see it (a mail's body holds tokens: only its recipient and subject show). */
+  shownData?: (name: string, data: unknown) => unknown
 }
 
 const Position = Type.Object({ at: Type.String({ format: 'date-time' }), id: Type.String({ format: 'uuid' }) })
@@ -27,7 +29,7 @@ export function createTasksService(deps: TasksDeps) {
       const rows = await deps.queue.failed({ limit: limit + 1, before: after && { at: cursorTime(after.at), id: after.id } })
       const page = pageOf(rows, limit, (last) => ({ at: (last.failed_at ?? last.created_at).toISOString(), id: last.id }))
       return {
-        items: page.items.map((t) => ({ ...t, created_at: t.created_at.toISOString(), failed_at: t.failed_at?.toISOString() ?? null })),
+        items: page.items.map((t) => ({ ...t, data: deps.shownData ? deps.shownData(t.name, t.data) : t.data, created_at: t.created_at.toISOString(), failed_at: t.failed_at?.toISOString() ?? null })),
         next_cursor: page.next_cursor,
       }
     },
