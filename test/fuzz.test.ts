@@ -91,7 +91,8 @@ for (const name of ['alice', 'bob', 'admin'] as const) actors[name] = await make
 await makeThings()
 const pools = {
   ids: () => [...ids],
-  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password] }),
+  // Real ISO 4217 codes besides the random three letters (which the service refuses by name).
+  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password], currency: ['EUR', 'USD'] }),
 }
 
 interface Request {
