@@ -88,6 +88,9 @@ export const PROBLEM_CODES = {
   precondition_failed: 'A precondition of the request does not hold',
   busy: 'Too many sign-ins are being checked right now: retry after Retry-After',
   job_busy: 'The job kept changing while the caller changed it: read it again and retry',
+  // Live job tracking
+  not_your_tracking: 'Only the job\'s worker shares its position',
+  job_not_trackable: 'A position is shared only while the job is ACCEPTED or STARTED',
   // Admin
   task_not_found: 'No failed task with this id',
   // Limits and the service

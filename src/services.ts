@@ -11,6 +11,7 @@ import { createMessagingService, createMessagingStore, insertMessages } from './
 import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
+import { createTrackingService, createTrackingStore } from './features/tracking/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -75,6 +76,9 @@ export async function createServices(config: Config, platform: Platform, options
     started.push({ name: 'blocks', close: () => blocks.close() })
     accounts.onDeleted((userId) => blocks.forgetUser(userId))
 
+    // Live job tracking: a worker's exact position goes to its job's client alone.
+    const tracking = createTrackingService({ store: createTrackingStore(db), events: platform.live.events, clock, log })
+
     // Live location and search. Search leaves out those the viewer blocked and those who blocked
     // the viewer.
     const location = createLocationService({
@@ -86,6 +90,7 @@ export async function createServices(config: Config, platform: Platform, options
       stillSignedIn: sessions.stillSignedIn,
       defaultTtl: config.locationDefaultTtl,
       clock,
+      tracking,
     })
     accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
@@ -106,6 +111,7 @@ export async function createServices(config: Config, platform: Platform, options
         paymentRetryMs: 5 * 60_000,
       },
       log,
+      onChanged: (row, before) => tracking.jobChanged(row, before),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
     await jobs.start(config.jobSweepInterval * 1000)
@@ -115,7 +121,7 @@ export async function createServices(config: Config, platform: Platform, options
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, messaging, blocks, location, tracking, jobs, tasks, close }
   } catch (error) {
     await close()
     throw error
