@@ -11,6 +11,9 @@ import * as locationAnchors from './0009_location_anchors.js'
 import * as sessions from './0010_sessions.js'
 import * as emailConfirmation from './0011_email_confirmation.js'
 import * as jobTracking from './0040_job_tracking.js'
+import * as notifications from './0041_notifications.js'
+import * as pushSubscriptions from './0042_push_subscriptions.js'
+import * as phoneNumbers from './0043_phone_numbers.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -26,4 +29,7 @@ export const migrations: Record<string, Migration> = {
   '0010_sessions': sessions,
   '0011_email_confirmation': emailConfirmation,
   '0040_job_tracking': jobTracking,
+  '0041_notifications': notifications,
+  '0042_push_subscriptions': pushSubscriptions,
+  '0043_phone_numbers': phoneNumbers,
 }

@@ -12,6 +12,7 @@ import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
 import { createTrackingService, createTrackingStore } from './features/tracking/index.js'
+import { createNotificationsService, createNotificationsStore, createPushStore, loadVapidKeys, logOnlySmsProvider, type NotificationMail, type SmsProvider } from './features/notifications/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -25,6 +26,10 @@ export interface ServicesOptions {
   clock?: Clock
   /** Who takes payments, instead of the provider the config names. */
   payments?: PaymentProvider
+  /** Who sends SMS, instead of the log-only default. */
+  sms?: SmsProvider
+  /** The mail outbox the email notifications go through; absent, that channel reports `not configured`. */
+  mail?: NotificationMail
 }
 
 export async function createServices(config: Config, platform: Platform, options: ServicesOptions) {
@@ -117,11 +122,36 @@ export async function createServices(config: Config, platform: Platform, options
     await jobs.start(config.jobSweepInterval * 1000)
     started.push({ name: 'jobs', close: () => jobs.stop() })
 
+    // Notifications: every message stored is an event for its recipient's channels (in-app, email,
+    // Web Push, SMS), relayed after its commit into per-channel queue tasks.
+    const pushStore = createPushStore(db)
+    const notifications = createNotificationsService({
+      db,
+      store: createNotificationsStore(db),
+      push: {
+        store: pushStore,
+        vapid: await loadVapidKeys(db, { publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }),
+        subject: config.vapidSubject,
+        allowInsecureEndpoints: config.pushAllowHttpEndpoints,
+      },
+      sms: options.sms ?? logOnlySmsProvider(log),
+      mail: options.mail,
+      counters: platform.live.counters,
+      queue: platform.queue,
+      listen: platform.database.listen,
+      events: platform.live.events,
+      clock,
+      log,
+    })
+    await notifications.start(config.notificationSweepInterval * 1000)
+    started.push({ name: 'notifications', close: () => notifications.close() })
+    accounts.onDeleted((userId) => notifications.forgetUser(userId))
+
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, tracking, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, messaging, blocks, location, tracking, jobs, notifications, tasks, close }
   } catch (error) {
     await close()
     throw error

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
+import { waitUntil } from '../../../test/support/wait.js'
 
 const clock = manualClock(new Date())
 let t: TestApp
@@ -49,7 +50,9 @@ describe('live job tracking', () => {
 
     expect((await post(w, 52.53, 13.405)).statusCode).toBe(200)
     // The client hears the exact position (the map only ever has a point 100 to 200 m off).
-    const heard = events.filter((e) => e.type === 'job.location' && (e.data as { job_id: string }).job_id === job.id)
+    const heardOf = () => events.filter((e) => e.type === 'job.location' && (e.data as { job_id: string }).job_id === job.id)
+    await waitUntil(() => heardOf().length > 0)
+    const heard = heardOf()
     expect(heard).toHaveLength(1)
     expect(heard[0]).toMatchObject({ to: [c.id], data: { lat: 52.53, lon: 13.405 } })
 
@@ -106,6 +109,7 @@ describe('live job tracking', () => {
     expect((await getTracking(c, job.id)).json()).toMatchObject({ on: false, position: null, age_s: null, distance_m: null })
     const rows = await t.app.platform.database.db.selectFrom('job_tracking').selectAll().where('job_id', '=', job.id).execute()
     expect(rows).toEqual([])
+    await waitUntil(() => events.some((e) => e.type === 'job.tracking' && e.to[0] === c.id && !(e.data as { on: boolean }).on))
     expect(events.some((e) => e.type === 'job.tracking' && e.to[0] === c.id && (e.data as { job_id: string; on: boolean }).job_id === job.id && !(e.data as { on: boolean }).on)).toBe(true)
     // Positions posted after it ended go nowhere.
     const before = events.length
