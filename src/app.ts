@@ -102,7 +102,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   registerInputGuards(app)
 
   // The services, built here with the app's log unless given; closed with the app when built here.
-  const services = options.services ?? (await createServices(config, platform, { log: app.log, clock: options.clock, payments: options.payments, sms: options.sms, mail: options.mail }))
+  const services = options.services ?? (await createServices(config, platform, { log: app.log, clock: options.clock, payments: options.payments, sms: options.sms, mail: options.mail, pushAgent: options.pushAgent }))
   if (!options.services) app.addHook('onClose', async () => services.close())
   app.decorate('config', config)
   app.decorate('platform', platform)

@@ -66,8 +66,6 @@ export interface Config {
   vapidPrivateKey?: string
   /** The VAPID subject: a mailto: or https: URL. */
   vapidSubject: string
-  /** Whether push subscriptions may name http: endpoints (local testing). */
-  pushAllowHttpEndpoints: boolean
   /** Seconds between sweeps for the jobs' due work (expiry, reminders, auto-approval); 0 turns the sweep off. */
   jobSweepInterval: number
   /** Seconds before an offer expires that its worker is reminded (at most half the offer's life). */
@@ -238,7 +236,6 @@ export function loadConfig(env: Env = process.env): Config {
     vapidPublicKey: text('VAPID_PUBLIC_KEY'),
     vapidPrivateKey: text('VAPID_PRIVATE_KEY'),
     vapidSubject: text('VAPID_SUBJECT')!,
-    pushAllowHttpEndpoints: bool('PUSH_ALLOW_HTTP_ENDPOINTS'),
     jobSweepInterval: int('JOB_SWEEP_INTERVAL'),
     jobReminderBefore: int('JOB_REMINDER_BEFORE'),
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER'),

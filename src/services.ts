@@ -28,6 +28,8 @@ export interface ServicesOptions {
   payments?: PaymentProvider
   /** Who sends SMS, instead of the log-only default. */
   sms?: SmsProvider
+  /** How to reach push services (an https.Agent: a proxy's, or one trusting a test's own certificate). */
+  pushAgent?: import('node:https').Agent
   /** The mail outbox the email notifications go through; absent, that channel reports `not configured`. */
   mail?: NotificationMail
 }
@@ -132,7 +134,7 @@ export async function createServices(config: Config, platform: Platform, options
         store: pushStore,
         vapid: await loadVapidKeys(db, { publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }),
         subject: config.vapidSubject,
-        allowInsecureEndpoints: config.pushAllowHttpEndpoints,
+        agent: options.pushAgent,
       },
       sms: options.sms ?? logOnlySmsProvider(log),
       mail: options.mail,

@@ -84,7 +84,7 @@ export type PushOutcome = 'sent' | 'gone'
 export async function sendPush(
   subscription: PushSubscriptionRow,
   payload: string,
-  options: { vapid: VapidKeys; subject: string; topic: string; urgent: boolean; ttlSeconds: number },
+  options: { vapid: VapidKeys; subject: string; topic: string; urgent: boolean; ttlSeconds: number; agent?: import('node:https').Agent },
 ): Promise<PushOutcome> {
   try {
     await webpush.sendNotification({ endpoint: subscription.endpoint, keys: { p256dh: subscription.p256dh, auth: subscription.auth } }, payload, {
@@ -95,6 +95,7 @@ export async function sendPush(
       urgency: options.urgent ? 'high' : 'normal',
       contentEncoding: 'aes128gcm',
       timeout: 10_000,
+      ...(options.agent ? { agent: options.agent } : {}),
     })
     return 'sent'
   } catch (error) {

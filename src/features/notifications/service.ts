@@ -55,7 +55,7 @@ const nameOf = (first: string | null, last: string | null) => [first, last].filt
 export interface NotificationsDeps {
   db: DB
   store: NotificationsStore
-  push: { store: PushStore; vapid: VapidKeys; subject: string; allowInsecureEndpoints: boolean }
+  push: { store: PushStore; vapid: VapidKeys; subject: string; agent?: import('node:https').Agent }
   sms: SmsProvider
   /** The mail outbox; absent, the email channel reports `not configured`. */
   mail?: NotificationMail
@@ -190,7 +190,7 @@ export function createNotificationsService(deps: NotificationsDeps) {
       const failures: string[] = []
       for (const sub of subscriptions.filter((s: PushSubscriptionRow) => !d.sent_to.includes(s.id))) {
         try {
-          const outcome = await sendPush(sub, payload, { vapid: deps.push.vapid, subject: deps.push.subject, topic, urgent: n.urgent, ttlSeconds: PUSH_TTL_SECONDS })
+          const outcome = await sendPush(sub, payload, { vapid: deps.push.vapid, subject: deps.push.subject, topic, urgent: n.urgent, ttlSeconds: PUSH_TTL_SECONDS, agent: deps.push.agent })
           if (outcome === 'gone') await deps.push.store.drop(sub.id)
           else await store.sentTo(notificationId, sub.id)
         } catch (error) {
@@ -288,7 +288,7 @@ export function createNotificationsService(deps: NotificationsDeps) {
 
     async subscribe(userId: string, input: { endpoint: string; keys: { p256dh: string; auth: string } }, userAgent: string | null) {
       const url = new URL(input.endpoint)
-      if (url.protocol !== 'https:' && !(deps.push.allowInsecureEndpoints && url.protocol === 'http:')) {
+      if (url.protocol !== 'https:') {
         throw new InvalidInputError('A push endpoint is an https URL', [{ field: 'body/endpoint', message: 'must be an https URL' }], 'invalid_push_endpoint')
       }
       const p256dh = Buffer.from(input.keys.p256dh, 'base64url')
