@@ -276,7 +276,9 @@ describe('quiet hours', () => {
     await t.app.notifications.runDueWork(clock.now())
     await waitUntil(() => pushesTo(device).length === 1 && smsSent.some((s) => s.to === '+4915100000002' && s.text.includes('tomorrow at 8')))
     expect(pushesTo(device)[0]!.payload).toMatchObject({ event: 'message', body: 'I can come tomorrow at 8' })
-    expect(pushesTo(secondDevice)).toHaveLength(1)
+    // The second client's acceptance was held; the cancel went first.
+    await waitUntil(() => pushesTo(secondDevice).length === 2)
+    expect(pushesTo(secondDevice)[1]!.headers.urgency).toBe('normal')
     clock.set(new Date('2026-05-04T09:00:00Z'))
   })
 })
