@@ -555,6 +555,158 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/job/{id}/tracking": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The worker's live position on a job
+         * @description To the job's client and worker (anyone else 404, admins included): whether the worker shares its position, the last one posted, its age and the distance from it to the job's place.
+         */
+        get: operations["getJobTracking"];
+        put?: never;
+        /**
+         * Share the worker's live position with the job's client
+         * @description The job's worker turns sharing on (`{on: true}`) or off. While it is on, each position the worker posts to POST /location (exact, not the blurred point the map shows) goes to the job's client alone as a `job.location` event over /ws, and GET /job/{id}/tracking answers it. The client hears a `job.tracking` event on each change.
+         *
+         *     Only while the job is ACCEPTED or STARTED (else 409 `job_not_trackable`); sharing ends by itself when the job leaves those statuses, when the worker goes off the map (DELETE /location) or signs out, and the position is deleted then. The client is 403 `not_your_tracking`, anyone else 404.
+         */
+        post: operations["setJobTracking"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Web Push public key (VAPID)
+         * @description Pass it as `applicationServerKey` to PushManager.subscribe(), then send the subscription to POST /push/subscriptions.
+         */
+        get: operations["getVapidPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's notification preferences
+         * @description Per kind of event, whether it reaches the caller in-app, by email, by Web Push and by SMS (defaults until changed), the time zone and the quiet hours.
+         */
+        get: operations["getNotificationSettings"];
+        /**
+         * Change the caller's notification preferences
+         * @description Changes what the body names and keeps the rest: one channel of one event (`{events: {message: {push: false}}}`), the time zone (IANA; else 400 `invalid_time_zone`) or the quiet hours (`null` ends them). Answers the preferences as they are now. Several messages in one conversation within a minute reach push and email as one notification.
+         */
+        put: operations["updateNotificationSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's push subscriptions */
+        get: operations["listPushSubscriptions"];
+        put?: never;
+        /**
+         * Receive Web Push on this browser or app
+         * @description The PushSubscription from PushManager.subscribe() (with the key from GET /push/vapid-public-key) -> 201. Subscribing the same endpoint again updates it (and moves it to the caller). A subscription its push service answers 404 or 410 for is dropped by itself. Endpoints are https (400 `invalid_push_endpoint`); keys must be a P-256 key and a 16-byte secret (400 `invalid_push_keys`).
+         */
+        post: operations["addPushSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop Web Push to one browser or app
+         * @description Another user's subscription, or none of that id: 404 `push_subscription_not_found`.
+         */
+        delete: operations["deletePushSubscription"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's phone number for SMS */
+        get: operations["getPhone"];
+        put?: never;
+        /**
+         * Set the caller's phone number for SMS
+         * @description Sends a six-digit code to the number (valid 10 minutes, 5 tries); the number receives SMS notifications only once confirmed with POST /user/phone/confirm. Setting a number again replaces the old one, unconfirmed. At most 5 codes an hour (429).
+         */
+        post: operations["setPhone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/phone/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the caller's phone number with the code sent to it
+         * @description A wrong code is 400 `wrong_code`; an expired one, or after 5 wrong tries, 409 `code_expired` (ask for another); no number set, 409 `no_phone_pending`.
+         */
+        post: operations["confirmPhone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/tasks/failed": {
         parameters: {
             query?: never;
@@ -712,6 +864,15 @@ export interface components {
              *     - `precondition_failed`: A precondition of the request does not hold
              *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
              *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+             *     - `not_your_tracking`: Only the job's worker shares its position
+             *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+             *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+             *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+             *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+             *     - `push_subscription_not_found`: The caller has no push subscription of this id
+             *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+             *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+             *     - `wrong_code`: The confirmation code is not the one sent
              *     - `task_not_found`: No failed task with this id
              *     - `rate_limited`: Too many requests from this address: wait for Retry-After
              *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -723,7 +884,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -3798,6 +3959,15 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -3809,7 +3979,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4265,6 +4435,15 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -4276,7 +4455,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5008,6 +5187,15 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -5019,7 +5207,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5476,6 +5664,15 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -5487,7 +5684,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5617,6 +5814,1440 @@ export interface operations {
             };
             /** @description The request must name the version it was made on, with If-Match */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getJobTracking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A worker's live position shared with a job's client */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "on": true,
+                     *       "position": {
+                     *         "lat": 52.5203,
+                     *         "lon": 13.4049,
+                     *         "at": "2026-05-01T09:30:00.000Z"
+                     *       },
+                     *       "age_s": 4,
+                     *       "distance_m": 850
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description Whether the worker shares its position now */
+                        on: boolean;
+                        /** @description Null until the worker posts a position after turning sharing on, and once it ends */
+                        position: {
+                            lat: number;
+                            lon: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                        } | null;
+                        /** @description Seconds since the position was posted */
+                        age_s: number | null;
+                        /** @description Meters from the position to the job's place, as the crow flies; null when the job has no place */
+                        distance_m: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setJobTracking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "on": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description `true` starts sharing the caller's exact position with the job's client, `false` stops it */
+                    on: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description A worker's live position shared with a job's client */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "on": true,
+                     *       "position": {
+                     *         "lat": 52.5203,
+                     *         "lon": 13.4049,
+                     *         "at": "2026-05-01T09:30:00.000Z"
+                     *       },
+                     *       "age_s": 4,
+                     *       "distance_m": 850
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description Whether the worker shares its position now */
+                        on: boolean;
+                        /** @description Null until the worker posts a position after turning sharing on, and once it ends */
+                        position: {
+                            lat: number;
+                            lon: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                        } | null;
+                        /** @description Seconds since the position was posted */
+                        age_s: number | null;
+                        /** @description Meters from the position to the job's place, as the crow flies; null when the job has no place */
+                        distance_m: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getVapidPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "public_key": "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The VAPID public key (base64url): `applicationServerKey` of PushManager.subscribe() */
+                        public_key: string;
+                    };
+                };
+            };
+        };
+    };
+    getNotificationSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where each kind of event reaches the user */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "time_zone": "Europe/Berlin",
+                     *       "quiet_hours": {
+                     *         "start": "22:00",
+                     *         "end": "07:00"
+                     *       },
+                     *       "events": {
+                     *         "message": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_offer": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_update": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "payment": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_alert": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "review": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "sign_in": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description IANA time zone of the quiet hours */
+                        time_zone: string;
+                        quiet_hours: {
+                            /** @description Local time, HH:MM (24 h) */
+                            start: string;
+                            /** @description Local time, HH:MM (24 h) */
+                            end: string;
+                        } | null;
+                        /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                        events: {
+                            message: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_offer: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_update: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            payment: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_alert: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            review: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            sign_in: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateNotificationSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description What to change; what is left out stays as it is */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "time_zone": "Europe/Berlin",
+                 *       "quiet_hours": {
+                 *         "start": "22:00",
+                 *         "end": "07:00"
+                 *       },
+                 *       "events": {
+                 *         "message": {
+                 *           "push": false
+                 *         },
+                 *         "job_update": {
+                 *           "sms": true
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description IANA time zone, such as Europe/Berlin */
+                    time_zone?: string;
+                    /** @description null: none */
+                    quiet_hours?: {
+                        /** @description Local time, HH:MM (24 h) */
+                        start: string;
+                        /** @description Local time, HH:MM (24 h) */
+                        end: string;
+                    } | null;
+                    /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                    events?: {
+                        message?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_offer?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_update?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        payment?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_alert?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        review?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        sign_in?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Where each kind of event reaches the user */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "time_zone": "Europe/Berlin",
+                     *       "quiet_hours": {
+                     *         "start": "22:00",
+                     *         "end": "07:00"
+                     *       },
+                     *       "events": {
+                     *         "message": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_offer": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_update": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "payment": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_alert": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "review": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "sign_in": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description IANA time zone of the quiet hours */
+                        time_zone: string;
+                        quiet_hours: {
+                            /** @description Local time, HH:MM (24 h) */
+                            start: string;
+                            /** @description Local time, HH:MM (24 h) */
+                            end: string;
+                        } | null;
+                        /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                        events: {
+                            message: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_offer: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_update: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            payment: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_alert: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            review: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            sign_in: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPushSubscriptions: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's push subscriptions, newest first */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            endpoint: string;
+                            user_agent: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description PushSubscription.toJSON() as a browser gives it (expirationTime may be left out) */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "endpoint": "https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bH",
+                 *       "keys": {
+                 *         "p256dh": "BIPUL12DLfytvTajnryr2PRdAgXS3HGKiLqndGcJGabyhHheJYlNGCeXl1dn18gSJ1WAkAPIxr4gK0_dQds4yiI",
+                 *         "auth": "FPssNDTKnInHVndSTdbKFw"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: uri
+                     * @description The push service URL from PushSubscription.endpoint (https)
+                     */
+                    endpoint: string;
+                    keys: {
+                        /** @description The subscription's P-256 public key, base64url */
+                        p256dh: string;
+                        /** @description The subscription's auth secret, base64url */
+                        auth: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A browser or app the user receives Web Push on */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "endpoint": "https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bH",
+                     *       "user_agent": "Mozilla/5.0",
+                     *       "created_at": "2026-05-01T09:30:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        endpoint: string;
+                        user_agent: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deletePushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "number": "+4915112345678"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description E.164: a plus, the country code and the number, no spaces */
+                    number: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirmPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "042917"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The six digits sent by SMS */
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
