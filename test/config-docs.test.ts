@@ -35,7 +35,11 @@ describe('settings', () => {
     const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example' })
     expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'] })
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'REDIS_PREFIX'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'REDIS_PREFIX', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
+    expect(loadConfig({ VAPID_PUBLIC_KEY: 'pub', VAPID_PRIVATE_KEY: 'priv', VAPID_SUBJECT: 'https://ops.example' })).toMatchObject({ vapidPublicKey: 'pub', vapidPrivateKey: 'priv', vapidSubject: 'https://ops.example' })
+    // The keys go in pairs; the subject is a mailto: or https: URL.
+    expect(problemsOf({ VAPID_PUBLIC_KEY: 'pub' })).toContain('VAPID_PUBLIC_KEY')
+    expect(problemsOf({ VAPID_SUBJECT: 'ops@example' })).toContain('VAPID_SUBJECT')
   })
 
   it('the defaults of .env.example are the loader\'s: loading the file changes nothing', async () => {

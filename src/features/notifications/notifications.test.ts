@@ -91,6 +91,11 @@ const pushesTo = (device: Device) =>
     .filter((r) => `${pushBase}${r.path}` === device.endpoint)
     .map((r) => ({ headers: r.headers, payload: JSON.parse(ece.decrypt(r.body, { version: 'aes128gcm', privateKey: device.ecdh, authSecret: device.auth }).toString('utf8')) }))
 
+/** A job move, a second after whatever came before it (each move's log entry has its own time, as in life). */
+const moveJob = (user: SignedIn, jobId: string, payload: Record<string, unknown>, headers: Record<string, string> = {}) => {
+  clock.advance(1000)
+  return t.app.inject({ method: 'POST', url: `/job/${jobId}/status`, headers: { ...user.auth, ...headers }, payload })
+}
 const send = (from: SignedIn, to: SignedIn, text: string) => t.app.inject({ method: 'POST', url: '/send', headers: from.auth, payload: { to: to.id, text } })
 const settle = () => t.app.notifications.runDueWork()
 const deliveriesOf = (notificationId: string) =>
@@ -205,7 +210,7 @@ describe('channels on their own', () => {
     await confirmPhone(c, '+4915100000001')
     await t.app.inject({ method: 'PUT', url: '/user/notifications', headers: c.auth, payload: { events: { job_update: { sms: true } } } })
     const broken = await subscribe(c, 'broken')
-    const accepted = await t.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...w.auth, 'if-match': etag }, payload: { status: 'ACCEPTED' } })
+    const accepted = await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })
     expect(accepted.statusCode, accepted.body).toBe(200)
     await settle()
     await waitUntil(() => smsSent.some((s) => s.to === '+4915100000001' && s.text.includes('Fix the tap')))
@@ -225,7 +230,7 @@ describe('channels on their own', () => {
   it('never sends one notification twice: not when the worker retries the move, nor when its delivery runs again', async () => {
     const { c, w, job, etag } = await acceptedJob()
     const device = await subscribe(c, 'ok')
-    const accept = () => t.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...w.auth, 'if-match': etag }, payload: { status: 'ACCEPTED' } })
+    const accept = () => moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })
     expect((await accept()).statusCode).toBe(200)
     // The worker's app retries (it lost the answer): the job is accepted already.
     expect([409, 412]).toContain((await accept()).statusCode)
@@ -251,21 +256,21 @@ describe('quiet hours', () => {
 
     await send(w, c, 'I can come tomorrow at 8')
     // A job update: push is off for it, SMS too by default.
-    expect((await t.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...w.auth, 'if-match': etag }, payload: { status: 'ACCEPTED' } })).statusCode).toBe(200)
+    expect((await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })).statusCode).toBe(200)
     await settle()
     await waitUntil(() => events.some((e) => e.type === 'notification' && e.to[0] === c.id && (e.data as { event: string }).event === 'message'))
     expect(pushesTo(device)).toEqual([])
     expect(smsSent.filter((s) => s.to === '+4915100000002' && !s.text.includes('code'))).toEqual([])
 
     // An urgent one goes at once: the worker calls the job off.
-    expect((await t.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: w.auth, payload: { status: 'CANCELED', reason: 'Ill' } })).statusCode).toBe(200)
+    expect((await moveJob(w, job.id, { status: 'CANCELED', reason: 'Ill' })).statusCode).toBe(200)
     await settle()
     // Push is off for job updates even when urgent; SMS is not on for them: nothing by those. Turn push on and cancel another.
     const second = await acceptedJob()
     await t.app.inject({ method: 'PUT', url: '/user/notifications', headers: second.c.auth, payload: { time_zone: 'Asia/Tokyo', quiet_hours: { start: '22:00', end: '07:00' } } })
     const secondDevice = await subscribe(second.c, 'ok')
-    await t.app.inject({ method: 'POST', url: `/job/${second.job.id}/status`, headers: { ...second.w.auth, 'if-match': second.etag }, payload: { status: 'ACCEPTED' } })
-    await t.app.inject({ method: 'POST', url: `/job/${second.job.id}/status`, headers: second.w.auth, payload: { status: 'CANCELED', reason: 'Ill' } })
+    await moveJob(second.w, second.job.id, { status: 'ACCEPTED' }, { 'if-match': second.etag })
+    await moveJob(second.w, second.job.id, { status: 'CANCELED', reason: 'Ill' })
     await settle()
     await waitUntil(() => pushesTo(secondDevice).length === 1)
     expect(pushesTo(secondDevice)[0]!.payload).toMatchObject({ event: 'job_update', title: 'Job: Fix the tap' })
