@@ -24,7 +24,7 @@ export async function notificationsRoutes(fastify: FastifyInstance) {
       operationId: 'getVapidPublicKey',
       summary: 'The Web Push public key (VAPID)',
       description: 'Pass it as `applicationServerKey` to PushManager.subscribe(), then send the subscription to POST /push/subscriptions.',
-      response: { 200: VapidKey },
+      response: { 200: VapidKey, ...problemResponses() },
     },
   }, async () => ({ public_key: notifications.pushPublicKey() }))
 
