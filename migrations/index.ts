@@ -14,6 +14,10 @@ import * as sendFunction from './0050_send_function.js'
 import * as oidcIdentities from './0015_oidc_identities.js'
 import * as twoFactor from './0016_two_factor.js'
 import * as accountTokens from './0012_account_tokens.js'
+import * as jobTracking from './0040_job_tracking.js'
+import * as notifications from './0041_notifications.js'
+import * as pushSubscriptions from './0042_push_subscriptions.js'
+import * as phoneNumbers from './0043_phone_numbers.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -32,4 +36,8 @@ export const migrations: Record<string, Migration> = {
   '0015_oidc_identities': oidcIdentities,
   '0016_two_factor': twoFactor,
   '0012_account_tokens': accountTokens,
+  '0040_job_tracking': jobTracking,
+  '0041_notifications': notifications,
+  '0042_push_subscriptions': pushSubscriptions,
+  '0043_phone_numbers': phoneNumbers,
 }

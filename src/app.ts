@@ -27,6 +27,8 @@ import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
 import { twoFactorRoutes } from './features/twofactor/routes.js'
 import { oidcRoutes } from './features/oidc/routes.js'
+import { trackingRoutes } from './features/tracking/routes.js'
+import { notificationsRoutes } from './features/notifications/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,6 +44,8 @@ declare module 'fastify' {
     location: Services['location']
     messaging: Services['messaging']
     jobs: Services['jobs']
+    tracking: Services['tracking']
+    notifications: Services['notifications']
     tasks: Services['tasks']
     clock: Services['clock']
   }
@@ -119,7 +123,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   registerInputGuards(app)
 
   // The services, built here with the app's log unless given; closed with the app when built here.
-  const services = options.services ?? (await createServices(config, platform, { log: app.log, clock: options.clock, payments: options.payments }))
+  const services = options.services ?? (await createServices(config, platform, { log: app.log, clock: options.clock, payments: options.payments, sms: options.sms, mail: options.mail, pushAgent: options.pushAgent }))
   if (!options.services) app.addHook('onClose', async () => services.close())
   app.decorate('config', config)
   app.decorate('platform', platform)
@@ -134,6 +138,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
   app.decorate('jobs', services.jobs)
+  app.decorate('tracking', services.tracking)
+  app.decorate('notifications', services.notifications)
   app.decorate('tasks', services.tasks)
   app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
@@ -161,6 +167,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(blocksRoutes)
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl, maxPerUser: config.wsMaxPerUser, maxConnections: config.wsMaxConnections })
   await app.register(jobsRoutes)
+  await app.register(trackingRoutes)
+  await app.register(notificationsRoutes)
   await app.register(tasksRoutes)
 
   return app

@@ -68,6 +68,13 @@ export interface Config {
   /** WebSockets this process holds at most; past it an upgrade is answered 503. */
   wsMaxConnections: number
   pictureMaxBytes: number
+  /** Seconds between sweeps for held notifications (quiet hours, grouping); 0: only when woken. */
+  notificationSweepInterval: number
+  /** Web Push VAPID keys; unset, made on first start and kept in the database. */
+  vapidPublicKey?: string
+  vapidPrivateKey?: string
+  /** The VAPID subject: a mailto: or https: URL. */
+  vapidSubject: string
   /** Seconds between sweeps for the jobs' due work (expiry, reminders, auto-approval); 0 turns the sweep off. */
   jobSweepInterval: number
   /** Seconds before an offer expires that its worker is reminded (at most half the offer's life). */
@@ -331,6 +338,10 @@ export function loadConfig(env: Env = process.env): Config {
     wsMaxPerUser: int('WS_MAX_PER_USER'),
     wsMaxConnections: int('WS_MAX_CONNECTIONS'),
     pictureMaxBytes: int('PICTURE_MAX_BYTES'),
+    notificationSweepInterval: int('NOTIFICATION_SWEEP_INTERVAL'),
+    vapidPublicKey: text('VAPID_PUBLIC_KEY'),
+    vapidPrivateKey: text('VAPID_PRIVATE_KEY'),
+    vapidSubject: text('VAPID_SUBJECT')!,
     jobSweepInterval: int('JOB_SWEEP_INTERVAL'),
     jobReminderBefore: int('JOB_REMINDER_BEFORE'),
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER'),
@@ -366,6 +377,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (config.reconnectMinDelay > config.reconnectMaxDelay) {
     problems.push('RECONNECT_MIN_DELAY must not be longer than RECONNECT_MAX_DELAY')
   }
+  if (Boolean(config.vapidPublicKey) !== Boolean(config.vapidPrivateKey)) {
+    problems.push('VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together: set both, or neither')
+  }
+  if (!/^(mailto:|https:\/\/)/.test(config.vapidSubject)) problems.push('VAPID_SUBJECT must be a mailto: or https: URL')
   if (config.workers > 1 && !config.databaseUrl) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')
   }

@@ -110,6 +110,17 @@ export const PROBLEM_CODES = {
   precondition_failed: 'A precondition of the request does not hold',
   busy: 'Too many sign-ins are being checked right now: retry after Retry-After',
   job_busy: 'The job kept changing while the caller changed it: read it again and retry',
+  // Live job tracking
+  not_your_tracking: 'Only the job\'s worker shares its position',
+  job_not_trackable: 'A position is shared only while the job is ACCEPTED or STARTED',
+  // Notifications
+  invalid_time_zone: 'Not an IANA time zone (such as Europe/Berlin)',
+  invalid_push_endpoint: 'A push subscription\'s endpoint is an https URL',
+  invalid_push_keys: 'A push subscription\'s keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url',
+  push_subscription_not_found: 'The caller has no push subscription of this id',
+  no_phone_pending: 'No phone number waits for a confirmation code: POST /user/phone first',
+  code_expired: 'The confirmation code expired or was tried too often: ask for a new one',
+  wrong_code: 'The confirmation code is not the one sent',
   // Admin
   task_not_found: 'No failed task with this id',
   // Limits and the service

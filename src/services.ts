@@ -18,6 +18,8 @@ import { createMailService } from './features/mail/index.js'
 import { createIdentityService } from './features/identity/index.js'
 import { createMailer } from './platform/mail/index.js'
 import { loadPasswordPolicy } from './features/accounts/index.js'
+import { createTrackingService, createTrackingStore } from './features/tracking/index.js'
+import { createNotificationsService, createNotificationsStore, createPushStore, loadVapidKeys, logOnlySmsProvider, type NotificationMail, type SmsProvider } from './features/notifications/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -31,6 +33,12 @@ export interface ServicesOptions {
   clock?: Clock
   /** Who takes payments, instead of the provider the config names. */
   payments?: PaymentProvider
+  /** Who sends SMS, instead of the log-only default. */
+  sms?: SmsProvider
+  /** How to reach push services (an https.Agent: a proxy's, or one trusting a test's own certificate). */
+  pushAgent?: import('node:https').Agent
+  /** The mail outbox the email notifications go through; absent, that channel reports `not configured`. */
+  mail?: NotificationMail
 }
 
 export async function createServices(config: Config, platform: Platform, options: ServicesOptions) {
@@ -116,6 +124,9 @@ export async function createServices(config: Config, platform: Platform, options
     started.push({ name: 'blocks', close: () => blocks.close() })
     accounts.onDeleted((userId) => blocks.forgetUser(userId))
 
+    // Live job tracking: a worker's exact position goes to its job's client alone.
+    const tracking = createTrackingService({ store: createTrackingStore(db), events: platform.live.events, clock, log })
+
     // Live location and search. Search leaves out those the viewer blocked and those who blocked
     // the viewer.
     const location = createLocationService({
@@ -127,6 +138,7 @@ export async function createServices(config: Config, platform: Platform, options
       stillSignedIn: sessions.stillSignedIn,
       defaultTtl: config.locationDefaultTtl,
       clock,
+      tracking,
     })
     accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
@@ -147,16 +159,42 @@ export async function createServices(config: Config, platform: Platform, options
         paymentRetryMs: 5 * 60_000,
       },
       log,
+      onChanged: (row, before) => tracking.jobChanged(row, before),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
     await jobs.start(config.jobSweepInterval * 1000)
     started.push({ name: 'jobs', close: () => jobs.stop() })
 
+    // Notifications: every message stored is an event for its recipient's channels (in-app, email,
+    // Web Push, SMS), relayed after its commit into per-channel queue tasks.
+    const pushStore = createPushStore(db)
+    const notifications = createNotificationsService({
+      db,
+      store: createNotificationsStore(db),
+      push: {
+        store: pushStore,
+        vapid: await loadVapidKeys(db, { publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }),
+        subject: config.vapidSubject,
+        agent: options.pushAgent,
+      },
+      sms: options.sms ?? logOnlySmsProvider(log),
+      mail: options.mail,
+      counters: platform.live.counters,
+      queue: platform.queue,
+      listen: platform.database.listen,
+      events: platform.live.events,
+      clock,
+      log,
+    })
+    await notifications.start(config.notificationSweepInterval * 1000)
+    started.push({ name: 'notifications', close: () => notifications.close() })
+    accounts.onDeleted((userId) => notifications.forgetUser(userId))
+
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData })
 
-    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, jobs, tasks, close }
+    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, jobs, notifications, tasks, close }
   } catch (error) {
     await close()
     throw error

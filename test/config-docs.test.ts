@@ -37,7 +37,11 @@ describe('settings', () => {
     // Without MAIL_DIR, mails go beside the database.
     expect(loadConfig({ DATA_DIR: '/tmp/x' }).mailDir).toBe('/tmp/x/mail')
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
+    expect(loadConfig({ VAPID_PUBLIC_KEY: 'pub', VAPID_PRIVATE_KEY: 'priv', VAPID_SUBJECT: 'https://ops.example' })).toMatchObject({ vapidPublicKey: 'pub', vapidPrivateKey: 'priv', vapidSubject: 'https://ops.example' })
+    // The keys go in pairs; the subject is a mailto: or https: URL.
+    expect(problemsOf({ VAPID_PUBLIC_KEY: 'pub' })).toContain('VAPID_PUBLIC_KEY')
+    expect(problemsOf({ VAPID_SUBJECT: 'ops@example' })).toContain('VAPID_SUBJECT')
     // The structured ones are checked by their own rules.
     expect(problemsOf({ OIDC_PROVIDERS: '{not json' })).toContain('OIDC_PROVIDERS')
     expect(problemsOf({ OIDC_APP_REDIRECTS: 'not a url' })).toContain('OIDC_APP_REDIRECTS')

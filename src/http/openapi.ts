@@ -17,6 +17,7 @@ const TAGS = [
   { name: 'messaging', description: 'Messages, the inbox, conversations, blocks and reports' },
   { name: 'realtime', description: 'Instant delivery over a WebSocket, and its one-time tickets' },
   { name: 'jobs', description: 'Offers, their moves through the job workflow, and payment' },
+  { name: 'notifications', description: 'What reaches each user where: preferences per event and channel, quiet hours, Web Push subscriptions, the phone for SMS' },
   { name: 'admin', description: 'For admins: background tasks that kept failing' },
   { name: 'system', description: 'Liveness and readiness, for load balancers and orchestrators' },
 ]

@@ -8,7 +8,8 @@ import type { PaymentProvider } from '../../platform/payments/index.js'
 import type { Queue } from '../../platform/queue/index.js'
 import type { MessageRow, NewMessage, ParticipantRow, SenderRow } from '../messaging/index.js'
 import type { JobsSettings } from './decide.js'
-import type { JobsStore } from './store.js'
+import type { JobRow, JobsStore } from './store.js'
+import type { JobStatus } from './workflow.js'
 import type { Nearby } from './texts.js'
 
 export type { JobsSettings } from './decide.js'
@@ -52,4 +53,6 @@ export interface JobsDeps {
   locator?: WorkerLocator
   settings: JobsSettings
   log: Logger
+  /** Hears each committed change after it is pushed, with the status the job had before (live tracking ends with the job). */
+  onChanged?: (row: JobRow, before: JobStatus | undefined) => Promise<void>
 }

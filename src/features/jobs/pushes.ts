@@ -10,7 +10,7 @@ import { view } from './view.js'
  * so a push that fails loses nothing (the inbox and GET /job have it). Pushes under way are
  * tracked, so that stopping the service lets them finish.
  */
-export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['messages'], 'publish'>; log: JobsDeps['log'] }) {
+export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['messages'], 'publish'>; log: JobsDeps['log']; onChanged?: JobsDeps['onChanged'] }) {
   const pushing = new Set<Promise<unknown>>()
 
   function track(push: Promise<unknown>, failure: string) {
@@ -26,6 +26,7 @@ export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['
         Promise.all([
           deps.events.publish({ to: [committed.row.client_id, committed.row.worker_id], type: 'job.updated', data: job }),
           committed.messages.length > 0 ? deps.messages.publish(committed.messages, committed.parties) : undefined,
+          deps.onChanged?.(committed.row, committed.log.at(-2)?.status),
         ]),
         'could not push a job update',
       )

@@ -90,6 +90,11 @@ export function createLocationService(deps: {
   stillSignedIn: (auth: Auth) => Promise<boolean>
   defaultTtl: number
   clock: Clock
+  /**
+   * Live job tracking: hears each exact position posted (for the jobs whose client the poster
+   * shares it with, never the map) and when the poster goes off the map (its sharing ends).
+   */
+  tracking?: { position(userId: string, point: GeoPoint): Promise<void>; stopAllOf(userId: string): Promise<void> }
 }) {
   const { store } = deps
 
@@ -127,6 +132,7 @@ export function createLocationService(deps: {
         await store.forget(userId)
         throw new UnauthenticatedError()
       }
+      await deps.tracking?.position(userId, { lat: input.lat, lon: input.lon })
       return { expiresAt }
     },
 
@@ -143,11 +149,13 @@ export function createLocationService(deps: {
      */
     async remove(userId: string): Promise<void> {
       await store.remove(userId)
+      await deps.tracking?.stopAllOf(userId)
     },
 
     /** The account is deleted: off the map, and its anchors go. */
     async forget(userId: string): Promise<void> {
       await store.forget(userId)
+      await deps.tracking?.stopAllOf(userId)
     },
 
     /**

@@ -1,0 +1,378 @@
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto'
+import { v5 as uuidv5 } from 'uuid'
+import { ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
+import { decodeCursor, pageOf } from '../../http/cursor.js'
+import { Type } from 'typebox'
+import type { Clock } from '../../platform/clock.js'
+import type { DB, Listen } from '../../platform/db/index.js'
+import type { EventBus } from '../../platform/live/index.js'
+import type { Queue, StopHandling } from '../../platform/queue/index.js'
+import { notificationMail, type NotificationMail } from './mail.js'
+import { sendPush, type PushStore, type PushSubscriptionRow, type VapidKeys } from './push.js'
+import {
+  CHANNELS, choiceFor, DEFAULT_SETTINGS, EVENT_TYPE_NAMES, isTimeZone, QUEUED_CHANNELS, quietUntil,
+  type ChannelChoice, type EventType, type NotificationSettingsRow, type QueuedChannel,
+} from './preferences.js'
+import type { SmsProvider } from './sms.js'
+import type { EventSource, NotificationRow, NotificationsStore } from './store.js'
+
+// Notifications: each message stored (a user's, or a job's system message) is an event for its
+// recipient. The relay turns events (recorded by a trigger with the message) into a notification
+// and one delivery per channel the user chose; each delivery is a queue task of its own, retried
+// on its own, so one failing channel never holds up another, and nothing here can fail the change
+// that caused it. A delivery's row says whether it went: a task run twice sends once.
+
+export const DELIVER_TASK = 'notifications.deliver'
+const TASK_IDS = '3c0f7a52-5d7e-4b8e-9d55-0c2b8f1e6a73'
+/** Messages in one conversation within this window go out as one push (and one mail). */
+export const GROUP_WINDOW_MS = 60_000
+const RELAY_BATCH = 100
+const DUE_BATCH = 500
+/** A push waits at the push service this long for an offline device. */
+const PUSH_TTL_SECONDS = 24 * 3600
+const PHONE_CODE_TTL_MS = 10 * 60_000
+const PHONE_CODE_ATTEMPTS = 5
+/** Codes sent to one user within an hour at most. */
+const PHONE_CODES_PER_HOUR = 5
+
+const taskId = (notificationId: string, channel: QueuedChannel) => uuidv5(`${DELIVER_TASK}:${notificationId}:${channel}`, TASK_IDS)
+const hashCode = (userId: string, code: string) => createHash('sha256').update(`${userId}:${code}`).digest('base64url')
+const clip = (text: string, max: number) => ([...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text)
+
+/** What an event is, from the message and the job status logged with it. */
+export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'>): { event: EventType; urgent: boolean } {
+  if (source.kind === 'user') return { event: 'message', urgent: false }
+  const status = source.logged_status ?? source.job_status
+  if (!source.job_id) return { event: 'job_update', urgent: false }
+  if (source.logged_status === 'REQUESTED' || (!source.logged_status && status === 'REQUESTED')) return { event: 'job_offer', urgent: false }
+  if (source.logged_status === 'PENDING_PAYMENT' || source.logged_status === 'PAID') return { event: 'payment', urgent: false }
+  // A job called off is worth waking for: someone may be on the way.
+  return { event: 'job_update', urgent: source.logged_status === 'CANCELED' }
+}
+
+const nameOf = (first: string | null, last: string | null) => [first, last].filter(Boolean).join(' ') || 'Someone'
+
+export interface NotificationsDeps {
+  db: DB
+  store: NotificationsStore
+  push: { store: PushStore; vapid: VapidKeys; subject: string; agent?: import('node:https').Agent }
+  sms: SmsProvider
+  /** The mail outbox; absent, the email channel reports `not configured`. */
+  mail?: NotificationMail
+  /** Counts codes sent per user (the live store's counters). */
+  counters: { hit(key: string, windowMs: number): Promise<{ count: number; resetMs: number }> }
+  queue: Queue
+  listen: Listen
+  events: EventBus
+  clock: Clock
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void }
+}
+
+export interface NotificationSettingsView {
+  time_zone: string
+  quiet_hours: { start: string; end: string } | null
+  events: Record<EventType, ChannelChoice>
+}
+
+export interface NotificationSettingsInput {
+  time_zone?: string
+  quiet_hours?: { start: string; end: string } | null
+  events?: Partial<Record<EventType, Partial<ChannelChoice>>>
+}
+
+const SubscriptionCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
+
+export function createNotificationsService(deps: NotificationsDeps) {
+  const { db, store, queue, clock, log } = deps
+
+  const settingsOf = async (userId: string) => (await store.settings(userId)) ?? DEFAULT_SETTINGS
+
+  const viewSettings = (s: NotificationSettingsRow): NotificationSettingsView => ({
+    time_zone: s.time_zone,
+    quiet_hours: s.quiet_start && s.quiet_end ? { start: s.quiet_start, end: s.quiet_end } : null,
+    events: Object.fromEntries(EVENT_TYPE_NAMES.map((e) => [e, choiceFor(s, e)])) as Record<EventType, ChannelChoice>,
+  })
+
+  /** What a notification says: its title and text. */
+  const contentOf = (source: EventSource, event: EventType) => {
+    const sender = nameOf(source.sender_first, source.sender_last)
+    const title = event === 'message' ? `New message from ${sender}` : source.job_title ? `Job: ${clip(source.job_title, 80)}` : 'Update'
+    return { title, body: clip(source.text, 240) }
+  }
+
+  /**
+   * Turns recorded events into notifications and deliveries, a batch per transaction; deliveries
+   * due now are queued in that transaction. Answers how many events it handled.
+   */
+  const relay = async (): Promise<number> => {
+    let handled = 0
+    for (;;) {
+      const inApp: NotificationRow[] = []
+      const count = await db.transaction().execute(async (trx) => {
+        const ids = await store.claimEvents(trx, RELAY_BATCH)
+        const now = clock.now()
+        for (const source of await store.sources(trx, ids)) {
+          const { event, urgent } = classify(source)
+          const settings: NotificationSettingsRow = source.time_zone
+            ? { time_zone: source.time_zone, quiet_start: source.quiet_start, quiet_end: source.quiet_end, events: (source.events ?? {}) as NotificationSettingsRow['events'] }
+            : DEFAULT_SETTINGS
+          const choice = choiceFor(settings, event)
+          const row: NotificationRow = { id: source.id, user_id: source.recipient_id, event, urgent, ...contentOf(source, event), job_id: source.job_id, peer_id: source.sender_id, created_at: now }
+          if (!(await store.insertNotification(trx, row))) continue
+          if (choice.in_app) inApp.push(row)
+          const quietEnd = urgent ? null : quietUntil(settings, now)
+          for (const channel of QUEUED_CHANNELS) {
+            if (!choice[channel]) continue
+            let due = quietEnd ?? now
+            let state: 'pending' | 'grouped' = 'pending'
+            let groupedInto: string | null = null
+            // Messages of one conversation: one push (and mail) a window.
+            const groupKey = event === 'message' && channel !== 'sms' && source.sender_id ? `${source.recipient_id}:${source.sender_id}` : null
+            if (groupKey) {
+              const head = await store.groupHead(trx, channel, groupKey, new Date(now.getTime() - GROUP_WINDOW_MS))
+              if (head?.state === 'pending') {
+                state = 'grouped'
+                groupedInto = head.notification_id
+              } else if (head) {
+                const windowEnds = new Date(head.due_at.getTime() + GROUP_WINDOW_MS)
+                if (windowEnds > due) due = windowEnds
+              }
+            }
+            const queued = state === 'pending' && due <= now
+            await store.insertDelivery(trx, { notification_id: row.id, channel, state: queued ? 'queued' : state, due_at: due, group_key: groupKey, grouped_into: groupedInto, created_at: now })
+            if (queued) await queue.add(trx, DELIVER_TASK, { notification_id: row.id, channel }, { id: taskId(row.id, channel) })
+          }
+        }
+        return ids.length
+      })
+      handled += count
+      for (const n of inApp) {
+        await deps.events
+          .publish({ to: [n.user_id], type: 'notification', data: { id: n.id, event: n.event, title: n.title, body: n.body, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() } })
+          .catch((error: unknown) => log.warn({ err: error }, 'could not push a notification in-app'))
+      }
+      if (count < RELAY_BATCH) return handled
+    }
+  }
+
+  /** Queues the deliveries whose time came: quiet hours over, a conversation's window closed. */
+  const queueDue = async (now = clock.now()): Promise<number> => {
+    let handled = 0
+    for (;;) {
+      const count = await db.transaction().execute(async (trx) => {
+        const due = await store.claimDue(trx, now, DUE_BATCH)
+        for (const d of due) await queue.add(trx, DELIVER_TASK, d, { id: taskId(d.notification_id, d.channel) })
+        return due.length
+      })
+      handled += count
+      if (count < DUE_BATCH) return handled
+    }
+  }
+
+  /** Sends one delivery, once: a delivery no longer queued (sent, skipped) is left alone, so a retried task sends nothing twice. */
+  const deliver = async (notificationId: string, channel: QueuedChannel): Promise<void> => {
+    const d = await store.delivery(notificationId, channel)
+    if (!d || d.state !== 'queued') return
+    const n = d.notification
+    const grouped = await store.groupedInto(notificationId, channel)
+    const content = { title: n.title, body: grouped.latestBody ?? n.body, count: 1 + grouped.count }
+    if (content.count > 1 && n.event === 'message') content.title = `${content.count} ${n.title.replace(/^New message/, 'new messages')}`
+    const now = () => clock.now()
+
+    if (channel === 'push') {
+      const subscriptions = await deps.push.store.allOf(n.user_id)
+      if (subscriptions.length === 0) {
+        await store.finish(db, notificationId, channel, 'skipped', now(), 'no push subscriptions')
+        return
+      }
+      const payload = JSON.stringify({ id: n.id, event: n.event, title: content.title, body: content.body, count: content.count, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() })
+      const topic = createHash('sha256').update(n.id).digest('base64url').slice(0, 32)
+      const failures: string[] = []
+      for (const sub of subscriptions.filter((s: PushSubscriptionRow) => !d.sent_to.includes(s.id))) {
+        try {
+          const outcome = await sendPush(sub, payload, { vapid: deps.push.vapid, subject: deps.push.subject, topic, urgent: n.urgent, ttlSeconds: PUSH_TTL_SECONDS, agent: deps.push.agent })
+          if (outcome === 'gone') await deps.push.store.drop(sub.id)
+          else await store.sentTo(notificationId, sub.id)
+        } catch (error) {
+          failures.push(error instanceof Error ? error.message : String(error))
+        }
+      }
+      if (failures.length > 0) {
+        await store.noteFailure(notificationId, channel, failures.join('; '))
+        throw new Error(`push not delivered to ${failures.length} subscription(s): ${failures[0]}`)
+      }
+      await store.finish(db, notificationId, channel, 'sent', now())
+      return
+    }
+
+    if (channel === 'sms') {
+      const phone = await store.phone(n.user_id)
+      if (!phone?.confirmed_at) {
+        await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed phone number')
+        return
+      }
+      await deps.sms.send({ to: phone.number, text: clip(`${content.title}: ${content.body}`, 300) }, taskId(notificationId, channel))
+      await store.finish(db, notificationId, channel, 'sent', now())
+      return
+    }
+
+    // Email: queued in the mail outbox in the transaction that marks it sent, so it goes once.
+    const mail = deps.mail
+    if (!mail) {
+      await store.finish(db, notificationId, channel, 'skipped', now(), 'not configured')
+      return
+    }
+    const to = await store.emailOf(n.user_id)
+    if (!to) {
+      await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed email address')
+      return
+    }
+    await db.transaction().execute(async (trx) => {
+      if (await store.finish(trx, notificationId, channel, 'sent', now())) await mail.enqueue(trx, notificationMail(to, content), taskId(notificationId, channel))
+    })
+  }
+
+  let stopDeliveries: StopHandling | undefined
+  let stopListening: (() => Promise<void>) | undefined
+  let timer: NodeJS.Timeout | undefined
+  let running: Promise<void> | undefined
+  let again = false
+
+  /** Runs the relay and the due deliveries once; asked while a run is under way, runs once more after it. */
+  const kick = (): Promise<void> => {
+    if (running) {
+      again = true
+      return running
+    }
+    running = (async () => {
+      do {
+        again = false
+        await relay()
+        await queueDue()
+      } while (again)
+    })()
+      .catch((error: unknown) => log.warn({ err: error }, 'could not relay notifications; the next run will'))
+      .finally(() => {
+        running = undefined
+      })
+    return running
+  }
+
+  return {
+    classify,
+
+    async settings(userId: string): Promise<NotificationSettingsView> {
+      return viewSettings(await settingsOf(userId))
+    },
+
+    async updateSettings(userId: string, input: NotificationSettingsInput): Promise<NotificationSettingsView> {
+      if (input.time_zone !== undefined && !isTimeZone(input.time_zone)) {
+        throw new InvalidInputError('Not an IANA time zone', [{ field: 'body/time_zone', message: 'must be an IANA time zone such as Europe/Berlin' }], 'invalid_time_zone')
+      }
+      const current = await settingsOf(userId)
+      const events = { ...current.events }
+      for (const [event, choice] of Object.entries(input.events ?? {}) as [EventType, Partial<ChannelChoice>][]) {
+        events[event] = { ...(events[event] ?? {}), ...Object.fromEntries(CHANNELS.filter((c) => choice[c] !== undefined).map((c) => [c, choice[c]])) }
+      }
+      const next: NotificationSettingsRow = {
+        time_zone: input.time_zone ?? current.time_zone,
+        quiet_start: input.quiet_hours === undefined ? current.quiet_start : (input.quiet_hours?.start ?? null),
+        quiet_end: input.quiet_hours === undefined ? current.quiet_end : (input.quiet_hours?.end ?? null),
+        events,
+      }
+      await store.saveSettings(userId, next)
+      return viewSettings(next)
+    },
+
+    pushPublicKey: () => deps.push.vapid.publicKey,
+
+    async subscribe(userId: string, input: { endpoint: string; keys: { p256dh: string; auth: string } }, userAgent: string | null) {
+      const url = new URL(input.endpoint)
+      if (url.protocol !== 'https:') {
+        throw new InvalidInputError('A push endpoint is an https URL', [{ field: 'body/endpoint', message: 'must be an https URL' }], 'invalid_push_endpoint')
+      }
+      const p256dh = Buffer.from(input.keys.p256dh, 'base64url')
+      const auth = Buffer.from(input.keys.auth, 'base64url')
+      if (p256dh.length !== 65 || p256dh[0] !== 4 || auth.length !== 16) {
+        throw new InvalidInputError('The subscription\'s keys are not a P-256 public key and a 16-byte auth secret', [{ field: 'body/keys', message: 'p256dh: 65 bytes, auth: 16 bytes, base64url' }], 'invalid_push_keys')
+      }
+      return deps.push.store.upsert(userId, { endpoint: input.endpoint, p256dh: input.keys.p256dh, auth: input.keys.auth, userAgent: userAgent ? clip(userAgent, 300) : null }, clock.now())
+    },
+
+    async subscriptions(userId: string, query: { limit?: number; cursor?: string }) {
+      const limit = query.limit ?? 20
+      const after = decodeCursor(query.cursor, SubscriptionCursor)
+      const rows = await deps.push.store.list(userId, { limit, beforeId: after?.id })
+      return pageOf(rows, limit, (last) => ({ id: last.id }))
+    },
+
+    async unsubscribe(userId: string, id: string): Promise<void> {
+      if (!(await deps.push.store.remove(userId, id))) throw new NotFoundError('You have no push subscription of this id', 'push_subscription_not_found')
+    },
+
+    /** Sets the user's phone number, unconfirmed, and sends it a code. */
+    async setPhone(userId: string, number: string): Promise<{ number: string; confirmed: boolean }> {
+      const hit = await deps.counters.hit(`phone-code:${userId}`, 3_600_000)
+      if (hit.count > PHONE_CODES_PER_HOUR) throw new TooManyRequestsError('Too many codes sent this hour; try again later', Math.max(1, Math.ceil(hit.resetMs / 1000)), 'rate_limited')
+      const code = String(randomInt(0, 1_000_000)).padStart(6, '0')
+      const now = clock.now()
+      await store.savePhone({ user_id: userId, number, confirmed_at: null, code_hash: hashCode(userId, code), code_expires_at: new Date(now.getTime() + PHONE_CODE_TTL_MS), attempts: 0 })
+      await deps.sms.send({ to: number, text: `Your confirmation code: ${code}` }, `phone:${userId}:${now.getTime()}`)
+      return { number, confirmed: false }
+    },
+
+    async confirmPhone(userId: string, code: string): Promise<{ number: string; confirmed: boolean }> {
+      const phone = await store.phone(userId)
+      if (!phone || !phone.code_hash || !phone.code_expires_at) throw new ConflictError('No phone number waits for a code: POST /user/phone first', 'no_phone_pending')
+      if (phone.code_expires_at <= clock.now() || phone.attempts >= PHONE_CODE_ATTEMPTS) throw new ConflictError('The code expired or was tried too often: ask for a new one', 'code_expired')
+      const given = Buffer.from(hashCode(userId, code))
+      const expected = Buffer.from(phone.code_hash)
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        await store.savePhone({ ...phone, attempts: phone.attempts + 1 })
+        throw new InvalidInputError('Wrong code', [{ field: 'body/code', message: 'is not the code sent' }], 'wrong_code')
+      }
+      await store.savePhone({ ...phone, confirmed_at: clock.now(), code_hash: null, code_expires_at: null, attempts: 0 })
+      return { number: phone.number, confirmed: true }
+    },
+
+    async phone(userId: string): Promise<{ number: string; confirmed: boolean } | null> {
+      const phone = await store.phone(userId)
+      return phone ? { number: phone.number, confirmed: phone.confirmed_at !== null } : null
+    },
+
+    /** One delivery run (the queue's handler; a retry runs it again). */
+    deliver,
+
+    /** Relays recorded events and queues what is due at `now`: the sweep, and what tests call after moving the clock. */
+    async runDueWork(now?: Date): Promise<void> {
+      await kick()
+      if (now) await queueDue(now)
+    },
+
+    async forgetUser(userId: string): Promise<void> {
+      await store.forgetUser(userId)
+      await deps.push.store.forgetUser(userId)
+    },
+
+    /** Handles deliveries, relays on each commit that records events, and sweeps every `intervalMs` (0: only when woken). */
+    async start(intervalMs: number) {
+      stopDeliveries = await queue.handle<{ notification_id: string; channel: QueuedChannel }>(DELIVER_TASK, (task) => deliver(task.data.notification_id, task.data.channel), { retryLimit: 8, retryDelaySeconds: 10 })
+      const listener = await deps.listen('notification_events', { payload: () => void kick(), resumed: () => void kick() })
+      stopListening = () => listener.stop()
+      if (intervalMs > 0) {
+        timer = setInterval(() => void kick(), intervalMs)
+        timer.unref()
+      }
+      void kick()
+    },
+
+    async close() {
+      clearInterval(timer)
+      await stopListening?.()
+      await running
+      await stopDeliveries?.()
+    },
+  }
+}
+
+export type NotificationsService = ReturnType<typeof createNotificationsService>

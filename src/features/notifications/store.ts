@@ -1,0 +1,218 @@
+import { sql, type Transaction } from 'kysely'
+import type { DB, Database } from '../../platform/db/index.js'
+import type { NotificationSettingsRow, QueuedChannel } from './preferences.js'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    notification_settings: { user_id: string; time_zone: string; quiet_start: string | null; quiet_end: string | null; events: unknown }
+    notification_events: { message_id: string; created_at: import('kysely').Generated<Date> }
+    notifications: NotificationRow
+    notification_deliveries: DeliveryRow
+    phone_numbers: PhoneRow
+  }
+}
+
+export interface NotificationRow {
+  id: string
+  user_id: string
+  event: string
+  urgent: boolean
+  title: string
+  body: string
+  job_id: string | null
+  peer_id: string | null
+  created_at: Date
+}
+
+export type DeliveryState = 'pending' | 'queued' | 'sent' | 'grouped' | 'skipped'
+
+export interface DeliveryRow {
+  notification_id: string
+  channel: QueuedChannel
+  state: DeliveryState
+  due_at: Date
+  group_key: string | null
+  grouped_into: string | null
+  sent_to: string[]
+  detail: string | null
+  created_at: Date
+  sent_at: Date | null
+}
+
+export interface PhoneRow {
+  user_id: string
+  number: string
+  confirmed_at: Date | null
+  code_hash: string | null
+  code_expires_at: Date | null
+  attempts: number
+}
+
+/** A stored message as the relay reads it: with its sender's name, its job, the status logged with it and the recipient's settings. */
+export interface EventSource {
+  id: string
+  sender_id: string | null
+  recipient_id: string
+  text: string
+  kind: 'user' | 'system'
+  job_id: string | null
+  created_at: Date
+  sender_first: string | null
+  sender_last: string | null
+  job_title: string | null
+  job_status: string | null
+  logged_status: string | null
+  time_zone: string | null
+  quiet_start: string | null
+  quiet_end: string | null
+  events: unknown
+}
+
+type Trx = Transaction<Database>
+
+const parseJson = (value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value)
+
+export function createNotificationsStore(db: DB) {
+  return {
+    async settings(userId: string): Promise<NotificationSettingsRow | undefined> {
+      const row = await db.selectFrom('notification_settings').selectAll().where('user_id', '=', userId).executeTakeFirst()
+      return row && { time_zone: row.time_zone, quiet_start: row.quiet_start, quiet_end: row.quiet_end, events: parseJson(row.events) as NotificationSettingsRow['events'] }
+    },
+
+    async saveSettings(userId: string, settings: NotificationSettingsRow): Promise<void> {
+      const values = { time_zone: settings.time_zone, quiet_start: settings.quiet_start, quiet_end: settings.quiet_end, events: JSON.stringify(settings.events) }
+      await db.insertInto('notification_settings').values({ user_id: userId, ...values }).onConflict((oc) => oc.column('user_id').doUpdateSet(values)).execute()
+    },
+
+    /** Takes up to `limit` events off the outbox, in the caller's transaction (others' claims are skipped). */
+    async claimEvents(trx: Trx, limit: number): Promise<string[]> {
+      const { rows } = await sql<{ message_id: string }>`
+        DELETE FROM notification_events WHERE message_id IN (
+          SELECT message_id FROM notification_events ORDER BY created_at, message_id LIMIT ${limit} FOR UPDATE SKIP LOCKED
+        ) RETURNING message_id`.execute(trx)
+      return rows.map((r) => r.message_id)
+    },
+
+    /** The messages of claimed events, to recipients that still exist. */
+    async sources(trx: Trx, messageIds: string[]): Promise<EventSource[]> {
+      if (messageIds.length === 0) return []
+      const { rows } = await sql<EventSource>`
+        SELECT m.id, m.sender_id, m.recipient_id, m.text, m.kind, m.job_id, m.created_at,
+               s.first_name AS sender_first, s.last_name AS sender_last, j.title AS job_title, j.status AS job_status,
+               (SELECT l.status FROM job_status_log l WHERE l.job_id = m.job_id AND l.at = m.created_at ORDER BY l.id DESC LIMIT 1) AS logged_status,
+               ns.time_zone, ns.quiet_start, ns.quiet_end, ns.events
+          FROM messages m
+          JOIN users r ON r.id = m.recipient_id AND r.deleted_at IS NULL
+          LEFT JOIN users s ON s.id = m.sender_id
+          LEFT JOIN jobs j ON j.id = m.job_id
+          LEFT JOIN notification_settings ns ON ns.user_id = m.recipient_id
+         WHERE m.id IN (${sql.join(messageIds)})
+         ORDER BY m.id`.execute(trx)
+      return rows.map((r) => ({ ...r, events: parseJson(r.events) }))
+    },
+
+    async insertNotification(trx: Trx, row: NotificationRow): Promise<boolean> {
+      const inserted = await trx.insertInto('notifications').values(row).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
+      return inserted.length > 0
+    },
+
+    /** The delivery of a conversation's group that a new one joins or waits after: one still pending, or one sent within the window. */
+    async groupHead(trx: Trx, channel: QueuedChannel, groupKey: string, since: Date): Promise<Pick<DeliveryRow, 'notification_id' | 'state' | 'due_at'> | undefined> {
+      return trx
+        .selectFrom('notification_deliveries')
+        .select(['notification_id', 'state', 'due_at'])
+        .where('channel', '=', channel)
+        .where('group_key', '=', groupKey)
+        .where((eb) => eb.or([eb('state', '=', 'pending'), eb.and([eb('state', 'in', ['queued', 'sent']), eb('created_at', '>', since)])]))
+        .orderBy('created_at', 'desc')
+        .limit(1)
+        .executeTakeFirst()
+    },
+
+    async insertDelivery(trx: Trx, row: Omit<DeliveryRow, 'sent_to' | 'detail' | 'sent_at'>): Promise<void> {
+      await trx.insertInto('notification_deliveries').values({ ...row, sent_to: sql<string[]>`'{}'::text[]` as unknown as string[] }).onConflict((oc) => oc.columns(['notification_id', 'channel']).doNothing()).execute()
+    },
+
+    /** Deliveries whose time came (quiet hours ended, a group's window closed), marked queued. */
+    async claimDue(trx: Trx, now: Date, limit: number): Promise<{ notification_id: string; channel: QueuedChannel }[]> {
+      const { rows } = await sql<{ notification_id: string; channel: QueuedChannel }>`
+        UPDATE notification_deliveries SET state = 'queued'
+         WHERE (notification_id, channel) IN (
+           SELECT notification_id, channel FROM notification_deliveries WHERE state = 'pending' AND due_at <= ${now}::timestamptz
+            ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED)
+        RETURNING notification_id, channel`.execute(trx)
+      return rows
+    },
+
+    async delivery(notificationId: string, channel: QueuedChannel): Promise<(DeliveryRow & { notification: NotificationRow }) | undefined> {
+      const d = await db.selectFrom('notification_deliveries').selectAll().where('notification_id', '=', notificationId).where('channel', '=', channel).executeTakeFirst()
+      if (!d) return undefined
+      const n = await db.selectFrom('notifications').selectAll().where('id', '=', notificationId).executeTakeFirstOrThrow()
+      return { ...d, notification: n }
+    },
+
+    /** The notifications grouped into one delivery: how many, and the newest one's text. */
+    async groupedInto(notificationId: string, channel: QueuedChannel): Promise<{ count: number; latestBody: string | null }> {
+      const rows = await db
+        .selectFrom('notification_deliveries as d')
+        .innerJoin('notifications as n', 'n.id', 'd.notification_id')
+        .select(['n.body'])
+        .where('d.grouped_into', '=', notificationId)
+        .where('d.channel', '=', channel)
+        .orderBy('n.id', 'desc')
+        .execute()
+      return { count: rows.length, latestBody: rows[0]?.body ?? null }
+    },
+
+    /** Marks a delivery done (sent, or skipped with why); only a queued one, so a second run changes nothing. */
+    async finish(executor: DB | Trx, notificationId: string, channel: QueuedChannel, state: 'sent' | 'skipped', at: Date, detail: string | null = null): Promise<boolean> {
+      const rows = await executor
+        .updateTable('notification_deliveries')
+        .set({ state, sent_at: state === 'sent' ? at : null, detail })
+        .where('notification_id', '=', notificationId)
+        .where('channel', '=', channel)
+        .where('state', '=', 'queued')
+        .returning('notification_id')
+        .execute()
+      return rows.length > 0
+    },
+
+    /** One subscription of a push delivery was sent to: a retry skips it. */
+    async sentTo(notificationId: string, target: string): Promise<void> {
+      await db
+        .updateTable('notification_deliveries')
+        .set({ sent_to: sql<string[]>`array_append(sent_to, ${target}::text)` })
+        .where('notification_id', '=', notificationId)
+        .where('channel', '=', 'push')
+        .execute()
+    },
+
+    async noteFailure(notificationId: string, channel: QueuedChannel, detail: string): Promise<void> {
+      await db.updateTable('notification_deliveries').set({ detail }).where('notification_id', '=', notificationId).where('channel', '=', channel).execute()
+    },
+
+    async emailOf(userId: string): Promise<string | null> {
+      // Only a confirmed address is mailed (migration 0011's column).
+      const { rows } = await sql<{ email: string | null; email_confirmed_at: Date | null }>`SELECT email, email_confirmed_at FROM users WHERE id = ${userId} AND deleted_at IS NULL`.execute(db)
+      const r = rows[0]
+      return r?.email && r.email_confirmed_at ? r.email : null
+    },
+
+    async phone(userId: string): Promise<PhoneRow | undefined> {
+      return db.selectFrom('phone_numbers').selectAll().where('user_id', '=', userId).executeTakeFirst()
+    },
+
+    async savePhone(row: PhoneRow): Promise<void> {
+      const { user_id, ...values } = row
+      await db.insertInto('phone_numbers').values(row).onConflict((oc) => oc.column('user_id').doUpdateSet(values)).execute()
+    },
+
+    async forgetUser(userId: string): Promise<void> {
+      await db.deleteFrom('notification_settings').where('user_id', '=', userId).execute()
+      await db.deleteFrom('phone_numbers').where('user_id', '=', userId).execute()
+      await db.deleteFrom('notifications').where('user_id', '=', userId).execute()
+    },
+  }
+}
+
+export type NotificationsStore = ReturnType<typeof createNotificationsStore>
