@@ -10,6 +10,10 @@ import * as threadKeys from './0008_thread_keys.js'
 import * as locationAnchors from './0009_location_anchors.js'
 import * as sessions from './0010_sessions.js'
 import * as emailConfirmation from './0011_email_confirmation.js'
+import * as categories from './0020_categories.js'
+import * as profiles from './0021_profiles.js'
+import * as reviews from './0022_reviews.js'
+import * as auditLog from './0023_audit_log.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -24,4 +28,8 @@ export const migrations: Record<string, Migration> = {
   '0009_location_anchors': locationAnchors,
   '0010_sessions': sessions,
   '0011_email_confirmation': emailConfirmation,
+  '0020_categories': categories,
+  '0021_profiles': profiles,
+  '0022_reviews': reviews,
+  '0023_audit_log': auditLog,
 }

@@ -24,6 +24,10 @@ import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
+import { adminRoutes } from './features/admin/routes.js'
+import { categoriesRoutes } from './features/categories/routes.js'
+import { profilesRoutes } from './features/profiles/routes.js'
+import { reviewsRoutes } from './features/reviews/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,6 +40,10 @@ declare module 'fastify' {
     messaging: Services['messaging']
     jobs: Services['jobs']
     tasks: Services['tasks']
+    categories: Services['categories']
+    profiles: Services['profiles']
+    reviews: Services['reviews']
+    admin: Services['admin']
     clock: Services['clock']
   }
 }
@@ -110,6 +118,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('messaging', services.messaging)
   app.decorate('jobs', services.jobs)
   app.decorate('tasks', services.tasks)
+  app.decorate('categories', services.categories)
+  app.decorate('profiles', services.profiles)
+  app.decorate('reviews', services.reviews)
+  app.decorate('admin', services.admin)
   app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
   registerSecurityHeaders(app)
@@ -134,6 +146,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl, maxPerUser: config.wsMaxPerUser, maxConnections: config.wsMaxConnections })
   await app.register(jobsRoutes)
   await app.register(tasksRoutes)
+  await app.register(categoriesRoutes)
+  await app.register(profilesRoutes)
+  await app.register(reviewsRoutes)
+  await app.register(adminRoutes)
 
   return app
 }

@@ -11,6 +11,10 @@ import { createMessagingService, createMessagingStore, insertMessages } from './
 import { createSessionsService } from './features/sessions/index.js'
 import { createTasksService } from './features/tasks/index.js'
 import { createJobsService, createJobsStore, createWorkerLocator } from './features/jobs/index.js'
+import { createAdminService, createAuditStore } from './features/admin/index.js'
+import { createCategoriesService } from './features/categories/index.js'
+import { createProfilesService } from './features/profiles/index.js'
+import { createReviewsService, type ReviewsService } from './features/reviews/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -63,6 +67,15 @@ export async function createServices(config: Config, platform: Platform, options
     await accounts.start()
     started.push({ name: 'accounts', close: () => accounts.close() })
 
+    // What admins do is appended to the audit log in the transaction of the act.
+    const audit = createAuditStore(db)
+    const categories = createCategoriesService({ db, events: platform.live.events, audit, clock })
+    await categories.start()
+    started.push({ name: 'categories', close: () => categories.close() })
+    const profiles = createProfilesService({ db, clock, categories, accounts })
+    // Reviews are built after the map they show ratings on; reports name them before that.
+    let reviews: ReviewsService | undefined
+
     const messaging = createMessagingService({ store: createMessagingStore(db), live: platform.live, sendLimits: limits, summary: accounts.summary, sendRateLimit: config.sendRateLimit, clock })
     await messaging.start()
     started.push({ name: 'messaging', close: () => messaging.close() })
@@ -70,7 +83,7 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Blocks stop messages both ways (a send reads them in its own statement) and hide users
     // from each other's searches.
-    const blocks = createBlocksService({ db, store: createBlocksStore(db), queue: platform.queue, events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, clock })
+    const blocks = createBlocksService({ db, store: createBlocksStore(db), queue: platform.queue, events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, visibleReview: (id) => reviews!.visible(id), clock })
     await blocks.start()
     started.push({ name: 'blocks', close: () => blocks.close() })
     accounts.onDeleted((userId) => blocks.forgetUser(userId))
@@ -106,6 +119,7 @@ export async function createServices(config: Config, platform: Platform, options
         paymentRetryMs: 5 * 60_000,
       },
       log,
+      checkCategory: (id, field) => categories.checkOffered([id], field),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
     await jobs.start(config.jobSweepInterval * 1000)
@@ -113,9 +127,17 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
-    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin })
+    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, db, audit, clock })
 
-    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, close }
+    // Reviews: published blind, their ratings shown in search once public.
+    reviews = createReviewsService({ db, clock, queue: platform.queue, audit, summary: accounts.summary, ratingsChanged: (ids) => profiles.facetsChanged(ids), log })
+    await reviews.start()
+    const startedReviews = reviews
+    started.push({ name: 'reviews', close: () => startedReviews.close() })
+
+    const admin = createAdminService({ db, clock, audit, accounts, sessions, offTheMap: (userId) => location.remove(userId), jobs, reviews, log })
+
+    return { clock, limits, accounts, sessions, messaging, blocks, location, jobs, tasks, categories, profiles, reviews: startedReviews, admin, close }
   } catch (error) {
     await close()
     throw error

@@ -52,4 +52,6 @@ export interface JobsDeps {
   locator?: WorkerLocator
   settings: JobsSettings
   log: Logger
+  /** Checks a category a job is to take: it exists (400) and is offered (409). Absent: any id is refused. */
+  checkCategory?: (id: string, field: string) => Promise<void>
 }

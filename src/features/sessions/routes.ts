@@ -19,9 +19,9 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
       tags,
       operationId: 'signIn',
       summary: 'Sign in',
-      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address.',
+      description: 'Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address. An account an admin suspended answers 403 `account_suspended` (to the right password only).',
       body: AuthorizeBody,
-      response: { 200: AccessToken, ...problemResponses(401) },
+      response: { 200: AccessToken, ...problemResponses(401, 403) },
     },
   }, async (request) => {
     const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, { userAgent: request.headers['user-agent'], address: request.ip })

@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
+import { adminContext } from '../admin/scope.js'
 import { FailedTaskList, FailedTaskQuery } from './schemas.js'
 
 const tags = ['admin']
@@ -34,7 +35,7 @@ export async function tasksRoutes(fastify: FastifyInstance) {
         response: { 204: Type.Null({ description: 'Back in line' }), ...problemResponses(401, 403, 404) },
       },
     }, async (request, reply) => {
-      await tasks.retry(request.auth.userId, request.params.id)
+      await tasks.retry(adminContext(request), request.params.id)
       return reply.code(204).send(null)
     })
   })
