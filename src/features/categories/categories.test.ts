@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
 
 let t: TestApp
 let admin: SignedIn
@@ -11,7 +11,7 @@ beforeAll(async () => {
 }, 240_000)
 afterAll(async () => t.close())
 
-const inject = (options: Parameters<TestApp['app']['inject']>[0]) => t.app.inject(options)
+const inject = (options: Inject) => t.app.inject(options)
 
 async function create(body: Record<string, unknown>) {
   const res = await inject({ method: 'POST', url: '/admin/categories', headers: admin.auth, payload: body })

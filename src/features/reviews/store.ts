@@ -32,6 +32,15 @@ const isUniqueViolation = (error: unknown) => (error as { code?: string } | null
 async function addRatings(trx: Transaction<Database>, reviews: readonly Pick<ReviewRow, 'subject_id' | 'rating'>[], sign: 1 | -1, at: Date) {
   const sorted = [...reviews].sort((a, b) => (a.subject_id < b.subject_id ? -1 : a.subject_id > b.subject_id ? 1 : 0))
   for (const r of sorted) {
+    if (sign < 0) {
+      // The row exists (the review counted in it); an insert would be checked before its conflict.
+      await trx
+        .updateTable('user_ratings')
+        .set({ rating_sum: sql<number>`rating_sum - ${r.rating}::integer`, rating_count: sql<number>`rating_count - 1`, updated_at: at })
+        .where('user_id', '=', r.subject_id)
+        .execute()
+      continue
+    }
     await trx
       .insertInto('user_ratings')
       .values({ user_id: r.subject_id, rating_sum: sign * r.rating, rating_count: sign, updated_at: at })
