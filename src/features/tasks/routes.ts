@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { bearerSecurity, signedIn } from '../../http/auth.js'
+import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { adminContext } from '../admin/scope.js'
+import { adminContext, adminOnly } from '../admin/scope.js'
 import { FailedTaskList, FailedTaskQuery } from './schemas.js'
 
 const tags = ['admin']
@@ -11,7 +11,8 @@ const tags = ['admin']
 export async function tasksRoutes(fastify: FastifyInstance) {
   const { tasks } = fastify
 
-  await signedIn(fastify, (app) => {
+  // Admins only, checked before the request is looked at (the service checks again).
+  await adminOnly(fastify, (app) => {
     app.get('/admin/tasks/failed', {
       schema: {
         tags,
