@@ -99,7 +99,12 @@ export async function createServices(config: Config, platform: Platform, options
       stillSignedIn: sessions.stillSignedIn,
       defaultTtl: config.locationDefaultTtl,
       clock,
+      facets: profiles.facets,
+      categoryScope: categories.withDescendants,
     })
+    // A profile or a rating that changes shows in searches at once; the map is live state, so a
+    // failure there is logged, never the change's.
+    profiles.onFacetsChanged((userIds) => location.refreshFacets(userIds).catch((err: unknown) => log.warn({ err }, 'could not show a profile change on the map')))
     accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
     sessions.onSignedOut((userId) => location.remove(userId))
