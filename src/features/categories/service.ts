@@ -2,12 +2,15 @@ import { createHash } from 'node:crypto'
 import { v7 as uuidv7 } from 'uuid'
 import { ConflictError, InvalidInputError, NotFoundError } from '../../errors.js'
 import type { Clock } from '../../platform/clock.js'
-import type { DB } from '../../platform/db/index.js'
+import type { Database, DB } from '../../platform/db/index.js'
+import type { Kysely, Transaction } from 'kysely'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import type { AdminContext, AuditStore } from '../admin/audit.js'
 import type { CategoryView, CreateCategoryInput, UpdateCategoryInput } from './schemas.js'
 import { CategoryNameTakenError, createCategoriesStore, type CategoryRow } from './store.js'
+
+type Db = Kysely<Database> | Transaction<Database>
 
 /** The tree as GET /categories answers it, with its ETag. */
 interface Published {
@@ -57,10 +60,10 @@ export function createCategoriesService(deps: { db: DB; events: EventBus; audit:
   const cache = createSharedCache<Published>({ events: deps.events, name: 'categories', max: 1, ttlMs: TREE_TTL_MS })
   const current = async (): Promise<Published> => (await cache.get(TREE_KEY, async () => publish(await store.all())))!
 
-  /** A parent must be an offered top-level category. */
-  const checkParent = async (parentId: string | null, child?: CategoryRow) => {
+  /** A parent must be an offered top-level category (read in `trx` when given: one connection may be all there is). */
+  const checkParent = async (parentId: string | null, child?: CategoryRow, trx: Db = deps.db) => {
     if (parentId === null) return
-    const parent = (await current()).byId.get(parentId)
+    const [parent] = await store.byIds(trx, [parentId])
     if (!parent) throw new InvalidInputError('No such parent category', [{ field: 'body/parent_id', message: 'is not a category' }], 'category_not_found')
     if (parent.retired_at) throw new ConflictError('The parent category is retired', 'category_retired')
     if (parent.parent_id !== null || parent.id === child?.id) throw new ConflictError('A parent must be a top-level category', 'category_depth')
@@ -96,8 +99,8 @@ export function createCategoriesService(deps: { db: DB; events: EventBus; audit:
      * Checks categories a new job or profile names: each exists (400 otherwise) and is offered
      * (409 `category_retired`), except those in `kept` (what the profile holds already).
      */
-    async checkOffered(ids: readonly string[], field: string, kept: ReadonlySet<string> = new Set()): Promise<void> {
-      const rows = await store.byIds(deps.db, [...new Set(ids)])
+    async checkOffered(ids: readonly string[], field: string, kept: ReadonlySet<string> = new Set(), trx: Db = deps.db): Promise<void> {
+      const rows = await store.byIds(trx, [...new Set(ids)])
       const found = new Map(rows.map((r) => [r.id, r]))
       for (const id of ids) {
         const row = found.get(id)
@@ -149,7 +152,7 @@ export function createCategoriesService(deps: { db: DB; events: EventBus; audit:
         if (input.name !== undefined) changes.name = input.name.trim()
         if (input.position !== undefined) changes.position = input.position
         if (input.parent_id !== undefined && input.parent_id !== category.parent_id) {
-          await checkParent(input.parent_id, category)
+          await checkParent(input.parent_id, category, trx)
           if (input.parent_id !== null && (await store.hasChildren(trx, id))) throw new ConflictError('A category with subcategories stays top-level', 'category_depth')
           changes.parent_id = input.parent_id
         }

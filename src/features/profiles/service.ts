@@ -74,7 +74,7 @@ export function createProfilesService(deps: { db: DB; clock: Clock; categories: 
       const row = await deps.db.transaction().execute(async (trx) => {
         await store.lock(trx, user.id, now)
         const current = (await store.get(trx, user.id))!
-        if (input.category_ids) await deps.categories.checkOffered(input.category_ids, 'body/category_ids', new Set(current.category_ids))
+        if (input.category_ids) await deps.categories.checkOffered(input.category_ids, 'body/category_ids', new Set(current.category_ids), trx)
         await store.update(trx, user.id, {
           ...(input.bio !== undefined ? { bio: input.bio } : {}),
           ...(input.hourly_rate !== undefined ? { hourly_rate_amount: input.hourly_rate?.amount ?? null, hourly_rate_currency: input.hourly_rate?.currency ?? null } : {}),
