@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
 import { AnyRole, User, UserSummary } from '../accounts/index.js'
-import { Job } from '../jobs/schemas.js'
+import { Job } from '../jobs/index.js'
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000, pattern: '\\S', description: 'Why: kept in the audit log' })
 const OptionalReason = Type.Optional(Type.String({ maxLength: 2000, description: 'Why: kept in the audit log' }))

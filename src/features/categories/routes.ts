@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { adminContext, adminOnly } from '../admin/scope.js'
+import { adminContext, adminOnly } from '../admin/index.js'
 import { Category, CategoryList, CategoryTree, CreateCategoryBody, RetireCategoryBody, UpdateCategoryBody } from './schemas.js'
 
 export async function categoriesRoutes(fastify: FastifyInstance) {

@@ -6,7 +6,7 @@ import type { Database, DB } from '../../platform/db/index.js'
 import type { Kysely, Transaction } from 'kysely'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
-import type { AdminContext, AuditStore } from '../admin/audit.js'
+import type { AdminContext, AuditStore } from '../admin/index.js'
 import type { CategoryView, CreateCategoryInput, UpdateCategoryInput } from './schemas.js'
 import { CategoryNameTakenError, createCategoriesStore, type CategoryRow } from './store.js'
 

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { Timestamp, Uuid } from '../../http/schemas.js'
 import { User } from '../accounts/index.js'
-import { Money } from '../jobs/schemas.js'
+import { Money } from '../jobs/index.js'
 
 export const Rating = Type.Object(
   {

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { adminContext, adminOnly } from '../admin/scope.js'
+import { adminContext, adminOnly } from '../admin/index.js'
 import { HideBody, ReplyBody, Review, ReviewBody, ReviewList, ReviewListQuery, ReviewSubmitted } from './schemas.js'
 
 const tags = ['reviews']

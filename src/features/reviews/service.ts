@@ -6,7 +6,7 @@ import type { Clock } from '../../platform/clock.js'
 import type { DB } from '../../platform/db/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import type { AccountsService } from '../accounts/index.js'
-import type { AdminContext, AuditStore } from '../admin/audit.js'
+import type { AdminContext, AuditStore } from '../admin/index.js'
 import type { ReviewInput, ReviewView } from './schemas.js'
 import { createReviewsStore, ReviewExistsError, type ReviewRow } from './store.js'
 

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { adminContext, adminOnly } from '../admin/scope.js'
+import { adminContext, adminOnly } from '../admin/index.js'
 import { FailedTaskList, FailedTaskQuery } from './schemas.js'
 
 const tags = ['admin']

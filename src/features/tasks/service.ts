@@ -4,7 +4,7 @@ import { cursorTime, decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Queue } from '../../platform/queue/index.js'
 import type { Clock } from '../../platform/clock.js'
 import type { DB } from '../../platform/db/index.js'
-import type { AdminContext, AuditStore } from '../admin/audit.js'
+import type { AdminContext, AuditStore } from '../admin/index.js'
 import type { FailedTaskQuery } from './schemas.js'
 
 // Background tasks as an admin sees them: those that kept failing (the dead letters), and putting
