@@ -9,6 +9,8 @@
 // (bench/app-server.ts: the whole app, as deployed) and autocannon here drives, with random
 // points of the area:
 //   GET /search   radius 5000 m, limit 20, role WORKER (HTTP, auth, rate limit, store)
+//   GET /search   the same with category=<a top-level category> (its subcategories hold half of
+//                 the workers), measured beside the unfiltered one in each round (target: >= 80%)
 //   POST /location from 200 signed-in workers
 // and, to show what the HTTP stack itself costs here, GET /health (no auth), GET /user (auth and
 // one database read) and GET /search where nobody is (auth and an empty GEOSEARCH: the floor of
@@ -201,7 +203,7 @@ interface Row {
 const rows: Row[] = []
 const memory: { scenario: string; store: string; perMillionMb: number }[] = []
 /** Per scenario, the ratios taken within each round. */
-const ratios = new Map<string, { ofIdeal: number[]; ofGeoadd: number[]; naive: number }>()
+const ratios = new Map<string, { filtered: number[]; ofIdeal: number[]; ofGeoadd: number[]; naive: number }>()
 
 /** One raw GEO key holding the same points, and the radius of each query's 20 nearest in it. */
 async function baselineKey(scenarioName: string, redis: Redis, points: { lat: number; lon: number }[], queries: { lat: number; lon: number }[]) {
@@ -260,6 +262,15 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
     const queries = Array.from({ length: 5000 }, () => pointIn(area, rnd))
     const { sql } = await import('kysely')
     let points: { lat: number; lon: number }[]
+    // Two top-level categories of two subcategories each; each worker has one of the four, so
+    // a search for a top-level category takes in half of them.
+    const { v7: uuidv7 } = await import('uuid')
+    const tops = [uuidv7(), uuidv7()]
+    const leaves = tops.flatMap((parent, i) => [0, 1].map((j) => ({ id: uuidv7(), parent_id: parent, name: `Sub ${i}.${j}` })))
+    const now = new Date()
+    const row = (c: { id: string; parent_id: string | null; name: string }, position: number) => ({ ...c, position, retired_at: null, created_at: now, updated_at: now })
+    await platform.database.db.insertInto('categories').values(tops.map((id, i) => row({ id, parent_id: null, name: `Top ${i}` }, i))).execute()
+    await platform.database.db.insertInto('categories').values(leaves.map((l, i) => row(l, i))).execute()
     try {
       const before = await redisUsedMemory(redis)
       const seedBar = bars.create(size, 0, { label: `seed ${size} workers`.padEnd(40), note: '' })
@@ -269,6 +280,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
         area,
         ttl: 3600,
         seed: layout === 'dense' ? 1 : 2,
+        categoryIds: leaves.map((l) => l.id),
         onProgress: (done) => seedBar.update(done, { note: `${Math.round(done / ((Date.now() - started) / 1000))}/s` }),
       }))
       seedBar.stop()
@@ -308,6 +320,10 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
         let n = 0
         return http(`${name}: GET /search`, server!, { url, headers: auth, requests: [{ setupRequest: (req) => ({ ...req, path: paths[n++ % paths.length]! }) }] })
       },
+      'GET /search category=<top> (half match)': () => {
+        let n = 0
+        return http(`${name}: GET /search by category`, server!, { url, headers: auth, requests: [{ setupRequest: (req) => ({ ...req, path: `${paths[n++ % paths.length]!}&category=${tops[0]}` }) }] })
+      },
       'baseline ideal GEOSEARCH (radius of the 20th)': () =>
         closedLoop(`${name}: ideal GEOSEARCH`, CONNECTIONS, (i) => {
           const q = queries[i % queries.length]!
@@ -343,7 +359,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
       rounds.push(got)
       const rate = (label: string) => Math.round(got[label]!.rate)
       console.log(
-        `    search ${rate('GET /search (ours, HTTP + auth)')} req/s vs ideal ${rate('baseline ideal GEOSEARCH (radius of the 20th)')}/s; ` +
+        `    search ${rate('GET /search (ours, HTTP + auth)')} req/s, by category ${rate('GET /search category=<top> (half match)')} req/s (${Math.round((100 * got['GET /search category=<top> (half match)']!.rate) / got['GET /search (ours, HTTP + auth)']!.rate)}%) vs ideal ${rate('baseline ideal GEOSEARCH (radius of the 20th)')}/s; ` +
           `POST ${rate('POST /location (ours, HTTP + auth)')} req/s vs GEOADD ${rate('baseline raw GEOADD')}/s; /health ${rate('ceiling: GET /health (HTTP, no auth)')} req/s`,
       )
     }
@@ -354,6 +370,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
     for (const label of Object.keys(measures)) rows.push({ scenario: name, name: label, m: median(rounds.map((r) => r[label]!)) })
     rows.push({ scenario: name, name: 'baseline naive GEOSEARCH 5 km ASC COUNT 20', m: naive })
     ratios.set(name, {
+      filtered: rounds.map((r) => r['GET /search category=<top> (half match)']!.rate / r['GET /search (ours, HTTP + auth)']!.rate),
       ofIdeal: rounds.map((r) => r['GET /search (ours, HTTP + auth)']!.rate / r['baseline ideal GEOSEARCH (radius of the 20th)']!.rate),
       ofGeoadd: rounds.map((r) => r['POST /location (ours, HTTP + auth)']!.rate / r['baseline raw GEOADD']!.rate),
       naive: naive.rate,
@@ -390,6 +407,9 @@ async function main() {
   console.log('(API µs: the API process\'s CPU a request; Redis µs: Redis server CPU an operation during the measurement; Redis is shared with anything else running)')
   console.log('\nlive store memory per million workers')
   for (const m of memory) console.log(`${m.scenario.padEnd(22)} ${m.store.padEnd(80)} ${m.perMillionMb.toFixed(0).padStart(6)} MB`)
+
+  console.log('\nsearch by category beside the unfiltered search, same rounds (target >= 80%)')
+  for (const [scenarioName, r] of ratios) console.log(`${scenarioName.padEnd(22)} ${(100 * medianOf(r.filtered)).toFixed(0)}% (rounds: ${r.filtered.map((v) => `${(100 * v).toFixed(0)}%`).join(', ')})`)
 
   console.log('\ntargets (Redis; ratios taken within each round, then their median)')
   for (const [scenarioName, r] of ratios) {

@@ -18,6 +18,10 @@ import * as jobTracking from './0040_job_tracking.js'
 import * as notifications from './0041_notifications.js'
 import * as pushSubscriptions from './0042_push_subscriptions.js'
 import * as phoneNumbers from './0043_phone_numbers.js'
+import * as categories from './0020_categories.js'
+import * as profiles from './0021_profiles.js'
+import * as reviews from './0022_reviews.js'
+import * as auditLog from './0023_audit_log.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -40,4 +44,8 @@ export const migrations: Record<string, Migration> = {
   '0041_notifications': notifications,
   '0042_push_subscriptions': pushSubscriptions,
   '0043_phone_numbers': phoneNumbers,
+  '0020_categories': categories,
+  '0021_profiles': profiles,
+  '0022_reviews': reviews,
+  '0023_audit_log': auditLog,
 }

@@ -29,6 +29,10 @@ import { twoFactorRoutes } from './features/twofactor/routes.js'
 import { oidcRoutes } from './features/oidc/routes.js'
 import { trackingRoutes } from './features/tracking/routes.js'
 import { notificationsRoutes } from './features/notifications/routes.js'
+import { adminRoutes } from './features/admin/routes.js'
+import { categoriesRoutes } from './features/categories/routes.js'
+import { profilesRoutes } from './features/profiles/routes.js'
+import { reviewsRoutes } from './features/reviews/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -47,6 +51,10 @@ declare module 'fastify' {
     tracking: Services['tracking']
     notifications: Services['notifications']
     tasks: Services['tasks']
+    categories: Services['categories']
+    profiles: Services['profiles']
+    reviews: Services['reviews']
+    admin: Services['admin']
     clock: Services['clock']
   }
 }
@@ -141,6 +149,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('tracking', services.tracking)
   app.decorate('notifications', services.notifications)
   app.decorate('tasks', services.tasks)
+  app.decorate('categories', services.categories)
+  app.decorate('profiles', services.profiles)
+  app.decorate('reviews', services.reviews)
+  app.decorate('admin', services.admin)
   app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
   registerSecurityHeaders(app)
@@ -170,6 +182,10 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(trackingRoutes)
   await app.register(notificationsRoutes)
   await app.register(tasksRoutes)
+  await app.register(categoriesRoutes)
+  await app.register(profilesRoutes)
+  await app.register(reviewsRoutes)
+  await app.register(adminRoutes)
 
   return app
 }

@@ -20,6 +20,10 @@ import { createMailer } from './platform/mail/index.js'
 import { loadPasswordPolicy } from './features/accounts/index.js'
 import { createTrackingService, createTrackingStore } from './features/tracking/index.js'
 import { createNotificationsService, createNotificationsStore, createPushStore, loadVapidKeys, logOnlySmsProvider, type NotificationMail, type SmsProvider } from './features/notifications/index.js'
+import { createAdminService, createAuditStore } from './features/admin/index.js'
+import { createCategoriesService } from './features/categories/index.js'
+import { createProfilesService } from './features/profiles/index.js'
+import { createReviewsService, type ReviewsService } from './features/reviews/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -111,6 +115,14 @@ export async function createServices(config: Config, platform: Platform, options
     await oidc.start()
     started.push({ name: 'sign-in with providers', close: () => oidc.close() })
     accounts.onDeleted((userId) => oidc.forgetUser(userId))
+    // What admins do is appended to the audit log in the transaction of the act.
+    const audit = createAuditStore(db)
+    const categories = createCategoriesService({ db, events: platform.live.events, audit, clock })
+    await categories.start()
+    started.push({ name: 'categories', close: () => categories.close() })
+    const profiles = createProfilesService({ db, clock, categories, accounts })
+    // Reviews are built after the map they show ratings on; reports name them before that.
+    let reviews: ReviewsService | undefined
 
     const messaging = createMessagingService({ store: createMessagingStore(db), live: platform.live, sendLimits: limits, summary: accounts.summary, sendRateLimit: config.sendRateLimit, clock })
     await messaging.start()
@@ -119,7 +131,7 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Blocks stop messages both ways (a send reads them in its own statement) and hide users
     // from each other's searches.
-    const blocks = createBlocksService({ db, store: createBlocksStore(db), queue: platform.queue, events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, clock })
+    const blocks = createBlocksService({ db, store: createBlocksStore(db), queue: platform.queue, events: platform.live.events, summary: accounts.summary, receivedMessage: messaging.received, visibleReview: (id) => reviews!.visible(id), clock })
     await blocks.start()
     started.push({ name: 'blocks', close: () => blocks.close() })
     accounts.onDeleted((userId) => blocks.forgetUser(userId))
@@ -139,7 +151,12 @@ export async function createServices(config: Config, platform: Platform, options
       defaultTtl: config.locationDefaultTtl,
       clock,
       tracking,
+      facets: profiles.facets,
+      categoryScope: categories.withDescendants,
     })
+    // A profile or a rating that changes shows in searches at once; the map is live state, so a
+    // failure there is logged, never the change's.
+    profiles.onFacetsChanged((userIds) => location.refreshFacets(userIds).catch((err: unknown) => log.warn({ err }, 'could not show a profile change on the map')))
     accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
     sessions.onSignedOut((userId) => location.remove(userId))
@@ -160,6 +177,7 @@ export async function createServices(config: Config, platform: Platform, options
       },
       log,
       onChanged: (row, before) => tracking.jobChanged(row, before),
+      checkCategory: (id, field) => categories.checkOffered([id], field),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
     await jobs.start(config.jobSweepInterval * 1000)
@@ -192,9 +210,17 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Background tasks' failures land in the log; their dead letters are the admins' to see.
     platform.queue.onError((error) => log.error({ err: error }, 'a background task failed'))
-    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData })
+    const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData, db, audit, clock })
 
-    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, jobs, notifications, tasks, close }
+    // Reviews: published blind, their ratings shown in search once public.
+    reviews = createReviewsService({ db, clock, queue: platform.queue, audit, summary: accounts.summary, ratingsChanged: (ids) => profiles.facetsChanged(ids), log })
+    await reviews.start()
+    const startedReviews = reviews
+    started.push({ name: 'reviews', close: () => startedReviews.close() })
+
+    const admin = createAdminService({ db, clock, audit, accounts, sessions, offTheMap: (userId) => location.remove(userId), jobs, reviews, log })
+
+    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, jobs, notifications, tasks, categories, profiles, reviews: startedReviews, admin, close }
   } catch (error) {
     await close()
     throw error

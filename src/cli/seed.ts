@@ -112,6 +112,11 @@ export interface SeedOptions {
   /** Locations written at once. */
   concurrency?: number
   onProgress?: (done: number) => void
+  /**
+   * Categories (existing ids) to give the workers, one each at random, with a random rating and
+   * hourly rate: in their profiles and in the cards searches filter on.
+   */
+  categoryIds?: readonly string[]
 }
 
 /** Inserts `workers` users with role WORKER and puts each on the map; answers their ids. */
@@ -140,7 +145,13 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
       }
     })
     const createdAt = new Date(SEED_EPOCH)
-    const located = rows.map((row) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }) }))
+    const categoryIds = options.categoryIds ?? []
+    const facets = rows.map(() =>
+      categoryIds.length > 0
+        ? { categories: [categoryIds[Math.floor(rnd() * categoryIds.length)]!], rating: 1 + Math.round(rnd() * 400) / 100, rate: { amount: 1000 + Math.floor(rnd() * 9000), currency: 'EUR' } }
+        : undefined,
+    )
+    const located = rows.map((row, i) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }, facets[i]) }))
     const users = db
       .insertInto('users')
       // Seeded addresses receive no mail: they are taken as confirmed.
@@ -150,6 +161,11 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
       .then(async () => {
         const pictures = rows.filter((row) => row.picture).map((row) => ({ user_id: row.id, image: row.picture!.image, etag: row.picture!.etag }))
         if (pictures.length > 0) await db.insertInto('user_pictures').values(pictures).onConflict((conflict) => conflict.column('user_id').doNothing()).execute()
+        const profiled = rows.flatMap((row, i) => (facets[i] ? [{ row, facets: facets[i] }] : []))
+        if (profiled.length > 0) {
+          await db.insertInto('profiles').values(profiled.map(({ row, facets }) => ({ user_id: row.id, bio: '', languages: [], hourly_rate_amount: facets.rate.amount, hourly_rate_currency: facets.rate.currency, updated_at: createdAt }))).onConflict((conflict) => conflict.column('user_id').doNothing()).execute()
+          await db.insertInto('profile_categories').values(profiled.map(({ row, facets }) => ({ user_id: row.id, category_id: facets.categories[0]! }))).onConflict((conflict) => conflict.doNothing()).execute()
+        }
       })
     for (let i = 0; i < located.length; i += concurrency) {
       await Promise.all(

@@ -18,7 +18,9 @@ const TAGS = [
   { name: 'realtime', description: 'Instant delivery over a WebSocket, and its one-time tickets' },
   { name: 'jobs', description: 'Offers, their moves through the job workflow, and payment' },
   { name: 'notifications', description: 'What reaches each user where: preferences per event and channel, quiet hours, Web Push subscriptions, the phone for SMS' },
-  { name: 'admin', description: 'For admins: background tasks that kept failing' },
+  { name: 'categories', description: 'The categories of work, a tree of two levels' },
+  { name: 'reviews', description: 'Blind two-way reviews after a paid job, ratings, and answers to them' },
+  { name: 'admin', description: 'For admins only, every act audited: users (search, suspension, roles, deletion), categories, reports, reviews, any job, the audit log, background tasks that kept failing' },
   { name: 'system', description: 'Liveness and readiness, for load balancers and orchestrators' },
 ]
 

@@ -12,7 +12,7 @@ import { Type } from 'typebox'
 import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
-import type { Transaction } from 'kysely'
+import { sql, type Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.js'
 import { checkNewPassword } from './password-policy.js'
 
@@ -308,6 +308,51 @@ export function createAccountsService(deps: {
     async confirmEmailOf(email: string): Promise<boolean> {
       const user = await change((store) => store.confirmEmail(email.trim(), deps.clock.now()))
       return user !== undefined
+    },
+
+    /**
+     * An admin's change of a user's roles: `decide` answers the new roles from the user as held
+     * in the transaction (or throws), and `also` runs in that transaction with the user before and
+     * after (the audit log). Admins are held in it too, so that two admins taking ADMIN from each
+     * other can't leave none.
+     */
+    async setRolesByAdmin(
+      targetId: string,
+      decide: (user: UserRow, admins: number) => Role[],
+      also: (trx: Transaction<Database>, before: UserRow, after: UserRow) => Promise<void>,
+    ): Promise<UserView> {
+      let before: UserRow | undefined
+      const updated = await change((txStore) =>
+        txStore.transaction(async (trx) => {
+          const admins = await trx.selectFrom('users').select('id').where(sql<boolean>`'ADMIN' = ANY(roles)`).where('deleted_at', 'is', null).orderBy('id').forUpdate().execute()
+          before = await txStore.findById(targetId)
+          if (!before) throw new NotFoundError('No such user', 'user_not_found')
+          const roles = decide(before, admins.length)
+          const after = await txStore.update(targetId, { roles }, deps.clock.now())
+          await also(trx, before, after!)
+          return after
+        }),
+      )
+      return view(updated!, { id: '', roles: ['ADMIN'] })
+    },
+
+    /** An admin deletes a user, with `also` in the deletion's transaction (the audit log). */
+    async deleteByAdmin(targetId: string, also: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
+      const deleted = await deps.queue.writeThenRun(
+        store.transaction,
+        DELETED_TASK,
+        async (trx) => {
+          const deleted = await createAccountsStore(trx).delete(targetId, deps.clock.now())
+          if (deleted) {
+            await deps.sessions.revokeIn(trx, targetId)
+            await also(trx)
+          }
+          return deleted
+        },
+        (deleted): DeletedTask | null => (deleted ? { user_id: targetId } : null),
+        afterDeletion,
+      )
+      if (!deleted) throw new NotFoundError('No such user', 'user_not_found')
     },
 
     /** Grants or takes away ADMIN by email (the command line's way to make the first admin); false if there is no such user. */

@@ -25,10 +25,13 @@ interface UsersTable {
   sessions_version: Generated<number>
   /** When the user followed the confirmation link mailed to `email`; null until then. */
   email_confirmed_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  /** When an admin suspended the account (it can't sign in); null while it is not. */
+  suspended_at: ColumnType<Date | null, Date | null | undefined, Date | null>
+  suspended_reason: ColumnType<string | null, string | null | undefined, string | null>
 }
 
 /** A user as stored, without the password hash (which only findForLogin reads). */
-export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version'>
+export type UserRow = Omit<Selectable<UsersTable>, 'password_hash' | 'deleted_at' | 'sessions_version' | 'suspended_at' | 'suspended_reason'>
 
 const PUBLIC_COLUMNS = ['id', 'email', 'first_name', 'last_name', 'roles', 'picture_etag', 'created_at', 'updated_at', 'email_confirmed_at'] as const
 
@@ -77,7 +80,7 @@ export function createAccountsStore(db: DB) {
      */
     async findForLogin(email: string) {
       return live()
-        .select([...PUBLIC_COLUMNS, 'password_hash', 'sessions_version'])
+        .select([...PUBLIC_COLUMNS, 'password_hash', 'sessions_version', 'suspended_at'])
         .where(sql`lower(email)`, '=', email.toLowerCase())
         .executeTakeFirst()
     },

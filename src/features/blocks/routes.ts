@@ -57,8 +57,8 @@ export async function blocksRoutes(fastify: FastifyInstance) {
       schema: {
         tags,
         operationId: 'report',
-        summary: 'Report a message or a user',
-        description: 'Stores a report for the admins: a message the caller received (`message_id`), or a user (`user_id`), with a reason.',
+        summary: 'Report a message, a user or a review',
+        description: 'Stores a report for the admins: a message the caller received (`message_id`), a user (`user_id`), or a published review (`review_id`; its author is reported), with a reason.',
         security: bearerSecurity,
         body: ReportBody,
         response: { 201: Report, ...problemResponses(401, 404) },

@@ -22,6 +22,8 @@ export interface BlocksDeps {
   summary: AccountsService['summary']
   /** A message the user received, if there is one of that id (the messaging feature's). */
   receivedMessage: (userId: string, messageId: string) => Promise<{ sender_id: string | null } | undefined>
+  /** A published, visible review of that id, if there is one (the reviews feature's; set once it is built). */
+  visibleReview?: (reviewId: string) => Promise<{ author_id: string } | undefined>
   clock: Clock
 }
 
@@ -91,12 +93,18 @@ export function createBlocksService(deps: BlocksDeps) {
      */
     hiddenFrom: async (viewerId: string): Promise<ReadonlySet<string>> => (await hidden.get(viewerId, (id) => store.blockedEitherWay(id)))!,
 
-    async report(reporterId: string, input: { message_id?: string; user_id?: string; reason: string }) {
-      if ((input.message_id === undefined) === (input.user_id === undefined)) {
-        throw new InvalidInputError('Report either a message_id or a user_id', [{ field: 'body', message: 'must have exactly one of message_id and user_id' }], 'report_target')
+    async report(reporterId: string, input: { message_id?: string; user_id?: string; review_id?: string; reason: string }) {
+      if ([input.message_id, input.user_id, input.review_id].filter((id) => id !== undefined).length !== 1) {
+        throw new InvalidInputError('Report one of a message_id, a user_id or a review_id', [{ field: 'body', message: 'must have exactly one of message_id, user_id and review_id' }], 'report_target')
       }
       let userId: string
-      if (input.message_id) {
+      if (input.review_id) {
+        // A published review anyone can read; its author is the user reported.
+        const review = await deps.visibleReview?.(input.review_id)
+        if (!review) throw new NotFoundError('No such published review', 'review_not_found')
+        if (review.author_id === reporterId) throw new InvalidInputError('You cannot report your own review', [{ field: 'body/review_id', message: 'is your own' }], 'report_self')
+        userId = review.author_id
+      } else if (input.message_id) {
         const message = await deps.receivedMessage(reporterId, input.message_id)
         if (!message) throw new NotFoundError('You received no such message', 'message_not_found')
         if (!message.sender_id) throw new InvalidInputError('System messages cannot be reported', [{ field: 'body/message_id', message: 'is a system message' }], 'report_system_message')
@@ -106,8 +114,8 @@ export function createBlocksService(deps: BlocksDeps) {
         if (userId === reporterId) throw new InvalidInputError('You cannot report yourself', [{ field: 'body/user_id', message: 'must be another user' }], 'report_self')
         if ((await store.users([userId])).length === 0) throw new NotFoundError('No such user', 'user_not_found')
       }
-      const row = await store.insertReport({ id: uuidv7(), reporter_id: reporterId, user_id: userId, message_id: input.message_id ?? null, reason: input.reason.trim() }, deps.clock.now())
-      return { id: row.id, user_id: row.user_id, message_id: row.message_id, reason: row.reason, created_at: row.created_at.toISOString() }
+      const row = await store.insertReport({ id: uuidv7(), reporter_id: reporterId, user_id: userId, message_id: input.message_id ?? null, review_id: input.review_id ?? null, reason: input.reason.trim() }, deps.clock.now())
+      return { id: row.id, user_id: row.user_id, message_id: row.message_id, review_id: row.review_id, reason: row.reason, created_at: row.created_at.toISOString() }
     },
 
     /** An account went: the blocks it made go with it (those others made of it stay theirs). */

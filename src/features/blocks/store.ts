@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto'
-import { sql, type Transaction } from 'kysely'
+import { sql, type ColumnType, type Transaction } from 'kysely'
 import type { DB, Database } from '../../platform/db/index.js'
 import type { SummarizedUser } from '../accounts/index.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
     blocks: { blocker_id: string; blocked_id: string; created_at: Date }
-    reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string; created_at: Date; resolved_at: Date | null }
+    reports: { id: string; reporter_id: string; user_id: string; message_id: string | null; review_id: ColumnType<string | null, string | null | undefined, string | null>; reason: string; created_at: Date; resolved_at: Date | null; resolution: ColumnType<string | null, string | null | undefined, string | null> }
   }
 }
 
@@ -111,7 +111,7 @@ export function createBlocksStore(db: DB) {
       await db.deleteFrom('blocks').where('blocker_id', '=', userId).execute()
     },
 
-    async insertReport(report: { id: string; reporter_id: string; user_id: string; message_id: string | null; reason: string }, at: Date) {
+    async insertReport(report: { id: string; reporter_id: string; user_id: string; message_id: string | null; review_id: string | null; reason: string }, at: Date) {
       return db.insertInto('reports').values({ ...report, created_at: at, resolved_at: null }).returningAll().executeTakeFirstOrThrow()
     },
   }

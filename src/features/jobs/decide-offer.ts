@@ -63,6 +63,7 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
     location_lat: location?.lat ?? null,
     location_lon: location?.lon ?? null,
     location_address: location?.address ?? null,
+    category_id: input.category_id ?? null,
     expires_at: expiresAt,
     remind_at,
     completed_at: null,

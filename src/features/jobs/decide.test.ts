@@ -49,6 +49,7 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     location_lat: null,
     location_lon: null,
     location_address: null,
+    category_id: null,
     expires_at: at(2 * DAY),
     remind_at: status === 'REQUESTED' ? at(DAY) : null,
     completed_at: status === 'COMPLETED' ? at(-HOUR) : null,

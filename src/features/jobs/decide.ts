@@ -218,6 +218,7 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
   if (input.title !== undefined) changes.title = input.title.trim()
   if (input.description !== undefined) changes.description = input.description
   if (input.price !== undefined) Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
+  if (input.category_id !== undefined) changes.category_id = input.category_id
   if (input.scheduled_at !== undefined) changes.scheduled_at = input.scheduled_at === null ? null : new Date(input.scheduled_at)
   if (input.location !== undefined) {
     Object.assign(changes, { location_lat: input.location?.lat ?? null, location_lon: input.location?.lon ?? null, location_address: input.location?.address ?? null })
@@ -300,8 +301,8 @@ export const decidePaid = (job: JobWithParties | undefined, now: Date, settings:
     : undefined
 
 /** A user's account was deleted: a job of theirs that has not started is canceled on their behalf. */
-export function decideCancelForDeletion(job: JobWithParties | undefined, userId: string, now: Date, settings: JobsSettings): MovePlan | undefined {
+export function decideCancelForDeletion(job: JobWithParties | undefined, userId: string, now: Date, settings: JobsSettings, reason = 'The account was deleted'): MovePlan | undefined {
   if (!job || (job.status !== 'REQUESTED' && job.status !== 'ACCEPTED')) return undefined
   const mover: Mover = job.client_id === userId ? 'client' : 'worker'
-  return planMove(job, 'CANCELED', mover, now, settings, { reason: 'The account was deleted' })
+  return planMove(job, 'CANCELED', mover, now, settings, { reason })
 }

@@ -55,4 +55,6 @@ export interface JobsDeps {
   log: Logger
   /** Hears each committed change after it is pushed, with the status the job had before (live tracking ends with the job). */
   onChanged?: (row: JobRow, before: JobStatus | undefined) => Promise<void>
+  /** Checks a category a job is to take: it exists (400) and is offered (409). Absent: any id is refused. */
+  checkCategory?: (id: string, field: string) => Promise<void>
 }

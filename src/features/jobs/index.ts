@@ -2,3 +2,5 @@
 export { createJobsService, type JobsService } from './service.js'
 export { createJobsStore } from './store.js'
 export { createWorkerLocator } from './locator.js'
+export { Job, Money } from './schemas.js'
+export { view as jobView } from './view.js'

@@ -60,6 +60,7 @@ export const Job = Type.Object(
     }),
     scheduled_at: Type.Union([Timestamp, Type.Null()]),
     location: Type.Union([JobLocation, Type.Null()]),
+    category_id: Type.Union([Uuid, Type.Null()], { description: 'The category of work (GET /categories); a retired one stays on the jobs that have it' }),
     expires_at: Timestamp,
     created_at: Timestamp,
     updated_at: Timestamp,
@@ -80,6 +81,7 @@ export const Job = Type.Object(
         price: { amount: 4500, currency: 'EUR' },
         scheduled_at: '2026-12-10T14:00:00.000Z',
         location: { lat: 48.8566, lon: 2.3522, address: '12 rue de Rivoli, Paris' },
+        category_id: null,
         expires_at: '2026-12-10T09:00:00.000Z',
         created_at: '2026-12-07T09:00:00.000Z',
         updated_at: '2026-12-07T10:15:00.000Z',
@@ -109,6 +111,7 @@ export const JobBody = Type.Object(
     price: Type.Optional(Type.Union([Money, Type.Null()], { description: 'Null takes a price off an offer' })),
     scheduled_at: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the work is to be done; in the future' })),
     location: Type.Optional(Type.Union([JobLocation, Type.Null()], { description: 'Where the work is to be done' })),
+    category_id: Type.Optional(Type.Union([Type.String({ format: 'uuid' }), Type.Null()], { description: 'An offered category (GET /categories): unknown 400 `category_not_found`, retired 409 `category_retired`' })),
     expires_in: Type.Optional(Type.Integer({ minimum: EXPIRES_MIN, maximum: EXPIRES_MAX, description: `Seconds the worker has to answer, from ${EXPIRES_MIN} (1 hour) to ${EXPIRES_MAX} (30 days); default ${EXPIRES_DEFAULT} (72 hours). On an edit, counted from the edit` })),
   },
   {

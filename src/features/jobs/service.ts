@@ -5,7 +5,7 @@
 import type { Transaction } from 'kysely'
 import { Type } from 'typebox'
 import { v7 as uuidv7 } from 'uuid'
-import { NotFoundError } from '../../errors.js'
+import { InvalidInputError, NotFoundError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Database } from '../../platform/db/index.js'
 import { changeVersioned } from '../../platform/db/versioned.js'
@@ -40,6 +40,13 @@ export function createJobsService(deps: JobsDeps) {
   const pushes = createPushes(deps)
   const payment = createJobPayment({ ...deps, pushes })
   const due = createDueWork({ ...deps, pushes, payment })
+
+  /** A category a job is to take, when one is named. */
+  const checkCategory = async (id: string | null | undefined) => {
+    if (id === undefined || id === null) return
+    if (!deps.checkCategory) throw new InvalidInputError('No such category', [{ field: 'body/category_id', message: 'is not a category' }], 'category_not_found')
+    await deps.checkCategory(id, 'body/category_id')
+  }
 
   /**
    * A user's change to a job: read the job, decide, and write if nobody changed it meanwhile (the
@@ -115,6 +122,7 @@ export function createJobsService(deps: JobsDeps) {
     async create(actorId: string, input: JobInput): Promise<JobView> {
       const now = clock.now()
       checkOffer(input, now)
+      await checkCategory(input.category_id)
       const location = input.location ?? null
       const distanceM = location && deps.locator ? await deps.locator.distanceTo(input.worker_id, location).catch(() => null) : null
       // An offer is a message to the worker: both users and the blocks between them are read in
@@ -131,6 +139,7 @@ export function createJobsService(deps: JobsDeps) {
     /** The client changes its offer while it is REQUESTED; the worker is told. */
     async edit(actorId: string, input: JobInput & { id: string }, ifMatch: string | undefined): Promise<JobView> {
       checkEdit(input, clock.now())
+      await checkCategory(input.category_id)
       // An edit is a message to the worker: none across a block (asked only of the offer's client).
       const blockedIn = async (job: JobWithParties | undefined, trx?: Transaction<Database>) =>
         job?.client_id === actorId && (await deps.messages.contextOf(actorId, job.worker_id, trx)).blockerId !== null
@@ -194,6 +203,26 @@ export function createJobsService(deps: JobsDeps) {
      * An account was deleted: its jobs that have not started (REQUESTED, ACCEPTED) are canceled on
      * its behalf, and the other party is told. Jobs under way or being paid stay as they are.
      */
+    /**
+     * In the caller's transaction: cancels the user's open jobs (REQUESTED or ACCEPTED), each with
+     * its system message to the other side; what to push after the commit is answered.
+     */
+    async cancelOpenJobsIn(trx: Transaction<Database>, userId: string, reason: string): Promise<Committed[]> {
+      const open = await trx.selectFrom('jobs').select('id').where((eb) => eb.or([eb('client_id', '=', userId), eb('worker_id', '=', userId)])).where('status', 'in', ['REQUESTED', 'ACCEPTED']).orderBy('id').execute()
+      const committed: Committed[] = []
+      for (const { id } of open) {
+        const job = await store.lock(trx, id)
+        const plan = decideCancelForDeletion(job, userId, clock.now(), settings, reason)
+        if (job && plan) committed.push(await writeLocked(store, trx, job, plan))
+      }
+      return committed
+    },
+
+    /** Pushes what cancelOpenJobsIn changed, once its transaction committed. */
+    pushCommitted(committed: readonly Committed[]): void {
+      for (const c of committed) pushes.job(c)
+    },
+
     async cancelOpenJobsOf(userId: string): Promise<void> {
       for (const jobId of await store.openJobsOf(userId)) {
         const committed = await db.transaction().execute(async (trx) => {

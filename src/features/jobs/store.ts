@@ -24,6 +24,7 @@ interface JobsTable {
   location_lat: number | null
   location_lon: number | null
   location_address: string | null
+  category_id: string | null
   expires_at: Date
   remind_at: Date | null
   completed_at: Date | null

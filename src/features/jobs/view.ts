@@ -16,6 +16,7 @@ export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView[
       row.location_lat !== null && row.location_lon !== null
         ? { lat: row.location_lat, lon: row.location_lon, ...(row.location_address !== null ? { address: row.location_address } : {}) }
         : null,
+    category_id: row.category_id,
     expires_at: row.expires_at.toISOString(),
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

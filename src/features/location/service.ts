@@ -1,10 +1,11 @@
 import { computeDestinationPoint } from 'geolib'
 import { randomInt } from 'node:crypto'
 import { Type } from 'typebox'
-import { ForbiddenError, UnauthenticatedError } from '../../errors.js'
+import { ForbiddenError, InvalidInputError, UnauthenticatedError } from '../../errors.js'
 import { decodeCursor, encodeCursor } from '../../http/cursor.js'
 import { EARTH_RADIUS_M, haversineM } from '../../platform/live/geo.js'
-import type { GeoPoint, LocationRole, LocationStore } from '../../platform/live/index.js'
+import type { GeoPoint, LocationRole, LocationStore, NearbyHit } from '../../platform/live/index.js'
+import type { Facets } from '../profiles/index.js'
 import type { Clock } from '../../platform/clock.js'
 import type { ShownUser, UserRow, UserView } from '../accounts/index.js'
 import type { Auth } from '../sessions/index.js'
@@ -62,9 +63,40 @@ function anchorFor(anchors: readonly GeoPoint[], lat: number, lon: number): { sh
  * store alone: the public fields of its view (never the email), as a compact JSON array, since
  * every live location holds one.
  */
-export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>): string {
-  return JSON.stringify([user.first_name, user.last_name, user.roles, user.picture_etag, user.created_at.toISOString()])
+export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>, facets?: Omit<Facets, 'version'>): string {
+  const shown: unknown[] = [user.first_name, user.last_name, user.roles, user.picture_etag, user.created_at.toISOString()]
+  // What searches filter on follows: the worker's categories, its rating, its hourly rate.
+  if (facets) shown.push(facets.categories, facets.rating, facets.rate?.amount ?? null, facets.rate?.currency ?? null)
+  return JSON.stringify(shown)
 }
+
+/** What a search filters on, read back from a card (none for a card stored without them). */
+interface CardFacets {
+  categories: string[]
+  rating: number | null
+  rateAmount: number | null
+  rateCurrency: string | null
+}
+function facetsFrom(card: string | null): CardFacets {
+  if (card === null) return { categories: [], rating: null, rateAmount: null, rateCurrency: null }
+  const [, , , , , categories, rating, rateAmount, rateCurrency] = JSON.parse(card) as [unknown, unknown, unknown, unknown, unknown, string[]?, number?, number?, string?]
+  return { categories: categories ?? [], rating: rating ?? null, rateAmount: rateAmount ?? null, rateCurrency: rateCurrency ?? null }
+}
+
+/** The filters of a search beyond place and role, as one test of a hit's card. */
+interface Filter {
+  categories?: ReadonlySet<string>
+  minRating?: number
+  maxRate?: { amount: number; currency: string }
+}
+function matches(filter: Filter, facets: CardFacets): boolean {
+  if (filter.categories && !facets.categories.some((c) => filter.categories!.has(c))) return false
+  if (filter.minRating !== undefined && (facets.rating === null || facets.rating < filter.minRating)) return false
+  if (filter.maxRate && (facets.rateAmount === null || facets.rateCurrency !== filter.maxRate.currency || facets.rateAmount > filter.maxRate.amount)) return false
+  return true
+}
+/** Hits read from the store at most, for a filtered search's page or a search sorted by rating. */
+const FILTERED_READ_MAX = 2000
 
 function shownFrom(userId: string, card: string): ShownUser {
   const [first_name, last_name, roles, picture_etag, created_at] = JSON.parse(card) as [string, string, UserRow['roles'], string | null, string]
@@ -76,6 +108,8 @@ const SEARCH_ROUNDS = 3
 
 // The position after the last hit of a page: its distance as the store measured it, and its id.
 const CursorPosition = Type.Object({ d: Type.Number({ minimum: 0 }), u: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
+// Sorted by rating: the rating (-1 for none), then distance and id, of the last hit.
+const RatingPosition = Type.Object({ r: Type.Number(), d: Type.Number({ minimum: 0 }), u: Type.String({ format: 'uuid' }) }, { additionalProperties: false })
 
 export function createLocationService(deps: {
   store: LocationStore
@@ -95,8 +129,18 @@ export function createLocationService(deps: {
    * shares it with, never the map) and when the poster goes off the map (its sharing ends).
    */
   tracking?: { position(userId: string, point: GeoPoint): Promise<void>; stopAllOf(userId: string): Promise<void> }
+  /** What searches filter on, per user (the profiles feature's, read fresh). */
+  facets?: (userIds: readonly string[]) => Promise<Map<string, Facets>>
+  /** A category and its subcategories' ids (the categories feature's). */
+  categoryScope?: (categoryId: string) => Promise<Set<string>>
 }) {
   const { store } = deps
+
+  /** The card of a user with its facets, and the version it is stored at. */
+  const cardWithFacets = async (user: UserRow) => {
+    const facets = (await deps.facets?.([user.id]))?.get(user.id)
+    return { card: cardOf(user, facets), version: Math.max(user.updated_at.getTime(), facets?.version ?? 0) }
+  }
 
   const userOf = async (userId: string) => {
     const user = (await deps.users([userId])).get(userId)
@@ -114,6 +158,7 @@ export function createLocationService(deps: {
       // The roles go with the location, so that searches for a role read only its users; the
       // card, so that they show them without reading the accounts.
       const [user, anchors] = await Promise.all([userOf(userId), store.anchors(userId)])
+      const { card, version } = await cardWithFacets(user)
       const now = deps.clock.now().getTime()
       const expiresAt = new Date(now + (input.ttl ?? deps.defaultTtl) * 1000)
       const { shown, anchors: points } = anchorFor(anchors, input.lat, input.lon)
@@ -121,8 +166,8 @@ export function createLocationService(deps: {
         ...shown,
         roles: user.roles as LocationRole[],
         expiresAt,
-        card: cardOf(user),
-        version: user.updated_at.getTime(),
+        card,
+        version,
         anchors: { points, expiresAt: new Date(now + ANCHOR_TTL_MS) },
       })
       // A sign-out or an account deletion takes the user off the map after ending the session:
@@ -138,9 +183,18 @@ export function createLocationService(deps: {
 
     /** The user's account changed: a user on the map shows the change (and its new roles) at once. */
     async refresh(user: UserRow, before?: UserRow): Promise<void> {
-      const card = cardOf(user)
-      if (before && cardOf(before) === card) return // a new password or email: nothing shown changed
-      await store.update(user.id, { roles: user.roles as LocationRole[], card, version: user.updated_at.getTime() })
+      if (before && cardOf(before) === cardOf(user)) return // a new password or email: nothing shown changed
+      const { card, version } = await cardWithFacets(user)
+      await store.update(user.id, { roles: user.roles as LocationRole[], card, version })
+    },
+
+    /** What searches filter on changed (a profile, a rating): users on the map show it at once. */
+    async refreshFacets(userIds: readonly string[]): Promise<void> {
+      const users = await deps.users(userIds)
+      for (const user of users.values()) {
+        const { card, version } = await cardWithFacets(user)
+        await store.update(user.id, { roles: user.roles as LocationRole[], card, version })
+      }
     },
 
     /**
@@ -165,7 +219,18 @@ export function createLocationService(deps: {
      */
     async search(viewerId: string, query: SearchInput) {
       const limit = query.limit ?? 20
-      const after = decodeCursor(query.cursor, CursorPosition)
+      if (query.max_rate !== undefined && query.currency === undefined) {
+        throw new InvalidInputError('max_rate needs the currency it is in', [{ field: 'querystring/currency', message: 'is required with max_rate' }])
+      }
+      const filter: Filter = {
+        ...(query.category ? { categories: (await deps.categoryScope?.(query.category)) ?? new Set() } : {}),
+        ...(query.min_rating !== undefined ? { minRating: query.min_rating } : {}),
+        ...(query.max_rate !== undefined ? { maxRate: { amount: query.max_rate, currency: query.currency! } } : {}),
+      }
+      const filtered = Object.keys(filter).length > 0
+      const sortByRating = query.sort === 'rating'
+      const after = sortByRating ? undefined : decodeCursor(query.cursor, CursorPosition)
+      const afterRating = sortByRating ? decodeCursor(query.cursor, RatingPosition) : undefined
       // Who asks (from the cache), and whom it must not find: those are left out by the store
       // itself, so that a hidden user is on no page and in no cursor. An admin sees emails: that
       // is confirmed from the accounts, never taken from a cache, and so is seeing the ADMIN role.
@@ -175,14 +240,59 @@ export function createLocationService(deps: {
       // Unless confirmed an admin, the viewer is shown users as anyone is: no email, no ADMIN role.
       const shownTo = isAdmin ? viewer : { id: viewer.id, roles: [] }
       const exclude = new Set(hidden).add(viewerId)
+      const shownOf = async (hits: NearbyHit[]) => {
+        const users = await deps.users(hits.filter((h) => isAdmin || h.card === null).map((h) => h.userId))
+        return (hit: NearbyHit) => {
+          const user = isAdmin || hit.card === null ? users.get(hit.userId) : shownFrom(hit.userId, hit.card)
+          return user && (!query.role || user.roles.includes(query.role)) ? user : undefined
+        }
+      }
+
+      if (sortByRating) {
+        // Every match in the circle (up to FILTERED_READ_MAX, nearest first), best rated first.
+        const hits = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: FILTERED_READ_MAX, role: query.role, exclude })
+        const rated = hits.filter((h) => matches(filter, facetsFrom(h.card))).map((h) => ({ hit: h, r: facetsFrom(h.card).rating ?? -1 }))
+        const order = (a: { r: number; hit: NearbyHit }, b: { r: number; hit: NearbyHit }) =>
+          b.r - a.r || a.hit.distanceM - b.hit.distanceM || (a.hit.userId < b.hit.userId ? -1 : a.hit.userId > b.hit.userId ? 1 : 0)
+        rated.sort(order)
+        const start = afterRating ? rated.findIndex((x) => order(x, { r: afterRating.r, hit: { userId: afterRating.u, distanceM: afterRating.d, card: null } }) > 0) : 0
+        const rest = start < 0 ? [] : rated.slice(start)
+        const shown = await shownOf(rest.slice(0, limit).map((x) => x.hit))
+        const page = rest.slice(0, limit)
+        const items = page.flatMap(({ hit }) => {
+          const user = shown(hit)
+          return user ? [{ user: deps.view(user, shownTo), distance_m: Math.round(hit.distanceM) }] : []
+        })
+        const last = page.at(-1)
+        return { items, next_cursor: rest.length > limit && last ? encodeCursor({ r: last.r, d: last.hit.distanceM, u: last.hit.userId }) : null }
+      }
+
       let position = after && { distanceM: after.d, userId: after.u }
-      const items = []
+      const items: { user: UserView; distance_m: number }[] = []
       let more = true
-      for (let round = 0; more && items.length < limit && round < SEARCH_ROUNDS; round++) {
-        const wanted = limit - items.length
-        const hits = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: wanted + 1, role: query.role, after: position, exclude })
-        more = hits.length > wanted
-        const taken = hits.slice(0, wanted)
+      let read = 0
+      const rounds = filtered ? Number.POSITIVE_INFINITY : SEARCH_ROUNDS
+      for (let round = 0; more && items.length < limit && round < rounds && read < FILTERED_READ_MAX; round++) {
+        const wanted: number = limit - items.length
+        // A filtered search reads ahead, more each round: most hits may not match.
+        const batch: number = filtered ? Math.min(FILTERED_READ_MAX, Math.max(wanted, 25) * 4 ** Math.min(round + 1, 4)) : wanted
+        const hits: NearbyHit[] = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: batch + 1, role: query.role, after: position, exclude })
+        read += hits.length
+        more = hits.length > batch
+        const candidates: NearbyHit[] = filtered ? hits.slice(0, batch).filter((h) => matches(filter, facetsFrom(h.card))) : hits.slice(0, batch)
+        if (filtered) {
+          // The page ends at its last hit: further matches of this batch come with the next page.
+          const taken = candidates.slice(0, wanted)
+          if (candidates.length > wanted) more = true
+          position = (candidates.length > wanted ? taken.at(-1) : hits.slice(0, batch).at(-1)) ?? position
+          const shown = await shownOf(taken)
+          for (const hit of taken) {
+            const user = shown(hit)
+            if (user) items.push({ user: deps.view(user, shownTo), distance_m: Math.round(hit.distanceM) })
+          }
+          continue
+        }
+        const taken = candidates
         // Hits show their cards; the accounts are read only for hits stored without one, and
         // for an admin.
         const users = await deps.users(taken.filter((h) => isAdmin || h.card === null).map((h) => h.userId))

@@ -24,7 +24,7 @@ export async function sessionsRoutes(fastify: FastifyInstance, options: { authRa
       summary: 'Sign in',
       description: 'Answers an access token for the email and password. A sign-in from a device the user has not signed in from before is mailed to them (a device is told by the `X-Device-Id` header an app may send, 8 to 128 characters of `A-Za-z0-9._:-`, else by its User-Agent). An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address. An account with two-factor sign-in on answers 401 `mfa_required` with an `mfa_token` for POST /authorize/mfa.',
       body: AuthorizeBody,
-      response: { 200: AccessToken, ...problemResponses(401), 401: SignInRefused },
+      response: { 200: AccessToken, ...problemResponses(401, 403), 401: SignInRefused },
     },
   }, async (request) => {
     const { token, expiresIn, user } = await sessions.signIn(request.body.email, request.body.password, { userAgent: request.headers['user-agent'], deviceId: deviceIdOf(request.headers['x-device-id']), address: request.ip })

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Kysely, Transaction } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import { v7 as uuidv7 } from 'uuid'
-import { MfaRequiredError, NotFoundError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js'
+import { ForbiddenError, MfaRequiredError, NotFoundError, TooManyRequestsError, UnauthenticatedError } from '../../errors.js'
 import type { Database, DB, Listen } from '../../platform/db/index.js'
 import type { CounterStore } from '../../platform/live/index.js'
 import type { PasswordHasher } from '../../platform/passwords.js'
@@ -391,7 +391,9 @@ export function createSessionsService(deps: {
       const ok = await deps.hasher.verify(password, found?.password_hash ?? null)
       if (!found || !ok) throw new UnauthenticatedError('Wrong email or password', 'invalid_credentials')
       await succeeded(email, context.address)
-      const { password_hash: _hash, sessions_version: version, ...user } = found
+      // Told only to whoever knows the password: a suspension is no one else's business.
+      if (found.suspended_at) throw new ForbiddenError('This account is suspended by an admin', 'account_suspended')
+      const { password_hash: _hash, sessions_version: version, suspended_at: _suspended, ...user } = found
       await askSecondFactor(user, version, context)
       return open(user, version, context)
     },

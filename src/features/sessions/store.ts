@@ -63,7 +63,7 @@ const AUTHENTICATE = `
   SELECT s.id, s.user_id, s.user_agent, s.created_at, s.last_used_at, s.expires_at, s.max_expires_at,
          u.email, u.first_name, u.last_name, u.roles, u.picture_etag, u.created_at AS user_created_at, u.updated_at AS user_updated_at, u.email_confirmed_at
   FROM sessions s JOIN users u ON u.id = s.user_id
-  WHERE s.token_hash = $1 AND u.deleted_at IS NULL AND u.sessions_version = s.sessions_version`
+  WHERE s.token_hash = $1 AND u.deleted_at IS NULL AND u.suspended_at IS NULL AND u.sessions_version = s.sessions_version`
 
 // The renewals of many sessions in one statement; a renewal never moves a session back.
 const RENEW = `

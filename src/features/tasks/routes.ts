@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
-import { bearerSecurity, signedIn } from '../../http/auth.js'
+import { bearerSecurity } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
+import { adminContext, adminOnly } from '../admin/index.js'
 import { FailedTaskList, FailedTaskQuery } from './schemas.js'
 
 const tags = ['admin']
@@ -10,7 +11,8 @@ const tags = ['admin']
 export async function tasksRoutes(fastify: FastifyInstance) {
   const { tasks } = fastify
 
-  await signedIn(fastify, (app) => {
+  // Admins only, checked before the request is looked at (the service checks again).
+  await adminOnly(fastify, (app) => {
     app.get('/admin/tasks/failed', {
       schema: {
         tags,
@@ -34,7 +36,7 @@ export async function tasksRoutes(fastify: FastifyInstance) {
         response: { 204: Type.Null({ description: 'Back in line' }), ...problemResponses(401, 403, 404) },
       },
     }, async (request, reply) => {
-      await tasks.retry(request.auth.userId, request.params.id)
+      await tasks.retry(adminContext(request), request.params.id)
       return reply.code(204).send(null)
     })
   })

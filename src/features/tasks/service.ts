@@ -2,12 +2,18 @@ import { Type } from 'typebox'
 import { ForbiddenError, NotFoundError } from '../../errors.js'
 import { cursorTime, decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Queue } from '../../platform/queue/index.js'
+import type { Clock } from '../../platform/clock.js'
+import type { DB } from '../../platform/db/index.js'
+import type { AdminContext, AuditStore } from '../admin/index.js'
 import type { FailedTaskQuery } from './schemas.js'
 
 // Background tasks as an admin sees them: those that kept failing (the dead letters), and putting
 // one back in line once what made it fail is mended.
 
 export interface TasksDeps {
+  db: DB
+  audit: AuditStore
+  clock: Clock
   queue: Queue
   /** Read from the database, not a cache: the dead letters hold users' data. */
   isAdmin: (userId: string) => Promise<boolean>
@@ -34,9 +40,11 @@ export function createTasksService(deps: TasksDeps) {
       }
     },
 
-    async retry(actorId: string, taskId: string) {
-      await mustBeAdmin(actorId)
+    async retry(context: AdminContext, taskId: string) {
+      await mustBeAdmin(context.actorId)
       if (!(await deps.queue.retry(taskId))) throw new NotFoundError('No failed task with this id', 'task_not_found')
+      // The queue's own tables hold the retry: the entry follows it at once, in its own write.
+      await deps.audit.record(deps.db, context, { action: 'task.retry', targetType: 'task', targetId: taskId }, deps.clock.now())
     },
   }
 }
