@@ -10,6 +10,7 @@ import * as threadKeys from './0008_thread_keys.js'
 import * as locationAnchors from './0009_location_anchors.js'
 import * as sessions from './0010_sessions.js'
 import * as emailConfirmation from './0011_email_confirmation.js'
+import * as paymentsEscrow from './0030_payments_escrow.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0009_location_anchors': locationAnchors,
   '0010_sessions': sessions,
   '0011_email_confirmation': emailConfirmation,
+  '0030_payments_escrow': paymentsEscrow,
 }

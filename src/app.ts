@@ -24,6 +24,7 @@ import { realtimeRoutes } from './features/realtime/routes.js'
 import { sessionsRoutes } from './features/sessions/routes.js'
 import { systemRoutes } from './features/system/routes.js'
 import { tasksRoutes } from './features/tasks/index.js'
+import { paymentsRoutes } from './features/payments/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -35,6 +36,7 @@ declare module 'fastify' {
     location: Services['location']
     messaging: Services['messaging']
     jobs: Services['jobs']
+    payments: Services['payments']
     tasks: Services['tasks']
     clock: Services['clock']
   }
@@ -109,6 +111,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
   app.decorate('jobs', services.jobs)
+  app.decorate('payments', services.payments)
   app.decorate('tasks', services.tasks)
   app.decorate('authenticate', createAuthenticate(services.sessions.authenticate))
 
@@ -133,6 +136,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(blocksRoutes)
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl, maxPerUser: config.wsMaxPerUser, maxConnections: config.wsMaxConnections })
   await app.register(jobsRoutes)
+  await app.register(paymentsRoutes)
   await app.register(tasksRoutes)
 
   return app

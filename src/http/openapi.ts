@@ -16,7 +16,8 @@ const TAGS = [
   { name: 'messaging', description: 'Messages, the inbox, conversations, blocks and reports' },
   { name: 'realtime', description: 'Instant delivery over a WebSocket, and its one-time tickets' },
   { name: 'jobs', description: 'Offers, their moves through the job workflow, and payment' },
-  { name: 'admin', description: 'For admins: background tasks that kept failing' },
+  { name: 'payments', description: 'Escrow of job prices, payout accounts, refunds, disputes and the provider\'s webhooks' },
+  { name: 'admin', description: 'For admins: background tasks that kept failing, refunds, the platform\'s balances' },
   { name: 'system', description: 'Liveness and readiness, for load balancers and orchestrators' },
 ]
 

@@ -25,7 +25,7 @@ const HOUR = 60 * MINUTE
 const DAY = 24 * HOUR
 const T0 = new Date('2026-03-02T10:00:00.000Z')
 const at = (ms: number) => new Date(T0.getTime() + ms)
-const settings: JobsSettings = { autoApproveAfterMs: 7 * DAY, reminderBeforeMs: DAY, paymentRetryMs: 5 * MINUTE }
+const settings: JobsSettings = { autoApproveAfterMs: 7 * DAY, reminderBeforeMs: DAY, paymentRetryMs: 5 * MINUTE, feeBps: 1000 }
 
 const C = '01900000-0000-7000-8000-00000000000c'
 const W = '01900000-0000-7000-8000-00000000000a'
@@ -53,6 +53,19 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     remind_at: status === 'REQUESTED' ? at(DAY) : null,
     completed_at: status === 'COMPLETED' ? at(-HOUR) : null,
     due_at: null,
+    // The price is held: the workflow's moves are checked here, the escrow in payments.test.ts.
+    payment_status: 'held',
+    payment_fee: 250,
+    payment_intent_id: 'pi_1',
+    payment_client_secret: null,
+    payment_next_action: null,
+    payment_failure_code: null,
+    payment_decline_code: null,
+    payment_attempts: 0,
+    payment_charged: 2500,
+    payment_refunded: 0,
+    payment_transfer_id: null,
+    payment_disputed: false,
     version: 3,
     created_at: at(-DAY),
     updated_at: at(-DAY),
@@ -61,6 +74,7 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     client_name: 'Carla Client',
     worker_name: 'Wanda Worker',
     worker_has_picture: true,
+    worker_payouts_enabled: true,
     status_log: [{ job_id: JOB, status: 'REQUESTED', by: C, at: at(-DAY), reason: null }],
     ...over,
   }

@@ -2,3 +2,5 @@
 export { createJobsService, type JobsService } from './service.js'
 export { createJobsStore } from './store.js'
 export { createWorkerLocator } from './locator.js'
+export { PAYMENT_STATUSES, type JobRow, type PaymentStatus } from './store.js'
+export { Job, PaymentStatusSchema } from './schemas.js'
