@@ -37,7 +37,7 @@ beforeAll(async () => {
   t = await startTestApp({ JOB_SWEEP_INTERVAL: '0' }, { clock, payments })
   await t.app.platform.live.events.subscribe((event) => events.push(event))
   picture = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 30, g: 120, b: 200 } } }).jpeg().toBuffer()
-})
+}, 240_000)
 afterAll(async () => t.close())
 
 const inject = (options: InjectOptions) => t.app.inject(options)

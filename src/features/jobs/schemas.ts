@@ -172,6 +172,13 @@ export const IfMatchHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ maxLength: 200, description: 'The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without)' })),
 })
 
+export const OfferHeaders = Type.Object({
+  ...IfMatchHeaders.properties,
+  'idempotency-key': Type.Optional(
+    Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'For a new offer: retrying with the same key and body answers the first answer again for 24 hours (one offer, one charge); another body is 422 `idempotency_key_mismatch`' }),
+  ),
+})
+
 export const JobListQuery = Type.Object(
   {
     status: Type.Optional(JobStatusSchema),

@@ -397,7 +397,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
       if (!row) {
         const state = await provider.createAccount({ userId, email: await deps.emailOf(userId) }, `user:${userId}:account`)
         const now = clock.now()
-        row = await store.insertAccount({ user_id: userId, provider: provider.name, account_id: state.id, ...state, created_at: now, updated_at: now })
+        const { id: accountId, ...fields } = state
+        row = await store.insertAccount({ user_id: userId, provider: provider.name, account_id: accountId, ...fields, created_at: now, updated_at: now })
       }
       const link = row.payouts_enabled ? undefined : await provider.createAccountLink(row.account_id, { refreshUrl: `${settings.publicUrl}/payments/account/refresh`, returnUrl: `${settings.publicUrl}/payments/account/return` })
       return { created, account: accountView(row, link?.url) }
