@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses, problemWith } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
+import { Declined } from '../payments/index.js'
 import { IfMatchHeaders, Job, OfferHeaders, JobBody, JobList, JobListQuery, QuoteBody, StatusBody } from './schemas.js'
 import { CHANGES, WORKFLOW } from './workflow.js'
 
@@ -33,7 +34,7 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         security: bearerSecurity,
         headers: OfferHeaders,
         body: JobBody,
-        response: { 200: Job, 201: Job, ...problemResponses(401, 402, 403, 404, 409, 422), 412: staleVersion },
+        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 422), 402: Declined, 412: staleVersion },
       },
     }, async (request, reply) => {
       const { id } = request.body

@@ -62,6 +62,8 @@ export function transferEntries(f: PaymentFacts): Entry[] {
 export function refundEntries(f: PaymentFacts, amount: number): { entries: Entry[]; fromWorker: number; fromFees: number } {
   if (!Number.isSafeInteger(amount) || amount <= 0) throw new Error('a refund is a positive amount')
   if (f.refunded + amount > f.charged) throw new Error('a refund can\'t be more than what was charged and not yet refunded')
+  // The bank settles a disputed payment: the money went back with the chargeback already.
+  if (f.disputed) throw new Error('a disputed payment is not refunded')
   if (!f.transferred) {
     return { entries: [{ account: escrowAccount(f.jobId), amount: -amount }, { account: cardAccount(f.clientId), amount }], fromWorker: 0, fromFees: 0 }
   }
@@ -81,6 +83,7 @@ export function refundEntries(f: PaymentFacts, amount: number): { entries: Entry
 /** A chargeback: what was not refunded goes back to the cardholder, out of escrow (the payout is held) or, once paid out, out of the platform's pocket. */
 export function disputeEntries(f: PaymentFacts): Entry[] {
   if (f.disputed) throw new Error('the payment is disputed already')
+  if (f.charged === 0) throw new Error('nothing was charged to dispute')
   const amount = f.charged - f.refunded
   if (amount <= 0) return []
   return [

@@ -132,7 +132,7 @@ describe('a priced offer holds the money before the worker commits', () => {
   it('refuses an accept while the money is not held (409 payment_not_held), and from a worker without payouts (409 payouts_not_enabled)', async () => {
     const c = await client()
     const w = await worker()
-    const unpaid = await offered(c, w, undefined as unknown as string)
+    const unpaid = (await offer(c, w, undefined)).json()
     expect(unpaid.payment.status).toBe('requires_payment_method')
     expect(problem(await move(w, unpaid.id, 'ACCEPTED'), 409).code).toBe('payment_not_held')
 
@@ -322,14 +322,28 @@ describe('isolation', () => {
     const c = await client()
     const w = await worker()
     const stranger = await client()
-    const job = await offered(c, w, 'pm_card_visa_chargeDeclined').catch(() => undefined)
-    const declined = job ?? (problem(await offer(c, w, 'pm_card_visa_chargeDeclined'), 402) as unknown as { job_id: string })
-    const id = 'id' in declined ? (declined as { id: string }).id : declined.job_id
+    const id = (problem(await offer(c, w, 'pm_card_visa_chargeDeclined'), 402) as unknown as { job_id: string }).job_id
     expect(problem(await pay(stranger, id, 'pm_card_visa'), 404).code).toBe('job_not_found')
     expect(problem(await pay(w, id, 'pm_card_visa'), 403).code).toBe('not_your_payment')
     expect(problem(await inject({ url: `/job/${id}`, headers: stranger.auth }), 404).code).toBe('job_not_found')
     expect((await inject({ url: '/payments', headers: stranger.auth })).json().items).toEqual([])
     expect(problem(await inject({ method: 'POST', url: `/admin/jobs/${id}/refund`, headers: stranger.auth, payload: { reason: 'mine' } }), 403).code).toBe('not_an_admin')
+  })
+})
+
+describe('the ledger in the database', () => {
+  it('holds only movements that sum to zero per currency', async () => {
+    const rows = await db()
+      .selectFrom('ledger_entries')
+      .select(['transaction_id', 'currency', (eb) => eb.fn.sum<string>('amount').as('total')])
+      .groupBy(['transaction_id', 'currency'])
+      .execute()
+    expect(rows.length).toBeGreaterThan(0)
+    expect(rows.filter((r) => Number(r.total) !== 0)).toEqual([])
+  })
+
+  it('is append-only', async () => {
+    await expect(db().deleteFrom('ledger_entries').execute()).rejects.toThrow(/append-only/)
   })
 })
 

@@ -4,7 +4,7 @@ import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { Job } from '../jobs/index.js'
-import { Balance, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
+import { Balance, Declined, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
 
 const tags = ['payments']
 
@@ -25,7 +25,7 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
         headers: IdempotencyHeaders,
         params: IdParams,
         body: PayBody,
-        response: { 200: Job, ...problemResponses(401, 402, 403, 404, 409, 422) },
+        response: { 200: Job, ...problemResponses(401, 403, 404, 409, 422), 402: Declined },
       },
     }, async (request, reply) => {
       const { userId } = request.auth

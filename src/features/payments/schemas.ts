@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox'
+import { problemWith } from '../../http/problems.js'
 import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
 import { PaymentStatusSchema } from '../jobs/index.js'
 
@@ -6,6 +7,12 @@ export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({ minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$', description: 'Retrying with the same key and body answers the first answer again for 24 hours (no second charge or refund); the same key with another body is 422 `idempotency_key_mismatch`' }),
   ),
+})
+
+/** A decline: the problem names the card issuer's reason and the job, which stays to be paid. */
+export const Declined = problemWith('The payment method was declined: `decline_code` says why (Stripe\'s codes); `job_id` is the job, which stays, to be paid with POST /job/{id}/payment', {
+  decline_code: Type.String({ description: 'generic_decline, insufficient_funds, ...' }),
+  job_id: Uuid,
 })
 
 export const PayBody = Type.Object(
