@@ -448,6 +448,8 @@ export interface paths {
          * Offer a job, or change an offer
          * @description Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
          *
+         *     A priced offer is paid into escrow before the worker can accept it: with `payment_method` the price is charged at once (`payment.status` `held`, or `requires_action` for 3-D Secure); a decline is 402 `card_declined` with `decline_code` and `job_id`, the offer staying to be paid with POST /job/{id}/payment. A currency the worker's payout account does not take is 400 `currency_not_supported`. `Idempotency-Key` (new offers) answers the first answer again for 24 hours; with another body, 422.
+         *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
         post: operations["offerJob"];
@@ -549,6 +551,192 @@ export interface paths {
          *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
          */
         post: operations["moveJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/job/{id}/payment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pay for a job (again)
+         * @description The job's client pays its price into escrow with a payment method -> 200 job with `payment.status` `held` (or `requires_action`: the app completes 3-D Secure with `payment.next_action` and `client_secret`). For an offer whose card was declined, or a worker's quote the client accepts to pay.
+         *
+         *     A decline is 402 `card_declined` with Stripe's `decline_code` (`generic_decline`, `insufficient_funds`, ...); the job stays, waiting for another payment method. A payment that is held, or a job past approval, is 409 `payment_not_retryable`; the worker is 403, anyone else 404. `Idempotency-Key` is honoured.
+         */
+        post: operations["payJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's payout account
+         * @description Its state at the provider: `details_submitted`, `payouts_enabled`, and what is `currently_due`. 404 `payment_account_not_found` before POST /payments/account.
+         */
+        get: operations["getPaymentAccount"];
+        put?: never;
+        /**
+         * Set up the caller's payouts
+         * @description A WORKER's connected account (Stripe Express), made once -> 201, then 200 with the same account. `onboarding_url` (while payouts are not enabled) is where the worker gives what is due; with PAYMENTS=local, following it enables payouts at once. A worker without payouts enabled can't accept priced jobs (409 `payouts_not_enabled`).
+         */
+        post: operations["createPaymentAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's payments and payouts
+         * @description The jobs the caller pays for (`role` client) and is paid for (`role` worker), newest first; `status` filters.
+         */
+        get: operations["listPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's money as a worker
+         * @description Per currency: `pending`, held for the caller's jobs and not paid out yet (less the platform's fee), and `available`, paid to the caller's payout account.
+         */
+        get: operations["getPaymentBalance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a job's payment
+         * @description ADMIN only. Refunds `amount` (all that is left without it) to the client's card; once the worker was paid, their transfer and the platform's fee are reversed in proportion. Both parties are told, with `reason`. More than is left is 400 `refund_too_large`; nothing charged (or disputed) 409 `nothing_to_refund`. `Idempotency-Key` is honoured.
+         */
+        post: operations["refundJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/payments/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The platform's escrow and fees
+         * @description ADMIN only. From the ledger, per currency: money held in escrow for jobs, fees earned, and disputes lost.
+         */
+        get: operations["getPlatformBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe's events
+         * @description For Stripe. Verifies `Stripe-Signature` over the raw body (STRIPE_WEBHOOK_SECRET, 300 s tolerance: a forged, tampered or stale event is 400 `invalid_signature` and changes nothing), records the event id once (a duplicate answers `duplicate: true`), answers at once and applies the event in the background (payment intents re-read from Stripe, so late or out-of-order events end in the right state).
+         */
+        post: operations["receiveStripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/local/authenticate/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pass 3-D Secure (PAYMENTS=local)
+         * @description The `next_action` URL of a `requires_action` payment with the local provider: POSTing it passes the check, and the payment becomes `held`. 404 for anything else (and with PAYMENTS=stripe).
+         */
+        post: operations["completeLocalAuthentication"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/local/onboard/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish onboarding (PAYMENTS=local)
+         * @description The `onboarding_url` of a local payout account: following it enables payouts. 404 for anything else (and with PAYMENTS=stripe).
+         */
+        get: operations["completeLocalOnboarding"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -712,6 +900,23 @@ export interface components {
              *     - `precondition_failed`: A precondition of the request does not hold
              *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
              *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+             *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+             *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+             *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+             *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+             *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+             *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+             *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+             *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+             *     - `not_your_payment`: Only the job's client pays for it
+             *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+             *     - `currency_not_supported`: The worker's payout account does not take this currency
+             *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+             *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+             *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+             *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+             *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+             *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
              *     - `task_not_found`: No failed task with this id
              *     - `rate_limited`: Too many requests from this address: wait for Retry-After
              *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -723,7 +928,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -786,6 +991,13 @@ export interface components {
          *         "amount": 4500,
          *         "currency": "EUR"
          *       },
+         *       "payment": {
+         *         "status": "held",
+         *         "amount": 4500,
+         *         "fee": 450,
+         *         "currency": "EUR",
+         *         "refunded": 0
+         *       },
          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
          *       "location": {
          *         "lat": 48.8566,
@@ -836,6 +1048,28 @@ export interface components {
                 amount: number;
                 /** @description ISO 4217 code, such as EUR or USD */
                 currency: string;
+            } | null;
+            /** @description The escrow of the price; null while the job has none */
+            payment: {
+                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                /** @description The price, in minor units */
+                amount: number;
+                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                fee: number;
+                currency: string;
+                /** @description Refunded to the client so far */
+                refunded: number;
+                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                client_secret?: string;
+                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                next_action?: {
+                    [key: string]: unknown;
+                };
+                /** @description Why the last attempt failed: `card_declined`, ... */
+                failure_code?: string;
+                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                decline_code?: string;
             } | null;
             scheduled_at: string | null;
             location: {
@@ -3798,6 +4032,23 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -3809,7 +4060,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -3839,6 +4090,8 @@ export interface operations {
             header?: {
                 /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                 "if-match"?: string;
+                /** @description For a new offer: retrying with the same key and body answers the first answer again for 24 hours (one offer, one charge); another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3867,6 +4120,8 @@ export interface operations {
                         /** @description ISO 4217 code, such as EUR or USD */
                         currency: string;
                     } | null;
+                    /** @description With a priced new offer: the payment method that pays it (a Stripe PaymentMethod id; with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`). The price is charged into escrow at once; a decline is 402 with `decline_code`, the offer staying to be paid with POST /job/{id}/payment */
+                    payment_method?: string;
                     /** @description When the work is to be done; in the future */
                     scheduled_at?: string | null;
                     /** @description Where the work is to be done */
@@ -3906,6 +4161,13 @@ export interface operations {
                      *       "price": {
                      *         "amount": 4500,
                      *         "currency": "EUR"
+                     *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
                      *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
@@ -3957,6 +4219,28 @@ export interface operations {
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
                         } | null;
                         scheduled_at: string | null;
                         location: {
@@ -4029,6 +4313,13 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
@@ -4079,6 +4370,28 @@ export interface operations {
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
                         } | null;
                         scheduled_at: string | null;
                         location: {
@@ -4141,6 +4454,158 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The payment method was declined: `decline_code` says why (Stripe's codes); `job_id` is the job, which stays, to be paid with POST /job/{id}/payment */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        /** @description generic_decline, insufficient_funds, ... */
+                        decline_code: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                    };
                 };
             };
             /** @description Not allowed for this user */
@@ -4265,6 +4730,23 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -4276,7 +4758,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4306,6 +4788,13 @@ export interface operations {
                          *       "price": {
                          *         "amount": 4500,
                          *         "currency": "EUR"
+                         *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
                          *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
@@ -4358,6 +4847,28 @@ export interface operations {
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
                             } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
+                            } | null;
                             scheduled_at: string | null;
                             location: {
                                 lat: number;
@@ -4402,6 +4913,15 @@ export interface operations {
                             }[];
                         };
                     };
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests; see Retry-After */
@@ -4475,6 +4995,13 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
@@ -4525,6 +5052,28 @@ export interface operations {
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
                         } | null;
                         scheduled_at: string | null;
                         location: {
@@ -4772,6 +5321,13 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
@@ -4822,6 +5378,28 @@ export interface operations {
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
                         } | null;
                         scheduled_at: string | null;
                         location: {
@@ -5008,6 +5586,23 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -5019,7 +5614,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5049,6 +5644,13 @@ export interface operations {
                          *       "price": {
                          *         "amount": 4500,
                          *         "currency": "EUR"
+                         *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
                          *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
@@ -5100,6 +5702,28 @@ export interface operations {
                                 amount: number;
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
+                            } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
                             } | null;
                             scheduled_at: string | null;
                             location: {
@@ -5240,6 +5864,13 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
@@ -5290,6 +5921,28 @@ export interface operations {
                             amount: number;
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
                         } | null;
                         scheduled_at: string | null;
                         location: {
@@ -5476,6 +6129,23 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
@@ -5487,7 +6157,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5517,6 +6187,13 @@ export interface operations {
                          *       "price": {
                          *         "amount": 4500,
                          *         "currency": "EUR"
+                         *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
                          *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
@@ -5569,6 +6246,28 @@ export interface operations {
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
                             } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
+                            } | null;
                             scheduled_at: string | null;
                             location: {
                                 lat: number;
@@ -5617,6 +6316,1398 @@ export interface operations {
             };
             /** @description The request must name the version it was made on, with If-Match */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    payJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key and body answers the first answer again for 24 hours (no second charge or refund); the same key with another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "payment_method": "pm_card_visa"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description A Stripe PaymentMethod id; with PAYMENTS=local, Stripe's test ids (`pm_card_visa`, `pm_card_visa_chargeDeclined`, `pm_card_authenticationRequired`, ...) */
+                    payment_method: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The payment method was declined: `decline_code` says why (Stripe's codes); `job_id` is the job, which stays, to be paid with POST /job/{id}/payment */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        /** @description generic_decline, insufficient_funds, ... */
+                        decline_code: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                    };
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPaymentAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPaymentAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                status?: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            job_id: string;
+                            /** @description client: a payment the caller made; worker: a payout to the caller */
+                            role: "client" | "worker";
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            amount: number;
+                            fee: number;
+                            currency: string;
+                            refunded: number;
+                            /** @description To the worker only: what they are (or were) paid */
+                            payout?: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPaymentBalance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balances": [
+                     *         {
+                     *           "currency": "EUR",
+                     *           "pending": 4050,
+                     *           "available": 2250
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        balances: {
+                            currency: string;
+                            /** @description Held for the caller's jobs, not paid out yet (less the fee) */
+                            pending: number;
+                            /** @description Paid to the caller's payout account */
+                            available: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refundJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key and body answers the first answer again for 24 hours (no second charge or refund); the same key with another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": 1000,
+                 *       "reason": "Half the work was not done"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Minor units; absent: all that is left */
+                    amount?: number;
+                    /** @description Told to both parties */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "role": "client",
+                     *       "status": "held",
+                     *       "amount": 4500,
+                     *       "fee": 450,
+                     *       "currency": "EUR",
+                     *       "refunded": 0,
+                     *       "created_at": "2026-12-07T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description client: a payment the caller made; worker: a payout to the caller */
+                        role: "client" | "worker";
+                        /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                        status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                        amount: number;
+                        fee: number;
+                        currency: string;
+                        refunded: number;
+                        /** @description To the worker only: what they are (or were) paid */
+                        payout?: number;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPlatformBalances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balances": [
+                     *         {
+                     *           "currency": "EUR",
+                     *           "escrow": 4500,
+                     *           "fees": 250,
+                     *           "disputes": 0
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        balances: {
+                            currency: string;
+                            /** @description Held for jobs not paid out or released */
+                            escrow: number;
+                            /** @description The platform's fees earned, net of refunds */
+                            fees: number;
+                            /** @description Lost to disputes after the worker was paid (negative) */
+                            disputes: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receiveStripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "received": true,
+                     *       "duplicate": false
+                     *     }
+                     */
+                    "application/json": {
+                        received: boolean;
+                        duplicate: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    completeLocalAuthentication: {
+        parameters: {
+            query: {
+                client_secret: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "succeeded";
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    completeLocalOnboarding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        payouts_enabled: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
