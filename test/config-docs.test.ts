@@ -32,10 +32,10 @@ describe('settings', () => {
       expect(problemsOf({ [name]: value }), name).toContain(name)
     }
     // The free-text ones land in the config as given.
-    const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example' })
-    expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'] })
+    const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example', STRIPE_SECRET_KEY: 'sk_test_1', STRIPE_WEBHOOK_SECRET: 'whsec_1' })
+    expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'], stripeSecretKey: 'sk_test_1', stripeWebhookSecret: 'whsec_1' })
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'REDIS_PREFIX'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'REDIS_PREFIX', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET'])
   })
 
   it('the defaults of .env.example are the loader\'s: loading the file changes nothing', async () => {
