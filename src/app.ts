@@ -33,6 +33,7 @@ import { adminRoutes } from './features/admin/routes.js'
 import { categoriesRoutes } from './features/categories/routes.js'
 import { profilesRoutes } from './features/profiles/routes.js'
 import { reviewsRoutes } from './features/reviews/routes.js'
+import { paymentsRoutes } from './features/payments/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -50,6 +51,7 @@ declare module 'fastify' {
     jobs: Services['jobs']
     tracking: Services['tracking']
     notifications: Services['notifications']
+    payments: Services['payments']
     tasks: Services['tasks']
     categories: Services['categories']
     profiles: Services['profiles']
@@ -148,6 +150,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('jobs', services.jobs)
   app.decorate('tracking', services.tracking)
   app.decorate('notifications', services.notifications)
+  app.decorate('payments', services.payments)
   app.decorate('tasks', services.tasks)
   app.decorate('categories', services.categories)
   app.decorate('profiles', services.profiles)
@@ -181,6 +184,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(jobsRoutes)
   await app.register(trackingRoutes)
   await app.register(notificationsRoutes)
+  await app.register(paymentsRoutes)
   await app.register(tasksRoutes)
   await app.register(categoriesRoutes)
   await app.register(profilesRoutes)

@@ -81,8 +81,14 @@ export interface Config {
   jobReminderBefore: number
   /** Seconds a COMPLETED job waits for the client before it is approved by itself. */
   jobAutoApproveAfter: number
-  /** Who takes payments: `local` settles in the ledger at once. */
-  payments: 'local'
+  /** Who takes payments: `local` (Stripe's test mode, embedded) or `stripe`. */
+  payments: 'local' | 'stripe'
+  /** The platform's fee on each job, in basis points of its price. */
+  platformFeeBps: number
+  stripeSecretKey: string | undefined
+  stripeWebhookSecret: string | undefined
+  /** Where the Stripe SDK sends its calls; unset: Stripe's own API. */
+  stripeApiUrl: string | undefined
   /** Milliseconds a client has to send a request's headers. */
   httpHeadersTimeout: number
   /** Milliseconds a client has to send a whole request, body included. */
@@ -346,6 +352,10 @@ export function loadConfig(env: Env = process.env): Config {
     jobReminderBefore: int('JOB_REMINDER_BEFORE'),
     jobAutoApproveAfter: int('JOB_AUTO_APPROVE_AFTER'),
     payments: oneOf('PAYMENTS') ?? 'local',
+    platformFeeBps: int('PLATFORM_FEE_BPS'),
+    stripeSecretKey: text('STRIPE_SECRET_KEY'),
+    stripeWebhookSecret: text('STRIPE_WEBHOOK_SECRET'),
+    stripeApiUrl: url('STRIPE_API_URL'),
     httpHeadersTimeout: int('HTTP_HEADERS_TIMEOUT'),
     httpRequestTimeout: int('HTTP_REQUEST_TIMEOUT'),
     httpKeepAliveTimeout: int('HTTP_KEEP_ALIVE_TIMEOUT'),
@@ -381,6 +391,9 @@ export function loadConfig(env: Env = process.env): Config {
     problems.push('VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together: set both, or neither')
   }
   if (!/^(mailto:|https:\/\/)/.test(config.vapidSubject)) problems.push('VAPID_SUBJECT must be a mailto: or https: URL')
+  if (config.payments === 'stripe' && (!config.stripeSecretKey || !config.stripeWebhookSecret)) {
+    problems.push('PAYMENTS=stripe needs STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET')
+  }
   if (config.workers > 1 && !config.databaseUrl) {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database serves one process')
   }

@@ -51,6 +51,22 @@ export class MfaRequiredError extends AppError {
   }
 }
 
+/** The payment method was declined: the problem carries the provider's `decline_code` and the job it was for. */
+export class PaymentRequiredError extends AppError {
+  readonly status = 402
+  constructor(detail: string, code: ProblemCode, override readonly extensions?: Record<string, unknown>) {
+    super(detail, code)
+  }
+}
+
+/** Well-formed, but not what this key was first used with (an Idempotency-Key reused with another body). */
+export class UnprocessableError extends AppError {
+  readonly status = 422
+  constructor(detail: string, code: ProblemCode) {
+    super(detail, code)
+  }
+}
+
 export class ForbiddenError extends AppError {
   readonly status = 403
   constructor(detail: string, code: ProblemCode = 'forbidden') {

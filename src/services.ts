@@ -3,7 +3,8 @@ import type { Config } from './config.js'
 import { systemClock, type Clock } from './platform/clock.js'
 import type { Platform } from './platform/index.js'
 import { localFirstCounters, type LocalFirstCounters } from './platform/live/local-first-counters.js'
-import { createPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
+import { createLocalPaymentProvider, createStripePaymentProvider, type PaymentProvider } from './platform/payments/index.js'
+import { createPaymentsService, createPaymentsStore } from './features/payments/index.js'
 import { createAccountsService, createAccountsStore } from './features/accounts/index.js'
 import { createBlocksService, createBlocksStore } from './features/blocks/index.js'
 import { createLocationService } from './features/location/index.js'
@@ -161,19 +162,38 @@ export async function createServices(config: Config, platform: Platform, options
     accounts.onChanged((user, before) => location.refresh(user, before))
     sessions.onSignedOut((userId) => location.remove(userId))
 
+    // Payments: escrow through the provider (Stripe Connect's separate charges and transfers).
+    const provider = options.payments ?? paymentProviderOf(config)
+    const payments = createPaymentsService({
+      db,
+      store: createPaymentsStore(db),
+      provider,
+      clock,
+      queue: platform.queue,
+      messages: { insert: insertMessages, publish: messaging.publishCreated },
+      isAdmin: async (userId) => (await accounts.byIds([userId])).get(userId)?.roles.includes('ADMIN') ?? false,
+      hasRole: async (userId, role) => (await accounts.byIds([userId])).get(userId)?.roles.includes(role) ?? false,
+      emailOf: async (userId) => (await accounts.byIds([userId])).get(userId)?.email ?? null,
+      settings: { feeBps: config.platformFeeBps, publicUrl: config.publicUrl ?? '' },
+      log,
+    })
+    await payments.start()
+    started.push({ name: 'payments', close: () => payments.stop() })
+
     const jobs = createJobsService({
       db,
       store: createJobsStore(db),
       clock,
       events: platform.live.events,
       messages: { insert: insertMessages, publish: messaging.publishCreated, contextOf: messaging.contextOf },
-      payments: options.payments ?? createPaymentProvider(config.payments),
+      escrow: payments,
       queue: platform.queue,
       locator: createWorkerLocator({ locations: platform.live.locations, search: location.search }),
       settings: {
         autoApproveAfterMs: config.jobAutoApproveAfter * 1000,
         reminderBeforeMs: config.jobReminderBefore * 1000,
         paymentRetryMs: 5 * 60_000,
+        feeBps: config.platformFeeBps,
       },
       log,
       onChanged: (row, before) => tracking.jobChanged(row, before),
@@ -220,11 +240,19 @@ export async function createServices(config: Config, platform: Platform, options
 
     const admin = createAdminService({ db, clock, audit, accounts, sessions, offTheMap: (userId) => location.remove(userId), jobs, reviews, log })
 
-    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, jobs, notifications, tasks, categories, profiles, reviews: startedReviews, admin, close }
+    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, payments, jobs, notifications, tasks, categories, profiles, reviews: startedReviews, admin, close }
   } catch (error) {
     await close()
     throw error
   }
+}
+
+/** The provider the config names: `local` (Stripe's test mode, embedded) or Stripe itself. */
+export function paymentProviderOf(config: Config): PaymentProvider {
+  if (config.payments === 'stripe') {
+    return createStripePaymentProvider({ secretKey: config.stripeSecretKey!, webhookSecret: config.stripeWebhookSecret!, apiUrl: config.stripeApiUrl })
+  }
+  return createLocalPaymentProvider({ publicUrl: config.publicUrl, webhookSecret: config.stripeWebhookSecret })
 }
 
 export type Services = Awaited<ReturnType<typeof createServices>>

@@ -34,10 +34,11 @@ describe('settings', () => {
     // The free-text ones land in the config as given.
     const config = loadConfig({ HOST: '127.0.0.1', REDIS_PREFIX: 'test:', DATA_DIR: '/tmp/x', CORS_ORIGINS: 'https://a.example, https://b.example', PRODUCT_NAME: 'Fixit', MAIL_FROM: 'Fixit <hi@fixit.example>', MAIL_DIR: '/tmp/mails' })
     expect(config).toMatchObject({ host: '127.0.0.1', redisPrefix: 'test:', dataDir: '/tmp/x', corsOrigins: ['https://a.example', 'https://b.example'], productName: 'Fixit', mailFrom: 'Fixit <hi@fixit.example>', mailDir: '/tmp/mails' })
+    expect(loadConfig({ STRIPE_SECRET_KEY: 'sk_test_1', STRIPE_WEBHOOK_SECRET: 'whsec_1' })).toMatchObject({ stripeSecretKey: 'sk_test_1', stripeWebhookSecret: 'whsec_1' })
     // Without MAIL_DIR, mails go beside the database.
     expect(loadConfig({ DATA_DIR: '/tmp/x' }).mailDir).toBe('/tmp/x/mail')
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'TOTP_ENCRYPTION_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'TOTP_ENCRYPTION_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
     expect(loadConfig({ VAPID_PUBLIC_KEY: 'pub', VAPID_PRIVATE_KEY: 'priv', VAPID_SUBJECT: 'https://ops.example' })).toMatchObject({ vapidPublicKey: 'pub', vapidPrivateKey: 'priv', vapidSubject: 'https://ops.example' })
     // The keys go in pairs; the subject is a mailto: or https: URL.
     expect(problemsOf({ VAPID_PUBLIC_KEY: 'pub' })).toContain('VAPID_PUBLIC_KEY')

@@ -20,7 +20,8 @@ const TAGS = [
   { name: 'notifications', description: 'What reaches each user where: preferences per event and channel, quiet hours, Web Push subscriptions, the phone for SMS' },
   { name: 'categories', description: 'The categories of work, a tree of two levels' },
   { name: 'reviews', description: 'Blind two-way reviews after a paid job, ratings, and answers to them' },
-  { name: 'admin', description: 'For admins only, every act audited: users (search, suspension, roles, deletion), categories, reports, reviews, any job, the audit log, background tasks that kept failing' },
+  { name: 'payments', description: 'Escrow of job prices, payout accounts, refunds, disputes and the provider\'s webhooks' },
+  { name: 'admin', description: 'For admins only, every act audited: users (search, suspension, roles, deletion), categories, reports, reviews, any job, refunds, the platform\'s balances, the audit log, background tasks that kept failing' },
   { name: 'system', description: 'Liveness and readiness, for load balancers and orchestrators' },
 ]
 

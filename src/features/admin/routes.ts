@@ -127,7 +127,7 @@ export async function adminRoutes(fastify: FastifyInstance) {
       schema: {
         tags,
         operationId: 'adminGetJob',
-        summary: 'Any job, with its messages and payments',
+        summary: 'Any job, with its messages and its ledger',
         description: 'ADMIN only. The job with its status log, the system messages about it, and its ledger rows.',
         security: bearerSecurity,
         params: IdParams,

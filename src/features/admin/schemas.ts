@@ -70,7 +70,7 @@ export const ResolveBody = Type.Object(
 export const AdminJob = Type.Object({
   job: Job,
   messages: Type.Array(Type.Object({ id: Uuid, from: Type.Union([Uuid, Type.Null()]), to: Uuid, kind: Type.String(), text: Type.String(), created_at: Timestamp })),
-  payments: Type.Array(Type.Object({ id: Uuid, kind: Type.String(), amount: Type.Integer(), currency: Type.String(), debit_account: Type.String(), credit_account: Type.String(), provider: Type.String(), provider_ref: Type.String(), created_at: Timestamp })),
+  ledger: Type.Array(Type.Object({ id: Uuid, kind: Type.String(), currency: Type.String(), at: Timestamp, entries: Type.Array(Type.Object({ account: Type.String(), amount: Type.Integer() })) }), { description: 'The job\'s ledger movements, each a set of entries summing to zero (debits positive, credits negative)' }),
 })
 
 export const AuditEntryView = Type.Object(

@@ -225,18 +225,32 @@ export function createAdminService(deps: {
       if (done.suspended) await afterSuspension(done.userId, done.suspended.canceled)
     },
 
-    /** Any job, with its status log, its messages and its payment rows. */
+    /** Any job, with its status log and payment, its messages and its ledger movements. */
     async job(jobId: string) {
       const job = await createJobsStore(db).findWithParties(jobId)
       if (!job) throw new NotFoundError('No such job', 'job_not_found')
       const [messages, payments] = await Promise.all([
         db.selectFrom('messages').select(['id', 'sender_id', 'recipient_id', 'kind', 'text', 'created_at']).where('job_id', '=', jobId).orderBy('id').execute(),
-        db.selectFrom('payments').selectAll().where('job_id', '=', jobId).orderBy('created_at').execute(),
+        db
+          .selectFrom('ledger_transactions as t')
+          .innerJoin('ledger_entries as e', 'e.transaction_id', 't.id')
+          .select(['t.id', 't.kind', 't.at', 'e.account', 'e.currency', 'e.amount'])
+          .where('t.job_id', '=', jobId)
+          .orderBy('t.at')
+          .orderBy('e.id')
+          .execute(),
       ])
+      // The job's ledger: each movement with its entries (debits positive, credits negative).
+      const movements = new Map<string, { id: string; kind: string; currency: string; at: string; entries: { account: string; amount: number }[] }>()
+      for (const row of payments) {
+        const movement = movements.get(row.id) ?? { id: row.id, kind: row.kind, currency: row.currency, at: row.at.toISOString(), entries: [] }
+        movement.entries.push({ account: row.account, amount: Number(row.amount) })
+        movements.set(row.id, movement)
+      }
       return {
         job: jobView(job, job.status_log),
         messages: messages.map((m) => ({ id: m.id, from: m.sender_id, to: m.recipient_id, kind: m.kind, text: m.text, created_at: m.created_at.toISOString() })),
-        payments: payments.map((p) => ({ ...p, created_at: p.created_at.toISOString() })),
+        ledger: [...movements.values()],
       }
     },
 

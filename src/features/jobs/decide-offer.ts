@@ -3,7 +3,7 @@
 
 import { ForbiddenError, InvalidInputError, NotFoundError, UnauthenticatedError } from '../../errors.js'
 import type { SenderRow } from '../messaging/index.js'
-import { addMs, blocked, followUpsOf, noPictureWarning, refuse, scheduleOf, type Decision, type JobsSettings, type Plan } from './decide.js'
+import { addMs, blocked, followUpsOf, noPictureWarning, platformFee, refuse, scheduleOf, type Decision, type JobsSettings, type Plan } from './decide.js'
 import { EXPIRES_DEFAULT, type JobInput } from './schemas.js'
 import type { JobRow, StatusLogRow } from './store.js'
 import { CHANGES } from './workflow.js'
@@ -68,6 +68,19 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
     remind_at,
     completed_at: null,
     due_at,
+    // A priced offer waits for the client's money; the service charges it right after.
+    payment_status: input.price ? 'requires_payment_method' : null,
+    payment_fee: input.price ? platformFee(input.price.amount, settings) : null,
+    payment_intent_id: null,
+    payment_client_secret: null,
+    payment_next_action: null,
+    payment_failure_code: null,
+    payment_decline_code: null,
+    payment_attempts: 0,
+    payment_charged: 0,
+    payment_refunded: 0,
+    payment_transfer_id: null,
+    payment_disputed: false,
     version: 1,
     created_at: now,
     updated_at: now,

@@ -25,7 +25,7 @@ const HOUR = 60 * MINUTE
 const DAY = 24 * HOUR
 const T0 = new Date('2026-03-02T10:00:00.000Z')
 const at = (ms: number) => new Date(T0.getTime() + ms)
-const settings: JobsSettings = { autoApproveAfterMs: 7 * DAY, reminderBeforeMs: DAY, paymentRetryMs: 5 * MINUTE }
+const settings: JobsSettings = { autoApproveAfterMs: 7 * DAY, reminderBeforeMs: DAY, paymentRetryMs: 5 * MINUTE, feeBps: 1000 }
 
 const C = '01900000-0000-7000-8000-00000000000c'
 const W = '01900000-0000-7000-8000-00000000000a'
@@ -54,6 +54,19 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     remind_at: status === 'REQUESTED' ? at(DAY) : null,
     completed_at: status === 'COMPLETED' ? at(-HOUR) : null,
     due_at: null,
+    // The price is held: the workflow's moves are checked here, the escrow in payments.test.ts.
+    payment_status: 'held',
+    payment_fee: 250,
+    payment_intent_id: 'pi_1',
+    payment_client_secret: null,
+    payment_next_action: null,
+    payment_failure_code: null,
+    payment_decline_code: null,
+    payment_attempts: 0,
+    payment_charged: 2500,
+    payment_refunded: 0,
+    payment_transfer_id: null,
+    payment_disputed: false,
     version: 3,
     created_at: at(-DAY),
     updated_at: at(-DAY),
@@ -62,6 +75,7 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     client_name: 'Carla Client',
     worker_name: 'Wanda Worker',
     worker_has_picture: true,
+    worker_payouts_enabled: true,
     status_log: [{ job_id: JOB, status: 'REQUESTED', by: C, at: at(-DAY), reason: null }],
     ...over,
   }
@@ -88,14 +102,17 @@ const EXPECTED: Record<string, { notes: { from: string | null; to: string; text:
   },
   'REQUESTED>DECLINED:worker': {
     notes: [{ from: W, to: C, text: 'Wanda Worker declined "Paint the fence": "Plans changed" Search for other workers nearby to offer the job to instead.' }],
+    // The held price goes back to the client.
+    followUps: [{ do: 'release_payment', at: T0 }],
   },
-  'REQUESTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }] },
+  'REQUESTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }], followUps: [{ do: 'release_payment', at: T0 }] },
   'REQUESTED>EXPIRED:time': {
     notes: [{ from: null, to: C, text: 'Your offer "Paint the fence" to Wanda Worker expired without an answer. Offer it again, or to another worker.' }],
+    followUps: [{ do: 'release_payment', at: T0 }],
   },
   'ACCEPTED>STARTED:worker': { notes: [{ from: W, to: C, text: 'Wanda Worker started work on "Paint the fence".' }] },
-  'ACCEPTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }] },
-  'ACCEPTED>CANCELED:worker': { notes: [{ from: W, to: C, text: 'Wanda Worker canceled "Paint the fence": "Plans changed"' }] },
+  'ACCEPTED>CANCELED:client': { notes: [{ from: C, to: W, text: 'Carla Client canceled "Paint the fence": "Plans changed"' }], followUps: [{ do: 'release_payment', at: T0 }] },
+  'ACCEPTED>CANCELED:worker': { notes: [{ from: W, to: C, text: 'Wanda Worker canceled "Paint the fence": "Plans changed"' }], followUps: [{ do: 'release_payment', at: T0 }] },
   'STARTED>COMPLETED:worker': {
     notes: [{ from: W, to: C, text: 'Wanda Worker marked "Paint the fence" completed. Approve it to pay €25.00, or reply here if something is wrong. Without an answer it is approved by itself 2026-03-09 10:00 UTC.' }],
     followUps: [{ do: 'auto_approve', at: at(7 * DAY) }],
@@ -113,8 +130,8 @@ const EXPECTED: Record<string, { notes: { from: string | null; to: string; text:
   },
   'PENDING_PAYMENT>PAID:payments': {
     notes: [
-      { from: null, to: W, text: 'You were paid €25.00 for "Paint the fence".' },
-      { from: null, to: C, text: 'You paid €25.00 for "Paint the fence". Thank you!' },
+      { from: null, to: W, text: 'You were paid €22.50 for "Paint the fence" (€25.00 less the platform\'s fee of €2.50).' },
+      { from: null, to: C, text: 'Receipt: you paid €25.00 for "Paint the fence", of which €2.50 is the platform\'s fee and €22.50 goes to the worker. Thank you!' },
     ],
   },
 }
@@ -250,8 +267,14 @@ describe('an edit of an offer', () => {
     decideEdit({ job: read, blocked: extra.blocked ?? false }, { actorId: extra.actorId ?? C, input, ifMatch: extra.ifMatch }, T0, settings)
 
   it('changes what it names, tells the worker, and asks for a new reminder and expiry only with expires_in', () => {
-    const plan: Plan = planOf(edit(job('REQUESTED'), { title: '  Paint the gate ', description: '', price: null, expires_in: 4 * 3600 }))
-    expect(plan.changes).toEqual({ updated_at: T0, title: 'Paint the gate', description: '', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR) })
+    // An offer not paid for yet: its price may change (or go); a held one can't (see payments.test.ts).
+    const unpaid = job('REQUESTED', { payment_status: 'requires_payment_method', payment_charged: 0, payment_intent_id: null })
+    const plan: Plan = planOf(edit(unpaid, { title: '  Paint the gate ', description: '', price: null, expires_in: 4 * 3600 }))
+    expect(plan.changes).toEqual({
+      updated_at: T0, title: 'Paint the gate', description: '', price_amount: null, price_currency: null, expires_at: at(4 * HOUR), due_at: at(2 * HOUR), remind_at: at(2 * HOUR),
+      payment_status: null, payment_fee: null, payment_failure_code: null, payment_decline_code: null,
+    })
+    expect(refusalOf(edit(job('REQUESTED'), { price: { amount: 100, currency: 'EUR' } })).code).toBe('payment_price_locked')
     expect(plan.entry).toBeUndefined()
     expect(plan.followUps).toEqual([{ do: 'remind', at: at(2 * HOUR) }, { do: 'expire', at: at(4 * HOUR) }])
     // What changed is named (the description given is the one it had).
@@ -313,10 +336,10 @@ describe('a quote', () => {
       expect(plan.notes).toEqual([{ from: W, to: C, text: texts[status] }])
       if (status === 'COMPLETED') {
         // The approval period starts again from the quote.
-        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR', due_at: at(7 * DAY), remind_at: null })
+        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR', payment_status: 'requires_payment_method', payment_fee: 450, due_at: at(7 * DAY), remind_at: null })
         expect(plan.followUps).toEqual([{ do: 'auto_approve', at: at(7 * DAY) }])
       } else {
-        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR' })
+        expect(plan.changes).toEqual({ updated_at: T0, price_amount: 4500, price_currency: 'EUR', payment_status: 'requires_payment_method', payment_fee: 450 })
         expect(plan.followUps).toEqual([])
       }
     }
@@ -389,7 +412,7 @@ describe('a new offer', () => {
 describe('time-driven work', () => {
   it('expires an offer at its expiry, telling the client', () => {
     const decision = decideDue(job('REQUESTED', { expires_at: T0 }), T0, settings)
-    expect(decision.kind === 'move' && decision.plan).toMatchObject({ entry: { status: 'EXPIRED', by: null }, notes: [{ from: null, to: C }], followUps: [] })
+    expect(decision.kind === 'move' && decision.plan).toMatchObject({ entry: { status: 'EXPIRED', by: null }, notes: [{ from: null, to: C }], followUps: [{ do: 'release_payment', at: T0 }] })
   })
 
   it('reminds the worker once when the reminder is due, then waits for the expiry', () => {

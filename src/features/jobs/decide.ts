@@ -8,7 +8,7 @@ import type { JobInput, JobView, MoneyInput } from './schemas.js'
 import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
 import { ifMatchHolds, namesVersion, view } from './view.js'
-import { CHANGES, judge, moveOf, WORKFLOW, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
+import { CHANGES, judge, moveOf, RELEASES_PAYMENT, WORKFLOW, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
 
 export interface JobsSettings {
   /** A COMPLETED job the client neither approves nor disputes moves on after this long. */
@@ -17,7 +17,12 @@ export interface JobsSettings {
   reminderBeforeMs: number
   /** A payment the provider could not take is tried again after this long. */
   paymentRetryMs: number
+  /** The platform's fee, in basis points of the price (PLATFORM_FEE_BPS). */
+  feeBps: number
 }
+
+/** The platform's fee on a price, rounded down. */
+export const platformFee = (amount: number, settings: Pick<JobsSettings, 'feeBps'>) => Math.floor((amount * settings.feeBps) / 10_000)
 
 /** A follow-up with its time: when to remind, expire or approve; for a payment, when to ask again should asking now fail. */
 export type FollowUp = { do: FollowUpKind; at: Date }
@@ -95,6 +100,7 @@ export function followUpsOf(kinds: readonly FollowUpKind[], now: Date, expiresAt
     expire: () => expiresAt,
     auto_approve: () => addMs(now, settings.autoApproveAfterMs),
     request_payment: () => addMs(now, settings.paymentRetryMs),
+    release_payment: () => now,
   }
   return kinds.map((kind) => ({ do: kind, at: at[kind]() }))
 }
@@ -104,6 +110,13 @@ export function scheduleOf(followUps: FollowUp[]): { due_at: Date | null; remind
   const first = followUps.reduce<Date | null>((min, f) => (min === null || f.at < min ? f.at : min), null)
   return { due_at: first, remind_at: followUps.find((f) => f.do === 'remind')?.at ?? null }
 }
+
+/** Whether the money held for a job goes back to the client when it is in (or moves to) `status`. */
+export const releasesPayment = (job: Pick<JobRow, 'payment_status'>, status: JobStatus) => RELEASES_PAYMENT.includes(status) && job.payment_status === 'held'
+
+/** Whether a priced job's money is held, so that the worker may commit to it or it may be approved. */
+export const paymentHeld = (job: Pick<JobRow, 'price_amount' | 'payment_status' | 'payment_disputed'>) =>
+  job.price_amount === null || ((job.payment_status === 'held' || job.payment_status === 'partially_refunded') && !job.payment_disputed)
 
 /** A move of the job to `to` by `mover`, as the workflow table says it goes; no checks. */
 export function planMove(
@@ -116,7 +129,7 @@ export function planMove(
 ): MovePlan {
   const move = moveOf(job.status, to)
   if (!move) throw new Error(`The workflow has no move from ${job.status} to ${to}`)
-  const followUps = followUpsOf(move.then ?? [], now, job.expires_at, settings)
+  const followUps = followUpsOf([...(move.then ?? []), ...(releasesPayment(job, to) ? ['release_payment' as const] : [])], now, job.expires_at, settings)
   const changes: JobChanges = { status: to, updated_at: now, ...scheduleOf(followUps) }
   if (move.stamps) changes[move.stamps] = now
   const by = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
@@ -182,6 +195,15 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   if (move.priceRequired && job.price_amount === null) {
     return refuse(new ConflictError('The job has no price yet: its worker quotes one (POST /job/{id}/quote), and then it can be approved', 'quote_required'))
   }
+  if (move.paymentHeld && job.price_amount !== null && !paymentHeld(job)) {
+    return refuse(new ConflictError(
+      `The job's price is not held (its payment is ${job.payment_status ?? 'not started'}): the client pays first, with POST /job/{id}/payment`,
+      'payment_not_held',
+    ))
+  }
+  if (move.payoutsRequired && job.price_amount !== null && !job.worker_payouts_enabled) {
+    return refuse(new ConflictError('You can\'t be paid yet: set up payouts first (POST /payments/account, then follow its onboarding link)', 'payouts_not_enabled'))
+  }
   return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, nearby: command.nearby }) }
 }
 
@@ -217,7 +239,15 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
   const changes: JobChanges = { updated_at: now }
   if (input.title !== undefined) changes.title = input.title.trim()
   if (input.description !== undefined) changes.description = input.description
-  if (input.price !== undefined) Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
+  if (input.price !== undefined) {
+    const same = input.price?.amount === job.price_amount && input.price?.currency === job.price_currency
+    // Money taken (or being taken) for the price fixes it: a new price is a new offer.
+    if (!same && (job.payment_charged > 0 || job.payment_status === 'requires_action')) {
+      return refuse(new ConflictError('The offer\'s price is held from your card and can\'t change: cancel the offer (the money is released) and make a new one', 'payment_price_locked'))
+    }
+    Object.assign(changes, { price_amount: input.price?.amount ?? null, price_currency: input.price?.currency ?? null })
+    if (!same) Object.assign(changes, { payment_status: input.price ? 'requires_payment_method' : null, payment_fee: input.price ? platformFee(input.price.amount, settings) : null, payment_failure_code: null, payment_decline_code: null })
+  }
   if (input.category_id !== undefined) changes.category_id = input.category_id
   if (input.scheduled_at !== undefined) changes.scheduled_at = input.scheduled_at === null ? null : new Date(input.scheduled_at)
   if (input.location !== undefined) {
@@ -249,7 +279,8 @@ export function decideQuote(job: JobWithParties | undefined, command: QuoteComma
   if (job.price_amount !== null) {
     return refuse(new ConflictError('The job has a price already (the offer\'s, or your earlier quote), and it does not change', 'price_already_set'))
   }
-  const changes: JobChanges = { updated_at: now, price_amount: command.price.amount, price_currency: command.price.currency }
+  // The client pays the quote (POST /job/{id}/payment) before approving it.
+  const changes: JobChanges = { updated_at: now, price_amount: command.price.amount, price_currency: command.price.currency, payment_status: 'requires_payment_method', payment_fee: platformFee(command.price.amount, settings) }
   const followUps = status === 'COMPLETED' ? followUpsOf(CHANGES.quote.thenWhenCompleted, now, job.expires_at, settings) : []
   if (status === 'COMPLETED') Object.assign(changes, scheduleOf(followUps))
   const autoApproveAt = followUps.find((f) => f.do === 'auto_approve')?.at ?? null
@@ -279,6 +310,8 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
       if (approveAt > now) return touch([{ do: 'auto_approve', at: approveAt }])
       // Nothing to pay: the worker is asked for a quote, which asks for the approval again.
       if (job.price_amount === null) return touch(followUpsOf(CHANGES.quoteAsked.then, now, job.expires_at, settings), CHANGES.quoteAsked.tells({ job, ...parties }))
+      // Nothing held to pay out (a quote not paid for yet, a dispute): the client's payment brings the approval back.
+      if (!paymentHeld(job)) return touch([])
       return { kind: 'move', plan: planMove(job, 'PENDING_PAYMENT', 'time', now, settings) }
     }
     case 'PENDING_PAYMENT':
@@ -286,7 +319,8 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
       // (then an admin sees it failed): nothing more is due on the job itself.
       return { kind: 'touch', touch: { at: now, changes: { due_at: null, remind_at: null }, notes: [], followUps: [{ do: 'request_payment', at: now }] } }
     default:
-      return touch([])
+      // Money still held for a job that ended without work goes back to the client.
+      return touch(releasesPayment(job, job.status) ? [{ do: 'release_payment', at: now }] : [])
   }
 }
 

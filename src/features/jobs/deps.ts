@@ -4,7 +4,6 @@ import type { Transaction } from 'kysely'
 import type { Clock } from '../../platform/clock.js'
 import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
-import type { PaymentProvider } from '../../platform/payments/index.js'
 import type { Queue } from '../../platform/queue/index.js'
 import type { MessageRow, NewMessage, ParticipantRow, SenderRow } from '../messaging/index.js'
 import type { JobsSettings } from './decide.js'
@@ -35,6 +34,26 @@ export interface MessageSink {
   publish(messages: MessageRow[], senders?: SenderRow[]): Promise<void>
 }
 
+/**
+ * The escrow (the payments feature), as jobs use it: the client's money is charged with a
+ * priced offer (or for a quote), released when the job ends without work, and transferred to the
+ * worker when it is approved.
+ */
+export interface JobEscrow {
+  /** 400 when the worker's payout account does not take the currency. */
+  checkCurrency(workerId: string, currency: string): Promise<void>
+  /** Charges the job's price; 402 on a decline (the job stays, waiting for another payment method). */
+  charge(jobId: string, paymentMethod: string): Promise<void>
+  /** Gives the held money back in full (declined, canceled before the work, expired). */
+  release(jobId: string): Promise<void>
+  /** Pays the worker (the same transfer whatever the retries); undefined while it can't. */
+  transfer(row: JobRow): Promise<{ transferId: string } | undefined>
+  /** Records the transfer in the transaction that marks the job PAID. */
+  recordTransfer(trx: Transaction<Database>, jobId: string, transferId: string): Promise<void>
+  /** The payout waits on a dispute. */
+  payoutHeld(jobId: string): Promise<boolean>
+}
+
 export interface Logger {
   warn(obj: object, msg: string): void
   error(obj: object, msg: string): void
@@ -46,7 +65,7 @@ export interface JobsDeps {
   clock: Clock
   events: EventBus
   messages: MessageSink
-  payments: PaymentProvider
+  escrow: JobEscrow
   /** Background tasks: the sweep of due work, payment requests. */
   queue: Queue
   /** Absent until the location feature is wired in: then declines suggest no one, offers say no distance. */

@@ -24,12 +24,15 @@ export interface DueDone {
   messages?: MessageRow[]
   /** The payment task added for the job, run at once after the commit. */
   pay?: { jobId: string; taskId: string | null }
+  /** The task that gives the job's held money back, run at once after the commit. */
+  release?: { jobId: string; taskId: string | null }
 }
 
 const DUE_WORK_BATCH = 500
 /** The tasks: one sweep a slot of time, and a job's payment request. */
 export const SWEEP_TASK = 'jobs.sweep'
 export const PAY_TASK = 'jobs.request-payment'
+export const RELEASE_TASK = 'jobs.release-payment'
 /**
  * Tasks' ids made from what they are about: the sweep of a slot of time (so that the processes add
  * one between them), a job's payment (so that a job never has two payment tasks).
@@ -39,8 +42,9 @@ const TASK_IDS = '6f1e2d4c-9a4b-4c1e-8f3a-2b7d5e0c9a11'
 const PAY_RETRIES = { retryLimit: 10, retryDelaySeconds: 60 }
 
 const asksForPayment = (followUps: FollowUp[]) => followUps.some((f) => f.do === 'request_payment')
+const asksForRelease = (followUps: FollowUp[]) => followUps.some((f) => f.do === 'release_payment')
 
-export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'settings' | 'log' | 'messages' | 'queue'> & { pushes: Pushes; payment: JobPayment }) {
+export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'settings' | 'log' | 'messages' | 'queue' | 'escrow'> & { pushes: Pushes; payment: JobPayment }) {
   const { db, store, clock, settings, log, queue } = deps
 
   /** Hands a job's payment to a payment task, in the transaction of the change that asks for it. */
@@ -49,17 +53,30 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
     taskId: await queue.add(trx, PAY_TASK, { job_id: jobId }, { id: uuidv5(`${PAY_TASK}:${jobId}`, TASK_IDS), runsNow: true }),
   })
 
+  /** Hands the release of a job's held money to a task, in the transaction that asks for it. */
+  const releaseTask = async (trx: Transaction<Database>, jobId: string) => ({
+    jobId,
+    taskId: await queue.add(trx, RELEASE_TASK, { job_id: jobId }, { id: uuidv5(`${RELEASE_TASK}:${jobId}`, TASK_IDS), runsNow: true }),
+  })
+
   /** The work due on a job at `now`, decided (decideDue) and written in the transaction that holds the job. */
   const handleDue = async (trx: Transaction<Database>, job: JobWithParties, now: Date): Promise<DueDone> => {
     const decision = decideDue(job, now, settings)
     if (decision.kind === 'move') {
       const committed = await writeLocked(store, trx, job, decision.plan)
-      return { committed, pay: asksForPayment(decision.plan.followUps) ? await payTask(trx, job.id) : undefined }
+      const { followUps } = decision.plan
+      return {
+        committed,
+        pay: asksForPayment(followUps) ? await payTask(trx, job.id) : undefined,
+        release: asksForRelease(followUps) ? await releaseTask(trx, job.id) : undefined,
+      }
     }
     const { touch } = decision
-    await store.setDue(trx, job.id, touch.changes)
+    const release = asksForRelease(touch.followUps) ? await releaseTask(trx, job.id) : undefined
+    // The release is the task's now (retried with backoff): the job itself has nothing more due.
+    await store.setDue(trx, job.id, release ? { due_at: null, remind_at: null } : touch.changes)
     const messages = touch.notes.length > 0 ? await deps.messages.insert(trx, messagesOf(job.id, touch.notes, touch.at)) : undefined
-    return { messages, pay: asksForPayment(touch.followUps) ? await payTask(trx, job.id) : undefined }
+    return { messages, pay: asksForPayment(touch.followUps) ? await payTask(trx, job.id) : undefined, release }
   }
 
   /** What due work leaves to do once committed: push it, and ask for a payment. */
@@ -67,9 +84,11 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
     if (done.committed) deps.pushes.job(done.committed)
     if (done.messages) deps.pushes.messages(done.messages)
     if (done.pay) await queue.runNow(PAY_TASK, done.pay.taskId, () => deps.payment.payOrFail(done.pay!.jobId))
+    if (done.release) await queue.runNow(RELEASE_TASK, done.release.taskId, () => deps.escrow.release(done.release!.jobId))
   }
 
   let stopPayments: StopHandling | undefined
+  let stopReleases: StopHandling | undefined
   let stopSweeps: StopHandling | undefined
   let timer: NodeJS.Timeout | undefined
 
@@ -118,6 +137,7 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
      */
     async start(intervalMs: number) {
       stopPayments ??= await queue.handle<{ job_id: string }>(PAY_TASK, (task) => deps.payment.payOrFail(task.data.job_id), PAY_RETRIES)
+      stopReleases ??= await queue.handle<{ job_id: string }>(RELEASE_TASK, (task) => deps.escrow.release(task.data.job_id), PAY_RETRIES)
       if (intervalMs <= 0 || timer) return
       stopSweeps = await queue.handle(SWEEP_TASK, async () => {
         await runDueWork()
@@ -137,7 +157,8 @@ export function createDueWork(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 's
       timer = undefined
       await stopSweeps?.()
       await stopPayments?.()
-      stopSweeps = stopPayments = undefined
+      await stopReleases?.()
+      stopSweeps = stopPayments = stopReleases = undefined
     },
   }
 }

@@ -2,5 +2,6 @@
 export { createJobsService, type JobsService } from './service.js'
 export { createJobsStore } from './store.js'
 export { createWorkerLocator } from './locator.js'
-export { Job, Money } from './schemas.js'
+export { Job, Money, PaymentStatusSchema } from './schemas.js'
 export { view as jobView } from './view.js'
+export { PAYMENT_STATUSES, type JobRow, type PaymentStatus } from './store.js'

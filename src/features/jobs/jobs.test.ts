@@ -8,7 +8,7 @@ import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
 import { createLocalPaymentProvider, type PaymentProvider } from '../../platform/payments/index.js'
-import { balanceOf, clientAccount, escrowAccount, workerAccount } from '../../platform/payments/ledger.js'
+import { balanceOf, cardAccount, escrowAccount, FEES_ACCOUNT, payableAccount } from '../../platform/payments/ledger.js'
 import { JOB_STATUSES, WORKFLOW, judge, type JobStatus } from './workflow.js'
 
 const HOUR = 3_600_000
@@ -16,17 +16,17 @@ const DAY = 24 * HOUR
 const clock = manualClock(new Date())
 
 /**
- * The local provider, except for the jobs named here: for those it answers "pending", as a
- * provider that confirms later by webhook does, so the tests see PENDING_PAYMENT.
+ * The local provider, except for the jobs named here: their payout fails, as a provider that is
+ * down does, so the tests see PENDING_PAYMENT.
  */
 const held = new Set<string>()
 const local = createLocalPaymentProvider()
-const payments: PaymentProvider = {
-  name: 'local',
-  async requestPayment(request) {
-    return held.has(request.jobId) ? { status: 'pending', provider: 'local', reference: `held_${request.jobId}` } : local.requestPayment(request)
+const payments: PaymentProvider = Object.assign(Object.create(local) as PaymentProvider, {
+  async createTransfer(input: Parameters<PaymentProvider['createTransfer']>[0], key: string) {
+    if (held.has(input.jobId)) throw new Error('the provider is down')
+    return local.createTransfer(input, key)
   },
-}
+})
 
 let t: TestApp
 const events: LiveEvent[] = []
@@ -37,13 +37,17 @@ beforeAll(async () => {
   t = await startTestApp({ JOB_SWEEP_INTERVAL: '0' }, { clock, payments })
   await t.app.platform.live.events.subscribe((event) => events.push(event))
   picture = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 30, g: 120, b: 200 } } }).jpeg().toBuffer()
-})
+}, 240_000)
 afterAll(async () => t.close())
 
 const inject = (options: InjectOptions) => t.app.inject(options)
 
 async function worker(options: { picture?: boolean; first_name?: string } = {}): Promise<SignedIn> {
   const user = await newUser(t.app, { roles: ['WORKER'], first_name: options.first_name ?? 'Wanda', last_name: 'Worker' })
+  // Payouts set up, as a worker does before accepting priced jobs.
+  const account = await inject({ method: 'POST', url: '/payments/account', headers: user.auth })
+  expect(account.statusCode, account.body).toBe(201)
+  expect((await inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
   if (options.picture !== false) {
     const res = await inject({ method: 'PUT', url: '/user/picture', headers: { ...user.auth, 'content-type': 'image/jpeg' }, payload: picture })
     expect(res.statusCode).toBe(200)
@@ -57,6 +61,7 @@ const offerBody = (w: SignedIn, extra: Record<string, unknown> = {}) => ({
   title: 'Fix the kitchen tap',
   description: 'It drips all night.',
   price: { amount: 2500, currency: 'EUR' },
+  ...('price' in extra && !extra.price ? {} : { payment_method: 'pm_card_visa' }),
   ...extra,
 })
 
@@ -102,7 +107,8 @@ interface Msg {
 async function messagesAbout(user: SignedIn, jobId: string): Promise<Msg[]> {
   const res = await inject({ url: '/inbox?limit=100', headers: user.auth })
   expect(res.statusCode, res.body).toBe(200)
-  return (res.json().items as Msg[]).filter((m) => m.job_id === jobId).reverse()
+  // The escrow's own messages (money released to the card) are payments.test.ts's to check.
+  return (res.json().items as Msg[]).filter((m) => m.job_id === jobId && !m.text.endsWith('was released to your card.')).reverse()
 }
 
 /** A job of a fresh client and worker, walked to `status` along the workflow. */
@@ -226,7 +232,7 @@ describe('POST /job: offers', () => {
     const { title: _t, ...noTitle } = offerBody(w)
     problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: noTitle }), 400)
     // The edges themselves are fine.
-    await offer(c, w, { expires_in: 3600, title: 'x'.repeat(200), description: 'y'.repeat(5000), price: { amount: 1, currency: 'JPY' } })
+    await offer(c, w, { expires_in: 3600, title: 'x'.repeat(200), description: 'y'.repeat(5000), price: { amount: 1, currency: 'USD' } })
     await offer(c, w, { expires_in: 30 * 24 * 3600, location: { lat: -90, lon: 180 } })
   })
 
@@ -871,27 +877,32 @@ describe('settling', () => {
     }
   })
 
-  it('approves the worker\'s quote and records the payment in the ledger', async () => {
+  it('approves the worker\'s quote once the client paid it, and records the payment in the ledger', async () => {
     const { c, w, job } = await jobIn('COMPLETED', { price: false })
     const quoted = await inject({ method: 'POST', url: `/job/${job.id}/quote`, headers: w.auth, payload: { price: { amount: 5000, currency: 'USD' } } })
     expect(quoted.statusCode, quoted.body).toBe(200)
+    expect(quoted.json().payment).toMatchObject({ status: 'requires_payment_method', amount: 5000, fee: 500, currency: 'USD' })
+    expect(problem(await move(c, job.id, 'PENDING_PAYMENT'), 409).code).toBe('payment_not_held')
+    const pay = await inject({ method: 'POST', url: `/job/${job.id}/payment`, headers: c.auth, payload: { payment_method: 'pm_card_visa' } })
+    expect(pay.statusCode, pay.body).toBe(200)
+    expect(pay.json().payment.status).toBe('held')
     const paid = await moveOk(c, job.id, 'PENDING_PAYMENT')
     expect(paid).toMatchObject({ status: 'PAID', price: { amount: 5000, currency: 'USD' } })
     const db = t.app.platform.database.db
-    expect(await balanceOf(db, workerAccount(w.id), 'USD')).toBe(5000)
-    expect(await balanceOf(db, clientAccount(c.id), 'USD')).toBe(-5000)
+    expect(await balanceOf(db, payableAccount(w.id), 'USD')).toBe(4500)
+    expect(await balanceOf(db, cardAccount(c.id), 'USD')).toBe(-5000)
     expect(await balanceOf(db, escrowAccount(job.id), 'USD')).toBe(0)
   })
 
   it('waits in PENDING_PAYMENT for a provider that confirms later, and settles once however often it confirms', async () => {
     const { c, w, job } = await jobIn('PENDING_PAYMENT')
     expect(job.status).toBe('PENDING_PAYMENT')
-    const outcome = { provider: 'local', reference: 'webhook-1' }
-    const confirmed = await Promise.all([t.app.jobs.confirmPayment(job.id, outcome), t.app.jobs.confirmPayment(job.id, outcome)])
+    const confirmed = await Promise.all([t.app.jobs.confirmPayment(job.id, 'tr_1'), t.app.jobs.confirmPayment(job.id, 'tr_1')])
     expect(confirmed.filter(Boolean)).toHaveLength(1)
     expect((await getJob(w, job.id)).status).toBe('PAID')
-    expect(await balanceOf(t.app.platform.database.db, workerAccount(w.id), 'EUR')).toBe(2500)
-    expect((await messagesAbout(c, job.id)).filter((m) => m.text.startsWith('You paid'))).toHaveLength(1)
+    expect(await balanceOf(t.app.platform.database.db, payableAccount(w.id), 'EUR')).toBe(2250)
+    expect(await balanceOf(t.app.platform.database.db, FEES_ACCOUNT, 'EUR')).toBeGreaterThanOrEqual(250)
+    expect((await messagesAbout(c, job.id)).filter((m) => m.text.startsWith('Receipt: you paid'))).toHaveLength(1)
   })
 })
 

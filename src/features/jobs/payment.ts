@@ -1,7 +1,6 @@
-// A job's payment: asking the provider for it, and recording its confirmation.
+// A job's payout: the transfer of the worker's share of the held money at approval, and the
+// move to PAID once the provider made it, with its ledger movement, in one transaction.
 
-import type { PaymentOutcome } from '../../platform/payments/index.js'
-import { recordSettlement } from '../../platform/payments/ledger.js'
 import { writeLocked } from './commit.js'
 import { decidePaid } from './decide.js'
 import type { JobsDeps } from './deps.js'
@@ -9,74 +8,47 @@ import type { Pushes } from './pushes.js'
 import type { JobView } from './schemas.js'
 import type { JobRow } from './store.js'
 
-/** A provider's answer as PaymentOutcome documents it: a known status, a provider name and a reference of sane length. */
-function isOutcome(answer: unknown): answer is PaymentOutcome {
-  const a = answer as Partial<Record<keyof PaymentOutcome, unknown>> | null
-  const text = (value: unknown, max: number) => typeof value === 'string' && value.length > 0 && value.length <= max
-  return typeof a === 'object' && a !== null && (a.status === 'confirmed' || a.status === 'pending') && text(a.provider, 100) && text(a.reference, 500)
-}
+export function createJobPayment(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'escrow' | 'settings' | 'log'> & { pushes: Pushes }) {
+  const { db, store, clock, log, escrow } = deps
 
-export function createJobPayment(deps: Pick<JobsDeps, 'db' | 'store' | 'clock' | 'payments' | 'settings' | 'log'> & { pushes: Pushes }) {
-  const { db, store, clock, log } = deps
-
-  /** The provider confirmed a job's payment: record it in the ledger and mark the job PAID, as one. */
-  const confirmPayment = async (jobId: string, outcome: { provider: string; reference: string }): Promise<JobView | undefined> => {
+  /** The provider made the transfer: record it in the ledger and mark the job PAID, as one. */
+  const confirmPayment = async (jobId: string, transferId: string): Promise<JobView | undefined> => {
     const committed = await db.transaction().execute(async (trx) => {
       const job = await store.lock(trx, jobId)
-      const now = clock.now()
       // Already PAID (a retried confirmation) or no longer waiting: nothing to do.
-      const plan = decidePaid(job, now, deps.settings)
+      const plan = decidePaid(job, clock.now(), deps.settings)
       if (!job || !plan) return undefined
-      await recordSettlement(trx, {
-        jobId,
-        clientId: job.client_id,
-        workerId: job.worker_id,
-        amount: job.price_amount!,
-        currency: job.price_currency!,
-        provider: outcome.provider,
-        reference: outcome.reference,
-        at: now,
-      })
+      await escrow.recordTransfer(trx, jobId, transferId)
       return writeLocked(store, trx, job, plan)
     })
     return committed ? deps.pushes.job(committed) : undefined
   }
 
   /**
-   * Asks the provider for a PENDING_PAYMENT job's payment (the request_payment follow-up); marks
-   * it PAID when confirmed. A provider that fails is asked again by the due work.
+   * Pays a PENDING_PAYMENT job's worker (the request_payment follow-up); marks it PAID when the
+   * provider made the transfer. A provider that fails is asked again by the payment task.
    */
   const requestPayment = async (row: JobRow): Promise<JobView | undefined> => {
     if (row.status !== 'PENDING_PAYMENT' || row.price_amount === null || row.price_currency === null) return undefined
-    let outcome: PaymentOutcome
+    let transfer: { transferId: string } | undefined
     try {
-      outcome = await deps.payments.requestPayment({
-        jobId: row.id,
-        amount: row.price_amount,
-        currency: row.price_currency,
-        clientId: row.client_id,
-        workerId: row.worker_id,
-      })
+      transfer = await escrow.transfer(row)
     } catch (error) {
-      log.warn({ err: error, job_id: row.id }, 'the payment provider failed; the payment will be tried again')
+      log.warn({ err: error, job_id: row.id }, 'the payout failed; it will be tried again')
       return undefined
     }
-    // The provider's answer is checked before it is recorded: one not in its documented shape
-    // counts as a failure (asked again later), never as a payment, nor a 500 for the approval.
-    if (!isOutcome(outcome)) {
-      log.warn({ job_id: row.id, answer: JSON.stringify(outcome)?.slice(0, 200) }, 'the payment provider answered in no known shape; the payment will be tried again')
-      return undefined
-    }
-    return outcome.status === 'confirmed' ? confirmPayment(row.id, outcome) : undefined
+    return transfer ? confirmPayment(row.id, transfer.transferId) : undefined
   }
 
   /**
-   * The payment task's work: asks for a job's payment while it waits in PENDING_PAYMENT, and fails
-   * (so the task is retried with backoff, then kept for an admin) until the provider confirms.
+   * The payment task's work: pays a job while it waits in PENDING_PAYMENT, and fails (so the task
+   * is retried with backoff, then kept for an admin) until it is paid. A payout held by a
+   * dispute rests: the dispute's outcome decides.
    */
   const payOrFail = async (jobId: string): Promise<void> => {
     const row = await store.findById(jobId)
     if (!row || row.status !== 'PENDING_PAYMENT') return
+    if (await escrow.payoutHeld(jobId)) return
     const paid = await requestPayment(row)
     if (!paid) throw new Error(`the payment of job ${jobId} is not confirmed yet`)
   }

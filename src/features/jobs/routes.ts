@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses, problemWith } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { IfMatchHeaders, Job, JobBody, JobList, JobListQuery, QuoteBody, StatusBody } from './schemas.js'
+import { Declined } from '../payments/index.js'
+import { IfMatchHeaders, Job, OfferHeaders, JobBody, JobList, JobListQuery, QuoteBody, StatusBody } from './schemas.js'
 import { CHANGES, WORKFLOW } from './workflow.js'
 
 const tags = ['jobs']
@@ -29,19 +30,25 @@ export async function jobsRoutes(fastify: FastifyInstance) {
         description: [
           'An unconfirmed email is 403 `email_unconfirmed` (offers, accepting and approving need a confirmed one).',
           'Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can\'t accept until they add one).',
+          'A priced offer is paid into escrow before the worker can accept it: with `payment_method` the price is charged at once (`payment.status` `held`, or `requires_action` for 3-D Secure); a decline is 402 `card_declined` with `decline_code` and `job_id`, the offer staying to be paid with POST /job/{id}/payment. A currency the worker\'s payout account does not take is 400 `currency_not_supported`. `Idempotency-Key` (new offers) answers the first answer again for 24 hours; with another body, 422.',
           'With `id`: the client changes its offer while it is REQUESTED -> 200; the worker\'s edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job\'s `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.',
         ].join('\n\n'),
         security: bearerSecurity,
-        headers: IfMatchHeaders,
+        headers: OfferHeaders,
         body: JobBody,
-        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409), 412: staleVersion },
+        response: { 200: Job, 201: Job, ...problemResponses(401, 403, 404, 409, 422), 402: Declined, 412: staleVersion },
       },
     }, async (request, reply) => {
       const { id } = request.body
-      const job = id === undefined
-        ? await jobs.create(request.auth.userId, request.body)
-        : await jobs.edit(request.auth.userId, { ...request.body, id }, request.headers['if-match'])
-      return reply.code(id === undefined ? 201 : 200).header('etag', jobs.etagOf(job.version)).send(job)
+      const { userId } = request.auth
+      // A new offer may take the client's money: with an Idempotency-Key, a retry answers the first answer.
+      const answer = await fastify.payments.idempotent(userId, id === undefined ? request.headers['idempotency-key'] : undefined, 'POST /job', request.body, async () => {
+        const job = id === undefined
+          ? await jobs.create(userId, request.body)
+          : await jobs.edit(userId, { ...request.body, id }, request.headers['if-match'])
+        return { status: id === undefined ? 201 : 200, body: job }
+      })
+      return reply.code(answer.status as 200).header('etag', jobs.etagOf(answer.body.version)).send(answer.body)
     })
 
     app.get('/job/:id', {

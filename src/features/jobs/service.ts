@@ -20,7 +20,7 @@ import { createPushes } from './pushes.js'
 import type { JobInput, JobListInput, JobView, QuoteInput, StatusInput } from './schemas.js'
 import type { JobRow, JobWithParties } from './store.js'
 import type { Nearby } from './texts.js'
-import { etagOf, view } from './view.js'
+import { etagOf, view, withClientSecret } from './view.js'
 
 export type { JobsDeps, JobsSettings, MessageSink, WorkerLocator } from './deps.js'
 export { etagOf, ifMatchHolds } from './view.js'
@@ -86,6 +86,17 @@ export function createJobsService(deps: JobsDeps) {
     const job = pushes.job(committed)
     const withWarnings = plan.warnings && plan.warnings.length > 0 ? { ...job, warnings: plan.warnings } : job
     if (plan.followUps.some((f) => f.do === 'request_payment')) return (await payment.requestPayment(committed.row)) ?? withWarnings
+    if (plan.followUps.some((f) => f.do === 'release_payment')) {
+      // Released now; should that fail, the job stays due and the sweep hands it to a task.
+      const released = await deps.escrow.release(committed.row.id).then(() => true, (error: unknown) => {
+        log.warn({ err: error, job_id: committed.row.id }, 'could not release the held payment now; the sweep will')
+        return false
+      })
+      if (released) {
+        await store.setDue(db, committed.row.id, { due_at: null })
+        return { ...withWarnings, payment: (await service.get(committed.row.client_id, committed.row.id)).payment }
+      }
+    }
     return withWarnings
   }
 
@@ -123,6 +134,10 @@ export function createJobsService(deps: JobsDeps) {
       const now = clock.now()
       checkOffer(input, now)
       await checkCategory(input.category_id)
+      if (input.payment_method !== undefined && !input.price) {
+        throw new InvalidInputError('A payment method goes with a priced offer; for a quote, pay with POST /job/{id}/payment', [{ field: 'body/payment_method', message: 'needs a price' }], 'payment_method_not_expected')
+      }
+      if (input.price) await deps.escrow.checkCurrency(input.worker_id, input.price.currency)
       const location = input.location ?? null
       const distanceM = location && deps.locator ? await deps.locator.distanceTo(input.worker_id, location).catch(() => null) : null
       // An offer is a message to the worker: both users and the blocks between them are read in
@@ -132,7 +147,12 @@ export function createJobsService(deps: JobsDeps) {
         const plan = decideOffer({ id: uuidv7(), client, worker, input, distanceM }, now, settings)
         return { plan, created: await store.create(trx, plan.row, plan.entry, messagesOf(plan.row.id, plan.notes, plan.at)), parties: [client, worker] }
       })
-      const job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties })
+      let job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties })
+      // The client's money is held before the worker commits: charged now, into the platform's balance.
+      if (input.price && input.payment_method) {
+        await deps.escrow.charge(created.row.id, input.payment_method)
+        job = await service.get(actorId, created.row.id)
+      }
       return plan.warnings && plan.warnings.length > 0 ? { ...job, warnings: plan.warnings } : job
     },
 
@@ -140,6 +160,9 @@ export function createJobsService(deps: JobsDeps) {
     async edit(actorId: string, input: JobInput & { id: string }, ifMatch: string | undefined): Promise<JobView> {
       checkEdit(input, clock.now())
       await checkCategory(input.category_id)
+      if (input.payment_method !== undefined) {
+        throw new InvalidInputError('An offer\'s payment is changed with POST /job/{id}/payment', [{ field: 'body/payment_method', message: 'is not taken with an edit' }], 'payment_method_not_expected')
+      }
       // An edit is a message to the worker: none across a block (asked only of the offer's client).
       const blockedIn = async (job: JobWithParties | undefined, trx?: Transaction<Database>) =>
         job?.client_id === actorId && (await deps.messages.contextOf(actorId, job.worker_id, trx)).blockerId !== null
@@ -163,7 +186,7 @@ export function createJobsService(deps: JobsDeps) {
         await expireNow(jobId)
         row = (await store.findById(jobId))!
       }
-      return view(row, (await store.logsOf(db, [jobId])).get(jobId) ?? [])
+      return withClientSecret(view(row, (await store.logsOf(db, [jobId])).get(jobId) ?? []), row, actorId)
     },
 
     /** The caller's jobs, newest first. Offers past their expiry are expired before they are listed. */
@@ -174,7 +197,7 @@ export function createJobsService(deps: JobsDeps) {
       const rows = await store.list({ userId: actorId, role: query.role, status: query.status, limit, beforeId: after?.id })
       const page = pageOf(rows, limit, (last) => ({ id: last.id }))
       const logs = await store.logsOf(db, page.items.map((r) => r.id))
-      return { items: page.items.map((r) => view(r, logs.get(r.id) ?? [])), next_cursor: page.next_cursor }
+      return { items: page.items.map((r) => withClientSecret(view(r, logs.get(r.id) ?? []), r, actorId)), next_cursor: page.next_cursor }
     },
 
     /** A move by the job's client or worker, checked against the workflow table. */

@@ -4,6 +4,9 @@ import type { DB, Database } from '../../platform/db/index.js'
 import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/index.js'
 import type { JobStatus } from './workflow.js'
 
+export const PAYMENT_STATUSES = ['requires_payment_method', 'requires_action', 'held', 'captured', 'paid_out', 'released', 'refunded', 'partially_refunded', 'disputed', 'failed'] as const
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number]
+
 declare module '../../platform/db/types.js' {
   interface Database {
     jobs: JobsTable
@@ -29,6 +32,21 @@ interface JobsTable {
   remind_at: Date | null
   completed_at: Date | null
   due_at: Date | null
+  /** The escrow (src/features/payments): null for a job with no price yet. */
+  payment_status: PaymentStatus | null
+  /** The platform's fee out of the price, fixed when the money is taken. */
+  payment_fee: number | null
+  payment_intent_id: string | null
+  payment_client_secret: string | null
+  payment_next_action: Record<string, unknown> | null
+  payment_failure_code: string | null
+  payment_decline_code: string | null
+  /** Declined attempts so far: the next attempt's idempotency key counts from them. */
+  payment_attempts: number
+  payment_charged: number
+  payment_refunded: number
+  payment_transfer_id: string | null
+  payment_disputed: boolean
   version: number
   created_at: Date
   updated_at: Date
@@ -54,6 +72,8 @@ export interface JobParties {
   client_name: string
   worker_name: string
   worker_has_picture: boolean
+  /** Whether the worker's connected account can be paid (src/features/payments). */
+  worker_payouts_enabled: boolean
 }
 
 /** A job as a change decides on it: with its users and its status log so far. */
@@ -74,6 +94,7 @@ function withParties(db: Db) {
     .select(PARTY_COLUMNS.map((c) => `c.${c} as c_${c}` as const))
     .select(PARTY_COLUMNS.map((c) => `w.${c} as w_${c}` as const))
     .select((eb) => [
+      eb.selectFrom('payment_accounts as pa').select('pa.payouts_enabled').whereRef('pa.user_id', '=', 'jobs.worker_id').as('worker_payouts_enabled'),
       jsonArrayFrom(eb.selectFrom('job_status_log as l').select(LOG_COLUMNS.map((c) => `l.${c}` as const)).whereRef('l.job_id', '=', 'jobs.id').orderBy('l.id')).as('status_log'),
     ])
 }
@@ -91,7 +112,7 @@ function revive(row: PartiesRow | undefined): JobWithParties | undefined {
   for (const [key, value] of Object.entries(row)) {
     if (key.startsWith('c_')) client[key.slice(2)] = value
     else if (key.startsWith('w_')) worker[key.slice(2)] = value
-    else job[key] = value
+    else if (key !== 'worker_payouts_enabled') job[key] = value
   }
   const c = client as unknown as SenderRow
   const w = worker as unknown as SenderRow
@@ -102,6 +123,7 @@ function revive(row: PartiesRow | undefined): JobWithParties | undefined {
     client_name: nameOf(c),
     worker_name: nameOf(w),
     worker_has_picture: w.picture_etag !== null,
+    worker_payouts_enabled: row.worker_payouts_enabled === true,
     status_log: (row.status_log as (Omit<StatusLogRow, 'at'> & { at: string })[]).map((e) => ({ ...e, at: new Date(e.at) })),
   }
 }

@@ -14,6 +14,8 @@ export interface TextJob {
   scheduled_at: Date | null
   location_address: string | null
   expires_at: Date
+  payment_fee?: number | null
+  payment_refunded?: number
 }
 
 // Making an Intl.NumberFormat costs far more than using one: one a currency, made once.
@@ -149,7 +151,13 @@ export const texts = {
     return `${quoted(job)} is completed, but has no price: quote yours, so that the client can approve it and you get paid.`
   },
 
+  /** PAID: the client's receipt (the amount, the fee, the job), and the worker's payout. */
   paid(job: TextJob, toClient: boolean): string {
-    return toClient ? `You paid ${priceOf(job)} for ${quoted(job)}. Thank you!` : `You were paid ${priceOf(job)} for ${quoted(job)}.`
+    const fee = job.payment_fee ?? 0
+    const net = job.price_amount !== null && job.price_currency !== null ? formatMoney(job.price_amount - (job.payment_refunded ?? 0) - fee, job.price_currency) : null
+    const feeText = job.price_currency !== null ? formatMoney(fee, job.price_currency) : ''
+    return toClient
+      ? `Receipt: you paid ${priceOf(job)} for ${quoted(job)}, of which ${feeText} is the platform's fee and ${net} goes to the worker. Thank you!`
+      : `You were paid ${net} for ${quoted(job)} (${priceOf(job)} less the platform's fee of ${feeText}).`
   },
 }

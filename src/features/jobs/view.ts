@@ -1,6 +1,26 @@
 import type { JobView } from './schemas.js'
 import type { JobRow, StatusLogRow } from './store.js'
 
+/** The job's escrow as both its users see it (what only the client sees is added by withClientSecret). */
+function paymentOf(row: JobRow): JobView['payment'] {
+  if (row.payment_status === null || row.price_amount === null || row.price_currency === null) return null
+  return {
+    status: row.payment_status,
+    amount: row.price_amount,
+    fee: row.payment_fee ?? 0,
+    currency: row.price_currency,
+    refunded: row.payment_refunded,
+    ...(row.payment_failure_code && row.payment_status === 'failed' ? { failure_code: row.payment_failure_code } : {}),
+    ...(row.payment_decline_code && row.payment_status === 'failed' ? { decline_code: row.payment_decline_code } : {}),
+  }
+}
+
+/** The client's view adds what its app needs for 3-D Secure; the worker never sees it. */
+export function withClientSecret(job: JobView, row: JobRow, viewerId: string): JobView {
+  if (viewerId !== row.client_id || !job.payment || row.payment_status !== 'requires_action' || !row.payment_client_secret) return job
+  return { ...job, payment: { ...job.payment, client_secret: row.payment_client_secret, ...(row.payment_next_action ? { next_action: row.payment_next_action } : {}) } }
+}
+
 /** A job as its users see it, with its status log and, for the answer to an offer or edit, its warnings. */
 export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView['warnings']): JobView {
   return {
@@ -11,6 +31,7 @@ export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView[
     description: row.description,
     status: row.status,
     price: row.price_amount !== null && row.price_currency !== null ? { amount: row.price_amount, currency: row.price_currency } : null,
+    payment: paymentOf(row),
     scheduled_at: row.scheduled_at?.toISOString() ?? null,
     location:
       row.location_lat !== null && row.location_lon !== null

@@ -32,9 +32,13 @@ export interface Note {
  * - `remind`: remind the worker of the offer before it expires;
  * - `expire`: expire the offer at `expires_at`;
  * - `auto_approve`: approve the completed job if the client does not;
- * - `request_payment`: ask the payment provider for the price now, and again later if that fails.
+ * - `request_payment`: pay the worker from the held money now, and again later if that fails;
+ * - `release_payment`: give the money held for a job that ended without work back to the client.
  */
-export type FollowUpKind = 'remind' | 'expire' | 'auto_approve' | 'request_payment'
+export type FollowUpKind = 'remind' | 'expire' | 'auto_approve' | 'request_payment' | 'release_payment'
+
+/** Where a job ends without work: money held for it goes back to the client in full. */
+export const RELEASES_PAYMENT: readonly JobStatus[] = ['DECLINED', 'CANCELED', 'EXPIRED']
 
 /** A user of the job, as the texts name them. */
 export interface Party {
@@ -71,6 +75,13 @@ export interface Move {
   bindsTerms?: boolean
   /** The job must have a price: the offer's, or its worker's quote. */
   priceRequired?: boolean
+  /**
+   * A priced job's money must be held (the escrow) before the move: the worker commits to a job
+   * that is paid for, and an approval pays out what is held. With `payoutsRequired`, the worker
+   * must also be able to be paid (their payout account enabled).
+   */
+  paymentHeld?: boolean
+  payoutsRequired?: boolean
   /** The job's column that records when the move happened. */
   stamps?: 'completed_at'
   /** The system messages of the move (note 3). */
@@ -93,7 +104,7 @@ const toBoth = (f: MoveFacts, text: (toClient: boolean) => string): Note[] => [
 
 export const WORKFLOW: readonly Move[] = [
   {
-    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], bindsTerms: true, pictureRequired: true,
+    from: 'REQUESTED', to: 'ACCEPTED', by: ['worker'], bindsTerms: true, pictureRequired: true, paymentHeld: true, payoutsRequired: true,
     tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.accepted(f.job, f.worker.name) }],
   },
   {
@@ -121,7 +132,7 @@ export const WORKFLOW: readonly Move[] = [
     tells: (f) => [{ from: f.worker.id, to: f.client.id, text: texts.completed(f.job, f.worker.name, f.autoApproveAt!) }],
   },
   {
-    from: 'COMPLETED', to: 'PENDING_PAYMENT', by: ['client', 'time'], priceRequired: true, then: ['request_payment'],
+    from: 'COMPLETED', to: 'PENDING_PAYMENT', by: ['client', 'time'], priceRequired: true, paymentHeld: true, then: ['request_payment'],
     tells: (f) => f.mover === 'client'
       ? [{ from: f.client.id, to: f.worker.id, text: texts.approved(f.job, f.client.name) }]
       : toBoth(f, (toClient) => texts.autoApproved(f.job, toClient)),

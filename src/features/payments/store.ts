@@ -1,0 +1,162 @@
+import { sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
+import type { DB, Database } from '../../platform/db/index.js'
+import type { PaymentStatus } from '../jobs/index.js'
+
+declare module '../../platform/db/types.js' {
+  interface Database {
+    payment_accounts: PaymentAccountsTable
+    payment_events: PaymentEventsTable
+    idempotent_requests: IdempotentRequestsTable
+  }
+}
+
+interface PaymentAccountsTable {
+  user_id: string
+  provider: string
+  account_id: string
+  details_submitted: boolean
+  payouts_enabled: boolean
+  currently_due: string[]
+  currencies: string[]
+  created_at: Date
+  updated_at: Date
+}
+
+interface PaymentEventsTable {
+  id: string
+  type: string
+  payload: unknown
+  received_at: Date
+  applied_at: Date | null
+}
+
+interface IdempotentRequestsTable {
+  user_id: string
+  key: string
+  route: string
+  body_hash: string
+  status_code: number | null
+  answer: unknown
+  created_at: Date
+}
+
+export type AccountRow = Selectable<PaymentAccountsTable>
+export type IdempotentRow = Selectable<IdempotentRequestsTable>
+
+type Db = Kysely<Database> | Transaction<Database>
+
+/** The payment columns of a job, with what identifies it. */
+const PAYMENT_COLUMNS = [
+  'id', 'client_id', 'worker_id', 'title', 'status', 'price_amount', 'price_currency', 'payment_status', 'payment_fee', 'payment_intent_id',
+  'payment_client_secret', 'payment_next_action', 'payment_failure_code', 'payment_decline_code', 'payment_attempts', 'payment_charged',
+  'payment_refunded', 'payment_transfer_id', 'payment_disputed', 'created_at',
+] as const
+export type JobPaymentRow = Pick<Selectable<Database['jobs']>, (typeof PAYMENT_COLUMNS)[number]>
+export type PaymentChanges = Pick<Updateable<Database['jobs']>, Extract<(typeof PAYMENT_COLUMNS)[number], `payment_${string}`> | 'due_at'>
+
+export function createPaymentsStore(db: DB) {
+  return {
+    async job(id: string, trx: Db = db): Promise<JobPaymentRow | undefined> {
+      return trx.selectFrom('jobs').select(PAYMENT_COLUMNS).where('id', '=', id).executeTakeFirst()
+    },
+
+    /** The job's payment, its row locked until the transaction ends. */
+    async lockJob(trx: Transaction<Database>, id: string): Promise<JobPaymentRow | undefined> {
+      return trx.selectFrom('jobs').select(PAYMENT_COLUMNS).where('id', '=', id).forUpdate().executeTakeFirst()
+    },
+
+    async jobOfIntent(intentId: string): Promise<string | undefined> {
+      return (await db.selectFrom('jobs').select('id').where('payment_intent_id', '=', intentId).executeTakeFirst())?.id
+    },
+
+    /**
+     * Changes a job's payment. Not a new version of the job: its terms (what If-Match guards)
+     * stay as they were, so a worker who read the offer still accepts it as read.
+     */
+    async setPayment(trx: Db, id: string, changes: PaymentChanges): Promise<void> {
+      await trx.updateTable('jobs').set(changes).where('id', '=', id).execute()
+    },
+
+    async account(userId: string, trx: Db = db): Promise<AccountRow | undefined> {
+      return trx.selectFrom('payment_accounts').selectAll().where('user_id', '=', userId).executeTakeFirst()
+    },
+
+    async insertAccount(row: AccountRow): Promise<AccountRow> {
+      const inserted = await db.insertInto('payment_accounts').values({ ...row, currently_due: JSON.stringify(row.currently_due) as never, currencies: JSON.stringify(row.currencies) as never }).onConflict((oc) => oc.column('user_id').doNothing()).returningAll().executeTakeFirst()
+      return inserted ?? (await this.account(row.user_id))!
+    },
+
+    async updateAccount(accountId: string, state: { details_submitted: boolean; payouts_enabled: boolean; currently_due: string[]; currencies: string[] }, at: Date): Promise<AccountRow | undefined> {
+      return db
+        .updateTable('payment_accounts')
+        .set({ details_submitted: state.details_submitted, payouts_enabled: state.payouts_enabled, currently_due: JSON.stringify(state.currently_due) as never, currencies: JSON.stringify(state.currencies) as never, updated_at: at })
+        .where('account_id', '=', accountId)
+        .returningAll()
+        .executeTakeFirst()
+    },
+
+    /** The caller's payments (as client) and payouts (as worker), newest job first. */
+    async list(query: { userId: string; status?: PaymentStatus; limit: number; beforeId?: string }): Promise<JobPaymentRow[]> {
+      let select = db
+        .selectFrom('jobs')
+        .select(PAYMENT_COLUMNS)
+        .where('payment_status', 'is not', null)
+        .where((eb) => eb.or([eb('client_id', '=', query.userId), eb('worker_id', '=', query.userId)]))
+      if (query.status) select = select.where('payment_status', '=', query.status)
+      if (query.beforeId) select = select.where('id', '<', query.beforeId)
+      return select.orderBy('id', 'desc').limit(query.limit + 1).execute()
+    },
+
+    /** A worker's jobs whose money is held for them and not paid out yet. */
+    async pendingFor(workerId: string): Promise<JobPaymentRow[]> {
+      return db.selectFrom('jobs').select(PAYMENT_COLUMNS).where('worker_id', '=', workerId).where('payment_status', 'in', ['held', 'partially_refunded', 'disputed']).where('payment_transfer_id', 'is', null).execute()
+    },
+
+    async adminIds(trx: Db): Promise<string[]> {
+      const rows = await trx.selectFrom('users').select('id').where(sql<boolean>`'ADMIN' = ANY(roles)`).where('deleted_at', 'is', null).execute()
+      return rows.map((r) => r.id)
+    },
+
+    /** Records a provider event once: false when its id was recorded before. */
+    async insertEvent(trx: Db, event: { id: string; type: string; payload: unknown }, at: Date): Promise<boolean> {
+      const row = await trx
+        .insertInto('payment_events')
+        .values({ id: event.id, type: event.type, payload: JSON.stringify(event.payload), received_at: at, applied_at: null })
+        .onConflict((oc) => oc.column('id').doNothing())
+        .returning('id')
+        .executeTakeFirst()
+      return row !== undefined
+    },
+
+    async event(id: string): Promise<Selectable<PaymentEventsTable> | undefined> {
+      return db.selectFrom('payment_events').selectAll().where('id', '=', id).executeTakeFirst()
+    },
+
+    /** Marks an event applied; false when it was already (another worker applied it first). */
+    async markApplied(trx: Db, id: string, at: Date): Promise<boolean> {
+      const row = await trx.updateTable('payment_events').set({ applied_at: at }).where('id', '=', id).where('applied_at', 'is', null).returning('id').executeTakeFirst()
+      return row !== undefined
+    },
+
+    async idempotent(userId: string, key: string): Promise<IdempotentRow | undefined> {
+      return db.selectFrom('idempotent_requests').selectAll().where('user_id', '=', userId).where('key', '=', key).executeTakeFirst()
+    },
+
+    /** Claims a key for a request; false when another holds it (within its 24 hours). Older claims give way. */
+    async claimIdempotent(row: Omit<IdempotentRow, 'status_code' | 'answer'>, since: Date): Promise<boolean> {
+      await db.deleteFrom('idempotent_requests').where('user_id', '=', row.user_id).where('key', '=', row.key).where('created_at', '<', since).execute()
+      const inserted = await db.insertInto('idempotent_requests').values({ ...row, status_code: null, answer: null }).onConflict((oc) => oc.columns(['user_id', 'key']).doNothing()).returning('key').executeTakeFirst()
+      return inserted !== undefined
+    },
+
+    async answerIdempotent(userId: string, key: string, statusCode: number, answer: unknown): Promise<void> {
+      await db.updateTable('idempotent_requests').set({ status_code: statusCode, answer: JSON.stringify(answer) }).where('user_id', '=', userId).where('key', '=', key).execute()
+    },
+
+    async releaseIdempotent(userId: string, key: string): Promise<void> {
+      await db.deleteFrom('idempotent_requests').where('user_id', '=', userId).where('key', '=', key).where('status_code', 'is', null).execute()
+    },
+  }
+}
+
+export type PaymentsStore = ReturnType<typeof createPaymentsStore>
