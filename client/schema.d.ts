@@ -156,7 +156,7 @@ export interface paths {
         put?: never;
         /**
          * Sign in
-         * @description Answers an access token for the email and password. An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address. An account with two-factor sign-in on answers 401 `mfa_required` with an `mfa_token` for POST /authorize/mfa.
+         * @description Answers an access token for the email and password. A sign-in from a device the user has not signed in from before is mailed to them (a device is told by the `X-Device-Id` header an app may send, 8 to 128 characters of `A-Za-z0-9._:-`, else by its User-Agent). An unknown email and a wrong password get the same 401. Failed sign-ins are limited per account and address, and per address (429 `too_many_failed_sign_ins` with Retry-After): the account itself is never locked, so its owner signs in from another address. An account with two-factor sign-in on answers 401 `mfa_required` with an `mfa_token` for POST /authorize/mfa.
          */
         post: operations["signIn"];
         /**
@@ -396,6 +396,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/email/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm an email
+         * @description With the token of the link mailed at sign-up (or on a change of email, which takes effect now). A token works once, for 48 hours; a used, expired or unknown one is 400 `invalid_token` and changes nothing.
+         */
+        post: operations["confirmEmail"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo a change of email
+         * @description With the token mailed to the old address when a change was asked (it works once, for 3 days): the old address is the account's again (confirmed), a change not yet confirmed lapses, and every session of the account ends. Then reset the password.
+         */
+        post: operations["undoEmailChange"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link
+         * @description Answers 202 with the same body, in the same time, whether or not an account has the email; if one does, a link valid for 30 minutes is mailed to it (a newer one replaces it).
+         */
+        post: operations["forgotPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a reset token
+         * @description Sets the password (8 to 128 characters, not a common or breached one) and ends every session of the account. The token works once; a used, expired or unknown one is 400 `invalid_token` and changes nothing.
+         */
+        post: operations["resetPassword"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/email/confirm/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mail the confirmation link again
+         * @description Mails the caller a new link to confirm its email (202); with the email confirmed already, 204 and no mail.
+         */
+        post: operations["resendConfirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/location": {
         parameters: {
             query?: never;
@@ -451,7 +551,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). Sends are limited per user (429 with `Retry-After`).
+         * @description Stores the message, then pushes `message.created` to the recipient's sockets. The text is trimmed and must be 1 to 4000 characters. An `Idempotency-Key` header makes a retry answer the first message (with `Idempotent-Replayed: true`) instead of sending twice. A user who blocked the sender, or whom the sender blocked, can't be written to (403). A sender whose email is unconfirmed gets 403 `email_unconfirmed`. Sends are limited per user (429 with `Retry-After`).
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -571,8 +671,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Report a message or a user
-         * @description Stores a report for the admins: a message the caller received (`message_id`), or a user (`user_id`), with a reason.
+         * Report a message, a user or a review
+         * @description Stores a report for the admins: a message the caller received (`message_id`), a user (`user_id`), or a published review (`review_id`; its author is reported), with a reason.
          */
         post: operations["report"];
         delete?: never;
@@ -632,7 +732,11 @@ export interface paths {
         put?: never;
         /**
          * Offer a job, or change an offer
-         * @description Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
+         * @description An unconfirmed email is 403 `email_unconfirmed` (offers, accepting and approving need a confirmed one).
+         *
+         *     Without `id`: the caller (a CLIENT) offers a job to a WORKER -> 201, in REQUESTED; the worker is told in their inbox. `warnings` names a worker without a picture (who can't accept until they add one).
+         *
+         *     A priced offer is paid into escrow before the worker can accept it: with `payment_method` the price is charged at once (`payment.status` `held`, or `requires_action` for 3-D Secure); a decline is 402 `card_declined` with `decline_code` and `job_id`, the offer staying to be paid with POST /job/{id}/payment. A currency the worker's payout account does not take is 400 `currency_not_supported`. `Idempotency-Key` (new offers) answers the first answer again for 24 hours; with another body, 422.
          *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
@@ -741,6 +845,344 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/job/{id}/tracking": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The worker's live position on a job
+         * @description To the job's client and worker (anyone else 404, admins included): whether the worker shares its position, the last one posted, its age and the distance from it to the job's place.
+         */
+        get: operations["getJobTracking"];
+        put?: never;
+        /**
+         * Share the worker's live position with the job's client
+         * @description The job's worker turns sharing on (`{on: true}`) or off. While it is on, each position the worker posts to POST /location (exact, not the blurred point the map shows) goes to the job's client alone as a `job.location` event over /ws, and GET /job/{id}/tracking answers it. The client hears a `job.tracking` event on each change.
+         *
+         *     Only while the job is ACCEPTED or STARTED (else 409 `job_not_trackable`); sharing ends by itself when the job leaves those statuses, when the worker goes off the map (DELETE /location) or signs out, and the position is deleted then. The client is 403 `not_your_tracking`, anyone else 404.
+         */
+        post: operations["setJobTracking"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/vapid-public-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Web Push public key (VAPID)
+         * @description Pass it as `applicationServerKey` to PushManager.subscribe(), then send the subscription to POST /push/subscriptions.
+         */
+        get: operations["getVapidPublicKey"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's notification preferences
+         * @description Per kind of event, whether it reaches the caller in-app, by email, by Web Push and by SMS (defaults until changed), the time zone and the quiet hours.
+         */
+        get: operations["getNotificationSettings"];
+        /**
+         * Change the caller's notification preferences
+         * @description Changes what the body names and keeps the rest: one channel of one event (`{events: {message: {push: false}}}`), the time zone (IANA; else 400 `invalid_time_zone`) or the quiet hours (`null` ends them). Answers the preferences as they are now. Several messages in one conversation within a minute reach push and email as one notification.
+         */
+        put: operations["updateNotificationSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's push subscriptions */
+        get: operations["listPushSubscriptions"];
+        put?: never;
+        /**
+         * Receive Web Push on this browser or app
+         * @description The PushSubscription from PushManager.subscribe() (with the key from GET /push/vapid-public-key) -> 201. Subscribing the same endpoint again updates it (and moves it to the caller). A subscription its push service answers 404 or 410 for is dropped by itself. Endpoints are https (400 `invalid_push_endpoint`); keys must be a P-256 key and a 16-byte secret (400 `invalid_push_keys`).
+         */
+        post: operations["addPushSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/push/subscriptions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Stop Web Push to one browser or app
+         * @description Another user's subscription, or none of that id: 404 `push_subscription_not_found`.
+         */
+        delete: operations["deletePushSubscription"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/phone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's phone number for SMS */
+        get: operations["getPhone"];
+        put?: never;
+        /**
+         * Set the caller's phone number for SMS
+         * @description Sends a six-digit code to the number (valid 10 minutes, 5 tries); the number receives SMS notifications only once confirmed with POST /user/phone/confirm. Setting a number again replaces the old one, unconfirmed. At most 5 codes an hour (429).
+         */
+        post: operations["setPhone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/phone/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the caller's phone number with the code sent to it
+         * @description A wrong code is 400 `wrong_code`; an expired one, or after 5 wrong tries, 409 `code_expired` (ask for another); no number set, 409 `no_phone_pending`.
+         */
+        post: operations["confirmPhone"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/job/{id}/payment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pay for a job (again)
+         * @description The job's client pays its price into escrow with a payment method -> 200 job with `payment.status` `held` (or `requires_action`: the app completes 3-D Secure with `payment.next_action` and `client_secret`). For an offer whose card was declined, or a worker's quote the client accepts to pay.
+         *
+         *     A decline is 402 `card_declined` with Stripe's `decline_code` (`generic_decline`, `insufficient_funds`, ...); the job stays, waiting for another payment method. A payment that is held, or a job past approval, is 409 `payment_not_retryable`; the worker is 403, anyone else 404. `Idempotency-Key` is honoured.
+         */
+        post: operations["payJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's payout account
+         * @description Its state at the provider: `details_submitted`, `payouts_enabled`, and what is `currently_due`. 404 `payment_account_not_found` before POST /payments/account.
+         */
+        get: operations["getPaymentAccount"];
+        put?: never;
+        /**
+         * Set up the caller's payouts
+         * @description A WORKER's connected account (Stripe Express), made once -> 201, then 200 with the same account. `onboarding_url` (while payouts are not enabled) is where the worker gives what is due; with PAYMENTS=local, following it enables payouts at once. A worker without payouts enabled can't accept priced jobs (409 `payouts_not_enabled`).
+         */
+        post: operations["createPaymentAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's payments and payouts
+         * @description The jobs the caller pays for (`role` client) and is paid for (`role` worker), newest first; `status` filters.
+         */
+        get: operations["listPayments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/balance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's money as a worker
+         * @description Per currency: `pending`, held for the caller's jobs and not paid out yet (less the platform's fee), and `available`, paid to the caller's payout account.
+         */
+        get: operations["getPaymentBalance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a job's payment
+         * @description ADMIN only. Refunds `amount` (all that is left without it) to the client's card; once the worker was paid, their transfer and the platform's fee are reversed in proportion. Both parties are told, with `reason`. More than is left is 400 `refund_too_large`; nothing charged (or disputed) 409 `nothing_to_refund`. `Idempotency-Key` is honoured.
+         */
+        post: operations["refundJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/payments/balances": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The platform's escrow and fees
+         * @description ADMIN only. From the ledger, per currency: money held in escrow for jobs, fees earned, and disputes lost.
+         */
+        get: operations["getPlatformBalances"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/stripe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stripe's events
+         * @description For Stripe. Verifies `Stripe-Signature` over the raw body (STRIPE_WEBHOOK_SECRET, 300 s tolerance: a forged, tampered or stale event is 400 `invalid_signature` and changes nothing), records the event id once (a duplicate answers `duplicate: true`), answers at once and applies the event in the background (payment intents re-read from Stripe, so late or out-of-order events end in the right state).
+         */
+        post: operations["receiveStripeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/local/authenticate/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pass 3-D Secure (PAYMENTS=local)
+         * @description The `next_action` URL of a `requires_action` payment with the local provider: POSTing it passes the check, and the payment becomes `held`. 404 for anything else (and with PAYMENTS=stripe).
+         */
+        post: operations["completeLocalAuthentication"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/payments/local/onboard/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finish onboarding (PAYMENTS=local)
+         * @description The `onboarding_url` of a local payout account: following it enables payouts. 404 for anything else (and with PAYMENTS=stripe).
+         */
+        get: operations["completeLocalOnboarding"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/tasks/failed": {
         parameters: {
             query?: never;
@@ -775,6 +1217,376 @@ export interface paths {
          * @description ADMIN only. Puts the task back in line with its retries counted afresh; it runs within moments.
          */
         post: operations["retryTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The categories of work
+         * @description The tree of offered categories (retired ones left out): top-level categories with their subcategories, by position then name. Answered with an `ETag` and `Cache-Control`; `If-None-Match` with the current ETag answers 304.
+         */
+        get: operations["listCategories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every category, retired ones too
+         * @description ADMIN only.
+         */
+        get: operations["adminListCategories"];
+        put?: never;
+        /**
+         * Create a category
+         * @description ADMIN only; audited. A subcategory names a top-level `parent_id`: the tree has two levels. Two offered siblings can't share a name (409 `category_name_taken`).
+         */
+        post: operations["createCategory"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/categories/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Retire a category
+         * @description ADMIN only; audited. The category and its subcategories are no longer offered, nor taken by new jobs and profiles; those that have it keep it. Retiring twice answers the category as it is.
+         */
+        delete: operations["retireCategory"];
+        options?: never;
+        head?: never;
+        /**
+         * Rename, move or reorder a category
+         * @description ADMIN only; audited. `position` orders siblings (lower first); `parent_id` moves it under another top-level category (null: to the top).
+         */
+        patch: operations["updateCategory"];
+        trace?: never;
+    };
+    "/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's public profile
+         * @description The user (never the email), its worker profile, its rating from published reviews and the jobs it did. A deleted or suspended user is 404.
+         */
+        get: operations["getPublicProfile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/user/profile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's profile */
+        get: operations["getOwnProfile"];
+        put?: never;
+        /**
+         * Change the caller's worker profile
+         * @description WORKER only (403 otherwise). Changes the fields given; `null` takes one off. `bio` up to 2000 characters; `category_ids` replaces the list (each offered: unknown 400 `category_not_found`, retired 409 `category_retired` unless the profile has it already); `hourly_rate` in minor units with an ISO 4217 currency (400 `unknown_currency`); `languages` BCP 47 tags (400 `invalid_language`), stored canonical. Shows in searches at once.
+         */
+        post: operations["updateProfile"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A user's published reviews
+         * @description Newest first. Only published reviews that no admin hid: a review waiting for the other side (or for the 14 days to end) is on no list, its author's included.
+         */
+        get: operations["listUserReviews"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/job/{id}/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Review the other side of a paid job
+         * @description The client reviews the worker, or the worker the client: once each (409 `review_exists`), after the job is PAID (409 `review_not_allowed`) and within 14 days of it (409 `review_window_closed`). Blind: a review is published when the other side wrote theirs too, or when the 14 days end; until then nobody sees it, and its author is told only `submitted`. Publication updates the reviewed user's rating in the same transaction.
+         */
+        post: operations["reviewJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/reviews/{id}/reply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a review of the caller
+         * @description The reviewed user answers a published review once, publicly (409 `reply_exists`; someone else 403 `not_your_review`).
+         */
+        post: operations["replyToReview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/reviews/{id}/hide": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hide a review
+         * @description ADMIN only; audited. The review leaves every list and its rating leaves the reviewed user's average, in one transaction; the reason is kept. Hiding twice changes nothing more.
+         */
+        post: operations["hideReview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List and search users
+         * @description ADMIN only. `q` matches name or email (any case); filters by role, status (active, suspended) and sign-up time. Deleted accounts are left out.
+         */
+        get: operations["adminListUsers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user, as admins see it */
+        get: operations["adminGetUser"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a user
+         * @description ADMIN only; audited. As DELETE /user: sessions, live location and picture go; messages and jobs others hold stay theirs. An admin deletes itself with DELETE /user (409 `admin_self` here).
+         */
+        delete: operations["adminDeleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a user
+         * @description ADMIN only; audited. At once: every session of the user ends (its requests answer 401, its sockets close), it can't sign in (403 `account_suspended`), it leaves the map, and its open jobs (REQUESTED, ACCEPTED) are canceled with a message to the other side. An admin can't suspend itself (409 `admin_self`).
+         */
+        post: operations["suspendUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lift a suspension
+         * @description ADMIN only; audited. The user may sign in again.
+         */
+        post: operations["restoreUser"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/users/{id}/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant and revoke roles
+         * @description ADMIN only; audited. The last admin keeps ADMIN (409 `last_admin`); a user keeps one role at least.
+         */
+        post: operations["setUserRoles"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reports of messages, users and reviews
+         * @description ADMIN only. Open ones by default, the longest waiting first, each with its context: who reported, the user reported (as admins see it), the message or review reported.
+         */
+        get: operations["listReports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/reports/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Act on a report
+         * @description ADMIN only; audited, with the action itself, in one transaction. `dismiss` closes it; `hide` hides the review it names (409 `action_not_applicable` for another report); `suspend` suspends the user it names (as POST /admin/users/{id}/suspend). A report is acted on once (409 `report_resolved`).
+         */
+        post: operations["resolveReport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Any job, with its messages and its ledger
+         * @description ADMIN only. The job with its status log, the system messages about it, and its ledger rows.
+         */
+        get: operations["adminGetJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log
+         * @description ADMIN only. What admins did, newest first: who, what, on what, when, from which address, in which request, and why. Filters by actor, action, target and time. Append-only: no route changes or deletes an entry, and the database refuses to.
+         */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -842,7 +1654,11 @@ export interface components {
              *     - `current_password_required`: This change needs the caller's current password (`current_password`)
              *     - `wrong_password`: The current password given is not the caller's
              *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-             *     - `password_too_long`: Passwords are 72 bytes at most
+             *     - `password_too_long`: Passwords are 128 characters at most
+             *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+             *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+             *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+             *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
              *     - `session_not_found`: The caller has no session with this id
              *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
              *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -914,7 +1730,50 @@ export interface components {
              *     - `precondition_failed`: A precondition of the request does not hold
              *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
              *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+             *     - `not_your_tracking`: Only the job's worker shares its position
+             *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+             *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+             *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+             *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+             *     - `push_subscription_not_found`: The caller has no push subscription of this id
+             *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+             *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+             *     - `wrong_code`: The confirmation code is not the one sent
+             *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+             *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+             *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+             *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+             *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+             *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+             *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+             *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+             *     - `not_your_payment`: Only the job's client pays for it
+             *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+             *     - `currency_not_supported`: The worker's payout account does not take this currency
+             *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+             *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+             *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+             *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+             *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+             *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
              *     - `task_not_found`: No failed task with this id
+             *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+             *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+             *     - `admin_self`: An admin can't suspend or delete itself here
+             *     - `report_not_found`: No such report
+             *     - `report_resolved`: The report was acted on already
+             *     - `action_not_applicable`: This action does not apply to what the report is about
+             *     - `category_not_found`: No such category
+             *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+             *     - `category_name_taken`: Another offered category under the same parent has this name
+             *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+             *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+             *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+             *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+             *     - `review_exists`: The caller reviewed this job already
+             *     - `review_not_found`: No such published review
+             *     - `reply_exists`: The review was answered already
+             *     - `not_your_review`: Only the reviewed user answers a review
              *     - `rate_limited`: Too many requests from this address: wait for Retry-After
              *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
              *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -925,7 +1784,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -955,7 +1814,8 @@ export interface components {
          *         "WORKER"
          *       ],
          *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-         *       "created_at": "2026-12-01T09:30:00.000Z"
+         *       "created_at": "2026-12-01T09:30:00.000Z",
+         *       "email_confirmed": true
          *     }
          */
         User: {
@@ -975,6 +1835,8 @@ export interface components {
              * @description ISO 8601, UTC
              */
             created_at: string;
+            /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+            email_confirmed?: boolean;
         };
         /**
          * @example {
@@ -988,12 +1850,20 @@ export interface components {
          *         "amount": 4500,
          *         "currency": "EUR"
          *       },
+         *       "payment": {
+         *         "status": "held",
+         *         "amount": 4500,
+         *         "fee": 450,
+         *         "currency": "EUR",
+         *         "refunded": 0
+         *       },
          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
          *       "location": {
          *         "lat": 48.8566,
          *         "lon": 2.3522,
          *         "address": "12 rue de Rivoli, Paris"
          *       },
+         *       "category_id": null,
          *       "expires_at": "2026-12-10T09:00:00.000Z",
          *       "created_at": "2026-12-07T09:00:00.000Z",
          *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -1039,12 +1909,36 @@ export interface components {
                 /** @description ISO 4217 code, such as EUR or USD */
                 currency: string;
             } | null;
+            /** @description The escrow of the price; null while the job has none */
+            payment: {
+                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                /** @description The price, in minor units */
+                amount: number;
+                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                fee: number;
+                currency: string;
+                /** @description Refunded to the client so far */
+                refunded: number;
+                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                client_secret?: string;
+                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                next_action?: {
+                    [key: string]: unknown;
+                };
+                /** @description Why the last attempt failed: `card_declined`, ... */
+                failure_code?: string;
+                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                decline_code?: string;
+            } | null;
             scheduled_at: string | null;
             location: {
                 lat: number;
                 lon: number;
                 address?: string;
             } | null;
+            /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+            category_id: string | null;
             /**
              * Format: date-time
              * @description ISO 8601, UTC
@@ -1096,6 +1990,160 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             failed_at: string | null;
+        };
+        /**
+         * @example {
+         *       "id": "01938d0e-0000-7000-8000-000000000002",
+         *       "parent_id": "01938d0e-0000-7000-8000-000000000001",
+         *       "name": "Leaks",
+         *       "position": 0,
+         *       "retired_at": null,
+         *       "created_at": "2026-12-01T09:00:00.000Z",
+         *       "updated_at": "2026-12-01T09:00:00.000Z"
+         *     }
+         */
+        Category: {
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            id: string;
+            parent_id: string | null;
+            name: string;
+            position: number;
+            retired_at: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            updated_at: string;
+        };
+        /**
+         * @example {
+         *       "bio": "Plumber for 12 years.",
+         *       "categories": [
+         *         {
+         *           "id": "01938d0e-0000-7000-8000-000000000002",
+         *           "name": "Leaks",
+         *           "retired": false
+         *         }
+         *       ],
+         *       "hourly_rate": {
+         *         "amount": 4500,
+         *         "currency": "EUR"
+         *       },
+         *       "service_radius_m": 10000,
+         *       "languages": [
+         *         "fr",
+         *         "en-GB"
+         *       ],
+         *       "updated_at": "2026-12-01T09:00:00.000Z"
+         *     }
+         */
+        Profile: {
+            bio: string;
+            categories: {
+                /**
+                 * Format: uuid
+                 * @description UUIDv7
+                 */
+                id: string;
+                name: string;
+                /** @description Kept on the profile, no longer offered */
+                retired: boolean;
+            }[];
+            /** @description Minor units and ISO 4217 currency */
+            hourly_rate: {
+                /** @description In minor units (cents): 2500 is 25.00 */
+                amount: number;
+                /** @description ISO 4217 code, such as EUR or USD */
+                currency: string;
+            } | null;
+            /** @description How far the worker travels, meters */
+            service_radius_m: number | null;
+            /** @description BCP 47 tags, canonical form */
+            languages: string[];
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            updated_at: string;
+        };
+        Review: {
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            job_id: string;
+            /** @description Who a message or thread is with, as any user may see it */
+            author: {
+                /**
+                 * Format: uuid
+                 * @description UUIDv7
+                 */
+                id: string;
+                first_name: string;
+                last_name: string;
+                picture_url: string | null;
+                /** @description The account was deleted; its name and picture are gone */
+                deleted: boolean;
+            };
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            subject_id: string;
+            rating: number;
+            text: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            published_at: string;
+            /** @description The reviewed user's one public answer */
+            reply: {
+                text: string;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601, UTC
+                 */
+                at: string;
+            } | null;
+        };
+        AuditEntry: {
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @description UUIDv7
+             */
+            actor_id: string;
+            /** @description Such as user.suspend, user.roles, category.retire, review.hide, report.dismiss */
+            action: string;
+            target_type: string;
+            target_id: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC
+             */
+            at: string;
+            address: string | null;
+            request_id: string | null;
+            reason: string | null;
+            details: unknown;
         };
     };
     responses: never;
@@ -1226,7 +2274,7 @@ export interface operations {
                 "application/json": {
                     /** Format: email */
                     email: string;
-                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
                     password: string;
                     first_name: string;
                     last_name: string;
@@ -1258,7 +2306,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1278,6 +2327,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1366,7 +2417,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1386,6 +2438,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1466,11 +2520,14 @@ export interface operations {
                     id?: string;
                     first_name?: string;
                     last_name?: string;
-                    /** Format: email */
+                    /**
+                     * Format: email
+                     * @description A new email takes effect once confirmed by the link mailed to it; the old address is told, with a link to undo the change
+                     */
                     email?: string;
                     /** @description ADMIN only by an admin */
                     roles?: ("CLIENT" | "WORKER" | "ADMIN")[];
-                    /** @description 8 characters to 72 bytes (UTF-8) */
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
                     password?: string;
                     /** @description Needed to change one's own password or email */
                     current_password?: string;
@@ -1500,7 +2557,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1520,6 +2578,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -1844,7 +2904,8 @@ export interface operations {
                      *         "WORKER"
                      *       ],
                      *       "picture_url": "/users/01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10/picture?v=sKcrfSIT-xshJK8D",
-                     *       "created_at": "2026-12-01T09:30:00.000Z"
+                     *       "created_at": "2026-12-01T09:30:00.000Z",
+                     *       "email_confirmed": true
                      *     }
                      */
                     "application/json": {
@@ -1864,6 +2925,8 @@ export interface operations {
                          * @description ISO 8601, UTC
                          */
                         created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
                     };
                 };
             };
@@ -2132,7 +3195,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -2204,7 +3271,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -2215,7 +3325,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -2239,6 +3349,15 @@ export interface operations {
                         /** @description With `mfa_required`: seconds the mfa_token lives */
                         mfa_expires_in?: number;
                     };
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests; see Retry-After */
@@ -3514,7 +4633,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -3586,7 +4709,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -3597,7 +4763,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -3784,7 +4950,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -3856,7 +5026,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -3867,7 +5080,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4125,6 +5338,435 @@ export interface operations {
             };
         };
     };
+    confirmEmail: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Confirmed */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    undoEmailChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Undone; every session ended */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    forgotPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ana@example.com"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Taken; what follows comes by mail */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "If an account has this email, a link to reset its password is on its way"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resetPassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "token": "pX0xv3V8kq2mS5bQ9rW1tY4uZ7aC6dE0fG3hJ8kL2nM",
+                 *       "password": "a new and long passphrase"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The token of the link mailed (its `token` query parameter) */
+                    token: string;
+                    /** @description 8 to 128 characters (15 or more recommended), any characters; a common or breached password is refused (400 `password_too_common`) */
+                    password: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Set; every session ended */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resendConfirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Taken; what follows comes by mail */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "If an account has this email, a link to reset its password is on its way"
+                     *     }
+                     */
+                    "application/json": {
+                        message: string;
+                    };
+                };
+            };
+            /** @description Confirmed already */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     postLocation: {
         parameters: {
             query?: never;
@@ -4312,6 +5954,16 @@ export interface operations {
                 /** @description Meters, up to 50 km */
                 radius: number;
                 role?: "CLIENT" | "WORKER" | "ADMIN";
+                /** @description Workers with this category or one of its subcategories in their profile */
+                category?: string;
+                /** @description Users rated at least this (published reviews); unrated ones are left out */
+                min_rating?: number;
+                /** @description Workers whose hourly rate is at most this, in minor units of `currency` */
+                max_rate?: number;
+                /** @description ISO 4217; needed with max_rate (rates in other currencies are left out) */
+                currency?: string;
+                /** @description `distance` (default): nearest first. `rating`: best rated first, then nearest, among the 2000 nearest matches */
+                sort?: "distance" | "rating";
                 /** @description Items per page */
                 limit?: number;
                 /** @description next_cursor of the previous page */
@@ -5307,7 +6959,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description Exactly one of message_id and user_id */
+        /** @description Exactly one of message_id, user_id and review_id */
         requestBody: {
             content: {
                 "application/json": {
@@ -5321,6 +6973,11 @@ export interface operations {
                      * @description A user
                      */
                     user_id?: string;
+                    /**
+                     * Format: uuid
+                     * @description A published review (its author is reported)
+                     */
+                    review_id?: string;
                     reason: string;
                 };
             };
@@ -5350,6 +7007,7 @@ export interface operations {
                          */
                         user_id: string;
                         message_id: string | null;
+                        review_id: string | null;
                         reason: string;
                         /**
                          * Format: date-time
@@ -5602,7 +7260,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -5674,7 +7336,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -5685,7 +7390,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5715,6 +7420,8 @@ export interface operations {
             header?: {
                 /** @description The ETag of the job as read (its `version` in quotes: `"3"`). A stale one is answered 412 with the job as it is now. Required to accept (428 without) */
                 "if-match"?: string;
+                /** @description For a new offer: retrying with the same key and body answers the first answer again for 24 hours (one offer, one charge); another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -5743,6 +7450,8 @@ export interface operations {
                         /** @description ISO 4217 code, such as EUR or USD */
                         currency: string;
                     } | null;
+                    /** @description With a priced new offer: the payment method that pays it (a Stripe PaymentMethod id; with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`). The price is charged into escrow at once; a decline is 402 with `decline_code`, the offer staying to be paid with POST /job/{id}/payment */
+                    payment_method?: string;
                     /** @description When the work is to be done; in the future */
                     scheduled_at?: string | null;
                     /** @description Where the work is to be done */
@@ -5751,6 +7460,8 @@ export interface operations {
                         lon: number;
                         address?: string;
                     } | null;
+                    /** @description An offered category (GET /categories): unknown 400 `category_not_found`, retired 409 `category_retired` */
+                    category_id?: string | null;
                     /** @description Seconds the worker has to answer, from 3600 (1 hour) to 2592000 (30 days); default 259200 (72 hours). On an edit, counted from the edit */
                     expires_in?: number;
                 };
@@ -5783,12 +7494,20 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
                      *         "lon": 2.3522,
                      *         "address": "12 rue de Rivoli, Paris"
                      *       },
+                     *       "category_id": null,
                      *       "expires_at": "2026-12-10T09:00:00.000Z",
                      *       "created_at": "2026-12-07T09:00:00.000Z",
                      *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -5834,12 +7553,36 @@ export interface operations {
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
                         } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
                         scheduled_at: string | null;
                         location: {
                             lat: number;
                             lon: number;
                             address?: string;
                         } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
                         /**
                          * Format: date-time
                          * @description ISO 8601, UTC
@@ -5905,12 +7648,20 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
                      *         "lon": 2.3522,
                      *         "address": "12 rue de Rivoli, Paris"
                      *       },
+                     *       "category_id": null,
                      *       "expires_at": "2026-12-10T09:00:00.000Z",
                      *       "created_at": "2026-12-07T09:00:00.000Z",
                      *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -5956,12 +7707,36 @@ export interface operations {
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
                         } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
                         scheduled_at: string | null;
                         location: {
                             lat: number;
                             lon: number;
                             address?: string;
                         } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
                         /**
                          * Format: date-time
                          * @description ISO 8601, UTC
@@ -6017,6 +7792,204 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The payment method was declined: `decline_code` says why (Stripe's codes); `job_id` is the job, which stays, to be paid with POST /job/{id}/payment */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
+                         *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
+                         *     - `redirect_not_allowed`: redirect_uri is not one of the app addresses this service knows (OIDC_APP_REDIRECTS), compared exactly
+                         *     - `sign_in_failed`: The sign-in with the provider did not complete: its answer is unknown, used, expired or did not check out. Start again
+                         *     - `invalid_exchange_code`: The code is unknown, used or expired (it lives a minute): sign in with the provider again
+                         *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
+                         *     - `identity_taken`: This provider account signs in to another account already
+                         *     - `identity_not_found`: The caller has no linked sign-in with this id
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
+                         *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
+                         *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
+                         *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
+                         *     - `two_factor_already_on`: Two-factor sign-in is on already: turn it off first to set up another authenticator
+                         *     - `two_factor_not_set_up`: Ask POST /user/2fa for a secret first
+                         *     - `two_factor_off`: Two-factor sign-in is not on for this account
+                         *     - `code_or_password_required`: Send a current code (`code`) or the password (`password`)
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        /** @description generic_decline, insufficient_funds, ... */
+                        decline_code: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                    };
                 };
             };
             /** @description Not allowed for this user */
@@ -6085,7 +8058,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -6157,7 +8134,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -6168,7 +8188,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -6199,12 +8219,20 @@ export interface operations {
                          *         "amount": 4500,
                          *         "currency": "EUR"
                          *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
+                         *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
                          *         "lat": 48.8566,
                          *         "lon": 2.3522,
                          *         "address": "12 rue de Rivoli, Paris"
                          *       },
+                         *       "category_id": null,
                          *       "expires_at": "2026-12-10T09:00:00.000Z",
                          *       "created_at": "2026-12-07T09:00:00.000Z",
                          *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -6250,12 +8278,36 @@ export interface operations {
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
                             } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
+                            } | null;
                             scheduled_at: string | null;
                             location: {
                                 lat: number;
                                 lon: number;
                                 address?: string;
                             } | null;
+                            /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                            category_id: string | null;
                             /**
                              * Format: date-time
                              * @description ISO 8601, UTC
@@ -6294,6 +8346,15 @@ export interface operations {
                             }[];
                         };
                     };
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Too many requests; see Retry-After */
@@ -6367,12 +8428,20 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
                      *         "lon": 2.3522,
                      *         "address": "12 rue de Rivoli, Paris"
                      *       },
+                     *       "category_id": null,
                      *       "expires_at": "2026-12-10T09:00:00.000Z",
                      *       "created_at": "2026-12-07T09:00:00.000Z",
                      *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -6418,12 +8487,36 @@ export interface operations {
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
                         } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
                         scheduled_at: string | null;
                         location: {
                             lat: number;
                             lon: number;
                             address?: string;
                         } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
                         /**
                          * Format: date-time
                          * @description ISO 8601, UTC
@@ -6664,12 +8757,20 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
                      *         "lon": 2.3522,
                      *         "address": "12 rue de Rivoli, Paris"
                      *       },
+                     *       "category_id": null,
                      *       "expires_at": "2026-12-10T09:00:00.000Z",
                      *       "created_at": "2026-12-07T09:00:00.000Z",
                      *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -6715,12 +8816,36 @@ export interface operations {
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
                         } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
                         scheduled_at: string | null;
                         location: {
                             lat: number;
                             lon: number;
                             address?: string;
                         } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
                         /**
                          * Format: date-time
                          * @description ISO 8601, UTC
@@ -6844,7 +8969,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -6916,7 +9045,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -6927,7 +9099,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -6958,12 +9130,20 @@ export interface operations {
                          *         "amount": 4500,
                          *         "currency": "EUR"
                          *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
+                         *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
                          *         "lat": 48.8566,
                          *         "lon": 2.3522,
                          *         "address": "12 rue de Rivoli, Paris"
                          *       },
+                         *       "category_id": null,
                          *       "expires_at": "2026-12-10T09:00:00.000Z",
                          *       "created_at": "2026-12-07T09:00:00.000Z",
                          *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -7009,12 +9189,36 @@ export interface operations {
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
                             } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
+                            } | null;
                             scheduled_at: string | null;
                             location: {
                                 lat: number;
                                 lon: number;
                                 address?: string;
                             } | null;
+                            /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                            category_id: string | null;
                             /**
                              * Format: date-time
                              * @description ISO 8601, UTC
@@ -7148,12 +9352,20 @@ export interface operations {
                      *         "amount": 4500,
                      *         "currency": "EUR"
                      *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
                      *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                      *       "location": {
                      *         "lat": 48.8566,
                      *         "lon": 2.3522,
                      *         "address": "12 rue de Rivoli, Paris"
                      *       },
+                     *       "category_id": null,
                      *       "expires_at": "2026-12-10T09:00:00.000Z",
                      *       "created_at": "2026-12-07T09:00:00.000Z",
                      *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -7199,12 +9411,36 @@ export interface operations {
                             /** @description ISO 4217 code, such as EUR or USD */
                             currency: string;
                         } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
                         scheduled_at: string | null;
                         location: {
                             lat: number;
                             lon: number;
                             address?: string;
                         } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
                         /**
                          * Format: date-time
                          * @description ISO 8601, UTC
@@ -7328,7 +9564,11 @@ export interface operations {
                          *     - `current_password_required`: This change needs the caller's current password (`current_password`)
                          *     - `wrong_password`: The current password given is not the caller's
                          *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
-                         *     - `password_too_long`: Passwords are 72 bytes at most
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
                          *     - `session_not_found`: The caller has no session with this id
                          *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
                          *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
@@ -7400,7 +9640,50 @@ export interface operations {
                          *     - `precondition_failed`: A precondition of the request does not hold
                          *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
                          *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
                          *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
                          *     - `rate_limited`: Too many requests from this address: wait for Retry-After
                          *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
                          *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
@@ -7411,7 +9694,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "task_not_found" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -7442,12 +9725,20 @@ export interface operations {
                          *         "amount": 4500,
                          *         "currency": "EUR"
                          *       },
+                         *       "payment": {
+                         *         "status": "held",
+                         *         "amount": 4500,
+                         *         "fee": 450,
+                         *         "currency": "EUR",
+                         *         "refunded": 0
+                         *       },
                          *       "scheduled_at": "2026-12-10T14:00:00.000Z",
                          *       "location": {
                          *         "lat": 48.8566,
                          *         "lon": 2.3522,
                          *         "address": "12 rue de Rivoli, Paris"
                          *       },
+                         *       "category_id": null,
                          *       "expires_at": "2026-12-10T09:00:00.000Z",
                          *       "created_at": "2026-12-07T09:00:00.000Z",
                          *       "updated_at": "2026-12-07T10:15:00.000Z",
@@ -7493,12 +9784,36 @@ export interface operations {
                                 /** @description ISO 4217 code, such as EUR or USD */
                                 currency: string;
                             } | null;
+                            /** @description The escrow of the price; null while the job has none */
+                            payment: {
+                                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                                status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                                /** @description The price, in minor units */
+                                amount: number;
+                                /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                                fee: number;
+                                currency: string;
+                                /** @description Refunded to the client so far */
+                                refunded: number;
+                                /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                                client_secret?: string;
+                                /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                                next_action?: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description Why the last attempt failed: `card_declined`, ... */
+                                failure_code?: string;
+                                /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                                decline_code?: string;
+                            } | null;
                             scheduled_at: string | null;
                             location: {
                                 lat: number;
                                 lon: number;
                                 address?: string;
                             } | null;
+                            /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                            category_id: string | null;
                             /**
                              * Format: date-time
                              * @description ISO 8601, UTC
@@ -7541,6 +9856,2921 @@ export interface operations {
             };
             /** @description The request must name the version it was made on, with If-Match */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getJobTracking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A worker's live position shared with a job's client */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "on": true,
+                     *       "position": {
+                     *         "lat": 52.5203,
+                     *         "lon": 13.4049,
+                     *         "at": "2026-05-01T09:30:00.000Z"
+                     *       },
+                     *       "age_s": 4,
+                     *       "distance_m": 850
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description Whether the worker shares its position now */
+                        on: boolean;
+                        /** @description Null until the worker posts a position after turning sharing on, and once it ends */
+                        position: {
+                            lat: number;
+                            lon: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                        } | null;
+                        /** @description Seconds since the position was posted */
+                        age_s: number | null;
+                        /** @description Meters from the position to the job's place, as the crow flies; null when the job has no place */
+                        distance_m: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setJobTracking: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "on": true
+                 *     }
+                 */
+                "application/json": {
+                    /** @description `true` starts sharing the caller's exact position with the job's client, `false` stops it */
+                    on: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description A worker's live position shared with a job's client */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "on": true,
+                     *       "position": {
+                     *         "lat": 52.5203,
+                     *         "lon": 13.4049,
+                     *         "at": "2026-05-01T09:30:00.000Z"
+                     *       },
+                     *       "age_s": 4,
+                     *       "distance_m": 850
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description Whether the worker shares its position now */
+                        on: boolean;
+                        /** @description Null until the worker posts a position after turning sharing on, and once it ends */
+                        position: {
+                            lat: number;
+                            lon: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                        } | null;
+                        /** @description Seconds since the position was posted */
+                        age_s: number | null;
+                        /** @description Meters from the position to the job's place, as the crow flies; null when the job has no place */
+                        distance_m: number | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getVapidPublicKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "public_key": "BEl62iUYgUivxIkv69yViEuiBIa-Ib9-SkvMeAtA3LFgDzkrxZJjSgSnfckjBJuBkr3qBUYIHBQFLXYp5Nksh8U"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The VAPID public key (base64url): `applicationServerKey` of PushManager.subscribe() */
+                        public_key: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getNotificationSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where each kind of event reaches the user */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "time_zone": "Europe/Berlin",
+                     *       "quiet_hours": {
+                     *         "start": "22:00",
+                     *         "end": "07:00"
+                     *       },
+                     *       "events": {
+                     *         "message": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_offer": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_update": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "payment": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_alert": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "review": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "sign_in": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description IANA time zone of the quiet hours */
+                        time_zone: string;
+                        quiet_hours: {
+                            /** @description Local time, HH:MM (24 h) */
+                            start: string;
+                            /** @description Local time, HH:MM (24 h) */
+                            end: string;
+                        } | null;
+                        /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                        events: {
+                            message: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_offer: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_update: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            payment: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_alert: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            review: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            sign_in: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateNotificationSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description What to change; what is left out stays as it is */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "time_zone": "Europe/Berlin",
+                 *       "quiet_hours": {
+                 *         "start": "22:00",
+                 *         "end": "07:00"
+                 *       },
+                 *       "events": {
+                 *         "message": {
+                 *           "push": false
+                 *         },
+                 *         "job_update": {
+                 *           "sms": true
+                 *         }
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /** @description IANA time zone, such as Europe/Berlin */
+                    time_zone?: string;
+                    /** @description null: none */
+                    quiet_hours?: {
+                        /** @description Local time, HH:MM (24 h) */
+                        start: string;
+                        /** @description Local time, HH:MM (24 h) */
+                        end: string;
+                    } | null;
+                    /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                    events?: {
+                        message?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_offer?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_update?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        payment?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        job_alert?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        review?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                        sign_in?: {
+                            /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                            in_app?: boolean;
+                            /** @description A mail to the account's confirmed address */
+                            email?: boolean;
+                            /** @description A Web Push to each of the user's push subscriptions */
+                            push?: boolean;
+                            /** @description An SMS to the user's confirmed phone number */
+                            sms?: boolean;
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Where each kind of event reaches the user */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "time_zone": "Europe/Berlin",
+                     *       "quiet_hours": {
+                     *         "start": "22:00",
+                     *         "end": "07:00"
+                     *       },
+                     *       "events": {
+                     *         "message": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_offer": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_update": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "payment": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "job_alert": {
+                     *           "in_app": true,
+                     *           "email": false,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "review": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         },
+                     *         "sign_in": {
+                     *           "in_app": true,
+                     *           "email": true,
+                     *           "push": true,
+                     *           "sms": false
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description IANA time zone of the quiet hours */
+                        time_zone: string;
+                        quiet_hours: {
+                            /** @description Local time, HH:MM (24 h) */
+                            start: string;
+                            /** @description Local time, HH:MM (24 h) */
+                            end: string;
+                        } | null;
+                        /** @description `message`: A message from another user; `job_offer`: A job offered to you, changed or quoted while it is an offer; `job_update`: A job moved along its workflow (accepted, started, completed, canceled...), or a reminder; `payment`: A job's payment started, succeeded or failed; `job_alert`: An open request near you in your categories; `review`: A review of you; `sign_in`: A sign-in to your account from a new device */
+                        events: {
+                            message: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_offer: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_update: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            payment: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            job_alert: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            review: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                            sign_in: {
+                                /** @description A `notification` event on the user's open sockets (/ws); the message is in the inbox whatever this says */
+                                in_app: boolean;
+                                /** @description A mail to the account's confirmed address */
+                                email: boolean;
+                                /** @description A Web Push to each of the user's push subscriptions */
+                                push: boolean;
+                                /** @description An SMS to the user's confirmed phone number */
+                                sms: boolean;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPushSubscriptions: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's push subscriptions, newest first */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            endpoint: string;
+                            user_agent: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    addPushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description PushSubscription.toJSON() as a browser gives it (expirationTime may be left out) */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "endpoint": "https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bH",
+                 *       "keys": {
+                 *         "p256dh": "BIPUL12DLfytvTajnryr2PRdAgXS3HGKiLqndGcJGabyhHheJYlNGCeXl1dn18gSJ1WAkAPIxr4gK0_dQds4yiI",
+                 *         "auth": "FPssNDTKnInHVndSTdbKFw"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * Format: uri
+                     * @description The push service URL from PushSubscription.endpoint (https)
+                     */
+                    endpoint: string;
+                    keys: {
+                        /** @description The subscription's P-256 public key, base64url */
+                        p256dh: string;
+                        /** @description The subscription's auth secret, base64url */
+                        auth: string;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description A browser or app the user receives Web Push on */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0190a5e2-7c1f-7cc2-9a41-3f0b7f6d2a10",
+                     *       "endpoint": "https://fcm.googleapis.com/fcm/send/dpH5lCsTSSM:APA91bH",
+                     *       "user_agent": "Mozilla/5.0",
+                     *       "created_at": "2026-05-01T09:30:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        endpoint: string;
+                        user_agent: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deletePushSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "number": "+4915112345678"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description E.164: a plus, the country code and the number, no spaces */
+                    number: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirmPhone: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "code": "042917"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The six digits sent by SMS */
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "number": "+4915112345678",
+                     *       "confirmed": false
+                     *     }
+                     */
+                    "application/json": {
+                        number: string;
+                        /** @description SMS notifications go only to a confirmed number */
+                        confirmed: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    payJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key and body answers the first answer again for 24 hours (no second charge or refund); the same key with another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "payment_method": "pm_card_visa"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description A Stripe PaymentMethod id; with PAYMENTS=local, Stripe's test ids (`pm_card_visa`, `pm_card_visa_chargeDeclined`, `pm_card_authenticationRequired`, ...) */
+                    payment_method: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The version, `"<version>"`: send it back in If-Match to change what you read */
+                    etag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "title": "Fix a leaking tap",
+                     *       "description": "Kitchen tap, drips all night.",
+                     *       "status": "ACCEPTED",
+                     *       "price": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "payment": {
+                     *         "status": "held",
+                     *         "amount": 4500,
+                     *         "fee": 450,
+                     *         "currency": "EUR",
+                     *         "refunded": 0
+                     *       },
+                     *       "scheduled_at": "2026-12-10T14:00:00.000Z",
+                     *       "location": {
+                     *         "lat": 48.8566,
+                     *         "lon": 2.3522,
+                     *         "address": "12 rue de Rivoli, Paris"
+                     *       },
+                     *       "category_id": null,
+                     *       "expires_at": "2026-12-10T09:00:00.000Z",
+                     *       "created_at": "2026-12-07T09:00:00.000Z",
+                     *       "updated_at": "2026-12-07T10:15:00.000Z",
+                     *       "version": 2,
+                     *       "status_log": [
+                     *         {
+                     *           "status": "REQUESTED",
+                     *           "by": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
+                     *           "at": "2026-12-07T09:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "status": "ACCEPTED",
+                     *           "by": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *           "at": "2026-12-07T10:15:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        client_id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        worker_id: string;
+                        title: string;
+                        description: string;
+                        /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                        status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                        /** @description What the client pays: the offer's price, or for an offer without one the worker's quote (POST /job/{id}/quote); null until there is one */
+                        price: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        /** @description The escrow of the price; null while the job has none */
+                        payment: {
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            /** @description The price, in minor units */
+                            amount: number;
+                            /** @description The platform's fee out of it (PLATFORM_FEE_BPS); the worker is paid the rest */
+                            fee: number;
+                            currency: string;
+                            /** @description Refunded to the client so far */
+                            refunded: number;
+                            /** @description To the client only, while `requires_action`: the PaymentIntent's client secret, for Stripe.js (handleNextAction) */
+                            client_secret?: string;
+                            /** @description To the client only, while `requires_action`: what the app must do (Stripe's `next_action`; with PAYMENTS=local, a `redirect_to_url` whose URL the app POSTs to pass the check) */
+                            next_action?: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Why the last attempt failed: `card_declined`, ... */
+                            failure_code?: string;
+                            /** @description The card issuer's reason: `generic_decline`, `insufficient_funds`, ... */
+                            decline_code?: string;
+                        } | null;
+                        scheduled_at: string | null;
+                        location: {
+                            lat: number;
+                            lon: number;
+                            address?: string;
+                        } | null;
+                        /** @description The category of work (GET /categories); a retired one stays on the jobs that have it */
+                        category_id: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        expires_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                        /** @description Bumped by every change; the ETag, for If-Match */
+                        version: number;
+                        /** @description Every move, oldest first */
+                        status_log: {
+                            /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
+                            status: "REQUESTED" | "ACCEPTED" | "DECLINED" | "CANCELED" | "EXPIRED" | "STARTED" | "COMPLETED" | "PENDING_PAYMENT" | "PAID";
+                            /** @description The user who moved the job; null when time or the payment provider did */
+                            by: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            reason?: string;
+                        }[];
+                        /** @description Things the client should know about the offer just made */
+                        warnings?: {
+                            /** @description worker_has_no_picture */
+                            code: string;
+                            detail: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The payment method was declined: `decline_code` says why (Stripe's codes); `job_id` is the job, which stays, to be paid with POST /job/{id}/payment */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
+                         *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
+                         *     - `redirect_not_allowed`: redirect_uri is not one of the app addresses this service knows (OIDC_APP_REDIRECTS), compared exactly
+                         *     - `sign_in_failed`: The sign-in with the provider did not complete: its answer is unknown, used, expired or did not check out. Start again
+                         *     - `invalid_exchange_code`: The code is unknown, used or expired (it lives a minute): sign in with the provider again
+                         *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
+                         *     - `identity_taken`: This provider account signs in to another account already
+                         *     - `identity_not_found`: The caller has no linked sign-in with this id
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
+                         *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
+                         *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
+                         *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
+                         *     - `two_factor_already_on`: Two-factor sign-in is on already: turn it off first to set up another authenticator
+                         *     - `two_factor_not_set_up`: Ask POST /user/2fa for a secret first
+                         *     - `two_factor_off`: Two-factor sign-in is not on for this account
+                         *     - `code_or_password_required`: Send a current code (`code`) or the password (`password`)
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        /** @description generic_decline, insufficient_funds, ... */
+                        decline_code: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                    };
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPaymentAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPaymentAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "account_id": "acct_1PgafTB7WZ01zgkW",
+                     *       "provider": "stripe",
+                     *       "details_submitted": false,
+                     *       "payouts_enabled": false,
+                     *       "currently_due": [
+                     *         "external_account"
+                     *       ],
+                     *       "currencies": [
+                     *         "EUR"
+                     *       ],
+                     *       "onboarding_url": "https://connect.stripe.com/setup/s/acct_1PgafTB7WZ01zgkW/MerI6itPZo2K"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The connected account at the provider (Stripe Express) */
+                        account_id: string;
+                        provider: string;
+                        details_submitted: boolean;
+                        /** @description Whether the worker can be paid; accepting a priced job needs it */
+                        payouts_enabled: boolean;
+                        /** @description What the provider still needs from the worker */
+                        currently_due: string[];
+                        /** @description Currencies the account is paid in */
+                        currencies: string[];
+                        /** @description Where the worker gives what is due (a fresh link each time it is asked for) */
+                        onboarding_url?: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listPayments: {
+        parameters: {
+            query?: {
+                /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                status?: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            job_id: string;
+                            /** @description client: a payment the caller made; worker: a payout to the caller */
+                            role: "client" | "worker";
+                            /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                            status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                            amount: number;
+                            fee: number;
+                            currency: string;
+                            refunded: number;
+                            /** @description To the worker only: what they are (or were) paid */
+                            payout?: number;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPaymentBalance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balances": [
+                     *         {
+                     *           "currency": "EUR",
+                     *           "pending": 4050,
+                     *           "available": 2250
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        balances: {
+                            currency: string;
+                            /** @description Held for the caller's jobs, not paid out yet (less the fee) */
+                            pending: number;
+                            /** @description Paid to the caller's payout account */
+                            available: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refundJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Retrying with the same key and body answers the first answer again for 24 hours (no second charge or refund); the same key with another body is 422 `idempotency_key_mismatch` */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": 1000,
+                 *       "reason": "Half the work was not done"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Minor units; absent: all that is left */
+                    amount?: number;
+                    /** @description Told to both parties */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "job_id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "role": "client",
+                     *       "status": "held",
+                     *       "amount": 4500,
+                     *       "fee": 450,
+                     *       "currency": "EUR",
+                     *       "refunded": 0,
+                     *       "created_at": "2026-12-07T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description client: a payment the caller made; worker: a payout to the caller */
+                        role: "client" | "worker";
+                        /** @description requires_payment_method: the client pays (POST /job/{id}/payment); requires_action: the client completes 3-D Secure (`next_action`); held: the money is in escrow; captured: approved, the payout under way; paid_out: the worker was paid; released: given back in full (declined, canceled before the work, expired); refunded / partially_refunded: by an admin; disputed: the client's bank disputes it, the payout is held; failed: declined (`failure_code`), pay again */
+                        status: "requires_payment_method" | "requires_action" | "held" | "captured" | "paid_out" | "released" | "refunded" | "partially_refunded" | "disputed" | "failed";
+                        amount: number;
+                        fee: number;
+                        currency: string;
+                        refunded: number;
+                        /** @description To the worker only: what they are (or were) paid */
+                        payout?: number;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The Idempotency-Key was used with a different request */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPlatformBalances: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balances": [
+                     *         {
+                     *           "currency": "EUR",
+                     *           "escrow": 4500,
+                     *           "fees": 250,
+                     *           "disputes": 0
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        balances: {
+                            currency: string;
+                            /** @description Held for jobs not paid out or released */
+                            escrow: number;
+                            /** @description The platform's fees earned, net of refunds */
+                            fees: number;
+                            /** @description Lost to disputes after the worker was paid (negative) */
+                            disputes: number;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receiveStripeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "received": true,
+                     *       "duplicate": false
+                     *     }
+                     */
+                    "application/json": {
+                        received: boolean;
+                        duplicate: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    completeLocalAuthentication: {
+        parameters: {
+            query: {
+                client_secret: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @enum {string} */
+                        status: "succeeded";
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    completeLocalOnboarding: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        payouts_enabled: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7725,6 +12955,2783 @@ export interface operations {
             };
             /** @description Not found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listCategories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The categories offered now (retired ones left out), ordered by position then name */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01938d0e-0000-7000-8000-000000000001",
+                     *           "name": "Plumbing",
+                     *           "position": 0,
+                     *           "children": [
+                     *             {
+                     *               "id": "01938d0e-0000-7000-8000-000000000002",
+                     *               "name": "Leaks",
+                     *               "position": 0
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            name: string;
+                            position: number;
+                            children: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                name: string;
+                                position: number;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListCategories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every category, retired ones too, ordered by parent, position and name */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Category"][];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Leaks",
+                 *       "parent_id": "01938d0e-0000-7000-8000-000000000001"
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /** @description A top-level category; absent or null for a top-level one */
+                    parent_id?: string | null;
+                    /** @description Order among siblings (lower first); default after the last */
+                    position?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-0000-7000-8000-000000000002",
+                     *       "parent_id": "01938d0e-0000-7000-8000-000000000001",
+                     *       "name": "Leaks",
+                     *       "position": 0,
+                     *       "retired_at": null,
+                     *       "created_at": "2026-12-01T09:00:00.000Z",
+                     *       "updated_at": "2026-12-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        parent_id: string | null;
+                        name: string;
+                        position: number;
+                        retired_at: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    retireCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Kept in the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-0000-7000-8000-000000000002",
+                     *       "parent_id": "01938d0e-0000-7000-8000-000000000001",
+                     *       "name": "Leaks",
+                     *       "position": 0,
+                     *       "retired_at": null,
+                     *       "created_at": "2026-12-01T09:00:00.000Z",
+                     *       "updated_at": "2026-12-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        parent_id: string | null;
+                        name: string;
+                        position: number;
+                        retired_at: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "Leaks and drips",
+                 *       "position": 1
+                 *     }
+                 */
+                "application/json": {
+                    name?: string;
+                    /** @description Moves the category under another top-level one, or to the top with null */
+                    parent_id?: string | null;
+                    position?: number;
+                    /** @description Kept in the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d0e-0000-7000-8000-000000000002",
+                     *       "parent_id": "01938d0e-0000-7000-8000-000000000001",
+                     *       "name": "Leaks",
+                     *       "position": 0,
+                     *       "retired_at": null,
+                     *       "created_at": "2026-12-01T09:00:00.000Z",
+                     *       "updated_at": "2026-12-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        parent_id: string | null;
+                        name: string;
+                        position: number;
+                        retired_at: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPublicProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What anyone may see of a user: never the email */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user: components["schemas"]["User"];
+                        /** @description Null until the user writes one */
+                        profile: components["schemas"]["Profile"] | null;
+                        /** @description Counts published reviews that are not hidden */
+                        rating: {
+                            /** @description Mean of the published, visible reviews (2 decimals); null with none */
+                            average: number | null;
+                            count: number;
+                        };
+                        /** @description Jobs PAID with the user as their worker */
+                        jobs_done: number;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOwnProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "bio": "Plumber for 12 years.",
+                     *       "categories": [
+                     *         {
+                     *           "id": "01938d0e-0000-7000-8000-000000000002",
+                     *           "name": "Leaks",
+                     *           "retired": false
+                     *         }
+                     *       ],
+                     *       "hourly_rate": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "service_radius_m": 10000,
+                     *       "languages": [
+                     *         "fr",
+                     *         "en-GB"
+                     *       ],
+                     *       "updated_at": "2026-12-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        bio: string;
+                        categories: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            name: string;
+                            /** @description Kept on the profile, no longer offered */
+                            retired: boolean;
+                        }[];
+                        /** @description Minor units and ISO 4217 currency */
+                        hourly_rate: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        /** @description How far the worker travels, meters */
+                        service_radius_m: number | null;
+                        /** @description BCP 47 tags, canonical form */
+                        languages: string[];
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "bio": "Plumber for 12 years.",
+                 *       "hourly_rate": {
+                 *         "amount": 4500,
+                 *         "currency": "EUR"
+                 *       },
+                 *       "service_radius_m": 10000,
+                 *       "languages": [
+                 *         "fr",
+                 *         "en-GB"
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Up to 2000 characters */
+                    bio?: string;
+                    /** @description Offered categories; a retired one the profile has already may stay */
+                    category_ids?: string[];
+                    /** @description Null takes it off */
+                    hourly_rate?: {
+                        /** @description In minor units (cents): 2500 is 25.00 */
+                        amount: number;
+                        /** @description ISO 4217 code, such as EUR or USD */
+                        currency: string;
+                    } | null;
+                    /** @description Meters, up to 500 km; null takes it off */
+                    service_radius_m?: number | null;
+                    /** @description BCP 47 tags (such as "fr", "en-GB", "zh-Hant-TW"); stored in canonical form */
+                    languages?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "bio": "Plumber for 12 years.",
+                     *       "categories": [
+                     *         {
+                     *           "id": "01938d0e-0000-7000-8000-000000000002",
+                     *           "name": "Leaks",
+                     *           "retired": false
+                     *         }
+                     *       ],
+                     *       "hourly_rate": {
+                     *         "amount": 4500,
+                     *         "currency": "EUR"
+                     *       },
+                     *       "service_radius_m": 10000,
+                     *       "languages": [
+                     *         "fr",
+                     *         "en-GB"
+                     *       ],
+                     *       "updated_at": "2026-12-01T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        bio: string;
+                        categories: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            name: string;
+                            /** @description Kept on the profile, no longer offered */
+                            retired: boolean;
+                        }[];
+                        /** @description Minor units and ISO 4217 currency */
+                        hourly_rate: {
+                            /** @description In minor units (cents): 2500 is 25.00 */
+                            amount: number;
+                            /** @description ISO 4217 code, such as EUR or USD */
+                            currency: string;
+                        } | null;
+                        /** @description How far the worker travels, meters */
+                        service_radius_m: number | null;
+                        /** @description BCP 47 tags, canonical form */
+                        languages: string[];
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserReviews: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Published reviews, newest first */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["Review"][];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reviewJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "rating": 5,
+                 *       "text": "On time, tidy, fixed it for good."
+                 *     }
+                 */
+                "application/json": {
+                    rating: number;
+                    /** @description Up to 2000 characters */
+                    text?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "01938d2a-0000-7000-8000-000000000001",
+                     *       "job_id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
+                     *       "status": "submitted",
+                     *       "created_at": "2026-12-07T09:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description `submitted`: kept blind (visible to nobody) until the other side writes theirs or 14 days after PAID; `published`: both wrote, both are public now */
+                        status: "submitted" | "published";
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replyToReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "text": "Thank you, glad to help again."
+                 *     }
+                 */
+                "application/json": {
+                    text: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        job_id: string;
+                        /** @description Who a message or thread is with, as any user may see it */
+                        author: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            first_name: string;
+                            last_name: string;
+                            picture_url: string | null;
+                            /** @description The account was deleted; its name and picture are gone */
+                            deleted: boolean;
+                        };
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        subject_id: string;
+                        rating: number;
+                        text: string;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        published_at: string;
+                        /** @description The reviewed user's one public answer */
+                        reply: {
+                            text: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    hideReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "Insults"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Kept with the review and in the audit log */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Hidden */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query?: {
+                /** @description Matches name or email, any case */
+                q?: string;
+                role?: "CLIENT" | "WORKER" | "ADMIN";
+                status?: "active" | "suspended";
+                /** @description Signed up at or after */
+                created_from?: string;
+                /** @description Signed up before */
+                created_to?: string;
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description By sign-up, oldest first */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            email: string | null;
+                            first_name: string;
+                            last_name: string;
+                            roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                            picture_url: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                            email_confirmed?: boolean;
+                            status: "active" | "suspended";
+                            suspended_at: string | null;
+                            suspended_reason: string | null;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A user as admins see it */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        email: string | null;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
+                        status: "active" | "suspended";
+                        suspended_at: string | null;
+                        suspended_reason: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminDeleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Why: kept in the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    suspendUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "Threatened a worker"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why: kept in the audit log */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A user as admins see it */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        email: string | null;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
+                        status: "active" | "suspended";
+                        suspended_at: string | null;
+                        suspended_reason: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    restoreUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Why: kept in the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A user as admins see it */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        email: string | null;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
+                        status: "active" | "suspended";
+                        suspended_at: string | null;
+                        suspended_reason: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setUserRoles: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "grant": [
+                 *         "ADMIN"
+                 *       ],
+                 *       "reason": "Joins the support team"
+                 *     }
+                 */
+                "application/json": {
+                    grant?: ("CLIENT" | "WORKER" | "ADMIN")[];
+                    revoke?: ("CLIENT" | "WORKER" | "ADMIN")[];
+                    /** @description Why: kept in the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A user as admins see it */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        email: string | null;
+                        first_name: string;
+                        last_name: string;
+                        roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                        picture_url: string | null;
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                        /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                        email_confirmed?: boolean;
+                        status: "active" | "suspended";
+                        suspended_at: string | null;
+                        suspended_reason: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listReports: {
+        parameters: {
+            query?: {
+                status?: "open" | "resolved" | "all";
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Oldest first: the longest waiting at the top */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /** @description Who a message or thread is with, as any user may see it */
+                            reporter: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                first_name: string;
+                                last_name: string;
+                                picture_url: string | null;
+                                /** @description The account was deleted; its name and picture are gone */
+                                deleted: boolean;
+                            };
+                            /** @description A user as admins see it */
+                            user: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                email: string | null;
+                                first_name: string;
+                                last_name: string;
+                                roles: ("CLIENT" | "WORKER" | "ADMIN")[];
+                                picture_url: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                                /** @description Whether the user confirmed `email` by the link mailed to it; only to the user and to admins */
+                                email_confirmed?: boolean;
+                                status: "active" | "suspended";
+                                suspended_at: string | null;
+                                suspended_reason: string | null;
+                            };
+                            reason: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            resolved_at: string | null;
+                            resolution: string | null;
+                            /** @description The message reported, if a message was */
+                            message: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                text: string;
+                                /**
+                                 * Format: date-time
+                                 * @description ISO 8601, UTC
+                                 */
+                                created_at: string;
+                            } | null;
+                            /** @description The review reported, if a review was */
+                            review: {
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                id: string;
+                                rating: number;
+                                text: string;
+                                /**
+                                 * Format: uuid
+                                 * @description UUIDv7
+                                 */
+                                job_id: string;
+                                hidden: boolean;
+                            } | null;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resolveReport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "action": "dismiss",
+                 *       "reason": "Nothing wrong with it"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description `hide` takes a reported review off; `suspend` suspends the reported user */
+                    action: "dismiss" | "hide" | "suspend";
+                    /** @description Why: kept in the audit log */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        job: components["schemas"]["Job"];
+                        messages: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            from: string | null;
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            to: string;
+                            kind: string;
+                            text: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description The job's ledger movements, each a set of entries summing to zero (debits positive, credits negative) */
+                        ledger: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            kind: string;
+                            currency: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            at: string;
+                            entries: {
+                                account: string;
+                                amount: number;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                actor_id?: string;
+                action?: string;
+                target_id?: string;
+                from?: string;
+                to?: string;
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Newest first */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["AuditEntry"][];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
