@@ -89,10 +89,6 @@ async function signInAs(subject: string, query?: string) {
   return exchange(code!)
 }
 
-const confirmEmail = async (userId: string) => {
-  // Email confirmation by mail is another feature's; here the account is marked confirmed as it would be.
-  await t.app.platform.database.db.updateTable('users').set({ email_confirmed_at: new Date() }).where('id', '=', userId).execute()
-}
 /** The reasons logged for sign-ins that did not check out, since `from` lines. */
 const refusals = (from: number) => t.logs.slice(from).filter((line) => line.includes('did not check out')).map((line) => String(JSON.parse(line).reason))
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -198,7 +194,6 @@ describe('sign-in with an OpenID Connect provider', () => {
   describe('an account with the same email', () => {
     it('is signed in to when the provider verified the email and the account confirmed it', async () => {
       const u = await newUser(t.app)
-      await confirmEmail(u.id)
       const res = await signInAs(person({ email: u.email.toUpperCase(), email_verified: true }))
       expect(res.statusCode, res.body).toBe(200)
       expect(res.json().user.id).toBe(u.id)
@@ -206,7 +201,6 @@ describe('sign-in with an OpenID Connect provider', () => {
 
     it('is not, when the provider does not vouch for the email', async () => {
       const u = await newUser(t.app)
-      await confirmEmail(u.id)
       const subject = person({ email: u.email, email_verified: false })
       expect(atApp(await callback(await provider.signIn((await start()).toString(), subject))).error).toBe('link_from_account')
       // Without an app address the problem itself, saying what to do.
@@ -216,7 +210,7 @@ describe('sign-in with an OpenID Connect provider', () => {
     })
 
     it('is not, when the account never confirmed its email', async () => {
-      const u = await newUser(t.app)
+      const u = await newUser(t.app, { confirmed: false })
       const subject = person({ email: u.email, email_verified: true })
       expect(atApp(await callback(await provider.signIn((await start()).toString(), subject))).error).toBe('link_from_account')
     })
