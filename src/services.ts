@@ -172,6 +172,7 @@ export async function createServices(config: Config, platform: Platform, options
       queue: platform.queue,
       messages: { insert: insertMessages, publish: messaging.publishCreated },
       isAdmin: async (userId) => (await accounts.byIds([userId])).get(userId)?.roles.includes('ADMIN') ?? false,
+      audit,
       hasRole: async (userId, role) => (await accounts.byIds([userId])).get(userId)?.roles.includes(role) ?? false,
       emailOf: async (userId) => (await accounts.byIds([userId])).get(userId)?.email ?? null,
       settings: { feeBps: config.platformFeeBps, publicUrl: config.publicUrl ?? '' },

@@ -65,6 +65,12 @@ export async function seedDemo(app: FastifyInstance, options: DemoOptions): Prom
       ])
       await call({ method: 'PUT', url: '/user/picture', headers: { ...signed.auth, 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: body }, [200])
     }
+    if (person.role === 'WORKER') {
+      // Payouts set up (the local provider's onboarding link enables them), as accepting priced jobs needs.
+      const account = await call({ method: 'POST', url: '/payments/account', headers: signed.auth }, [200, 201])
+      const onboarding = (account.json() as { onboarding_url?: string }).onboarding_url
+      if (onboarding) await call({ method: 'GET', url: onboarding }, [200])
+    }
     if (person.offset) {
       const [east, north] = person.offset
       const lat = options.centre.lat + (north / 6_371_000) * (180 / Math.PI)
@@ -88,14 +94,14 @@ export async function seedDemo(app: FastifyInstance, options: DemoOptions): Prom
 
   const inTwoDays = new Date(Date.now() + 2 * 86_400_000).toISOString()
   const offer = (client: Signed, worker: Signed, title: string, amount: number) =>
-    call({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: worker.id, title, description: `${title}, at my place.`, price: { amount, currency: 'EUR' }, scheduled_at: inTwoDays } }, [201]).then(
+    call({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: worker.id, title, description: `${title}, at my place.`, price: { amount, currency: 'EUR' }, payment_method: 'pm_card_visa', scheduled_at: inTwoDays } }, [201]).then(
       (r) => r.json() as { id: string; version: number },
     )
   const move = async (actor: Signed, job: { id: string }, status: string, extra: Record<string, unknown> = {}) => {
     const current = (await call({ method: 'GET', url: `/job/${job.id}`, headers: actor.auth }, [200])).json() as { version: number }
     await call({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...actor.auth, 'if-match': `"${current.version}"` }, payload: { status, ...extra } }, [200])
   }
-  // One job in each state a newcomer will want to see.
+  // One job in each state a newcomer will want to see, each paid for with the local provider's test card (held until approval).
   await offer(camille, ana, 'Fix a leaking kitchen tap', 4500)
   const accepted = await offer(camille, chloe, 'Paint the hallway', 28000)
   await move(chloe, accepted, 'ACCEPTED')

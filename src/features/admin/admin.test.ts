@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { newUser, problem, signIn, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
-import { newAdmin, newWorker, offerJob, paidJob } from '../../../test/support/trust.js'
+import { newAdmin, newWorker as newWorkerWithPicture, offerJob } from '../../../test/support/trust.js'
 
 let t: TestApp
 let admin: SignedIn
@@ -19,6 +19,37 @@ beforeAll(async () => {
 afterAll(async () => t.close())
 
 const inject = (options: Inject) => t.app.inject(options)
+
+/** A worker with a picture and payouts set up (the local provider's onboarding link), as accepting priced jobs needs. */
+async function newWorker(app: TestApp['app'], first_name?: string): Promise<SignedIn> {
+  const worker = await newWorkerWithPicture(app, first_name)
+  const account = await app.inject({ method: 'POST', url: '/payments/account', headers: worker.auth })
+  expect(account.statusCode, account.body).toBe(201)
+  expect((await app.inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
+  return worker
+}
+
+/** An offer whose price is held from the client's card. */
+const heldOffer = (app: TestApp['app'], client: SignedIn, worker: SignedIn) => offerJob(app, client, worker, { payment_method: 'pm_card_visa' })
+
+/** A job paid for by the client, done by the worker and PAID (the local provider pays out at once). */
+async function paidJob(app: TestApp['app'], client: SignedIn, worker: SignedIn): Promise<string> {
+  const { id } = await heldOffer(app, client, worker)
+  const read = await app.inject({ url: `/job/${id}`, headers: worker.auth })
+  const steps: [SignedIn, string, Record<string, string>][] = [
+    [worker, 'ACCEPTED', { 'if-match': String(read.headers.etag) }],
+    [worker, 'STARTED', {}],
+    [worker, 'COMPLETED', {}],
+    [client, 'PENDING_PAYMENT', {}],
+  ]
+  for (const [who, status, headers] of steps) {
+    const res = await app.inject({ method: 'POST', url: `/job/${id}/status`, headers: { ...who.auth, ...headers }, payload: { status } })
+    expect(res.statusCode, `${status}: ${res.body}`).toBe(200)
+  }
+  const done = await app.inject({ url: `/job/${id}`, headers: client.auth })
+  expect(done.json().status, done.body).toBe('PAID')
+  return id
+}
 const auditOf = async (query: string) => {
   const res = await inject({ url: `/admin/audit?${query}`, headers: admin.auth })
   expect(res.statusCode, res.body).toBe(200)
@@ -70,7 +101,8 @@ describe('every /admin route', () => {
         await inject({ method: 'POST', url: `/job/${jobId}/review`, headers: c.auth, payload: { rating: 2 } })
         return (await inject({ method: 'POST', url: `/job/${jobId}/review`, headers: w.auth, payload: { rating: 4 } })).json().id
       }],
-      ['/admin/jobs/', async () => (await offerJob(t.app, await newUser(t.app, { roles: ['CLIENT'] }), await newWorker(t.app))).id],
+      // An offer whose money is held: something to read, and to refund.
+      ['/admin/jobs/', async () => (await heldOffer(t.app, await newUser(t.app, { roles: ['CLIENT'] }), await newWorker(t.app))).id],
       ['/admin/tasks/', async () => uuidv7()],
     ]
     const bodies: Record<string, unknown> = {
@@ -210,16 +242,30 @@ describe('users, jobs and the audit log', () => {
     expect((await auditOf(`target_id=${gone.id}`))[0]).toMatchObject({ action: 'user.delete', reason: 'GDPR request' })
   })
 
-  it('shows any job with its status log, messages and payments', async () => {
+  it('shows any job with its status log, messages and ledger', async () => {
     const client = await newUser(t.app, { roles: ['CLIENT'] })
     const worker = await newWorker(t.app)
     const jobId = await paidJob(t.app, client, worker)
     const res = await inject({ url: `/admin/jobs/${jobId}`, headers: admin.auth })
     expect(res.statusCode, res.body).toBe(200)
-    const { job, messages, payments } = res.json()
-    expect(job.status_log.map((e: { status: string }) => e.status)).toEqual(['REQUESTED', 'ACCEPTED', 'STARTED', 'COMPLETED', 'PENDING_PAYMENT', 'PAID'])
+    const { job, messages, ledger } = res.json() as { job: { status_log: { status: string }[] }; messages: unknown[]; ledger: { kind: string; currency: string; entries: { account: string; amount: number }[] }[] }
+    expect(job.status_log.map((e) => e.status)).toEqual(['REQUESTED', 'ACCEPTED', 'STARTED', 'COMPLETED', 'PENDING_PAYMENT', 'PAID'])
     expect(messages.length).toBeGreaterThan(0)
-    expect(payments.map((p: { kind: string }) => p.kind).sort()).toEqual(['charge', 'payout'])
+    // The client's €25.00 charged into escrow, then the worker's share and the platform's fee moved out of it.
+    expect(ledger.map((m) => m.kind).sort()).toEqual(['charge', 'transfer'])
+    for (const movement of ledger) {
+      expect(movement.currency).toBe('EUR')
+      expect(movement.entries.length).toBeGreaterThanOrEqual(2)
+      expect(movement.entries.reduce((sum, e) => sum + e.amount, 0), `${movement.kind} sums to zero`).toBe(0)
+    }
+    const charge = ledger.find((m) => m.kind === 'charge')
+    const transfer = ledger.find((m) => m.kind === 'transfer')
+    expect(charge!.entries.map((e) => Math.abs(e.amount))).toEqual([2500, 2500])
+    // Escrow is empty once the job is paid.
+    const escrow = ledger.flatMap((m) => m.entries).filter((e) => e.account.startsWith('escrow:'))
+    expect(escrow.length).toBeGreaterThan(0)
+    expect(escrow.reduce((sum, e) => sum + e.amount, 0)).toBe(0)
+    expect(transfer!.entries.some((e) => e.account.includes(worker.id) && Math.abs(e.amount) === 2250)).toBe(true)
     expect(problem(await inject({ url: `/admin/jobs/${uuidv7()}`, headers: admin.auth }), 404).code).toBe('job_not_found')
   })
 

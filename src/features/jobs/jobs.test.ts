@@ -273,7 +273,8 @@ describe('POST /job with id: edits', () => {
   it('lets the client change its offer while REQUESTED, tells the worker, and honours If-Match', async () => {
     const c = await client()
     const w = await worker()
-    const job = await offer(c, w)
+    // No money is held for an offer without a price: its price may be named and changed.
+    const job = await offer(c, w, { price: undefined })
     const res = await inject({
       method: 'POST',
       url: '/job',
@@ -283,6 +284,8 @@ describe('POST /job with id: edits', () => {
     expect(res.statusCode, res.body).toBe(200)
     expect(res.headers.etag).toBe('"2"')
     expect(res.json()).toMatchObject({ id: job.id, title: 'Fix both taps', price: { amount: 4000, currency: 'EUR' }, version: 2, location: { lat: 1, lon: 2 } })
+    // The price named, the client pays it before the worker can accept.
+    expect(res.json().payment).toMatchObject({ status: 'requires_payment_method', amount: 4000, currency: 'EUR' })
     expect(new Date(res.json().expires_at).getTime()).toBe(clock.now().getTime() + 2 * HOUR)
     const notes = await messagesAbout(w, job.id)
     expect(notes.at(-1)!.text).toContain('Carla Client changed the title, the price, the place and the expiry of the offer "Fix both taps"')
@@ -296,10 +299,30 @@ describe('POST /job with id: edits', () => {
     expect(problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, worker_id: w2.id } }), 400).code).toBe('worker_fixed')
   })
 
-  it('tells the worker of every edit, each in a system message saying what changed and the terms now', async () => {
+  it('keeps the price of an offer whose money is held (409 payment_price_locked, nothing changed); its other terms still change', async () => {
     const c = await client()
     const w = await worker()
     const job = await offer(c, w)
+    expect(job.payment).toMatchObject({ status: 'held', amount: 2500 })
+    for (const price of [{ amount: 4000, currency: 'EUR' }, { amount: 2500, currency: 'USD' }, null]) {
+      const p = problem(await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, title: 'Fix both taps', price } }), 409)
+      expect(p.code).toBe('payment_price_locked')
+      expect(p.detail).toContain('cancel the offer')
+    }
+    expect(await getJob(c, job.id)).toMatchObject({ title: 'Fix the kitchen tap', price: { amount: 2500, currency: 'EUR' }, version: 1, payment: { status: 'held' } })
+    // The same price again is no change; the other terms change as before, the money still held.
+    const edited = await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, title: 'Fix both taps', price: { amount: 2500, currency: 'EUR' } } })
+    expect(edited.statusCode, edited.body).toBe(200)
+    expect(edited.json()).toMatchObject({ title: 'Fix both taps', price: { amount: 2500, currency: 'EUR' }, version: 2, payment: { status: 'held' } })
+    expect((await messagesAbout(w, job.id)).at(-1)!.text).toContain('changed the title of the offer "Fix both taps". Price: €25.00.')
+  })
+
+  it('tells the worker of every edit, each in a system message saying what changed and the terms now', async () => {
+    const c = await client()
+    const w = await worker()
+    // Priced by an edit, before any money is held for it (a held price does not change).
+    const job = await offer(c, w, { price: undefined })
+    expect((await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, price: { amount: 2500, currency: 'EUR' } } })).statusCode).toBe(200)
     const when = new Date(clock.now().getTime() + 5 * DAY)
     const edits: [Record<string, unknown>, string][] = [
       [{ title: 'Fix both taps' }, 'changed the title of the offer "Fix both taps". Price: €25.00. When: not set yet.'],
@@ -315,8 +338,8 @@ describe('POST /job with id: edits', () => {
       const res = await inject({ method: 'POST', url: '/job', headers: c.auth, payload: { id: job.id, ...changes } })
       expect(res.statusCode, res.body).toBe(200)
       const notes = await messagesAbout(w, job.id)
-      // The offer's message, then one a change.
-      expect(notes).toHaveLength(2 + i)
+      // The offer's message and the pricing edit's, then one a change.
+      expect(notes).toHaveLength(3 + i)
       expect(notes.at(-1)).toMatchObject({ from: c.id, to: w.id, kind: 'system', job_id: job.id, text: expect.stringContaining(text) })
     }
     expect((await messagesAbout(w, job.id)).at(-3)!.text).toMatch(/changed the expiry of the offer "Fix both taps"\. .* Where: 2 Rue de Rivoli\. It now expires/)
@@ -354,31 +377,32 @@ describe('accepting binds the worker to the terms read', () => {
     const { c, w, job } = await jobIn('REQUESTED')
     const read = await inject({ url: `/job/${job.id}`, headers: w.auth })
     const scheduled = new Date(clock.now().getTime() + 2 * DAY).toISOString()
-    expect((await edit(c, job.id, { price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })).statusCode).toBe(200)
+    // The held price stays (payment_price_locked); the other terms change under the worker.
+    expect((await edit(c, job.id, { description: 'Two coats, white.', scheduled_at: scheduled })).statusCode).toBe(200)
 
     const stale = await accept(w, job.id, { 'if-match': String(read.headers.etag) })
     const p = problem(stale, 412)
     expect(p.code).toBe('version_mismatch')
     const current = stale.json().job
-    expect(current).toMatchObject({ id: job.id, status: 'REQUESTED', version: 2, price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })
+    expect(current).toMatchObject({ id: job.id, status: 'REQUESTED', version: 2, description: 'Two coats, white.', price: { amount: 2500, currency: 'EUR' }, scheduled_at: scheduled })
     expect(current.status_log).toEqual([{ status: 'REQUESTED', by: c.id, at: expect.any(String) }])
     expect((await getJob(c, job.id)).status).toBe('REQUESTED')
-    expect((await messagesAbout(w, job.id)).at(-1)).toMatchObject({ from: c.id, kind: 'system', text: expect.stringContaining('changed the price and the date of the offer "Paint the fence". Price: €0.01.') })
+    expect((await messagesAbout(w, job.id)).at(-1)).toMatchObject({ from: c.id, kind: 'system', text: expect.stringContaining('changed the description and the date of the offer "Paint the fence". Price: €25.00.') })
 
     // Accepting the terms now shown binds to those.
     const accepted = await accept(w, job.id, { 'if-match': `"${current.version}"` })
     expect(accepted.statusCode).toBe(200)
-    expect(accepted.json()).toMatchObject({ status: 'ACCEPTED', price: { amount: 1, currency: 'EUR' }, scheduled_at: scheduled })
+    expect(accepted.json()).toMatchObject({ status: 'ACCEPTED', description: 'Two coats, white.', price: { amount: 2500, currency: 'EUR' }, scheduled_at: scheduled })
   })
 
-  it('never accepts terms other than those the worker read, however an edit of the price and date races the accept', async () => {
+  it('never accepts terms other than those the worker read, however an edit of the terms races the accept', async () => {
     const c = await client()
     const w = await worker()
     for (let i = 0; i < 24; i++) {
       const job = await offer(c, w, { title: `Try ${i}` })
       const read = await inject({ url: `/job/${job.id}`, headers: w.auth })
       const [edited, bare, named] = await Promise.all([
-        edit(c, job.id, { price: { amount: 1, currency: 'EUR' }, scheduled_at: new Date(clock.now().getTime() + DAY).toISOString() }),
+        edit(c, job.id, { description: 'Two coats, white.', scheduled_at: new Date(clock.now().getTime() + DAY).toISOString() }),
         // As apps accepted before: naming no version, so bound to whatever the terms were by then.
         accept(w, job.id),
         accept(w, job.id, { 'if-match': String(read.headers.etag) }),
@@ -393,14 +417,14 @@ describe('accepting binds the worker to the terms read', () => {
       const now = await getJob(c, job.id)
       if (named.statusCode === 200) {
         // The accept came first: on the terms read, and the edit is too late.
-        expect(now).toMatchObject({ status: 'ACCEPTED', price: { amount: 2500, currency: 'EUR' }, scheduled_at: null })
+        expect(now).toMatchObject({ status: 'ACCEPTED', description: 'It drips all night.', price: { amount: 2500, currency: 'EUR' }, scheduled_at: null })
         expect(problem(edited, 409).code).toBe('job_not_editable')
       } else {
         // The edit came first: the accept is refused with the new terms, and the worker hears of them.
         expect(problem(named, 412).code).toBe('version_mismatch')
-        expect(named.json().job).toMatchObject({ status: 'REQUESTED', price: { amount: 1, currency: 'EUR' } })
+        expect(named.json().job).toMatchObject({ status: 'REQUESTED', description: 'Two coats, white.', price: { amount: 2500, currency: 'EUR' } })
         expect(now.status).toBe('REQUESTED')
-        expect((await messagesAbout(w, job.id)).at(-1)!.text).toContain('changed the price and the date of the offer')
+        expect((await messagesAbout(w, job.id)).at(-1)!.text).toContain('changed the description and the date of the offer')
       }
     }
   }, 60_000)
@@ -431,6 +455,12 @@ describe('POST /job/{id}/quote: the worker\'s price for a job the offer priced n
     // Once: it does not change, by the worker or by racing quotes.
     expect(problem(await quote(w, job.id, eur(9900)), 409).code).toBe('price_already_set')
 
+    // The quote is paid for before the worker commits to it: held, like an offer's price.
+    expect(res.json().payment).toMatchObject({ status: 'requires_payment_method', amount: 4500, currency: 'EUR' })
+    expect(problem(await move(w, job.id, 'ACCEPTED'), 409).code).toBe('payment_not_held')
+    const paid = await inject({ method: 'POST', url: `/job/${job.id}/payment`, headers: c.auth, payload: { payment_method: 'pm_card_visa' } })
+    expect(paid.statusCode, paid.body).toBe(200)
+    expect(paid.json().payment).toMatchObject({ status: 'held', amount: 4500 })
     await moveOk(w, job.id, 'ACCEPTED')
     await moveOk(w, job.id, 'STARTED')
     await moveOk(w, job.id, 'COMPLETED')
@@ -672,9 +702,10 @@ describe('note 3: the automated messages of each move', () => {
     expect(toWorker.map((m) => [m.from, m.text])).toEqual([
       [c.id, expect.stringContaining('offers you a job')],
       [c.id, expect.stringContaining('Carla Client approved "Fix the kitchen tap"; the payment of €25.00 has started')],
-      [null, 'You were paid €25.00 for "Fix the kitchen tap".'],
+      // The worker is paid the price less the platform's fee (10%), and told both.
+      [null, 'You were paid €22.50 for "Fix the kitchen tap" (€25.00 less the platform\'s fee of €2.50).'],
     ])
-    expect((await messagesAbout(c, job.id)).at(-1)).toMatchObject({ from: null, text: 'You paid €25.00 for "Fix the kitchen tap". Thank you!' })
+    expect((await messagesAbout(c, job.id)).at(-1)).toMatchObject({ from: null, text: 'Receipt: you paid €25.00 for "Fix the kitchen tap", of which €2.50 is the platform\'s fee and €22.50 goes to the worker. Thank you!' })
   })
 
   it('tells the client of a decline with its reason', async () => {
@@ -853,6 +884,10 @@ describe('expiry, reminders and auto-approval, on a clock the tests move', () =>
     const quoted = await inject({ method: 'POST', url: `/job/${job.id}/quote`, headers: w.auth, payload: { price: { amount: 6000, currency: 'EUR' } } })
     expect(quoted.statusCode, quoted.body).toBe(200)
     expect((await messagesAbout(c, job.id)).at(-1)!.text).toContain('Wanda Worker quotes €60.00 for "Paint the fence". Approve it to pay €60.00')
+    // Approved by itself only with the quote's price held: the client pays it.
+    const pay = await inject({ method: 'POST', url: `/job/${job.id}/payment`, headers: c.auth, payload: { payment_method: 'pm_card_visa' } })
+    expect(pay.statusCode, pay.body).toBe(200)
+    expect(pay.json().payment.status).toBe('held')
     clock.advance(7 * DAY - 60_000)
     await t.app.jobs.runDueWork()
     expect((await getJob(c, job.id)).status).toBe('COMPLETED')

@@ -232,6 +232,12 @@ describe('releases', () => {
 })
 
 describe('refunds', () => {
+  const auditOfJob = async (jobId: string) => {
+    const res = await inject({ url: `/admin/audit?target_id=${jobId}&action=payment.refund&limit=100`, headers: admin.auth })
+    expect(res.statusCode, res.body).toBe(200)
+    return res.json().items as { action: string; actor_id: string; target_id: string; reason: string | null; request_id: string; details: Record<string, unknown> }[]
+  }
+
   it('refunds in full after payout (ADMIN only), reversing the transfer and the fee', async () => {
     const { c, w, job } = await paidJob()
     const refund = { method: 'POST' as const, url: `/admin/jobs/${job.id}/refund`, payload: { reason: 'The tap still leaks' } }
@@ -244,6 +250,12 @@ describe('refunds', () => {
     expect(await balanceOf(db(), cardAccount(c.id), 'EUR')).toBe(0)
     expect(await texts(w, job.id)).toContain('€25.00 of the payment for "Fix the tap" was refunded to the client: The tap still leaks')
     expect(problem(await inject({ ...refund, headers: admin.auth }), 409).code).toBe('nothing_to_refund')
+    // Audited with the refund, in its request: who, why, how much.
+    const audited = await auditOfJob(job.id)
+    expect(audited).toEqual([expect.objectContaining({
+      action: 'payment.refund', actor_id: admin.id, target_type: 'job', target_id: job.id, reason: 'The tap still leaks', request_id: res.headers['x-request-id'],
+      details: expect.objectContaining({ amount: 2500, currency: 'EUR', refunded_total: 2500, reversed_from_worker: 2250 }),
+    })])
   })
 
   it('refunds in part, the worker and the fee giving back in proportion, never more than was charged', async () => {
@@ -263,6 +275,8 @@ describe('refunds', () => {
     expect(problem(await refund(1501), 400).code).toBe('refund_too_large')
     expect((await refund(1500)).json()).toMatchObject({ status: 'refunded', refunded: 2500 })
     expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(0)
+    // One audit entry a refund made: the replay and the refused ones left none.
+    expect((await auditOfJob(job.id)).map((e) => e.details.amount).sort()).toEqual([1000, 1500])
   })
 
   it('answers the platform\'s escrow and fee balances to admins only', async () => {

@@ -3,6 +3,7 @@ import { Type } from 'typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
+import { adminContext } from '../admin/index.js'
 import { Job } from '../jobs/index.js'
 import { Balance, Declined, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
 
@@ -100,7 +101,7 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
       const { userId } = request.auth
       const answer = await payments.idempotent(userId, request.headers['idempotency-key'], `POST /admin/jobs/${request.params.id}/refund`, request.body, async () => ({
         status: 200,
-        body: await payments.refund(userId, request.params.id, request.body),
+        body: await payments.refund(adminContext(request), request.params.id, request.body),
       }))
       return reply.code(answer.status as 200).send(answer.body)
     })

@@ -16,6 +16,7 @@ import type { DB, Database } from '../../platform/db/index.js'
 import { balanceOf, balancesUnder, DISPUTES_ACCOUNT, FEES_ACCOUNT, payableAccount, record, type LedgerKind } from '../../platform/payments/ledger.js'
 import { ProviderCardError, WebhookSignatureError, type IntentState, type PaymentProvider, type ProviderEvent } from '../../platform/payments/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
+import type { AdminContext, AuditStore } from '../admin/index.js'
 import type { JobRow, PaymentStatus } from '../jobs/index.js'
 import type { MessageRow, NewMessage } from '../messaging/index.js'
 import { chargeEntries, disputeEntries, feeOf, refundEntries, transferEntries, transferSplit, type PaymentFacts } from './movements.js'
@@ -30,6 +31,8 @@ export interface PaymentsDeps {
   queue: Queue
   messages: { insert(trx: Transaction<Database>, messages: NewMessage[]): Promise<MessageRow[]>; publish(messages: MessageRow[]): Promise<void> }
   isAdmin(userId: string): Promise<boolean>
+  /** The admins' audit log: a refund is recorded in the transaction that records its ledger movement. */
+  audit: Pick<AuditStore, 'record'>
   hasRole(userId: string, role: 'WORKER'): Promise<boolean>
   emailOf(userId: string): Promise<string | null>
   settings: { feeBps: number; publicUrl: string }
@@ -361,8 +364,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
     },
 
     /** An admin refunds a job's payment, fully or in part; a paid worker's transfer and the fee are reversed in proportion. */
-    async refund(adminId: string, jobId: string, input: { amount?: number; reason: string }) {
-      if (!(await deps.isAdmin(adminId))) throw new ForbiddenError('Only admins refund payments', 'not_an_admin')
+    async refund(context: AdminContext, jobId: string, input: { amount?: number; reason: string }) {
+      if (!(await deps.isAdmin(context.actorId))) throw new ForbiddenError('Only admins refund payments', 'not_an_admin')
       const job = await store.job(jobId)
       if (!job) throw new NotFoundError('No such job', 'job_not_found')
       const left = job.payment_charged - job.payment_refunded
@@ -380,6 +383,13 @@ export function createPaymentsService(deps: PaymentsDeps) {
         await move(trx, locked, fromWorker > 0 ? 'reversal' : 'refund', step, refundEntries(factsOf(locked), amount).entries)
         const refunded = locked.payment_refunded + amount
         await store.setPayment(trx, jobId, { payment_refunded: refunded, payment_status: refunded === locked.payment_charged ? 'refunded' : 'partially_refunded' })
+        await deps.audit.record(trx, context, {
+          action: 'payment.refund',
+          targetType: 'job',
+          targetId: jobId,
+          reason: input.reason,
+          details: { amount, currency: locked.price_currency, refunded_total: refunded, charged: locked.payment_charged, reversed_from_worker: fromWorker },
+        }, clock.now())
         const shown = money(amount, locked.price_currency!)
         say([
           { from: null, to: locked.client_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, true) },
