@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import ece from 'http_ece'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { mailsTo, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { waitUntil } from '../../../test/support/wait.js'
 import { removeTempDirs, run, tempDir } from '../../../test/support/processes.js'
 import { manualClock } from '../../platform/clock.js'
@@ -221,9 +221,11 @@ describe('channels on their own', () => {
     await waitUntil(async () => (await deliveriesOf(note.id)).some((d) => d.channel === 'sms' && d.state === 'sent'))
     const states = await deliveriesOf(note.id)
     expect(states.find((d) => d.channel === 'sms')!.state).toBe('sent')
-    // The push waits for its retry; the email channel has no mail service in this build.
+    // The push waits for its retry; the mail went through the mail outbox.
     expect(states.find((d) => d.channel === 'push')).toMatchObject({ state: 'queued' })
-    expect(states.find((d) => d.channel === 'email')).toMatchObject({ state: 'skipped', detail: 'not configured' })
+    expect(states.find((d) => d.channel === 'email')).toMatchObject({ state: 'sent' })
+    const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
+    expect(mails.some((m) => m.subject === 'Job: Fix the tap')).toBe(true)
     expect(events.some((e) => e.type === 'notification' && e.to[0] === c.id && (e.data as { id: string }).id === note.id)).toBe(true)
   })
 
@@ -242,6 +244,77 @@ describe('channels on their own', () => {
     await t.app.notifications.deliver(notificationId, 'push')
     await settle()
     expect(pushesTo(device)).toHaveLength(1)
+  })
+})
+
+/** The notification mail about a job's acceptance, and its raw List-* header lines. */
+async function acceptanceMail(c: SignedIn) {
+  const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
+  const mail = mails.find((m) => m.subject === 'Job: Fix the tap')!
+  expect(mail, 'the notification mail').toBeDefined()
+  const header = (name: string) => mail.headerLines.find((h) => h.key === name)?.line.replace(/^[^:]+:\s*/, '').replace(/\r?\n\s+/g, ' ')
+  return { mail, listUnsubscribe: header('list-unsubscribe'), listUnsubscribePost: header('list-unsubscribe-post') }
+}
+
+describe('email', () => {
+  it('mails a job update with an unsubscribe link in the text, the HTML and the List-Unsubscribe headers', async () => {
+    const { c, w, job, etag } = await acceptedJob()
+    expect((await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })).statusCode).toBe(200)
+    await settle()
+    const { mail, listUnsubscribe, listUnsubscribePost } = await acceptanceMail(c)
+    const url = /^<(https?:\/\/[^>]+)>$/.exec(listUnsubscribe ?? '')?.[1]
+    expect(url, String(listUnsubscribe)).toMatch(/\/notifications\/unsubscribe\?token=/)
+    expect(listUnsubscribePost).toBe('List-Unsubscribe=One-Click')
+    expect(mail.text).toContain(url)
+    expect(String(mail.html)).toContain(url!.replace(/&/g, '&#38;'))
+  })
+
+  it('the link turns off the mails of that event type only, without signing in; a changed token is refused and changes nothing', async () => {
+    const { c, w, job, etag } = await acceptedJob()
+    expect((await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })).statusCode).toBe(200)
+    await settle()
+    const { listUnsubscribe } = await acceptanceMail(c)
+    const link = new URL(/^<([^>]+)>$/.exec(listUnsubscribe!)![1]!)
+    const path = `${link.pathname}${link.search}`
+    const token = link.searchParams.get('token')!
+
+    // Opening the link (a mail scanner does too) shows what it would do and changes nothing.
+    const shown = await t.app.inject({ url: path })
+    expect(shown.statusCode, shown.body).toBe(200)
+    expect(shown.json()).toEqual({ event: 'job_update', email: true })
+
+    // Forged and changed tokens: 400, nothing changed.
+    const [userId, , signature] = token.split('.')
+    const flipped = `${signature!.slice(0, -2)}${signature!.at(-2) === 'A' ? 'B' : 'A'}${signature!.at(-1)}`
+    const forged = [`${userId}.job_update.${flipped}`, `${userId}.job_offer.${signature}`, `${w.id}.job_update.${signature}`, token.slice(0, -3), 'nonsense', `${token}x`]
+    for (const bad of forged) {
+      expect(problem(await t.app.inject({ method: 'POST', url: `/notifications/unsubscribe?token=${encodeURIComponent(bad)}` }), 400).code, bad).toBe('invalid_unsubscribe_token')
+      expect(problem(await t.app.inject({ url: `/notifications/unsubscribe?token=${encodeURIComponent(bad)}` }), 400).code, bad).toBe('invalid_unsubscribe_token')
+    }
+    problem(await t.app.inject({ method: 'POST', url: '/notifications/unsubscribe' }), 400)
+    expect((await t.app.inject({ url: '/user/notifications', headers: c.auth })).json().events.job_update.email).toBe(true)
+
+    // One click, as a mail client does it (RFC 8058): no sign-in, a form body.
+    const clicked = await t.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' })
+    expect(clicked.statusCode, clicked.body).toBe(200)
+    expect(clicked.json()).toEqual({ event: 'job_update', email: false })
+    const settings = (await t.app.inject({ url: '/user/notifications', headers: c.auth })).json()
+    expect(settings.events.job_update).toEqual({ in_app: true, email: false, push: true, sms: false })
+    expect(settings.events.job_offer.email).toBe(true)
+    expect(settings.events.payment.email).toBe(true)
+    // Again: the same answer.
+    expect((await t.app.inject({ method: 'POST', url: path })).json()).toEqual({ event: 'job_update', email: false })
+    // The worker's preferences are untouched.
+    expect((await t.app.inject({ url: '/user/notifications', headers: w.auth })).json().events.job_update.email).toBe(true)
+
+    // The next job update reaches the client by push and in-app, no more by email.
+    expect((await moveJob(w, job.id, { status: 'CANCELED', reason: 'Ill' })).statusCode).toBe(200)
+    await settle()
+    const inbox = (await t.app.inject({ url: '/inbox', headers: c.auth })).json().items
+    const canceled = inbox.find((m: { job_id: string; text: string }) => m.job_id === job.id && /cancel/i.test(m.text))
+    expect(canceled, JSON.stringify(inbox)).toBeDefined()
+    await waitUntil(async () => (await deliveriesOf(canceled.id)).length > 0)
+    expect((await deliveriesOf(canceled.id)).map((d) => d.channel)).toEqual(['push'])
   })
 })
 
