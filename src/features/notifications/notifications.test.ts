@@ -318,6 +318,31 @@ describe('email', () => {
   })
 })
 
+describe('events of other features', () => {
+  it('a payment released to the client is a payment event: mailed with the payment\'s unsubscribe link', async () => {
+    const c = await newUser(t.app, { roles: ['CLIENT'], first_name: 'Carla' })
+    const w = await newUser(t.app, { roles: ['WORKER'], first_name: 'Wanda' })
+    expect((await t.app.inject({ method: 'PUT', url: '/user/picture', headers: { ...w.auth, 'content-type': 'image/jpeg' }, payload: picture })).statusCode).toBe(200)
+    const account = await t.app.inject({ method: 'POST', url: '/payments/account', headers: w.auth })
+    expect((await t.app.inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
+    const offered = await t.app.inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w.id, title: 'Paint the fence', price: { amount: 2500, currency: 'EUR' }, payment_method: 'pm_card_visa' } })
+    expect(offered.statusCode, offered.body).toBe(201)
+    expect((await moveJob(w, offered.json().id, { status: 'DECLINED' })).statusCode).toBe(200)
+    await settle()
+    const inbox = (await t.app.inject({ url: '/inbox', headers: c.auth })).json().items
+    const note = inbox.find((m: { job_id: string; text: string }) => m.job_id === offered.json().id && m.text.includes('released'))
+    expect(note, JSON.stringify(inbox)).toBeDefined()
+    await waitUntil(() => events.some((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id))
+    expect((events.find((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id)!.data as { event: string }).event).toBe('payment')
+    const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
+    const mail = mails.find((m) => m.text?.includes('released'))!
+    expect(mail).toBeDefined()
+    const link = /Stop these emails: (\S+)/.exec(mail.text!)![1]!
+    const url = new URL(link)
+    expect((await t.app.inject({ url: `${url.pathname}${url.search}` })).json()).toEqual({ event: 'payment', email: true })
+  })
+})
+
 describe('quiet hours', () => {
   it('holds push and SMS until the quiet hours end in the user\'s time zone, except what is urgent; in-app is never held', async () => {
     clock.set(new Date('2026-05-04T14:00:00Z')) // 23:00 in Tokyo

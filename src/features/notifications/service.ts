@@ -40,8 +40,8 @@ const taskId = (notificationId: string, channel: QueuedChannel) => uuidv5(`${DEL
 const hashCode = (userId: string, code: string) => createHash('sha256').update(`${userId}:${code}`).digest('base64url')
 const clip = (text: string, max: number) => ([...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text)
 
-/** Money movements whose notes (payments' system messages) are `payment` events: money back, a dispute. */
-const PAYMENT_NOTE_LEDGER_KINDS = ['refund', 'reversal', 'dispute', 'charge']
+/** Money movements only payments' notes follow (money back, a dispute): what comes from no one just after one is a `payment` event. */
+const PAYMENT_NOTE_LEDGER_KINDS = ['refund', 'reversal', 'dispute']
 
 /**
  * What an event is, from the message, the job status logged with it and the money movement just
@@ -54,9 +54,10 @@ export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_s
   if (source.kind === 'user') return { event: 'message', urgent: false }
   const status = source.logged_status ?? source.job_status
   if (!source.job_id) return { event: 'job_update', urgent: false }
-  if (source.logged_status === 'REQUESTED' || (!source.logged_status && source.ledger_kind == null && status === 'REQUESTED')) return { event: 'job_offer', urgent: false }
+  // Before the logged status: a release note may share its instant with the move that caused it (a decline).
+  if (source.ledger_kind && PAYMENT_NOTE_LEDGER_KINDS.includes(source.ledger_kind)) return { event: 'payment', urgent: false }
+  if (source.logged_status === 'REQUESTED' || (!source.logged_status && status === 'REQUESTED')) return { event: 'job_offer', urgent: false }
   if (source.logged_status === 'PENDING_PAYMENT' || source.logged_status === 'PAID') return { event: 'payment', urgent: false }
-  if (!source.logged_status && source.ledger_kind && PAYMENT_NOTE_LEDGER_KINDS.includes(source.ledger_kind)) return { event: 'payment', urgent: false }
   // A job called off is worth waking for: someone may be on the way.
   return { event: 'job_update', urgent: source.logged_status === 'CANCELED' }
 }
