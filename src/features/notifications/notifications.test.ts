@@ -224,8 +224,7 @@ describe('channels on their own', () => {
     // The push waits for its retry; the mail went through the mail outbox.
     expect(states.find((d) => d.channel === 'push')).toMatchObject({ state: 'queued' })
     expect(states.find((d) => d.channel === 'email')).toMatchObject({ state: 'sent' })
-    const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
-    expect(mails.some((m) => m.subject === 'Job: Fix the tap')).toBe(true)
+    await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.subject === 'Job: Fix the tap'))
     expect(events.some((e) => e.type === 'notification' && e.to[0] === c.id && (e.data as { id: string }).id === note.id)).toBe(true)
   })
 
@@ -249,8 +248,8 @@ describe('channels on their own', () => {
 
 /** The notification mail about a job's acceptance, and its raw List-* header lines. */
 async function acceptanceMail(c: SignedIn) {
-  const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
-  const mail = mails.find((m) => m.subject === 'Job: Fix the tap')!
+  await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.subject === 'Job: Fix the tap'))
+  const mail = (await mailsTo(t.app, c.email)).find((m) => m.subject === 'Job: Fix the tap')!
   expect(mail, 'the notification mail').toBeDefined()
   const header = (name: string) => mail.headerLines.find((h) => h.key === name)?.line.replace(/^[^:]+:\s*/, '').replace(/\r?\n\s+/g, ' ')
   return { mail, listUnsubscribe: header('list-unsubscribe'), listUnsubscribePost: header('list-unsubscribe-post') }
@@ -334,8 +333,9 @@ describe('events of other features', () => {
     expect(note, JSON.stringify(inbox)).toBeDefined()
     await waitUntil(() => events.some((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id))
     expect((events.find((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id)!.data as { event: string }).event).toBe('payment')
-    const mails = await mailsTo(t.app, c.email, { atLeast: 2 })
-    const mail = mails.find((m) => m.text?.includes('released'))!
+    // The mail leaves through the queue after the delivery's commit.
+    await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.text?.includes('released')))
+    const mail = (await mailsTo(t.app, c.email)).find((m) => m.text?.includes('released'))!
     expect(mail).toBeDefined()
     const link = /Stop these emails: (\S+)/.exec(mail.text!)![1]!
     const url = new URL(link)
