@@ -34,6 +34,7 @@ export const PROBLEM_CODES = {
   password_too_common: 'The password is on the list of common and breached passwords the service ships: choose another',
   email_unconfirmed: 'This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)',
   invalid_token: 'The token is unknown, used or expired: ask for a new mail',
+  invalid_unsubscribe_token: 'The unsubscribe link is not one this service sent (changed or cut short): use the link of the mail as it came',
   session_not_found: 'The caller has no session with this id',
   // Sign-in with a provider (OpenID Connect)
   provider_not_found: 'No provider of this name is configured (GET /auth/providers lists them)',

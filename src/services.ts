@@ -42,7 +42,7 @@ export interface ServicesOptions {
   sms?: SmsProvider
   /** How to reach push services (an https.Agent: a proxy's, or one trusting a test's own certificate). */
   pushAgent?: import('node:https').Agent
-  /** The mail outbox the email notifications go through; absent, that channel reports `not configured`. */
+  /** The mail outbox the email notifications go through instead of the app's own (identity's outbox). */
   mail?: NotificationMail
 }
 
@@ -217,7 +217,9 @@ export async function createServices(config: Config, platform: Platform, options
         agent: options.pushAgent,
       },
       sms: options.sms ?? logOnlySmsProvider(log),
-      mail: options.mail,
+      // Email notifications go through the mail outbox (SMTP, or .eml files); a test may pass its own.
+      mail: options.mail ?? mail,
+      apiUrl: config.publicUrl ?? `http://localhost:${config.port}`,
       counters: platform.live.counters,
       queue: platform.queue,
       listen: platform.database.listen,

@@ -2,8 +2,8 @@ import type { Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.js'
 
 // The email channel's seam. Mail (its outbox, SMTP or the .eml folder) is its own feature; the
-// notifications take it as an optional dependency of this shape and, while none is given, the
-// email channel reports `not configured` for each delivery and sends nothing.
+// notifications take it as a dependency of this shape (the app passes its mail outbox); without
+// one, the email channel reports `not configured` for each delivery and sends nothing.
 
 export interface MailMessage {
   to: string
@@ -15,7 +15,7 @@ export interface MailMessage {
 
 export interface NotificationMail {
   /** Queues a mail through the outbox in the caller's transaction; the same key queues it once. */
-  enqueue(trx: Transaction<Database>, message: MailMessage, idempotencyKey: string): Promise<void>
+  enqueue(trx: Transaction<Database>, message: MailMessage, idempotencyKey: string): Promise<unknown>
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)

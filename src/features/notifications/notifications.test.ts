@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import ece from 'http_ece'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { mailsTo, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { waitUntil } from '../../../test/support/wait.js'
 import { removeTempDirs, run, tempDir } from '../../../test/support/processes.js'
 import { manualClock } from '../../platform/clock.js'
@@ -221,9 +221,10 @@ describe('channels on their own', () => {
     await waitUntil(async () => (await deliveriesOf(note.id)).some((d) => d.channel === 'sms' && d.state === 'sent'))
     const states = await deliveriesOf(note.id)
     expect(states.find((d) => d.channel === 'sms')!.state).toBe('sent')
-    // The push waits for its retry; the email channel has no mail service in this build.
+    // The push waits for its retry; the mail went through the mail outbox.
     expect(states.find((d) => d.channel === 'push')).toMatchObject({ state: 'queued' })
-    expect(states.find((d) => d.channel === 'email')).toMatchObject({ state: 'skipped', detail: 'not configured' })
+    expect(states.find((d) => d.channel === 'email')).toMatchObject({ state: 'sent' })
+    await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.subject === 'Job: Fix the tap'))
     expect(events.some((e) => e.type === 'notification' && e.to[0] === c.id && (e.data as { id: string }).id === note.id)).toBe(true)
   })
 
@@ -242,6 +243,103 @@ describe('channels on their own', () => {
     await t.app.notifications.deliver(notificationId, 'push')
     await settle()
     expect(pushesTo(device)).toHaveLength(1)
+  })
+})
+
+/** The notification mail about a job's acceptance, and its raw List-* header lines. */
+async function acceptanceMail(c: SignedIn) {
+  await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.subject === 'Job: Fix the tap'))
+  const mail = (await mailsTo(t.app, c.email)).find((m) => m.subject === 'Job: Fix the tap')!
+  expect(mail, 'the notification mail').toBeDefined()
+  const header = (name: string) => mail.headerLines.find((h) => h.key === name)?.line.replace(/^[^:]+:\s*/, '').replace(/\r?\n\s+/g, ' ')
+  return { mail, listUnsubscribe: header('list-unsubscribe'), listUnsubscribePost: header('list-unsubscribe-post') }
+}
+
+describe('email', () => {
+  it('mails a job update with an unsubscribe link in the text, the HTML and the List-Unsubscribe headers', async () => {
+    const { c, w, job, etag } = await acceptedJob()
+    expect((await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })).statusCode).toBe(200)
+    await settle()
+    const { mail, listUnsubscribe, listUnsubscribePost } = await acceptanceMail(c)
+    const url = /^<(https?:\/\/[^>]+)>$/.exec(listUnsubscribe ?? '')?.[1]
+    expect(url, String(listUnsubscribe)).toMatch(/\/notifications\/unsubscribe\?token=/)
+    expect(listUnsubscribePost).toBe('List-Unsubscribe=One-Click')
+    expect(mail.text).toContain(url)
+    expect(String(mail.html)).toContain(url!.replace(/&/g, '&#38;'))
+  })
+
+  it('the link turns off the mails of that event type only, without signing in; a changed token is refused and changes nothing', async () => {
+    const { c, w, job, etag } = await acceptedJob()
+    expect((await moveJob(w, job.id, { status: 'ACCEPTED' }, { 'if-match': etag })).statusCode).toBe(200)
+    await settle()
+    const { listUnsubscribe } = await acceptanceMail(c)
+    const link = new URL(/^<([^>]+)>$/.exec(listUnsubscribe!)![1]!)
+    const path = `${link.pathname}${link.search}`
+    const token = link.searchParams.get('token')!
+
+    // Opening the link (a mail scanner does too) shows what it would do and changes nothing.
+    const shown = await t.app.inject({ url: path })
+    expect(shown.statusCode, shown.body).toBe(200)
+    expect(shown.json()).toEqual({ event: 'job_update', email: true })
+
+    // Forged and changed tokens: 400, nothing changed.
+    const [userId, , signature] = token.split('.')
+    const flipped = `${signature!.slice(0, -2)}${signature!.at(-2) === 'A' ? 'B' : 'A'}${signature!.at(-1)}`
+    const forged = [`${userId}.job_update.${flipped}`, `${userId}.job_offer.${signature}`, `${w.id}.job_update.${signature}`, token.slice(0, -3), 'nonsense', `${token}x`]
+    for (const bad of forged) {
+      expect(problem(await t.app.inject({ method: 'POST', url: `/notifications/unsubscribe?token=${encodeURIComponent(bad)}` }), 400).code, bad).toBe('invalid_unsubscribe_token')
+      expect(problem(await t.app.inject({ url: `/notifications/unsubscribe?token=${encodeURIComponent(bad)}` }), 400).code, bad).toBe('invalid_unsubscribe_token')
+    }
+    problem(await t.app.inject({ method: 'POST', url: '/notifications/unsubscribe' }), 400)
+    expect((await t.app.inject({ url: '/user/notifications', headers: c.auth })).json().events.job_update.email).toBe(true)
+
+    // One click, as a mail client does it (RFC 8058): no sign-in, a form body.
+    const clicked = await t.app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' })
+    expect(clicked.statusCode, clicked.body).toBe(200)
+    expect(clicked.json()).toEqual({ event: 'job_update', email: false })
+    const settings = (await t.app.inject({ url: '/user/notifications', headers: c.auth })).json()
+    expect(settings.events.job_update).toEqual({ in_app: true, email: false, push: true, sms: false })
+    expect(settings.events.job_offer.email).toBe(true)
+    expect(settings.events.payment.email).toBe(true)
+    // Again: the same answer.
+    expect((await t.app.inject({ method: 'POST', url: path })).json()).toEqual({ event: 'job_update', email: false })
+    // The worker's preferences are untouched.
+    expect((await t.app.inject({ url: '/user/notifications', headers: w.auth })).json().events.job_update.email).toBe(true)
+
+    // The next job update reaches the client by push and in-app, no more by email.
+    expect((await moveJob(w, job.id, { status: 'CANCELED', reason: 'Ill' })).statusCode).toBe(200)
+    await settle()
+    const inbox = (await t.app.inject({ url: '/inbox', headers: c.auth })).json().items
+    const canceled = inbox.find((m: { job_id: string; text: string }) => m.job_id === job.id && /cancel/i.test(m.text))
+    expect(canceled, JSON.stringify(inbox)).toBeDefined()
+    await waitUntil(async () => (await deliveriesOf(canceled.id)).length > 0)
+    expect((await deliveriesOf(canceled.id)).map((d) => d.channel)).toEqual(['push'])
+  })
+})
+
+describe('events of other features', () => {
+  it('a payment released to the client is a payment event: mailed with the payment\'s unsubscribe link', async () => {
+    const c = await newUser(t.app, { roles: ['CLIENT'], first_name: 'Carla' })
+    const w = await newUser(t.app, { roles: ['WORKER'], first_name: 'Wanda' })
+    expect((await t.app.inject({ method: 'PUT', url: '/user/picture', headers: { ...w.auth, 'content-type': 'image/jpeg' }, payload: picture })).statusCode).toBe(200)
+    const account = await t.app.inject({ method: 'POST', url: '/payments/account', headers: w.auth })
+    expect((await t.app.inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
+    const offered = await t.app.inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w.id, title: 'Paint the fence', price: { amount: 2500, currency: 'EUR' }, payment_method: 'pm_card_visa' } })
+    expect(offered.statusCode, offered.body).toBe(201)
+    expect((await moveJob(w, offered.json().id, { status: 'DECLINED' })).statusCode).toBe(200)
+    await settle()
+    const inbox = (await t.app.inject({ url: '/inbox', headers: c.auth })).json().items
+    const note = inbox.find((m: { job_id: string; text: string }) => m.job_id === offered.json().id && m.text.includes('released'))
+    expect(note, JSON.stringify(inbox)).toBeDefined()
+    await waitUntil(() => events.some((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id))
+    expect((events.find((e) => e.type === 'notification' && (e.data as { id: string }).id === note.id)!.data as { event: string }).event).toBe('payment')
+    // The mail leaves through the queue after the delivery's commit.
+    await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.text?.includes('released')))
+    const mail = (await mailsTo(t.app, c.email)).find((m) => m.text?.includes('released'))!
+    expect(mail).toBeDefined()
+    const link = /Stop these emails: (\S+)/.exec(mail.text!)![1]!
+    const url = new URL(link)
+    expect((await t.app.inject({ url: `${url.pathname}${url.search}` })).json()).toEqual({ event: 'payment', email: true })
   })
 })
 

@@ -1,3 +1,4 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { Type } from 'typebox'
 import { NotFoundError } from '../../errors.js'
@@ -6,7 +7,7 @@ import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import {
   NotificationSettings, NotificationSettingsBody, Phone, PhoneBody, PhoneConfirmBody, PushSubscription, PushSubscriptionBody,
-  PushSubscriptionList, PushSubscriptionListQuery, VapidKey,
+  PushSubscriptionList, PushSubscriptionListQuery, UnsubscribeQuery, UnsubscribeState, VapidKey,
 } from './schemas.js'
 import type { PushSubscriptionRow } from './push.js'
 
@@ -27,6 +28,36 @@ export async function notificationsRoutes(fastify: FastifyInstance) {
       response: { 200: VapidKey, ...problemResponses() },
     },
   }, async () => ({ public_key: notifications.pushPublicKey() }))
+
+  // One-click unsubscribe (RFC 8058): the mail client posts `List-Unsubscribe=One-Click` as a
+  // form to the link of the mail's List-Unsubscribe header. Only this plugin's routes read forms.
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 1024 }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+
+  // The link of a notification mail: no sign-in, the signed token is the whole permission.
+  const open = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  open.get('/notifications/unsubscribe', {
+    schema: {
+      tags,
+      operationId: 'getUnsubscribe',
+      summary: 'What an unsubscribe link of a notification mail turns off',
+      description: 'Without signing in: the link\'s token names a user and a kind of event. Answers that kind and whether it is mailed now, and changes nothing (mail scanners open links): POST to the same URL turns the mails off. A token changed or cut short: 400 `invalid_unsubscribe_token`.',
+      querystring: UnsubscribeQuery,
+      response: { 200: UnsubscribeState, ...problemResponses(400) },
+    },
+  }, async (request) => notifications.unsubscribeInfo(request.query.token))
+
+  open.post('/notifications/unsubscribe', {
+    schema: {
+      tags,
+      operationId: 'unsubscribe',
+      summary: 'Stop the mails of one kind of event (one-click unsubscribe)',
+      description: 'Without signing in: turns off the email of the kind of event the link\'s token names, for its user, and nothing else (other kinds, other channels stay). What mail clients post for `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058; the form body is accepted and not needed). Doing it again changes nothing; PUT /user/notifications turns it on again. A token changed or cut short: 400 `invalid_unsubscribe_token`, nothing changed.',
+      querystring: UnsubscribeQuery,
+      response: { 200: UnsubscribeState, ...problemResponses(400) },
+    },
+  }, async (request) => notifications.unsubscribeEmail(request.query.token))
 
   await signedIn(fastify, (app) => {
     app.get('/user/notifications', {

@@ -89,3 +89,16 @@ export const Phone = Type.Object(
   { number: Type.String(), confirmed: Type.Boolean({ description: 'SMS notifications go only to a confirmed number' }) },
   { examples: [{ number: '+4915112345678', confirmed: false }] },
 )
+
+export const UnsubscribeQuery = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 200, description: 'The token of the link in a notification mail' }) },
+  { additionalProperties: false },
+)
+
+export const UnsubscribeState = Type.Object(
+  {
+    event: Type.String({ enum: EVENT_TYPE_NAMES, description: 'The kind of event the link is about' }),
+    email: Type.Boolean({ description: 'Whether this kind of event is mailed to the user now' }),
+  },
+  { description: 'Whether the mails of one kind of event still go to the link\'s user', examples: [{ event: 'job_update', email: false }] },
+)

@@ -15,6 +15,7 @@ import {
 } from './preferences.js'
 import type { SmsProvider } from './sms.js'
 import type { EventSource, NotificationRow, NotificationsStore } from './store.js'
+import { loadUnsubscribeKey, readUnsubscribeToken, unsubscribeToken } from './unsubscribe.js'
 
 // Notifications: each message stored (a user's, or a job's system message) is an event for its
 // recipient. The relay turns events (recorded by a trigger with the message) into a notification
@@ -39,11 +40,22 @@ const taskId = (notificationId: string, channel: QueuedChannel) => uuidv5(`${DEL
 const hashCode = (userId: string, code: string) => createHash('sha256').update(`${userId}:${code}`).digest('base64url')
 const clip = (text: string, max: number) => ([...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text)
 
-/** What an event is, from the message and the job status logged with it. */
-export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'>): { event: EventType; urgent: boolean } {
+/** Money movements only payments' notes follow (money back, a dispute): what comes from no one just after one is a `payment` event. */
+const PAYMENT_NOTE_LEDGER_KINDS = ['refund', 'reversal', 'dispute']
+
+/**
+ * What an event is, from the message, the job status logged with it and the money movement just
+ * before it. Jobs' moves are told by their logged status; payments' notes (the held money released
+ * or refunded: the receipt of the money back; a dispute) come from no one, without a status, just
+ * after their ledger movement. Reviews write no message when published and identity mails a
+ * new-device sign-in itself, so `review` and `sign_in` have no message to classify (yet).
+ */
+export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'> & Partial<Pick<EventSource, 'ledger_kind'>>): { event: EventType; urgent: boolean } {
   if (source.kind === 'user') return { event: 'message', urgent: false }
   const status = source.logged_status ?? source.job_status
   if (!source.job_id) return { event: 'job_update', urgent: false }
+  // Before the logged status: a release note may share its instant with the move that caused it (a decline).
+  if (source.ledger_kind && PAYMENT_NOTE_LEDGER_KINDS.includes(source.ledger_kind)) return { event: 'payment', urgent: false }
   if (source.logged_status === 'REQUESTED' || (!source.logged_status && status === 'REQUESTED')) return { event: 'job_offer', urgent: false }
   if (source.logged_status === 'PENDING_PAYMENT' || source.logged_status === 'PAID') return { event: 'payment', urgent: false }
   // A job called off is worth waking for: someone may be on the way.
@@ -59,6 +71,8 @@ export interface NotificationsDeps {
   sms: SmsProvider
   /** The mail outbox; absent, the email channel reports `not configured`. */
   mail?: NotificationMail
+  /** This API's base URL, for the unsubscribe links in mails. */
+  apiUrl: string
   /** Counts codes sent per user (the live store's counters). */
   counters: { hit(key: string, windowMs: number): Promise<{ count: number; resetMs: number }> }
   queue: Queue
@@ -84,6 +98,22 @@ const SubscriptionCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
 
 export function createNotificationsService(deps: NotificationsDeps) {
   const { db, store, queue, clock, log } = deps
+
+  // The unsubscribe links' signing key, read (or made) on first use.
+  let unsubscribeKey: Promise<Buffer> | undefined
+  const keyOf = () => {
+    unsubscribeKey ??= loadUnsubscribeKey(db).catch((error: unknown) => {
+      unsubscribeKey = undefined
+      throw error
+    })
+    return unsubscribeKey
+  }
+  const unsubscribeUrl = async (userId: string, event: EventType) => `${deps.apiUrl}/notifications/unsubscribe?token=${unsubscribeToken(await keyOf(), userId, event)}`
+  const tokenFacts = async (token: string) => {
+    const facts = readUnsubscribeToken(await keyOf(), token)
+    if (!facts) throw new InvalidInputError('This unsubscribe link is not one we sent: use the link of the mail as it came', [{ field: 'querystring/token', message: 'is not a valid unsubscribe token' }], 'invalid_unsubscribe_token')
+    return facts
+  }
 
   const settingsOf = async (userId: string) => (await store.settings(userId)) ?? DEFAULT_SETTINGS
 
@@ -217,6 +247,12 @@ export function createNotificationsService(deps: NotificationsDeps) {
     }
 
     // Email: queued in the mail outbox in the transaction that marks it sent, so it goes once.
+    // A sign-in from a new device is mailed by identity itself (always, as a security notice, in
+    // the sign-in's transaction): the email channel of sign_in sends no second mail.
+    if (n.event === 'sign_in') {
+      await store.finish(db, notificationId, channel, 'skipped', now(), 'mailed by the sign-in itself')
+      return
+    }
     const mail = deps.mail
     if (!mail) {
       await store.finish(db, notificationId, channel, 'skipped', now(), 'not configured')
@@ -227,8 +263,9 @@ export function createNotificationsService(deps: NotificationsDeps) {
       await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed email address')
       return
     }
+    const message = notificationMail(to, content, await unsubscribeUrl(n.user_id, n.event as EventType))
     await db.transaction().execute(async (trx) => {
-      if (await store.finish(trx, notificationId, channel, 'sent', now())) await mail.enqueue(trx, notificationMail(to, content), taskId(notificationId, channel))
+      if (await store.finish(trx, notificationId, channel, 'sent', now())) await mail.enqueue(trx, message, taskId(notificationId, channel))
     })
   }
 
@@ -285,6 +322,24 @@ export function createNotificationsService(deps: NotificationsDeps) {
     },
 
     pushPublicKey: () => deps.push.vapid.publicKey,
+
+    /** What an unsubscribe link would turn off, changing nothing (mail scanners follow links). */
+    async unsubscribeInfo(token: string): Promise<{ event: EventType; email: boolean }> {
+      const { userId, event } = await tokenFacts(token)
+      if (!(await store.emailOf(userId))) return { event, email: false }
+      return { event, email: choiceFor(await settingsOf(userId), event).email }
+    },
+
+    /** Turns off the email of the token's event type for its user (and nothing else). */
+    async unsubscribeEmail(token: string): Promise<{ event: EventType; email: boolean }> {
+      const { userId, event } = await tokenFacts(token)
+      // A deleted account, or one without a confirmed address, is mailed nothing already.
+      if (!(await store.emailOf(userId))) return { event, email: false }
+      const current = await settingsOf(userId)
+      await store.saveSettings(userId, { ...current, events: { ...current.events, [event]: { ...(current.events[event] ?? {}), email: false } } })
+      log.info({ user_id: userId, event }, 'email notifications turned off by an unsubscribe link')
+      return { event, email: false }
+    },
 
     async subscribe(userId: string, input: { endpoint: string; keys: { p256dh: string; auth: string } }, userAgent: string | null) {
       const url = new URL(input.endpoint)

@@ -62,6 +62,8 @@ export interface EventSource {
   job_title: string | null
   job_status: string | null
   logged_status: string | null
+  /** Of a system message from no one: the kind of the job's money movement recorded just before it (payments' notes: receipts, refunds, disputes). */
+  ledger_kind: string | null
   time_zone: string | null
   quiet_start: string | null
   quiet_end: string | null
@@ -100,6 +102,10 @@ export function createNotificationsStore(db: DB) {
         SELECT m.id, m.sender_id, m.recipient_id, m.text, m.kind, m.job_id, m.created_at,
                s.first_name AS sender_first, s.last_name AS sender_last, j.title AS job_title, j.status AS job_status,
                (SELECT l.status FROM job_status_log l WHERE l.job_id = m.job_id AND l.at = m.created_at ORDER BY l.id DESC LIMIT 1) AS logged_status,
+               (SELECT t.kind FROM ledger_transactions t
+                 WHERE m.kind = 'system' AND m.sender_id IS NULL AND t.job_id = m.job_id
+                   AND t.at <= m.created_at AND t.at > m.created_at - interval '1 minute'
+                 ORDER BY t.at DESC LIMIT 1) AS ledger_kind,
                ns.time_zone, ns.quiet_start, ns.quiet_end, ns.events
           FROM messages m
           JOIN users r ON r.id = m.recipient_id AND r.deleted_at IS NULL
