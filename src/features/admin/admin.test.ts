@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { newUser, problem, signIn, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
-import { newAdmin, newWorker as newWorkerWithPicture, offerJob } from '../../../test/support/trust.js'
+import { newAdmin, newWorker, offerJob, paidJob } from '../../../test/support/trust.js'
 
 let t: TestApp
 let admin: SignedIn
@@ -20,36 +20,6 @@ afterAll(async () => t.close())
 
 const inject = (options: Inject) => t.app.inject(options)
 
-/** A worker with a picture and payouts set up (the local provider's onboarding link), as accepting priced jobs needs. */
-async function newWorker(app: TestApp['app'], first_name?: string): Promise<SignedIn> {
-  const worker = await newWorkerWithPicture(app, first_name)
-  const account = await app.inject({ method: 'POST', url: '/payments/account', headers: worker.auth })
-  expect(account.statusCode, account.body).toBe(201)
-  expect((await app.inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
-  return worker
-}
-
-/** An offer whose price is held from the client's card. */
-const heldOffer = (app: TestApp['app'], client: SignedIn, worker: SignedIn) => offerJob(app, client, worker, { payment_method: 'pm_card_visa' })
-
-/** A job paid for by the client, done by the worker and PAID (the local provider pays out at once). */
-async function paidJob(app: TestApp['app'], client: SignedIn, worker: SignedIn): Promise<string> {
-  const { id } = await heldOffer(app, client, worker)
-  const read = await app.inject({ url: `/job/${id}`, headers: worker.auth })
-  const steps: [SignedIn, string, Record<string, string>][] = [
-    [worker, 'ACCEPTED', { 'if-match': String(read.headers.etag) }],
-    [worker, 'STARTED', {}],
-    [worker, 'COMPLETED', {}],
-    [client, 'PENDING_PAYMENT', {}],
-  ]
-  for (const [who, status, headers] of steps) {
-    const res = await app.inject({ method: 'POST', url: `/job/${id}/status`, headers: { ...who.auth, ...headers }, payload: { status } })
-    expect(res.statusCode, `${status}: ${res.body}`).toBe(200)
-  }
-  const done = await app.inject({ url: `/job/${id}`, headers: client.auth })
-  expect(done.json().status, done.body).toBe('PAID')
-  return id
-}
 const auditOf = async (query: string) => {
   const res = await inject({ url: `/admin/audit?${query}`, headers: admin.auth })
   expect(res.statusCode, res.body).toBe(200)
@@ -102,7 +72,7 @@ describe('every /admin route', () => {
         return (await inject({ method: 'POST', url: `/job/${jobId}/review`, headers: w.auth, payload: { rating: 4 } })).json().id
       }],
       // An offer whose money is held: something to read, and to refund.
-      ['/admin/jobs/', async () => (await heldOffer(t.app, await newUser(t.app, { roles: ['CLIENT'] }), await newWorker(t.app))).id],
+      ['/admin/jobs/', async () => (await offerJob(t.app, await newUser(t.app, { roles: ['CLIENT'] }), await newWorker(t.app))).id],
       ['/admin/tasks/', async () => uuidv7()],
     ]
     const bodies: Record<string, unknown> = {

@@ -5,7 +5,7 @@ import { ConflictError, InvalidInputError, UnavailableError } from '../../errors
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { AccessToken, SignInRefused } from '../sessions/schemas.js'
+import { AccessToken, SignInRefused } from '../sessions/index.js'
 import type { SignedIn } from '../sessions/index.js'
 import { ProviderSignInError } from './service.js'
 import { AuthorizationUrl, CallbackQuery, ExchangeBody, IdentityList, IdentityListQuery, LinkQuery, Linked, ProviderList, ProviderParams, StartQuery } from './schemas.js'

@@ -1,6 +1,6 @@
 import { Type } from 'typebox'
 import { Page, PageQuery, Timestamp, Uuid } from '../../http/schemas.js'
-import { SelfRole } from '../accounts/schemas.js'
+import { SelfRole } from '../accounts/index.js'
 
 export const ProviderParams = Type.Object({ provider: Type.String({ minLength: 1, maxLength: 40, description: 'The provider\'s name, as GET /auth/providers lists it' }) })
 

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
-import { AccessToken } from '../sessions/schemas.js'
+import { AccessToken } from '../sessions/index.js'
 import { ConfirmBody, DisableBody, MfaBody, RecoveryCodes, TwoFactorSetup, TwoFactorStatus } from './schemas.js'
 
 const tags = ['sessions']
