@@ -11,8 +11,10 @@ import type { AdminContext } from './audit.js'
 export async function adminOnly(app: FastifyInstance, routes: (app: TypedFastify) => Promise<void> | void) {
   const isAdmin = app.accounts.isAdmin
   await signedIn(app, async (scope) => {
-    scope.addHook('onRequest', async (request) => {
+    // preParsing, after signedIn's own: the caller is known only once it has authenticated them.
+    scope.addHook('preParsing', async (request, _reply, payload) => {
       if (!(await isAdmin(request.auth.userId))) throw new ForbiddenError('Only admins may do this', 'not_an_admin')
+      return payload
     })
     await routes(scope)
   })
