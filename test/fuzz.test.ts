@@ -92,7 +92,7 @@ await makeThings()
 const pools = {
   ids: () => [...ids],
   // Real ISO 4217 codes besides the random three letters (which the service refuses by name).
-  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password], currency: ['EUR', 'USD'] }),
+  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password], currency: ['EUR', 'USD'], time_zone: ['Europe/Berlin', 'UTC'] }),
 }
 
 interface Request {
