@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto'
+import { createECDH, randomBytes } from 'node:crypto'
 import net from 'node:net'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { createLocalPaymentProvider, type PaymentOutcome, type PaymentProvider } from '../src/platform/payments/index.js'
-import { balanceOf, escrowAccount, workerAccount } from '../src/platform/payments/ledger.js'
+import { createLocalPaymentProvider, type IntentState, type PaymentProvider } from '../src/platform/payments/index.js'
+import { balanceOf, cardAccount, escrowAccount, payableAccount } from '../src/platform/payments/ledger.js'
 import { newUser, problem, signIn, startTestApp, type SignedIn, type TestApp } from './support/app.js'
 import { fetchSpec, idFieldKey, idFieldsOf, operationsOf, resolve, type IdField, type JsonSchema, type Operation, type Spec } from './support/openapi-walk.js'
 import { waitUntil } from './support/wait.js'
@@ -15,15 +15,21 @@ import { waitUntil } from './support/wait.js'
 // documented: the object-level matrix below even fails until it is told how to make a thing for
 // the new route's id to name.
 
-/** The payment provider the app talks to; a case may make it answer what a broken provider would. */
-let providerAnswer: ((jobId: string) => PaymentOutcome | Promise<PaymentOutcome>) | undefined
+/**
+ * The payment provider the app talks to: the local one, except that a case may make its charge
+ * (createPaymentIntent) or its payout (createTransfer) answer what a broken provider would.
+ */
+let brokenCharge: (() => unknown) | undefined
+let brokenTransfer: (() => unknown) | undefined
 const local = createLocalPaymentProvider()
-const payments: PaymentProvider = {
-  name: 'local',
-  async requestPayment(request) {
-    return providerAnswer ? providerAnswer(request.jobId) : local.requestPayment(request)
+const payments: PaymentProvider = Object.assign(Object.create(local) as PaymentProvider, {
+  async createPaymentIntent(...args: Parameters<PaymentProvider['createPaymentIntent']>) {
+    return brokenCharge ? (brokenCharge() as IntentState) : local.createPaymentIntent(...args)
   },
-}
+  async createTransfer(...args: Parameters<PaymentProvider['createTransfer']>) {
+    return brokenTransfer ? (brokenTransfer() as { id: string }) : local.createTransfer(...args)
+  },
+})
 
 let t: TestApp
 /** An app with tight bounds, for the cases that reach them (its rate limit is spent last). */
@@ -56,6 +62,10 @@ const inject = (options: InjectOptions) => t.app.inject(options)
 async function worker(name = 'Wanda'): Promise<SignedIn> {
   const user = await newUser(t.app, { roles: ['CLIENT', 'WORKER'], first_name: name })
   expect((await inject({ method: 'PUT', url: '/user/picture', headers: { ...user.auth, 'content-type': 'image/jpeg' }, payload: jpeg })).statusCode).toBe(200)
+  // Payouts set up, as a worker does before accepting priced jobs.
+  const account = await inject({ method: 'POST', url: '/payments/account', headers: user.auth })
+  expect(account.statusCode, account.body).toBe(201)
+  expect((await inject({ url: account.json().onboarding_url })).statusCode).toBe(200)
   return user
 }
 async function admin(): Promise<SignedIn> {
@@ -67,7 +77,7 @@ async function admin(): Promise<SignedIn> {
 }
 
 async function offer(client: SignedIn, to: SignedIn, extra: Record<string, unknown> = {}) {
-  const res = await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: to.id, title: 'Mend the gate', price: { amount: 4000, currency: 'EUR' }, ...extra } })
+  const res = await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: to.id, title: 'Mend the gate', price: { amount: 4000, currency: 'EUR' }, ...('price' in extra && !extra.price ? {} : { payment_method: 'pm_card_visa' }), ...extra } })
   expect(res.statusCode, res.body).toBe(201)
   return res.json() as { id: string; version: number }
 }
@@ -86,6 +96,29 @@ async function jobIn(client: SignedIn, w: SignedIn, status: 'REQUESTED' | 'ACCEP
     expect(res.statusCode, res.body).toBe(200)
   }
   return job.id
+}
+/** A job of `client`'s for `w`, paid out. */
+async function paidJob(client: SignedIn, w: SignedIn) {
+  const id = await jobIn(client, w, 'COMPLETED')
+  const res = await move(client, id, 'PENDING_PAYMENT')
+  expect(res.json().status, res.body).toBe('PAID')
+  return id
+}
+/** A published review of `about`'s work, by the client of a paid job. */
+async function reviewOf(about: SignedIn) {
+  const client = await worker('Carla')
+  const id = await paidJob(client, about)
+  const res = await inject({ method: 'POST', url: `/job/${id}/review`, headers: client.auth, payload: { rating: 2, text: 'Late and rude' } })
+  expect(res.statusCode, res.body).toBe(201)
+  // Published once both sides wrote theirs (or the window closed).
+  expect((await inject({ method: 'POST', url: `/job/${id}/review`, headers: about.auth, payload: { rating: 4 } })).statusCode).toBe(201)
+  return res.json().id as string
+}
+/** A category, made by an admin. */
+async function category() {
+  const res = await inject({ method: 'POST', url: '/admin/categories', headers: (await adminUser()).auth, payload: { name: `Gardening ${randomBytes(4).toString('hex')}` } })
+  expect(res.statusCode, res.body).toBe(201)
+  return res.json().id as string
 }
 async function message(from: SignedIn, to: SignedIn, text = 'Are you free on Tuesday?') {
   const res = await inject({ method: 'POST', url: '/send', headers: from.auth, payload: { to: to.id, text } })
@@ -245,7 +278,14 @@ const ID_TARGETS: Record<string, IdTarget> = {
   'POST /job body:id': {
     make: async (owner) => {
       const id = (await offer(owner, await worker())).id
-      return { body: { id, price: { amount: 1, currency: 'EUR' } }, intact: intactJob(owner, id, 'REQUESTED', { amount: 4000, currency: 'EUR' }) }
+      // (A held price can't change at all: the description can, by the offer's client only.)
+      return {
+        body: { id, description: 'Changed by someone else' },
+        intact: async () => {
+          await intactJob(owner, id, 'REQUESTED', { amount: 4000, currency: 'EUR' })()
+          expect((await inject({ url: `/job/${id}`, headers: owner.auth })).json().description).not.toBe('Changed by someone else')
+        },
+      }
     },
     expect: { owner: [200], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
   },
@@ -274,6 +314,162 @@ const ID_TARGETS: Record<string, IdTarget> = {
       return { params: { id }, body: { status: 'CANCELED' }, intact: intactJob(owner, id) }
     },
     expect: { owner: [200], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'GET /auth/{provider}/start path:provider': {
+    // Names a configured sign-in provider, not anyone's thing: an unknown one is 404 to all.
+    make: async () => ({ params: { provider: 'nosuch' } }),
+    expect: { owner: [404], other: [404], admin: [404], none: [404] },
+  },
+  'POST /auth/{provider}/start path:provider': {
+    make: async () => ({ params: { provider: 'nosuch' }, query: { link: '1' }, body: {} }),
+    expect: { owner: [404], other: [404], admin: [404], none: [401] },
+  },
+  'GET /auth/{provider}/callback path:provider': {
+    make: async () => ({ params: { provider: 'nosuch' }, query: { state: 'forged', code: 'forged' } }),
+    expect: { owner: [400, 404], other: [400, 404], admin: [400, 404], none: [400, 404] },
+  },
+  'DELETE /user/identities/{id} path:id': {
+    // A linked sign-in (needs an identity provider; the OIDC suite links real ones): an id not the caller's is 404.
+    make: async () => ({ params: { id: '0190f3c4-0000-7000-8000-000000000000' } }),
+    expect: { owner: [404], other: [404], admin: [404], none: [401] },
+  },
+  'GET /search query:category': {
+    make: async () => ({ query: { lat: '52.52', lon: '13.40', radius: '1000', category: '0190f3c4-0000-7000-8000-000000000000' } }),
+    expect: { owner: [200, 400, 404], other: [200, 400, 404], admin: [200, 400, 404], none: [401] },
+  },
+  'POST /reports body:review_id': {
+    // A review about the owner: anyone may report it, but the one it is about.
+    make: async (owner) => ({ body: { review_id: await reviewOf(owner), reason: 'insulting' } }),
+    expect: { owner: [201, 400, 403, 409], other: [201], admin: [201], none: [401] },
+  },
+  'POST /job/{id}/tracking path:id': {
+    // The job's worker shares their way there.
+    make: async (owner) => {
+      const id = await jobIn(await worker('Carla'), owner, 'STARTED')
+      return { params: { id }, body: { on: true } }
+    },
+    expect: { owner: [200], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'GET /job/{id}/tracking path:id': {
+    make: async (owner) => ({ params: { id: await jobIn(owner, await worker(), 'STARTED') } }),
+    expect: { owner: [200], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'DELETE /push/subscriptions/{id} path:id': {
+    make: async (owner) => {
+      const key = createECDH('prime256v1')
+      key.generateKeys()
+      const res = await inject({ method: 'POST', url: '/push/subscriptions', headers: owner.auth, payload: { endpoint: `https://push.example.com/send/${randomBytes(8).toString('hex')}`, keys: { p256dh: key.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') } } })
+      expect(res.statusCode, res.body).toBe(201)
+      const id = res.json().id as string
+      return { params: { id }, intact: async () => expect((await inject({ url: '/push/subscriptions', headers: owner.auth })).json().items.map((s: { id: string }) => s.id)).toContain(id) }
+    },
+    expect: { owner: [204], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'POST /job/{id}/payment path:id': {
+    // The client pays for a quoted job.
+    make: async (owner) => {
+      const w = await worker()
+      const id = (await offer(owner, w, { price: null })).id
+      expect((await inject({ method: 'POST', url: `/job/${id}/quote`, headers: w.auth, payload: { price: { amount: 5000, currency: 'EUR' } } })).statusCode).toBe(200)
+      return { params: { id }, body: { payment_method: 'pm_card_visa' }, intact: async () => expect(await balanceOf(t.app.platform.database.db, escrowAccount(id), 'EUR')).toBe(0) }
+    },
+    expect: { owner: [200], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'POST /admin/jobs/{id}/refund path:id': {
+    make: async (owner) => {
+      const id = (await offer(owner, await worker())).id
+      return { params: { id }, body: { reason: 'asked by the client' }, intact: async () => expect(await balanceOf(t.app.platform.database.db, escrowAccount(id), 'EUR')).toBe(4000) }
+    },
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
+  },
+  'POST /payments/local/authenticate/{id} path:id': {
+    // The local provider's 3-D Secure page: the intent's client_secret, not a session, is what opens it.
+    make: async () => ({ params: { id: 'pi_nosuch' }, query: { client_secret: 'pi_nosuch_secret_forged' } }),
+    expect: { owner: [400, 404], other: [400, 404], admin: [400, 404], none: [400, 404] },
+  },
+  'GET /payments/local/onboard/{id} path:id': {
+    make: async () => ({ params: { id: 'acct_nosuch' } }),
+    expect: { owner: [400, 404], other: [400, 404], admin: [400, 404], none: [400, 404] },
+  },
+  'PATCH /admin/categories/{id} path:id': {
+    ownedBy: 'admin',
+    make: async () => ({ params: { id: await category() }, body: { name: `Renamed ${randomBytes(4).toString('hex')}`, reason: 'clearer' } }),
+    expect: { owner: [200], other: [403], admin: [200], none: [401] },
+  },
+  'DELETE /admin/categories/{id} path:id': {
+    ownedBy: 'admin',
+    make: async () => ({ params: { id: await category() }, body: { reason: 'unused' } }),
+    expect: { owner: [200, 204], other: [403], admin: [200, 204], none: [401] },
+  },
+  'GET /users/{id} path:id': {
+    // A public profile: no email in it, for anyone.
+    make: async (owner) => ({ params: { id: owner.id } }),
+    expect: { owner: [200], other: [200], admin: [200], none: [200, 401] },
+    check: (_caller, res, owner) => {
+      if (res.statusCode === 200) expect(res.body).not.toContain(owner.email)
+    },
+  },
+  'GET /users/{id}/reviews path:id': {
+    make: async (owner) => ({ params: { id: owner.id } }),
+    expect: { owner: [200], other: [200], admin: [200], none: [200, 401] },
+  },
+  'POST /job/{id}/review path:id': {
+    // A party of a paid job reviews the other.
+    make: async (owner) => {
+      const id = await paidJob(owner, await worker())
+      return { params: { id }, body: { rating: 5, text: 'Great work' } }
+    },
+    expect: { owner: [201], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'POST /reviews/{id}/reply path:id': {
+    // The reviewed user replies.
+    make: async (owner) => ({ params: { id: await reviewOf(owner) }, body: { text: 'Thank you' } }),
+    expect: { owner: [200], other: [403, 404], admin: [403, 404], none: [401] },
+  },
+  'POST /admin/reviews/{id}/hide path:id': {
+    make: async (owner) => ({ params: { id: await reviewOf(owner) }, body: { reason: 'insulting' } }),
+    expect: { owner: [403], other: [403], admin: [204], none: [401] },
+  },
+  'GET /admin/users/{id} path:id': {
+    make: async (owner) => ({ params: { id: owner.id } }),
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
+  },
+  'DELETE /admin/users/{id} path:id': {
+    make: async (owner) => ({ params: { id: owner.id }, body: { reason: 'asked to leave' }, intact: async () => expect((await inject({ url: '/user', headers: owner.auth })).statusCode).toBe(200) }),
+    expect: { owner: [403], other: [403], admin: [200, 204], none: [401] },
+  },
+  'POST /admin/users/{id}/suspend path:id': {
+    make: async (owner) => ({ params: { id: owner.id }, body: { reason: 'spam' }, intact: async () => expect((await inject({ url: '/user', headers: owner.auth })).statusCode).toBe(200) }),
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
+  },
+  'POST /admin/users/{id}/restore path:id': {
+    make: async (owner) => ({ params: { id: owner.id }, body: { reason: 'appealed' } }),
+    expect: { owner: [403], other: [403], admin: [200, 409], none: [401] },
+  },
+  'POST /admin/users/{id}/roles path:id': {
+    make: async (owner) => ({
+      params: { id: owner.id },
+      body: { revoke: ['WORKER'], reason: 'checked' },
+      intact: async () => expect((await inject({ url: '/user', headers: owner.auth })).json().roles).toContain('WORKER'),
+    }),
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
+  },
+  'POST /admin/reports/{id}/resolve path:id': {
+    // A report the owner made.
+    make: async (owner) => {
+      const res = await inject({ method: 'POST', url: '/reports', headers: owner.auth, payload: { user_id: (await newUser(t.app)).id, reason: 'rude' } })
+      expect(res.statusCode, res.body).toBe(201)
+      return { params: { id: res.json().id }, body: { action: 'dismiss', reason: 'nothing wrong' } }
+    },
+    expect: { owner: [403], other: [403], admin: [204], none: [401] },
+  },
+  'GET /admin/jobs/{id} path:id': {
+    make: async (owner) => ({ params: { id: (await offer(owner, await worker())).id } }),
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
+  },
+  'GET /admin/audit query:actor_id': {
+    make: async (owner) => ({ query: { actor_id: owner.id } }),
+    expect: { owner: [403], other: [403], admin: [200], none: [401] },
   },
   'POST /admin/tasks/{id}/retry path:id': {
     ownedBy: 'admin',
@@ -465,16 +661,29 @@ function propertiesOf(schema: JsonSchema, seen = new Set<JsonSchema>()): [string
   return [...own, ...own.flatMap(([, p]) => propertiesOf(p, seen)), ...[...(s.anyOf ?? []), ...(s.oneOf ?? []), ...(s.items ? [s.items] : [])].flatMap((p) => propertiesOf(p, seen))]
 }
 
+/** Where a session (or the MFA step's token, or a socket ticket) is handed out: the only answers that carry one. */
+const SIGN_IN_PATHS = ['/authorize', '/ws/ticket', '/authorize/mfa', '/auth/exchange', '/auth/{provider}/callback']
+/**
+ * Secrets an answer carries on purpose, to its one reader: the TOTP secret once, to the user
+ * enrolling it; a PaymentIntent's client_secret, to the job's client (and admins), to confirm
+ * 3-D Secure.
+ */
+const SHOWN_SECRETS: Record<string, string[]> = {
+  secret: ['/user/2fa'],
+  client_secret: ['/job', '/job/{id}', '/jobs', '/job/{id}/quote', '/job/{id}/status', '/job/{id}/payment', '/admin/jobs/{id}'],
+}
+
 describe('API3 broken object property level authorization', () => {
   it('takes no field a request body does not declare, on every operation with a JSON body', async () => {
-    const user = await worker()
+    const [user, boss] = [await worker(), await admin()]
     const failures: string[] = []
     for (const op of operations.filter((o) => o.bodies['application/json'])) {
+      const caller = op.path.startsWith('/admin') ? boss : user
       const schema = resolve(spec, op.bodies['application/json']!)
       if (schema.additionalProperties !== false) failures.push(`${op.method} ${op.path}: its body schema allows fields it does not name`)
       for (const field of ['is_admin', 'password_hash', 'sessions_version', 'created_at', 'client_id', 'owner_id']) {
         if (schema.properties?.[field]) continue
-        const res = await inject({ method: op.method, url: op.path.replace(/\{[^}]+\}/g, '0190f3c4-0000-7000-8000-000000000000'), headers: user.auth, payload: { [field]: 'x' } })
+        const res = await inject({ method: op.method, url: op.path.replace(/\{[^}]+\}/g, '0190f3c4-0000-7000-8000-000000000000'), headers: caller.auth, payload: { [field]: 'x' } })
         if (res.statusCode !== 400) failures.push(`${op.method} ${op.path} with ${field}: ${res.statusCode}`)
       }
     }
@@ -495,8 +704,8 @@ describe('API3 broken object property level authorization', () => {
         for (const [status, response] of Object.entries((raw as { responses?: Record<string, { content?: Record<string, { schema: JsonSchema }> }> }).responses ?? {})) {
           for (const content of Object.values(response.content ?? {})) {
             for (const [name] of propertiesOf(content.schema)) {
-              if (/password|hash|secret|sessions_version/i.test(name)) failures.push(`${method} ${path} ${status}: ${name}`)
-              if (/token|ticket/i.test(name) && !['/authorize', '/ws/ticket'].includes(path)) failures.push(`${method} ${path} ${status}: ${name}`)
+              if (/password|hash|secret|sessions_version/i.test(name) && !SHOWN_SECRETS[name]?.includes(path)) failures.push(`${method} ${path} ${status}: ${name}`)
+              if (/token|ticket/i.test(name) && !SIGN_IN_PATHS.includes(path)) failures.push(`${method} ${path} ${status}: ${name}`)
             }
           }
         }
@@ -521,17 +730,19 @@ describe('API3 broken object property level authorization', () => {
 
 describe('API4 unrestricted resource consumption', () => {
   it('bounds every string, array and list a request can carry', () => {
+    // An anchored pattern with no unbounded repeat bounds a string's length as well as maxLength does.
+    const boundedBy = (pattern: string | undefined) => pattern !== undefined && pattern.startsWith('^') && pattern.endsWith('$') && !/[*+]|\{\d+,\}/.test(pattern.replace(/\\./g, ''))
     const failures: string[] = []
     for (const op of operations) {
       for (const p of op.parameters) {
         const s = resolve(spec, p.schema)
-        if (s.type === 'string' && s.maxLength === undefined && !s.enum && !s.format && !s.anyOf) failures.push(`${op.method} ${op.path} ${p.in} ${p.name}: no maxLength`)
+        if (s.type === 'string' && s.maxLength === undefined && !s.enum && !s.format && !s.anyOf && !boundedBy(s.pattern)) failures.push(`${op.method} ${op.path} ${p.in} ${p.name}: no maxLength`)
         if ((s.type === 'integer' || s.type === 'number') && p.name === 'limit' && s.maximum === undefined) failures.push(`${op.method} ${op.path} limit: no maximum`)
       }
       const json = op.bodies['application/json']
       for (const [name, raw] of json ? propertiesOf(json) : []) {
         const s = resolve(spec, raw)
-        if (s.type === 'string' && s.maxLength === undefined && !s.enum && !s.format && s.pattern !== '^[A-Z]{3}$') failures.push(`${op.method} ${op.path} body ${name}: no maxLength`)
+        if (s.type === 'string' && s.maxLength === undefined && !s.enum && !s.format && !boundedBy(s.pattern)) failures.push(`${op.method} ${op.path} body ${name}: no maxLength`)
         if (s.type === 'array' && s.maxItems === undefined) failures.push(`${op.method} ${op.path} body ${name}: no maxItems`)
       }
     }
@@ -546,7 +757,7 @@ describe('API4 unrestricted resource consumption', () => {
     for (const op of lists) {
       const required = op.parameters.filter((p) => p.in === 'query' && p.required).map((p) => `${p.name}=${p.name === 'lat' || p.name === 'lon' ? '1' : p.name === 'radius' ? '1000' : 'x'}`)
       for (const [limit, ok] of [['101', false], ['0', false], ['1000000', false], ['100', true]] as const) {
-        const res = await inject({ url: `${op.path}?${[...required, `limit=${limit}`].join('&')}`, headers: user.auth })
+        const res = await inject({ url: `${op.path.replace('{id}', user.id)}?${[...required, `limit=${limit}`].join('&')}`, headers: user.auth })
         if (ok ? res.statusCode !== 200 : res.statusCode !== 400) failures.push(`${op.path}?limit=${limit}: ${res.statusCode} ${res.body.slice(0, 120)}`)
       }
     }
@@ -554,10 +765,12 @@ describe('API4 unrestricted resource consumption', () => {
   })
 
   it('refuses a JSON body over 1 MB with 413 before reading it all, on every operation that takes one', async () => {
-    const user = await newUser(t.app)
+    // The admin's routes refuse anyone else before the body: an admin sends to those.
+    const [user, boss] = [await newUser(t.app), await admin()]
     const big = JSON.stringify({ text: 'x'.repeat(1024 * 1024 + 10) })
     for (const op of operations.filter((o) => o.bodies['application/json'])) {
-      const res = await inject({ method: op.method, url: op.path.replace(/\{[^}]+\}/g, '0190f3c4-0000-7000-8000-000000000000'), headers: { ...user.auth, 'content-type': 'application/json' }, payload: big })
+      const caller = op.path.startsWith('/admin') ? boss : user
+      const res = await inject({ method: op.method, url: op.path.replace(/\{[^}]+\}/g, '0190f3c4-0000-7000-8000-000000000000'), headers: { ...caller.auth, 'content-type': 'application/json' }, payload: big })
       expect(problem(res, 413).status, `${op.method} ${op.path}`).toBe(413)
     }
   })
@@ -675,7 +888,8 @@ describe('API6 unrestricted access to sensitive business flows', () => {
     expect(job.status).toBe('PAID')
     expect(job.status_log.filter((e: { status: string }) => e.status === 'PENDING_PAYMENT')).toHaveLength(1)
     const db = t.app.platform.database.db
-    expect(await balanceOf(db, workerAccount(w.id), 'EUR')).toBe(4000)
+    // The worker is paid the price less the platform's fee (PLATFORM_FEE_BPS, 10% by default).
+    expect(await balanceOf(db, payableAccount(w.id), 'EUR')).toBe(3600)
     expect(await balanceOf(db, escrowAccount(id), 'EUR')).toBe(0)
   })
 
@@ -687,17 +901,22 @@ describe('API6 unrestricted access to sensitive business flows', () => {
     expect(won).toHaveLength(1)
     expect(quotes.every((q) => q.statusCode === 200 || q.statusCode === 409)).toBe(true)
     const price = won[0]!.json().price
+    // The client pays for the quote; the worker then accepts.
+    const pay = await inject({ method: 'POST', url: `/job/${job.id}/payment`, headers: client.auth, payload: { payment_method: 'pm_card_visa' } })
+    expect(pay.statusCode, pay.body).toBe(200)
     expect((await accept(w, job.id)).statusCode).toBe(200)
     for (const step of ['STARTED', 'COMPLETED']) expect((await move(w, job.id, step)).statusCode).toBe(200)
     expect((await move(client, job.id, 'PENDING_PAYMENT')).json().price).toEqual(price)
-    expect(await balanceOf(t.app.platform.database.db, workerAccount(w.id), 'EUR')).toBe(price.amount)
+    expect(await balanceOf(t.app.platform.database.db, payableAccount(w.id), 'EUR')).toBe(price.amount - Math.floor(price.amount / 10))
   })
 
-  it('refuses an accept of terms changed since the worker read them, so a price can not be switched under it', async () => {
+  it('refuses an accept of terms changed since the worker read them, so terms can not be switched under it', async () => {
     const [client, w] = [await worker('Carla'), await worker()]
     const job = await offer(client, w)
     const read = await inject({ url: `/job/${job.id}`, headers: w.auth })
-    expect((await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { id: job.id, price: { amount: 1, currency: 'EUR' } } })).statusCode).toBe(200)
+    // A held price can't change at all (payment_price_locked); the rest of the terms can, until accepted.
+    expect((await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { id: job.id, price: { amount: 1, currency: 'EUR' } } })).statusCode).toBe(409)
+    expect((await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { id: job.id, description: 'And the fence, for the same price' } })).statusCode).toBe(200)
     expect(problem(await move(w, job.id, 'ACCEPTED', { 'if-match': String(read.headers.etag) }), 412).code).toBe('version_mismatch')
     expect(problem(await move(w, job.id, 'ACCEPTED'), 428).code).toBe('version_required')
   })
@@ -887,7 +1106,7 @@ describe('API9 improper inventory management', () => {
 
   it('answers 404 to paths an attacker would probe, and to undocumented methods of documented paths', async () => {
     const user = await admin()
-    const probes = ['/admin', '/admin/users', '/metrics', '/debug', '/debug/vars', '/.env', '/.git/config', '/v1/jobs', '/api/jobs', '/v2/user', '/graphql', '/actuator/health', '/server-status', '/users/0190f3c4-0000-7000-8000-000000000000', '/job', '/internal', '/swagger.json', '/openapi.yaml', '/console']
+    const probes = ['/admin', '/admin/config', '/metrics', '/debug', '/debug/vars', '/.env', '/.git/config', '/v1/jobs', '/api/jobs', '/v2/user', '/graphql', '/actuator/health', '/server-status', '/users/0190f3c4-0000-7000-8000-000000000000', '/job', '/internal', '/swagger.json', '/openapi.yaml', '/console']
     for (const url of probes) {
       const res = await inject({ url, headers: user.auth })
       expect(res.statusCode, url).toBe(404)
@@ -907,13 +1126,13 @@ describe('API9 improper inventory management', () => {
 // ---------------------------------------------------------------------------------------------
 // API10: unsafe consumption of APIs.
 
-const CALLBACK_LIKE = /webhook|callback|hook|notify|provider|stripe/i
+const CALLBACK_LIKE = /webhook|hook|notify|stripe/i
 
 describe('API10 unsafe consumption of APIs', () => {
   it('refuses unsigned and malformed calls to every webhook route', async () => {
-    // No webhook route exists yet (the `local` provider settles in process). Any operation whose
-    // path or tag names a webhook or a provider joins here: an unsigned call, a forged signature
-    // and a body that is not the provider's shape must each be a 4xx, and change nothing.
+    // Any operation whose path or tag names a webhook joins here (POST /webhooks/stripe now): an
+    // unsigned call, a forged signature and a body that is not the provider's shape must each be
+    // a 4xx, and change nothing.
     const hooks = operations.filter((op) => CALLBACK_LIKE.test(op.path) || op.tags.some((tag) => CALLBACK_LIKE.test(tag)))
     for (const op of hooks) {
       const url = op.path.replace(/\{[^}]+\}/g, '0190f3c4-0000-7000-8000-000000000000')
@@ -925,47 +1144,94 @@ describe('API10 unsafe consumption of APIs', () => {
         }
       }
     }
-    expect(hooks.map((op) => op.path)).toEqual(expect.any(Array))
+    expect(hooks.map((op) => op.path)).toContain('/webhooks/stripe')
   })
 
-  it('takes a payment provider\'s answer only when it is well formed: anything else leaves the job waiting, never PAID, never a 500', async () => {
-    const answers: unknown[] = [
-      { status: 'confirmed' },
-      { status: 'confirmed', provider: 'local', reference: '' },
-      { status: 'confirmed', provider: 'local', reference: 'x'.repeat(100_000) },
-      { status: 'confirmed', provider: { name: 'local' }, reference: 42 },
-      { status: 'CONFIRMED', provider: 'local', reference: 'r1' },
-      { status: 'paid', provider: 'local', reference: 'r2' },
-      null,
-      'confirmed',
+  it('takes a payment provider\'s charge only when its answer is well formed: anything else is a 503 to retry, nothing held, never a 500', async () => {
+    const good = (_client: SignedIn) => ({ id: `pi_${randomBytes(6).toString('hex')}`, status: 'succeeded', amount: 4000, currency: 'EUR', client_secret: null, next_action: null, failure_code: null, decline_code: null, job_id: null })
+    const answers: ((client: SignedIn, otherJob: string) => unknown)[] = [
+      () => null,
+      () => 'succeeded',
+      () => ({}),
+      () => ({ status: 'succeeded' }),
+      (c) => ({ ...good(c), id: 42 }),
+      (c) => ({ ...good(c), id: '' }),
+      (c) => ({ ...good(c), id: 'x'.repeat(100_000) }),
+      (c) => ({ ...good(c), status: 'SUCCEEDED' }),
+      (c) => ({ ...good(c), status: 'paid' }),
+      (c) => ({ ...good(c), amount: '4000' }),
+      (c) => ({ ...good(c), amount: -4000 }),
+      (c) => ({ ...good(c), amount: 1.5 }),
+      (c) => ({ ...good(c), amount: 1 }),
+      (c) => ({ ...good(c), currency: 42 }),
+      (c) => ({ ...good(c), currency: 'USD' }),
+      // A succeeded intent that names another job must not pay for that one.
+      (c, otherJob) => ({ ...good(c), job_id: otherJob }),
     ]
+    const db = t.app.platform.database.db
+    const [bystander, bystanderWorker] = [await worker('Bea'), await worker()]
+    const otherJob = await offer(bystander, bystanderWorker, { price: null })
     try {
       for (const answer of answers) {
-        providerAnswer = () => answer as PaymentOutcome
         const [client, w] = [await worker('Carla'), await worker()]
-        const id = await jobIn(client, w, 'COMPLETED')
-        const res = await move(client, id, 'PENDING_PAYMENT')
-        expect(res.statusCode, `${JSON.stringify(answer)?.slice(0, 80)}: ${res.body.slice(0, 200)}`).toBe(200)
-        expect(res.json().status, JSON.stringify(answer)?.slice(0, 80)).toBe('PENDING_PAYMENT')
-        expect(await balanceOf(t.app.platform.database.db, workerAccount(w.id), 'EUR')).toBe(0)
+        const shown = JSON.stringify(answer(client, otherJob.id))?.slice(0, 80)
+        brokenCharge = () => answer(client, otherJob.id)
+        const res = await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: w.id, title: 'Mend the gate', price: { amount: 4000, currency: 'EUR' }, payment_method: 'pm_card_visa' } })
+        brokenCharge = undefined
+        expect(res.statusCode, `${shown}: ${res.body.slice(0, 200)}`).toBe(503)
+        expect(problem(res, 503).code).toBe('payment_provider_unavailable')
+        expect(await balanceOf(db, cardAccount(client.id), 'EUR'), shown).toBe(0)
+        expect(await balanceOf(db, escrowAccount(otherJob.id), 'EUR'), shown).toBe(0)
+        // The offer stands, its payment not held: the client pays again (the same attempt never charges twice).
+        const jobs = (await inject({ url: '/jobs?limit=100', headers: client.auth })).json().items as { id: string }[]
+        expect(jobs, shown).toHaveLength(1)
+        const pay = await inject({ method: 'POST', url: `/job/${jobs[0]!.id}/payment`, headers: client.auth, payload: { payment_method: 'pm_card_visa' } })
+        expect(pay.statusCode, `${shown}: ${pay.body.slice(0, 200)}`).toBeLessThan(300)
+        expect(await balanceOf(db, escrowAccount(jobs[0]!.id), 'EUR'), shown).toBe(4000)
       }
     } finally {
-      providerAnswer = undefined
+      brokenCharge = undefined
     }
   })
 
-  it('survives a provider that hangs up, throws, or answers late: the job waits for the retry', async () => {
+  it('takes a payment provider\'s payout only when its answer is well formed: anything else leaves the job waiting, never PAID, never a 500', async () => {
+    const answers: unknown[] = [null, 'tr_1', {}, { id: 42 }, { id: '' }, { id: 'x'.repeat(100_000) }, { id: { id: 'tr_1' } }, []]
+    const db = t.app.platform.database.db
     try {
-      providerAnswer = () => {
-        throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+      for (const answer of answers) {
+        const shown = JSON.stringify(answer)?.slice(0, 80)
+        const [client, w] = [await worker('Carla'), await worker()]
+        const id = await jobIn(client, w, 'COMPLETED')
+        brokenTransfer = () => answer
+        const res = await move(client, id, 'PENDING_PAYMENT')
+        brokenTransfer = undefined
+        expect(res.statusCode, `${shown}: ${res.body.slice(0, 200)}`).toBe(200)
+        expect(res.json().status, shown).toBe('PENDING_PAYMENT')
+        expect(await balanceOf(db, payableAccount(w.id), 'EUR'), shown).toBe(0)
+        expect(await balanceOf(db, escrowAccount(id), 'EUR'), shown).toBe(4000)
       }
+    } finally {
+      brokenTransfer = undefined
+    }
+  })
+
+  it('survives a provider that hangs up, on a charge or a payout: a 503 to retry, or the job waits for the retry', async () => {
+    const hangUp = () => {
+      throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
+    }
+    try {
       const [client, w] = [await worker('Carla'), await worker()]
+      brokenCharge = hangUp
+      problem(await inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: w.id, title: 'Mend the gate', price: { amount: 4000, currency: 'EUR' }, payment_method: 'pm_card_visa' } }), 503)
+      brokenCharge = undefined
       const id = await jobIn(client, w, 'COMPLETED')
+      brokenTransfer = hangUp
       const res = await move(client, id, 'PENDING_PAYMENT')
       expect(res.statusCode).toBe(200)
       expect(res.json().status).toBe('PENDING_PAYMENT')
     } finally {
-      providerAnswer = undefined
+      brokenCharge = undefined
+      brokenTransfer = undefined
     }
   })
 })

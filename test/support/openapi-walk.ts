@@ -175,12 +175,14 @@ export function answerChecker(spec: Spec) {
  * tokens or tickets (or their SHA-256, in hex or base64url, as they are stored), and field names
  * that only storage has. `allowed` are the secrets this answer may hold (the token of a sign-in).
  */
-export function secretsIn(res: LightMyRequestResponse, known: Iterable<string>, allowed: Iterable<string> = []): string[] {
+export function secretsIn(res: LightMyRequestResponse, known: Iterable<string>, allowed: Iterable<string> = [], handedFields: string[] = []): string[] {
   const allow = new Set(allowed)
   const text = res.body + '\n' + JSON.stringify(res.headers)
   const found: string[] = []
   if (/\$2[aby]?\$\d\d\$[./A-Za-z0-9]{53}/.test(text)) found.push('a bcrypt hash')
-  if (/"(password_hash|token_hash|hash|secret|sessions_version)"\s*:/.test(res.body)) found.push('a stored field')
+  // A field the operation hands out on purpose (a new TOTP secret, to the user enrolling it) is not a stored one shown.
+  const stored = [...(res.body.matchAll(/"(password_hash|token_hash|hash|secret|sessions_version)"\s*:/g))].map((m) => m[1]!)
+  if (stored.some((field) => !handedFields.includes(field))) found.push('a stored field')
   for (const secret of known) {
     if (allow.has(secret) || secret.length < 8) continue
     const hashes = [createHash('sha256').update(secret).digest('hex'), createHash('sha256').update(secret).digest('base64url')]

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { bearerSecurity, signedIn } from '../../http/auth.js'
 import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
-import { adminContext } from '../admin/index.js'
+import { adminContext, adminOnly } from '../admin/index.js'
 import { Job } from '../jobs/index.js'
 import { Balance, Declined, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
 
@@ -84,7 +84,10 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
         response: { 200: Balance, ...problemResponses(401) },
       },
     }, async (request) => payments.balance(request.auth.userId))
+  })
 
+  // The admin's routes: refused (403) to anyone else before their body is read.
+  await adminOnly(fastify, (app) => {
     app.post('/admin/jobs/:id/refund', {
       schema: {
         tags: ['admin'],

@@ -127,6 +127,24 @@ export function createPaymentsService(deps: PaymentsDeps) {
     })
   }
 
+  /** A provider's object id as the app keeps it: a short non-empty string (a broken answer is not taken). */
+  const providerId = (id: unknown): id is string => typeof id === 'string' && id.length > 0 && id.length <= 255
+
+  /**
+   * Whether the provider's answer to a charge is an intent for this job's price: anything else
+   * (a broken or mistaken provider) is not taken, so it can neither hold money it did not say it
+   * took nor pay for another job.
+   */
+  const chargeAnswerFits = (intent: unknown, job: { id: string; price_amount: number; price_currency: string }): intent is IntentState => {
+    if (typeof intent !== 'object' || intent === null) return false
+    const i = intent as Partial<Record<keyof IntentState, unknown>>
+    return providerId(i.id)
+      && ['requires_payment_method', 'requires_action', 'processing', 'succeeded', 'canceled'].includes(i.status as string)
+      && i.amount === job.price_amount
+      && i.currency === job.price_currency
+      && (i.job_id === null || i.job_id === undefined || i.job_id === job.id)
+  }
+
   /** Charges the client's payment method for the job's price; a decline is 402 with its codes, the job keeping its place. */
   async function charge(jobId: string, paymentMethod: string): Promise<void> {
     const job = await store.job(jobId)
@@ -136,6 +154,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
     let intent: IntentState
     try {
       intent = await provider.createPaymentIntent({ amount: job.price_amount, currency: job.price_currency, paymentMethod, jobId: job.id, returnUrl: returnUrl() }, key)
+      if (!chargeAnswerFits(intent, { id: job.id, price_amount: job.price_amount, price_currency: job.price_currency })) throw new Error('the payment provider answered a charge with something that is not an intent for this job')
     } catch (error) {
       if (!(error instanceof ProviderCardError)) {
         log.warn({ err: error, job_id: jobId }, 'the payment provider failed to charge')
@@ -347,6 +366,8 @@ export function createPaymentsService(deps: PaymentsDeps) {
       if (!account?.payouts_enabled) throw new Error(`the worker of job ${job.id} can't be paid yet (no payouts)`)
       const { toWorker } = transferSplit(factsOf(job))
       const transfer = await provider.createTransfer({ amount: toWorker, currency: job.price_currency!, destination: account.account_id, jobId: job.id }, `job:${job.id}:transfer`)
+      // A broken answer is not a transfer: the payout is tried again, the job never PAID on it.
+      if (!providerId((transfer as { id?: unknown } | null)?.id)) throw new Error(`the payment provider answered the transfer of job ${job.id} with no transfer id`)
       return { transferId: transfer.id }
     },
 
