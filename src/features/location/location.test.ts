@@ -152,7 +152,7 @@ describe('live location and search', () => {
     const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).png().toBuffer()
     const pictured = await t.app.inject({ method: 'PUT', url: '/user/picture', headers: { ...worker.auth, 'content-type': 'image/png' }, payload: png })
     expect(pictured.statusCode, pictured.body).toBe(200)
-    const { email: _email, ...publicView } = pictured.json()
+    const { email: _email, email_confirmed: _confirmed, ...publicView } = pictured.json()
     expect(publicView.picture_url).toMatch(/^\/users\/.+\/picture\?v=/)
     expect(await shown(client)).toEqual([publicView])
     expect((await shown(admin))[0]).toMatchObject({ id: worker.id, email: worker.email })

@@ -137,7 +137,8 @@ describe('GET /ws', () => {
     const lastSeen = (await send(a, client, worker.id, 'Hello, free tomorrow?')).json().id
     // The client's phone is in a tunnel now: it offers a job from another device, and the worker
     // reads everything and accepts it.
-    const offered = await a.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: worker.id, title: 'Fix the tap', price: { amount: 4000, currency: 'EUR' } } })
+    // Unpriced (the worker quotes it later), so no money is held and no payout account is needed.
+    const offered = await a.app.inject({ method: 'POST', url: '/job', headers: client.auth, payload: { worker_id: worker.id, title: 'Fix the tap' } })
     expect(offered.statusCode).toBe(201)
     const job = offered.json()
     const newest = (await a.app.inject({ method: 'GET', url: '/inbox?limit=1', headers: worker.auth })).json().items[0].id
