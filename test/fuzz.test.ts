@@ -191,9 +191,9 @@ const SESSION_CHANGERS = new Set(['signOut', 'signOutEverywhere', 'endSession', 
 // Operations whose answers are meant to hold a secret just made.
 const HANDS_OUT = { signIn: 'access_token', createWsTicket: 'ticket', signInSecondFactor: 'access_token', exchangeProviderCode: 'access_token', setUpTwoFactor: 'secret' } as Record<string, string>
 // Operations that need a secret random requests can't hold (a code from an authenticator app,
-// a mail or a provider, a real push key, a provider's signature): their own suites reach past
+// a mail or a provider, a real push key, a provider's signature, a signed unsubscribe link): their own suites reach past
 // the door; here they must only refuse, never fail.
-const NEEDS_A_SECRET = new Set(['signInSecondFactor', 'confirmTwoFactor', 'exchangeProviderCode', 'confirmEmail', 'undoEmailChange', 'resetPassword', 'addPushSubscription', 'receiveStripeWebhook'])
+const NEEDS_A_SECRET = new Set(['signInSecondFactor', 'confirmTwoFactor', 'exchangeProviderCode', 'confirmEmail', 'undoEmailChange', 'resetPassword', 'addPushSubscription', 'receiveStripeWebhook', 'getUnsubscribe', 'unsubscribe'])
 
 interface Tally {
   cases: number

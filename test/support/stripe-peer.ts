@@ -9,7 +9,8 @@ import Stripe from 'stripe'
 // own shapes (objects built from Stripe's published fixtures), honours Idempotency-Key the way
 // Stripe does, and makes the events Stripe would send, signed with the SDK's test header.
 
-const FIXTURES = JSON.parse(readFileSync(new URL('../../../shared/stripe/fixtures3.json', import.meta.url), 'utf8')).resources as Record<string, Record<string, unknown>>
+// The objects this peer answers, taken from Stripe's published fixtures (fixtures3.json of stripe/openapi).
+const FIXTURES = JSON.parse(readFileSync(new URL('./stripe-fixtures.json', import.meta.url), 'utf8')).resources as Record<string, Record<string, unknown>>
 const fixture = (name: string) => structuredClone(FIXTURES[name]!)
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`
 const now = () => Math.floor(Date.now() / 1000)
