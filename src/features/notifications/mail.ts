@@ -1,17 +1,12 @@
 import type { Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.js'
+import type { MailMessage } from '../../platform/mail/index.js'
 
 // The email channel's seam. Mail (its outbox, SMTP or the .eml folder) is its own feature; the
 // notifications take it as a dependency of this shape (the app passes its mail outbox); without
 // one, the email channel reports `not configured` for each delivery and sends nothing.
 
-export interface MailMessage {
-  to: string
-  subject: string
-  text: string
-  html: string
-  headers?: Record<string, string>
-}
+export type { MailMessage }
 
 export interface NotificationMail {
   /** Queues a mail through the outbox in the caller's transaction; the same key queues it once. */
