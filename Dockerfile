@@ -19,7 +19,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY migrations migrations
-RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json \
+COPY scripts/copy-assets.mjs scripts/
+RUN npm run build \
  && rm -f dist/.tsbuildinfo
 
 # --- deps: production dependencies only -------------------------------------------------------

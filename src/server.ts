@@ -38,6 +38,8 @@ async function serve(config: Config) {
   app.log.info(`docs at http://localhost:${config.port}/docs (node ${process.version}, database: ${platform.database.kind}, live store: ${platform.live.kind})`)
 }
 
+const MAX_FAILED_STARTS = 3
+
 async function main() {
   let config: Config
   try {
@@ -54,15 +56,31 @@ async function main() {
     console.log(`starting ${config.workers} workers`)
     for (let i = 0; i < config.workers; i++) cluster.fork()
     let stopping = false
+    let exitCode = 0
     const stop = (signal: NodeJS.Signals) => {
       stopping = true
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))
+    // A worker that dies before it ever listens will die again (a bad setting, a missing file):
+    // after a few in a row the primary gives up, so a supervisor sees the crash, not a loop.
+    let failedStarts = 0
+    const listened = new Set<number>()
+    cluster.on('listening', (worker) => {
+      listened.add(worker.id)
+      failedStarts = 0
+    })
     cluster.on('exit', (worker, code) => {
       if (stopping) {
-        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode)
+        return
+      }
+      if (!listened.delete(worker.id) && ++failedStarts >= MAX_FAILED_STARTS) {
+        console.error(`${failedStarts} workers in a row exited with ${code} before listening; stopping`)
+        exitCode = 1
+        stop('SIGTERM')
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(exitCode)
         return
       }
       console.error(`worker ${worker.process.pid} exited with ${code}; starting another`)

@@ -120,7 +120,9 @@ describe.skipIf(skipReason)('the image', () => {
     server.stderr.on('data', (d) => (output += d))
     const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)))
     try {
-      await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0)) === 200, 120_000)
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0)) === 200, 120_000).catch((error: Error) => {
+        throw new Error(`${error.message}; the server printed:\n${output.slice(-4000)}`)
+      })
       const ready = await (await fetch(`http://127.0.0.1:${port}/ready`)).json()
       expect(ready).toMatchObject({ status: 'ready', database: 'postgres', live_store: 'redis' })
       expect(output).toContain('starting 2 workers')

@@ -55,6 +55,15 @@ describe('configuration', () => {
   })
 })
 
+describe('WORKERS', () => {
+  it('stops with 1, instead of starting workers again and again, when they die before listening', async () => {
+    // Nothing listens on port 1: every worker fails to reach its database and exits.
+    const server = startServer({ WORKERS: '2', PORT: String(await freePort()), HOST: '127.0.0.1', DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' })
+    expect(await server.exited).toBe(1)
+    expect(server.output()).toContain('3 workers in a row exited with 1 before listening; stopping')
+  })
+})
+
 describe('the embedded database', () => {
   it('keeps its data in DATA_DIR across restarts', async () => {
     const dataDir = await tempDir()

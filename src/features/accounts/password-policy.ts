@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { InvalidInputError } from '../../errors.js'
@@ -10,13 +10,8 @@ import { InvalidInputError } from '../../errors.js'
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 128
 
-/** The list's file: beside this module, or, when running the built code (dist/src/...), in src/. */
-function listPath(): string {
-  const here = dirname(fileURLToPath(import.meta.url))
-  const beside = join(here, 'common-passwords.txt')
-  if (existsSync(beside)) return beside
-  return join(here.replace(/([\\/])dist([\\/])src([\\/])/, '$1src$3'), 'common-passwords.txt')
-}
+/** The list's file, beside this module (the build copies it into dist/). */
+const listPath = () => join(dirname(fileURLToPath(import.meta.url)), 'common-passwords.txt')
 
 let common: Set<string> | undefined
 /** The list, read once (about 49,000 entries), compared without case. */
