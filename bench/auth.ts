@@ -3,7 +3,9 @@
 // For each live store (Redis, and PostgreSQL), with the database on a scratch PostgreSQL database
 // holding BENCH_USERS signed-in users (made straight in the database, not through bcrypt):
 //   1. a bare Fastify route: the baseline for one request on this machine;
-//   2. the storage floor: a bare route that reads the session and its user (one query), which is
+//   2. the stack floor: GET /auth/providers, open and reading nothing, through the whole app;
+//      what any route costs before authentication;
+//   2b. the storage floor: a bare route that reads the session and its user (one query), which is
 //      what every request cost before each process kept what it authenticates;
 //   3. authenticated GET /user through the whole stack (helmet, CORS, rate limit on the live
 //      store, authentication, validation, the user, access log), each request with the token of
@@ -253,6 +255,8 @@ interface BackendResult {
   userRatio: number
   userP99: number
   floorRatio: number
+  stackRatio: number
+  userOfStack: number
   loginRatio: number
   floodRatio: number
   revocationP50: number
@@ -323,6 +327,10 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
     const floorResult = await measureGet(floor, 'storage floor GET /floor (session + user row)', 'storage floor (session + user row)', spread(`${floor.url}/floor`, seeded.tokens))
     await floor.stop()
 
+    // The stack floor: a route open to anyone that reads nothing (GET /auth/providers answers the
+    // configured providers from memory) through the same stack (security headers, CORS, the rate
+    // limit, validation, the access log): what any answer of the app costs before authentication.
+    const stackFloor = await measureGet(app, 'stack floor GET /auth/providers (no auth)', 'stack floor (open route, no storage)', spread(`${app.url}/auth/providers`, seeded.tokens))
     const user = await measureGet(app, `authenticated GET /user, ${seeded.tokens.length} users`, 'GET /user (authenticated)', getUser)
 
     // 3 and 4. Raw bcrypt.compare in the server process with as many in flight as there are
@@ -403,6 +411,8 @@ async function benchBackend(backend: 'redis' | 'postgres'): Promise<BackendResul
       userRatio: user.requests.average / bareResult.requests.average,
       userP99: user.latency.p99,
       floorRatio: floorResult.requests.average / bareResult.requests.average,
+      stackRatio: stackFloor.requests.average / bareResult.requests.average,
+      userOfStack: user.requests.average / stackFloor.requests.average,
       loginRatio: loginRate / rawRate,
       floodRatio: during.requests.average / unloaded,
       revocationP50: percentile(times, 50),
@@ -448,6 +458,8 @@ async function main() {
     }
     console.log(`  GET /user / bare route:               ${mark(r.userRatio, 0.5)}, p99 ${r.userP99} ms (target under 5 ms: ${r.userP99 < 5 ? 'met' : 'MISSED'})`)
     console.log(`  storage floor / bare route:           ${pct(r.floorRatio)} (the most GET /user could reach with a read of the session and its user per request)`)
+    console.log(`  stack floor / bare route:             ${pct(r.stackRatio)} (the most any route of the app reaches: headers, rate limit, access log, no auth)`)
+    console.log(`  GET /user / stack floor:              ${pct(r.userOfStack)} (what authentication and the user's answer leave of it)`)
     console.log(`  revocation across 2 processes:        p50 ${r.revocationP50.toFixed(1)} ms, p99 ${r.revocationP99.toFixed(1)} ms (target p99 under 1000 ms: ${r.revocationP99 < 1000 ? 'met' : 'MISSED'})`)
     console.log(`  memory of ${r.cachedSessions} cached sessions:   ${r.cacheMb.toFixed(0)} MB of heap`)
     console.log(`  sign-ins / raw bcrypt.compare:        ${mark(r.loginRatio, 0.9)}`)

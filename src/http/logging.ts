@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import pino, { type DestinationStream } from 'pino'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -40,11 +40,21 @@ class AccessLog extends LogController {
     if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request')
   }
 
+  /**
+   * The logger of the lines that go well, without redaction: they hold only what the serializers
+   * pick (method, URL with its secret values cut, address, user agent, status), which no secret
+   * path matches, and censoring them was a tenth of a request's CPU.
+   */
+  private completed: FastifyBaseLogger | undefined
+
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply) {
     if (this.isLogDisabled(request)) return
     const line = { req: request, res: reply, responseTime: Math.round(reply.elapsedTime * 100) / 100 }
-    if (error) reply.log.error({ ...line, err: error }, 'request errored')
-    else reply.log.info(line, 'request completed')
+    if (error) return reply.log.error({ ...line, err: error }, 'request errored')
+    // The route's own level (`logLevel` in its options) is on the request's logger.
+    if (!(reply.log as pino.Logger).isLevelEnabled('info')) return
+    this.completed ??= request.server.log.child({}, { redact: { paths: [] } })
+    this.completed.info({ request_id: request.id, ...line }, 'request completed')
   }
 }
 

@@ -479,8 +479,11 @@ describe('secrets', () => {
     const u = await newUser(t.app)
     await inject({ method: 'POST', url: '/user', headers: u.auth, payload: { password: 'another secret pw', current_password: u.password } })
     await inject({ method: 'POST', url: '/authorize', payload: { email: u.email, password: 'wrong password here' } })
+    const read = await inject({ url: '/user', headers: { ...u.auth, 'x-request-id': 'access-line-1' } })
     const log = t.logs.join('')
-    expect(log).toContain('request completed')
+    // One access line a request, under the request's id, with what it was and how it ended.
+    const access = t.logs.flatMap((l) => l.split('\n')).filter(Boolean).map((l) => JSON.parse(l)).filter((l) => l.request_id === 'access-line-1' && l.level === 30)
+    expect(access).toEqual([expect.objectContaining({ msg: 'request completed', req: expect.objectContaining({ method: 'GET', url: '/user' }), res: { statusCode: read.statusCode }, responseTime: expect.any(Number) })])
     for (const secret of [u.password, 'another secret pw', 'wrong password here', u.token]) expect(log).not.toContain(secret)
     expect(log).not.toMatch(/\$2[aby]\$/)
     expect(log).not.toMatch(/Bearer [A-Za-z0-9_-]{20,}/)
