@@ -26,8 +26,8 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import sharp from 'sharp'
 import { freePort } from '../test/support/processes.js'
+import { LOAD_SETTINGS, Marketplace } from './support/marketplace.js'
 
 const { values: flags } = parseArgs({
   options: { reps: { type: 'string' }, only: { type: 'string' }, rate: { type: 'string', default: '40' } },
@@ -90,12 +90,8 @@ async function startApi(waitFor: 'ready' | 'listening' = 'ready') {
       WORKERS: '2',
       PORT: String(apiPort),
       HOST: '127.0.0.1',
-      BCRYPT_COST: '4',
       // The load, not the limits, is under test.
-      RATE_LIMIT_MAX: '1000000',
-      AUTH_RATE_LIMIT_MAX: '1000000',
-      SEND_RATE_LIMIT: '100000',
-      SESSIONS_PER_USER: '1000',
+      ...LOAD_SETTINGS,
       LOG_LEVEL: 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -119,142 +115,15 @@ const workerPids = () => spawnSync('pgrep', ['-P', String(api!.pid)], { encoding
 
 // --- the client --------------------------------------------------------------------------------
 
-type Outcome = number | 'timeout' | 'refused' | 'reset'
-interface Answer { op: string; start: number; end: number; status: Outcome; retryAfter: boolean }
-const answers: Answer[] = []
-let inFlight = 0
-
-async function call(op: string, method: string, url: string, token: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
-  const start = now()
-  inFlight++
-  let status: Outcome
-  let retryAfter = false
-  let json: any
-  let etag: string | null = null
-  try {
-    const res = await fetch(`http://127.0.0.1:${apiPort}${url}`, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined && !(body instanceof Uint8Array) ? { 'content-type': 'application/json' } : {}), ...headers },
-      body: body === undefined ? undefined : body instanceof Uint8Array ? (body as unknown as BodyInit) : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    })
-    status = res.status
-    retryAfter = res.headers.has('retry-after')
-    etag = res.headers.get('etag')
-    const text = await res.text()
-    json = text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code
-    status = (error as Error).name === 'TimeoutError' ? 'timeout' : cause === 'ECONNREFUSED' ? 'refused' : 'reset'
-  } finally {
-    inFlight--
-  }
-  answers.push({ op, start, end: now(), status, retryAfter })
-  return { status, json, etag, ok: typeof status === 'number' && status < 300 }
-}
-
-interface User { id: string; email: string; token: string }
-const PASSWORD = 'chaos monkey password'
-const clients: User[] = []
-const workers: User[] = []
-const pick = <T>(list: T[]) => list[Math.floor(Math.random() * list.length)]!
-const HOME = { lat: 52.52, lon: 13.405 }
-const jitter = () => (Math.random() - 0.5) * 0.05
-
-/** What the API said it committed, to read back at the end. */
-const committedMessages: { id: string; to: User }[] = []
-const STEPS = ['REQUESTED', 'ACCEPTED', 'STARTED', 'COMPLETED', 'PAID'] as const
-interface Job { id?: string; client: User; worker: User; status?: (typeof STEPS)[number]; etag?: string; busy: boolean; stale: boolean; committed: string[] }
-const jobs: Job[] = []
-
-async function signUp(roles: string[], n: number) {
-  const email = `chaos.${roles[0]!.toLowerCase()}.${n}.${Date.now().toString(36)}@example.com`
-  const made = await call('setup', 'POST', '/signup', undefined, { email, password: PASSWORD, first_name: 'Chaos', last_name: `${roles[0]} ${n}`, roles })
-  if (!made.ok) throw new Error(`sign-up: ${made.status} ${JSON.stringify(made.json)}`)
-  const auth = await call('setup', 'POST', '/authorize', undefined, { email, password: PASSWORD })
-  return { id: made.json.id as string, email, token: auth.json.access_token as string }
-}
-
-async function setUp(pairs: number) {
-  const picture = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3a7' } }).png().toBuffer())
-  for (let i = 0; i < pairs; i++) {
-    clients.push(await signUp(['CLIENT'], i))
-    const worker = await signUp(['WORKER'], i)
-    const put = await call('setup', 'PUT', '/user/picture', worker.token, picture, { 'content-type': 'image/png' })
-    if (!put.ok) throw new Error(`picture: ${put.status} ${JSON.stringify(put.json)}`)
-    workers.push(worker)
-  }
-}
-
-/** The next step of one job: an offer, a move, or re-reading it after an answer that was not 2xx. */
-async function moveJob(job: Job) {
-  job.busy = true
-  try {
-    if (!job.id) {
-      const res = await call('job', 'POST', '/job', job.client.token, { worker_id: job.worker.id, title: 'Chaos repair', price: { amount: 5000, currency: 'EUR' } })
-      if (res.ok) Object.assign(job, { id: res.json.id, status: 'REQUESTED', etag: res.etag, committed: ['REQUESTED'] })
-      return
-    }
-    if (job.stale) {
-      const res = await call('job', 'GET', `/job/${job.id}`, job.client.token)
-      if (res.ok) Object.assign(job, { status: res.json.status, etag: res.etag, stale: false })
-      return
-    }
-    const next = STEPS[STEPS.indexOf(job.status!) + 1]!
-    const [who, to] = next === 'PAID' ? [job.client, 'PENDING_PAYMENT'] : [job.worker, next]
-    const res = await call('job', 'POST', `/job/${job.id}/status`, who.token, { status: to }, job.etag ? { 'if-match': job.etag } : {})
-    if (res.ok) {
-      job.status = res.json.status
-      job.etag = res.etag ?? undefined
-      job.committed.push(res.json.status)
-    } else job.stale = true
-  } finally {
-    job.busy = false
-  }
-}
-
-function oneRequest() {
-  const roll = Math.random() * 100
-  if (roll < 10) {
-    const user = pick([...clients, ...workers])
-    void call('sign-in', 'POST', '/authorize', undefined, { email: user.email, password: PASSWORD }).then((r) => {
-      if (r.ok) user.token = r.json.access_token
-    })
-  } else if (roll < 40) {
-    void call('search', 'GET', `/search?lat=${HOME.lat + jitter()}&lon=${HOME.lon + jitter()}&radius=10000&role=WORKER&limit=20`, pick(clients).token)
-  } else if (roll < 65) {
-    void call('location', 'POST', '/location', pick(workers).token, { lat: HOME.lat + jitter(), lon: HOME.lon + jitter(), ttl: 600 })
-  } else if (roll < 85) {
-    const from = pick(clients)
-    const to = pick(workers)
-    void call('send', 'POST', '/send', from.token, { to: to.id, text: `chaos ${Date.now()}` }).then((r) => {
-      if (r.status === 201) committedMessages.push({ id: r.json.id, to })
-    })
-  } else {
-    // Jobs under way move on; finished ones make room for new offers.
-    let job = jobs.find((j) => !j.busy && j.status !== 'PAID' && Math.random() < 0.3)
-    if (!job && jobs.filter((j) => j.status !== 'PAID').length < 40) {
-      job = { client: pick(clients), worker: pick(workers), busy: false, stale: false, committed: [] }
-      jobs.push(job)
-    }
-    if (job && !job.busy) void moveJob(job)
-  }
-}
-
+const market = new Marketplace(() => apiPort)
+const answers = market.answers
+type Answer = (typeof answers)[number]
+// Sign-ins, searches, location posts, sends; the remaining 15% move jobs from offer to PAID.
+const MIX = { signIn: 10, search: 30, location: 25, send: 20, inbox: 0 }
 let loadRunning = false
-async function runLoad() {
+const runLoad = () => {
   loadRunning = true
-  const interval = 1000 / RATE
-  let next = now()
-  while (loadRunning) {
-    // Open model: requests go out on schedule whatever the answers take (bounded, so a hang can't
-    // pile up without end).
-    if (inFlight < RATE * 20) oneRequest()
-    next += interval
-    const wait = next - now()
-    if (wait > 0) await sleep(wait)
-    else if (wait < -1000) next = now()
-  }
+  return market.run(MIX, RATE, () => loadRunning)
 }
 
 // --- faults and what they did --------------------------------------------------------------------
@@ -293,7 +162,8 @@ const FAULT_DO: Record<Fault, () => Promise<number>> = {
     return now()
   },
   'worker-kill': async () => {
-    const pid = pick(workerPids())
+    const pids = workerPids()
+    const pid = pids[Math.floor(Math.random() * pids.length)]!
     process.kill(pid, 'SIGKILL')
     return now()
   },
@@ -332,36 +202,6 @@ async function repeat(fault: Fault, reps: number) {
   return results
 }
 
-async function lost() {
-  // Every message said committed is in its recipient's inbox; every job move said committed is
-  // in its job's log; every job said PAID is PAID.
-  const seen = new Set<string>()
-  for (const worker of workers) {
-    let cursor: string | undefined
-    do {
-      const res = await call('check', 'GET', `/inbox?limit=100${cursor ? `&cursor=${cursor}` : ''}`, worker.token)
-      if (!res.ok) throw new Error(`inbox: ${res.status}`)
-      for (const m of res.json.items) seen.add(m.id)
-      cursor = res.json.next_cursor ?? undefined
-    } while (cursor)
-  }
-  const lostMessages = committedMessages.filter((m) => !seen.has(m.id)).length
-  let lostMoves = 0
-  let lostPayments = 0
-  let paid = 0
-  for (const job of jobs.filter((j) => j.id)) {
-    const res = await call('check', 'GET', `/job/${job.id}`, job.client.token)
-    if (!res.ok) throw new Error(`job: ${res.status}`)
-    const logged = new Set<string>(res.json.status_log.map((e: { status: string }) => e.status))
-    lostMoves += job.committed.filter((s) => !logged.has(s)).length
-    if (job.committed.includes('PAID')) {
-      paid++
-      if (res.json.status !== 'PAID') lostPayments++
-    }
-  }
-  return { messages: committedMessages.length, lostMessages, moves: jobs.reduce((n, j) => n + j.committed.length, 0), lostMoves, paid, lostPayments }
-}
-
 async function main() {
   log(`chaos: WORKERS=2 on a PostgreSQL and a redis-server of its own, ${RATE} requests/s; faults: ${chosen.map((f) => `${f} ×${repsOf(f)}`).join(', ')}`)
   execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' })
@@ -371,7 +211,7 @@ async function main() {
   pgCtl('start')
   await startRedis()
   await startApi()
-  await setUp(10)
+  await market.setUp(10)
   log(`PostgreSQL :${pgPort}, Redis :${redisPort}, API :${apiPort}; 10 clients, 10 workers`)
 
   const load = runLoad()
@@ -384,9 +224,9 @@ async function main() {
     loadRunning = false
     await load
   }
-  while (inFlight > 0) await sleep(100)
+  while (market.inFlight > 0) await sleep(100)
   await waitReady(30_000)
-  const loss = await lost()
+  const loss = await market.lost()
 
   log('\nfault            reps  answers not 2xx/3xx (all reps)                500s  503 w/o Retry-After  errors logged  longest wait  back to 90%: median / max')
   for (const [fault, reps] of report) {
