@@ -22,7 +22,7 @@
 // binaries (default /usr/lib/postgresql/15/bin); run as root, the cluster runs as `postgres`.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -241,6 +241,9 @@ async function main() {
   log(`\ncommitted and read back: ${loss.messages} messages (lost ${loss.lostMessages}), ${loss.moves} job moves (lost ${loss.lostMoves}), ${loss.paid} payments (lost ${loss.lostPayments})`)
   const total = answers.filter((a) => a.op !== 'setup' && a.op !== 'check').length
   log(`${total} requests in all; 'refused' and 'reset' are connections no process took (the service restarting), 'timeout' no answer within 15 s`)
+  const logFile = path.join(tmpdir(), `chaos-server-${Date.now()}.log`)
+  writeFileSync(logFile, serverLog)
+  log(`the service's log (warnings and errors, and what each start printed): ${logFile}`)
   const failed = loss.lostMessages + loss.lostMoves + loss.lostPayments > 0 || report.some(([, reps]) => reps.some((r) => r.statuses.has('500') || r.withoutRetryAfter > 0))
   process.exitCode = failed ? 1 : 0
 }

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module'
+import type { EventEmitter } from 'node:events'
 import PgBoss from 'pg-boss'
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely'
 import { UnavailableError } from '../../errors.js'
@@ -135,6 +137,28 @@ const sqlOf = (executor: Executor): PgBoss.Db => ({
   executeSql: async (text, values) => executor.executeQuery(CompiledQuery.raw(text, values ?? [])) as Promise<{ rows: any[] }>,
 })
 
+/**
+ * pg-boss 10's workers call complete() and fail() after a batch without awaiting them (pg-boss 12
+ * awaits them): with the database gone at that moment (a restart), the rejection would be
+ * unhandled and end the process. Those calls (three arguments; ours always pass the fourth,
+ * options) report to the queue's 'error' event instead; the tasks stay claimed and run again once
+ * their time is out. Patched once, on the class, before any queue is made.
+ */
+function reportUnawaitedCalls() {
+  const Manager = createRequire(import.meta.url)('pg-boss/src/manager.js') as { prototype: Record<string, (...args: unknown[]) => Promise<unknown>> }
+  for (const method of ['complete', 'fail']) {
+    const original = Manager.prototype[method]!
+    // Named as the original: pg-boss publishes a manager's methods on the instance by their names.
+    Manager.prototype[method] = {
+      [method](this: EventEmitter, ...args: unknown[]) {
+        const done = original.apply(this, args)
+        return args.length >= 4 ? done : done.catch((error: unknown) => void this.emit('error', error))
+      },
+    }[method]!
+  }
+}
+reportUnawaitedCalls()
+
 export async function openQueue(database: DatabaseHandle, settings: QueueSettings): Promise<Queue> {
   const boss = new PgBoss({
     db: { executeSql: database.executeSql },
@@ -212,7 +236,8 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       await handler()
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error)
-      await (boss.fail as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }).catch(onError)
+      // The fourth argument: a call of ours, whose failure is awaited (see reportUnawaitedCalls).
+      await (boss.fail as unknown as (...args: unknown[]) => Promise<unknown>)(name, ids, { message }, {}).catch(onError)
       onError(Object.assign(error instanceof Error ? error : new Error(message), { task: { name, ids, retry } }))
     }
   }
