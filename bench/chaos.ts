@@ -162,6 +162,9 @@ const FAULT_DO: Record<Fault, () => Promise<number>> = {
     return now()
   },
   'worker-kill': async () => {
+    // One worker at a time: the one forked after the last kill listens first (a slow start on a
+    // busy machine would otherwise make this a kill of both).
+    for (let i = 0; i < 600 && !workerPids().every((pid) => serverLog.includes(`worker ${pid} listening`)); i++) await sleep(100)
     const pids = workerPids()
     const pid = pids[Math.floor(Math.random() * pids.length)]!
     process.kill(pid, 'SIGKILL')

@@ -70,6 +70,7 @@ async function main() {
     cluster.on('listening', (worker) => {
       listened.add(worker.id)
       failedStarts = 0
+      console.log(`worker ${worker.process.pid} listening`)
     })
     cluster.on('exit', (worker, code) => {
       if (stopping) {
