@@ -126,7 +126,7 @@ describe.skipIf(skipReason)('the image', () => {
       const ready = await (await fetch(`http://127.0.0.1:${port}/ready`)).json()
       expect(ready).toMatchObject({ status: 'ready', database: 'postgres', live_store: 'redis' })
       expect(output).toContain('starting 2 workers')
-      expect(output.match(/worker \d+ listening/g)).toHaveLength(2)
+      await waitUntil(() => (output.match(/worker \d+ listening/g) ?? []).length === 2, 60_000)
 
       // The HEALTHCHECK, as the engine runs it in the container.
       const health = spawnSync('chroot', inContainer(config.Healthcheck!.Test.slice(1)), { timeout: 30_000 })
