@@ -132,14 +132,18 @@ export function createPaymentsStore(db: DB) {
       return row !== undefined
     },
 
-    /** Events to apply now, oldest first: not applied, not waiting for a retry, not given up. */
-    async dueEvents(now: Date, limit: number, maxAttempts: number): Promise<EventRow[]> {
+    /**
+     * Events to apply now, oldest first: not applied, not waiting for a retry, not given up.
+     * Retries are timed by the database's clock, as the task queue's are (operations, not the
+     * app's business time).
+     */
+    async dueEvents(limit: number, maxAttempts: number): Promise<EventRow[]> {
       return db
         .selectFrom('payment_events')
         .select(['id', 'type', 'payload', 'attempts'])
         .where('applied_at', 'is', null)
         .where('attempts', '<', maxAttempts)
-        .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+        .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', sql<Date>`now()`)]))
         .orderBy('received_at')
         .orderBy('id')
         .limit(limit)
@@ -157,9 +161,14 @@ export function createPaymentsStore(db: DB) {
       if (ids.length > 0) await trx.updateTable('payment_events').set({ applied_at: at, next_attempt_at: null }).where('id', 'in', ids).where('applied_at', 'is', null).execute()
     },
 
-    /** An attempt failed: when to try again (null: never), and why. */
-    async failEvent(id: string, attempts: number, nextAt: Date | null, error: string): Promise<void> {
-      await db.updateTable('payment_events').set({ attempts, next_attempt_at: nextAt, last_error: error }).where('id', '=', id).where('applied_at', 'is', null).execute()
+    /** An attempt failed: how long before it is tried again (null: never), and why. */
+    async failEvent(id: string, attempts: number, retryInMs: number | null, error: string): Promise<void> {
+      await db
+        .updateTable('payment_events')
+        .set({ attempts, next_attempt_at: retryInMs === null ? null : sql<Date>`now() + make_interval(secs => ${retryInMs / 1000})`, last_error: error })
+        .where('id', '=', id)
+        .where('applied_at', 'is', null)
+        .execute()
     },
 
     async idempotent(userId: string, key: string): Promise<IdempotentRow | undefined> {

@@ -92,6 +92,7 @@ export function createWebhooks(
 
   /** Applies events in one transaction (each re-read object once); answers the ids applied. */
   async function applyTogether(rows: EventRow[], fresh: Map<string, Fresh>): Promise<string[]> {
+    if (rows.length === 0) return []
     return inTransaction(async (tx) => {
       const claimed = new Set(await store.claimEvents(tx.trx, rows.map((r) => r.id)))
       const done = new Set<string>()
@@ -122,14 +123,16 @@ export function createWebhooks(
     const attempts = row.attempts + 1
     const last = attempts >= MAX_ATTEMPTS
     const message = error instanceof Error ? error.message : String(error)
-    await store.failEvent(row.id, attempts, last ? null : new Date(clock.now().getTime() + backoffMs(attempts)), message.slice(0, 1000))
+    await store.failEvent(row.id, attempts, last ? null : backoffMs(attempts), message.slice(0, 1000))
+    // Woken again when it is due (the sweep would, later).
+    if (!last) setTimeout(() => void wake(), backoffMs(attempts) + 10).unref()
     if (last) log.error({ err: error, event_id: row.id, type: row.type }, 'a payment event failed for good; it stays unapplied')
     else log.warn({ err: error, event_id: row.id, type: row.type, attempts }, 'a payment event failed; it will be tried again')
   }
 
   /** One batch of the events due: answers how many were taken. */
   async function applyBatch(): Promise<number> {
-    const rows = await store.dueEvents(clock.now(), BATCH, MAX_ATTEMPTS)
+    const rows = await store.dueEvents(BATCH, MAX_ATTEMPTS)
     if (rows.length === 0) return 0
     const { fresh, failed: unread } = await prepare(rows)
     const ready = rows.filter((r) => !unread.has(r.id))
