@@ -522,3 +522,23 @@ describe('PAYMENTS=local across a restart', () => {
     }
   }, 120_000)
 })
+
+describe('a job scheduled past any card hold', () => {
+  // Last in the file: it moves the shared clock by weeks.
+  it('is paid at auto-approval 28 days after the offer: the money was charged, not held on the card', async () => {
+    const c = await client()
+    const w = await worker()
+    const res = await offer(c, w, 'pm_card_visa', { scheduled_at: new Date(clock.now().getTime() + 20 * 24 * HOUR).toISOString() })
+    expect(res.statusCode, res.body).toBe(201)
+    const job = res.json()
+    await moveOk(w, job.id, 'ACCEPTED')
+    clock.advance(20 * 24 * HOUR)
+    await moveOk(w, job.id, 'STARTED')
+    await moveOk(w, job.id, 'COMPLETED')
+    clock.advance(8 * 24 * HOUR)
+    await t.app.jobs.runDueWork()
+    await waitUntil(async () => (await getJob(c, job.id)).status === 'PAID')
+    expect((await getJob(c, job.id)).payment).toMatchObject({ status: 'paid_out' })
+    expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(2250)
+  })
+})

@@ -139,6 +139,10 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_request, body, done) => done(null, body))
     scope.post('/webhooks/stripe', {
+      // Not limited per address: Stripe sends bursts from a few addresses (a limit would refuse
+      // Stripe itself, whose retries come hours later), and what this route does before the
+      // signature holds is one HMAC, with no write.
+      config: { rateLimit: false },
       schema: {
         tags,
         operationId: 'receiveStripeWebhook',
