@@ -121,15 +121,19 @@ export function createPaymentsStore(db: DB) {
       return rows.map((r) => r.id)
     },
 
-    /** Records a provider event once (one statement): false when its id was recorded before. */
-    async insertEvent(trx: Db, event: { id: string; type: string; payload: unknown }, at: Date): Promise<boolean> {
-      const row = await trx
+    /**
+     * Records provider events, each once, in one statement: answers the ids it inserted (an id
+     * recorded before is left as it was). `payload` is the event's JSON text.
+     */
+    async insertEvents(trx: Db, events: { id: string; type: string; payload: string }[], at: Date): Promise<string[]> {
+      if (events.length === 0) return []
+      const rows = await trx
         .insertInto('payment_events')
-        .values({ id: event.id, type: event.type, payload: JSON.stringify(event.payload), received_at: at, applied_at: null, next_attempt_at: null, last_error: null })
+        .values(events.map((e) => ({ id: e.id, type: e.type, payload: e.payload, received_at: at, applied_at: null, next_attempt_at: null, last_error: null })))
         .onConflict((oc) => oc.column('id').doNothing())
         .returning('id')
-        .executeTakeFirst()
-      return row !== undefined
+        .execute()
+      return rows.map((r) => r.id)
     },
 
     /**

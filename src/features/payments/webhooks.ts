@@ -176,12 +176,58 @@ export function createWebhooks(
     return running
   }
 
-  /** Records an event once and wakes the applier; answers whether it was seen before. */
-  async function receiveEvent(event: ProviderEvent): Promise<{ duplicate: boolean }> {
-    const inserted = await store.insertEvent(deps.db, { id: event.id, type: event.type, payload: event }, clock.now())
-    if (inserted) void wake()
-    return { duplicate: !inserted }
+  /**
+   * Receipts waiting for the next insert. Webhooks that arrive while an insert is under way share
+   * the next one (one statement, one commit, for all of them): each is answered once its row is
+   * committed, as new or as a duplicate. Alone, an event is inserted at once.
+   */
+  let waiting: { id: string; type: string; payload: string; done: (duplicate: boolean) => void; failed: (error: unknown) => void }[] = []
+  let inserting = false
+  async function insertWaiting(): Promise<void> {
+    if (inserting) return
+    inserting = true
+    try {
+      while (waiting.length > 0) {
+        const group = waiting
+        waiting = []
+        // One row an id (the same event twice in a group: the second is its duplicate).
+        const first = new Map<string, (typeof group)[number]>()
+        for (const receipt of group) if (!first.has(receipt.id)) first.set(receipt.id, receipt)
+        const insert = async (rows: typeof group) => {
+          const inserted = new Set(await store.insertEvents(deps.db, rows, clock.now()))
+          if (inserted.size > 0) void wake()
+          return inserted
+        }
+        try {
+          const inserted = await insert([...first.values()])
+          for (const receipt of group) receipt.done(!(inserted.has(receipt.id) && first.get(receipt.id) === receipt))
+        } catch (error) {
+          // One row the database refused must not fail the others: each on its own.
+          for (const row of first.values()) {
+            const same = group.filter((r) => r.id === row.id)
+            try {
+              const inserted = first.size === 1 ? Promise.reject(error) : insert([row])
+              const isNew = (await inserted).has(row.id)
+              for (const receipt of same) receipt.done(!(isNew && receipt === row))
+            } catch (alone) {
+              for (const receipt of same) receipt.failed(alone)
+            }
+          }
+        }
+      }
+    } finally {
+      inserting = false
+    }
   }
+
+  /** Records an event once and wakes the applier; answers whether it was seen before. */
+  function record(event: { id: string; type: string }, payload: string): Promise<{ duplicate: boolean }> {
+    return new Promise((resolve, reject) => {
+      waiting.push({ id: event.id, type: event.type, payload, done: (duplicate) => resolve({ duplicate }), failed: reject })
+      void insertWaiting()
+    })
+  }
+  const receiveEvent = (event: ProviderEvent) => record(event, JSON.stringify(event))
 
   let stopResumes: StopHandling | undefined
 
@@ -197,7 +243,8 @@ export function createWebhooks(
         if (error instanceof WebhookSignatureError) throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
         throw error
       }
-      return receiveEvent(event)
+      // The body as it came is the event's JSON: kept as is.
+      return record(event, rawBody.toString('utf8'))
     },
 
     /** Applies what is due now, until nothing is (tests, and the sweep). */
