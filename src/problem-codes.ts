@@ -136,6 +136,8 @@ export const PROBLEM_CODES = {
   currency_not_supported: 'The worker\'s payout account does not take this currency',
   refund_too_large: 'A refund can\'t be more than what was charged and not yet refunded',
   nothing_to_refund: 'The job\'s payment has nothing charged that could be refunded',
+  no_open_dispute: 'The job\'s payment has no open dispute waiting for evidence',
+  dispute_not_open: 'The payment provider did not take the evidence: the dispute is closed, or under review already',
   payment_provider_unavailable: 'The payment provider did not answer: retry (the same step never moves money twice)',
   idempotency_key_in_use: 'A request with this Idempotency-Key is still being handled: retry in a moment',
   idempotency_key_mismatch: 'This Idempotency-Key went with a different request (another body or route) within the last 24 hours',

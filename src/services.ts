@@ -3,7 +3,7 @@ import type { Config } from './config.js'
 import { systemClock, type Clock } from './platform/clock.js'
 import type { Platform } from './platform/index.js'
 import { localFirstCounters, type LocalFirstCounters } from './platform/live/local-first-counters.js'
-import { createLocalPaymentProvider, createStripePaymentProvider, type PaymentProvider } from './platform/payments/index.js'
+import { createLocalPaymentProvider, createStripePaymentProvider, type LocalPaymentProvider, type PaymentProvider } from './platform/payments/index.js'
 import { createPaymentsService, createPaymentsStore } from './features/payments/index.js'
 import { createAccountsService, createAccountsStore } from './features/accounts/index.js'
 import { createBlocksService, createBlocksStore } from './features/blocks/index.js'
@@ -164,12 +164,15 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Payments: escrow through the provider (Stripe Connect's separate charges and transfers).
     const provider = options.payments ?? paymentProviderOf(config)
+    // The local provider keeps its state (Stripe's test mode, embedded) in the app's database.
+    if ('useDatabase' in provider && typeof provider.useDatabase === 'function') (provider as LocalPaymentProvider).useDatabase(db)
     const payments = createPaymentsService({
       db,
       store: createPaymentsStore(db),
       provider,
       clock,
       queue: platform.queue,
+      events: platform.live.events,
       messages: { insert: insertMessages, publish: messaging.publishCreated },
       isAdmin: async (userId) => (await accounts.byIds([userId])).get(userId)?.roles.includes('ADMIN') ?? false,
       audit,
@@ -201,6 +204,7 @@ export async function createServices(config: Config, platform: Platform, options
       checkCategory: (id, field) => categories.checkOffered([id], field),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
+    payments.payoutWith((jobId) => jobs.payOrFail(jobId))
     await jobs.start(config.jobSweepInterval * 1000)
     started.push({ name: 'jobs', close: () => jobs.stop() })
 

@@ -382,6 +382,14 @@ const ID_TARGETS: Record<string, IdTarget> = {
     },
     expect: { owner: [403], other: [403], admin: [200], none: [401] },
   },
+  'POST /admin/jobs/{id}/dispute path:id': {
+    // A job whose payment is not disputed: only an admin gets as far as being told so.
+    make: async (owner) => {
+      const id = (await offer(owner, await worker())).id
+      return { params: { id }, body: { evidence: 'winning_evidence' }, intact: async () => expect(await balanceOf(t.app.platform.database.db, escrowAccount(id), 'EUR')).toBe(4000) }
+    },
+    expect: { owner: [403], other: [403], admin: [409], none: [401] },
+  },
   'POST /payments/local/authenticate/{id} path:id': {
     // The local provider's 3-D Secure page: the intent's client_secret, not a session, is what opens it.
     make: async () => ({ params: { id: 'pi_nosuch' }, query: { client_secret: 'pi_nosuch_secret_forged' } }),

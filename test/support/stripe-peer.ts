@@ -48,6 +48,12 @@ export interface StripePeer {
   /** The account finishes onboarding. */
   enableAccount(accountId: string): Record<string, unknown>
   intent(intentId: string): Record<string, unknown>
+  /** A dispute opened on an intent's charge (as Stripe does for pm_card_createDispute), in Stripe's shape. */
+  openDispute(intentId: string): Record<string, unknown>
+  /** The dispute closed with `status` (won, lost): the object of its charge.dispute.closed event. */
+  closeDispute(disputeId: string, status: 'won' | 'lost'): Record<string, unknown>
+  /** Evidence submitted for each dispute. */
+  evidence: Map<string, string>
   /** An event of `type` about `object`, with its JSON body and a valid signature (or one made at `timestamp`). */
   event(type: string, object: Record<string, unknown>, timestamp?: number): { id: string; payload: string; signature: string }
   sign(payload: string, timestamp?: number): string
@@ -60,6 +66,8 @@ export async function startStripePeer(): Promise<StripePeer> {
   const intents = new Map<string, Record<string, unknown>>()
   const accounts = new Map<string, Record<string, unknown>>()
   const transfers = new Map<string, Record<string, unknown>>()
+  const disputes = new Map<string, Record<string, unknown>>()
+  const evidence = new Map<string, string>()
   const byKey = new Map<string, { status: number; body: string }>()
   const delays = new Map<string, number>()
   const calls: StripePeer['calls'] = []
@@ -143,6 +151,15 @@ export async function startStripePeer(): Promise<StripePeer> {
       const account = accounts.get(resourceId)
       return account ? { status: 200, body: account } : { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such account' } } }
     }
+    if (method === 'POST' && resource === 'disputes' && resourceId) {
+      const dispute = disputes.get(resourceId)
+      if (!dispute) return { status: 404, body: { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such dispute' } } }
+      if (!['needs_response', 'warning_needs_response'].includes(String(dispute.status))) return { status: 400, body: { error: { type: 'invalid_request_error', message: 'This dispute is already closed' } } }
+      const text = String((params.evidence as Record<string, unknown> | undefined)?.uncategorized_text ?? '')
+      evidence.set(resourceId, text)
+      Object.assign(dispute, { status: 'under_review', evidence: { ...(dispute.evidence as object), uncategorized_text: text }, evidence_details: { ...(dispute.evidence_details as object), has_evidence: true, submission_count: 1 } })
+      return { status: 200, body: dispute }
+    }
     if (method === 'POST' && resource === 'account_links') {
       return { status: 200, body: { ...fixture('account_link'), url: `https://connect.stripe.com/setup/e/${String(params.account)}/${randomBytes(6).toString('hex')}`, created: now(), expires_at: now() + 300 } }
     }
@@ -201,6 +218,18 @@ export async function startStripePeer(): Promise<StripePeer> {
       return account
     },
     intent: (intentId) => intents.get(intentId)!,
+    openDispute(intentId) {
+      const pi = intents.get(intentId)!
+      const dispute = { ...fixture('dispute'), id: id('dp'), amount: pi.amount, currency: pi.currency, charge: pi.latest_charge, payment_intent: intentId, reason: 'fraudulent', status: 'needs_response', created: now() }
+      disputes.set(dispute.id, dispute)
+      return structuredClone(dispute)
+    },
+    closeDispute(disputeId, status) {
+      const dispute = disputes.get(disputeId)!
+      dispute.status = status
+      return structuredClone(dispute)
+    },
+    evidence,
     event(type, object, timestamp) {
       const event = { ...fixture('event'), id: id('evt'), type, created: now(), data: { object: structuredClone(object) }, livemode: false, pending_webhooks: 1 }
       const payload = JSON.stringify(event)

@@ -81,6 +81,7 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
     payment_refunded: 0,
     payment_transfer_id: null,
     payment_disputed: false,
+    payment_dispute_id: null,
     version: 1,
     created_at: now,
     updated_at: now,

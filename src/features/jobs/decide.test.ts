@@ -67,6 +67,7 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     payment_refunded: 0,
     payment_transfer_id: null,
     payment_disputed: false,
+    payment_dispute_id: null,
     version: 3,
     created_at: at(-DAY),
     updated_at: at(-DAY),

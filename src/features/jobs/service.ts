@@ -260,6 +260,9 @@ export function createJobsService(deps: JobsDeps) {
     /** The payment provider confirmed a job's payment (the local provider at once; others by webhook). */
     confirmPayment: payment.confirmPayment,
 
+    /** Pays a PENDING_PAYMENT job's worker now (a payout a won dispute let go); throws until it is paid, for a task to retry. */
+    payOrFail: payment.payOrFail,
+
     /**
      * Does the time-driven work due at `now`: expiries, reminders, auto-approvals, payment retries.
      * Each job is claimed with FOR UPDATE SKIP LOCKED in its own transaction, so any number of

@@ -47,6 +47,8 @@ interface JobsTable {
   payment_refunded: number
   payment_transfer_id: string | null
   payment_disputed: boolean
+  /** The dispute opened on the payment (its provider id), which an admin answers with evidence. */
+  payment_dispute_id: string | null
   version: number
   created_at: Date
   updated_at: Date

@@ -2,7 +2,7 @@ import type { JobView } from './schemas.js'
 import type { JobRow, StatusLogRow } from './store.js'
 
 /** The job's escrow as both its users see it (what only the client sees is added by withClientSecret). */
-function paymentOf(row: JobRow): JobView['payment'] {
+export function paymentOf(row: Pick<JobRow, 'payment_status' | 'price_amount' | 'price_currency' | 'payment_fee' | 'payment_refunded' | 'payment_failure_code' | 'payment_decline_code'>): JobView['payment'] {
   if (row.payment_status === null || row.price_amount === null || row.price_currency === null) return null
   return {
     status: row.payment_status,

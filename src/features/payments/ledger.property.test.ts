@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { checkBalanced, escrowAccount, FEES_ACCOUNT, payableAccount, cardAccount, type Entry } from '../../platform/payments/ledger.js'
-import { chargeEntries, disputeEntries, feeOf, refundEntries, transferEntries, type PaymentFacts } from './movements.js'
+import { checkBalanced, DISPUTES_ACCOUNT, escrowAccount, FEES_ACCOUNT, payableAccount, cardAccount, type Entry } from '../../platform/payments/ledger.js'
+import { chargeEntries, disputeEntries, disputeLostEntries, disputeWonEntries, feeOf, refundEntries, transferEntries, type PaymentFacts } from './movements.js'
 
 // The ledger's invariants as properties: random sequences of charges, transfers, refunds (with
-// their reversals) and disputes on a few jobs, applied as the service applies them (a step that
+// their reversals) and disputes (opened, then won or lost) on a few jobs, applied as the service applies them (a step that
 // breaks a rule is refused and changes nothing), keep every movement summing to zero, never
 // refund more than was charged, never pay a worker twice, and leave balances equal to the sum of
 // the entries, with the money of each job accounted for.
@@ -14,6 +14,8 @@ type Step =
   | { kind: 'transfer'; job: number }
   | { kind: 'refund'; job: number; amount: number }
   | { kind: 'dispute'; job: number }
+  | { kind: 'won'; job: number }
+  | { kind: 'lost'; job: number }
 
 const JOBS = 3
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -21,6 +23,8 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('transfer' as const), job: fc.nat(JOBS - 1) }),
   fc.record({ kind: fc.constant('refund' as const), job: fc.nat(JOBS - 1), amount: fc.integer({ min: 1, max: 1_000_000 }) }),
   fc.record({ kind: fc.constant('dispute' as const), job: fc.nat(JOBS - 1) }),
+  fc.record({ kind: fc.constant('won' as const), job: fc.nat(JOBS - 1) }),
+  fc.record({ kind: fc.constant('lost' as const), job: fc.nat(JOBS - 1) }),
 )
 
 describe('the ledger', () => {
@@ -30,6 +34,8 @@ describe('the ledger', () => {
         const jobs: PaymentFacts[] = Array.from({ length: JOBS }, (_, i) => ({
           jobId: `job${i}`, clientId: `client${i % 2}`, workerId: `worker${i % 2}`, charged: 0, refunded: 0, fee: 0, transferred: false, disputed: false,
         }))
+        // A payment's one dispute: open, then closed once (the service keeps its id).
+        const dispute: ('none' | 'open' | 'won' | 'lost')[] = jobs.map(() => 'none')
         const entries: Entry[] = []
         let transfers = 0
         const apply = (movement: Entry[]) => {
@@ -55,8 +61,23 @@ describe('the ledger', () => {
                 job.refunded += s.amount
                 break
               case 'dispute':
+                if (dispute[s.job] !== 'none') throw new Error('a payment is disputed once')
                 apply(disputeEntries(job))
                 job.disputed = true
+                dispute[s.job] = 'open'
+                break
+              case 'won':
+                if (dispute[s.job] !== 'open') throw new Error('no open dispute')
+                apply(disputeWonEntries(job))
+                job.disputed = false
+                dispute[s.job] = 'won'
+                break
+              case 'lost':
+                if (dispute[s.job] !== 'open') throw new Error('no open dispute')
+                apply(disputeLostEntries(job).entries)
+                // The chargeback stands: all of it counts as refunded, and the payment stays disputed.
+                job.refunded = job.charged
+                dispute[s.job] = 'lost'
                 break
             }
           } catch (error) {
@@ -80,6 +101,9 @@ describe('the ledger', () => {
         }
         for (const worker of ['worker0', 'worker1']) expect(balance(payableAccount(worker))).toBeGreaterThanOrEqual(0)
         expect(balance(FEES_ACCOUNT)).toBeGreaterThanOrEqual(0)
+        // The platform is out of pocket only for open disputes of payments it had paid out; a closed one, won or lost, squares it.
+        const openPaidOut = jobs.reduce((sum, j, i) => sum + (dispute[i] === 'open' && j.transferred ? j.charged - j.refunded : 0), 0)
+        expect(balance(DISPUTES_ACCOUNT) + openPaidOut).toBe(0)
         // The clients' cards got back exactly what was refunded or disputed.
         const paid = jobs.reduce((sum, j) => sum + j.charged, 0)
         const returned = jobs.reduce((sum, j) => sum + j.refunded + (j.disputed ? j.charged - j.refunded : 0), 0)

@@ -91,3 +91,39 @@ export function disputeEntries(f: PaymentFacts): Entry[] {
     { account: cardAccount(f.clientId), amount },
   ]
 }
+
+/**
+ * A dispute won: what the chargeback took comes back, to escrow (the payout was held) or to the
+ * platform, which had paid the worker already and made good the chargeback.
+ */
+export function disputeWonEntries(f: PaymentFacts): Entry[] {
+  if (!f.disputed) throw new Error('the payment is not disputed')
+  const amount = f.charged - f.refunded
+  if (amount <= 0) return []
+  return [
+    { account: f.transferred ? DISPUTES_ACCOUNT : escrowAccount(f.jobId), amount },
+    { account: cardAccount(f.clientId), amount: -amount },
+  ]
+}
+
+/**
+ * A dispute lost: the chargeback stands, a refund to the client in effect. Before the payout the
+ * money left escrow with the chargeback and nothing more moves; after it, the worker's transfer
+ * and the fee are reversed in proportion, as for a refund, making good what the platform lost.
+ */
+export function disputeLostEntries(f: PaymentFacts): { entries: Entry[]; fromWorker: number; fromFees: number } {
+  if (!f.disputed) throw new Error('the payment is not disputed')
+  const amount = f.charged - f.refunded
+  if (!f.transferred || amount <= 0) return { entries: [], fromWorker: 0, fromFees: 0 }
+  const fromFees = feeShare(f, amount)
+  const fromWorker = amount - fromFees
+  return {
+    entries: [
+      { account: payableAccount(f.workerId), amount: -fromWorker },
+      { account: FEES_ACCOUNT, amount: -fromFees },
+      { account: DISPUTES_ACCOUNT, amount },
+    ],
+    fromWorker,
+    fromFees,
+  }
+}

@@ -1,8 +1,11 @@
 import type { InjectOptions } from 'fastify'
 import sharp from 'sharp'
 import Stripe from 'stripe'
+import { WebSocket } from 'ws'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { buildApp } from '../../app.js'
+import { mailsTo, newUser, problem, signIn, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { openTestPlatform, testConfig } from '../../../test/support/backends.js'
 import { waitUntil } from '../../../test/support/wait.js'
 import { manualClock } from '../../platform/clock.js'
 import { balanceOf, cardAccount, escrowAccount, FEES_ACCOUNT, payableAccount } from '../../platform/payments/ledger.js'
@@ -105,6 +108,8 @@ describe('a priced offer holds the money before the worker commits', () => {
     expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(2250)
     expect((await inject({ url: '/payments/balance', headers: w.auth })).json()).toEqual({ balances: [{ currency: 'EUR', pending: 0, available: 2250 }] })
     expect(await texts(c, job.id)).toContain('Receipt: you paid €25.00 for "Fix the tap", of which €2.50 is the platform\'s fee and €22.50 goes to the worker. Thank you!')
+    // The receipt is mailed too (a payment event: email is on by default), through the mail outbox.
+    await waitUntil(async () => (await mailsTo(t.app, c.email)).some((m) => m.text?.includes('Receipt: you paid €25.00')))
 
     const asClient = (await inject({ url: '/payments', headers: c.auth })).json()
     expect(asClient.items).toEqual([expect.objectContaining({ job_id: job.id, role: 'client', status: 'paid_out', amount: 2500, fee: 250 })])
@@ -294,16 +299,103 @@ describe('refunds', () => {
 })
 
 describe('disputes', () => {
-  it('marks pm_card_createDispute disputed after the charge, holds the payout, and tells both parties and the admins', async () => {
+  const disputed = async () => {
     const c = await client()
     const w = await worker()
     const job = await offered(c, w, 'pm_card_createDispute')
     await waitUntil(async () => (await getJob(c, job.id)).payment.status === 'disputed')
+    return { c, w, job }
+  }
+  const answer = (user: SignedIn, jobId: string, evidence: string) => inject({ method: 'POST', url: `/admin/jobs/${jobId}/dispute`, headers: user.auth, payload: { evidence } })
+
+  it('marks pm_card_createDispute disputed after the charge, holds the payout, and tells both parties and the admins', async () => {
+    const { c, w, job } = await disputed()
     expect(problem(await move(w, job.id, 'ACCEPTED'), 409).code).toBe('payment_not_held')
     expect(await texts(c, job.id)).toContain('Your bank disputed the payment of €25.00 for "Fix the tap". We hold it until the dispute is settled.')
     expect(await texts(w, job.id)).toContain('The client\'s bank disputed the payment of €25.00 for "Fix the tap": the payout is held until the dispute is settled.')
     expect((await texts(admin, job.id)).some((text) => text.startsWith('Dispute:'))).toBe(true)
     expect(await balanceOf(db(), escrowAccount(job.id), 'EUR')).toBe(0)
+    expect(problem(await inject({ method: 'POST', url: `/admin/jobs/${job.id}/refund`, headers: admin.auth, payload: { reason: 'no' } }), 409).code).toBe('nothing_to_refund')
+  })
+
+  it('won (winning_evidence): the money is held again and the worker goes on to be paid', async () => {
+    const { c, w, job } = await disputed()
+    expect(problem(await answer(c, job.id, 'winning_evidence'), 403).code).toBe('not_an_admin')
+    const res = await answer(admin, job.id, 'winning_evidence')
+    expect(res.statusCode, res.body).toBe(200)
+    expect(res.json()).toMatchObject({ job_id: job.id, dispute_status: 'won' })
+    await waitUntil(async () => (await getJob(c, job.id)).payment.status === 'held')
+    expect(await balanceOf(db(), escrowAccount(job.id), 'EUR')).toBe(2500)
+    expect(await balanceOf(db(), cardAccount(c.id), 'EUR')).toBe(-2500)
+    expect(await texts(w, job.id)).toContain('The client\'s dispute of the payment of €25.00 for "Fix the tap" was decided in your favour: your payout is no longer held.')
+    expect(problem(await answer(admin, job.id, 'winning_evidence'), 409).code).toBe('no_open_dispute')
+    await moveOk(w, job.id, 'ACCEPTED')
+    await moveOk(w, job.id, 'STARTED')
+    await moveOk(w, job.id, 'COMPLETED')
+    expect((await moveOk(c, job.id, 'PENDING_PAYMENT')).payment.status).toBe('paid_out')
+    expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(2250)
+    const audited = (await inject({ url: `/admin/audit?target_id=${job.id}&action=payment.dispute_evidence`, headers: admin.auth })).json().items
+    expect(audited).toEqual([expect.objectContaining({ actor_id: admin.id, reason: 'winning_evidence' })])
+  })
+
+  it('lost (losing_evidence): the chargeback stands as a refund, nothing is paid out of it', async () => {
+    const { c, w, job } = await disputed()
+    expect((await answer(admin, job.id, 'losing_evidence')).json()).toMatchObject({ dispute_status: 'lost' })
+    await waitUntil(async () => (await getJob(c, job.id)).payment.status === 'refunded')
+    expect((await getJob(c, job.id)).payment).toMatchObject({ status: 'refunded', refunded: 2500 })
+    expect(await balanceOf(db(), escrowAccount(job.id), 'EUR')).toBe(0)
+    expect(await balanceOf(db(), cardAccount(c.id), 'EUR')).toBe(0)
+    expect(await texts(c, job.id)).toContain('The dispute of your payment of €25.00 for "Fix the tap" was decided in your favour: the money stays refunded to your card.')
+    expect(problem(await move(w, job.id, 'ACCEPTED'), 409).code).toBe('payment_not_held')
+    expect(problem(await inject({ method: 'POST', url: `/admin/jobs/${job.id}/refund`, headers: admin.auth, payload: { reason: 'again' } }), 409).code).toBe('nothing_to_refund')
+    const kinds = (await db().selectFrom('ledger_transactions').select('key').where('job_id', '=', job.id).orderBy('id').execute()).map((r) => r.key.replace(/dp_local[0-9a-f]+/, 'dp'))
+    expect(kinds).toEqual([`job:${job.id}:charge`, 'dispute:dp', 'dispute:dp:lost'])
+  })
+})
+
+describe('receipts', () => {
+  it('mails no receipt to a client who turned payment emails off; the receipt message stays in the inbox', async () => {
+    const c = await client()
+    expect((await inject({ method: 'PUT', url: '/user/notifications', headers: c.auth, payload: { events: { payment: { email: false } } } })).statusCode).toBe(200)
+    const w = await worker()
+    const job = await offered(c, w)
+    await moveOk(w, job.id, 'ACCEPTED')
+    await moveOk(w, job.id, 'STARTED')
+    await moveOk(w, job.id, 'COMPLETED')
+    expect((await moveOk(c, job.id, 'PENDING_PAYMENT')).status).toBe('PAID')
+    expect((await texts(c, job.id)).some((text) => text.startsWith('Receipt: you paid €25.00'))).toBe(true)
+    // The worker's mail of the same move goes out; the client's receipt does not.
+    await waitUntil(async () => (await mailsTo(t.app, w.email)).some((m) => m.text?.includes('You were paid €22.50')))
+    await new Promise((r) => setTimeout(r, 500))
+    expect((await mailsTo(t.app, c.email, { atLeast: 0 })).filter((m) => m.text?.includes('Receipt'))).toEqual([])
+  })
+})
+
+describe('live payment changes', () => {
+  it('pushes a payment change without a job move to both parties over /ws (payment.updated)', async () => {
+    const address = await t.app.listen({ port: 0, host: '127.0.0.1' })
+    const c = await client()
+    const w = await worker()
+    const received: { who: string; type: string; data: { job_id?: string; payment?: { status: string } } }[] = []
+    const open = (user: SignedIn, who: string) => new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(`${address.replace('http', 'ws')}/ws`, { headers: user.auth })
+      ws.on('message', (data) => received.push({ who, ...JSON.parse(String(data)) }))
+      ws.once('open', () => resolve(ws))
+      ws.once('error', reject)
+    })
+    const sockets = [await open(c, 'client'), await open(w, 'worker')]
+    try {
+      const job = await offered(c, w, 'pm_card_authenticationRequired')
+      const url = new URL(job.payment.next_action.redirect_to_url.url, 'http://localhost')
+      expect((await inject({ method: 'POST', url: `${url.pathname}${url.search}` })).statusCode).toBe(200)
+      const held = (who: string) => received.some((e) => e.who === who && e.type === 'payment.updated' && e.data.job_id === job.id && e.data.payment?.status === 'held')
+      await waitUntil(() => held('client') && held('worker'))
+      // The client secret is never pushed (the worker's socket gets the same event).
+      expect(JSON.stringify(received.filter((e) => e.type === 'payment.updated'))).not.toContain('_secret_')
+      expect((await getJob(w, job.id)).status).toBe('REQUESTED')
+    } finally {
+      for (const ws of sockets) ws.close()
+    }
   })
 })
 
@@ -377,5 +469,76 @@ describe('POST /webhooks/stripe', () => {
     const stale = event(`evt_stale_${Date.now()}`)
     expect(problem(await post(stale, signed(stale, Math.floor(Date.now() / 1000) - 301)), 400).code).toBe('invalid_signature')
     expect(problem(await post(stale, 'nonsense'), 400).code).toBe('invalid_signature')
+  })
+})
+
+describe('PAYMENTS=local across a restart', () => {
+  it('keeps its intents, accounts and transfers in the database: what began before a restart finishes after it', async () => {
+    const platform = await openTestPlatform(testConfig({ JOB_SWEEP_INTERVAL: '0', PLATFORM_FEE_BPS: '1000' }))
+    let app = await buildApp(platform.config, platform)
+    try {
+      const c = await newUser(app, { roles: ['CLIENT'], first_name: 'Rita' })
+      const w = await newUser(app, { roles: ['WORKER'], first_name: 'Remo' })
+      expect((await app.inject({ method: 'PUT', url: '/user/picture', headers: { ...w.auth, 'content-type': 'image/jpeg' }, payload: picture })).statusCode).toBe(200)
+      const account = (await app.inject({ method: 'POST', url: '/payments/account', headers: w.auth })).json()
+      const offer = await app.inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w.id, title: 'Fix the tap', price: { amount: 2500, currency: 'EUR' }, payment_method: 'pm_card_authenticationRequired' } })
+      expect(offer.statusCode, offer.body).toBe(201)
+      const job = offer.json()
+      expect(job.payment.status).toBe('requires_action')
+
+      // A restart: a new app, a new local provider; only the database stays.
+      await app.close()
+      app = await buildApp(platform.config, platform)
+      const url = new URL(job.payment.next_action.redirect_to_url.url, 'http://localhost')
+      expect((await app.inject({ method: 'POST', url: `${url.pathname}${url.search}` })).statusCode).toBe(200)
+      expect((await app.inject({ url: new URL(account.onboarding_url, 'http://localhost').pathname })).statusCode).toBe(200)
+      await waitUntil(async () => (await app.inject({ url: `/job/${job.id}`, headers: c.auth })).json().payment.status === 'held')
+      expect((await app.inject({ url: '/payments/account', headers: w.auth })).json()).toMatchObject({ account_id: account.account_id, payouts_enabled: true })
+      const step = async (user: SignedIn, status: string) => {
+        const read = await app.inject({ url: `/job/${job.id}`, headers: user.auth })
+        const res = await app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...user.auth, 'if-match': String(read.headers.etag) }, payload: { status } })
+        expect(res.statusCode, res.body).toBe(200)
+        return res.json()
+      }
+      await step(w, 'ACCEPTED')
+      await step(w, 'STARTED')
+      await step(w, 'COMPLETED')
+      expect((await step(c, 'PENDING_PAYMENT')).status).toBe('PAID')
+
+      // Again: the transfer made before this restart is reversed by a refund after it.
+      await app.close()
+      app = await buildApp(platform.config, platform)
+      const boss = await newUser(app, { first_name: 'Ada' })
+      await app.accounts.setAdmin(boss.email, true)
+      const token = await signIn(app, boss.email, boss.password)
+      const refund = await app.inject({ method: 'POST', url: `/admin/jobs/${job.id}/refund`, headers: { authorization: `Bearer ${token}` }, payload: { amount: 1000, reason: 'Half done' } })
+      expect(refund.statusCode, refund.body).toBe(200)
+      expect(await balanceOf(platform.database.db, payableAccount(w.id), 'EUR')).toBe(2250 - 900)
+      // The provider's own records, as a test-mode dashboard shows them.
+      expect(await platform.database.db.selectFrom('local_transfers').select(['amount', 'reversed']).where('destination', '=', account.account_id).execute()).toEqual([{ amount: 2250, reversed: 900 }])
+    } finally {
+      await app.close()
+      await platform.close()
+    }
+  }, 120_000)
+})
+
+describe('a job scheduled past any card hold', () => {
+  // Last in the file: it moves the shared clock by weeks.
+  it('is paid at auto-approval 28 days after the offer: the money was charged, not held on the card', async () => {
+    const c = await client()
+    const w = await worker()
+    const res = await offer(c, w, 'pm_card_visa', { scheduled_at: new Date(clock.now().getTime() + 20 * 24 * HOUR).toISOString() })
+    expect(res.statusCode, res.body).toBe(201)
+    const job = res.json()
+    await moveOk(w, job.id, 'ACCEPTED')
+    clock.advance(20 * 24 * HOUR)
+    await moveOk(w, job.id, 'STARTED')
+    await moveOk(w, job.id, 'COMPLETED')
+    clock.advance(8 * 24 * HOUR)
+    await t.app.jobs.runDueWork()
+    await waitUntil(async () => (await getJob(c, job.id)).status === 'PAID')
+    expect((await getJob(c, job.id)).payment).toMatchObject({ status: 'paid_out' })
+    expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(2250)
   })
 })

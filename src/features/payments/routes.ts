@@ -5,7 +5,7 @@ import { problemResponses } from '../../http/problems.js'
 import { IdParams } from '../../http/schemas.js'
 import { adminContext, adminOnly } from '../admin/index.js'
 import { Job } from '../jobs/index.js'
-import { Balance, Declined, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
+import { Balance, Declined, DisputeAnswer, DisputeEvidenceBody, IdempotencyHeaders, PayBody, PaymentAccount, PaymentList, PaymentListQuery, PaymentSummary, PlatformBalances, RefundBody, WebhookAnswer } from './schemas.js'
 
 const tags = ['payments']
 
@@ -109,6 +109,19 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
       return reply.code(answer.status as 200).send(answer.body)
     })
 
+    app.post('/admin/jobs/:id/dispute', {
+      schema: {
+        tags: ['admin'],
+        operationId: 'answerJobDispute',
+        summary: 'Answer a job\'s dispute with evidence',
+        description: 'ADMIN only. Submits `evidence` for the open dispute of the job\'s payment to the provider. Its outcome arrives as the dispute\'s close (`charge.dispute.closed`): won, the payment is held again (or paid out, or released for a job that ended without work); lost, it is `refunded`, and a worker paid already gives their share back. Both parties are told either way. No open dispute: 409 `no_open_dispute`. Audited.',
+        security: bearerSecurity,
+        params: IdParams,
+        body: DisputeEvidenceBody,
+        response: { 200: DisputeAnswer, ...problemResponses(401, 403, 404, 409) },
+      },
+    }, async (request) => payments.respondToDispute(adminContext(request), request.params.id, request.body.evidence))
+
     app.get('/admin/payments/balances', {
       schema: {
         tags: ['admin'],
@@ -126,6 +139,10 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
     scope.removeAllContentTypeParsers()
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (_request, body, done) => done(null, body))
     scope.post('/webhooks/stripe', {
+      // Not limited per address: Stripe sends bursts from a few addresses (a limit would refuse
+      // Stripe itself, whose retries come hours later), and what this route does before the
+      // signature holds is one HMAC, with no write.
+      config: { rateLimit: false },
       schema: {
         tags,
         operationId: 'receiveStripeWebhook',

@@ -94,4 +94,19 @@ export const RefundBody = Type.Object(
 )
 export type RefundInput = Static<typeof RefundBody>
 
+export const DisputeEvidenceBody = Type.Object(
+  {
+    evidence: Type.String({ minLength: 1, maxLength: 20_000, pattern: '\\S', description: 'What the platform tells the card issuer (Stripe\'s `uncategorized_text`). With PAYMENTS=local, and in Stripe\'s test mode, `winning_evidence` wins the dispute and `losing_evidence` loses it' }),
+  },
+  { additionalProperties: false, examples: [{ evidence: 'The work was done on 2026-12-01: photos and the client\'s messages attached to the job.' }] },
+)
+
+export const DisputeAnswer = Type.Object(
+  {
+    ...PaymentSummary.properties,
+    dispute_status: Type.String({ description: 'The dispute at the provider after the evidence: `under_review`, or `won`/`lost` when it closed at once (test mode); the payment follows with the close' }),
+  },
+  { additionalProperties: false, examples: [{ job_id: '01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6', role: 'client', status: 'disputed', amount: 4500, fee: 450, currency: 'EUR', refunded: 0, created_at: '2026-12-07T09:00:00.000Z', dispute_status: 'under_review' }] },
+)
+
 export const WebhookAnswer = Type.Object({ received: Type.Boolean(), duplicate: Type.Boolean() }, { examples: [{ received: true, duplicate: false }] })

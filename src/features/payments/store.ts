@@ -28,6 +28,9 @@ interface PaymentEventsTable {
   payload: unknown
   received_at: Date
   applied_at: Date | null
+  attempts: import('kysely').Generated<number>
+  next_attempt_at: Date | null
+  last_error: string | null
 }
 
 interface IdempotentRequestsTable {
@@ -42,6 +45,7 @@ interface IdempotentRequestsTable {
 
 export type AccountRow = Selectable<PaymentAccountsTable>
 export type IdempotentRow = Selectable<IdempotentRequestsTable>
+export type EventRow = Pick<Selectable<PaymentEventsTable>, 'id' | 'type' | 'payload' | 'attempts'>
 
 type Db = Kysely<Database> | Transaction<Database>
 
@@ -49,7 +53,7 @@ type Db = Kysely<Database> | Transaction<Database>
 const PAYMENT_COLUMNS = [
   'id', 'client_id', 'worker_id', 'title', 'status', 'price_amount', 'price_currency', 'payment_status', 'payment_fee', 'payment_intent_id',
   'payment_client_secret', 'payment_next_action', 'payment_failure_code', 'payment_decline_code', 'payment_attempts', 'payment_charged',
-  'payment_refunded', 'payment_transfer_id', 'payment_disputed', 'created_at',
+  'payment_refunded', 'payment_transfer_id', 'payment_disputed', 'payment_dispute_id', 'created_at',
 ] as const
 export type JobPaymentRow = Pick<Selectable<Database['jobs']>, (typeof PAYMENT_COLUMNS)[number]>
 export type PaymentChanges = Pick<Updateable<Database['jobs']>, Extract<(typeof PAYMENT_COLUMNS)[number], `payment_${string}`> | 'due_at'>
@@ -65,8 +69,8 @@ export function createPaymentsStore(db: DB) {
       return trx.selectFrom('jobs').select(PAYMENT_COLUMNS).where('id', '=', id).forUpdate().executeTakeFirst()
     },
 
-    async jobOfIntent(intentId: string): Promise<string | undefined> {
-      return (await db.selectFrom('jobs').select('id').where('payment_intent_id', '=', intentId).executeTakeFirst())?.id
+    async jobOfIntent(intentId: string, trx: Db = db): Promise<string | undefined> {
+      return (await trx.selectFrom('jobs').select('id').where('payment_intent_id', '=', intentId).executeTakeFirst())?.id
     },
 
     /**
@@ -86,8 +90,8 @@ export function createPaymentsStore(db: DB) {
       return inserted ?? (await this.account(row.user_id))!
     },
 
-    async updateAccount(accountId: string, state: { details_submitted: boolean; payouts_enabled: boolean; currently_due: string[]; currencies: string[] }, at: Date): Promise<AccountRow | undefined> {
-      return db
+    async updateAccount(accountId: string, state: { details_submitted: boolean; payouts_enabled: boolean; currently_due: string[]; currencies: string[] }, at: Date, trx: Db = db): Promise<AccountRow | undefined> {
+      return trx
         .updateTable('payment_accounts')
         .set({ details_submitted: state.details_submitted, payouts_enabled: state.payouts_enabled, currently_due: JSON.stringify(state.currently_due) as never, currencies: JSON.stringify(state.currencies) as never, updated_at: at })
         .where('account_id', '=', accountId)
@@ -117,25 +121,58 @@ export function createPaymentsStore(db: DB) {
       return rows.map((r) => r.id)
     },
 
-    /** Records a provider event once: false when its id was recorded before. */
-    async insertEvent(trx: Db, event: { id: string; type: string; payload: unknown }, at: Date): Promise<boolean> {
-      const row = await trx
+    /**
+     * Records provider events, each once, in one statement: answers the ids it inserted (an id
+     * recorded before is left as it was). `payload` is the event's JSON text.
+     */
+    async insertEvents(trx: Db, events: { id: string; type: string; payload: string }[], at: Date): Promise<string[]> {
+      if (events.length === 0) return []
+      const rows = await trx
         .insertInto('payment_events')
-        .values({ id: event.id, type: event.type, payload: JSON.stringify(event.payload), received_at: at, applied_at: null })
+        .values(events.map((e) => ({ id: e.id, type: e.type, payload: e.payload, received_at: at, applied_at: null, next_attempt_at: null, last_error: null })))
         .onConflict((oc) => oc.column('id').doNothing())
         .returning('id')
-        .executeTakeFirst()
-      return row !== undefined
+        .execute()
+      return rows.map((r) => r.id)
     },
 
-    async event(id: string): Promise<Selectable<PaymentEventsTable> | undefined> {
-      return db.selectFrom('payment_events').selectAll().where('id', '=', id).executeTakeFirst()
+    /**
+     * Events to apply now, oldest first: not applied, not waiting for a retry, not given up.
+     * Retries are timed by the database's clock, as the task queue's are (operations, not the
+     * app's business time).
+     */
+    async dueEvents(limit: number, maxAttempts: number): Promise<EventRow[]> {
+      return db
+        .selectFrom('payment_events')
+        .select(['id', 'type', 'payload', 'attempts'])
+        .where('applied_at', 'is', null)
+        .where('attempts', '<', maxAttempts)
+        .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', sql<Date>`now()`)]))
+        .orderBy('received_at')
+        .orderBy('id')
+        .limit(limit)
+        .execute()
     },
 
-    /** Marks an event applied; false when it was already (another worker applied it first). */
-    async markApplied(trx: Db, id: string, at: Date): Promise<boolean> {
-      const row = await trx.updateTable('payment_events').set({ applied_at: at }).where('id', '=', id).where('applied_at', 'is', null).returning('id').executeTakeFirst()
-      return row !== undefined
+    /** Of these events, those not applied yet, locked until the transaction ends (others' claims skipped). */
+    async claimEvents(trx: Transaction<Database>, ids: string[]): Promise<string[]> {
+      if (ids.length === 0) return []
+      const rows = await trx.selectFrom('payment_events').select('id').where('id', 'in', ids).where('applied_at', 'is', null).forUpdate().skipLocked().execute()
+      return rows.map((r) => r.id)
+    },
+
+    async markApplied(trx: Db, ids: string[], at: Date): Promise<void> {
+      if (ids.length > 0) await trx.updateTable('payment_events').set({ applied_at: at, next_attempt_at: null }).where('id', 'in', ids).where('applied_at', 'is', null).execute()
+    },
+
+    /** An attempt failed: how long before it is tried again (null: never), and why. */
+    async failEvent(id: string, attempts: number, retryInMs: number | null, error: string): Promise<void> {
+      await db
+        .updateTable('payment_events')
+        .set({ attempts, next_attempt_at: retryInMs === null ? null : sql<Date>`now() + make_interval(secs => ${retryInMs / 1000})`, last_error: error })
+        .where('id', '=', id)
+        .where('applied_at', 'is', null)
+        .execute()
     },
 
     async idempotent(userId: string, key: string): Promise<IdempotentRow | undefined> {

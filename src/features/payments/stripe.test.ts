@@ -1,11 +1,11 @@
 import type { InjectOptions } from 'fastify'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, signIn, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { startStripePeer, type StripePeer } from '../../../test/support/stripe-peer.js'
 import { waitUntil } from '../../../test/support/wait.js'
 import { createStripePaymentProvider } from '../../platform/payments/index.js'
-import { balanceOf, escrowAccount, payableAccount } from '../../platform/payments/ledger.js'
+import { balanceOf, cardAccount, DISPUTES_ACCOUNT, escrowAccount, FEES_ACCOUNT, payableAccount } from '../../platform/payments/ledger.js'
 
 // PAYMENTS=stripe: the adapter through the official SDK, pointed at a local Stripe peer that
 // answers in Stripe's shapes; webhooks signed with the SDK's generateTestHeaderString.
@@ -145,5 +145,70 @@ describe('PAYMENTS=stripe', () => {
     const inbox = (await inject({ url: '/inbox?limit=50', headers: w.auth })).json().items as { job_id?: string; text: string }[]
     expect(inbox.some((m) => m.job_id === job.id && m.text.includes('disputed'))).toBe(true)
     expect(problem(await inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...w.auth, 'if-match': `"${job.version}"` }, payload: { status: 'ACCEPTED' } }), 409).code).toBe('payment_not_held')
+  })
+
+  const db = () => t.app.platform.database.db
+  const statusOf = async (c: SignedIn, jobId: string) => (await getJob(c, jobId)).payment.status as string
+  async function anAdmin(): Promise<SignedIn> {
+    const user = await newUser(t.app, { first_name: 'Ada' })
+    await t.app.accounts.setAdmin(user.email, true)
+    const token = await signIn(t.app, user.email, user.password)
+    return { ...user, token, auth: { authorization: `Bearer ${token}` } }
+  }
+  const send = async (event: { payload: string; signature: string }) => expect((await webhook(event.payload, event.signature)).statusCode).toBe(200)
+
+  it('a dispute won (charge.dispute.closed) holds the money again, and the payout it held goes ahead at approval', async () => {
+    const c = await client()
+    const w = await worker()
+    const job = (await offer(c, w, 'pm_card_visa')).json()
+    await move(w, job.id, 'ACCEPTED')
+    await move(w, job.id, 'STARTED')
+    await move(w, job.id, 'COMPLETED')
+    const dispute = peer.openDispute(await intentOf(job.id))
+    await send(peer.event('charge.dispute.created', dispute))
+    await waitUntil(async () => (await statusOf(c, job.id)) === 'disputed')
+    expect(await balanceOf(db(), escrowAccount(job.id), 'EUR')).toBe(0)
+
+    // The admin answers with evidence; Stripe closes the dispute later, by event.
+    const admin = await anAdmin()
+    const answered = await inject({ method: 'POST', url: `/admin/jobs/${job.id}/dispute`, headers: admin.auth, payload: { evidence: 'winning_evidence' } })
+    expect(answered.statusCode, answered.body).toBe(200)
+    expect(answered.json()).toMatchObject({ status: 'disputed', dispute_status: 'under_review' })
+    expect(peer.evidence.get(String(dispute.id))).toBe('winning_evidence')
+    const closed = peer.event('charge.dispute.closed', peer.closeDispute(String(dispute.id), 'won'))
+    await send(closed)
+    await send(closed)
+    await waitUntil(async () => (await statusOf(c, job.id)) === 'held')
+    expect(await balanceOf(db(), escrowAccount(job.id), 'EUR')).toBe(4000)
+    const paid = await move(c, job.id, 'PENDING_PAYMENT')
+    expect(paid).toMatchObject({ status: 'PAID', payment: { status: 'paid_out' } })
+    expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(3600)
+  })
+
+  it('a dispute lost after the payout is accounted as a refund: the worker\'s transfer and the fee reversed; out of order and twice, once', async () => {
+    const c = await client()
+    const w = await worker()
+    const job = (await offer(c, w, 'pm_card_visa')).json()
+    await move(w, job.id, 'ACCEPTED')
+    await move(w, job.id, 'STARTED')
+    await move(w, job.id, 'COMPLETED')
+    expect((await move(c, job.id, 'PENDING_PAYMENT')).status).toBe('PAID')
+    const fees = await balanceOf(db(), FEES_ACCOUNT, 'EUR')
+    const disputes = await balanceOf(db(), DISPUTES_ACCOUNT, 'EUR')
+    const dispute = peer.openDispute(await intentOf(job.id))
+    const created = peer.event('charge.dispute.created', dispute)
+    const closed = peer.event('charge.dispute.closed', peer.closeDispute(String(dispute.id), 'lost'))
+    // The close arrives first, then the opening, then the close again.
+    for (const event of [closed, created, closed]) await send(event)
+    await waitUntil(async () => (await statusOf(c, job.id)) === 'refunded')
+    await waitUntil(async () => (await db().selectFrom('payment_events').select('id').where('id', 'in', [created.id, closed.id]).where('applied_at', 'is not', null).execute()).length === 2)
+    expect((await getJob(c, job.id)).payment).toMatchObject({ status: 'refunded', refunded: 4000 })
+    expect(peer.calls.filter((call) => call.path.endsWith('/reversals') && call.idempotencyKey === `dispute:${dispute.id}:reversal`).length).toBeGreaterThanOrEqual(1)
+    expect(await balanceOf(db(), payableAccount(w.id), 'EUR')).toBe(0)
+    expect(await balanceOf(db(), cardAccount(c.id), 'EUR')).toBe(0)
+    expect(await balanceOf(db(), FEES_ACCOUNT, 'EUR')).toBe(fees - 400)
+    expect(await balanceOf(db(), DISPUTES_ACCOUNT, 'EUR')).toBe(disputes)
+    const inbox = (await inject({ url: '/inbox?limit=50', headers: w.auth })).json().items as { job_id?: string; text: string }[]
+    expect(inbox.filter((m) => m.job_id === job.id && m.text.includes('was decided for the client'))).toHaveLength(1)
   })
 })

@@ -19,4 +19,13 @@ export const paymentTexts = {
       ? `Your bank disputed the payment of ${amount} for "${title}". We hold it until the dispute is settled.`
       : `The client's bank disputed the payment of ${amount} for "${title}": the payout is held until the dispute is settled.`,
   disputedToAdmin: (title: string, amount: string, jobId: string) => `Dispute: the payment of ${amount} for "${title}" (job ${jobId}) was disputed; its payout is held.`,
+  disputeWon: (title: string, amount: string, toClient: boolean) =>
+    toClient
+      ? `The dispute of your payment of ${amount} for "${title}" was decided for the worker: the payment stands.`
+      : `The client's dispute of the payment of ${amount} for "${title}" was decided in your favour: your payout is no longer held.`,
+  disputeLost: (title: string, amount: string, toClient: boolean) =>
+    toClient
+      ? `The dispute of your payment of ${amount} for "${title}" was decided in your favour: the money stays refunded to your card.`
+      : `The client's dispute of the payment of ${amount} for "${title}" was decided for the client: the ${amount} were refunded to them.`,
+  disputeClosedToAdmin: (title: string, amount: string, jobId: string, outcome: string) => `Dispute ${outcome}: the payment of ${amount} for "${title}" (job ${jobId}).`,
 }

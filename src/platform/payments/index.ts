@@ -70,6 +70,12 @@ export interface PaymentProvider {
   createAccount(input: { userId: string; email: string | null }, idempotencyKey: string): Promise<ConnectedAccount>
   createAccountLink(accountId: string, urls: { refreshUrl: string; returnUrl: string }): Promise<{ url: string }>
   retrieveAccount(id: string): Promise<ConnectedAccount>
+  /**
+   * Answers a dispute with evidence (submitted at once). Stripe's test mode, and the local
+   * provider, close it as won or lost when the text holds `winning_evidence` or `losing_evidence`;
+   * the outcome arrives as a `charge.dispute.closed` event.
+   */
+  submitDisputeEvidence(disputeId: string, evidence: string): Promise<{ status: string }>
   /** The event of a webhook, if its signature over the raw body verifies (300 s tolerance); else WebhookSignatureError. */
   verifyWebhook(rawBody: Buffer, signature: string | undefined): ProviderEvent
 }

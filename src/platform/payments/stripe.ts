@@ -123,6 +123,11 @@ export function createStripePaymentProvider(options: StripeOptions): PaymentProv
       return accountState(await stripe.accounts.retrieve(id))
     },
 
+    async submitDisputeEvidence(disputeId, evidence) {
+      const dispute = await stripe.disputes.update(disputeId, { evidence: { uncategorized_text: evidence }, submit: true })
+      return { status: dispute.status }
+    },
+
     verifyWebhook(rawBody, signature) {
       try {
         return stripe.webhooks.constructEvent(rawBody, signature ?? '', options.webhookSecret, 300) as unknown as ProviderEvent

@@ -1,0 +1,275 @@
+// The provider's events (Stripe's webhooks, the local provider's events). Receiving one is one
+// statement: the event row, inserted once by its id (ON CONFLICT DO NOTHING), which is also the
+// outbox of its work; the answer goes out at once. An applier then takes the events still to
+// apply in batches, oldest first: it re-reads from the provider each object the batch names (once
+// per object, however many events name it, so events late or out of order end in the provider's
+// current state), then applies the whole batch and marks it applied in one transaction, claiming
+// its rows with FOR UPDATE SKIP LOCKED so that two appliers never apply one event. A batch that
+// fails is applied again one event at a time; an event that keeps failing is tried again with
+// backoff, up to a cap (then it stays, unapplied, with its last error, and is logged).
+
+import { InvalidInputError } from '../../errors.js'
+import { WebhookSignatureError, type ConnectedAccount, type IntentState, type ProviderEvent } from '../../platform/payments/index.js'
+import type { StopHandling } from '../../platform/queue/index.js'
+import type { Core, PaymentsDeps, PaymentTx } from './core.js'
+import { RESUME_TASK, type DisputeObject } from './disputes.js'
+import type { EventRow } from './store.js'
+
+/** Events applied in one transaction at most. */
+const BATCH = 200
+/** Attempts before an event is left for an admin (logged as an error). */
+const MAX_ATTEMPTS = 12
+/** Seconds between sweeps for events left unapplied (by a failure, a crash, or another process). */
+const SWEEP_MS = 5_000
+const backoffMs = (attempts: number) => Math.min(1_000 * 2 ** (attempts - 1), 15 * 60_000)
+
+/** What an event asks of the applier: the object to re-read and apply, or a dispute as the event tells it. */
+type Work =
+  | { kind: 'intent'; ref: string; id: string }
+  | { kind: 'account'; ref: string; id: string }
+  | { kind: 'dispute.created'; dispute: DisputeObject }
+  | { kind: 'dispute.closed'; dispute: DisputeObject }
+  | { kind: 'none' }
+
+function workOf(event: ProviderEvent): Work {
+  const object = event.data?.object
+  if (!object || typeof object.id !== 'string') return { kind: 'none' }
+  if (event.type.startsWith('payment_intent.')) return { kind: 'intent', ref: `pi:${object.id}`, id: object.id }
+  if (event.type === 'account.updated') return { kind: 'account', ref: `acct:${object.id}`, id: object.id }
+  const dispute = { id: object.id, payment_intent: String(object.payment_intent), status: String(object.status) }
+  if (event.type === 'charge.dispute.created') return { kind: 'dispute.created', dispute }
+  if (event.type === 'charge.dispute.closed') return { kind: 'dispute.closed', dispute }
+  return { kind: 'none' }
+}
+
+type Fresh = { intent: IntentState } | { account: ConnectedAccount }
+
+export function createWebhooks(
+  deps: PaymentsDeps,
+  core: Core,
+  parts: {
+    applyIntentIn(tx: PaymentTx, intent: IntentState): Promise<void>
+    applyAccount(state: ConnectedAccount, trx: PaymentTx['trx']): Promise<unknown>
+    disputeOpenedIn(tx: PaymentTx, intentId: string, disputeId: string): Promise<void>
+    prepareDisputeClose(dispute: DisputeObject): Promise<void>
+    disputeClosedIn(tx: PaymentTx, dispute: DisputeObject): Promise<void>
+    resume(jobId: string): Promise<void>
+  },
+) {
+  const { store, provider, clock, log, queue } = deps
+  const { inTransaction } = core
+
+  /** Events this process applied (marked applied in a commit of its own). */
+  let applied = 0
+
+  const eventOf = (row: EventRow) => (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as ProviderEvent
+
+  /** Reads (and prepares) what the events need of the provider, outside any transaction: per object once. */
+  async function prepare(rows: EventRow[]): Promise<{ fresh: Map<string, Fresh>; failed: Map<string, unknown> }> {
+    const fresh = new Map<string, Fresh>()
+    const failed = new Map<string, unknown>()
+    const reads = new Map<string, Promise<Fresh>>()
+    const steps = rows.map(async (row) => {
+      const work = workOf(eventOf(row))
+      try {
+        if (work.kind === 'intent' || work.kind === 'account') {
+          let read = reads.get(work.ref)
+          if (!read) {
+            read = work.kind === 'intent' ? provider.retrievePaymentIntent(work.id).then((intent) => ({ intent })) : provider.retrieveAccount(work.id).then((account) => ({ account }))
+            reads.set(work.ref, read)
+          }
+          fresh.set(work.ref, await read)
+        } else if (work.kind === 'dispute.closed') {
+          await parts.prepareDisputeClose(work.dispute)
+        }
+      } catch (error) {
+        failed.set(row.id, error)
+      }
+    })
+    await Promise.all(steps)
+    return { fresh, failed }
+  }
+
+  /** Applies events in one transaction (each re-read object once); answers the ids applied. */
+  async function applyTogether(rows: EventRow[], fresh: Map<string, Fresh>): Promise<string[]> {
+    if (rows.length === 0) return []
+    return inTransaction(async (tx) => {
+      const claimed = new Set(await store.claimEvents(tx.trx, rows.map((r) => r.id)))
+      const done = new Set<string>()
+      for (const row of rows) {
+        if (!claimed.has(row.id)) continue
+        const work = workOf(eventOf(row))
+        if (work.kind === 'intent' || work.kind === 'account') {
+          const state = fresh.get(work.ref)
+          if (!state) throw new Error(`object ${work.ref} was not read`)
+          if (!done.has(work.ref)) {
+            if ('intent' in state) await parts.applyIntentIn(tx, state.intent)
+            else await parts.applyAccount(state.account, tx.trx)
+            done.add(work.ref)
+          }
+        } else if (work.kind === 'dispute.created') {
+          await parts.disputeOpenedIn(tx, work.dispute.payment_intent, work.dispute.id)
+        } else if (work.kind === 'dispute.closed') {
+          await parts.disputeClosedIn(tx, work.dispute)
+        }
+      }
+      const ids = [...claimed]
+      await store.markApplied(tx.trx, ids, clock.now())
+      return ids
+    })
+  }
+
+  async function failed(row: EventRow, error: unknown) {
+    const attempts = row.attempts + 1
+    const last = attempts >= MAX_ATTEMPTS
+    const message = error instanceof Error ? error.message : String(error)
+    await store.failEvent(row.id, attempts, last ? null : backoffMs(attempts), message.slice(0, 1000))
+    // Woken again when it is due (the sweep would, later).
+    if (!last) setTimeout(() => void wake(), backoffMs(attempts) + 10).unref()
+    if (last) log.error({ err: error, event_id: row.id, type: row.type }, 'a payment event failed for good; it stays unapplied')
+    else log.warn({ err: error, event_id: row.id, type: row.type, attempts }, 'a payment event failed; it will be tried again')
+  }
+
+  /** One batch of the events due: answers how many were taken. */
+  async function applyBatch(): Promise<number> {
+    const rows = await store.dueEvents(BATCH, MAX_ATTEMPTS)
+    if (rows.length === 0) return 0
+    const { fresh, failed: unread } = await prepare(rows)
+    const ready = rows.filter((r) => !unread.has(r.id))
+    for (const row of rows) if (unread.has(row.id)) await failed(row, unread.get(row.id))
+    try {
+      applied += (await applyTogether(ready, fresh)).length
+    } catch {
+      // One event spoiled the batch: each on its own, so the others go ahead.
+      for (const row of ready) {
+        try {
+          applied += (await applyTogether([row], fresh)).length
+        } catch (error) {
+          await failed(row, error)
+        }
+      }
+    }
+    return rows.length
+  }
+
+  // One applier loop a process: woken by each event received here, and by a sweep.
+  let running: Promise<void> | undefined
+  let again = false
+  let stopped = true
+  let timer: NodeJS.Timeout | undefined
+
+  const wake = (): Promise<void> => {
+    if (stopped) return Promise.resolve()
+    again = true
+    running ??= (async () => {
+      try {
+        while (again && !stopped) {
+          again = false
+          while (!stopped && (await applyBatch()) === BATCH) again = true
+        }
+      } catch (error) {
+        log.warn({ err: error }, 'could not apply payment events now; the sweep will')
+      } finally {
+        running = undefined
+      }
+    })()
+    return running
+  }
+
+  /**
+   * Receipts waiting for the next insert. Webhooks that arrive while an insert is under way share
+   * the next one (one statement, one commit, for all of them): each is answered once its row is
+   * committed, as new or as a duplicate. Alone, an event is inserted at once.
+   */
+  let waiting: { id: string; type: string; payload: string; done: (duplicate: boolean) => void; failed: (error: unknown) => void }[] = []
+  let inserting = false
+  async function insertWaiting(): Promise<void> {
+    if (inserting) return
+    inserting = true
+    try {
+      while (waiting.length > 0) {
+        const group = waiting
+        waiting = []
+        // One row an id (the same event twice in a group: the second is its duplicate).
+        const first = new Map<string, (typeof group)[number]>()
+        for (const receipt of group) if (!first.has(receipt.id)) first.set(receipt.id, receipt)
+        const insert = async (rows: typeof group) => {
+          const inserted = new Set(await store.insertEvents(deps.db, rows, clock.now()))
+          if (inserted.size > 0) void wake()
+          return inserted
+        }
+        try {
+          const inserted = await insert([...first.values()])
+          for (const receipt of group) receipt.done(!(inserted.has(receipt.id) && first.get(receipt.id) === receipt))
+        } catch (error) {
+          // One row the database refused must not fail the others: each on its own.
+          for (const row of first.values()) {
+            const same = group.filter((r) => r.id === row.id)
+            try {
+              const inserted = first.size === 1 ? Promise.reject(error) : insert([row])
+              const isNew = (await inserted).has(row.id)
+              for (const receipt of same) receipt.done(!(isNew && receipt === row))
+            } catch (alone) {
+              for (const receipt of same) receipt.failed(alone)
+            }
+          }
+        }
+      }
+    } finally {
+      inserting = false
+    }
+  }
+
+  /** Records an event once and wakes the applier; answers whether it was seen before. */
+  function record(event: { id: string; type: string }, payload: string): Promise<{ duplicate: boolean }> {
+    return new Promise((resolve, reject) => {
+      waiting.push({ id: event.id, type: event.type, payload, done: (duplicate) => resolve({ duplicate }), failed: reject })
+      void insertWaiting()
+    })
+  }
+  const receiveEvent = (event: ProviderEvent) => record(event, JSON.stringify(event))
+
+  let stopResumes: StopHandling | undefined
+
+  return {
+    receiveEvent,
+
+    /** A webhook: verified on its raw body, recorded once, applied by the applier. */
+    async receiveWebhook(rawBody: Buffer, signature: string | undefined) {
+      let event: ProviderEvent
+      try {
+        event = provider.verifyWebhook(rawBody, signature)
+      } catch (error) {
+        if (error instanceof WebhookSignatureError) throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
+        throw error
+      }
+      // The body as it came is the event's JSON: kept as is.
+      return record(event, rawBody.toString('utf8'))
+    },
+
+    /** Applies what is due now, until nothing is (tests, and the sweep). */
+    async applyEvents(): Promise<void> {
+      await running
+      while ((await applyBatch()) > 0) { /* until none is due */ }
+    },
+
+    /** How many events this process applied: each once, across all processes. */
+    appliedCount: () => applied,
+
+    async start() {
+      stopResumes ??= await queue.handle<{ job_id: string }>(RESUME_TASK, (task) => parts.resume(task.data.job_id), { retryLimit: 10, retryDelaySeconds: 60 })
+      stopped = false
+      timer ??= setInterval(() => void wake(), SWEEP_MS)
+      timer.unref()
+      void wake()
+    },
+    async stop() {
+      stopped = true
+      clearInterval(timer)
+      timer = undefined
+      await running
+      await stopResumes?.()
+      stopResumes = undefined
+    },
+  }
+}
