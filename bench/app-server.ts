@@ -1,4 +1,6 @@
 // The whole app, configured by its environment, as a bench server (see support/server.ts).
+// Besides the common messages it answers `payments-applied` with how many provider events its
+// payments applier has applied (bench/payments.ts waits on it and checks none is applied twice).
 
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -9,7 +11,14 @@ async function main() {
   const config = loadConfig(process.env)
   const platform = await openPlatform(config)
   const app = await buildApp(config, platform)
-  await serveOverIpc(app, { close: () => platform.close() })
+  await serveOverIpc(app, {
+    close: () => platform.close(),
+    handle: (message, send) => {
+      if (message.type !== 'payments-applied') return false
+      send({ type: 'payments-applied', count: app.payments.appliedEvents() })
+      return true
+    },
+  })
 }
 
 main().catch((error) => {

@@ -1,12 +1,17 @@
 // npm run bench:payments — Stripe webhooks through the app beside raw `pg` inserting the same
 // event rows, in one run, on a scratch database of a PostgreSQL server.
 //
-// The app runs with PAYMENTS=stripe against the tests' local Stripe peer. BENCH_EVENTS signed
-// `account.updated` events (for BENCH_ACCOUNTS connected accounts) are sent over HTTP to
-// POST /webhooks/stripe, 10% of them twice, all shuffled, BENCH_CONCURRENCY requests at a time.
-// The app verifies each signature, inserts the event row once (ON CONFLICT DO NOTHING on its id)
-// and answers; its applier applies the recorded events in batches (each account named in a batch
-// re-read from the peer once, the batch applied and marked applied in one transaction).
+// Three parts, as in the other benchmarks: the app (bench/app-server.ts, PAYMENTS=stripe) runs in
+// a child process of its own; the tests' local Stripe peer (test/support/stripe-peer.ts) runs in
+// this process, where it makes the accounts and signs the events, and answers the app's account
+// re-reads over HTTP (STRIPE_API_URL); the HTTP client (node:http, kept-alive sockets) runs here
+// too. So the app's figures pay for the app's CPU only, as raw `pg`'s pay for the server's.
+//
+// BENCH_EVENTS signed `account.updated` events (for BENCH_ACCOUNTS connected accounts) are sent
+// to POST /webhooks/stripe, 10% of them twice, all shuffled, BENCH_CONCURRENCY requests at a
+// time. The app verifies each signature, inserts the event row once (ON CONFLICT DO NOTHING on
+// its id) and answers; its applier applies the recorded events in batches (each account named in
+// a batch re-read from the peer once, the batch applied and marked applied in one transaction).
 //
 // The baseline: raw `pg` (a pool of BENCH_CONCURRENCY connections) inserting the same event rows
 // (id, type, payload, received_at), one INSERT ... ON CONFLICT DO NOTHING per statement,
@@ -16,20 +21,23 @@
 //
 // Figures: events applied a second (first request sent to last event applied), webhook requests
 // answered a second, p50/p99 from receipt (the row's received_at) to applied (its applied_at),
-// events applied more than once (the applier's count against the unique events), memory.
+// events applied more than once (the applier's count against the unique events), CPU used by the
+// app's process and by this one (client and peer) during the app's step, memory of both, and the
+// load average (the machine is shared).
 //
 // Settings (environment): BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
-// BENCH_EVENTS (default 3000), BENCH_ACCOUNTS (default 50), BENCH_CONCURRENCY (default 16).
+// BENCH_EVENTS (default 3000), BENCH_ACCOUNTS (default 50), BENCH_CONCURRENCY (default 16),
+// LOG_LEVEL of the app (default info; its logs are written to /dev/null), BENCH_CPU_PROF (a
+// directory for the app's CPU profiles).
 
 import { randomInt } from 'node:crypto'
 import http from 'node:http'
+import { loadavg } from 'node:os'
 import cliProgress from 'cli-progress'
 import pg from 'pg'
-import { buildApp } from '../src/app.js'
-import { openPlatform } from '../src/platform/index.js'
-import { createStripePaymentProvider } from '../src/platform/payments/index.js'
-import { createScratchDatabase, testConfig } from '../test/support/backends.js'
+import { createScratchDatabase } from '../test/support/backends.js'
 import { startStripePeer } from '../test/support/stripe-peer.js'
+import { BenchServer, cpuProfileArgs } from './support/server.js'
 
 const env = process.env
 const count = (name: string, fallback: number) => {
@@ -41,9 +49,11 @@ const EVENTS = count('BENCH_EVENTS', 3000)
 const ACCOUNTS = count('BENCH_ACCOUNTS', 50)
 const CONCURRENCY = count('BENCH_CONCURRENCY', 16)
 const SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
+const PASSWORD = 'correct horse battery'
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ')
 
 function shuffle<T>(items: T[]): T[] {
   for (let i = items.length - 1; i > 0; i--) {
@@ -69,26 +79,71 @@ async function inParallel<T>(items: T[], concurrency: number, work: (item: T) =>
   return latencies.sort((a, b) => a - b)
 }
 
+// Kept-alive connections, one a request in flight, as Stripe's senders keep theirs.
+const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
+
+function call(base: string, path: string, body: string | undefined, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(path, base), {
+      method: 'POST',
+      agent,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }), ...headers },
+    }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (text += chunk))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+type AppServer = BenchServer<{ type: 'payments-applied'; count: number }, { type: 'payments-applied' }>
+const appliedEvents = async (server: AppServer) => (await server.request<{ type: 'payments-applied'; count: number }>({ type: 'payments-applied' }, 'payments-applied')).count
+
 async function main() {
+  const loadBefore = load()
   const peer = await startStripePeer()
   const scratch = await createScratchDatabase(SERVER)
-  const config = testConfig({ DATABASE_URL: scratch.url, PAYMENTS: 'stripe', STRIPE_SECRET_KEY: peer.secretKey, STRIPE_WEBHOOK_SECRET: peer.webhookSecret, STRIPE_API_URL: peer.url, JOB_SWEEP_INTERVAL: '0', NOTIFICATION_SWEEP_INTERVAL: '0' })
-  const platform = await openPlatform(config)
-  const provider = createStripePaymentProvider({ secretKey: peer.secretKey, webhookSecret: peer.webhookSecret, apiUrl: peer.url })
-  const app = await buildApp(config, platform, { payments: provider })
-  const address = await app.listen({ port: 0, host: '127.0.0.1' })
-  const db = platform.database.db
+  let server: AppServer | undefined
   const bars = new cliProgress.MultiBar({ format: '{label} [{bar}] {value}/{total}', hideCursor: true }, cliProgress.Presets.shades_classic)
+  const pool = new pg.Pool({ connectionString: scratch.url, max: CONCURRENCY })
 
   try {
+    server = await BenchServer.start(new URL('./app-server.ts', import.meta.url), {
+      name: 'payments',
+      execArgv: ['--expose-gc', ...cpuProfileArgs()],
+      env: {
+        DATABASE_URL: scratch.url,
+        PAYMENTS: 'stripe',
+        STRIPE_SECRET_KEY: peer.secretKey,
+        STRIPE_WEBHOOK_SECRET: peer.webhookSecret,
+        STRIPE_API_URL: peer.url,
+        JOB_SWEEP_INTERVAL: '0',
+        NOTIFICATION_SWEEP_INTERVAL: '0',
+        BCRYPT_COST: '4',
+        RATE_LIMIT_MAX: '10000000',
+        AUTH_RATE_LIMIT_MAX: '10000000',
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+        PORT: '0',
+      },
+    })
+    const base = server.url
+
     // Workers with connected accounts at the peer.
     const accounts: Record<string, unknown>[] = []
     const setup = bars.create(ACCOUNTS, 0, { label: 'accounts       ' })
     for (let i = 0; i < ACCOUNTS; i++) {
-      const signup = await app.inject({ method: 'POST', url: '/signup', payload: { email: `bench.${i}.${Date.now()}@example.com`, password: 'correct horse battery', first_name: 'Bench', last_name: `Worker ${i}`, roles: ['WORKER'] } })
-      const signin = await app.inject({ method: 'POST', url: '/authorize', payload: { email: signup.json().email, password: 'correct horse battery' } })
-      const made = await app.inject({ method: 'POST', url: '/payments/account', headers: { authorization: `Bearer ${signin.json().access_token}` } })
-      accounts.push(peer.enableAccount(made.json().account_id))
+      const email = `bench.${i}.${Date.now()}@example.com`
+      const signup = await call(base, '/signup', JSON.stringify({ email, password: PASSWORD, first_name: 'Bench', last_name: `Worker ${i}`, roles: ['WORKER'] }))
+      if (signup.status !== 201) throw new Error(`sign-up answered ${signup.status}: ${signup.body}`)
+      const signin = await call(base, '/authorize', JSON.stringify({ email, password: PASSWORD }))
+      if (signin.status !== 200) throw new Error(`sign-in answered ${signin.status}: ${signin.body}`)
+      const made = await call(base, '/payments/account', undefined, { authorization: `Bearer ${JSON.parse(signin.body).access_token}` })
+      if (made.status !== 200 && made.status !== 201) throw new Error(`POST /payments/account answered ${made.status}: ${made.body}`)
+      accounts.push(peer.enableAccount(JSON.parse(made.body).account_id))
       setup.increment()
     }
 
@@ -96,7 +151,6 @@ async function main() {
     const sent = shuffle([...unique, ...unique.filter(() => Math.random() < 0.1)])
 
     // Raw pg: the same event rows, one statement each, at the same concurrency.
-    const pool = new pg.Pool({ connectionString: scratch.url, max: CONCURRENCY })
     const raw = async (round: number) => {
       const table = `raw_events_${round}`
       await pool.query(`CREATE TABLE ${table} (id text PRIMARY KEY, type text NOT NULL, payload jsonb NOT NULL, received_at timestamptz NOT NULL)`)
@@ -107,64 +161,71 @@ async function main() {
       }, bar)
       return { rate: sent.length / ((performance.now() - start) / 1000), latencies }
     }
+    // Its connections opened first, as the app's are by the setup above: the rounds time statements only.
+    await Promise.all(Array.from({ length: CONCURRENCY }, () => pool.query('SELECT 1')))
     const rawBefore = await raw(1)
 
     // The app: signed webhooks over HTTP, recorded at once, applied in batches.
     const appBar = bars.create(sent.length, 0, { label: 'webhooks       ' })
     let acceptedAsNew = 0
+    const peerReadsBefore = peer.calls.length
+    server.takePeakRss()
+    const appCpuBefore = await server.cpuMicros()
+    const benchCpuBefore = process.cpuUsage()
     const appStart = performance.now()
-    // Kept-alive connections, one a request in flight, as Stripe's senders keep theirs.
-    const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
-    const target = new URL('/webhooks/stripe', address)
-    const post = (event: { payload: string; signature: string }) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = http.request(target, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'stripe-signature': event.signature, 'content-length': Buffer.byteLength(event.payload) } }, (res) => {
-          let body = ''
-          res.setEncoding('utf8')
-          res.on('data', (chunk: string) => (body += chunk))
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-        })
-        req.on('error', reject)
-        req.end(event.payload)
-      })
     const requestLatencies = await inParallel(sent, CONCURRENCY, async (event) => {
-      const res = await post(event)
+      const res = await call(base, '/webhooks/stripe', event.payload, { 'stripe-signature': event.signature })
       if (res.status !== 200) throw new Error(`webhook answered ${res.status}: ${res.body}`)
       if (!JSON.parse(res.body).duplicate) acceptedAsNew++
     }, appBar)
-    agent.destroy()
     const answeredSeconds = (performance.now() - appStart) / 1000
     const appliedBar = bars.create(EVENTS, 0, { label: 'applied        ' })
     const deadline = Date.now() + 120_000
-    while (app.payments.appliedEvents() < EVENTS) {
-      appliedBar.update(app.payments.appliedEvents())
-      if (Date.now() > deadline) throw new Error(`only ${app.payments.appliedEvents()} of ${EVENTS} events applied after 2 minutes`)
+    let applied = await appliedEvents(server)
+    while (applied < EVENTS) {
+      appliedBar.update(applied)
+      if (Date.now() > deadline) throw new Error(`only ${applied} of ${EVENTS} events applied after 2 minutes`)
       await new Promise((r) => setTimeout(r, 10))
+      applied = await appliedEvents(server)
     }
-    appliedBar.update(app.payments.appliedEvents())
+    appliedBar.update(applied)
     const appSeconds = (performance.now() - appStart) / 1000
-    const memory = process.memoryUsage()
+    const appCpu = ((await server.cpuMicros()) - appCpuBefore) / 1e6
+    const benchCpuUsed = process.cpuUsage(benchCpuBefore)
+    const benchCpu = (benchCpuUsed.user + benchCpuUsed.system) / 1e6
+    const peerReads = peer.calls.slice(peerReadsBefore).filter((c) => c.method === 'GET' && c.path.startsWith('/v1/accounts/')).length
+    const appPeakRss = server.takePeakRss()
 
     const rawAfter = await raw(2)
-    await pool.end()
     bars.stop()
 
-    const rows = await db.selectFrom('payment_events').select(['received_at', 'applied_at']).execute()
-    const latencies = rows.map((r) => r.applied_at!.getTime() - r.received_at.getTime()).sort((a, b) => a - b)
+    // Settled a moment after the last one: anything applied twice would have shown by now.
+    await new Promise((r) => setTimeout(r, 500))
+    const appliedAtEnd = await appliedEvents(server)
+    const appMemory = await server.memory()
+    const benchMemory = process.memoryUsage()
+    const { rows } = await pool.query<{ received_at: Date; applied_at: Date | null }>('SELECT received_at, applied_at FROM payment_events')
+    const latencies = rows.filter((r) => r.applied_at).map((r) => r.applied_at!.getTime() - r.received_at.getTime()).sort((a, b) => a - b)
     const rawRate = (rawBefore.rate + rawAfter.rate) / 2
     const appRate = EVENTS / appSeconds
     const unapplied = rows.filter((r) => r.applied_at === null).length
-    console.log(`\n${EVENTS} events (${sent.length - EVENTS} duplicates), shuffled, concurrency ${CONCURRENCY}, on ${new URL(SERVER).host}`)
+    console.log(`\n${EVENTS} events (${sent.length - EVENTS} duplicates), shuffled, concurrency ${CONCURRENCY}, on ${new URL(SERVER).host}; load average ${loadBefore} at the start, ${load()} at the end`)
     console.log(`raw pg inserts:     ${rawBefore.rate.toFixed(0)} rows/s before, ${rawAfter.rate.toFixed(0)} after (mean ${rawRate.toFixed(0)}); statement p50 ${percentile(rawBefore.latencies, 50).toFixed(1)} ms, p99 ${percentile(rawBefore.latencies, 99).toFixed(1)} ms`)
     console.log(`webhooks answered:  ${(sent.length / answeredSeconds).toFixed(0)} req/s; request p50 ${percentile(requestLatencies, 50).toFixed(1)} ms, p99 ${percentile(requestLatencies, 99).toFixed(1)} ms`)
     console.log(`webhooks applied:   ${appRate.toFixed(0)} events/s = ${((100 * appRate) / rawRate).toFixed(0)}% of raw pg in this run (target 30%)`)
     console.log(`receipt->applied:   p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`)
-    console.log(`applied twice:      ${app.payments.appliedEvents() - EVENTS} (applied ${app.payments.appliedEvents()} for ${EVENTS} unique events); duplicates taken as new: ${acceptedAsNew - EVENTS}; rows ${rows.length}, unapplied ${unapplied}`)
-    console.log(`memory:             rss ${mb(memory.rss)}, heap used ${mb(memory.heapUsed)}`)
+    console.log(`applied twice:      ${appliedAtEnd - EVENTS} (applied ${appliedAtEnd} for ${EVENTS} unique events); duplicates taken as new: ${acceptedAsNew - EVENTS}; rows ${rows.length}, unapplied ${unapplied}`)
+    console.log(`cpu, app's step:    app process ${appCpu.toFixed(2)} s (${((1e6 * appCpu) / sent.length).toFixed(0)} us a request), bench process (client and peer) ${benchCpu.toFixed(2)} s, over ${appSeconds.toFixed(2)} s; peer account reads ${peerReads}`)
+    console.log(`memory:             app rss ${mb(appMemory.rss)} (peak ${mb(appPeakRss)}), heap used ${mb(appMemory.heapUsed)} after GC; bench process rss ${mb(benchMemory.rss)}`)
   } finally {
     bars.stop()
-    await app.close()
-    await platform.close()
+    agent.destroy()
+    await pool.end()
+    try {
+      await server?.stop()
+    } catch {
+      server?.kill()
+    }
     await peer.close()
     await scratch.drop()
   }
