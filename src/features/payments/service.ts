@@ -214,7 +214,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       const amount = money(job.payment_charged - job.payment_refunded, job.price_currency!)
       say([
         { from: null, to: job.client_id, jobId, text: paymentTexts.disputed(job.title, amount, true) },
-        { from: null, to: job.worker_id, jobId, text: paymentTexts.disputed(job.title, amount, false) },
+        ...(job.worker_id ? [{ from: null, to: job.worker_id, jobId, text: paymentTexts.disputed(job.title, amount, false) }] : []),
         ...(await store.adminIds(trx)).map((admin) => ({ from: null, to: admin, jobId, text: paymentTexts.disputedToAdmin(job.title, amount, jobId) })),
       ])
     })
@@ -362,7 +362,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
       if (!job) return undefined
       if (job.payment_transfer_id) return { transferId: job.payment_transfer_id }
       if (!payable(job)) return undefined
-      const account = await store.account(job.worker_id)
+      const account = job.worker_id ? await store.account(job.worker_id) : undefined
       if (!account?.payouts_enabled) throw new Error(`the worker of job ${job.id} can't be paid yet (no payouts)`)
       const { toWorker } = transferSplit(factsOf(job))
       const transfer = await provider.createTransfer({ amount: toWorker, currency: job.price_currency!, destination: account.account_id, jobId: job.id }, `job:${job.id}:transfer`)
@@ -414,7 +414,7 @@ export function createPaymentsService(deps: PaymentsDeps) {
         const shown = money(amount, locked.price_currency!)
         say([
           { from: null, to: locked.client_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, true) },
-          { from: null, to: locked.worker_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, false) },
+          ...(locked.worker_id ? [{ from: null, to: locked.worker_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, false) }] : []),
         ])
       })
       return paymentView((await store.job(jobId))!, job.client_id)
