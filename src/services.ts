@@ -192,6 +192,7 @@ export async function createServices(config: Config, platform: Platform, options
       reachOf: (id) => categories.withRelatives(id),
       log,
     })
+    accounts.onDeleted((userId) => alerts.forgetUser(userId))
 
     const jobs = createJobsService({
       db,

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { newAdmin, newWorker } from '../../../test/support/trust.js'
 import { manualClock } from '../../platform/clock.js'
@@ -156,7 +156,8 @@ describe('open requests', () => {
 
     const expected = [liveIn, liveParent, liveNoRadius, savedIn, savedParent].map((w) => w.id).sort()
     const left = [liveTooFar, liveOther, liveBlocked, liveBlocking, savedOut, savedOther, savedBlocked]
-    expect([...alertedBy(job.id)].sort()).toEqual(expected)
+    // Events come through the live store (over Redis, a moment after the answer).
+    await vi.waitFor(() => expect([...alertedBy(job.id)].sort()).toEqual(expected))
     const { rows } = await sql<{ worker_id: string }>`SELECT worker_id FROM job_alerts WHERE job_id = ${job.id}`.execute(t.app.platform.database.db)
     expect(rows.map((r) => r.worker_id).sort()).toEqual(expected)
 
@@ -209,7 +210,7 @@ describe('open requests', () => {
     const job = res.json()
     // A priced open request holds the money at posting, as a priced offer does.
     expect(job.payment).toMatchObject({ status: 'held', amount: 6000 })
-    expect(alertedBy(job.id).size).toBe(8)
+    await vi.waitFor(() => expect(alertedBy(job.id).size).toBe(8))
     const etag = String((await readJob(workers[0]!, job.id)).headers.etag)
 
     const answers = await Promise.all(workers.map((w) => accept(w, job.id, etag)))
@@ -228,8 +229,8 @@ describe('open requests', () => {
       expect(await listed(loser)).not.toContain(job.id)
       expect(problem(await accept(loser, job.id, etag), 409).code).toBe('job_taken')
     }
-    const closed = events.filter((e) => e.type === 'job.closed' && (e.data as { job_id: string }).job_id === job.id)
-    expect(closed.flatMap((e) => e.to).sort()).toEqual(losers.map((w) => w.id).sort())
+    const closed = () => events.filter((e) => e.type === 'job.closed' && (e.data as { job_id: string }).job_id === job.id)
+    await vi.waitFor(() => expect(closed().flatMap((e) => e.to).sort()).toEqual(losers.map((w) => w.id).sort()))
     const [told] = (await inject({ url: '/inbox?limit=1', headers: client.auth })).json().items
     expect(told).toMatchObject({ kind: 'system', job_id: job.id, sender: expect.objectContaining({ id: winner.id }) })
     expect(told.text).toContain('accepted "Clean the flat"')
@@ -279,12 +280,12 @@ describe('open requests', () => {
     expect(told.text).toContain('Your open request "Mow the lawn" expired: no worker took it.')
     expect(await listed(worker)).not.toContain(job.id)
     expect(problem(await readJob(worker, job.id), 404).code).toBe('job_not_found')
-    expect(events.some((e) => e.type === 'job.closed' && (e.data as { job_id: string }).job_id === job.id && e.to.includes(worker.id))).toBe(true)
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'job.closed' && (e.data as { job_id: string }).job_id === job.id && e.to.includes(worker.id))).toBe(true))
 
     const second = (await post(client, { title: 'Trim the hedge', category_id: gardening, location: here })).json()
     expect(await listed(worker)).toContain(second.id)
     expect((await inject({ method: 'POST', url: `/job/${second.id}/status`, headers: client.auth, payload: { status: 'CANCELED' } })).statusCode).toBe(200)
     expect(await listed(worker)).not.toContain(second.id)
-    expect(events.some((e) => e.type === 'job.closed' && (e.data as { job_id: string; status: string }).job_id === second.id && e.to.includes(worker.id))).toBe(true)
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'job.closed' && (e.data as { job_id: string; status: string }).job_id === second.id && e.to.includes(worker.id))).toBe(true))
   })
 })

@@ -29,7 +29,14 @@ export function cellsOfCircle(lat: number, lon: number, radiusM: number): number
   const cells = new Set<number>()
   const first = rowOf(lat - dLat)
   const last = rowOf(lat + dLat)
+  // A circle over a pole reaches past it, on the other side: the rows it covers there take every column.
+  const overNorth = lat + dLat >= 90 ? rowOf(90 - (lat + dLat - 90)) : ROWS
+  const overSouth = lat - dLat <= -90 ? rowOf(-90 + (-90 - (lat - dLat))) : -1
   for (let row = first; row <= last; row++) {
+    if (row >= overNorth || row <= overSouth) {
+      for (let c = 0; c < columnsIn(row); c++) cells.add(row * COLUMN_KEY + c)
+      continue
+    }
     // The row's edge nearest a pole (within the circle's band) is where a degree of longitude is shortest.
     const south = Math.max(-90 + row * ROW_DEG, lat - dLat)
     const north = Math.min(-90 + (row + 1) * ROW_DEG, lat + dLat)

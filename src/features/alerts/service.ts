@@ -104,6 +104,9 @@ export function createAlertsService(deps: {
       return { items: page.items.map(view), next_cursor: page.next_cursor }
     },
 
+    /** An account deleted: its saved alerts go. */
+    forgetUser: (userId: string) => store.forgetUser(userId),
+
     async remove(workerId: string, id: string): Promise<void> {
       if (!(await store.remove(workerId, id))) throw new NotFoundError('You have no saved alert of this id', 'alert_not_found')
     },

@@ -83,6 +83,11 @@ export function createAlertsStore(db: DB) {
       return rows.map((r) => ({ workerId: r.worker_id, distanceM: Number(r.distance_m) }))
     },
 
+    /** An account deleted: its saved alerts go (their cells with them). */
+    async forgetUser(workerId: string): Promise<void> {
+      await db.deleteFrom('saved_alerts').where('worker_id', '=', workerId).execute()
+    },
+
     /** The service radius of each worker that set one (the profiles feature's column). */
     async serviceRadii(userIds: readonly string[]): Promise<Map<string, number | null>> {
       if (userIds.length === 0) return new Map()

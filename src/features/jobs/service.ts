@@ -111,9 +111,9 @@ export function createJobsService(deps: JobsDeps) {
   }
 
   const partyOf = (row: JobRow, userId: string) => row.client_id === userId || row.worker_id === userId
-  /** Who may read a job: its client and worker, and while an open request waits, the workers alerted to it. */
+  /** Who may read a job: its client and worker, and while an open request waits (REQUESTED, nobody's), the workers alerted to it. */
   const mayRead = async (row: JobRow, userId: string) =>
-    partyOf(row, userId) || (row.open_request && row.worker_id === null && (await store.wasAlerted(row.id, userId)))
+    partyOf(row, userId) || (row.open_request && row.worker_id === null && row.status === 'REQUESTED' && (await store.wasAlerted(row.id, userId)))
 
   /**
    * A new open request: the audience is found (the live map and saved alerts), then the job, its
