@@ -2,10 +2,10 @@ import { sql, type Kysely } from 'kysely'
 
 // Saved alerts: a worker asks to hear of open requests within a radius of a place, in some
 // categories, whether or not it is live on the map. Matching a request must not read every alert:
-// each alert is filed under every cell of a fixed grid (about 11 km square, see
-// src/features/alerts/grid.ts) that its circle touches, so a request reads the one cell of its
-// place by the primary key's btree, then keeps the alerts whose circle holds it. A plain table and
-// btree, the same on PGlite and PostgreSQL.
+// each alert is filed, for each of its categories, under the cells of a grid its circle touches (at
+// the grid size that suits its radius, see src/features/alerts/grid.ts), so a request reads the
+// cells of its place (one a size) in the categories it reaches by the primary key's btree, then
+// keeps the alerts whose circle holds it. A plain table and btree, the same on PGlite and PostgreSQL.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE saved_alerts (
@@ -21,8 +21,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE saved_alert_cells (
       cell bigint NOT NULL,
+      category_id uuid NOT NULL,
       alert_id uuid NOT NULL REFERENCES saved_alerts (id) ON DELETE CASCADE,
-      PRIMARY KEY (cell, alert_id)
+      PRIMARY KEY (cell, category_id, alert_id)
     )`.execute(db)
   await sql`CREATE INDEX saved_alert_cells_alert ON saved_alert_cells (alert_id)`.execute(db)
 }

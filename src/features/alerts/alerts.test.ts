@@ -4,7 +4,7 @@ import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestAp
 import { newAdmin, newWorker } from '../../../test/support/trust.js'
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
-import { cellOf, cellsOfCircle } from './grid.js'
+import { cellsOfCircle, cellsOfPoint } from './grid.js'
 
 // Open requests (POST /job without worker_id) and who they alert: workers live on the map within
 // their service radius, in the category, and workers with a saved alert covering the place; never
@@ -59,7 +59,7 @@ const alertedBy = (jobId: string) => new Set(events.filter((e) => e.type === 'jo
 
 describe('the grid of saved alerts', () => {
   it('files a circle under every cell it touches, the poles and the antimeridian included', () => {
-    for (const [lat, lon, r] of [[48.85, 2.35, 5000], [0, 179.99, 20000], [-33.9, 151.2, 50000], [89.95, 10, 30000], [-89.9, -170, 1000], [64.1, -21.9, 50000]] as const) {
+    for (const [lat, lon, r] of [[48.85, 2.35, 5000], [48.85, 2.35, 300], [48.85, 2.35, 1399], [0, 179.99, 20000], [0.001, -179.999, 800], [-33.9, 151.2, 50000], [89.95, 10, 30000], [89.995, 10, 900], [-89.9, -170, 1000], [64.1, -21.9, 50000]] as const) {
       const cells = new Set(cellsOfCircle(lat, lon, r))
       // Points on and inside the circle, in every direction, fall in its cells.
       for (let bearing = 0; bearing < 360; bearing += 15) {
@@ -70,12 +70,13 @@ describe('the grid of saved alerts', () => {
           const φ2 = Math.asin(Math.sin(φ1) * Math.cos(d) + Math.cos(φ1) * Math.sin(d) * Math.cos(b))
           const λ2 = (lon * Math.PI) / 180 + Math.atan2(Math.sin(b) * Math.sin(d) * Math.cos(φ1), Math.cos(d) - Math.sin(φ1) * Math.sin(φ2))
           const pLon = ((((λ2 * 180) / Math.PI + 540) % 360) + 360) % 360 - 180
-          expect(cells.has(cellOf((φ2 * 180) / Math.PI, pLon)), `${lat},${lon} r=${r} bearing ${bearing} part ${part}`).toBe(true)
+          expect(cellsOfPoint((φ2 * 180) / Math.PI, pLon).some((c) => cells.has(c)), `${lat},${lon} r=${r} bearing ${bearing} part ${part}`).toBe(true)
         }
       }
     }
-    // About 11 km cells: a 50 km circle away from the poles takes on the order of a hundred.
-    expect(cellsOfCircle(48.85, 2.35, 50_000).length).toBeLessThan(200)
+    // Each circle is filed at the size that suits it: a few cells, whatever its radius.
+    for (const r of [100, 700, 1400, 3000, 10_000, 50_000]) expect(cellsOfCircle(48.85, 2.35, r).length, `r=${r}`).toBeLessThanOrEqual(12)
+    expect(cellsOfPoint(48.85, 2.35)).toHaveLength(4)
   })
 })
 

@@ -1,11 +1,11 @@
 import { sql, type Transaction } from 'kysely'
 import type { DB, Database } from '../../platform/db/index.js'
-import { cellOf } from './grid.js'
+import { cellsOfPoint } from './grid.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
     saved_alerts: SavedAlertRow
-    saved_alert_cells: { cell: string | number; alert_id: string }
+    saved_alert_cells: { cell: string | number; category_id: string; alert_id: string }
   }
 }
 
@@ -38,7 +38,7 @@ export function createAlertsStore(db: DB) {
         const { n } = await trx.selectFrom('saved_alerts').select(sql<string>`count(*)`.as('n')).where('worker_id', '=', row.worker_id).executeTakeFirstOrThrow()
         if (Number(n) >= max) return false
         await trx.insertInto('saved_alerts').values(row).execute()
-        await trx.insertInto('saved_alert_cells').values(cells.map((cell) => ({ cell, alert_id: row.id }))).execute()
+        await trx.insertInto('saved_alert_cells').values(cells.flatMap((cell) => row.category_ids.map((category_id) => ({ cell, category_id, alert_id: row.id })))).execute()
         return true
       })
     },
@@ -57,27 +57,34 @@ export function createAlertsStore(db: DB) {
     },
 
     /**
-     * The workers whose saved alerts hold the point, in one of the categories: the point's cell is
-     * read by the index (never every alert), then each alert there is measured. Workers deleted,
+     * The workers whose saved alerts hold the point, in one of the categories: the point's cells (one
+     * a grid size) in those categories are read by the index (never every alert), then each alert
+     * found there is measured. Workers deleted,
      * suspended, without the WORKER role, the client itself and those blocked by or blocking the
      * client are left out. Nearest alert first, at most `limit` workers.
      */
     async matching(query: { lat: number; lon: number; categoryIds: string[]; clientId: string; limit: number }): Promise<AlertMatch[]> {
       if (query.categoryIds.length === 0) return []
       const here = sql`ll_to_earth(${query.lat}::float8, ${query.lon}::float8)`
+      // The cells first, always (materialized): whatever the planner thinks of the other tables, the
+      // alerts read are those filed under the place's cells in the categories, never all of them.
       const { rows } = await sql<{ worker_id: string; distance_m: number }>`
-        SELECT a.worker_id, min(earth_distance(ll_to_earth(a.lat, a.lon), ${here})) AS distance_m
-          FROM saved_alert_cells c
-          JOIN saved_alerts a ON a.id = c.alert_id
-          JOIN users u ON u.id = a.worker_id AND u.deleted_at IS NULL AND u.suspended_at IS NULL AND 'WORKER' = ANY (u.roles)
-         WHERE c.cell = ${cellOf(query.lat, query.lon)}
-           AND a.category_ids && ARRAY[${sql.join(query.categoryIds)}]::uuid[]
-           AND earth_distance(ll_to_earth(a.lat, a.lon), ${here}) <= a.radius_m
-           AND a.worker_id <> ${query.clientId}
-           AND NOT EXISTS (SELECT 1 FROM blocks b
-                            WHERE (b.blocker_id = ${query.clientId} AND b.blocked_id = a.worker_id)
-                               OR (b.blocker_id = a.worker_id AND b.blocked_id = ${query.clientId}))
-         GROUP BY a.worker_id
+        WITH filed AS MATERIALIZED (
+          SELECT DISTINCT c.alert_id FROM saved_alert_cells c
+           WHERE c.cell = ANY (ARRAY[${sql.join(cellsOfPoint(query.lat, query.lon))}]::bigint[])
+             AND c.category_id = ANY (ARRAY[${sql.join(query.categoryIds)}]::uuid[])
+        ), near AS MATERIALIZED (
+          SELECT a.worker_id, earth_distance(ll_to_earth(a.lat, a.lon), ${here}) AS distance_m
+            FROM filed f JOIN saved_alerts a ON a.id = f.alert_id
+           WHERE earth_distance(ll_to_earth(a.lat, a.lon), ${here}) <= a.radius_m AND a.worker_id <> ${query.clientId}
+        )
+        SELECT n.worker_id, min(n.distance_m) AS distance_m
+          FROM near n
+          JOIN users u ON u.id = n.worker_id AND u.deleted_at IS NULL AND u.suspended_at IS NULL AND 'WORKER' = ANY (u.roles)
+         WHERE NOT EXISTS (SELECT 1 FROM blocks b
+                            WHERE (b.blocker_id = ${query.clientId} AND b.blocked_id = n.worker_id)
+                               OR (b.blocker_id = n.worker_id AND b.blocked_id = ${query.clientId}))
+         GROUP BY n.worker_id
          ORDER BY 2, 1
          LIMIT ${query.limit}`.execute(db)
       return rows.map((r) => ({ workerId: r.worker_id, distanceM: Number(r.distance_m) }))
