@@ -710,7 +710,7 @@ export interface paths {
         };
         /**
          * Live events (WebSocket)
-         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job), `payment.updated` (a job's payment changed without a move of the job: `{job_id, job_status, payment}`, to its client and worker; the client reads `client_secret` with GET /job). With `since=<message id>` what was missed since that message comes first: the messages sent or received after it, the jobs they tell of as they are now (`job.updated`), and the reads (`message.read`), then `replay.done` (`{count, events, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with `since` to have the messages replayed. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
+         * @description Upgrade to a WebSocket, signed in by `Authorization: Bearer <token>` or a one-time `ticket` from POST /ws/ticket. The server sends JSON `{type, data}`: `message.created` (data: a message), `message.read` (`{by, up_to, read_at}`), `job.updated` (data: a job), `payment.updated` (a job's payment changed without a move of the job: `{job_id, job_status, payment}`, to its client and worker; the client reads `client_secret` with GET /job), `job.alert` (data: an open request near the worker, which it may accept), `job.closed` (`{job_id, status}`: an open request the worker was alerted to was taken by another, canceled or expired). With `since=<message id>` what was missed since that message comes first: the messages sent or received after it, the jobs they tell of as they are now (`job.updated`), and the reads (`message.read`), then `replay.done` (`{count, events, complete}`; when not complete, page GET /inbox). The server pings; a client that stops answering, reads too slowly (close 4408) or whose session ends (close 4401) is disconnected. A socket closed with 1012 may have missed events (the server lost its live store's events for a while): reconnect with `since` to have the messages replayed. A user holds at most 10 sockets on one server: one more closes the oldest with 4008. A server holding 10000 sockets refuses more with 503 `too_many_sockets` and `Retry-After`.
          */
         get: operations["openWebSocket"];
         put?: never;
@@ -738,6 +738,8 @@ export interface paths {
          *
          *     A priced offer is paid into escrow before the worker can accept it: with `payment_method` the price is charged at once (`payment.status` `held`, or `requires_action` for 3-D Secure); a decline is 402 `card_declined` with `decline_code` and `job_id`, the offer staying to be paid with POST /job/{id}/payment. A currency the worker's payout account does not take is 400 `currency_not_supported`. `Idempotency-Key` (new offers) answers the first answer again for 24 hours; with another body, 422.
          *
+         *     Without `worker_id` but with `category_id` and `location` (and `title`): an open request -> 201, `open_request: true`, `worker_id: null`. The workers live on the map within their service radius of the place in that category, and those with a saved alert (POST /alerts) holding it, are alerted (a system message, a `job.alert` event, a `job_alert` notification), never across a block; the first to accept it becomes its worker, the others get 409 `job_taken`. Missing `category_id` or `location`: 400 `open_request_incomplete`. A priced one with `payment_method` is charged into escrow at once, as an offer is; nobody taking it, it expires.
+         *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
         post: operations["offerJob"];
@@ -756,7 +758,7 @@ export interface paths {
         };
         /**
          * Get a job
-         * @description One job, to its client and its worker (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.
+         * @description One job, to its client and its worker, and while an open request waits for a worker, to the workers it alerted (anyone else 404), with its status log. The `ETag` is its version, for `If-Match`.
          */
         get: operations["getJob"];
         put?: never;
@@ -776,7 +778,7 @@ export interface paths {
         };
         /**
          * The caller's jobs
-         * @description Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters.
+         * @description Jobs where the caller is the client or the worker (`role` picks one side), newest first; `status` filters. A worker's include the open requests it was alerted to while nobody has taken them (once another worker takes one, or it ends, it leaves the list).
          */
         get: operations["listJobs"];
         put?: never;
@@ -834,12 +836,56 @@ export interface paths {
          *     | COMPLETED | PENDING_PAYMENT | client or time |
          *     | PENDING_PAYMENT | PAID | payments |
          *
-         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`).
+         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`). An open request is taken by the first alerted worker to accept it; the others get 409 `job_taken` (before any If-Match check), and may only accept it (another move is 403).
          *
          *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
          */
         post: operations["moveJob"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's saved job alerts
+         * @description Newest first, in pages.
+         */
+        get: operations["listAlerts"];
+        put?: never;
+        /**
+         * Save a job alert
+         * @description A worker asks to hear of new open requests (POST /job without worker_id) within `radius` meters of a place, in some categories, whether or not it is live on the map -> 201. Each is a system message, a `job.alert` event over /ws and a `job_alert` notification. Only workers (403); unknown categories 400 `category_not_found`, retired ones 409 `category_retired`; at most 20 a worker (409 `too_many_alerts`).
+         */
+        post: operations["createAlert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a saved job alert
+         * @description Another user's alert, or none of that id: 404 `alert_not_found`.
+         */
+        delete: operations["deleteAlert"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1756,6 +1802,10 @@ export interface components {
              *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
              *     - `job_not_editable`: An offer changes only while it is REQUESTED
              *     - `job_expired`: The offer expired
+             *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+             *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+             *     - `alert_not_found`: The caller has no saved alert of this id
+             *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
              *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
              *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
              *     - `reason_required`: This move needs a reason
@@ -1778,7 +1828,7 @@ export interface components {
              *     - `not_your_tracking`: Only the job's worker shares its position
              *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
              *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-             *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+             *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
              *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
              *     - `push_subscription_not_found`: The caller has no push subscription of this id
              *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -1831,7 +1881,7 @@ export interface components {
              *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
              * @enum {string}
              */
-            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+            code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
             instance?: string;
             request_id: string;
             /** @description The fields that failed validation */
@@ -1890,6 +1940,7 @@ export interface components {
          *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
          *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
          *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+         *       "open_request": false,
          *       "title": "Fix a leaking tap",
          *       "description": "Kitchen tap, drips all night.",
          *       "status": "ACCEPTED",
@@ -1940,11 +1991,10 @@ export interface components {
              * @description UUIDv7
              */
             client_id: string;
-            /**
-             * Format: uuid
-             * @description UUIDv7
-             */
-            worker_id: string;
+            /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+            worker_id: string | null;
+            /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+            open_request: boolean;
             title: string;
             description: string;
             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -3300,6 +3350,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -3322,7 +3376,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -3375,7 +3429,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -4741,6 +4795,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -4763,7 +4821,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -4816,7 +4874,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -5061,6 +5119,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -5083,7 +5145,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -5136,7 +5198,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -7374,6 +7436,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -7396,7 +7462,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -7449,7 +7515,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -7495,7 +7561,7 @@ export interface operations {
                     id?: string;
                     /**
                      * Format: uuid
-                     * @description Required for a new offer: a user with the WORKER role
+                     * @description A new offer to one worker: a user with the WORKER role. Without it, a new job is an open request, which needs `category_id` and `location`
                      */
                     worker_id?: string;
                     /** @description Required for a new offer; 1 to 200 characters */
@@ -7546,6 +7612,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -7596,11 +7663,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -7700,6 +7766,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -7750,11 +7817,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -7950,6 +8016,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -7972,7 +8042,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -8025,7 +8095,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -8178,6 +8248,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -8200,7 +8274,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -8253,7 +8327,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -8277,6 +8351,7 @@ export interface operations {
                          *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                          *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                          *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "open_request": false,
                          *       "title": "Fix a leaking tap",
                          *       "description": "Kitchen tap, drips all night.",
                          *       "status": "ACCEPTED",
@@ -8327,11 +8402,10 @@ export interface operations {
                              * @description UUIDv7
                              */
                             client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
+                            /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                            worker_id: string | null;
+                            /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                            open_request: boolean;
                             title: string;
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -8486,6 +8560,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -8536,11 +8611,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -8815,6 +8889,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -8865,11 +8940,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -9092,6 +9166,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -9114,7 +9192,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -9167,7 +9245,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -9191,6 +9269,7 @@ export interface operations {
                          *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                          *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                          *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "open_request": false,
                          *       "title": "Fix a leaking tap",
                          *       "description": "Kitchen tap, drips all night.",
                          *       "status": "ACCEPTED",
@@ -9241,11 +9320,10 @@ export interface operations {
                              * @description UUIDv7
                              */
                             client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
+                            /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                            worker_id: string | null;
+                            /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                            open_request: boolean;
                             title: string;
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -9413,6 +9491,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -9463,11 +9542,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -9690,6 +9768,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -9712,7 +9794,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -9765,7 +9847,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */
@@ -9789,6 +9871,7 @@ export interface operations {
                          *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                          *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                          *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                         *       "open_request": false,
                          *       "title": "Fix a leaking tap",
                          *       "description": "Kitchen tap, drips all night.",
                          *       "status": "ACCEPTED",
@@ -9839,11 +9922,10 @@ export interface operations {
                              * @description UUIDv7
                              */
                             client_id: string;
-                            /**
-                             * Format: uuid
-                             * @description UUIDv7
-                             */
-                            worker_id: string;
+                            /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                            worker_id: string | null;
+                            /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                            open_request: boolean;
                             title: string;
                             description: string;
                             /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -9927,6 +10009,321 @@ export interface operations {
             };
             /** @description The request must name the version it was made on, with If-Match */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listAlerts: {
+        parameters: {
+            query?: {
+                /** @description Items per page */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            lat: number;
+                            lon: number;
+                            /** @description Meters */
+                            radius: number;
+                            category_ids: string[];
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                        }[];
+                        /** @description Pass as cursor for the next page; null on the last */
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAlert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "lat": 48.8566,
+                 *       "lon": 2.3522,
+                 *       "radius": 5000,
+                 *       "category_ids": [
+                 *         "01938d0e-0000-7000-8000-000000000002"
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    lat: number;
+                    lon: number;
+                    /** @description Meters around the place, 100 to 50000 */
+                    radius: number;
+                    /** @description Offered categories (GET /categories); a category takes in its subcategories */
+                    category_ids: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description A saved job alert: open requests within `radius` of the place, in one of the categories (at most 20 a worker) */
+            201: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUIDv7
+                         */
+                        id: string;
+                        lat: number;
+                        lon: number;
+                        /** @description Meters */
+                        radius: number;
+                        category_ids: string[];
+                        /**
+                         * Format: date-time
+                         * @description ISO 8601, UTC
+                         */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed for this user */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteAlert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUIDv7 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, unknown or expired access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11653,6 +12050,7 @@ export interface operations {
                      *       "id": "01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6",
                      *       "client_id": "01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f",
                      *       "worker_id": "01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10",
+                     *       "open_request": false,
                      *       "title": "Fix a leaking tap",
                      *       "description": "Kitchen tap, drips all night.",
                      *       "status": "ACCEPTED",
@@ -11703,11 +12101,10 @@ export interface operations {
                          * @description UUIDv7
                          */
                         client_id: string;
-                        /**
-                         * Format: uuid
-                         * @description UUIDv7
-                         */
-                        worker_id: string;
+                        /** @description The worker; null while an open request waits for one of the alerted workers to take it */
+                        worker_id: string | null;
+                        /** @description Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker */
+                        open_request: boolean;
                         title: string;
                         description: string;
                         /** @description Where the job is in its workflow: one of REQUESTED, ACCEPTED, DECLINED, CANCELED, EXPIRED, STARTED, COMPLETED, PENDING_PAYMENT, PAID */
@@ -11903,6 +12300,10 @@ export interface operations {
                          *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
                          *     - `job_not_editable`: An offer changes only while it is REQUESTED
                          *     - `job_expired`: The offer expired
+                         *     - `job_taken`: Another worker took this open request first: it is no longer yours to accept
+                         *     - `open_request_incomplete`: An open request (POST /job without worker_id) needs title, category_id and location
+                         *     - `alert_not_found`: The caller has no saved alert of this id
+                         *     - `too_many_alerts`: The caller has as many saved alerts as a worker may keep: delete one first
                          *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
                          *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
                          *     - `reason_required`: This move needs a reason
@@ -11925,7 +12326,7 @@ export interface operations {
                          *     - `not_your_tracking`: Only the job's worker shares its position
                          *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
                          *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
-                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL whose host resolves to public addresses only (not private, loopback or link-local)
                          *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
                          *     - `push_subscription_not_found`: The caller has no push subscription of this id
                          *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
@@ -11978,7 +12379,7 @@ export interface operations {
                          *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
                          * @enum {string}
                          */
-                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "job_taken" | "open_request_incomplete" | "alert_not_found" | "too_many_alerts" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "no_open_dispute" | "dispute_not_open" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
                         instance?: string;
                         request_id: string;
                         /** @description The fields that failed validation */

@@ -18,6 +18,8 @@ import * as jobTracking from './0040_job_tracking.js'
 import * as notifications from './0041_notifications.js'
 import * as pushSubscriptions from './0042_push_subscriptions.js'
 import * as phoneNumbers from './0043_phone_numbers.js'
+import * as openRequests from './0044_open_requests.js'
+import * as savedAlerts from './0045_saved_alerts.js'
 import * as categories from './0020_categories.js'
 import * as profiles from './0021_profiles.js'
 import * as reviews from './0022_reviews.js'
@@ -46,6 +48,8 @@ export const migrations: Record<string, Migration> = {
   '0041_notifications': notifications,
   '0042_push_subscriptions': pushSubscriptions,
   '0043_phone_numbers': phoneNumbers,
+  '0044_open_requests': openRequests,
+  '0045_saved_alerts': savedAlerts,
   '0020_categories': categories,
   '0021_profiles': profiles,
   '0022_reviews': reviews,

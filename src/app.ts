@@ -34,6 +34,7 @@ import { categoriesRoutes } from './features/categories/routes.js'
 import { profilesRoutes } from './features/profiles/routes.js'
 import { reviewsRoutes } from './features/reviews/routes.js'
 import { paymentsRoutes } from './features/payments/routes.js'
+import { alertsRoutes } from './features/alerts/routes.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,6 +50,7 @@ declare module 'fastify' {
     location: Services['location']
     messaging: Services['messaging']
     jobs: Services['jobs']
+    alerts: Services['alerts']
     tracking: Services['tracking']
     notifications: Services['notifications']
     payments: Services['payments']
@@ -148,6 +150,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   app.decorate('location', services.location)
   app.decorate('messaging', services.messaging)
   app.decorate('jobs', services.jobs)
+  app.decorate('alerts', services.alerts)
   app.decorate('tracking', services.tracking)
   app.decorate('notifications', services.notifications)
   app.decorate('payments', services.payments)
@@ -182,6 +185,7 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   await app.register(blocksRoutes)
   await app.register(realtimeRoutes, { heartbeatMs: config.wsHeartbeatInterval, maxBufferedBytes: config.wsMaxBufferedBytes, ticketTtlSeconds: config.wsTicketTtl, maxPerUser: config.wsMaxPerUser, maxConnections: config.wsMaxConnections })
   await app.register(jobsRoutes)
+  await app.register(alertsRoutes)
   await app.register(trackingRoutes)
   await app.register(notificationsRoutes)
   await app.register(paymentsRoutes)

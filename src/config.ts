@@ -33,6 +33,8 @@ export interface Config {
   debug: boolean
   logLevel: string
   corsOrigins: string[]
+  /** Hosts (`host` or `host:port`, lower case) whose push endpoints skip the check of their addresses. */
+  pushEndpointAllow: string[]
   publicUrl: string | undefined
   workers: number
   productName: string
@@ -324,6 +326,7 @@ export function loadConfig(env: Env = process.env): Config {
     debug,
     logLevel,
     corsOrigins: (text('CORS_ORIGINS') ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    pushEndpointAllow: (text('PUSH_ENDPOINT_ALLOW') ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
     publicUrl: url('PUBLIC_URL')?.replace(/\/$/, ''),
     workers: int('WORKERS'),
     productName: text('PRODUCT_NAME')!,

@@ -25,6 +25,7 @@ import { createAdminService, createAuditStore } from './features/admin/index.js'
 import { createCategoriesService } from './features/categories/index.js'
 import { createProfilesService } from './features/profiles/index.js'
 import { createReviewsService, type ReviewsService } from './features/reviews/index.js'
+import { createAlertsService, createAlertsStore } from './features/alerts/index.js'
 
 // The composition root: every feature's service, built on the platform and wired to the others,
 // with no HTTP in sight. The API (buildApp) serves them; command-line tools use them directly.
@@ -184,6 +185,18 @@ export async function createServices(config: Config, platform: Platform, options
     await payments.start()
     started.push({ name: 'payments', close: () => payments.stop() })
 
+    // Job alerts: who an open request reaches (the live map, as the client's search finds it, and saved alerts).
+    const alerts = createAlertsService({
+      store: createAlertsStore(db),
+      clock,
+      search: location.search,
+      isWorker: async (userId) => (await accounts.byIds([userId])).get(userId)?.roles.includes('WORKER') ?? false,
+      checkCategories: (ids, field) => categories.checkOffered(ids, field),
+      reachOf: (id) => categories.withRelatives(id),
+      log,
+    })
+    accounts.onDeleted((userId) => alerts.forgetUser(userId))
+
     const jobs = createJobsService({
       db,
       store: createJobsStore(db),
@@ -202,6 +215,7 @@ export async function createServices(config: Config, platform: Platform, options
       log,
       onChanged: (row, before) => tracking.jobChanged(row, before),
       checkCategory: (id, field) => categories.checkOffered([id], field),
+      audience: (request) => alerts.audience(request),
     })
     accounts.onDeleted((userId) => jobs.cancelOpenJobsOf(userId))
     payments.payoutWith((jobId) => jobs.payOrFail(jobId))
@@ -219,6 +233,7 @@ export async function createServices(config: Config, platform: Platform, options
         vapid: await loadVapidKeys(db, { publicKey: config.vapidPublicKey, privateKey: config.vapidPrivateKey }),
         subject: config.vapidSubject,
         agent: options.pushAgent,
+        allow: config.pushEndpointAllow,
       },
       sms: options.sms ?? logOnlySmsProvider(log),
       // Email notifications go through the mail outbox (SMTP, or .eml files); a test may pass its own.
@@ -240,14 +255,14 @@ export async function createServices(config: Config, platform: Platform, options
     const tasks = createTasksService({ queue: platform.queue, isAdmin: accounts.isAdmin, shownData: mail.shownData, db, audit, clock })
 
     // Reviews: published blind, their ratings shown in search once public.
-    reviews = createReviewsService({ db, clock, queue: platform.queue, audit, summary: accounts.summary, ratingsChanged: (ids) => profiles.facetsChanged(ids), log })
+    reviews = createReviewsService({ db, clock, queue: platform.queue, audit, summary: accounts.summary, ratingsChanged: (ids) => profiles.facetsChanged(ids), messages: { insert: insertMessages, publish: messaging.publishCreated }, log })
     await reviews.start()
     const startedReviews = reviews
     started.push({ name: 'reviews', close: () => startedReviews.close() })
 
     const admin = createAdminService({ db, clock, audit, accounts, sessions, offTheMap: (userId) => location.remove(userId), jobs, reviews, log })
 
-    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, payments, jobs, notifications, tasks, categories, profiles, reviews: startedReviews, admin, close }
+    return { clock, limits, accounts, sessions, mail, identity, twoFactor, oidc, messaging, blocks, location, tracking, payments, alerts, jobs, notifications, tasks, categories, profiles, reviews: startedReviews, admin, close }
   } catch (error) {
     await close()
     throw error

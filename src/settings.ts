@@ -63,6 +63,7 @@ export const SETTINGS = {
   VAPID_PUBLIC_KEY: { type: 'string', shown: 'unset: made on first start and kept in the database', doc: 'Web Push VAPID public key (base64url, from `npx web-push generate-vapid-keys`); set with `VAPID_PRIVATE_KEY`' },
   VAPID_PRIVATE_KEY: { type: 'string', shown: 'unset: made on first start and kept in the database', doc: 'Web Push VAPID private key (base64url); set with `VAPID_PUBLIC_KEY`' },
   VAPID_SUBJECT: { type: 'string', default: 'mailto:admin@localhost', doc: 'who push services may contact about this sender: a `mailto:` or `https:` URL' },
+  PUSH_ENDPOINT_ALLOW: { type: 'string', shown: 'unset: none', doc: 'comma-separated hosts (`host` or `host:port`) whose push endpoints are taken even where they resolve to private, loopback or link-local addresses: a push service on a private network, or the tests\' local one. Every other endpoint must be https on public addresses (400 `invalid_push_endpoint`)' },
   PICTURE_MAX_BYTES: { type: 'int', default: 10 * 1024 * 1024, min: 1024, max: 100 * 1024 * 1024, doc: 'largest picture upload' },
   CORS_ORIGINS: { type: 'string', shown: 'unset: no CORS', doc: 'comma-separated origins allowed to call from a browser' },
   PUBLIC_URL: { type: 'url', protocols: ['http:', 'https:'], shown: 'unset: relative URLs', doc: 'base of absolute URLs in answers (`picture_url`)' },

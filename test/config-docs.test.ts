@@ -38,7 +38,9 @@ describe('settings', () => {
     // Without MAIL_DIR, mails go beside the database.
     expect(loadConfig({ DATA_DIR: '/tmp/x' }).mailDir).toBe('/tmp/x/mail')
     const strings = Object.entries(SETTINGS as Record<string, SettingSpec>).filter(([, spec]) => spec.type === 'string').map(([name]) => name)
-    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'REDIS_PREFIX', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'TOTP_ENCRYPTION_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
+    expect(strings.sort()).toEqual(['CORS_ORIGINS', 'DATA_DIR', 'HOST', 'MAIL_DIR', 'MAIL_FROM', 'OIDC_APP_REDIRECTS', 'OIDC_PROVIDERS', 'PRODUCT_NAME', 'PUSH_ENDPOINT_ALLOW', 'REDIS_PREFIX', 'STRIPE_SECRET_KEY', 'STRIPE_WEBHOOK_SECRET', 'TOTP_ENCRYPTION_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_PUBLIC_KEY', 'VAPID_SUBJECT'])
+    // Push hosts allowed past the address check: a list, in lower case.
+    expect(loadConfig({ PUSH_ENDPOINT_ALLOW: ' Push.Internal.example:8443, 10.0.0.7 ' }).pushEndpointAllow).toEqual(['push.internal.example:8443', '10.0.0.7'])
     expect(loadConfig({ VAPID_PUBLIC_KEY: 'pub', VAPID_PRIVATE_KEY: 'priv', VAPID_SUBJECT: 'https://ops.example' })).toMatchObject({ vapidPublicKey: 'pub', vapidPrivateKey: 'priv', vapidSubject: 'https://ops.example' })
     // The keys go in pairs; the subject is a mailto: or https: URL.
     expect(problemsOf({ VAPID_PUBLIC_KEY: 'pub' })).toContain('VAPID_PUBLIC_KEY')

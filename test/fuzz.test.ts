@@ -89,10 +89,14 @@ async function makeThings() {
 }
 for (const name of ['alice', 'bob', 'admin'] as const) actors[name] = await makeActor(name)
 await makeThings()
+// An offered category, for what names categories (a saved alert's list of them).
+const category = await t.app.inject({ method: 'POST', url: '/admin/categories', headers: actors.admin.auth, payload: { name: 'Fuzzing' } })
+const categoryId = category.json().id as string
+ids.add(categoryId)
 const pools = {
   ids: () => [...ids],
   // Real ISO 4217 codes besides the random three letters (which the service refuses by name).
-  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password], currency: ['EUR', 'USD'], time_zone: ['Europe/Berlin', 'UTC'] }),
+  named: () => ({ email: Object.values(actors).map((a) => a.email), password: [actors.alice.password], current_password: [actors.alice.password], currency: ['EUR', 'USD'], time_zone: ['Europe/Berlin', 'UTC'], category_ids: [[categoryId]] }),
 }
 
 interface Request {

@@ -39,7 +39,8 @@ let operations: Operation[]
 let jpeg: Buffer
 
 beforeAll(async () => {
-  t = await startTestApp({ JOB_SWEEP_INTERVAL: '0', SEND_RATE_LIMIT: '100000' }, { payments })
+  // push.example.com: the made-up push service the subscriptions below name (it resolves nowhere).
+  t = await startTestApp({ JOB_SWEEP_INTERVAL: '0', SEND_RATE_LIMIT: '100000', PUSH_ENDPOINT_ALLOW: 'push.example.com' }, { payments })
   tight = await startTestApp({
     JOB_SWEEP_INTERVAL: '0',
     RATE_LIMIT_MAX: '100',
@@ -362,6 +363,16 @@ const ID_TARGETS: Record<string, IdTarget> = {
       expect(res.statusCode, res.body).toBe(201)
       const id = res.json().id as string
       return { params: { id }, intact: async () => expect((await inject({ url: '/push/subscriptions', headers: owner.auth })).json().items.map((s: { id: string }) => s.id)).toContain(id) }
+    },
+    expect: { owner: [204], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
+  },
+  'DELETE /alerts/{id} path:id': {
+    // A worker's saved job alert.
+    make: async (owner) => {
+      const res = await inject({ method: 'POST', url: '/alerts', headers: owner.auth, payload: { lat: 52.52, lon: 13.4, radius: 3000, category_ids: [await category()] } })
+      expect(res.statusCode, res.body).toBe(201)
+      const id = res.json().id as string
+      return { params: { id }, intact: async () => expect((await inject({ url: '/alerts', headers: owner.auth })).json().items.map((a: { id: string }) => a.id)).toContain(id) }
     },
     expect: { owner: [204], other: NOT_YOURS, admin: NOT_YOURS, none: [401] },
   },

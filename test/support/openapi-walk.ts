@@ -199,7 +199,7 @@ export interface Pools {
   /** Ids to put where a UUID goes: the caller's, other users', and unknown ones. */
   ids: () => string[]
   /** Values to try, besides random ones, for fields of these names (the actors' emails and passwords). */
-  named?: () => Record<string, string[]>
+  named?: () => Record<string, unknown[]>
 }
 
 const BOUND = 1_000_000

@@ -95,6 +95,13 @@ export function createCategoriesService(deps: { db: DB; events: EventBus; audit:
       return new Set(rows.filter((r) => r.id === id || r.parent_id === id).map((r) => r.id))
     },
 
+    /** A category, its subcategories and its parent: what a job in it reaches among alerts, which take in their subcategories. */
+    async withRelatives(id: string): Promise<Set<string>> {
+      const { rows } = await current()
+      const parentId = rows.find((r) => r.id === id)?.parent_id ?? null
+      return new Set(rows.filter((r) => r.id === id || r.parent_id === id || r.id === parentId).map((r) => r.id))
+    },
+
     /**
      * Checks categories a new job or profile names: each exists (400 otherwise) and is offered
      * (409 `category_retired`), except those in `kept` (what the profile holds already).

@@ -20,7 +20,7 @@ export const messagesOf = (jobId: string, notes: Note[], at: Date): NewMessage[]
 /** Writes a plan if the job is still at the version it was decided on; undefined when someone changed it first. */
 export async function writePlan(store: JobsStore, trx: DB | Transaction<Database>, job: JobWithParties, plan: Plan): Promise<Committed | undefined> {
   const written = await store.write(trx, { id: job.id, version: job.version, changes: plan.changes, entry: plan.entry, messages: messagesOf(job.id, plan.notes, plan.at) })
-  return written && { row: written.row, log: plan.entry ? [...job.status_log, plan.entry] : job.status_log, messages: written.messages, parties: [job.client, job.worker] }
+  return written && { row: written.row, log: plan.entry ? [...job.status_log, plan.entry] : job.status_log, messages: written.messages, parties: job.worker ? [job.client, job.worker] : [job.client] }
 }
 
 /** Writes a plan on a job locked in the caller's transaction (the sweeps, payments): nobody can have changed it. */

@@ -6,6 +6,7 @@ import type { SenderRow } from '../messaging/index.js'
 import { addMs, blocked, followUpsOf, noPictureWarning, platformFee, refuse, scheduleOf, type Decision, type JobsSettings, type Plan } from './decide.js'
 import { EXPIRES_DEFAULT, type JobInput } from './schemas.js'
 import type { JobRow, StatusLogRow } from './store.js'
+import { texts } from './texts.js'
 import { CHANGES } from './workflow.js'
 
 export interface OfferCommand {
@@ -54,6 +55,7 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
     id,
     client_id: client.id,
     worker_id: worker.id,
+    open_request: false,
     title: input.title.trim(),
     description: input.description ?? '',
     status: 'REQUESTED',
@@ -91,4 +93,71 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
   const notes = CHANGES.offer.tells({ job: row, ...parties, workerHasPicture, distanceM: command.distanceM })
   const entry = { job_id: id, status: 'REQUESTED' as const, by: client.id, at: now, reason: null }
   return { at: now, row, entry, notes, followUps, warnings: workerHasPicture ? [] : [noPictureWarning(parties.worker.name)] }
+}
+
+export interface OpenRequestCommand {
+  id: string
+  client: SenderRow & { roles: readonly string[] }
+  input: JobInput & { title: string; category_id: string; location: { lat: number; lon: number; address?: string } }
+  /** The workers to alert, each with how far the request is from it (its map point or its saved alert's place). */
+  audience: { workerId: string; distanceM: number | null }[]
+}
+
+/** Who may post an open request: a client. */
+export function decideOpenRequestClient(client: (SenderRow & { roles: readonly string[] }) | undefined): Decision<SenderRow & { roles: readonly string[] }> {
+  if (!client) return refuse(new UnauthenticatedError())
+  if (!client.roles.includes('CLIENT')) return refuse(new ForbiddenError('Only users with the CLIENT role offer jobs', 'not_a_client'))
+  return { ok: true, plan: client }
+}
+
+/**
+ * A new open request, in REQUESTED with no worker: each worker of the audience is alerted (a
+ * system message from the client), any of them may take it, and it expires unless one does. No
+ * reminder: there is no one worker to remind.
+ */
+export function decideOpenRequest(command: OpenRequestCommand, now: Date, settings: JobsSettings): OfferPlan {
+  const { id, input, client } = command
+  const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
+  const followUps = followUpsOf(['expire'], now, expiresAt, settings)
+  const { due_at, remind_at } = scheduleOf(followUps)
+  const row: JobRow = {
+    id,
+    client_id: client.id,
+    worker_id: null,
+    open_request: true,
+    payment_dispute_id: null,
+    title: input.title.trim(),
+    description: input.description ?? '',
+    status: 'REQUESTED',
+    price_amount: input.price?.amount ?? null,
+    price_currency: input.price?.currency ?? null,
+    scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
+    location_lat: input.location.lat,
+    location_lon: input.location.lon,
+    location_address: input.location.address ?? null,
+    category_id: input.category_id,
+    expires_at: expiresAt,
+    remind_at,
+    completed_at: null,
+    due_at,
+    payment_status: input.price ? 'requires_payment_method' : null,
+    payment_fee: input.price ? platformFee(input.price.amount, settings) : null,
+    payment_intent_id: null,
+    payment_client_secret: null,
+    payment_next_action: null,
+    payment_failure_code: null,
+    payment_decline_code: null,
+    payment_attempts: 0,
+    payment_charged: 0,
+    payment_refunded: 0,
+    payment_transfer_id: null,
+    payment_disputed: false,
+    version: 1,
+    created_at: now,
+    updated_at: now,
+  }
+  const clientName = nameOf(client)
+  const notes = command.audience.map((a) => ({ from: client.id, to: a.workerId, text: texts.alert(row, clientName, a.distanceM) }))
+  const entry = { job_id: id, status: 'REQUESTED' as const, by: client.id, at: now, reason: null }
+  return { at: now, row, entry, notes, followUps, warnings: [] }
 }

@@ -2,7 +2,7 @@
 // the refusal or the plan (changes, log entry, notes, follow-ups) out.
 
 import { describe, expect, it } from 'vitest'
-import { decideOffer, decideOfferParties } from './decide-offer.js'
+import { decideOffer, decideOfferParties, decideOpenRequest, decideOpenRequestClient } from './decide-offer.js'
 import {
   decideCancelForDeletion,
   decideDue,
@@ -40,6 +40,7 @@ function job(status: JobStatus, over: Partial<JobWithParties> = {}): JobWithPart
     id: JOB,
     client_id: C,
     worker_id: W,
+    open_request: false,
     title: 'Paint the fence',
     description: '',
     status,
@@ -491,3 +492,49 @@ describe('moves of locked jobs', () => {
   })
 })
 
+
+describe('open requests', () => {
+  /** Carla's open request, nobody's yet, at version 1. */
+  const open = (over: Partial<JobWithParties> = {}) =>
+    job('REQUESTED', { worker_id: null, worker: null, worker_name: '', worker_has_picture: false, worker_payouts_enabled: false, open_request: true, remind_at: null, version: 1, ...over })
+  const candidate = { worker, payoutsEnabled: true }
+
+  it('are posted with no worker, alert each worker of the audience from the client, and ask only for their expiry', () => {
+    const plan = decideOpenRequest({
+      id: JOB,
+      client: { ...client, roles: ['CLIENT'] },
+      input: { title: ' Paint the fence ', category_id: OUTSIDER, location: { lat: 48.85, lon: 2.35, address: '1 rue de Rivoli' }, price: { amount: 2500, currency: 'EUR' } },
+      audience: [{ workerId: W, distanceM: 1234 }, { workerId: OUTSIDER, distanceM: null }],
+    }, T0, settings)
+    expect(plan.row).toMatchObject({ worker_id: null, open_request: true, status: 'REQUESTED', title: 'Paint the fence', remind_at: null, due_at: at(3 * DAY), payment_status: 'requires_payment_method' })
+    expect(plan.followUps).toEqual([{ do: 'expire', at: at(3 * DAY) }])
+    expect(plan.notes.map((n) => [n.from, n.to])).toEqual([[C, W], [C, OUTSIDER]])
+    expect(plan.notes[0]!.text).toBe('New open request near you from Carla Client: "Paint the fence". Price: €25.00. When: not set yet. Where: 1 rue de Rivoli, about 1.2 km from you. Other workers were alerted too: the first to accept it gets the job. It expires 2026-03-05 10:00 UTC.')
+    expect(refusalOf(decideOpenRequestClient({ ...worker, roles: ['WORKER'] })).code).toBe('not_a_client')
+  })
+
+  it('are taken by an alerted worker\'s accept: the plan sets the worker, and tells the client', () => {
+    const plan = planOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate }, T0, settings))
+    expect(plan.changes).toMatchObject({ status: 'ACCEPTED', worker_id: W })
+    expect(plan.entry).toMatchObject({ status: 'ACCEPTED', by: W })
+    expect(plan.notes.map((n) => [n.from, n.to])).toEqual([[W, C]])
+  })
+
+  it('refuse a worker who comes too late (409 job_taken, before a stale If-Match), one not alerted (404), and any move but an accept (403)', () => {
+    const taken = open({ worker_id: OUTSIDER, worker: { ...worker, id: OUTSIDER }, status: 'ACCEPTED', version: 2 })
+    expect(refusalOf(decideMove(taken, { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate }, T0, settings))).toMatchObject({ status: 409, code: 'job_taken' })
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"' }, T0, settings))).toMatchObject({ status: 404, code: 'job_not_found' })
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'DECLINED', candidate }, T0, settings))).toMatchObject({ status: 403, code: 'not_your_move' })
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', candidate }, T0, settings))).toMatchObject({ status: 428, code: 'version_required' })
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: { worker: { ...worker, picture_etag: null }, payoutsEnabled: true } }, T0, settings)).code).toBe('worker_has_no_picture')
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: { worker, payoutsEnabled: false } }, T0, settings)).code).toBe('payouts_not_enabled')
+  })
+
+  it('expire telling the client nobody took it, and are canceled telling nobody else', () => {
+    const expired = decideExpiry(open({ expires_at: at(-1) }), T0, settings)!
+    expect(expired.notes).toEqual([{ from: null, to: C, text: 'Your open request "Paint the fence" expired: no worker took it. Post it again, perhaps with a wider reach or another price, or offer it to a worker you found.' }])
+    const canceled = planOf(decideMove(open(), { actorId: C, status: 'CANCELED' }, T0, settings))
+    expect(canceled.notes).toEqual([])
+    expect(canceled.followUps).toEqual([{ do: 'release_payment', at: T0 }])
+  })
+})

@@ -8,7 +8,8 @@ import type { JobInput, JobView, MoneyInput } from './schemas.js'
 import type { JobChanges, JobRow, JobWithParties, StatusLogRow } from './store.js'
 import { texts, type Nearby } from './texts.js'
 import { ifMatchHolds, namesVersion, view } from './view.js'
-import { CHANGES, judge, moveOf, RELEASES_PAYMENT, WORKFLOW, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
+import type { SenderRow } from '../messaging/index.js'
+import { CHANGES, judge, moveOf, NOBODY, RELEASES_PAYMENT, WORKFLOW, type FollowUpKind, type JobStatus, type Mover, type Note, type Party } from './workflow.js'
 
 export interface JobsSettings {
   /** A COMPLETED job the client neither approves nor disputes moves on after this long. */
@@ -65,6 +66,11 @@ export interface MoveCommand {
   nearby?: Nearby[] | null
   /** The If-Match header the move came with: the version of the job the mover read. */
   ifMatch?: string
+  /**
+   * The mover as a worker alerted to the job, an open request: the user and whether its payouts
+   * are enabled. Absent when the mover was not alerted to it.
+   */
+  candidate?: { worker: SenderRow; payoutsEnabled: boolean }
 }
 
 export interface QuoteCommand {
@@ -83,8 +89,10 @@ export const addMs = (at: Date, ms: number) => new Date(at.getTime() + ms)
 export const refuse = (refusal: Refusal) => ({ ok: false, refusal }) as const
 const partiesOf = (job: JobWithParties): { client: Party; worker: Party } => ({
   client: { id: job.client_id, name: job.client_name },
-  worker: { id: job.worker_id, name: job.worker_name },
+  worker: { id: job.worker_id ?? NOBODY, name: job.worker_name },
 })
+/** Notes to somebody: those to the worker of an open request nobody took are dropped. */
+const toSomebody = (notes: Note[]): Note[] => notes.filter((n) => n.to !== NOBODY)
 export const noPictureWarning = (workerName: string) => ({ code: 'worker_has_no_picture', detail: texts.noPictureWarning(workerName) })
 
 export const isStale = (job: JobRow, now: Date) => job.status === 'REQUESTED' && job.expires_at.getTime() <= now.getTime()
@@ -133,14 +141,14 @@ export function planMove(
   const changes: JobChanges = { status: to, updated_at: now, ...scheduleOf(followUps) }
   if (move.stamps) changes[move.stamps] = now
   const by = mover === 'client' ? job.client_id : mover === 'worker' ? job.worker_id : null
-  const notes = move.tells({
+  const notes = toSomebody(move.tells({
     job: { ...job, ...changes },
     mover,
     ...partiesOf(job),
     reason: extra.reason,
     nearby: extra.nearby ?? null,
     autoApproveAt: followUps.find((f) => f.do === 'auto_approve')?.at ?? null,
-  })
+  }))
   return { at: now, changes, entry: { job_id: job.id, status: to, by, at: now, reason: extra.reason ?? null }, notes, followUps }
 }
 
@@ -167,9 +175,37 @@ const nextMoves = (from: JobStatus, mover: Mover) => {
   return next.length > 0 ? ` (the ${mover} may move it to ${next.join(' or ')})` : ''
 }
 
-/** A move by the job's client or worker, checked against the workflow table. */
-export function decideMove(job: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
+/**
+ * A worker alerted to an open request moves it: once another worker took it, 409 `job_taken`;
+ * while nobody has, the worker may only accept it, and then decides as the job's worker would.
+ * Answers the job as that worker would have it, or a refusal; undefined when this is no such case.
+ */
+function asCandidate(job: JobWithParties | undefined, command: MoveCommand): JobWithParties | { refusal: Refusal } | undefined {
+  if (!job?.open_request || !command.candidate || job.client_id === command.actorId || job.worker_id === command.actorId) return undefined
+  if (job.worker_id !== null) return { refusal: new ConflictError('Another worker took this open request first', 'job_taken') }
+  if (job.status !== 'REQUESTED') return { refusal: new ConflictError(`The open request is ${job.status}: nobody can take it now`, 'move_not_allowed') }
+  if (command.status !== 'ACCEPTED') {
+    return { refusal: new ForbiddenError('An open request is taken by accepting it (status ACCEPTED); to pass on it, leave it: it leaves your list once taken or expired', 'not_your_move') }
+  }
+  const { worker, payoutsEnabled } = command.candidate
+  return {
+    ...job,
+    worker_id: command.actorId,
+    worker,
+    worker_name: `${worker.first_name} ${worker.last_name}`.trim(),
+    worker_has_picture: worker.picture_etag !== null,
+    worker_payouts_enabled: payoutsEnabled,
+  }
+}
+
+/** A move by the job's client or worker (or a worker alerted to an open request, taking it), checked against the workflow table. */
+export function decideMove(read: JobWithParties | undefined, command: MoveCommand, now: Date, settings: JobsSettings): Decision<MovePlan> {
   const { status: to } = command
+  // Who was too late hears so before anything else: their If-Match is stale by then too.
+  const candidate = asCandidate(read, command)
+  if (candidate && 'refusal' in candidate) return refuse(candidate.refusal)
+  if (candidate && isStale(candidate, now)) return expiredFirst(read!, now, settings)
+  const job = candidate ?? read
   if (!partyOf(job, command.actorId)) return refuse(new NotFoundError('No such job', 'job_not_found'))
   if (isStale(job, now)) return expiredFirst(job, now, settings)
   if (!ifMatchHolds(command.ifMatch, job.version)) return refuse(versionMismatch(job))
@@ -204,7 +240,10 @@ export function decideMove(job: JobWithParties | undefined, command: MoveCommand
   if (move.payoutsRequired && job.price_amount !== null && !job.worker_payouts_enabled) {
     return refuse(new ConflictError('You can\'t be paid yet: set up payouts first (POST /payments/account, then follow its onboarding link)', 'payouts_not_enabled'))
   }
-  return { ok: true, plan: planMove(job, to, mover, now, settings, { reason: command.reason, nearby: command.nearby }) }
+  const plan = planMove(job, to, mover, now, settings, { reason: command.reason, nearby: command.nearby })
+  // Taking an open request: the write sets the worker only where none is set yet.
+  if (candidate) plan.changes.worker_id = command.actorId
+  return { ok: true, plan }
 }
 
 /** What an edit changes of an offer, in words, in the order of its fields. */
@@ -259,8 +298,8 @@ export function decideEdit(read: { job: JobWithParties | undefined; blocked: boo
     followUps = followUpsOf(CHANGES.edit.thenWithNewExpiry, now, changes.expires_at, settings)
     Object.assign(changes, scheduleOf(followUps))
   }
-  const notes = CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job), changed: changedTerms(job, changes) })
-  const warnings = job.worker_has_picture ? [] : [noPictureWarning(job.worker_name)]
+  const notes = toSomebody(CHANGES.edit.tells({ job: { ...job, ...changes }, ...partiesOf(job), changed: changedTerms(job, changes) }))
+  const warnings = job.worker_has_picture || job.worker === null ? [] : [noPictureWarning(job.worker_name)]
   return { ok: true, plan: { at: now, changes, notes, followUps, warnings } }
 }
 
@@ -296,7 +335,7 @@ export function decideDue(job: JobWithParties, now: Date, settings: JobsSettings
     case 'REQUESTED': {
       if (isStale(job, now)) return { kind: 'move', plan: planMove(job, 'EXPIRED', 'time', now, settings) }
       if (job.remind_at && job.remind_at <= now) {
-        return touch(followUpsOf(CHANGES.reminder.then, now, job.expires_at, settings), CHANGES.reminder.tells({ job, ...parties }))
+        return touch(followUpsOf(CHANGES.reminder.then, now, job.expires_at, settings), toSomebody(CHANGES.reminder.tells({ job, ...parties })))
       }
       // Not due yet (the sweep came early): come back at the reminder, or at the expiry.
       const expire: FollowUp = { do: 'expire', at: job.expires_at }

@@ -74,6 +74,12 @@ export interface JobsDeps {
   log: Logger
   /** Hears each committed change after it is pushed, with the status the job had before (live tracking ends with the job). */
   onChanged?: (row: JobRow, before: JobStatus | undefined) => Promise<void>
+  /**
+   * The workers an open request alerts, each with how far the request is from it: those live on
+   * the map within their service radius of the place and those with a saved alert covering it, in
+   * the category, not blocked by or blocking the client (the alerts feature's). Absent: nobody.
+   */
+  audience?: (request: { clientId: string; lat: number; lon: number; categoryId: string }) => Promise<{ workerId: string; distanceM: number | null }[]>
   /** Checks a category a job is to take: it exists (400) and is offered (409). Absent: any id is refused. */
   checkCategory?: (id: string, field: string) => Promise<void>
 }

@@ -10,7 +10,14 @@ import { view } from './view.js'
  * so a push that fails loses nothing (the inbox and GET /job have it). Pushes under way are
  * tracked, so that stopping the service lets them finish.
  */
-export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['messages'], 'publish'>; log: JobsDeps['log']; onChanged?: JobsDeps['onChanged'] }) {
+export function createPushes(deps: {
+  events: EventBus
+  messages: Pick<JobsDeps['messages'], 'publish'>
+  log: JobsDeps['log']
+  onChanged?: JobsDeps['onChanged']
+  /** The workers alerted to an open request (told when it closes: taken, canceled, expired). */
+  alertedOf?: (jobId: string) => Promise<string[]>
+}) {
   const pushing = new Set<Promise<unknown>>()
 
   function track(push: Promise<unknown>, failure: string) {
@@ -22,9 +29,18 @@ export function createPushes(deps: { events: EventBus; messages: Pick<JobsDeps['
     /** Pushes the job to both its users and its messages to theirs; answers the job as it is now. */
     job(committed: Committed): JobView {
       const job = view(committed.row, committed.log)
+      const { row } = committed
+      // An open request leaving REQUESTED: the other alerted workers' apps drop it (`job.closed`).
+      const closing = row.open_request && row.status !== 'REQUESTED' && committed.log.at(-2)?.status === 'REQUESTED'
       track(
         Promise.all([
-          deps.events.publish({ to: [committed.row.client_id, committed.row.worker_id], type: 'job.updated', data: job }),
+          deps.events.publish({ to: row.worker_id ? [row.client_id, row.worker_id] : [row.client_id], type: 'job.updated', data: job }),
+          closing && deps.alertedOf
+            ? deps.alertedOf(row.id).then((ids) => {
+              const to = ids.filter((id) => id !== row.worker_id)
+              return to.length > 0 ? deps.events.publish({ to, type: 'job.closed', data: { job_id: row.id, status: row.status } }) : undefined
+            })
+            : undefined,
           committed.messages.length > 0 ? deps.messages.publish(committed.messages, committed.parties) : undefined,
           deps.onChanged?.(committed.row, committed.log.at(-2)?.status),
         ]),

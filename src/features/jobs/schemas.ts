@@ -73,7 +73,8 @@ export const Job = Type.Object(
   {
     id: Uuid,
     client_id: Uuid,
-    worker_id: Uuid,
+    worker_id: Type.Union([Uuid, Type.Null()], { description: 'The worker; null while an open request waits for one of the alerted workers to take it' }),
+    open_request: Type.Boolean({ description: 'Posted to a category and a place (without worker_id): the workers near it were alerted, and the first to accept it became its worker' }),
     title: Type.String(),
     description: Type.String(),
     status: JobStatusSchema,
@@ -98,6 +99,7 @@ export const Job = Type.Object(
         id: '01938d1a-2b4c-7d6e-8f90-a1b2c3d4e5f6',
         client_id: '01938d0e-6a1b-7c3d-8e4f-5a6b7c8d9e0f',
         worker_id: '01938d0e-5f3a-7c2e-9b1a-2f6d8e4c7a10',
+        open_request: false,
         title: 'Fix a leaking tap',
         description: 'Kitchen tap, drips all night.',
         status: 'ACCEPTED',
@@ -129,7 +131,7 @@ export const EXPIRES_DEFAULT = 72 * 3600
 export const JobBody = Type.Object(
   {
     id: Type.Optional(Type.String({ format: 'uuid', description: 'An offer of the caller\'s to edit while REQUESTED; absent to make a new offer' })),
-    worker_id: Type.Optional(Type.String({ format: 'uuid', description: 'Required for a new offer: a user with the WORKER role' })),
+    worker_id: Type.Optional(Type.String({ format: 'uuid', description: 'A new offer to one worker: a user with the WORKER role. Without it, a new job is an open request, which needs `category_id` and `location`' })),
     title: Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: 'Required for a new offer; 1 to 200 characters' })),
     description: Type.Optional(Type.String({ maxLength: 5000, description: 'Up to 5000 characters' })),
     price: Type.Optional(Type.Union([Money, Type.Null()], { description: 'Null takes a price off an offer' })),

@@ -12,7 +12,7 @@ import { changeVersioned } from '../../platform/db/versioned.js'
 import { checkEdit, checkMove, checkOffer, checkQuote } from './checks.js'
 import { messagesOf, writeLocked, writePlan, type Committed } from './commit.js'
 import { decideCancelForDeletion, decideEdit, decideExpiry, decideMove, decideQuote, isStale, type Decision, type Plan } from './decide.js'
-import { decideOffer, decideOfferParties } from './decide-offer.js'
+import { decideOffer, decideOfferParties, decideOpenRequest, decideOpenRequestClient } from './decide-offer.js'
 import type { JobsDeps } from './deps.js'
 import { createDueWork } from './due.js'
 import { createJobPayment } from './payment.js'
@@ -37,7 +37,7 @@ function planOrThrow<P>(decision: Decision<P>): Extract<Decision<P>, { ok: true 
 
 export function createJobsService(deps: JobsDeps) {
   const { db, store, clock, settings, log } = deps
-  const pushes = createPushes(deps)
+  const pushes = createPushes({ ...deps, alertedOf: (jobId) => store.alertedOf(jobId) })
   const payment = createJobPayment({ ...deps, pushes })
   const due = createDueWork({ ...deps, pushes, payment })
 
@@ -111,6 +111,46 @@ export function createJobsService(deps: JobsDeps) {
   }
 
   const partyOf = (row: JobRow, userId: string) => row.client_id === userId || row.worker_id === userId
+  /** Who may read a job: its client and worker, and while an open request waits (REQUESTED, nobody's), the workers alerted to it. */
+  const mayRead = async (row: JobRow, userId: string) =>
+    partyOf(row, userId) || (row.open_request && row.worker_id === null && row.status === 'REQUESTED' && (await store.wasAlerted(row.id, userId)))
+
+  /**
+   * A new open request: the audience is found (the live map and saved alerts), then the job, its
+   * alerts and one system message to each alerted worker are stored in one transaction; after it,
+   * each gets a `job.alert` event, and the price is charged into escrow as with an offer.
+   */
+  const createOpen = async (actorId: string, input: JobInput): Promise<JobView> => {
+    const now = clock.now()
+    const missing = (['title', 'category_id', 'location'] as const).filter((f) => input[f] === undefined || input[f] === null)
+    if (missing.length > 0) {
+      throw new InvalidInputError(`An open request (no worker_id) needs ${missing.join(' and ')}`, missing.map((f) => ({ field: `body/${f}`, message: 'is required for an open request' })), 'open_request_incomplete')
+    }
+    checkEdit(input, now)
+    await checkCategory(input.category_id)
+    if (input.payment_method !== undefined && !input.price) {
+      throw new InvalidInputError('A payment method goes with a priced offer; for a quote, pay with POST /job/{id}/payment', [{ field: 'body/payment_method', message: 'needs a price' }], 'payment_method_not_expected')
+    }
+    const location = input.location!
+    const categoryId = input.category_id!
+    const audience = ((await deps.audience?.({ clientId: actorId, lat: location.lat, lon: location.lon, categoryId })) ?? []).filter((a) => a.workerId !== actorId)
+    const { plan, created, client } = await db.transaction().execute(async (trx) => {
+      const client = planOrThrow(decideOpenRequestClient(await store.clientOf(trx, actorId))).plan
+      const plan = decideOpenRequest({ id: uuidv7(), client, input: { ...input, title: input.title!, category_id: categoryId, location }, audience }, now, settings)
+      const created = await store.create(trx, plan.row, plan.entry, messagesOf(plan.row.id, plan.notes, plan.at))
+      await store.recordAlerts(trx, plan.row.id, audience, now)
+      return { plan, created, client }
+    })
+    let job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties: [client] })
+    if (audience.length > 0) {
+      await deps.events.publish({ to: audience.map((a) => a.workerId), type: 'job.alert', data: job }).catch((error: unknown) => log.warn({ err: error, job_id: job.id }, 'could not push job alerts'))
+    }
+    if (input.price && input.payment_method) {
+      await deps.escrow.charge(created.row.id, input.payment_method)
+      job = await service.get(actorId, created.row.id)
+    }
+    return job
+  }
 
   /** Workers near a job the caller declines, from the live map, read before the job is; null when unknown. */
   const nearbyForDecline = async (actorId: string, jobId: string): Promise<Nearby[] | null> => {
@@ -131,6 +171,8 @@ export function createJobsService(deps: JobsDeps) {
 
     /** A new offer from a client to a worker, in REQUESTED; the worker is told. */
     async create(actorId: string, input: JobInput): Promise<JobView> {
+      // No worker named, but a category or a place: an open request to the workers near it.
+      if (input.worker_id === undefined && ((input.category_id ?? null) !== null || (input.location ?? null) !== null)) return createOpen(actorId, input)
       const now = clock.now()
       checkOffer(input, now)
       await checkCategory(input.category_id)
@@ -165,7 +207,7 @@ export function createJobsService(deps: JobsDeps) {
       }
       // An edit is a message to the worker: none across a block (asked only of the offer's client).
       const blockedIn = async (job: JobWithParties | undefined, trx?: Transaction<Database>) =>
-        job?.client_id === actorId && (await deps.messages.contextOf(actorId, job.worker_id, trx)).blockerId !== null
+        job?.client_id === actorId && job.worker_id !== null && (await deps.messages.contextOf(actorId, job.worker_id, trx)).blockerId !== null
       const { committed, plan } = await changeJob(
         async () => {
           const job = await store.findWithParties(input.id)
@@ -181,7 +223,7 @@ export function createJobsService(deps: JobsDeps) {
     /** One job, to its client and worker; an offer past its expiry is expired first. */
     async get(actorId: string, jobId: string): Promise<JobView> {
       let row = await store.findById(jobId)
-      if (!row || !partyOf(row, actorId)) throw new NotFoundError('No such job', 'job_not_found')
+      if (!row || !(await mayRead(row, actorId))) throw new NotFoundError('No such job', 'job_not_found')
       if (isStale(row, clock.now())) {
         await expireNow(jobId)
         row = (await store.findById(jobId))!
@@ -206,8 +248,14 @@ export function createJobsService(deps: JobsDeps) {
       // Suggestions for a decline come from the live map, read before the job is.
       const nearby = input.status === 'DECLINED' ? await nearbyForDecline(actorId, jobId) : null
       const { committed, plan } = await changeJob(
-        async () => ({ job: await store.findWithParties(jobId) }),
-        ({ job }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, nearby, ifMatch }, now, settings),
+        async () => {
+          const job = await store.findWithParties(jobId)
+          // A worker alerted to an open request may take it: read as the job's worker would be.
+          const candidate = job?.open_request && job.client_id !== actorId && job.worker_id !== actorId ? await store.candidate(jobId, actorId) : undefined
+          if (candidate && job?.worker_id === null && input.status === 'ACCEPTED' && job.price_currency !== null) await deps.escrow.checkCurrency(actorId, job.price_currency)
+          return { job, candidate }
+        },
+        ({ job, candidate }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, nearby, ifMatch, candidate }, now, settings),
       )
       return finish(committed, plan)
     },

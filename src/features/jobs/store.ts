@@ -1,4 +1,4 @@
-import { CompiledQuery, sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DB, Database } from '../../platform/db/index.js'
 import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/index.js'
@@ -11,13 +11,25 @@ declare module '../../platform/db/types.js' {
   interface Database {
     jobs: JobsTable
     job_status_log: JobStatusLogTable
+    job_alerts: JobAlertsTable
   }
+}
+
+/** The workers alerted to an open request: they may read it while nobody took it. */
+interface JobAlertsTable {
+  job_id: string
+  worker_id: string
+  alerted_at: Date
+  distance_m: number | null
 }
 
 interface JobsTable {
   id: string
   client_id: string
-  worker_id: string
+  /** Null while an open request waits for a worker to take it. */
+  worker_id: string | null
+  /** Posted to a category and a place instead of one worker (alerted workers may take it). */
+  open_request: boolean
   title: string
   description: string
   status: JobStatus
@@ -70,7 +82,8 @@ export type StatusLogRow = Omit<Selectable<JobStatusLogTable>, 'id'>
 /** The two users of a job, as the workflow's messages and checks need them (deleted ones as tombstones). */
 export interface JobParties {
   client: SenderRow
-  worker: SenderRow
+  /** Null while an open request waits for a worker. */
+  worker: SenderRow | null
   client_name: string
   worker_name: string
   worker_has_picture: boolean
@@ -91,7 +104,7 @@ function withParties(db: Db) {
   return db
     .selectFrom('jobs')
     .innerJoin('users as c', 'c.id', 'jobs.client_id')
-    .innerJoin('users as w', 'w.id', 'jobs.worker_id')
+    .leftJoin('users as w', 'w.id', 'jobs.worker_id')
     .selectAll('jobs')
     .select(PARTY_COLUMNS.map((c) => `c.${c} as c_${c}` as const))
     .select(PARTY_COLUMNS.map((c) => `w.${c} as w_${c}` as const))
@@ -117,14 +130,15 @@ function revive(row: PartiesRow | undefined): JobWithParties | undefined {
     else if (key !== 'worker_payouts_enabled') job[key] = value
   }
   const c = client as unknown as SenderRow
-  const w = worker as unknown as SenderRow
+  // An open request nobody took has no worker: the left join gives nulls.
+  const w = (job as unknown as JobRow).worker_id === null ? null : (worker as unknown as SenderRow)
   return {
     ...(job as unknown as JobRow),
     client: c,
     worker: w,
     client_name: nameOf(c),
-    worker_name: nameOf(w),
-    worker_has_picture: w.picture_etag !== null,
+    worker_name: w ? nameOf(w) : '',
+    worker_has_picture: w !== null && w.picture_etag !== null,
     worker_payouts_enabled: row.worker_payouts_enabled === true,
     status_log: (row.status_log as (Omit<StatusLogRow, 'at'> & { at: string })[]).map((e) => ({ ...e, at: new Date(e.at) })),
   }
@@ -179,6 +193,8 @@ export function createJobsStore(db: DB) {
         .set({ ...change.changes, version: sql<number>`version + 1` })
         .where('id', '=', change.id)
         .where('version', '=', change.version)
+        // Taking an open request: only while nobody did (the version says so too; this says why).
+        .$if(change.changes.worker_id !== undefined, (qb) => qb.where('worker_id', 'is', null))
         .returningAll()
       const e = change.entry
       const logged = e
@@ -202,12 +218,22 @@ export function createJobsStore(db: DB) {
       return logs
     },
 
-    /** The user's jobs, newest first: as client, as worker, or both. */
+    /**
+     * The user's jobs, newest first: as client, as worker, or both. A worker's include the open
+     * requests it was alerted to while nobody has taken them; once another worker takes one (or it
+     * ends), it leaves the list.
+     */
     async list(query: { userId: string; role?: 'CLIENT' | 'WORKER'; status?: JobStatus; limit: number; beforeId?: string }): Promise<JobRow[]> {
       let select = db.selectFrom('jobs').selectAll()
+      const alertedOpen = (eb: ExpressionBuilder<Database, 'jobs'>) =>
+        eb.and([
+          eb('worker_id', 'is', null),
+          eb('status', '=', 'REQUESTED'),
+          eb.exists(eb.selectFrom('job_alerts as a').select('a.job_id').whereRef('a.job_id', '=', 'jobs.id').where('a.worker_id', '=', query.userId)),
+        ])
       if (query.role === 'CLIENT') select = select.where('client_id', '=', query.userId)
-      else if (query.role === 'WORKER') select = select.where('worker_id', '=', query.userId)
-      else select = select.where((eb) => eb.or([eb('client_id', '=', query.userId), eb('worker_id', '=', query.userId)]))
+      else if (query.role === 'WORKER') select = select.where((eb) => eb.or([eb('worker_id', '=', query.userId), alertedOpen(eb)]))
+      else select = select.where((eb) => eb.or([eb('client_id', '=', query.userId), eb('worker_id', '=', query.userId), alertedOpen(eb)]))
       if (query.status) select = select.where('status', '=', query.status)
       if (query.beforeId) select = select.where('id', '<', query.beforeId)
       return select.orderBy('id', 'desc').limit(query.limit + 1).execute()
@@ -224,12 +250,55 @@ export function createJobsStore(db: DB) {
       return rows.map((r) => r.id)
     },
 
-    /** The user's offers still REQUESTED past their expiry (the sweep has not come by yet). */
+    /** Whether the worker was alerted to the open request. */
+    async wasAlerted(jobId: string, workerId: string): Promise<boolean> {
+      return (await db.selectFrom('job_alerts').select('job_id').where('job_id', '=', jobId).where('worker_id', '=', workerId).executeTakeFirst()) !== undefined
+    },
+
+    /**
+     * A worker alerted to the open request, as the job would have it once taken: the user (a
+     * tombstone when deleted) and whether its payouts are enabled; undefined when not alerted.
+     */
+    async candidate(jobId: string, workerId: string): Promise<{ worker: SenderRow; payoutsEnabled: boolean } | undefined> {
+      const row = await db
+        .selectFrom('job_alerts as a')
+        .innerJoin('users as u', 'u.id', 'a.worker_id')
+        .select(PARTY_COLUMNS.map((c) => `u.${c}` as const))
+        .select((eb) => eb.selectFrom('payment_accounts as pa').select('pa.payouts_enabled').whereRef('pa.user_id', '=', 'a.worker_id').as('payouts_enabled'))
+        .where('a.job_id', '=', jobId)
+        .where('a.worker_id', '=', workerId)
+        .executeTakeFirst()
+      if (!row) return undefined
+      const { payouts_enabled, ...worker } = row
+      return { worker: worker as SenderRow, payoutsEnabled: payouts_enabled === true }
+    },
+
+    /** The workers alerted to an open request. */
+    async alertedOf(jobId: string): Promise<string[]> {
+      return (await db.selectFrom('job_alerts').select('worker_id').where('job_id', '=', jobId).execute()).map((r) => r.worker_id)
+    },
+
+    /** Records who was alerted to an open request, in the transaction that posts it. */
+    async recordAlerts(trx: Db, jobId: string, alerts: { workerId: string; distanceM: number | null }[], at: Date): Promise<void> {
+      if (alerts.length === 0) return
+      await trx.insertInto('job_alerts').values(alerts.map((a) => ({ job_id: jobId, worker_id: a.workerId, alerted_at: at, distance_m: a.distanceM === null ? null : Math.round(a.distanceM) }))).execute()
+    },
+
+    /** A user as a client posting an open request: the row, with its roles (deleted ones left out). */
+    async clientOf(trx: Db, userId: string): Promise<(SenderRow & { roles: readonly string[] }) | undefined> {
+      return trx.selectFrom('users').select([...PARTY_COLUMNS, 'roles']).where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst()
+    },
+
+    /** The user's offers still REQUESTED past their expiry (the sweep has not come by yet), open requests it was alerted to among them. */
     async staleOffersOf(userId: string, now: Date): Promise<string[]> {
       const rows = await db
         .selectFrom('jobs')
         .select('id')
-        .where((eb) => eb.or([eb('client_id', '=', userId), eb('worker_id', '=', userId)]))
+        .where((eb) => eb.or([
+          eb('client_id', '=', userId),
+          eb('worker_id', '=', userId),
+          eb.and([eb('worker_id', 'is', null), eb.exists(eb.selectFrom('job_alerts as a').select('a.job_id').whereRef('a.job_id', '=', 'jobs.id').where('a.worker_id', '=', userId))]),
+        ]))
         .where('status', '=', 'REQUESTED')
         .where('expires_at', '<=', now)
         .execute()

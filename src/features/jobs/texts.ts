@@ -107,6 +107,25 @@ export const texts = {
     return `${byName} canceled ${quoted(job)}${reason ? `: "${reason}"` : '.'}`
   },
 
+  openExpired(job: TextJob): string {
+    return `Your open request ${quoted(job)} expired: no worker took it. Post it again, perhaps with a wider reach or another price, or offer it to a worker you found.`
+  },
+
+  /** An open request, as each alerted worker reads it. */
+  alert(job: TextJob, clientName: string, distanceM: number | null): string {
+    const parts = [
+      `New open request near you from ${clientName}: ${quoted(job)}.`,
+      `Price: ${offeredPrice(job)}.`,
+      `When: ${job.scheduled_at ? formatWhen(job.scheduled_at) : 'not set yet'}.`,
+    ]
+    if (job.location_address || distanceM !== null) {
+      const where = [job.location_address, distanceM !== null ? `about ${formatDistance(distanceM)} from you` : null].filter(Boolean).join(', ')
+      parts.push(`Where: ${where}.`)
+    }
+    parts.push(`Other workers were alerted too: the first to accept it gets the job. It expires ${formatWhen(job.expires_at)}.`)
+    return parts.join(' ')
+  },
+
   expired(job: TextJob, workerName: string): string {
     return `Your offer ${quoted(job)} to ${workerName} expired without an answer. Offer it again, or to another worker.`
   },

@@ -27,6 +27,7 @@ export function view(row: JobRow, statusLog: StatusLogRow[], warnings?: JobView[
     id: row.id,
     client_id: row.client_id,
     worker_id: row.worker_id,
+    open_request: row.open_request,
     title: row.title,
     description: row.description,
     status: row.status,

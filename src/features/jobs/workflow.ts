@@ -40,6 +40,12 @@ export type FollowUpKind = 'remind' | 'expire' | 'auto_approve' | 'request_payme
 /** Where a job ends without work: money held for it goes back to the client in full. */
 export const RELEASES_PAYMENT: readonly JobStatus[] = ['DECLINED', 'CANCELED', 'EXPIRED']
 
+/**
+ * The worker of an open request nobody took yet, as the notes name it: notes to it are dropped
+ * (the alerted workers hear of the request by its alerts, and of nothing after).
+ */
+export const NOBODY = ''
+
 /** A user of the job, as the texts name them. */
 export interface Party {
   id: string
@@ -117,7 +123,7 @@ export const WORKFLOW: readonly Move[] = [
   },
   {
     from: 'REQUESTED', to: 'EXPIRED', by: ['time'],
-    tells: (f) => [{ from: null, to: f.client.id, text: texts.expired(f.job, f.worker.name) }],
+    tells: (f) => [{ from: null, to: f.client.id, text: f.worker.id === NOBODY ? texts.openExpired(f.job) : texts.expired(f.job, f.worker.name) }],
   },
   {
     from: 'ACCEPTED', to: 'STARTED', by: ['worker'],

@@ -13,6 +13,7 @@ import { removeTempDirs, run, tempDir } from '../../../test/support/processes.js
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
 import { logOnlySmsProvider, type SmsMessage, type SmsProvider } from './index.js'
+import { checkPushEndpoint } from './push.js'
 
 // A Tokyo evening: 23:00 there is 14:00 UTC.
 const clock = manualClock(new Date('2026-05-04T09:00:00Z'))
@@ -57,7 +58,8 @@ beforeAll(async () => {
   })
   await new Promise<void>((resolve) => pushService.listen(0, '127.0.0.1', resolve))
   pushBase = `https://127.0.0.1:${(pushService.address() as AddressInfo).port}`
-  t = await startTestApp({ JOB_SWEEP_INTERVAL: '0', NOTIFICATION_SWEEP_INTERVAL: '0', QUEUE_POLL_INTERVAL: '500' }, { clock, sms, pushAgent: new Agent({ ca: cert }) })
+  // The local push service listens on loopback, which endpoints may name only by this setting.
+  t = await startTestApp({ JOB_SWEEP_INTERVAL: '0', NOTIFICATION_SWEEP_INTERVAL: '0', QUEUE_POLL_INTERVAL: '500', PUSH_ENDPOINT_ALLOW: '127.0.0.1' }, { clock, sms, pushAgent: new Agent({ ca: cert }) })
   await t.app.platform.live.events.subscribe((event) => events.push(event))
   picture = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 9, g: 9, b: 9 } } }).jpeg().toBuffer()
 }, 180_000)
@@ -186,6 +188,33 @@ describe('Web Push', () => {
     expect(problem(plain, 400).code).toBe('invalid_push_endpoint')
     const bad = await t.app.inject({ method: 'POST', url: '/push/subscriptions', headers: a.auth, payload: { endpoint: `${pushBase}/ok/x`, keys: { p256dh: 'AAAA', auth: 'AAAA' } } })
     expect(problem(bad, 400).code).toBe('invalid_push_keys')
+  })
+
+  it('refuses endpoints that are, or resolve to, private, loopback or link-local addresses (SSRF), unless the setting allows the host', async () => {
+    const a = await newUser(t.app)
+    const key = createECDH('prime256v1')
+    key.generateKeys()
+    const keys = { p256dh: key.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') }
+    const post = (endpoint: string) => t.app.inject({ method: 'POST', url: '/push/subscriptions', headers: a.auth, payload: { endpoint, keys } })
+    for (const endpoint of [
+      'https://10.1.2.3/push/x', 'https://192.168.0.10/x', 'https://172.16.5.4/x', 'https://100.64.0.1/x', // private, carrier-grade NAT
+      'https://127.0.0.2:8443/x', 'https://localhost/x', 'https://[::1]/x', 'https://0.0.0.0/x', // loopback, unspecified
+      'https://169.254.169.254/latest/meta-data', 'https://[fe80::1]/x', 'https://[fd00::1]/x', // link-local (cloud metadata), unique local
+      'https://[::ffff:192.168.1.1]/x', 'https://224.0.0.1/x', // an IPv4 private address written as IPv6, multicast
+      'https://push.invalid/x', 'https://user:pw@8.8.8.8/x', // a name that resolves nowhere, credentials
+    ]) {
+      const res = await post(endpoint)
+      expect(problem(res, 400).code, endpoint).toBe('invalid_push_endpoint')
+    }
+    expect((await t.app.inject({ url: '/push/subscriptions', headers: a.auth })).json().items).toEqual([])
+    // A public address is taken (nothing is sent to it until there is something to say), and so
+    // is the loopback address this app's setting allows (the test's own push service).
+    expect((await post('https://8.8.8.8/push/abc')).statusCode).toBe(201)
+    expect((await post(`${pushBase}/ok/allowed`)).statusCode).toBe(201)
+    // Every address of a name counts: one inward among public ones refuses it (as when a name is rebound).
+    await expect(checkPushEndpoint('https://push.rebound.test/x', [], async () => ['93.184.216.34', '10.0.0.5'])).rejects.toMatchObject({ code: 'invalid_push_endpoint' })
+    await expect(checkPushEndpoint('https://push.public.test/x', [], async () => ['93.184.216.34', '2606:2800:220:1::1'])).resolves.toBeUndefined()
+    await expect(checkPushEndpoint('https://push.rebound.test:8443/x', ['push.rebound.test:8443'], async () => ['10.0.0.5'])).resolves.toBeUndefined()
   })
 
   it('groups several messages of one conversation within a minute into one push', async () => {

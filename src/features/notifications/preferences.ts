@@ -11,7 +11,7 @@ export type ChannelChoice = Record<Channel, boolean>
 /**
  * The kinds of events, and their defaults: in-app and push for all, email for what concerns a job
  * or money (messages come often: a mail per conversation only when asked), SMS only when asked.
- * `job_alert`, `review` and `sign_in` have no source yet; their settings are kept for when they do.
+ * `sign_in` is mailed by the sign-in itself; its email setting sends no second mail.
  */
 export const EVENT_TYPES = {
   message: { doc: 'A message from another user', defaults: { in_app: true, email: false, push: true, sms: false } },

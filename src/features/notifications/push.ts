@@ -1,5 +1,8 @@
+import { lookup as dnsLookup } from 'node:dns/promises'
+import ipaddr from 'ipaddr.js'
 import { v7 as uuidv7 } from 'uuid'
 import webpush from 'web-push'
+import { InvalidInputError } from '../../errors.js'
 import type { DB } from '../../platform/db/index.js'
 
 // Web Push (RFC 8030, payloads encrypted per RFC 8291, signed with VAPID per RFC 8292) through
@@ -105,3 +108,42 @@ export async function sendPush(
     throw new Error(`the push service answered ${status ?? 'nothing'}`)
   }
 }
+
+/**
+ * Refuses a push endpoint the server must not be made to call (SSRF): anything but https, and a
+ * host that is, or resolves to, an address that is not public unicast (private, loopback,
+ * link-local, unique local, carrier-grade NAT, multicast, reserved, unspecified), every address
+ * of the name. Hosts on `allow` (`host` or `host:port`) are taken as they are. Checked when
+ * subscribing and again before each send, so a name that later resolves inward is refused then.
+ */
+export async function checkPushEndpoint(endpoint: string, allow: readonly string[], lookup: (host: string) => Promise<string[]> = lookupAll): Promise<void> {
+  const refuse = (why: string) => new InvalidInputError(`The push endpoint ${why}`, [{ field: 'body/endpoint', message: why }], 'invalid_push_endpoint')
+  let url: URL
+  try {
+    url = new URL(endpoint)
+  } catch {
+    throw refuse('is not a URL')
+  }
+  if (url.protocol !== 'https:') throw refuse('must be an https URL')
+  if (url.username || url.password) throw refuse('must not carry credentials')
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  if (allow.includes(host) || allow.includes(url.host.toLowerCase())) return
+  let addresses: string[]
+  if (ipaddr.isValid(host)) addresses = [host]
+  else {
+    try {
+      addresses = await lookup(host)
+    } catch {
+      throw refuse('has a host name that does not resolve')
+    }
+  }
+  if (addresses.length === 0) throw refuse('has a host name that does not resolve')
+  for (const address of addresses) {
+    let parsed = ipaddr.parse(address)
+    // An IPv4 address written as IPv6 (::ffff:10.0.0.1) is judged as the IPv4 one.
+    if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address()
+    if (parsed.range() !== 'unicast') throw refuse(`resolves to a ${parsed.range()} address, which push services never use`)
+  }
+}
+
+const lookupAll = async (host: string): Promise<string[]> => (await dnsLookup(host, { all: true, verbatim: true })).map((a) => a.address)

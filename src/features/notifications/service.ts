@@ -8,7 +8,7 @@ import type { DB, Listen } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { notificationMail, type NotificationMail } from './mail.js'
-import { sendPush, type PushStore, type PushSubscriptionRow, type VapidKeys } from './push.js'
+import { checkPushEndpoint, sendPush, type PushStore, type PushSubscriptionRow, type VapidKeys } from './push.js'
 import {
   CHANNELS, choiceFor, DEFAULT_SETTINGS, EVENT_TYPE_NAMES, isTimeZone, QUEUED_CHANNELS, quietUntil,
   type ChannelChoice, type EventType, type NotificationSettingsRow, type QueuedChannel,
@@ -47,11 +47,15 @@ const PAYMENT_NOTE_LEDGER_KINDS = ['refund', 'reversal', 'dispute']
  * What an event is, from the message, the job status logged with it and the money movement just
  * before it. Jobs' moves are told by their logged status; payments' notes (the held money released
  * or refunded: the receipt of the money back; a dispute) come from no one, without a status, just
- * after their ledger movement. Reviews write no message when published and identity mails a
- * new-device sign-in itself, so `review` and `sign_in` have no message to classify (yet).
+ * after their ledger movement. An open request's alert to a worker is `job_alert` (its row in
+ * job_alerts has the message's time), and the note of a published review to the reviewed user is
+ * `review` (the review's publication time). Identity mails a new-device sign-in itself, so
+ * `sign_in` has no message to classify.
  */
-export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'> & Partial<Pick<EventSource, 'ledger_kind'>>): { event: EventType; urgent: boolean } {
+export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'> & Partial<Pick<EventSource, 'ledger_kind' | 'alert' | 'review'>>): { event: EventType; urgent: boolean } {
   if (source.kind === 'user') return { event: 'message', urgent: false }
+  if (source.alert) return { event: 'job_alert', urgent: false }
+  if (source.review) return { event: 'review', urgent: false }
   const status = source.logged_status ?? source.job_status
   if (!source.job_id) return { event: 'job_update', urgent: false }
   // Before the logged status: a release note may share its instant with the move that caused it (a decline).
@@ -67,7 +71,14 @@ const nameOf = (first: string | null, last: string | null) => [first, last].filt
 export interface NotificationsDeps {
   db: DB
   store: NotificationsStore
-  push: { store: PushStore; vapid: VapidKeys; subject: string; agent?: import('node:https').Agent }
+  push: {
+    store: PushStore
+    vapid: VapidKeys
+    subject: string
+    agent?: import('node:https').Agent
+    /** Hosts whose endpoints skip the check of their addresses (PUSH_ENDPOINT_ALLOW). */
+    allow?: readonly string[]
+  }
   sms: SmsProvider
   /** The mail outbox; absent, the email channel reports `not configured`. */
   mail?: NotificationMail
@@ -126,7 +137,10 @@ export function createNotificationsService(deps: NotificationsDeps) {
   /** What a notification says: its title and text. */
   const contentOf = (source: EventSource, event: EventType) => {
     const sender = nameOf(source.sender_first, source.sender_last)
-    const title = event === 'message' ? `New message from ${sender}` : source.job_title ? `Job: ${clip(source.job_title, 80)}` : 'Update'
+    const title = event === 'message' ? `New message from ${sender}`
+      : event === 'job_alert' ? `Open request near you: ${clip(source.job_title ?? '', 80)}`
+      : event === 'review' ? `${sender} reviewed you`
+      : source.job_title ? `Job: ${clip(source.job_title, 80)}` : 'Update'
     return { title, body: clip(source.text, 240) }
   }
 
@@ -219,6 +233,13 @@ export function createNotificationsService(deps: NotificationsDeps) {
       const topic = createHash('sha256').update(n.id).digest('base64url').slice(0, 32)
       const failures: string[] = []
       for (const sub of subscriptions.filter((s: PushSubscriptionRow) => !d.sent_to.includes(s.id))) {
+        // An endpoint whose name came to resolve inward since it was taken is never called: it goes.
+        const refused = await checkPushEndpoint(sub.endpoint, deps.push.allow ?? []).then(() => false, () => true)
+        if (refused) {
+          log.warn({ subscription_id: sub.id }, 'a push endpoint resolves to an address that is not public; the subscription is dropped')
+          await deps.push.store.drop(sub.id)
+          continue
+        }
         try {
           const outcome = await sendPush(sub, payload, { vapid: deps.push.vapid, subject: deps.push.subject, topic, urgent: n.urgent, ttlSeconds: PUSH_TTL_SECONDS, agent: deps.push.agent })
           if (outcome === 'gone') await deps.push.store.drop(sub.id)
@@ -342,10 +363,8 @@ export function createNotificationsService(deps: NotificationsDeps) {
     },
 
     async subscribe(userId: string, input: { endpoint: string; keys: { p256dh: string; auth: string } }, userAgent: string | null) {
-      const url = new URL(input.endpoint)
-      if (url.protocol !== 'https:') {
-        throw new InvalidInputError('A push endpoint is an https URL', [{ field: 'body/endpoint', message: 'must be an https URL' }], 'invalid_push_endpoint')
-      }
+      // Only https on public addresses: the server calls this URL, so it must not reach inward (SSRF).
+      await checkPushEndpoint(input.endpoint, deps.push.allow ?? [])
       const p256dh = Buffer.from(input.keys.p256dh, 'base64url')
       const auth = Buffer.from(input.keys.auth, 'base64url')
       if (p256dh.length !== 65 || p256dh[0] !== 4 || auth.length !== 16) {

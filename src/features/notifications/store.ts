@@ -64,6 +64,10 @@ export interface EventSource {
   logged_status: string | null
   /** Of a system message from no one: the kind of the job's money movement recorded just before it (payments' notes: receipts, refunds, disputes). */
   ledger_kind: string | null
+  /** The message is an open request's alert to a worker (recorded with it in job_alerts). */
+  alert: boolean
+  /** The message tells its recipient of a review of them, published at its time. */
+  review: boolean
   time_zone: string | null
   quiet_start: string | null
   quiet_end: string | null
@@ -106,6 +110,8 @@ export function createNotificationsStore(db: DB) {
                  WHERE m.kind = 'system' AND m.sender_id IS NULL AND t.job_id = m.job_id
                    AND t.at <= m.created_at AND t.at > m.created_at - interval '1 minute'
                  ORDER BY t.at DESC LIMIT 1) AS ledger_kind,
+               EXISTS (SELECT 1 FROM job_alerts a WHERE a.job_id = m.job_id AND a.worker_id = m.recipient_id AND a.alerted_at = m.created_at) AS alert,
+               EXISTS (SELECT 1 FROM reviews rv WHERE m.kind = 'system' AND rv.job_id = m.job_id AND rv.subject_id = m.recipient_id AND rv.published_at = m.created_at) AS review,
                ns.time_zone, ns.quiet_start, ns.quiet_end, ns.events
           FROM messages m
           JOIN users r ON r.id = m.recipient_id AND r.deleted_at IS NULL

@@ -67,7 +67,7 @@ export function createCore(deps: PaymentsDeps) {
       const job = await store.job(jobId)
       const payment = job ? jobPaymentView(job) : null
       if (!job || !payment) continue
-      await deps.events.publish({ to: [job.client_id, job.worker_id], type: 'payment.updated', data: { job_id: job.id, job_status: job.status, payment } })
+      await deps.events.publish({ to: job.worker_id ? [job.client_id, job.worker_id] : [job.client_id], type: 'payment.updated', data: { job_id: job.id, job_status: job.status, payment } })
     }
   }
 

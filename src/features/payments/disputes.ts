@@ -47,7 +47,7 @@ export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(
     const amount = amountOf(job)
     tx.say([
       { from: null, to: job.client_id, jobId, text: paymentTexts.disputed(job.title, amount, true) },
-      { from: null, to: job.worker_id, jobId, text: paymentTexts.disputed(job.title, amount, false) },
+      ...(job.worker_id ? [{ from: null, to: job.worker_id, jobId, text: paymentTexts.disputed(job.title, amount, false) }] : []),
       ...(await adminNotes(tx, job, paymentTexts.disputedToAdmin(job.title, amount, jobId))),
     ])
   }
@@ -102,7 +102,7 @@ export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(
     const texts = won ? paymentTexts.disputeWon : paymentTexts.disputeLost
     tx.say([
       { from: null, to: job.client_id, jobId, text: texts(job.title, amount, true) },
-      { from: null, to: job.worker_id, jobId, text: texts(job.title, amount, false) },
+      ...(job.worker_id ? [{ from: null, to: job.worker_id, jobId, text: texts(job.title, amount, false) }] : []),
       ...(await adminNotes(tx, job, paymentTexts.disputeClosedToAdmin(job.title, amount, jobId, won ? 'won' : 'lost'))),
     ])
   }
@@ -166,7 +166,7 @@ export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(
         const shown = money(amount, locked.price_currency!)
         tx.say([
           { from: null, to: locked.client_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, true) },
-          { from: null, to: locked.worker_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, false) },
+          ...(locked.worker_id ? [{ from: null, to: locked.worker_id, jobId, text: paymentTexts.refunded(locked.title, shown, input.reason, false) }] : []),
         ])
       })
       return paymentView((await store.job(jobId))!, job.client_id)

@@ -9,7 +9,8 @@ import { cardAccount, DISPUTES_ACCOUNT, escrowAccount, FEES_ACCOUNT, payableAcco
 export interface PaymentFacts {
   jobId: string
   clientId: string
-  workerId: string
+  /** Null while an open request waits for a worker: nothing is paid out (or reversed) before one takes it. */
+  workerId: string | null
   /** What the client was charged (0 until then). */
   charged: number
   /** What was refunded to the client so far. */
@@ -36,6 +37,11 @@ export function chargeEntries(f: PaymentFacts, amount: number): Entry[] {
   ]
 }
 
+const workerOf = (f: PaymentFacts): string => {
+  if (f.workerId === null) throw new Error('the job has no worker yet')
+  return f.workerId
+}
+
 /** The worker's pay and the fee, out of what escrow holds for the job. */
 export function transferSplit(f: PaymentFacts): { toWorker: number; fee: number } {
   const remaining = f.charged - f.refunded
@@ -50,7 +56,7 @@ export function transferEntries(f: PaymentFacts): Entry[] {
   const { toWorker, fee } = transferSplit(f)
   return [
     { account: escrowAccount(f.jobId), amount: -(toWorker + fee) },
-    { account: payableAccount(f.workerId), amount: toWorker },
+    { account: payableAccount(workerOf(f)), amount: toWorker },
     { account: FEES_ACCOUNT, amount: fee },
   ]
 }
@@ -71,7 +77,7 @@ export function refundEntries(f: PaymentFacts, amount: number): { entries: Entry
   const fromWorker = amount - fromFees
   return {
     entries: [
-      { account: payableAccount(f.workerId), amount: -fromWorker },
+      { account: payableAccount(workerOf(f)), amount: -fromWorker },
       { account: FEES_ACCOUNT, amount: -fromFees },
       { account: cardAccount(f.clientId), amount },
     ],
@@ -119,7 +125,7 @@ export function disputeLostEntries(f: PaymentFacts): { entries: Entry[]; fromWor
   const fromWorker = amount - fromFees
   return {
     entries: [
-      { account: payableAccount(f.workerId), amount: -fromWorker },
+      { account: payableAccount(workerOf(f)), amount: -fromWorker },
       { account: FEES_ACCOUNT, amount: -fromFees },
       { account: DISPUTES_ACCOUNT, amount },
     ],

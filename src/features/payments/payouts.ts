@@ -47,7 +47,7 @@ export function createPayouts(deps: PaymentsDeps, core: Core) {
       if (!job) return undefined
       if (job.payment_transfer_id) return { transferId: job.payment_transfer_id }
       if (!payable(job)) return undefined
-      const account = await store.account(job.worker_id)
+      const account = job.worker_id ? await store.account(job.worker_id) : undefined
       if (!account?.payouts_enabled) throw new Error(`the worker of job ${job.id} can't be paid yet (no payouts)`)
       const { toWorker } = transferSplit(factsOf(job))
       const transfer = await provider.createTransfer({ amount: toWorker, currency: job.price_currency!, destination: account.account_id, jobId: job.id }, `job:${job.id}:transfer`)

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { newAdmin, newWorker, offerJob, paidJob } from '../../../test/support/trust.js'
@@ -50,6 +51,25 @@ describe('reviews', () => {
     expect(await ratingOf(worker.id)).toEqual({ average: 4, count: 1 })
     expect(await ratingOf(client.id)).toEqual({ average: 5, count: 1 })
     expect((await inject({ url: `/users/${worker.id}` })).json().jobs_done).toBe(1)
+  })
+
+  it('tells the reviewed user when a review of them is published: a system message, and a notification of the `review` kind', async () => {
+    const { client, worker, jobId } = await paid()
+    const inboxOf = async (user: SignedIn) => (await inject({ url: '/inbox?limit=5', headers: user.auth })).json().items as { kind: string; job_id: string; text: string; sender: { id: string } | null }[]
+    expect((await review(client, jobId, { rating: 4, text: 'Good work' })).statusCode).toBe(201)
+    // Blind: nothing is said of a review before it is published.
+    expect((await inboxOf(worker)).some((m) => m.text.includes('reviewed you'))).toBe(false)
+    expect((await review(worker, jobId, { rating: 5, text: 'Kind client' })).json().status).toBe('published')
+    const [toWorker] = await inboxOf(worker)
+    expect(toWorker).toMatchObject({ kind: 'system', job_id: jobId, sender: expect.objectContaining({ id: client.id }) })
+    expect(toWorker!.text).toContain('reviewed you for "Fix the tap": 4 out of 5, "Good work"')
+    const [toClient] = await inboxOf(client)
+    expect(toClient!.text).toContain('5 out of 5, "Kind client"')
+    // The relay makes a notification of each, of the `review` kind.
+    await t.app.notifications.runDueWork()
+    const { rows } = await sql<{ user_id: string; event: string; title: string }>`SELECT user_id, event, title FROM notifications WHERE job_id = ${jobId} AND event = 'review' ORDER BY user_id`.execute(t.app.platform.database.db)
+    expect(rows.map((r) => r.user_id).sort()).toEqual([client.id, worker.id].sort())
+    expect(rows.find((r) => r.user_id === worker.id)?.title).toMatch(/reviewed you$/)
   })
 
   it('one review a side, only by the job\'s sides, only once PAID, only within 14 days', async () => {

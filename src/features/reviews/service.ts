@@ -7,6 +7,7 @@ import type { DB } from '../../platform/db/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import type { AccountsService } from '../accounts/index.js'
 import type { AdminContext, AuditStore } from '../admin/index.js'
+import type { MessageRow, NewMessage } from '../messaging/index.js'
 import type { ReviewInput, ReviewView } from './schemas.js'
 import { createReviewsStore, ReviewExistsError, type ReviewRow } from './store.js'
 
@@ -30,10 +31,34 @@ export function createReviewsService(deps: {
   summary: AccountsService['summary']
   /** Told after ratings changed (search shows them). */
   ratingsChanged: (userIds: readonly string[]) => Promise<void>
+  /**
+   * The messaging feature: a published review is told to the reviewed user in a system message
+   * (from its author, about the job) stored in the transaction that publishes it, and pushed after.
+   */
+  messages: { insert(trx: import('kysely').Transaction<import('../../platform/db/index.js').Database>, messages: NewMessage[]): Promise<MessageRow[]>; publish(messages: MessageRow[]): Promise<void> }
   log: { warn(object: object, message: string): void }
 }) {
   const store = createReviewsStore(deps.db)
   let stopHandling: StopHandling | undefined
+
+  /** Tells each reviewed user of a review published now (hidden ones say nothing), in the transaction that publishes them. */
+  const tellSubjects = async (trx: import('kysely').Transaction<import('../../platform/db/index.js').Database>, published: ReviewRow[], at: Date): Promise<MessageRow[]> => {
+    const shown = published.filter((r) => r.hidden_at === null)
+    if (shown.length === 0) return []
+    const facts = await store.noteFacts(trx, shown)
+    return deps.messages.insert(trx, shown.map((r) => ({
+      from: r.author_id,
+      to: r.subject_id,
+      kind: 'system' as const,
+      jobId: r.job_id,
+      at,
+      text: `${facts.authors.get(r.author_id) ?? 'Someone'} reviewed you for "${facts.titles.get(r.job_id) ?? 'a job'}": ${r.rating} out of 5${r.text ? `, "${r.text.length > 200 ? `${r.text.slice(0, 199)}…` : r.text}"` : ''}. It is public now on your profile; you may answer it once.`,
+    })))
+  }
+
+  const pushNotes = async (messages: MessageRow[]) => {
+    if (messages.length > 0) await deps.messages.publish(messages).catch((error: unknown) => deps.log.warn({ err: error }, 'could not push review notes'))
+  }
 
   const afterPublication = async (published: ReviewRow[]) => {
     if (published.length === 0) return
@@ -42,13 +67,15 @@ export function createReviewsService(deps: {
 
   /** Publishes a job's reviews if its window closed by `now`. */
   const publishIfDue = async (jobId: string, now: Date): Promise<ReviewRow[]> => {
-    const published = await deps.db.transaction().execute(async (trx) => {
+    const { published, notes } = await deps.db.transaction().execute(async (trx) => {
       const job = await store.lockJob(trx, jobId)
-      if (!job) return []
+      if (!job) return { published: [], notes: [] }
       const pending = (await store.ofJob(trx, jobId)).filter((r) => r.published_at === null)
-      if (pending.length === 0 || pending.every((r) => r.publish_by.getTime() > now.getTime())) return []
-      return store.publish(trx, jobId, now)
+      if (pending.length === 0 || pending.every((r) => r.publish_by.getTime() > now.getTime())) return { published: [], notes: [] }
+      const published = await store.publish(trx, jobId, now)
+      return { published, notes: await tellSubjects(trx, published, now) }
     })
+    await pushNotes(notes)
     await afterPublication(published)
     return published
   }
@@ -81,7 +108,7 @@ export function createReviewsService(deps: {
      */
     async write(authorId: string, jobId: string, input: ReviewInput) {
       const now = deps.clock.now()
-      const { review, published } = await deps.db.transaction().execute(async (trx) => {
+      const { review, published, notes } = await deps.db.transaction().execute(async (trx) => {
         const job = await store.lockJob(trx, jobId)
         if (!job || (job.client_id !== authorId && job.worker_id !== authorId)) throw jobNotFound()
         if (job.status !== 'PAID' || !job.paid_at) throw new ConflictError('Reviews are written once the job is PAID', 'review_not_allowed')
@@ -91,7 +118,8 @@ export function createReviewsService(deps: {
           id: uuidv7(),
           job_id: jobId,
           author_id: authorId,
-          subject_id: job.client_id === authorId ? job.worker_id : job.client_id,
+          // A PAID job has its worker (only an open request nobody took has none).
+          subject_id: job.client_id === authorId ? job.worker_id! : job.client_id,
           rating: input.rating,
           text: input.text?.trim() ?? '',
           created_at: now,
@@ -106,11 +134,15 @@ export function createReviewsService(deps: {
           throw error instanceof ReviewExistsError ? new ConflictError('You reviewed this job already', 'review_exists') : error
         })
         const all = await store.ofJob(trx, jobId)
-        if (all.length === 2) return { review, published: await store.publish(trx, jobId, now) }
+        if (all.length === 2) {
+          const published = await store.publish(trx, jobId, now)
+          return { review, published, notes: await tellSubjects(trx, published, now) }
+        }
         // The first of the two: published at the window's end unless the other comes first.
         await deps.queue.add(trx, PUBLISH_TASK, { job_id: jobId }, { id: uuidv5(`${PUBLISH_TASK}:${jobId}`, TASK_IDS), runAt: publishBy })
-        return { review, published: [] as ReviewRow[] }
+        return { review, published: [] as ReviewRow[], notes: [] as MessageRow[] }
       })
+      await pushNotes(notes)
       await afterPublication(published)
       return { id: review.id, job_id: jobId, status: published.length > 0 ? ('published' as const) : ('submitted' as const), created_at: review.created_at.toISOString() }
     },

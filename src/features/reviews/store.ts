@@ -74,6 +74,13 @@ export function createReviewsStore(db: DB) {
       }
     },
 
+    /** What the notes of published reviews name: their authors' names and their jobs' titles. */
+    async noteFacts(trx: Db, reviews: ReviewRow[]): Promise<{ authors: Map<string, string>; titles: Map<string, string> }> {
+      const users = await trx.selectFrom('users').select(['id', 'first_name', 'last_name']).where('id', 'in', reviews.map((r) => r.author_id)).execute()
+      const jobs = await trx.selectFrom('jobs').select(['id', 'title']).where('id', 'in', reviews.map((r) => r.job_id)).execute()
+      return { authors: new Map(users.map((u) => [u.id, `${u.first_name} ${u.last_name}`.trim()])), titles: new Map(jobs.map((j) => [j.id, j.title])) }
+    },
+
     async ofJob(trx: Db, jobId: string): Promise<ReviewRow[]> {
       return trx.selectFrom('reviews').selectAll().where('job_id', '=', jobId).execute()
     },

@@ -23,7 +23,8 @@ export const TRACKABLE = ['ACCEPTED', 'STARTED'] as const
 export interface TrackedJob {
   id: string
   client_id: string
-  worker_id: string
+  /** Null for an open request nobody took (never trackable). */
+  worker_id: string | null
   status: string
   location_lat: number | null
   location_lon: number | null
