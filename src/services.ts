@@ -118,6 +118,8 @@ export async function createServices(config: Config, platform: Platform, options
     accounts.onDeleted((userId) => oidc.forgetUser(userId))
     // What admins do is appended to the audit log in the transaction of the act.
     const audit = createAuditStore(db)
+    // An admin's acts through the accounts' own routes (POST /user, DELETE /user with an id) too.
+    accounts.recordAdminActsWith((trx, context, entry, at) => audit.record(trx, context, entry, at))
     const categories = createCategoriesService({ db, events: platform.live.events, audit, clock })
     await categories.start()
     started.push({ name: 'categories', close: () => categories.close() })
