@@ -112,7 +112,7 @@ export async function createServices(config: Config, platform: Platform, options
     started.push({ name: 'two-factor', close: () => twoFactor.close() })
 
     // Sign-in with OpenID Connect providers; an account's identities go with it.
-    const oidc = createOidcService({ store: createOidcStore(db), clients: createOidcClients(config.oidcProviders, config.publicUrl), sessions, appRedirects: config.oidcAppRedirects, clock, log })
+    const oidc = createOidcService({ store: createOidcStore(db), clients: createOidcClients(config.oidcProviders, config.publicUrl, () => clock.now()), sessions, appRedirects: config.oidcAppRedirects, clock, log })
     await oidc.start()
     started.push({ name: 'sign-in with providers', close: () => oidc.close() })
     accounts.onDeleted((userId) => oidc.forgetUser(userId))
