@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mailsTo, newUser, problem, signIn, startTestApp, tokenOf, uniqueEmail, type TestApp } from '../../../test/support/app.js'
 import { freePort } from '../../../test/support/processes.js'
 import { manualClock } from '../../platform/clock.js'
+import { newWorker, offerJob } from '../../../test/support/trust.js'
+import { createAccountsStore } from '../accounts/index.js'
 
 // Mail end to end: the app sends through a real SMTP server started here (smtp-server), and the
 // tests read each message as a mail program would (mailparser), follow its token, and check what
@@ -277,6 +279,44 @@ describe('an SMTP server that is down', () => {
     } finally {
       await own.close()
       await late?.close()
+    }
+  }, 300_000)
+})
+
+describe('an unconfirmed client', () => {
+  it('can\'t approve (pay for) a job until its email is confirmed again', async () => {
+    const own = await startTestApp()
+    try {
+      const client = await newUser(own.app, { roles: ['CLIENT'] })
+      const worker = await newWorker(own.app)
+      const { id } = await offerJob(own.app, client, worker)
+      const version = (await own.app.inject({ url: `/job/${id}`, headers: worker.auth })).headers.etag as string
+      for (const [status, headers] of [['ACCEPTED', { 'if-match': version }], ['STARTED', {}], ['COMPLETED', {}]] as const) {
+        expect((await own.app.inject({ method: 'POST', url: `/job/${id}/status`, headers: { ...worker.auth, ...headers }, payload: { status } })).statusCode).toBe(200)
+      }
+      // The client's confirmation withdrawn (as for an account whose address an admin found wrong).
+      await own.app.accounts.changeWith((trx) => createAccountsStore(trx).update(client.id, { email_confirmed_at: null }, new Date()))
+      const approve = () => own.app.inject({ method: 'POST', url: `/job/${id}/status`, headers: client.auth, payload: { status: 'PENDING_PAYMENT' } })
+      expect(problem(await approve(), 403).code).toBe('email_unconfirmed')
+      expect((await own.app.inject({ url: `/job/${id}`, headers: client.auth })).json()).toMatchObject({ status: 'COMPLETED', payment: { status: 'held' } })
+      expect((await own.app.inject({ method: 'POST', url: '/email/confirm/resend', headers: client.auth })).statusCode).toBe(202)
+      const token = tokenOf((await mailsTo(own.app, client.email, { atLeast: 2 })).at(-1)!)
+      expect((await own.app.inject({ method: 'POST', url: '/email/confirm', payload: { token } })).statusCode).toBe(204)
+      expect((await approve()).json().status).toBe('PAID')
+    } finally {
+      await own.close()
+    }
+  }, 300_000)
+
+  it('is limited in asking for the confirmation mail again', async () => {
+    const own = await startTestApp({ AUTH_RATE_LIMIT_MAX: '3' })
+    try {
+      const user = await newUser(own.app, { confirmed: false })
+      const answers = []
+      for (let i = 0; i < 4; i++) answers.push((await own.app.inject({ method: 'POST', url: '/email/confirm/resend', headers: user.auth })).statusCode)
+      expect(answers).toEqual([202, 202, 202, 429])
+    } finally {
+      await own.close()
     }
   }, 300_000)
 })

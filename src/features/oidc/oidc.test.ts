@@ -3,7 +3,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { generate } from 'otplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { manualClock } from '../../platform/clock.js'
-import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { mailsTo, newUser, problem, startTestApp, tokenOf, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { startOidcProvider, type TestProvider } from '../../../test/support/oidc-provider.js'
 
 // Sign-in with a real OpenID Connect provider (oidc-provider on a loopback port), its login and
@@ -335,6 +335,45 @@ describe('sign-in with an OpenID Connect provider', () => {
       expect((await t.app.inject({ method: 'DELETE', url: `/user/identities/${only.id}`, headers: me.auth })).statusCode).toBe(204)
       const [last] = (await t.app.inject({ url: '/user/identities', headers: me.auth })).json().items
       expect(problem(await t.app.inject({ method: 'DELETE', url: `/user/identities/${last.id}`, headers: me.auth }), 409).code).toBe('last_sign_in_method')
+    })
+  })
+
+  describe('an account made by a provider, without a password', () => {
+    it('sets its first password with a recent sign-in instead of a current one; then its provider can go', async () => {
+      const email = uniqueEmail('nopass')
+      const subject = person({ email })
+      const old = bearer((await signInAs(subject)).json().access_token)
+      const password = 'a first long passphrase'
+      secrets.add(password)
+      // A token from more than 5 minutes ago alone can't give the account a password.
+      clock.advance(6 * 60_000)
+      expect(problem(await t.app.inject({ method: 'POST', url: '/user', headers: old, payload: { password } }), 403).code).toBe('recent_sign_in_required')
+      const fresh = bearer((await signInAs(subject)).json().access_token)
+      expect((await t.app.inject({ method: 'POST', url: '/user', headers: fresh, payload: { password } })).statusCode).toBe(200)
+      // As any new password: the other sessions end; it signs in with it from now on.
+      problem(await t.app.inject({ url: '/user', headers: old }), 401)
+      const signedIn = await t.app.inject({ method: 'POST', url: '/authorize', payload: { email, password } })
+      expect(signedIn.statusCode).toBe(200)
+      secrets.add(signedIn.json().access_token)
+      // With a password, the provider is no longer the only way in; and a change now needs the password.
+      const [only] = (await t.app.inject({ url: '/user/identities', headers: fresh })).json().items
+      expect((await t.app.inject({ method: 'DELETE', url: `/user/identities/${only.id}`, headers: fresh })).statusCode).toBe(204)
+      expect(problem(await t.app.inject({ method: 'POST', url: '/user', headers: fresh, payload: { password: 'yet another passphrase' } }), 400).code).toBe('current_password_required')
+    })
+
+    it('or through a forgotten password\'s mail', async () => {
+      const email = uniqueEmail('nopass')
+      const subject = person({ email })
+      expect((await signInAs(subject)).statusCode).toBe(200)
+      expect((await t.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(202)
+      const token = tokenOf((await mailsTo(t.app, email)).find((m) => m.subject?.includes('reset'))!)
+      secrets.add(token)
+      const password = 'chosen from the mail link'
+      secrets.add(password)
+      expect((await t.app.inject({ method: 'POST', url: '/password/reset', payload: { token, password } })).statusCode).toBe(204)
+      const signedIn = await t.app.inject({ method: 'POST', url: '/authorize', payload: { email, password } })
+      expect(signedIn.statusCode).toBe(200)
+      secrets.add(signedIn.json().access_token)
     })
   })
 
