@@ -139,6 +139,8 @@ export interface OidcProviderConfig {
    */
   teamId?: string
   scopes: string[]
+  /** How the provider sends its answer back: in the callback's query (the default), or posted as a form (Apple, when it is asked for the email or name). */
+  responseMode: 'query' | 'form_post'
   /** An http: issuer on a loopback address is allowed (local development and tests only). */
   allowHttp: boolean
 }
@@ -201,7 +203,9 @@ function parseOidcProviders(raw: string | undefined, problems: string[]): OidcPr
     if (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string') || !scopes.includes('openid')) {
       problems.push(`${where}.scopes must be a list of strings with "openid"`)
     }
-    providers.push({ name, issuer, clientId: clientId ?? '', clientSecret, privateKey, keyId, teamId, scopes: Array.isArray(scopes) ? (scopes as string[]) : ['openid'], allowHttp })
+    const responseMode = entry.response_mode ?? 'query'
+    if (responseMode !== 'query' && responseMode !== 'form_post') problems.push(`${where}.response_mode must be "query" or "form_post"`)
+    providers.push({ name, issuer, clientId: clientId ?? '', clientSecret, privateKey, keyId, teamId, responseMode: responseMode === 'form_post' ? 'form_post' : 'query', scopes: Array.isArray(scopes) ? (scopes as string[]) : ['openid'], allowHttp })
   }
   return providers
 }

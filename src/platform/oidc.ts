@@ -129,6 +129,7 @@ export function createOidcClients(providers: OidcProviderConfig[], publicUrl: st
         nonce: checks.nonce,
         code_challenge: await client.calculatePKCECodeChallenge(checks.codeVerifier),
         code_challenge_method: 'S256',
+        ...(byName.get(name)!.responseMode === 'form_post' ? { response_mode: 'form_post' } : {}),
       })
     },
 

@@ -24,6 +24,8 @@ export interface TestProvider {
    * the URL the provider sent the browser back to (our callback, with its query).
    */
   signIn(authorizationUrl: string, subject: string): Promise<URL>
+  /** The same for a client asking for response_mode=form_post: where the browser posts, and the form. */
+  signInPosted(authorizationUrl: string, subject: string): Promise<{ url: URL; form: URLSearchParams }>
   /** The signed client secrets that reached the token endpoint, in order, with the check's outcome. */
   signedSecrets: { secret: string; accepted: boolean; reason?: string }[]
   /** Changes each token request's form before the provider reads it (a man in the middle); undefined: none. */
@@ -134,6 +136,19 @@ export async function startOidcProvider(options: {
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
 
   async function signIn(authorizationUrl: string, subject: string): Promise<URL> {
+    const back = await browse(authorizationUrl, subject)
+    if (back.form) throw new Error('the provider posted its answer as a form: use signInPosted')
+    return back.url
+  }
+
+  async function signInPosted(authorizationUrl: string, subject: string): Promise<{ url: URL; form: URLSearchParams }> {
+    const back = await browse(authorizationUrl, subject)
+    if (!back.form) throw new Error('the provider answered in the query, not as a form')
+    return { url: back.url, form: back.form }
+  }
+
+  /** Where the browser ends up at the client: an address, and the form it posts there (form_post). */
+  async function browse(authorizationUrl: string, subject: string): Promise<{ url: URL; form?: URLSearchParams }> {
     const cookies = new Map<string, string>()
     let url = new URL(authorizationUrl)
     let form: URLSearchParams | undefined
@@ -156,12 +171,19 @@ export async function startOidcProvider(options: {
         await res.arrayBuffer()
         const next = new URL(res.headers.get('location')!, url)
         // Back to the client: the sign-in at the provider is done.
-        if (next.origin !== issuer) return next
+        if (next.origin !== issuer) return { url: next }
         url = next
         form = undefined
         continue
       }
       const page = await res.text()
+      // form_post: a page whose form the browser posts to the client at once (its script submits it).
+      const posted = /<form method="post" action="([^"]+)">/.exec(page)
+      const unescape = (text: string) => text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+      if (posted && new URL(unescape(posted[1]!)).origin !== issuer) {
+        const fields = [...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"\/>/g)].map(([, name, value]) => [name!, unescape(value!)])
+        return { url: new URL(unescape(posted[1]!)), form: new URLSearchParams(fields) }
+      }
       if (res.status !== 200) throw new Error(`the provider answered ${res.status}: ${page.slice(0, 500)}`)
       // The development interactions: a login form, then a consent form, both posted to this page.
       form = page.includes('name="login"') ? new URLSearchParams({ prompt: 'login', login: subject, password: 'any' }) : new URLSearchParams({ prompt: 'consent' })
@@ -173,6 +195,7 @@ export async function startOidcProvider(options: {
     issuer,
     accounts,
     signIn,
+    signInPosted,
     signedSecrets,
     get rewriteTokenRequest() {
       return hooks.rewriteTokenRequest

@@ -36,6 +36,8 @@ beforeAll(async () => {
       { client_id: 'freelancer', client_secret: 'freelancer-secret', redirect_uris: [CALLBACK] },
       // Another client of the same provider: an ID token for it is not for us.
       { client_id: 'someone-else', client_secret: 'someone-else-secret', redirect_uris: [CALLBACK] },
+      // A client that asks for the answer as a posted form (response_mode=form_post, as Apple needs for the email).
+      { client_id: 'posted', client_secret: 'posted-secret', redirect_uris: [callbackOf('posted')] },
       // A client that proves itself with a signed assertion (private_key_jwt), checked by oidc-provider.
       { client_id: 'keyed', redirect_uris: [callbackOf('keyed')], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...assertionKey.publicKey.export({ format: 'jwk' }), kid: 'assertion-key', alg: 'ES256', use: 'sig' }] } },
     ],
@@ -54,6 +56,7 @@ beforeAll(async () => {
         apple: { ...local, client_id: 'com.example.freelancer', team_id: TEAM, key_id: KEY_ID, private_key: pem(teamKey.privateKey) },
         'apple-wrong-key': { ...local, client_id: 'com.example.other', team_id: TEAM, key_id: KEY_ID, private_key: pem(unknownKey.privateKey) },
         keyed: { ...local, client_id: 'keyed', key_id: 'assertion-key', private_key: pem(assertionKey.privateKey) },
+        posted: { ...local, client_id: 'posted', client_secret: 'posted-secret', response_mode: 'form_post' },
       }),
       OIDC_APP_REDIRECTS: `${APP},myapp://auth`,
     },
@@ -121,7 +124,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 describe('sign-in with an OpenID Connect provider', () => {
   it('lists the providers configured', async () => {
     const res = await t.app.inject({ url: '/auth/providers' })
-    expect(res.json().items).toEqual(['local', 'apple', 'apple-wrong-key', 'keyed'].map((name) => ({ name, start_url: `/auth/${name}/start` })))
+    expect(res.json().items).toEqual(['local', 'apple', 'apple-wrong-key', 'keyed', 'posted'].map((name) => ({ name, start_url: `/auth/${name}/start` })))
   })
 
   it('makes an account at the first sign-in, with the role asked for, and signs the same person in to it again', async () => {
@@ -441,6 +444,21 @@ describe('sign-in with an OpenID Connect provider', () => {
       expect(problem(await signInWith('apple-wrong-key', person()), 400).code).toBe('sign_in_failed')
       expect(provider.signedSecrets.slice(seen)).toMatchObject([{ accepted: false, reason: expect.stringMatching(/signature/) }])
       expect(refusals(from)).toEqual([expect.stringContaining('invalid_client')])
+    })
+
+    it('an answer posted as a form (response_mode=form_post): taken once, as a query\'s is', async () => {
+      const start = await t.app.inject({ url: `/auth/posted/start?redirect_uri=${encodeURIComponent(APP)}` })
+      expect(new URL(start.headers.location as string).searchParams.get('response_mode')).toBe('form_post')
+      const { url, form } = await provider.signInPosted(start.headers.location as string, person())
+      expect(url.toString()).toBe(callbackOf('posted'))
+      expect(form.get('code')).toBeTruthy()
+      secrets.add(form.get('code')!)
+      const post = () => t.app.inject({ method: 'POST', url: url.pathname, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() })
+      const { code, error } = atApp(await post())
+      expect(error).toBeNull()
+      expect((await exchange(code!)).statusCode).toBe(200)
+      // The same form again finds no sign-in under way.
+      expect(problem(await post(), 400).code).toBe('sign_in_failed')
     })
 
     it('a signed assertion (private_key_jwt), checked by the provider', async () => {
