@@ -4,6 +4,7 @@ import { SMTPServer } from 'smtp-server'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mailsTo, newUser, problem, signIn, startTestApp, tokenOf, uniqueEmail, type TestApp } from '../../../test/support/app.js'
 import { freePort } from '../../../test/support/processes.js'
+import { waitUntil } from '../../../test/support/wait.js'
 import { manualClock } from '../../platform/clock.js'
 import { newWorker, offerJob } from '../../../test/support/trust.js'
 import { createAccountsStore } from '../accounts/index.js'
@@ -311,7 +312,10 @@ describe('an unconfirmed client', () => {
       expect(problem(await approve(), 403).code).toBe('email_unconfirmed')
       expect((await own.app.inject({ url: `/job/${id}`, headers: client.auth })).json()).toMatchObject({ status: 'COMPLETED', payment: { status: 'held' } })
       expect((await own.app.inject({ method: 'POST', url: '/email/confirm/resend', headers: client.auth })).statusCode).toBe(202)
-      const token = tokenOf((await mailsTo(own.app, client.email, { atLeast: 2 })).at(-1)!)
+      // Among the mails about the job, the second confirmation link.
+      const confirmations = async () => (await mailsTo(own.app, client.email)).filter((m) => m.subject?.endsWith('confirm your email'))
+      await waitUntil(async () => (await confirmations()).length === 2)
+      const token = tokenOf((await confirmations()).at(-1)!)
       expect((await own.app.inject({ method: 'POST', url: '/email/confirm', payload: { token } })).statusCode).toBe(204)
       expect((await approve()).json().status).toBe('PAID')
     } finally {
