@@ -83,7 +83,7 @@ export async function oidcRoutes(fastify: FastifyInstance, options: { authRateLi
       params: ProviderParams,
       consumes: ['application/x-www-form-urlencoded'],
       body: CallbackForm,
-      response: callbackResponses,
+      response: { ...callbackResponses, ...problemResponses(415) },
     },
   }, async (request, reply) => {
     const fields = new URLSearchParams()
