@@ -72,12 +72,12 @@ export interface paths {
         put?: never;
         /**
          * Update a user
-         * @description Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user's other sessions.
+         * @description Updates the caller, or with `id` another user (admins only, audited). A new password or email needs `current_password` (an account without a password, made by a provider, a sign-in within the last 5 minutes instead: 403 `recent_sign_in_required`); a new password ends the user's other sessions. The last admin keeps ADMIN (409 `last_admin`).
          */
         post: operations["updateUser"];
         /**
          * Delete a user
-         * @description Deletes the caller, or with `id` another user (admins only). Needs the caller's own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.
+         * @description Deletes the caller, or with `id` another user (admins only, audited); never the last admin (409 `last_admin`). Needs the caller's own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.
          */
         delete: operations["deleteUser"];
         options?: never;
@@ -328,11 +328,15 @@ export interface paths {
         };
         /**
          * Where the provider comes back
-         * @description The provider sends the browser here. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
+         * @description The provider sends the browser here. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
          */
         get: operations["providerCallback"];
         put?: never;
-        post?: never;
+        /**
+         * Where the provider comes back, with a form
+         * @description For a provider with `response_mode: "form_post"`: the browser posts the answer here as a form. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
+         */
+        post: operations["providerFormCallback"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2827,6 +2831,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too many requests; see Retry-After */
             429: {
                 headers: {
@@ -4911,6 +4924,361 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A store it needs does not answer for now (`store_unavailable`); see Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    providerFormCallback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The provider's name, as GET /auth/providers lists it */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /** @description The provider's authorization response, posted as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    code?: string;
+                    state?: string;
+                    iss?: string;
+                    error?: string;
+                    error_description?: string;
+                    user?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests this caller may make in the window */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window starts again */
+                    "x-ratelimit-reset"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Send as `Authorization: Bearer <access_token>` */
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "Bearer";
+                        /** @description Seconds the token lives unused; each authenticated request renews it */
+                        expires_in: number;
+                        user: components["schemas"]["User"];
+                    } | {
+                        /** @enum {boolean} */
+                        linked: true;
+                        /**
+                         * @example {
+                         *       "id": "01938d12-7a2b-7c3d-8e4f-0a1b2c3d4e5f",
+                         *       "provider": "google",
+                         *       "issuer": "https://accounts.google.com",
+                         *       "email": "ana@example.com",
+                         *       "created_at": "2026-12-01T09:31:00.000Z",
+                         *       "last_used_at": "2026-12-07T08:50:00.000Z"
+                         *     }
+                         */
+                        identity: {
+                            /**
+                             * Format: uuid
+                             * @description UUIDv7
+                             */
+                            id: string;
+                            /** @description The provider's name in OIDC_PROVIDERS */
+                            provider: string;
+                            issuer: string;
+                            /** @description The email the provider last gave */
+                            email: string | null;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            created_at: string;
+                            /**
+                             * Format: date-time
+                             * @description ISO 8601, UTC
+                             */
+                            last_used_at: string;
+                        };
+                    };
+                };
+            };
+            /** @description To the provider (or back to the app) */
+            302: {
+                headers: {
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong email or password (`invalid_credentials`), or the account has two-factor sign-in on (`mfa_required`): then `mfa_token` goes to POST /authorize/mfa with a code */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": {
+                        /** @description URI naming the kind of problem */
+                        type: string;
+                        title: string;
+                        status: number;
+                        detail: string;
+                        /**
+                         * @description Stable machine-readable name of the problem, for clients to branch on:
+                         *
+                         *     - `invalid_input`: The input does not match the schema; `errors[]` names each field, where it is and what it may be
+                         *     - `invalid_text`: A string holds a lone surrogate (invalid UTF-16); `errors[]` names the field
+                         *     - `nul_character`: A string holds a NUL character, which text can't hold; `errors[]` names the field
+                         *     - `invalid_cursor`: The cursor is not one this API gave out: start again without it
+                         *     - `malformed_json`: The body is not well-formed JSON
+                         *     - `empty_body`: The content type says JSON but the body is empty
+                         *     - `malformed_request`: The request is not well-formed HTTP
+                         *     - `malformed_multipart`: The multipart body is not well-formed
+                         *     - `invalid_content_length`: Content-Length does not match the body
+                         *     - `payload_too_large`: The body is larger than the route takes
+                         *     - `unsupported_media_type`: The route does not take this Content-Type (JSON, or multipart for pictures)
+                         *     - `headers_too_large`: The request's headers are larger than the server takes
+                         *     - `request_timeout`: The request took longer to send than the server waits (HTTP_REQUEST_TIMEOUT)
+                         *     - `route_not_found`: No route has this method and path; see /docs
+                         *     - `method_not_allowed`: The route does not take this method
+                         *     - `not_acceptable`: The route can't answer in a type the Accept header takes
+                         *     - `websocket_required`: GET /ws is a WebSocket: send the Upgrade headers
+                         *     - `unauthenticated`: No valid access token: send `Authorization: Bearer <access_token>` from POST /authorize
+                         *     - `invalid_credentials`: Wrong email or password (the same answer for both)
+                         *     - `too_many_failed_sign_ins`: Too many failed sign-ins from this address (on this account, or on any): wait for Retry-After; the account itself is never locked
+                         *     - `invalid_ticket`: The WebSocket ticket is unknown, used or expired: ask POST /ws/ticket for another
+                         *     - `current_password_required`: This change needs the caller's current password (`current_password`)
+                         *     - `wrong_password`: The current password given is not the caller's
+                         *     - `recent_sign_in_required`: An account without a password must have signed in within the last 5 minutes for this
+                         *     - `password_too_long`: Passwords are 128 characters at most
+                         *     - `password_too_short`: Passwords are 8 characters at least (15 or more recommended)
+                         *     - `password_too_common`: The password is on the list of common and breached passwords the service ships: choose another
+                         *     - `email_unconfirmed`: This needs a confirmed email: follow the link mailed at sign-up (POST /email/confirm), or ask for another (POST /email/confirm/resend)
+                         *     - `invalid_token`: The token is unknown, used or expired: ask for a new mail
+                         *     - `invalid_unsubscribe_token`: The unsubscribe link is not one this service sent (changed or cut short): use the link of the mail as it came
+                         *     - `session_not_found`: The caller has no session with this id
+                         *     - `provider_not_found`: No provider of this name is configured (GET /auth/providers lists them)
+                         *     - `provider_unavailable`: The provider could not be reached or answered wrongly: retry later
+                         *     - `redirect_not_allowed`: redirect_uri is not one of the app addresses this service knows (OIDC_APP_REDIRECTS), compared exactly
+                         *     - `sign_in_failed`: The sign-in with the provider did not complete: its answer is unknown, used, expired or did not check out. Start again
+                         *     - `invalid_exchange_code`: The code is unknown, used or expired (it lives a minute): sign in with the provider again
+                         *     - `link_from_account`: An account with this email exists, but the provider does not vouch for the email or the account has not confirmed it: sign in to that account and link the provider from it
+                         *     - `identity_taken`: This provider account signs in to another account already
+                         *     - `identity_not_found`: The caller has no linked sign-in with this id
+                         *     - `last_sign_in_method`: This is the account's only way to sign in and it has no password: link another provider first
+                         *     - `mfa_required`: The password was right and the account has two-factor sign-in on: send a code with `mfa_token` to POST /authorize/mfa
+                         *     - `invalid_mfa_token`: The mfa_token is unknown, used, expired or out of attempts: sign in with the password again
+                         *     - `invalid_mfa_code`: The code is wrong, used already, or out of its time window
+                         *     - `two_factor_already_on`: Two-factor sign-in is on already: turn it off first to set up another authenticator
+                         *     - `two_factor_not_set_up`: Ask POST /user/2fa for a secret first
+                         *     - `two_factor_off`: Two-factor sign-in is not on for this account
+                         *     - `code_or_password_required`: Send a current code (`code`) or the password (`password`)
+                         *     - `email_taken`: An account with this email exists
+                         *     - `user_not_found`: No such user (or one the caller may not see)
+                         *     - `not_an_admin`: Only admins may do this
+                         *     - `forbidden`: The caller may not do this
+                         *     - `picture_missing`: The multipart body has no `picture` file
+                         *     - `picture_too_large`: The picture is larger than PICTURE_MAX_BYTES
+                         *     - `picture_not_found`: The user has no picture
+                         *     - `not_an_image`: The file is not an image the service reads
+                         *     - `unsupported_image_format`: Only JPEG, PNG, WebP (and AVIF) pictures are taken
+                         *     - `image_too_large`: The image has more pixels than the service decodes
+                         *     - `image_timeout`: Decoding the image took too long
+                         *     - `to_self`: A user can't message itself
+                         *     - `with_self`: A user has no conversation with itself
+                         *     - `text_blank`: The text is blank
+                         *     - `text_too_long`: The text is longer than the route takes
+                         *     - `blocked`: One of the two users blocked the other: no messages or offers between them
+                         *     - `recipient_blocked`: The caller blocked this user: unblock them first
+                         *     - `idempotency_key_reused`: This Idempotency-Key went with a different request
+                         *     - `message_not_found`: No such message among the caller's
+                         *     - `send_rate_limited`: The caller sends too many messages a minute (SEND_RATE_LIMIT): wait for Retry-After
+                         *     - `block_self`: A user can't block itself
+                         *     - `block_not_found`: The caller has not blocked this user
+                         *     - `report_self`: A user can't report itself
+                         *     - `report_target`: A report names a user or a message of theirs
+                         *     - `report_system_message`: System messages can't be reported
+                         *     - `job_not_found`: No such job among the caller's
+                         *     - `worker_not_found`: No such worker
+                         *     - `not_a_worker`: The user offered a job is not a worker
+                         *     - `not_a_client`: Only clients make offers
+                         *     - `offer_to_self`: A user can't offer a job to itself
+                         *     - `not_your_offer`: Only the client of an offer changes it
+                         *     - `not_your_move`: This move belongs to the job's other party
+                         *     - `move_not_allowed`: The job's status does not allow this move (see the workflow in the docs)
+                         *     - `job_not_editable`: An offer changes only while it is REQUESTED
+                         *     - `job_expired`: The offer expired
+                         *     - `worker_fixed`: The worker of an offer can't change: cancel it and make a new offer
+                         *     - `worker_has_no_picture`: A worker needs a profile picture to accept jobs
+                         *     - `reason_required`: This move needs a reason
+                         *     - `price_required`: This job needs a price first
+                         *     - `price_not_expected`: A price goes only where the route says
+                         *     - `price_already_set`: The job has a price already
+                         *     - `unknown_currency`: The currency is not an ISO 4217 code
+                         *     - `invalid_scheduled_at`: scheduled_at must be a real time within 10 years
+                         *     - `scheduled_in_past`: scheduled_at must be in the future
+                         *     - `version_mismatch`: The job changed since the caller read it (If-Match): the answer's `job` is the job as it is now
+                         *     - `version_required`: This move binds the caller to the job's terms as read: send its ETag in If-Match
+                         *     - `precondition_required`: The request must name the version it was made on, with If-Match
+                         *     - `quote_required`: The job has no price yet: its worker quotes one (POST /job/{id}/quote) before it can be approved
+                         *     - `approval_takes_no_price`: Approving takes the price the job has (the offer's or the worker's quote); the client names none
+                         *     - `not_your_quote`: Only the job's worker quotes its price
+                         *     - `job_not_quotable`: The job takes no quote in its status: its price is settled from approval on
+                         *     - `precondition_failed`: A precondition of the request does not hold
+                         *     - `busy`: Too many sign-ins are being checked right now: retry after Retry-After
+                         *     - `job_busy`: The job kept changing while the caller changed it: read it again and retry
+                         *     - `not_your_tracking`: Only the job's worker shares its position
+                         *     - `job_not_trackable`: A position is shared only while the job is ACCEPTED or STARTED
+                         *     - `invalid_time_zone`: Not an IANA time zone (such as Europe/Berlin)
+                         *     - `invalid_push_endpoint`: A push subscription's endpoint is an https URL
+                         *     - `invalid_push_keys`: A push subscription's keys are a P-256 public key (p256dh, 65 bytes) and a 16-byte auth secret, base64url
+                         *     - `push_subscription_not_found`: The caller has no push subscription of this id
+                         *     - `no_phone_pending`: No phone number waits for a confirmation code: POST /user/phone first
+                         *     - `code_expired`: The confirmation code expired or was tried too often: ask for a new one
+                         *     - `wrong_code`: The confirmation code is not the one sent
+                         *     - `card_declined`: The card was declined: `decline_code` says why (Stripe's codes: `generic_decline`, `insufficient_funds`, ...); try another payment method (POST /job/{id}/payment)
+                         *     - `payment_failed`: The payment provider refused the payment: `decline_code` says why when it can
+                         *     - `payment_method_invalid`: The payment method is not one the provider knows (with PAYMENTS=local, Stripe's test ids such as `pm_card_visa`)
+                         *     - `payment_method_not_expected`: A payment method goes with a priced offer, or to POST /job/{id}/payment
+                         *     - `payment_not_held`: The job's price is not held yet: the client pays first (POST /job/{id}/payment)
+                         *     - `payment_not_retryable`: The job's payment needs no new payment method (it is held, or past taking money)
+                         *     - `payment_price_locked`: The offer's price is held from the client's card and can't change: cancel the offer (the money is released) and make a new one
+                         *     - `payouts_not_enabled`: The worker can't be paid yet: they finish onboarding first (POST /payments/account, then the link)
+                         *     - `not_your_payment`: Only the job's client pays for it
+                         *     - `payment_account_not_found`: The caller has no payout account yet: POST /payments/account makes one
+                         *     - `currency_not_supported`: The worker's payout account does not take this currency
+                         *     - `refund_too_large`: A refund can't be more than what was charged and not yet refunded
+                         *     - `nothing_to_refund`: The job's payment has nothing charged that could be refunded
+                         *     - `payment_provider_unavailable`: The payment provider did not answer: retry (the same step never moves money twice)
+                         *     - `idempotency_key_in_use`: A request with this Idempotency-Key is still being handled: retry in a moment
+                         *     - `idempotency_key_mismatch`: This Idempotency-Key went with a different request (another body or route) within the last 24 hours
+                         *     - `invalid_signature`: The webhook's signature does not verify (forged, tampered, or older than 300 s)
+                         *     - `task_not_found`: No failed task with this id
+                         *     - `account_suspended`: The account is suspended by an admin: it can't sign in
+                         *     - `last_admin`: The last admin can't lose ADMIN, be suspended or be deleted: make another admin first
+                         *     - `admin_self`: An admin can't suspend or delete itself here
+                         *     - `report_not_found`: No such report
+                         *     - `report_resolved`: The report was acted on already
+                         *     - `action_not_applicable`: This action does not apply to what the report is about
+                         *     - `category_not_found`: No such category
+                         *     - `category_retired`: The category is retired: it stays on old jobs and profiles, but no new ones take it
+                         *     - `category_name_taken`: Another offered category under the same parent has this name
+                         *     - `category_depth`: Categories have two levels: a parent must be a top-level category, and a category with subcategories stays top-level
+                         *     - `invalid_language`: A language is not a well-formed BCP 47 tag
+                         *     - `review_not_allowed`: Only the client and the worker of a PAID job review each other
+                         *     - `review_window_closed`: Reviews are written within 14 days of the job being PAID
+                         *     - `review_exists`: The caller reviewed this job already
+                         *     - `review_not_found`: No such published review
+                         *     - `reply_exists`: The review was answered already
+                         *     - `not_your_review`: Only the reviewed user answers a review
+                         *     - `rate_limited`: Too many requests from this address: wait for Retry-After
+                         *     - `too_many_sockets`: This server holds as many WebSockets as it takes: retry after Retry-After, maybe on another
+                         *     - `store_unavailable`: A store the request needs does not answer for now: retry after Retry-After
+                         *     - `not_ready`: The service can't take traffic now (GET /ready names the failing part)
+                         *     - `not_found`: Not found
+                         *     - `conflict`: Conflicts with the current state
+                         *     - `unavailable`: The service is not available now: retry after Retry-After
+                         *     - `internal_error`: Something went wrong on the server's side; it is logged under the request_id
+                         * @enum {string}
+                         */
+                        code: "invalid_input" | "invalid_text" | "nul_character" | "invalid_cursor" | "malformed_json" | "empty_body" | "malformed_request" | "malformed_multipart" | "invalid_content_length" | "payload_too_large" | "unsupported_media_type" | "headers_too_large" | "request_timeout" | "route_not_found" | "method_not_allowed" | "not_acceptable" | "websocket_required" | "unauthenticated" | "invalid_credentials" | "too_many_failed_sign_ins" | "invalid_ticket" | "current_password_required" | "wrong_password" | "recent_sign_in_required" | "password_too_long" | "password_too_short" | "password_too_common" | "email_unconfirmed" | "invalid_token" | "invalid_unsubscribe_token" | "session_not_found" | "provider_not_found" | "provider_unavailable" | "redirect_not_allowed" | "sign_in_failed" | "invalid_exchange_code" | "link_from_account" | "identity_taken" | "identity_not_found" | "last_sign_in_method" | "mfa_required" | "invalid_mfa_token" | "invalid_mfa_code" | "two_factor_already_on" | "two_factor_not_set_up" | "two_factor_off" | "code_or_password_required" | "email_taken" | "user_not_found" | "not_an_admin" | "forbidden" | "picture_missing" | "picture_too_large" | "picture_not_found" | "not_an_image" | "unsupported_image_format" | "image_too_large" | "image_timeout" | "to_self" | "with_self" | "text_blank" | "text_too_long" | "blocked" | "recipient_blocked" | "idempotency_key_reused" | "message_not_found" | "send_rate_limited" | "block_self" | "block_not_found" | "report_self" | "report_target" | "report_system_message" | "job_not_found" | "worker_not_found" | "not_a_worker" | "not_a_client" | "offer_to_self" | "not_your_offer" | "not_your_move" | "move_not_allowed" | "job_not_editable" | "job_expired" | "worker_fixed" | "worker_has_no_picture" | "reason_required" | "price_required" | "price_not_expected" | "price_already_set" | "unknown_currency" | "invalid_scheduled_at" | "scheduled_in_past" | "version_mismatch" | "version_required" | "precondition_required" | "quote_required" | "approval_takes_no_price" | "not_your_quote" | "job_not_quotable" | "precondition_failed" | "busy" | "job_busy" | "not_your_tracking" | "job_not_trackable" | "invalid_time_zone" | "invalid_push_endpoint" | "invalid_push_keys" | "push_subscription_not_found" | "no_phone_pending" | "code_expired" | "wrong_code" | "card_declined" | "payment_failed" | "payment_method_invalid" | "payment_method_not_expected" | "payment_not_held" | "payment_not_retryable" | "payment_price_locked" | "payouts_not_enabled" | "not_your_payment" | "payment_account_not_found" | "currency_not_supported" | "refund_too_large" | "nothing_to_refund" | "payment_provider_unavailable" | "idempotency_key_in_use" | "idempotency_key_mismatch" | "invalid_signature" | "task_not_found" | "account_suspended" | "last_admin" | "admin_self" | "report_not_found" | "report_resolved" | "action_not_applicable" | "category_not_found" | "category_retired" | "category_name_taken" | "category_depth" | "invalid_language" | "review_not_allowed" | "review_window_closed" | "review_exists" | "review_not_found" | "reply_exists" | "not_your_review" | "rate_limited" | "too_many_sockets" | "store_unavailable" | "not_ready" | "not_found" | "conflict" | "unavailable" | "internal_error";
+                        instance?: string;
+                        request_id: string;
+                        /** @description The fields that failed validation */
+                        errors?: {
+                            /** @description Where the field is and its JSON pointer in one: `body/roles/0`, `querystring/limit` */
+                            field: string;
+                            /**
+                             * @description The part of the request the field is in
+                             * @enum {string}
+                             */
+                            in?: "body" | "querystring" | "params" | "headers";
+                            /** @description RFC 6901 JSON pointer to the field within that part: `/roles/0` */
+                            pointer?: string;
+                            /** @description What is wrong, and what it may be */
+                            message: string;
+                            /** @description The values the field may take, when it takes one of a set */
+                            allowed?: unknown[];
+                        }[];
+                        /** @description With `mfa_required`: send it to POST /authorize/mfa with a code */
+                        mfa_token?: string;
+                        /** @description With `mfa_required`: seconds the mfa_token lives */
+                        mfa_expires_in?: number;
+                    };
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported content type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };

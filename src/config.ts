@@ -1,5 +1,6 @@
 // The only reader of process.env: everything is read and checked once, at start.
 
+import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { isIP } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -133,7 +134,15 @@ export interface OidcProviderConfig {
   /** private_key_jwt: a PKCS#8 PEM private key, and the key id the provider knows it by. */
   privateKey?: string
   keyId?: string
+  /**
+   * With privateKey and keyId, Apple's way instead: the client secret is itself a short-lived
+   * ES256 JWT signed with the key (iss this team id, sub the client id, aud the issuer), sent
+   * as client_secret_post and signed anew before it lapses.
+   */
+  teamId?: string
   scopes: string[]
+  /** How the provider sends its answer back: in the callback's query (the default), or posted as a form (Apple, when it is asked for the email or name). */
+  responseMode: 'query' | 'form_post'
   /** An http: issuer on a loopback address is allowed (local development and tests only). */
   allowHttp: boolean
 }
@@ -177,11 +186,28 @@ function parseOidcProviders(raw: string | undefined, problems: string[]): OidcPr
     const clientSecret = str('client_secret')
     const privateKey = str('private_key')
     if (!clientSecret === !privateKey) problems.push(`${where} needs either client_secret or private_key (not both)`)
+    const keyId = str('key_id')
+    const teamId = str('team_id')
+    if (privateKey) {
+      let key: KeyObject | undefined
+      try {
+        key = createPrivateKey(privateKey)
+      } catch {
+        problems.push(`${where}.private_key is not a private key in PEM (PKCS#8: "-----BEGIN PRIVATE KEY-----...")`)
+      }
+      if (teamId) {
+        // Apple's client secret: ES256 only, and the provider finds the key by its id.
+        if (key && (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')) problems.push(`${where}.private_key must be an EC P-256 key to sign the client secret (ES256)`)
+        if (!keyId) problems.push(`${where}.key_id is required with team_id (the key's id at the provider)`)
+      } else if (key && key.asymmetricKeyType !== 'ec' && key.asymmetricKeyType !== 'rsa') problems.push(`${where}.private_key must be an EC P-256 or RSA key`)
+    } else if (teamId) problems.push(`${where}.team_id goes with private_key and key_id (a client secret signed with the key)`)
     const scopes = entry.scopes === undefined ? ['openid', 'email', 'profile'] : entry.scopes
     if (!Array.isArray(scopes) || !scopes.every((scope) => typeof scope === 'string') || !scopes.includes('openid')) {
       problems.push(`${where}.scopes must be a list of strings with "openid"`)
     }
-    providers.push({ name, issuer, clientId: clientId ?? '', clientSecret, privateKey, keyId: str('key_id'), scopes: Array.isArray(scopes) ? (scopes as string[]) : ['openid'], allowHttp })
+    const responseMode = entry.response_mode ?? 'query'
+    if (responseMode !== 'query' && responseMode !== 'form_post') problems.push(`${where}.response_mode must be "query" or "form_post"`)
+    providers.push({ name, issuer, clientId: clientId ?? '', clientSecret, privateKey, keyId, teamId, responseMode: responseMode === 'form_post' ? 'form_post' : 'query', scopes: Array.isArray(scopes) ? (scopes as string[]) : ['openid'], allowHttp })
   }
   return providers
 }

@@ -113,12 +113,14 @@ export async function createServices(config: Config, platform: Platform, options
     started.push({ name: 'two-factor', close: () => twoFactor.close() })
 
     // Sign-in with OpenID Connect providers; an account's identities go with it.
-    const oidc = createOidcService({ store: createOidcStore(db), clients: createOidcClients(config.oidcProviders, config.publicUrl), sessions, appRedirects: config.oidcAppRedirects, clock, log })
+    const oidc = createOidcService({ store: createOidcStore(db), clients: createOidcClients(config.oidcProviders, config.publicUrl, () => clock.now()), sessions, appRedirects: config.oidcAppRedirects, clock, log })
     await oidc.start()
     started.push({ name: 'sign-in with providers', close: () => oidc.close() })
     accounts.onDeleted((userId) => oidc.forgetUser(userId))
     // What admins do is appended to the audit log in the transaction of the act.
     const audit = createAuditStore(db)
+    // An admin's acts through the accounts' own routes (POST /user, DELETE /user with an id) too.
+    accounts.recordAdminActsWith((trx, context, entry, at) => audit.record(trx, context, entry, at))
     const categories = createCategoriesService({ db, events: platform.live.events, audit, clock })
     await categories.start()
     started.push({ name: 'categories', close: () => categories.close() })

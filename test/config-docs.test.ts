@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { envExample, readmeWithSettings } from '../src/cli/config-docs.js'
@@ -59,7 +60,23 @@ describe('settings', () => {
     expect(problemsOf({ OIDC_PROVIDERS: provider({ issuer: 'https://idp.example.com' }) })).toContain('PUBLIC_URL')
     expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'https://idp.example.com', private_key: 'pem' }) })).toContain('either client_secret or private_key')
     const config = loadConfig({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'http://127.0.0.1:9000', allow_http: true }) })
-    expect(config.oidcProviders).toEqual([{ name: 'local', issuer: 'http://127.0.0.1:9000', clientId: 'app', clientSecret: 'secret', privateKey: undefined, keyId: undefined, scopes: ['openid', 'email', 'profile'], allowHttp: true }])
+    expect(config.oidcProviders).toEqual([{ name: 'local', issuer: 'http://127.0.0.1:9000', clientId: 'app', clientSecret: 'secret', privateKey: undefined, keyId: undefined, scopes: ['openid', 'email', 'profile'], allowHttp: true, responseMode: 'query' }])
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: provider({ issuer: 'https://idp.example.com', response_mode: 'fragment' }) })).toContain('response_mode')
+  })
+
+  it('takes Apple\'s shape: a P-256 key with its key id and the team id, which sign the client secret', () => {
+    const withUrl = { PUBLIC_URL: 'https://api.example.com' }
+    const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    const apple = (entry: Record<string, unknown>) => JSON.stringify({ apple: { issuer: 'https://appleid.apple.com', client_id: 'com.example.app', ...entry } })
+    const config = loadConfig({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', key_id: 'ABC123DEFG', private_key: p256, response_mode: 'form_post' }) })
+    expect(config.oidcProviders).toMatchObject([{ name: 'apple', clientId: 'com.example.app', teamId: 'ABCDE12345', keyId: 'ABC123DEFG', privateKey: p256, responseMode: 'form_post' }])
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', key_id: 'ABC123DEFG', private_key: p384 }) })).toContain('EC P-256')
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', private_key: p256 }) })).toContain('key_id is required with team_id')
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', client_secret: 'secret' }) })).toContain('team_id goes with private_key')
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', key_id: 'K', private_key: 'not a key' }) })).toContain('private_key is not a private key')
+    // Nothing of the key in the problems.
+    expect(problemsOf({ ...withUrl, OIDC_PROVIDERS: apple({ team_id: 'ABCDE12345', key_id: 'K', private_key: p384 }) })).not.toContain(p384.split('\n')[1])
   })
 
   it('the defaults of .env.example are the loader\'s: loading the file changes nothing', async () => {

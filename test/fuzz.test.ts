@@ -118,13 +118,18 @@ function partOf(params: Parameter[]): fc.Arbitrary<Record<string, unknown>> {
   return fc.record(Object.fromEntries(params.map((p) => [p.name, valid(spec, p.schema, pools)])), { requiredKeys: params.filter((p) => p.required || p.in === 'path').map((p) => p.name) })
 }
 
+/** A form body (a provider's answer posted to its callback), sent URL-encoded. */
+const FORM = 'application/x-www-form-urlencoded'
+
 function validRequest(op: Operation): fc.Arbitrary<Request> {
   const types = Object.keys(op.bodies)
   const body: fc.Arbitrary<Request['body']> = types.length === 0
     ? fc.constant(undefined)
     : types.includes('application/json')
       ? valid(spec, op.bodies['application/json']!, pools).map((value) => ({ type: 'application/json', value }))
-      : fc.constant({ type: 'image/jpeg', value: jpeg })
+      : types.includes(FORM)
+        ? valid(spec, op.bodies[FORM]!, pools).map((value) => ({ type: FORM, value }))
+        : fc.constant({ type: 'image/jpeg', value: jpeg })
   return fc.record({
     actor: fc.constantFrom<Request['actor']>('alice', 'alice', 'bob', 'admin', 'none'),
     params: partOf(paramsIn(op, 'path')),
@@ -184,7 +189,13 @@ async function send(op: Operation, r: Request): Promise<{ url: string; res: Ligh
   let payload: string | Buffer | undefined
   if (r.body) {
     headers['content-type'] = r.body.type
-    payload = Buffer.isBuffer(r.body.value) ? r.body.value : typeof r.body.value === 'string' && r.broken?.startsWith('body ') ? r.body.value : JSON.stringify(r.body.value)
+    payload = Buffer.isBuffer(r.body.value)
+      ? r.body.value
+      : typeof r.body.value === 'string' && r.broken?.startsWith('body ')
+        ? r.body.value
+        : r.body.type === FORM
+          ? new URLSearchParams(Object.entries(r.body.value as Record<string, unknown>).map(([k, v]) => [k, String(v)])).toString()
+          : JSON.stringify(r.body.value)
   }
   const res = await t.app.inject({ method: op.method, url, headers, ...(payload !== undefined ? { payload } : {}) })
   return { url, res }

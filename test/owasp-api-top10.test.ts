@@ -329,6 +329,10 @@ const ID_TARGETS: Record<string, IdTarget> = {
     make: async () => ({ params: { provider: 'nosuch' }, query: { state: 'forged', code: 'forged' } }),
     expect: { owner: [400, 404], other: [400, 404], admin: [400, 404], none: [400, 404] },
   },
+  'POST /auth/{provider}/callback path:provider': {
+    make: async () => ({ params: { provider: 'nosuch' }, body: { state: 'forged', code: 'forged' } }),
+    expect: { owner: [400, 404], other: [400, 404], admin: [400, 404], none: [400, 404] },
+  },
   'DELETE /user/identities/{id} path:id': {
     // A linked sign-in (needs an identity provider; the OIDC suite links real ones): an id not the caller's is 404.
     make: async () => ({ params: { id: '0190f3c4-0000-7000-8000-000000000000' } }),

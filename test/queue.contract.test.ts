@@ -119,7 +119,18 @@ describe.each(backends)('the task queue on $name', (backend) => {
     expect(errors.length).toBeGreaterThanOrEqual(3)
 
     healthy = true
-    expect(await queue.retry(id!)).toBe(true)
+    // A retry in a transaction that rolls back leaves the task where it was: failed, not run.
+    await expect(handle.database.db.transaction().execute(async (trx) => {
+      expect(await queue.retry(id!, trx)).toBe(true)
+      throw new Error('rolled back')
+    })).rejects.toThrow('rolled back')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(attempts).toHaveLength(3)
+    expect((await queue.failed({ limit: 10 })).some((t) => t.id === id)).toBe(true)
+    // Committed, it runs at once (the wake-up goes with the commit).
+    await handle.database.db.transaction().execute(async (trx) => {
+      expect(await queue.retry(id!, trx)).toBe(true)
+    })
     await waitUntil(() => attempts.length === 4)
     expect(attempts[3]!.retry).toBe(0)
     await waitUntil(async () => !(await queue.failed({ limit: 10 })).some((t) => t.id === id))

@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto'
+import { SignJWT } from 'jose'
 import * as client from 'openid-client'
 import type { OidcProviderConfig } from '../config.js'
 
@@ -31,8 +32,44 @@ export interface OidcClients {
   finish(name: string, query: string, checks: { state: string; nonce: string; codeVerifier: string }): Promise<ProviderIdentity>
 }
 
-async function clientAuthentication(provider: OidcProviderConfig): Promise<client.ClientAuth> {
+/** Apple's limit is six months; a short life keeps a leaked secret of little use. */
+const SIGNED_SECRET_LIFETIME_S = 60 * 60
+/** A secret is signed anew once less than this is left of its life (a token request in flight stays inside it). */
+const SIGNED_SECRET_RENEW_BEFORE_S = 5 * 60
+
+/**
+ * Apple's client authentication: the client secret is a JWT signed with the team's key (ES256;
+ * header kid; iss the team id, sub the client id, aud the issuer, iat and a short exp), sent as
+ * client_secret_post. Kept while it has time left, then signed anew.
+ */
+function signedClientSecret(provider: OidcProviderConfig, now: () => Date): client.ClientAuth {
+  const key = createPrivateKey(provider.privateKey!)
+  let current: { secret: string; renewAt: number } | undefined
+  const secret = async () => {
+    const at = Math.floor(now().getTime() / 1000)
+    if (!current || at >= current.renewAt) {
+      const signed = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: provider.keyId! })
+        .setIssuer(provider.teamId!)
+        .setSubject(provider.clientId)
+        .setAudience(provider.issuer)
+        .setIssuedAt(at)
+        .setExpirationTime(at + SIGNED_SECRET_LIFETIME_S)
+        .sign(key)
+      current = { secret: signed, renewAt: at + SIGNED_SECRET_LIFETIME_S - SIGNED_SECRET_RENEW_BEFORE_S }
+    }
+    return current.secret
+  }
+  // openid-client awaits the method (its type says void): the signing is asynchronous.
+  return (async (_server: client.ServerMetadata, metadata: client.ClientMetadata, body: URLSearchParams) => {
+    body.set('client_id', metadata.client_id)
+    body.set('client_secret', await secret())
+  }) as unknown as client.ClientAuth
+}
+
+async function clientAuthentication(provider: OidcProviderConfig, now: () => Date): Promise<client.ClientAuth> {
   if (provider.clientSecret) return client.ClientSecretPost(provider.clientSecret)
+  if (provider.teamId) return signedClientSecret(provider, now)
   const key = createPrivateKey(provider.privateKey!)
   const algorithm = key.asymmetricKeyType === 'ec' ? { name: 'ECDSA', namedCurve: 'P-256' } : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
   // Node's CryptoKey and the DOM's are the same object under two type names.
@@ -52,7 +89,7 @@ function reasonOf(error: unknown): string {
 
 const text = (value: unknown) => (typeof value === 'string' && value.trim() !== '' ? value.trim() : null)
 
-export function createOidcClients(providers: OidcProviderConfig[], publicUrl: string | undefined): OidcClients {
+export function createOidcClients(providers: OidcProviderConfig[], publicUrl: string | undefined, now: () => Date = () => new Date()): OidcClients {
   const byName = new Map(providers.map((p) => [p.name, p]))
   // Discovered once, on first use; a failure is forgotten so that the next sign-in tries again.
   const configurations = new Map<string, Promise<client.Configuration>>()
@@ -63,9 +100,11 @@ export function createOidcClients(providers: OidcProviderConfig[], publicUrl: st
     let found = configurations.get(name)
     if (!found) {
       found = (async () => {
-        const auth = await clientAuthentication(provider)
+        const auth = await clientAuthentication(provider, now)
         return client.discovery(new URL(provider.issuer), provider.clientId, { redirect_uris: [callbackUrl(name)] }, auth, {
-          execute: provider.allowHttp ? [client.allowInsecureRequests] : [],
+          // The ID token's signature is checked too (against the provider's published keys), not
+          // only its claims: TLS alone would vouch for it, but not for a provider reached over http.
+          execute: [...(provider.allowHttp ? [client.allowInsecureRequests] : []), client.enableNonRepudiationChecks],
           timeout: 10,
         })
       })()
@@ -90,6 +129,7 @@ export function createOidcClients(providers: OidcProviderConfig[], publicUrl: st
         nonce: checks.nonce,
         code_challenge: await client.calculatePKCECodeChallenge(checks.codeVerifier),
         code_challenge_method: 'S256',
+        ...(byName.get(name)!.responseMode === 'form_post' ? { response_mode: 'form_post' } : {}),
       })
     },
 

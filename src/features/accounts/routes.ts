@@ -1,5 +1,5 @@
 import '@fastify/multipart'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from 'typebox'
 import { InvalidInputError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../errors.js'
@@ -10,6 +10,9 @@ import { MAX_INPUT_PIXELS, PICTURE_FORMATS, PICTURE_MEDIA_TYPES, PICTURE_SIZE, P
 import { DeleteUserBody, SignupBody, UpdateUserBody, User, UserIdQuery, UserList, UserListQuery } from './schemas.js'
 
 const tags = ['accounts']
+
+/** The signed-in caller, with where its request came from (what an admin's act is audited with). */
+const actorOf = (request: FastifyRequest) => ({ ...request.auth, origin: { address: request.ip, requestId: String(request.id) } })
 
 export async function accountsRoutes(fastify: FastifyInstance, options: { authRateLimitMax: number; pictureMaxBytes: number }) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -51,30 +54,30 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
         tags,
         operationId: 'updateUser',
         summary: 'Update a user',
-        description: 'Updates the caller, or with `id` another user (admins only). A new password or email needs `current_password`; a new password ends the user\'s other sessions.',
+        description: 'Updates the caller, or with `id` another user (admins only, audited). A new password or email needs `current_password` (an account without a password, made by a provider, a sign-in within the last 5 minutes instead: 403 `recent_sign_in_required`); a new password ends the user\'s other sessions. The last admin keeps ADMIN (409 `last_admin`).',
         security: bearerSecurity,
         body: UpdateUserBody,
         response: { 200: User, ...problemResponses(401, 403, 404, 409) },
       },
-    }, async (request) => accounts.update(request.auth, request.body))
+    }, async (request) => accounts.update(actorOf(request), request.body))
 
     app.delete('/user', {
       schema: {
         tags,
         operationId: 'deleteUser',
         summary: 'Delete a user',
-        description: 'Deletes the caller, or with `id` another user (admins only). Needs the caller\'s own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
+        description: 'Deletes the caller, or with `id` another user (admins only, audited); never the last admin (409 `last_admin`). Needs the caller\'s own `current_password` (400 `current_password_required`, 403 `wrong_password`); an account without a password must have signed in within the last 5 minutes instead (403 `recent_sign_in_required`). Sessions, live location and picture go with it; messages and jobs others hold stay theirs.',
         security: bearerSecurity,
         querystring: UserIdQuery,
         body: DeleteUserBody,
-        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404) },
+        response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(401, 403, 404, 409) },
       },
       // No body at all is an empty one: the service says what is missing, by name.
       preValidation: async (request) => {
         if (request.body === undefined) request.body = {}
       },
     }, async (request, reply) => {
-      await accounts.delete(request.auth, request.query.id, request.body.current_password)
+      await accounts.delete(actorOf(request), request.query.id, request.body.current_password)
       return reply.code(204).send(null)
     })
 

@@ -21,7 +21,21 @@ export interface Actor {
   sessionId: string
   /** When the actor's session began. */
   signedInAt: Date
+  /** Where the request came from, for the audit log of what an admin does here. */
+  origin?: { address: string | null; requestId: string | null }
 }
+
+/**
+ * Writes what an admin did to an account through the accounts' own routes (another user's change
+ * or deletion, a change of roles) to the audit log, in the transaction of the act (given by the
+ * admin feature).
+ */
+export type AdminActRecorder = (
+  trx: Transaction<Database>,
+  context: { actorId: string; address: string | null; requestId: string | null },
+  entry: { action: string; targetType: 'user'; targetId: string; details: Record<string, unknown> },
+  at: Date,
+) => Promise<void>
 
 /** What other features do when an account goes (sessions end, the location leaves the map...). */
 export type AccountDeletedHook = (userId: string) => Promise<void>
@@ -86,6 +100,7 @@ export function createAccountsService(deps: {
   const changedHooks: AccountChangedHook[] = []
   const signedUpHooks: SignedUpHook[] = []
   let emailChangeHook: EmailChangeHook | undefined
+  let recordAdminAct: AdminActRecorder | undefined
   // Users as other features show them (search results, a poster's roles), read through a cache
   // of each process; every change to a user drops it everywhere.
   const cached = createSharedCache<UserRow>({ events: deps.events, name: 'users', max: CACHED_USERS, ttlMs: CACHED_USER_TTL_MS })
@@ -165,6 +180,13 @@ export function createAccountsService(deps: {
     if (!(await hasher.verify(current, hash))) throw new ForbiddenError('current_password is wrong', 'wrong_password')
   }
 
+  /** For an account without a password, where one would be asked: a sign-in of the last minutes, else 403 `recent_sign_in_required`. */
+  const mustHaveSignedInRecently = (actor: Actor, what: string) => {
+    if (deps.clock.now().getTime() - actor.signedInAt.getTime() > RECENT_SIGN_IN_MS) {
+      throw new ForbiddenError(`This account has no password: sign in again (within ${RECENT_SIGN_IN_MS / 60_000} minutes) to ${what}`, 'recent_sign_in_required')
+    }
+  }
+
   const mustFind = async (id: string) => {
     const user = await store.findById(id)
     if (!user) throw new NotFoundError('No such user', 'user_not_found')
@@ -178,6 +200,22 @@ export function createAccountsService(deps: {
     if (!targetId || targetId === me.id) return { me, target: me }
     if (!isAdmin(me)) throw new ForbiddenError('Only admins may change or delete another user')
     return { me, target: await mustFind(targetId) }
+  }
+
+  /**
+   * In `trx`: holds every admin's row (so two acts at once can't each think another admin stays)
+   * and refuses when `userId` is the last admin.
+   */
+  const keepLastAdmin = async (trx: Transaction<Database>, userId: string) => {
+    const admins = await trx.selectFrom('users').select('id').where(sql<boolean>`'ADMIN' = ANY(roles)`).where('deleted_at', 'is', null).orderBy('id').forUpdate().execute()
+    if (admins.length <= 1 && admins.some((a) => a.id === userId)) throw new ConflictError('This is the last admin: make another admin first', 'last_admin')
+  }
+
+  /** An admin's act on an account, to the audit log in the act's transaction. */
+  const auditAdminAct = async (trx: Transaction<Database>, actor: Actor, action: string, targetId: string, details: Record<string, unknown>) => {
+    if (!recordAdminAct) return
+    const origin = actor.origin ?? { address: null, requestId: null }
+    await recordAdminAct(trx, { actorId: actor.userId, ...origin }, { action, targetType: 'user', targetId, details }, deps.clock.now())
   }
 
   /** Who a message, thread or block is with, as any user may see it; a deleted account shows as deleted. */
@@ -198,6 +236,10 @@ export function createAccountsService(deps: {
     },
     onSignedUp(hook: SignedUpHook) {
       signedUpHooks.push(hook)
+    },
+    /** Where an admin's acts through these routes are recorded (the audit log). */
+    recordAdminActsWith(recorder: AdminActRecorder) {
+      recordAdminAct = recorder
     },
     /** Who handles a change of email (by mail); without one, an email changes at once. */
     handleEmailChanges(hook: EmailChangeHook) {
@@ -270,7 +312,11 @@ export function createAccountsService(deps: {
       // Changing one's own password or email needs the current password: a stolen token alone
       // must not be enough to take the account over.
       if (self && (input.password !== undefined || input.email !== undefined)) {
-        await checkCurrentPassword(input.current_password, await store.passwordHash(me.id), 'change the password or email')
+        const hash = await store.passwordHash(me.id)
+        // An account made by a provider has no password to give: a recent sign-in vouches
+        // instead (as for deleting it), so it can set its first one.
+        if (hash === null) mustHaveSignedInRecently(actor, 'set a password or change the email')
+        else await checkCurrentPassword(input.current_password, hash, 'change the password or email')
       }
       if (input.password !== undefined) checkNewPassword(input.password)
       // A new email is the user's only once a link mailed to it is followed: until then it is
@@ -291,9 +337,18 @@ export function createAccountsService(deps: {
         }
         // A new password ends every other session: whoever knew the old one is out.
         const endSessions = input.password !== undefined ? { keep: self ? actor.sessionId : undefined } : undefined
+        const rolesChange = input.roles !== undefined && [...input.roles].sort().join() !== [...target.roles].sort().join()
+        const dropsAdmin = input.roles !== undefined && target.roles.includes('ADMIN') && !input.roles.includes('ADMIN')
+        // An admin's act: on another user, or on roles (its own too). Which fields changed, never their values.
+        const audited = !self || (rolesChange && isAdmin(me))
         const updated = await change(async (store) => {
+          if (dropsAdmin) await keepLastAdmin(store.trx, target.id)
           const updated = await store.update(target.id, changes, deps.clock.now())
           if (updated && emailChanges && emailChangeHook) await emailChangeHook(store.trx, updated, newEmail)
+          if (updated && audited) {
+            const fields = Object.keys(input).filter((key) => key !== 'id' && key !== 'current_password' && input[key as keyof UpdateUserInput] !== undefined)
+            await auditAdminAct(store.trx, actor, rolesChange ? 'user.roles' : 'user.update', target.id, { fields, ...(rolesChange ? { before: target.roles, after: updated.roles } : {}) })
+          }
           return updated
         }, { endSessions, before: target })
         if (!updated) throw new NotFoundError('No such user', 'user_not_found')
@@ -368,19 +423,19 @@ export function createAccountsService(deps: {
     async delete(actor: Actor, id: string | undefined, currentPassword: string | undefined): Promise<void> {
       const { me, target } = await actingOn(actor, id)
       const hash = await store.passwordHash(me.id)
-      if (hash === null) {
-        if (deps.clock.now().getTime() - actor.signedInAt.getTime() > RECENT_SIGN_IN_MS) {
-          throw new ForbiddenError(`This account has no password: sign in again (within ${RECENT_SIGN_IN_MS / 60_000} minutes) to delete`, 'recent_sign_in_required')
-        }
-      } else {
-        await checkCurrentPassword(currentPassword, hash, 'delete a user')
-      }
+      if (hash === null) mustHaveSignedInRecently(actor, 'delete')
+      else await checkCurrentPassword(currentPassword, hash, 'delete a user')
       const deleted = await deps.queue.writeThenRun(
         store.transaction,
         DELETED_TASK,
         async (trx) => {
+          // Deleting the last admin would leave nobody to admit another (but the command line).
+          if (isAdmin(target)) await keepLastAdmin(trx, target.id)
           const deleted = await createAccountsStore(trx).delete(target.id, deps.clock.now())
-          if (deleted) await deps.sessions.revokeIn(trx, target.id)
+          if (deleted) {
+            await deps.sessions.revokeIn(trx, target.id)
+            if (target.id !== me.id) await auditAdminAct(trx, actor, 'user.delete', target.id, {})
+          }
           return deleted
         },
         (deleted): DeletedTask | null => (deleted ? { user_id: target.id } : null),

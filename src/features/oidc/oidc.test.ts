@@ -1,7 +1,9 @@
+import { createSign, generateKeyPairSync } from 'node:crypto'
+import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { generate } from 'otplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { manualClock } from '../../platform/clock.js'
-import { newUser, problem, startTestApp, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { mailsTo, newUser, problem, startTestApp, tokenOf, uniqueEmail, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { startOidcProvider, type TestProvider } from '../../../test/support/oidc-provider.js'
 
 // Sign-in with a real OpenID Connect provider (oidc-provider on a loopback port), its login and
@@ -18,18 +20,44 @@ let t: TestApp
 // Every code, state and token the tests see: none may appear in a log line.
 const secrets = new Set<string>()
 
+// Keys of the other ways a client authenticates: Apple's signed client secret (an EC P-256 key
+// of the team's, and another key the provider does not know), and private_key_jwt.
+const pem = (key: ReturnType<typeof generateKeyPairSync>['privateKey']) => key.export({ type: 'pkcs8', format: 'pem' }).toString()
+const teamKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+const unknownKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+const assertionKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+const TEAM = 'TEAM123456'
+const KEY_ID = 'KEY1234567'
+const callbackOf = (name: string) => `${PUBLIC_URL}/auth/${name}/callback`
+
 beforeAll(async () => {
   provider = await startOidcProvider({
     clients: [
       { client_id: 'freelancer', client_secret: 'freelancer-secret', redirect_uris: [CALLBACK] },
       // Another client of the same provider: an ID token for it is not for us.
       { client_id: 'someone-else', client_secret: 'someone-else-secret', redirect_uris: [CALLBACK] },
+      // A client that asks for the answer as a posted form (response_mode=form_post, as Apple needs for the email).
+      { client_id: 'posted', client_secret: 'posted-secret', redirect_uris: [callbackOf('posted')] },
+      // A client that proves itself with a signed assertion (private_key_jwt), checked by oidc-provider.
+      { client_id: 'keyed', redirect_uris: [callbackOf('keyed')], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ ...assertionKey.publicKey.export({ format: 'jwk' }), kid: 'assertion-key', alg: 'ES256', use: 'sig' }] } },
     ],
+    signedSecretClients: [
+      { client_id: 'com.example.freelancer', redirect_uris: [callbackOf('apple')], team_id: TEAM, key_id: KEY_ID, public_key: teamKey.publicKey },
+      { client_id: 'com.example.other', redirect_uris: [callbackOf('apple-wrong-key')], team_id: TEAM, key_id: KEY_ID, public_key: teamKey.publicKey },
+    ],
+    now: () => clock.now(),
   })
+  const local = { issuer: provider.issuer, allow_http: true }
   t = await startTestApp(
     {
       PUBLIC_URL,
-      OIDC_PROVIDERS: JSON.stringify({ local: { issuer: provider.issuer, client_id: 'freelancer', client_secret: 'freelancer-secret', scopes: ['openid', 'email', 'profile'], allow_http: true } }),
+      OIDC_PROVIDERS: JSON.stringify({
+        local: { ...local, client_id: 'freelancer', client_secret: 'freelancer-secret', scopes: ['openid', 'email', 'profile'] },
+        apple: { ...local, client_id: 'com.example.freelancer', team_id: TEAM, key_id: KEY_ID, private_key: pem(teamKey.privateKey) },
+        'apple-wrong-key': { ...local, client_id: 'com.example.other', team_id: TEAM, key_id: KEY_ID, private_key: pem(unknownKey.privateKey) },
+        keyed: { ...local, client_id: 'keyed', key_id: 'assertion-key', private_key: pem(assertionKey.privateKey) },
+        posted: { ...local, client_id: 'posted', client_secret: 'posted-secret', response_mode: 'form_post' },
+      }),
       OIDC_APP_REDIRECTS: `${APP},myapp://auth`,
     },
     { clock },
@@ -96,7 +124,7 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 describe('sign-in with an OpenID Connect provider', () => {
   it('lists the providers configured', async () => {
     const res = await t.app.inject({ url: '/auth/providers' })
-    expect(res.json()).toEqual({ items: [{ name: 'local', start_url: '/auth/local/start' }] })
+    expect(res.json().items).toEqual(['local', 'apple', 'apple-wrong-key', 'keyed', 'posted'].map((name) => ({ name, start_url: `/auth/${name}/start` })))
   })
 
   it('makes an account at the first sign-in, with the role asked for, and signs the same person in to it again', async () => {
@@ -174,14 +202,57 @@ describe('sign-in with an OpenID Connect provider', () => {
     expect(refusals(from)).toEqual([expect.stringContaining('claim nonce')])
   })
 
-  it('refuses an answer issued to another client (audience)', async () => {
+  it('refuses a code issued to another client: the provider gives our client no tokens for it', async () => {
     const subject = person()
     const url = await start()
     url.searchParams.set('client_id', 'someone-else')
     const from = t.logs.length
     expect(atApp(await callback(await provider.signIn(url.toString(), subject))).error).toBe('sign_in_failed')
-    // The provider itself refuses to give our client the tokens of a code issued to another.
     expect(refusals(from)).toEqual([expect.stringContaining('invalid_grant')])
+  })
+
+  it('refuses an ID token whose audience is another client, when one reaches it', async () => {
+    // A man in the middle of the token request redeems the code as the other client: the
+    // provider answers that client's tokens, genuinely signed, and they come to our check.
+    const subject = person()
+    const url = await start('')
+    url.searchParams.set('client_id', 'someone-else')
+    provider.rewriteTokenRequest = (form) => {
+      form.set('client_id', 'someone-else')
+      form.set('client_secret', 'someone-else-secret')
+    }
+    const from = t.logs.length
+    try {
+      const res = problem(await callback(await provider.signIn(url.toString(), subject)), 400)
+      expect(res).toMatchObject({ code: 'sign_in_failed', detail: expect.stringMatching(/did not check out/) })
+    } finally {
+      provider.rewriteTokenRequest = undefined
+    }
+    expect(refusals(from)).toEqual([expect.stringContaining('claim aud')])
+    // Nobody was signed in or made: the same person's proper sign-in makes the account now.
+    const proper = await signInAs(subject)
+    expect(proper.statusCode).toBe(200)
+    expect((await t.app.inject({ url: '/user/identities', headers: bearer(proper.json().access_token) })).json().items).toHaveLength(1)
+  })
+
+  it('refuses an ID token not signed by the provider\'s keys', async () => {
+    // The same claims (nonce and all), signed again with a key of the forger's under the provider's key id.
+    const forger = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const subject = person()
+    const url = await start('')
+    provider.rewriteTokenResponse = (body) => {
+      const [header, payload] = String(body.id_token).split('.')
+      const signature = createSign('RSA-SHA256').update(`${header}.${payload}`).sign(forger.privateKey).toString('base64url')
+      expect(decodeProtectedHeader(String(body.id_token)).alg).toBe('RS256')
+      body.id_token = `${header}.${payload}.${signature}`
+    }
+    const from = t.logs.length
+    try {
+      expect(problem(await callback(await provider.signIn(url.toString(), subject)), 400).code).toBe('sign_in_failed')
+    } finally {
+      provider.rewriteTokenResponse = undefined
+    }
+    expect(refusals(from)).toEqual([expect.stringMatching(/signature/i)])
   })
 
   it('refuses a sign-in whose state lapsed', async () => {
@@ -270,6 +341,45 @@ describe('sign-in with an OpenID Connect provider', () => {
     })
   })
 
+  describe('an account made by a provider, without a password', () => {
+    it('sets its first password with a recent sign-in instead of a current one; then its provider can go', async () => {
+      const email = uniqueEmail('nopass')
+      const subject = person({ email })
+      const old = bearer((await signInAs(subject)).json().access_token)
+      const password = 'a first long passphrase'
+      secrets.add(password)
+      // A token from more than 5 minutes ago alone can't give the account a password.
+      clock.advance(6 * 60_000)
+      expect(problem(await t.app.inject({ method: 'POST', url: '/user', headers: old, payload: { password } }), 403).code).toBe('recent_sign_in_required')
+      const fresh = bearer((await signInAs(subject)).json().access_token)
+      expect((await t.app.inject({ method: 'POST', url: '/user', headers: fresh, payload: { password } })).statusCode).toBe(200)
+      // As any new password: the other sessions end; it signs in with it from now on.
+      problem(await t.app.inject({ url: '/user', headers: old }), 401)
+      const signedIn = await t.app.inject({ method: 'POST', url: '/authorize', payload: { email, password } })
+      expect(signedIn.statusCode).toBe(200)
+      secrets.add(signedIn.json().access_token)
+      // With a password, the provider is no longer the only way in; and a change now needs the password.
+      const [only] = (await t.app.inject({ url: '/user/identities', headers: fresh })).json().items
+      expect((await t.app.inject({ method: 'DELETE', url: `/user/identities/${only.id}`, headers: fresh })).statusCode).toBe(204)
+      expect(problem(await t.app.inject({ method: 'POST', url: '/user', headers: fresh, payload: { password: 'yet another passphrase' } }), 400).code).toBe('current_password_required')
+    })
+
+    it('or through a forgotten password\'s mail', async () => {
+      const email = uniqueEmail('nopass')
+      const subject = person({ email })
+      expect((await signInAs(subject)).statusCode).toBe(200)
+      expect((await t.app.inject({ method: 'POST', url: '/password/forgot', payload: { email } })).statusCode).toBe(202)
+      const token = tokenOf((await mailsTo(t.app, email)).find((m) => m.subject?.includes('reset'))!)
+      secrets.add(token)
+      const password = 'chosen from the mail link'
+      secrets.add(password)
+      expect((await t.app.inject({ method: 'POST', url: '/password/reset', payload: { token, password } })).statusCode).toBe(204)
+      const signedIn = await t.app.inject({ method: 'POST', url: '/authorize', payload: { email, password } })
+      expect(signedIn.statusCode).toBe(200)
+      secrets.add(signedIn.json().access_token)
+    })
+  })
+
   it('asks an account with two-factor on for its code after the provider', async () => {
     const subject = person()
     const token = (await signInAs(subject)).json().access_token
@@ -288,10 +398,81 @@ describe('sign-in with an OpenID Connect provider', () => {
     secrets.add(res.json().access_token)
   })
 
+  describe('other ways for our client to prove itself at the provider', () => {
+    /** A whole sign-in through the provider configured as `name`, without an app address: the callback's answer. */
+    async function signInWith(name: string, subject: string) {
+      const res = await t.app.inject({ url: `/auth/${name}/start` })
+      expect(res.statusCode, res.body).toBe(302)
+      const back = await provider.signIn(res.headers.location as string, subject)
+      expect(back.origin + back.pathname).toBe(callbackOf(name))
+      if (back.searchParams.get('code')) secrets.add(back.searchParams.get('code')!)
+      const answer = await t.app.inject({ url: back.pathname + back.search })
+      if (answer.statusCode === 200) secrets.add(answer.json().access_token)
+      return answer
+    }
+
+    it('a client secret signed with the team\'s key, as Apple asks, checked by the provider and signed anew before it lapses', async () => {
+      const seen = provider.signedSecrets.length
+      const subject = person()
+      const first = await signInWith('apple', subject)
+      expect(first.statusCode, first.body).toBe(200)
+      expect(first.json().user).toMatchObject({ first_name: 'Rosa', roles: ['CLIENT'] })
+      const [checked] = provider.signedSecrets.slice(seen)
+      expect(checked).toMatchObject({ accepted: true })
+      secrets.add(checked!.secret)
+      expect(decodeProtectedHeader(checked!.secret)).toEqual({ alg: 'ES256', kid: KEY_ID })
+      const claims = decodeJwt(checked!.secret)
+      expect(claims).toMatchObject({ iss: TEAM, sub: 'com.example.freelancer', aud: provider.issuer })
+      expect(claims.exp! - claims.iat!).toBe(3600)
+      expect(claims.iat).toBe(Math.floor(clock.now().getTime() / 1000))
+
+      // Reused while it has time left; 56 minutes on, a new one is signed (and still checks out).
+      expect((await signInWith('apple', subject)).json().user.id).toBe(first.json().user.id)
+      clock.advance(56 * 60_000)
+      expect((await signInWith('apple', subject)).statusCode).toBe(200)
+      const later = provider.signedSecrets.slice(seen)
+      expect(later.map((s) => s.accepted)).toEqual([true, true, true])
+      expect(later[1]!.secret).toBe(later[0]!.secret)
+      expect(later[2]!.secret).not.toBe(later[0]!.secret)
+      secrets.add(later[2]!.secret)
+      expect(decodeJwt(later[2]!.secret).iat).toBe(Math.floor(clock.now().getTime() / 1000))
+    })
+
+    it('a secret signed with a key the provider does not know is refused there: the sign-in fails', async () => {
+      const seen = provider.signedSecrets.length
+      const from = t.logs.length
+      expect(problem(await signInWith('apple-wrong-key', person()), 400).code).toBe('sign_in_failed')
+      expect(provider.signedSecrets.slice(seen)).toMatchObject([{ accepted: false, reason: expect.stringMatching(/signature/) }])
+      expect(refusals(from)).toEqual([expect.stringContaining('invalid_client')])
+    })
+
+    it('an answer posted as a form (response_mode=form_post): taken once, as a query\'s is', async () => {
+      const start = await t.app.inject({ url: `/auth/posted/start?redirect_uri=${encodeURIComponent(APP)}` })
+      expect(new URL(start.headers.location as string).searchParams.get('response_mode')).toBe('form_post')
+      const { url, form } = await provider.signInPosted(start.headers.location as string, person())
+      expect(url.toString()).toBe(callbackOf('posted'))
+      expect(form.get('code')).toBeTruthy()
+      secrets.add(form.get('code')!)
+      const post = () => t.app.inject({ method: 'POST', url: url.pathname, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() })
+      const { code, error } = atApp(await post())
+      expect(error).toBeNull()
+      expect((await exchange(code!)).statusCode).toBe(200)
+      // The same form again finds no sign-in under way.
+      expect(problem(await post(), 400).code).toBe('sign_in_failed')
+    })
+
+    it('a signed assertion (private_key_jwt), checked by the provider', async () => {
+      const res = await signInWith('keyed', person())
+      expect(res.statusCode, res.body).toBe(200)
+    })
+  })
+
   it('writes no code, state or token to any log line', () => {
     expect(secrets.size).toBeGreaterThan(20)
     const logs = t.logs.join('')
     for (const secret of secrets) expect(logs).not.toContain(secret)
     expect(logs).not.toContain('freelancer-secret')
+    // Nor any part of a private key.
+    for (const key of [teamKey, unknownKey, assertionKey]) for (const line of pem(key.privateKey).split('\n').slice(1, -2)) expect(logs).not.toContain(line)
   })
 })

@@ -8,7 +8,7 @@ import { IdParams } from '../../http/schemas.js'
 import { AccessToken, SignInRefused } from '../sessions/index.js'
 import type { SignedIn } from '../sessions/index.js'
 import { ProviderSignInError } from './service.js'
-import { AuthorizationUrl, CallbackQuery, ExchangeBody, IdentityList, IdentityListQuery, LinkQuery, Linked, ProviderList, ProviderParams, StartQuery } from './schemas.js'
+import { AuthorizationUrl, CallbackForm, CallbackQuery, ExchangeBody, IdentityList, IdentityListQuery, LinkQuery, Linked, ProviderList, ProviderParams, StartQuery } from './schemas.js'
 
 const tags = ['sessions']
 const Redirect = { 302: Type.Null({ description: 'To the provider (or back to the app)', headers: { location: { type: 'string' } } } as never) }
@@ -52,23 +52,50 @@ export async function oidcRoutes(fastify: FastifyInstance, options: { authRateLi
     return reply.header('cache-control', 'no-store').redirect(url, 302)
   })
 
+  const callbackResponses = { ...Redirect, 200: Type.Union([AccessToken, Linked]), ...problemResponses(404, 409), 401: SignInRefused }
+  const callbackDescription = 'The sign-in\'s state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app\'s address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.'
+
   app.get('/auth/:provider/callback', {
     config: limited,
     schema: {
       tags,
       operationId: 'providerCallback',
       summary: 'Where the provider comes back',
-      description: 'The provider sends the browser here. The sign-in\'s state is taken once; the code is exchanged with PKCE and the ID token checked (issuer, audience, expiry, nonce). Then, with the app\'s address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.',
+      description: `The provider sends the browser here. ${callbackDescription}`,
       params: ProviderParams,
       querystring: CallbackQuery,
-      response: { ...Redirect, 200: Type.Union([AccessToken, Linked]), ...problemResponses(404, 409), 401: SignInRefused },
+      response: callbackResponses,
+    },
+  }, async (request, reply) => callback(request.params.provider, request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '', request, reply))
+
+  // A provider configured with response_mode form_post (Apple, when asked for the email) posts
+  // its answer as a form instead. Only this plugin's routes read forms here.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16_384 }, (_request, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)))
+  })
+  app.post('/auth/:provider/callback', {
+    config: limited,
+    schema: {
+      tags,
+      operationId: 'providerFormCallback',
+      summary: 'Where the provider comes back, with a form',
+      description: `For a provider with \`response_mode: "form_post"\`: the browser posts the answer here as a form. ${callbackDescription}`,
+      params: ProviderParams,
+      consumes: ['application/x-www-form-urlencoded'],
+      body: CallbackForm,
+      response: { ...callbackResponses, ...problemResponses(415) },
     },
   }, async (request, reply) => {
-    const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : ''
+    const fields = new URLSearchParams()
+    for (const key of ['code', 'state', 'iss', 'error', 'error_description'] as const) if (request.body[key] !== undefined) fields.set(key, request.body[key])
+    return callback(request.params.provider, `?${fields}`, request, reply)
+  })
+
+  async function callback(provider: string, query: string, request: FastifyRequest, reply: FastifyReply) {
     reply.header('cache-control', 'no-store')
     let outcome
     try {
-      outcome = await oidc.callback(request.params.provider, query)
+      outcome = await oidc.callback(provider, query)
     } catch (error) {
       if (!(error instanceof ProviderSignInError)) throw error
       if (error.appRedirect) return backToApp(reply, error.appRedirect, { error: error.code })
@@ -82,7 +109,7 @@ export async function oidcRoutes(fastify: FastifyInstance, options: { authRateLi
     }
     if (outcome.appRedirect) return backToApp(reply, outcome.appRedirect, { code: await oidc.exchangeCode(outcome.userId, context(request)) })
     return tokenAnswer(await oidc.signInAs(outcome.userId, context(request)))
-  })
+  }
 
   app.post('/auth/exchange', {
     config: limited,

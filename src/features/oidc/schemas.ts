@@ -50,6 +50,19 @@ export const CallbackQuery = Type.Object(
   { description: 'The provider\'s authorization response' },
 )
 
+/** The same answer posted as a form (response_mode=form_post); Apple adds `user` (the name, the first time), which is not read. */
+export const CallbackForm = Type.Object(
+  {
+    code: Type.Optional(Type.String({ maxLength: 4096 })),
+    state: Type.Optional(Type.String({ maxLength: 4096 })),
+    iss: Type.Optional(Type.String({ maxLength: 4096 })),
+    error: Type.Optional(Type.String({ maxLength: 4096 })),
+    error_description: Type.Optional(Type.String({ maxLength: 4096 })),
+    user: Type.Optional(Type.String({ maxLength: 4096 })),
+  },
+  { description: 'The provider\'s authorization response, posted as a form' },
+)
+
 export const Identity = Type.Object(
   {
     id: Uuid,

@@ -42,9 +42,11 @@ export function createTasksService(deps: TasksDeps) {
 
     async retry(context: AdminContext, taskId: string) {
       await mustBeAdmin(context.actorId)
-      if (!(await deps.queue.retry(taskId))) throw new NotFoundError('No failed task with this id', 'task_not_found')
-      // The queue's own tables hold the retry: the entry follows it at once, in its own write.
-      await deps.audit.record(deps.db, context, { action: 'task.retry', targetType: 'task', targetId: taskId }, deps.clock.now())
+      // The retry and its audit entry commit together (the queue's tables are in the same database).
+      await deps.db.transaction().execute(async (trx) => {
+        if (!(await deps.queue.retry(taskId, trx))) throw new NotFoundError('No failed task with this id', 'task_not_found')
+        await deps.audit.record(trx, context, { action: 'task.retry', targetType: 'task', targetId: taskId }, deps.clock.now())
+      })
     },
   }
 }

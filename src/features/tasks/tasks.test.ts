@@ -45,10 +45,15 @@ describe('failed background tasks', () => {
     mended = true
     const retried = await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth })
     expect(retried.statusCode).toBe(204)
+    // Audited with the retry, in its transaction.
+    const audit = (await t.app.inject({ url: `/admin/audit?action=task.retry&target_id=${ids[1]}`, headers: admin.auth })).json().items
+    expect(audit).toMatchObject([{ actor_id: admin.id, target_type: 'task', target_id: ids[1], request_id: retried.headers['x-request-id'] }])
     await waitUntil(() => ran.length === 1)
     expect(ran).toEqual(['2'])
     await waitUntil(async () => (await list('', 10)).json().items.length === 2)
     problem(await t.app.inject({ method: 'POST', url: `/admin/tasks/${ids[1]}/retry`, headers: admin.auth }), 404)
+    // A retry that found nothing changed nothing, and left no entry.
+    expect((await t.app.inject({ url: `/admin/audit?action=task.retry&target_id=${ids[1]}`, headers: admin.auth })).json().items).toHaveLength(1)
   })
 
   it('are an admin\'s only: anyone else gets 403, and a garbage cursor is a 400', async () => {

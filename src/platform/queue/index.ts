@@ -87,8 +87,11 @@ export interface Queue {
   wake(name: string): void
   /** Dead letters: tasks that failed for good, newest first. */
   failed(options: { limit: number; before?: { at: Date; id: string } }): Promise<FailedTask[]>
-  /** Puts a failed task back in line, with its retries counted afresh; false when there is no such failed task. */
-  retry(id: string): Promise<boolean>
+  /**
+   * Puts a failed task back in line, with its retries counted afresh; false when there is no such
+   * failed task. In `executor` (the caller's transaction, as the audit entry of the act), or alone.
+   */
+  retry(id: string, executor?: Executor): Promise<boolean>
   /** Where failures go (a task's handler, the queue's maintenance); to stderr until a listener is set. */
   onError(listener: (error: unknown) => void): void
   /**
@@ -341,9 +344,10 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       }))
     },
 
-    async retry(id) {
+    async retry(id, executor) {
+      const run = executor ? sqlOf(executor).executeSql : database.executeSql
       // An archived dead letter comes back to the live table first; then pg-boss retries it.
-      const { rows } = await database.executeSql(
+      const { rows } = await run(
         `WITH restored AS (
            DELETE FROM pgboss.archive WHERE id = $1 AND state = 'failed' RETURNING *
          ), moved AS (
@@ -359,12 +363,14 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
       const name = rows[0]?.name as string | undefined
       if (!name) return false
       // Back in line now, with its whole allowance of retries again.
-      await database.executeSql(
+      await run(
         `UPDATE pgboss.job SET state = 'created', retry_count = 0, start_after = now(), started_on = NULL, completed_on = NULL, keep_until = greatest(keep_until, now() + interval '14 days')
           WHERE name = $1 AND id = $2 AND state = 'failed'`,
         [name, id],
       )
-      queue.wake(name)
+      // In a transaction the wake-up goes with its commit, to every process (as an added task's does).
+      if (executor) await executor.executeQuery(CompiledQuery.raw(`SELECT pg_notify('${WAKE_CHANNEL}', $1)`, [name]))
+      else queue.wake(name)
       return true
     },
 
