@@ -240,6 +240,36 @@ async function baselineKey(scenarioName: string, redis: Redis, points: { lat: nu
   return { key, writeKey, radii }
 }
 
+/** What each kind of key of the layout holds, by MEMORY USAGE (exact: every element counted). */
+async function layoutBreakdown(scenarioName: string, redis: Redis, prefix: string, size: number) {
+  const kinds = new Map<string, { keys: number; bytes: number }>()
+  const kindOf = (key: string) => {
+    const rest = key.slice(prefix.length)
+    if (rest.startsWith('loc:w:')) return 'loc:w:{bucket} hash: packed id -> cell'
+    if (rest.startsWith('loc:anchors:')) return 'loc:anchors:<id> string'
+    const m = /^loc:\{[^}]*\}:(.*)$/.exec(rest)
+    if (m) return { w: 'loc:{cell}:w GEO (WORKER), member = packed id', c: 'loc:{cell}:c GEO (CLIENT)', a: 'loc:{cell}:a GEO (ADMIN)', d: 'loc:{cell}:d hash: packed id -> entry', m: 'loc:{cell}:m earliest expiry' }[m[1]!] ?? `loc:{cell}:${m[1]}`
+    return rest
+  }
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    const pipeline = redis.pipeline()
+    for (const key of keys) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+    const sizes = (await pipeline.exec())!.map(([, bytes]) => Number(bytes))
+    keys.forEach((key, i) => {
+      const kind = kindOf(key)
+      const seen = kinds.get(kind) ?? { keys: 0, bytes: 0 }
+      kinds.set(kind, { keys: seen.keys + 1, bytes: seen.bytes + sizes[i]! })
+    })
+  } while (cursor !== '0')
+  for (const [kind, { keys, bytes }] of [...kinds].sort((a, b) => b[1].bytes - a[1].bytes)) {
+    breakdown.push({ scenario: scenarioName, kind, keys, bytesPerWorker: bytes / size })
+  }
+}
+const breakdown: { scenario: string; kind: string; keys: number; bytesPerWorker: number }[] = []
+
 async function redisUsedMemory(redis: Redis) {
   const info = await redis.info('memory')
   return Number(/used_memory:(\d+)/.exec(info)![1])
@@ -286,7 +316,8 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
       seedBar.stop()
       if (backend === 'redis') {
         const bytes = (await redisUsedMemory(redis)) - before
-        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role with cards, expiry zset, entries, user key)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role, entry hash per cell, where buckets)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+        await layoutBreakdown(name, redis, prefix, size)
       } else {
         const { rows: r } = await sql<{ bytes: string }>`SELECT pg_total_relation_size('live_locations') AS bytes`.execute(platform.database.db)
         memory.push({ scenario: name, store: 'PostgreSQL live_locations (table and indexes)', perMillionMb: ((Number(r[0]!.bytes) / size) * 1e6) / 2 ** 20 })
@@ -407,6 +438,11 @@ async function main() {
   console.log('(API µs: the API process\'s CPU a request; Redis µs: Redis server CPU an operation during the measurement; Redis is shared with anything else running)')
   console.log('\nlive store memory per million workers')
   for (const m of memory) console.log(`${m.scenario.padEnd(22)} ${m.store.padEnd(80)} ${m.perMillionMb.toFixed(0).padStart(6)} MB`)
+
+  if (breakdown.length > 0) {
+    console.log('\nRedis layout by key kind (MEMORY USAGE of each key, per worker seeded)')
+    for (const b of breakdown) console.log(`${b.scenario.padEnd(22)} ${b.kind.padEnd(50)} ${String(b.keys).padStart(7)} keys ${b.bytesPerWorker.toFixed(1).padStart(8)} bytes`)
+  }
 
   console.log('\nsearch by category beside the unfiltered search, same rounds (target >= 80%)')
   for (const [scenarioName, r] of ratios) console.log(`${scenarioName.padEnd(22)} ${(100 * medianOf(r.filtered)).toFixed(0)}% (rounds: ${r.filtered.map((v) => `${(100 * v).toFixed(0)}%`).join(', ')})`)

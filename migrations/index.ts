@@ -23,6 +23,7 @@ import * as profiles from './0021_profiles.js'
 import * as reviews from './0022_reviews.js'
 import * as auditLog from './0023_audit_log.js'
 import * as paymentsEscrow from './0030_payments_escrow.js'
+import * as locationCategories from './0060_location_categories.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -50,4 +51,5 @@ export const migrations: Record<string, Migration> = {
   '0022_reviews': reviews,
   '0023_audit_log': auditLog,
   '0030_payments_escrow': paymentsEscrow,
+  '0060_location_categories': locationCategories,
 }
