@@ -247,6 +247,7 @@ async function layoutBreakdown(scenarioName: string, redis: Redis, prefix: strin
     const rest = key.slice(prefix.length)
     if (rest.startsWith('loc:w:')) return 'loc:w:{bucket} hash: packed id -> cell'
     if (rest.startsWith('loc:anchors:')) return 'loc:anchors:<id> string'
+    if (rest.startsWith('loc:user:')) return 'loc:user:<id> string (the layout before)'
     const m = /^loc:\{[^}]*\}:(.*)$/.exec(rest)
     if (m) return { w: 'loc:{cell}:w GEO (WORKER), member = packed id', c: 'loc:{cell}:c GEO (CLIENT)', a: 'loc:{cell}:a GEO (ADMIN)', d: 'loc:{cell}:d hash: packed id -> entry', m: 'loc:{cell}:m earliest expiry' }[m[1]!] ?? `loc:{cell}:${m[1]}`
     return rest
@@ -286,7 +287,8 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
   let server: BenchServer | undefined
   let baselineKeys: string[] = []
   try {
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', DB_POOL_SIZE: '20' })
+    // Seeding sends many writes at once; on a busy machine one may wait past the API's 500 ms.
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', DB_POOL_SIZE: '20', REDIS_COMMAND_TIMEOUT: '10000' })
     const platform = await openPlatform(config)
     const rnd = random(99)
     const queries = Array.from({ length: 5000 }, () => pointIn(area, rnd))
@@ -311,6 +313,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
         ttl: 3600,
         seed: layout === 'dense' ? 1 : 2,
         categoryIds: leaves.map((l) => l.id),
+        concurrency: 200,
         onProgress: (done) => seedBar.update(done, { note: `${Math.round(done / ((Date.now() - started) / 1000))}/s` }),
       }))
       seedBar.stop()
