@@ -6,6 +6,10 @@ import { sql, type Kysely } from 'kysely'
 // for a rare category never walks the whole map.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE live_locations ADD COLUMN categories text[] NOT NULL DEFAULT '{}'`.execute(db)
+  // Locations on the map now take their users' categories at once, not at their next post.
+  await sql`UPDATE live_locations l SET categories = c.ids
+    FROM (SELECT user_id, array_agg(category_id::text) AS ids FROM profile_categories GROUP BY user_id) c
+    WHERE c.user_id = l.user_id`.execute(db)
   await sql`CREATE INDEX live_locations_categories ON live_locations USING gin (categories)`.execute(db)
 }
 

@@ -9,27 +9,31 @@ import type { RedisClient } from './client.js'
 // Layout, for Redis Cluster as for one server: the world is cut into coarse geohash cells
 // (precision 4, about 39 x 20 km at the equator). A cell's keys share the cell as hash tag, so
 // one script touches one cell in one slot:
-//   <p>loc:{<cell>}:w|c|a   GEO per role (WORKER, CLIENT, ADMIN), members = packed user ids
-//   <p>loc:{<cell>}:d       hash packed user id -> entry (below): the user's one record
+//   <p>loc:{<cell>}:w|c|a   GEO per role (WORKER, CLIENT, ADMIN); a member is a user's whole
+//                           record: its packed id's length (1 byte), the packed id, its entry
 //   <p>loc:{<cell>}:m       the earliest expiry in the cell (ms) as last known: the sweep skips a
 //                           cell while it lies ahead
-//   <p>loc:{pn}:d, {ps}:d   the polar caps beyond Redis GEO's ±85.05° (a few users): entries alone
-//   <p>loc:w:{<bucket>}     hash packed user id -> the cell the user is in, in 65,536 buckets by
-//                           the id's last bytes (small hashes, which Redis keeps as listpacks)
+//   <p>loc:{pn}:d, {ps}:d   the polar caps beyond Redis GEO's ±85.05° (a few users): a hash of
+//                           packed id -> entry
+//   <p>loc:w:{<bucket>}     hash packed user id -> where its member was put (lat, lon as in an
+//                           entry) and the cell, in 65,536 buckets by the id's last bytes (small
+//                           hashes, which Redis keeps as listpacks)
 //   <p>loc:anchors:<id>     the user's anchors (float64 pairs), expiring on their own
 //   <p>loc:cells            every cell ever used, for the background sweep
 // A packed user id is the 16 bytes of a UUID (any other id: its UTF-8 text, with a 0xff byte
 // after it when that is 16 bytes long). An entry is a fixed header and the card:
 //   expiry ms (uint48) | lat, lon (int32, 1e-7 degree) | role flags (1 byte) | version (uint48) |
 //   number of categories (1 byte) | 8 bytes of SHA-256 of each category id | the card (UTF-8)
-// A search is, per cell and role, one script: GEOSEARCH (nearest first, COUNT), then the entries
-// of what it found (HMGET), of which it answers the unexpired ones in the categories asked for,
-// so a filtered search reads no more than it answers. Distances are measured here, from the
-// entries' positions, on Redis GEO's sphere. Nothing expires on its own: a search never answers
-// an expired entry, and a sweep deletes them (a cell whose earliest expiry lies ahead is skipped).
-// The keys of the layout before this one (W, C, A, e, u, h per cell) go with a cell's first sweep.
-// Cost per live user (README, "The live map in Redis"): the GEO member ~105 bytes, the entry
-// ~140 bytes with a 40-byte card, the bucketed cell ~30 bytes.
+// A search is one plain GEOSEARCH per cell and role, and its members are the answer: each
+// carries its expiry (GEO members can't expire one by one, so a search drops the expired ones it
+// reads, and a sweep deletes them), its position (distances are measured here, on Redis GEO's
+// sphere) and its card (so a search looks nothing else up). In categories, a script runs the
+// GEOSEARCH and answers only the members in them, so a filtered search sends no more than it
+// answers. A write finds a user's member from the position its bucket says it was put at (a
+// GEOSEARCH of 2 m there). The keys of the layout before this one (W, C, A, e, u, h per cell) go
+// with a cell's first sweep, and its loc:user:<id> keys expire on their own.
+// Cost per live user (README, "What the live map costs in Redis"): the GEO member, with a
+// 40-byte card and one category, ~180 bytes; its place in the buckets ~35 bytes.
 
 export const CELL_PRECISION = 4
 const ROLES: readonly LocationRole[] = ['WORKER', 'CLIENT', 'ADMIN']
@@ -48,128 +52,153 @@ const WHERE_BUCKETS = 65_536
 const AT_LAT = 6
 const AT_LON = 10
 const AT_FLAGS = 14
-const AT_VERSION = 15
 const AT_CATS = 21
 const HEADER = 22
 const CAT_BYTES = 8
 
-// Puts a user at a place until an expiry. A stored entry of a newer version keeps its roles,
-// categories and card (the place and expiry are the new ones). ARGV: id, entry, lon, lat (lon
-// empty in a polar cap: no GEO there).
-const SET = `
-local id, entry = ARGV[1], ARGV[2]
-local old = redis.call('HGET', KEYS[4], id)
-if old and struct.unpack('>I6', old, 16) > struct.unpack('>I6', entry, 16) then
-  entry = string.sub(entry, 1, 14) .. string.sub(old, 15)
-end
-if ARGV[3] ~= '' then
-  local flags = string.byte(entry, 15)
+// A GEO member is a user's whole record: the length of its packed id (1 byte), the id, and its
+// entry. A script finds a user's member from the position it was put at (a GEOSEARCH of 2 m
+// there, the member whose id it is), which the bucket of where users are keeps beside the cell.
+const FIND = `
+local function find(id, lon, lat)
+  local n = #id
   for i = 1, 3 do
-    if bit.band(flags, 2 ^ (i - 1)) ~= 0 then redis.call('GEOADD', KEYS[i], ARGV[3], ARGV[4], id)
-    elseif old then redis.call('ZREM', KEYS[i], id) end
+    for _, m in ipairs(redis.call('GEOSEARCH', KEYS[i], 'FROMLONLAT', lon, lat, 'BYRADIUS', 2, 'm')) do
+      if string.byte(m, 1) == n and string.sub(m, 2, n + 1) == id then return m end
+    end
   end
 end
-redis.call('HSET', KEYS[4], id, entry)
-local exp = struct.unpack('>I6', entry)
-local m = tonumber(redis.call('GET', KEYS[5]))
-if not m or exp < m then redis.call('SET', KEYS[5], string.format('%.0f', exp)) end
+local function lower_m(exp)
+  local m = tonumber(redis.call('GET', KEYS[4]))
+  if not m or exp < m then redis.call('SET', KEYS[4], string.format('%.0f', exp)) end
+end
+`
+
+// Puts a user at a place until an expiry (KEYS: w, c, a, m). ARGV: id, entry, lon, lat, and
+// where its member was in this cell (empty when elsewhere or nowhere). A member of a newer
+// version keeps its roles, categories and card; the place and expiry are the new ones.
+const SET = `${FIND}
+local id, entry = ARGV[1], ARGV[2]
+local old = ARGV[5] ~= '' and find(id, ARGV[5], ARGV[6])
+if old then
+  local o = #id + 1
+  if struct.unpack('>I6', old, o + 16) > struct.unpack('>I6', entry, 16) then entry = string.sub(entry, 1, 14) .. string.sub(old, o + 15) end
+  for i = 1, 3 do redis.call('ZREM', KEYS[i], old) end
+end
+local member = string.char(#id) .. id .. entry
+local flags = string.byte(entry, 15)
+for i = 1, 3 do
+  if bit.band(flags, 2 ^ (i - 1)) ~= 0 then redis.call('GEOADD', KEYS[i], ARGV[3], ARGV[4], member) end
+end
+lower_m(struct.unpack('>I6', entry))
 `
 
 // New roles, categories and card, where the user is and until it expires; 0 when it is not
-// there (anymore), so a change never brings back a location that ended, or when a newer
-// version is there already. ARGV: id, the entry from its flags on, now, '1' in a GEO cell.
-const UPDATE = `
+// there (anymore) or a newer version is. ARGV: id, the entry from its flags on, now, lon, lat.
+const UPDATE = `${FIND}
 local id, tail = ARGV[1], ARGV[2]
-local old = redis.call('HGET', KEYS[4], id)
-if not old or struct.unpack('>I6', old) <= tonumber(ARGV[3]) or struct.unpack('>I6', old, 16) > struct.unpack('>I6', tail, 2) then return 0 end
-if ARGV[4] == '1' then
-  local had, has = string.byte(old, 15), string.byte(tail, 1)
-  local lat, lon = struct.unpack('>i4i4', old, 7)
-  for i = 1, 3 do
-    local b = 2 ^ (i - 1)
-    if bit.band(had, b) ~= 0 and bit.band(has, b) == 0 then redis.call('ZREM', KEYS[i], id)
-    elseif bit.band(had, b) == 0 and bit.band(has, b) ~= 0 then redis.call('GEOADD', KEYS[i], lon / 1e7, lat / 1e7, id) end
-  end
+local old = find(id, ARGV[4], ARGV[5])
+if not old then return 0 end
+local o = #id + 1
+if struct.unpack('>I6', old, o + 1) <= tonumber(ARGV[3]) or struct.unpack('>I6', old, o + 16) > struct.unpack('>I6', tail, 2) then return 0 end
+for i = 1, 3 do redis.call('ZREM', KEYS[i], old) end
+local member = string.sub(old, 1, o + 14) .. tail
+local flags = string.byte(tail, 1)
+for i = 1, 3 do
+  if bit.band(flags, 2 ^ (i - 1)) ~= 0 then redis.call('GEOADD', KEYS[i], ARGV[4], ARGV[5], member) end
 end
-redis.call('HSET', KEYS[4], id, string.sub(old, 1, 14) .. tail)
 return 1
 `
 
-const REMOVE = `
-for i = 1, 3 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-return redis.call('HDEL', KEYS[4], ARGV[1])
+const REMOVE = `${FIND}
+local old = find(ARGV[1], ARGV[2], ARGV[3])
+if not old then return 0 end
+for i = 1, 3 do redis.call('ZREM', KEYS[i], old) end
+return 1
 `
 
-// One batch of a cell's sweep: the entries HSCAN gives from the cursor, the expired ones
-// deleted. ARGV: cursor, now, count, the earliest expiry kept so far ('' at the start). At the
-// start, a cell whose earliest expiry lies ahead is skipped, and the older layout's keys go
-// (KEYS[6..11]); at the end, the earliest expiry kept is written down (one written meanwhile
-// by a post the scan did not see is swept late, never answered). Answers {cursor, gone ids,
-// earliest kept}.
+// One batch of the sweep of a role's GEO key (KEYS[1]): the members ZSCAN gives from the
+// cursor, the expired ones deleted. ARGV: cursor, now, count, the earliest expiry kept so far
+// ('' for none yet). Answers {cursor, the ids gone, earliest kept}.
 const SWEEP = `
 local now = tonumber(ARGV[2])
-if ARGV[1] == '0' and ARGV[4] == '' then
-  redis.call('UNLINK', KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
-  local m = tonumber(redis.call('GET', KEYS[5]))
-  if m and m > now then return {'0', {}, ''} end
-end
-local res = redis.call('HSCAN', KEYS[4], ARGV[1], 'COUNT', ARGV[3])
+local res = redis.call('ZSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[3])
 local kv = res[2]
-local gone = {}
+local gone, ids = {}, {}
 local min = tonumber(ARGV[4])
 for i = 1, #kv, 2 do
-  local exp = struct.unpack('>I6', kv[i + 1])
-  if exp <= now then gone[#gone + 1] = kv[i]
+  local m = kv[i]
+  local o = string.byte(m, 1) + 1
+  local exp = struct.unpack('>I6', m, o + 1)
+  if exp <= now then
+    gone[#gone + 1] = m
+    ids[#ids + 1] = string.sub(m, 2, o)
   elseif not min or exp < min then min = exp end
 end
-if #gone > 0 then
-  for i = 1, 3 do redis.call('ZREM', KEYS[i], unpack(gone)) end
-  redis.call('HDEL', KEYS[4], unpack(gone))
-end
-local kept = min and string.format('%.0f', min) or ''
-if res[1] == '0' then
-  if min then redis.call('SET', KEYS[5], kept) else redis.call('DEL', KEYS[5]) end
-end
-return {res[1], gone, kept}
+if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+return {res[1], ids, min and string.format('%.0f', min) or ''}
 `
 
-// One cell and role: the nearest COUNT members within the radius, and of them the unexpired
-// ones in the categories asked for (ARGV[6]: their 8-byte hashes one after the other, empty
-// for any), with their entries. Answers {how many GEOSEARCH found, the position of the last
-// one found (lat, lon as in an entry; GEOPOS's when it has no entry), id, entry, id, entry...}.
-const SEARCH = `
+// The polar caps have no GEO: a hash of entries (KEYS: d, m) and the same rules.
+const SET_POLAR = `
+local id, entry = ARGV[1], ARGV[2]
+local old = redis.call('HGET', KEYS[1], id)
+if old and struct.unpack('>I6', old, 16) > struct.unpack('>I6', entry, 16) then entry = string.sub(entry, 1, 14) .. string.sub(old, 15) end
+redis.call('HSET', KEYS[1], id, entry)
+local exp = struct.unpack('>I6', entry)
+local m = tonumber(redis.call('GET', KEYS[2]))
+if not m or exp < m then redis.call('SET', KEYS[2], string.format('%.0f', exp)) end
+`
+const UPDATE_POLAR = `
+local id, tail = ARGV[1], ARGV[2]
+local old = redis.call('HGET', KEYS[1], id)
+if not old or struct.unpack('>I6', old) <= tonumber(ARGV[3]) or struct.unpack('>I6', old, 16) > struct.unpack('>I6', tail, 2) then return 0 end
+redis.call('HSET', KEYS[1], id, string.sub(old, 1, 14) .. tail)
+return 1
+`
+const SWEEP_POLAR = `
+local now = tonumber(ARGV[1])
+local all = redis.call('HGETALL', KEYS[1])
+local ids = {}
+local min
+for i = 1, #all, 2 do
+  local exp = struct.unpack('>I6', all[i + 1])
+  if exp <= now then ids[#ids + 1] = all[i] elseif not min or exp < min then min = exp end
+end
+if #ids > 0 then redis.call('HDEL', KEYS[1], unpack(ids)) end
+return {'0', ids, min and string.format('%.0f', min) or ''}
+`
+
+// In categories (ARGV[6]: their 8-byte hashes one after the other): one cell and role, the
+// nearest COUNT members within the radius, of which those in the categories are answered.
+// Answers {how many GEOSEARCH found, the last one found, the members answered...}.
+const SEARCH_IN = `
 local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4])
 local n = #found
 if n == 0 then return {0} end
-local entries = redis.call('HMGET', KEYS[2], unpack(found))
 local now = tonumber(ARGV[5])
-local want
-if ARGV[6] ~= '' then
-  want = {}
-  for i = 1, #ARGV[6], 8 do want[string.sub(ARGV[6], i, i + 7)] = true end
-end
-local last = entries[n]
-local out = {n, last and string.sub(last, 7, 14) or redis.call('GEOPOS', KEYS[1], found[n])[1]}
+local want = {}
+for i = 1, #ARGV[6], 8 do want[string.sub(ARGV[6], i, i + 7)] = true end
+local out = {n, found[n]}
 for i = 1, n do
-  local e = entries[i]
-  if e and struct.unpack('>I6', e) > now then
-    local ok = not want
-    if want then
-      for j = 0, string.byte(e, 22) - 1 do
-        if want[string.sub(e, 23 + 8 * j, 30 + 8 * j)] then ok = true break end
+  local m = found[i]
+  local o = string.byte(m, 1) + 1
+  if struct.unpack('>I6', m, o + 1) > now then
+    local c = o + 23
+    for j = 0, string.byte(m, o + 22) - 1 do
+      if want[string.sub(m, c + 8 * j, c + 8 * j + 7)] then
+        out[#out + 1] = m
+        break
       end
-    end
-    if ok then
-      out[#out + 1] = found[i]
-      out[#out + 1] = e
     end
   end
 end
 return out
 `
 
-// Where users are: swap in a new cell (answering the one before), take one out, and drop ids
-// the sweep deleted from a cell unless they are somewhere else by now.
+// Where users are (the position their member was put at, lat and lon as in an entry, then the
+// cell): swap in a new place (answering the one before), take one out, and drop ids the sweep
+// deleted from a cell unless they are somewhere else by now.
 const WHERE_SET = `
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -183,21 +212,25 @@ return old
 const WHERE_DROP = `
 local n = 0
 for i = 2, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+  local at = redis.call('HGET', KEYS[1], ARGV[i])
+  if at and string.sub(at, 9) == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
 end
 return n
 `
 
-type Bin = string | Buffer | number
+type Arg = string | Buffer | number
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    locSet(w: string, c: string, a: string, d: string, m: string, id: Buffer, entry: Buffer, lon: Bin, lat: Bin): Result<null, Context>
-    locUpdate(w: string, c: string, a: string, d: string, id: Buffer, tail: Buffer, now: number, geo: string): Result<number, Context>
-    locRemove(w: string, c: string, a: string, d: string, id: Buffer): Result<number, Context>
-    locSweepBuffer(...args: (string | number)[]): Result<[Buffer, Buffer[], Buffer], Context>
-    locSearchBuffer(geo: string, d: string, lon: number, lat: number, radius: number, count: number, now: number, cats: Buffer | string): Result<unknown[], Context>
-    locWhereSet(key: string, id: Buffer, cell: string): Result<string | null, Context>
-    locWhereTake(key: string, id: Buffer): Result<string | null, Context>
+    locSet(w: string, c: string, a: string, m: string, id: Buffer, entry: Buffer, lon: Arg, lat: Arg, oldLon: Arg, oldLat: Arg): Result<null, Context>
+    locUpdate(w: string, c: string, a: string, id: Buffer, tail: Buffer, now: number, lon: Arg, lat: Arg): Result<number, Context>
+    locRemove(w: string, c: string, a: string, id: Buffer, lon: Arg, lat: Arg): Result<number, Context>
+    locSweepBuffer(geo: string, cursor: Arg, now: number, count: number, kept: Arg): Result<[Buffer, Buffer[], Buffer], Context>
+    locSetPolar(d: string, m: string, id: Buffer, entry: Buffer): Result<null, Context>
+    locUpdatePolar(d: string, id: Buffer, tail: Buffer, now: number): Result<number, Context>
+    locSweepPolarBuffer(d: string, now: number): Result<[Buffer, Buffer[], Buffer], Context>
+    locSearchInBuffer(geo: string, lon: number, lat: number, radius: number, count: number, now: number, cats: Buffer): Result<unknown[], Context>
+    locWhereSetBuffer(key: string, id: Buffer, where: Buffer): Result<Buffer | null, Context>
+    locWhereTakeBuffer(key: string, id: Buffer): Result<Buffer | null, Context>
     locWhereDrop(key: string, cell: string, ...ids: Buffer[]): Result<number, Context>
   }
 }
@@ -247,8 +280,11 @@ function entryTail(flags: number, version: number, categories: readonly string[]
 function entryOf(lat: number, lon: number, expiresAt: number, tail: Buffer): Buffer {
   const head = Buffer.alloc(AT_FLAGS)
   head.writeUIntBE(expiresAt, 0, 6)
-  head.writeInt32BE(fixed(lat), AT_LAT)
-  head.writeInt32BE(fixed(lon), AT_LON)
+  // Rounded within what Redis GEO takes (and short of ±180°, where its geohash wraps): the
+  // member goes at this position and is found there again.
+  const band = Math.floor(MAX_GEO_LAT * 1e7)
+  head.writeInt32BE(Math.abs(lat) <= MAX_GEO_LAT ? Math.max(-band, Math.min(band, fixed(lat))) : fixed(lat), AT_LAT)
+  head.writeInt32BE(Math.max(-1_799_999_999, Math.min(1_799_999_999, fixed(lon))), AT_LON)
   return Buffer.concat([head, tail])
 }
 
@@ -337,23 +373,30 @@ function decodeAnchors(stored: Buffer | null): GeoPoint[] {
 }
 
 export function createRedisLocationStore(redis: RedisClient, prefix: string): LocationStore & { stop(): void } {
-  redis.defineCommand('locSet', { numberOfKeys: 5, lua: SET })
-  redis.defineCommand('locUpdate', { numberOfKeys: 4, lua: UPDATE })
-  redis.defineCommand('locRemove', { numberOfKeys: 4, lua: REMOVE })
-  redis.defineCommand('locSweep', { numberOfKeys: 11, lua: SWEEP })
-  redis.defineCommand('locSearch', { numberOfKeys: 2, lua: SEARCH })
+  redis.defineCommand('locSet', { numberOfKeys: 4, lua: SET })
+  redis.defineCommand('locUpdate', { numberOfKeys: 3, lua: UPDATE })
+  redis.defineCommand('locRemove', { numberOfKeys: 3, lua: REMOVE })
+  redis.defineCommand('locSweep', { numberOfKeys: 1, lua: SWEEP })
+  redis.defineCommand('locSetPolar', { numberOfKeys: 2, lua: SET_POLAR })
+  redis.defineCommand('locUpdatePolar', { numberOfKeys: 1, lua: UPDATE_POLAR })
+  redis.defineCommand('locSweepPolar', { numberOfKeys: 1, lua: SWEEP_POLAR })
+  redis.defineCommand('locSearchIn', { numberOfKeys: 1, lua: SEARCH_IN })
   redis.defineCommand('locWhereSet', { numberOfKeys: 1, lua: WHERE_SET })
   redis.defineCommand('locWhereTake', { numberOfKeys: 1, lua: WHERE_TAKE })
   redis.defineCommand('locWhereDrop', { numberOfKeys: 1, lua: WHERE_DROP })
 
   const cellKey = (cell: string, suffix: string) => `${prefix}loc:{${cell}}:${suffix}`
-  const cellKeys = (cell: string) => [cellKey(cell, 'w'), cellKey(cell, 'c'), cellKey(cell, 'a'), cellKey(cell, 'd')] as const
+  const geoKeys = (cell: string) => [cellKey(cell, 'w'), cellKey(cell, 'c'), cellKey(cell, 'a')] as const
   const roleKey = (cell: string, role: LocationRole) => cellKey(cell, role === 'WORKER' ? 'w' : role === 'CLIENT' ? 'c' : 'a')
   // The bucket of a packed id: its last two bytes (a UUID's random ones).
   const whereKey = (id: Buffer) => `${prefix}loc:w:{${id.length >= 2 ? id.readUInt16BE(id.length - 2) % WHERE_BUCKETS : 0}}`
   const anchorsKey = (userId: string) => `${prefix}loc:anchors:${userId}`
   const cellsKey = `${prefix}loc:cells`
   const sweepLockKey = `${prefix}loc:sweeping`
+
+  /** Where a user is, as its bucket keeps it: the position its member was put at, and the cell. */
+  const whereOf = (stored: Buffer | null) =>
+    stored && stored.length > 8 ? { cell: stored.toString('latin1', 8), lat: stored.readInt32BE(0) / 1e7, lon: stored.readInt32BE(4) / 1e7 } : undefined
 
   // Cells this process has put in the sweep index lately (a set add per write would be waste).
   const indexed = new Map<string, number>()
@@ -380,50 +423,58 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
     return HINT_PRECISIONS.map((p) => `${hash.slice(0, p)}:${role ?? '*'}:${filter}`)
   }
 
-  const removeFrom = async (cell: string, id: Buffer) => {
-    await redis.locRemove(...cellKeys(cell), id)
+  const removeFrom = async (where: { cell: string; lat: number; lon: number }, id: Buffer) => {
+    if (isPolar(where.cell)) await redis.hdel(cellKey(where.cell, 'd'), id as unknown as string)
+    else await redis.locRemove(...geoKeys(where.cell), id, where.lon, where.lat)
   }
 
   const remove = async (userId: string) => {
     const id = packId(userId)
-    const cell = await redis.locWhereTake(whereKey(id), id)
-    if (cell) await removeFrom(cell, id)
+    const where = whereOf(await redis.locWhereTakeBuffer(whereKey(id), id))
+    if (where) await removeFrom(where, id)
   }
 
+  /** A GEO member read: its user id and entry. */
+  const memberOf = (member: Buffer) => {
+    const n = member[0]!
+    return { id: member.subarray(1, 1 + n), entry: member.subarray(1 + n) }
+  }
   const hitOf = (id: Buffer, entry: Entry, lat: number, lon: number): NearbyHit => ({ userId: unpackId(id), distanceM: haversineM(lat, lon, entry.lat, entry.lon), card: entry.card })
 
-  // One cell, one role, one script (GEOSEARCH and the entries found): the nearest `count`
-  // members within the radius, of which the unexpired ones in the categories are answered.
-  // From a centre beyond Redis GEO's band (near a pole): everything in a circle around the
-  // nearest point of the band that holds the real one, measured here (few people live there,
-  // so no COUNT).
+  // One cell, one role: the nearest `count` members within the radius, which are the answer
+  // (one plain GEOSEARCH; in categories, a script that answers the members in them). From a
+  // centre beyond Redis GEO's band (near a pole): everything in a circle around the nearest
+  // point of the band that holds the real one (few people live there, so no COUNT).
   const searchCell = async (cell: string, role: LocationRole, lat: number, lon: number, radiusM: number, count: number, now: number, cats: Buffer | undefined): Promise<Reply> => {
-    const geo = roleKey(cell, role)
-    const wanted = cats ?? ''
-    if (Math.abs(lat) > MAX_GEO_LAT) {
-      const edge = Math.sign(lat) * MAX_GEO_LAT
-      const reach = radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1
-      const reply = await redis.locSearchBuffer(geo, cellKey(cell, 'd'), lon, edge, reach, 1_000_000, now, wanted)
-      const hits: NearbyHit[] = []
-      for (let i = 2; i < reply.length; i += 2) hits.push(hitOf(reply[i] as Buffer, readEntry(reply[i + 1] as Buffer), lat, lon))
-      return { truncated: false, lastDistance: 0, read: Number(reply[0]), hits }
-    }
+    const key = roleKey(cell, role)
+    const polarCentre = Math.abs(lat) > MAX_GEO_LAT
+    const edge = Math.sign(lat) * MAX_GEO_LAT
     // Redis measures from its 52-bit geohash of the point, at most ~0.4 m away from the
     // entry's: the search reaches a meter further, and a cut-off COUNT makes certain only what
     // is 1 m nearer than its last.
-    const reply = await redis.locSearchBuffer(geo, cellKey(cell, 'd'), lon, lat, radiusM + 1.5, count, now, wanted)
-    const found = Number(reply[0])
-    const hits: NearbyHit[] = []
-    for (let i = 2; i < reply.length; i += 2) hits.push(hitOf(reply[i] as Buffer, readEntry(reply[i + 1] as Buffer), lat, lon))
-    const truncated = found === count
-    let lastDistance = 0
-    if (truncated) {
-      const last = reply[1] as Buffer | [Buffer, Buffer]
-      lastDistance = Array.isArray(last)
-        ? haversineM(lat, lon, Number(last[1]), Number(last[0]))
-        : haversineM(lat, lon, last.readInt32BE(0) / 1e7, last.readInt32BE(4) / 1e7)
+    const [fromLat, reach, limit] = polarCentre ? [edge, radiusM + 0.5 + haversineM(lat, lon, edge, lon) + 1, 1_000_000] : [lat, radiusM + 1.5, count]
+    let found: number
+    let members: Buffer[]
+    let last: Buffer | undefined
+    if (cats) {
+      const reply = await redis.locSearchInBuffer(key, lon, fromLat, reach, limit, now, cats)
+      found = Number(reply[0])
+      last = reply[1] as Buffer | undefined
+      members = reply.slice(2) as Buffer[]
+    } else {
+      members = (await redis.callBuffer('GEOSEARCH', key, 'FROMLONLAT', lon, fromLat, 'BYRADIUS', reach, 'm', 'ASC', 'COUNT', limit)) as Buffer[]
+      found = members.length
+      last = members[found - 1]
     }
-    return { truncated, lastDistance: truncated ? lastDistance - 1 : 0, read: found, hits }
+    const hits: NearbyHit[] = []
+    for (const member of members) {
+      const { id, entry } = memberOf(member)
+      const e = readEntry(entry)
+      if (e.expiresAt > now) hits.push(hitOf(id, e, lat, lon))
+    }
+    const truncated = !polarCentre && found === limit
+    const lastDistance = truncated && last ? (({ entry }) => haversineM(lat, lon, entry.readInt32BE(AT_LAT) / 1e7, entry.readInt32BE(AT_LON) / 1e7))(memberOf(last)) - 1 : 0
+    return { truncated, lastDistance, read: found, hits }
   }
 
   const searchPolar = async (cell: string, role: LocationRole, lat: number, lon: number, now: number, cats: Buffer | undefined): Promise<Reply> => {
@@ -437,26 +488,37 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
     return { truncated: false, lastDistance: 0, read: all.length / 2, hits }
   }
 
-  // The sweep of one cell, in batches; the users it deleted leave the buckets of where users
-  // are (unless they are somewhere else by now).
+  // The sweep of one cell: skipped while its earliest expiry lies ahead; else each role's GEO
+  // key in batches (a polar cap's hash at once), the expired members deleted and the earliest
+  // expiry kept written down (one written meanwhile by a post the scan did not see is swept
+  // late, never answered). The users it deleted leave the buckets of where users are (unless
+  // they are somewhere else by now). The older layouts' keys of the cell go first.
   const sweepCell = async (cell: string, now: number): Promise<number> => {
-    const keys = [...cellKeys(cell), cellKey(cell, 'm'), ...['W', 'C', 'A', 'e', 'u', 'h'].map((suffix) => cellKey(cell, suffix))]
-    let total = 0
-    let cursor = '0'
+    const mKey = cellKey(cell, 'm')
+    const [, earliest] = await Promise.all([
+      redis.unlink(...['W', 'C', 'A', 'e', 'u', 'h'].map((suffix) => cellKey(cell, suffix))),
+      redis.get(mKey),
+    ])
+    if (earliest !== null && Number(earliest) > now) return 0
+    const gone = new Map<string, Buffer>()
     let kept = ''
-    do {
-      const [next, gone, min] = await redis.locSweepBuffer(...keys, cursor, now, SWEEP_BATCH, kept)
-      cursor = next.toString()
-      kept = min.toString()
-      total += gone.length
-      const byBucket = new Map<string, Buffer[]>()
-      for (const id of gone) {
-        const key = whereKey(id)
-        byBucket.set(key, [...(byBucket.get(key) ?? []), id])
-      }
-      await Promise.all([...byBucket].map(([key, ids]) => redis.locWhereDrop(key, cell, ...ids)))
-    } while (cursor !== '0')
-    return total
+    for (const key of isPolar(cell) ? [cellKey(cell, 'd')] : geoKeys(cell)) {
+      let cursor = '0'
+      do {
+        const [next, ids, min] = isPolar(cell) ? await redis.locSweepPolarBuffer(key, now) : await redis.locSweepBuffer(key, cursor, now, SWEEP_BATCH, kept)
+        cursor = next.toString()
+        kept = min.toString()
+        for (const id of ids) gone.set(id.toString('hex'), id)
+      } while (cursor !== '0')
+    }
+    await (kept ? redis.set(mKey, kept) : redis.del(mKey))
+    const byBucket = new Map<string, Buffer[]>()
+    for (const id of gone.values()) {
+      const key = whereKey(id)
+      byBucket.set(key, [...(byBucket.get(key) ?? []), id])
+    }
+    await Promise.all([...byBucket].map(([key, ids]) => redis.locWhereDrop(key, cell, ...ids)))
+    return gone.size
   }
 
   const sweep = async () => {
@@ -483,25 +545,37 @@ export function createRedisLocationStore(redis: RedisClient, prefix: string): Lo
     async set(userId, record) {
       const cell = cellOf(record.lat, record.lon)
       const id = packId(userId)
+      if (id.length > 255) throw new Error('user ids are at most 255 bytes')
       const exp = record.expiresAt.getTime()
       const entry = entryOf(record.lat, record.lon, exp, entryTail(roleFlags(record.roles), record.version, record.categories, record.card))
-      const polar = isPolar(cell)
-      // All in one round trip: where the user was (swapped for where it is now), the new entry,
-      // and the anchors when given.
-      const [previous] = await Promise.all([
-        redis.locWhereSet(whereKey(id), id, cell),
-        redis.locSet(...cellKeys(cell), cellKey(cell, 'm'), id, entry, polar ? '' : record.lon, polar ? '' : record.lat),
+      // The position as stored (1e-7 degree): the member goes there, and is found there again.
+      const [lat, lon] = [entry.readInt32BE(AT_LAT) / 1e7, entry.readInt32BE(AT_LON) / 1e7]
+      const place = Buffer.concat([entry.subarray(AT_LAT, AT_FLAGS), Buffer.from(cell, 'latin1')])
+      // Where the user was, swapped for where it is now (one round trip), then the cell, which
+      // replaces the user's member there if it was there; else the cell it was in loses it. The
+      // anchors beside it, when given.
+      const [stored] = await Promise.all([
+        redis.locWhereSetBuffer(whereKey(id), id, place),
         record.anchors && redis.set(anchorsKey(userId), encodeAnchors(record.anchors.points), 'PXAT', record.anchors.expiresAt.getTime()),
       ])
+      const previous = whereOf(stored)
+      const here = previous?.cell === cell ? previous : undefined
+      await Promise.all([
+        isPolar(cell)
+          ? redis.locSetPolar(cellKey(cell, 'd'), cellKey(cell, 'm'), id, entry)
+          : redis.locSet(...geoKeys(cell), cellKey(cell, 'm'), id, entry, lon, lat, here?.lon ?? '', here?.lat ?? ''),
+        previous && !here && removeFrom(previous, id),
+      ])
       indexCell(cell, Date.now())
-      if (previous && previous !== cell) await removeFrom(previous, id)
     },
 
     async update(userId, change) {
       const id = packId(userId)
-      const cell = await redis.hget(whereKey(id), id as unknown as string)
-      if (!cell) return
-      await redis.locUpdate(...cellKeys(cell), id, entryTail(roleFlags(change.roles), change.version, change.categories, change.card), Date.now(), isPolar(cell) ? '' : '1')
+      const where = whereOf(await redis.hgetBuffer(whereKey(id), id as unknown as string))
+      if (!where) return
+      const tail = entryTail(roleFlags(change.roles), change.version, change.categories, change.card)
+      if (isPolar(where.cell)) await redis.locUpdatePolar(cellKey(where.cell, 'd'), id, tail, Date.now())
+      else await redis.locUpdate(...geoKeys(where.cell), id, tail, Date.now(), where.lon, where.lat)
     },
 
     remove,
