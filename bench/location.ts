@@ -245,11 +245,11 @@ async function layoutBreakdown(scenarioName: string, redis: Redis, prefix: strin
   const kinds = new Map<string, { keys: number; bytes: number }>()
   const kindOf = (key: string) => {
     const rest = key.slice(prefix.length)
-    if (rest.startsWith('loc:w:')) return 'loc:w:{bucket} hash: packed id -> cell'
+    if (rest.startsWith('loc:w:')) return 'loc:w:{bucket} hash: packed id -> place'
     if (rest.startsWith('loc:anchors:')) return 'loc:anchors:<id> string'
     if (rest.startsWith('loc:user:')) return 'loc:user:<id> string (the layout before)'
     const m = /^loc:\{[^}]*\}:(.*)$/.exec(rest)
-    if (m) return { w: 'loc:{cell}:w GEO (WORKER), member = packed id', c: 'loc:{cell}:c GEO (CLIENT)', a: 'loc:{cell}:a GEO (ADMIN)', d: 'loc:{cell}:d hash: packed id -> entry', m: 'loc:{cell}:m earliest expiry' }[m[1]!] ?? `loc:{cell}:${m[1]}`
+    if (m) return { w: 'loc:{cell}:w GEO (WORKER), member = the record', c: 'loc:{cell}:c GEO (CLIENT)', a: 'loc:{cell}:a GEO (ADMIN)', d: 'loc:{pn|ps}:d polar hash: packed id -> entry', m: 'loc:{cell}:m earliest expiry' }[m[1]!] ?? `loc:{cell}:${m[1]}`
     return rest
   }
   let cursor = '0'
@@ -319,7 +319,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
       seedBar.stop()
       if (backend === 'redis') {
         const bytes = (await redisUsedMemory(redis)) - before
-        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role, entry hash per cell, where buckets)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role holding the records, where buckets)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
         await layoutBreakdown(name, redis, prefix, size)
       } else {
         const { rows: r } = await sql<{ bytes: string }>`SELECT pg_total_relation_size('live_locations') AS bytes`.execute(platform.database.db)
