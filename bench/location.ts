@@ -240,6 +240,37 @@ async function baselineKey(scenarioName: string, redis: Redis, points: { lat: nu
   return { key, writeKey, radii }
 }
 
+/** What each kind of key of the layout holds, by MEMORY USAGE (exact: every element counted). */
+async function layoutBreakdown(scenarioName: string, redis: Redis, prefix: string, size: number) {
+  const kinds = new Map<string, { keys: number; bytes: number }>()
+  const kindOf = (key: string) => {
+    const rest = key.slice(prefix.length)
+    if (rest.startsWith('loc:w:')) return 'loc:w:{bucket} hash: packed id -> place'
+    if (rest.startsWith('loc:anchors:')) return 'loc:anchors:<id> string'
+    if (rest.startsWith('loc:user:')) return 'loc:user:<id> string (the layout before)'
+    const m = /^loc:\{[^}]*\}:(.*)$/.exec(rest)
+    if (m) return { w: 'loc:{cell}:w GEO (WORKER), member = the record', c: 'loc:{cell}:c GEO (CLIENT)', a: 'loc:{cell}:a GEO (ADMIN)', d: 'loc:{pn|ps}:d polar hash: packed id -> entry', m: 'loc:{cell}:m earliest expiry' }[m[1]!] ?? `loc:{cell}:${m[1]}`
+    return rest
+  }
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    const pipeline = redis.pipeline()
+    for (const key of keys) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+    const sizes = (await pipeline.exec())!.map(([, bytes]) => Number(bytes))
+    keys.forEach((key, i) => {
+      const kind = kindOf(key)
+      const seen = kinds.get(kind) ?? { keys: 0, bytes: 0 }
+      kinds.set(kind, { keys: seen.keys + 1, bytes: seen.bytes + sizes[i]! })
+    })
+  } while (cursor !== '0')
+  for (const [kind, { keys, bytes }] of [...kinds].sort((a, b) => b[1].bytes - a[1].bytes)) {
+    breakdown.push({ scenario: scenarioName, kind, keys, bytesPerWorker: bytes / size })
+  }
+}
+const breakdown: { scenario: string; kind: string; keys: number; bytesPerWorker: number }[] = []
+
 async function redisUsedMemory(redis: Redis) {
   const info = await redis.info('memory')
   return Number(/used_memory:(\d+)/.exec(info)![1])
@@ -256,7 +287,8 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
   let server: BenchServer | undefined
   let baselineKeys: string[] = []
   try {
-    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', DB_POOL_SIZE: '20' })
+    // Seeding sends many writes at once; on a busy machine one may wait past the API's 500 ms.
+    const config = loadConfig({ DATABASE_URL: scratch.url, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, LOG_LEVEL: 'silent', DB_POOL_SIZE: '20', REDIS_COMMAND_TIMEOUT: '10000' })
     const platform = await openPlatform(config)
     const rnd = random(99)
     const queries = Array.from({ length: 5000 }, () => pointIn(area, rnd))
@@ -281,12 +313,14 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
         ttl: 3600,
         seed: layout === 'dense' ? 1 : 2,
         categoryIds: leaves.map((l) => l.id),
+        concurrency: 200,
         onProgress: (done) => seedBar.update(done, { note: `${Math.round(done / ((Date.now() - started) / 1000))}/s` }),
       }))
       seedBar.stop()
       if (backend === 'redis') {
         const bytes = (await redisUsedMemory(redis)) - before
-        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role with cards, expiry zset, entries, user key)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+        memory.push({ scenario: name, store: 'our Redis layout (GEO per cell and role holding the records, where buckets)', perMillionMb: ((bytes / size) * 1e6) / 2 ** 20 })
+        await layoutBreakdown(name, redis, prefix, size)
       } else {
         const { rows: r } = await sql<{ bytes: string }>`SELECT pg_total_relation_size('live_locations') AS bytes`.execute(platform.database.db)
         memory.push({ scenario: name, store: 'PostgreSQL live_locations (table and indexes)', perMillionMb: ((Number(r[0]!.bytes) / size) * 1e6) / 2 ** 20 })
@@ -407,6 +441,11 @@ async function main() {
   console.log('(API µs: the API process\'s CPU a request; Redis µs: Redis server CPU an operation during the measurement; Redis is shared with anything else running)')
   console.log('\nlive store memory per million workers')
   for (const m of memory) console.log(`${m.scenario.padEnd(22)} ${m.store.padEnd(80)} ${m.perMillionMb.toFixed(0).padStart(6)} MB`)
+
+  if (breakdown.length > 0) {
+    console.log('\nRedis layout by key kind (MEMORY USAGE of each key, per worker seeded)')
+    for (const b of breakdown) console.log(`${b.scenario.padEnd(22)} ${b.kind.padEnd(50)} ${String(b.keys).padStart(7)} keys ${b.bytesPerWorker.toFixed(1).padStart(8)} bytes`)
+  }
 
   console.log('\nsearch by category beside the unfiltered search, same rounds (target >= 80%)')
   for (const [scenarioName, r] of ratios) console.log(`${scenarioName.padEnd(22)} ${(100 * medianOf(r.filtered)).toFixed(0)}% (rounds: ${r.filtered.map((v) => `${(100 * v).toFixed(0)}%`).join(', ')})`)

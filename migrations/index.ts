@@ -26,6 +26,7 @@ import * as reviews from './0022_reviews.js'
 import * as auditLog from './0023_audit_log.js'
 import * as paymentsEscrow from './0030_payments_escrow.js'
 import * as paymentsDurable from './0031_payments_durable.js'
+import * as locationCategories from './0060_location_categories.js'
 
 // Every migration, in order. A new one gets the next number and a line here.
 export const migrations: Record<string, Migration> = {
@@ -56,4 +57,5 @@ export const migrations: Record<string, Migration> = {
   '0023_audit_log': auditLog,
   '0030_payments_escrow': paymentsEscrow,
   '0031_payments_durable': paymentsDurable,
+  '0060_location_categories': locationCategories,
 }

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Redis } from 'ioredis'
 import type { LiveStore, LocationRole, NearbyHit, NearbyQuery } from '../src/platform/live/index.js'
-import { cellOf, createRedisLocationStore } from '../src/platform/live/redis/locations.js'
+import { cellOf, createRedisLocationStore, packId, unpackId } from '../src/platform/live/redis/locations.js'
 import { deleteRedisKeys, liveBackends, TEST_REDIS_URL, uniqueName } from './support/backends.js'
 
 // One contract for every live-location store, checked against brute force: geolib's haversine
@@ -19,8 +19,11 @@ interface Point {
   lat: number
   lon: number
   roles: LocationRole[]
+  categories: string[]
   expired: boolean
 }
+
+const CATEGORIES = ['0193a0f0-0000-7000-8000-00000000000a', '0193a0f0-0000-7000-8000-00000000000b', 'plumbing, not a uuid']
 
 /** The card a test stores with a user's location: any text, commas and braces included. */
 const cardFor = (userId: string) => `{"name":"card, of ${userId}"}`
@@ -43,12 +46,14 @@ const pointSpecArb = fc.record({
   distance: fc.oneof(fc.double({ min: 0, max: 2000, noNaN: true }), fc.double({ min: 0, max: 60_000, noNaN: true })),
   roles: fc.constantFrom<LocationRole[]>(['WORKER'], ['WORKER'], ['CLIENT'], ['CLIENT', 'WORKER'], ['ADMIN']),
   expired: fc.boolean().map((b) => b && Math.random() < 0.5),
+  categories: fc.subarray(CATEGORIES),
 })
 
 const queryArb = fc.record({
   radius: fc.oneof(fc.constantFrom(0, 1, 50_000), fc.integer({ min: 0, max: 50_000 }), fc.integer({ min: 0, max: 3000 })),
   limit: fc.oneof(fc.constant(100), fc.integer({ min: 1, max: 10 })),
   role: fc.constantFrom<LocationRole | undefined>(undefined, 'WORKER', 'CLIENT', 'ADMIN'),
+  categories: fc.option(fc.subarray(CATEGORIES, { minLength: 1 }), { nil: undefined, freq: 2 }),
   shift: fc.record({ bearing: fc.double({ min: 0, max: 360, noNaN: true, maxExcluded: true }), distance: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 5000, noNaN: true })) }),
 })
 
@@ -79,7 +84,7 @@ function buildPoints(centre: { lat: number; lon: number }, specs: (typeof pointS
         lat = moved.latitude
         lon = moved.longitude
     }
-    points.push({ userId: uuidv7(), lat: clampLat(lat), lon: normLon(lon), roles: spec.roles, expired: spec.expired })
+    points.push({ userId: uuidv7(), lat: clampLat(lat), lon: normLon(lon), roles: spec.roles, categories: spec.categories, expired: spec.expired })
   }
   return points
 }
@@ -95,7 +100,7 @@ describe.each(liveBackends())('$name: locations', (backend) => {
 
   const inAMinute = () => new Date(Date.now() + 60_000)
   const put = (p: Point) =>
-    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute(), card: cardFor(p.userId), version: 1 })
+    live.locations.set(p.userId, { lat: p.lat, lon: p.lon, roles: p.roles, categories: p.categories, expiresAt: p.expired ? new Date(Date.now() - 1000) : inAMinute(), card: cardFor(p.userId), version: 1 })
 
   /** Every page of a query, following `after` as the API's cursor does. */
   const allPages = async (query: NearbyQuery, pageSize: number) => {
@@ -140,6 +145,41 @@ describe.each(liveBackends())('$name: locations', (backend) => {
     await live.locations.set(both, { lat: 10.002, lon: 10, roles: ['CLIENT'], expiresAt: inAMinute(), card: cardFor(both), version: 1 })
     expect(await ids({ role: 'WORKER' })).toEqual([w])
     await Promise.all([w, c, both].map((id) => live.locations.remove(id)))
+  })
+
+  it('filters by category inside the store, in GEO cells and polar caps, and takes new categories in place', async () => {
+    const [plumbing, painting, leaks] = CATEGORIES as [string, string, string]
+    for (const at of [{ lat: 41.3874, lon: 2.1686 }, { lat: -88.2, lon: 10 }]) {
+      const [a, b, c, none] = [uuidv7(), uuidv7(), uuidv7(), uuidv7()]
+      const place = (id: string, dLat: number, categories: string[], version = 1) =>
+        live.locations.set(id, { lat: at.lat + dLat, lon: at.lon, roles: ['WORKER'], categories, expiresAt: inAMinute(), card: cardFor(id), version })
+      await place(a, 0, [plumbing])
+      await place(b, 0.001, [painting, leaks])
+      await place(c, 0.002, [leaks])
+      await place(none, 0.0005, [])
+      const ids = async (categories?: string[], role?: LocationRole) =>
+        (await live.locations.nearby({ ...at, radiusM: 1000, limit: 10, role, ...(categories ? { categories: new Set(categories) } : {}) })).map((h) => h.userId)
+      expect(await ids()).toEqual([a, none, b, c])
+      expect(await ids([plumbing])).toEqual([a])
+      expect(await ids([leaks])).toEqual([b, c])
+      expect(await ids([plumbing, leaks], 'WORKER')).toEqual([a, b, c])
+      expect(await ids([plumbing], 'CLIENT')).toEqual([])
+      expect(await ids([])).toEqual([])
+      expect(await ids(['0193a0f0-0000-7000-8000-0000000000ff'])).toEqual([])
+      // Pages of a filtered search follow one another as the unfiltered ones do.
+      const first = await live.locations.nearby({ ...at, radiusM: 1000, limit: 1, categories: new Set([plumbing, leaks]) })
+      const rest = await live.locations.nearby({ ...at, radiusM: 1000, limit: 10, categories: new Set([plumbing, leaks]), after: first[0] })
+      expect([...first, ...rest].map((h) => h.userId)).toEqual([a, b, c])
+
+      // A change takes new categories; an older one does not, nor does an older post.
+      await live.locations.update(a, { roles: ['WORKER'], card: cardFor(a), categories: [leaks], version: 2 })
+      expect(await ids([plumbing])).toEqual([])
+      expect(await ids([leaks])).toEqual([a, b, c])
+      await live.locations.update(a, { roles: ['WORKER'], card: cardFor(a), categories: [plumbing], version: 1 })
+      await place(a, 0, [plumbing], 1)
+      expect(await ids([leaks])).toEqual([a, b, c])
+      await Promise.all([a, b, c, none].map((id) => live.locations.remove(id)))
+    }
   })
 
   it('answers each hit with its card, and changes a user\'s card and roles in place', async () => {
@@ -218,10 +258,12 @@ describe.each(liveBackends())('$name: locations', (backend) => {
         try {
           for (const query of queries) {
             const shifted = computeDestinationPoint({ latitude: centre.lat, longitude: centre.lon }, query.shift.distance, query.shift.bearing)
-            const q = { lat: clampLat(shifted.latitude), lon: normLon(shifted.longitude), radiusM: query.radius, limit: query.limit, role: query.role }
+            const categories = query.categories && new Set(query.categories)
+            const q = { lat: clampLat(shifted.latitude), lon: normLon(shifted.longitude), radiusM: query.radius, limit: query.limit, role: query.role, ...(categories ? { categories } : {}) }
             const hits = await live.locations.nearby(q)
 
-            const valid = new Map(points.filter((p) => !p.expired && (!q.role || p.roles.includes(q.role))).map((p) => [p.userId, p]))
+            const inCategories = (p: Point) => !categories || p.categories.some((c) => categories.has(c))
+            const valid = new Map(points.filter((p) => !p.expired && (!q.role || p.roles.includes(q.role)) && inCategories(p)).map((p) => [p.userId, p]))
             const trueDistance = (p: Point) => getDistance({ latitude: q.lat, longitude: q.lon }, { latitude: p.lat, longitude: p.lon }, 0.01)
 
             expect(hits.length).toBeLessThanOrEqual(q.limit)
@@ -316,8 +358,9 @@ describe.each(liveBackends())('$name: locations', (backend) => {
   })
 })
 
-// The Redis layout itself: a member carries its expiry, position and card, so a search is a plain
-// GEOSEARCH, and a member left behind would be answered (until it expires): checked on the keys.
+// The Redis layout itself: a GEO member per user and role (its packed id and entry), its place in
+// a bucket of where users are; nothing else per user, and nothing left behind when it goes.
+// Checked on the keys.
 describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
   const prefix = `${uniqueName()}:`
   let redis: Redis
@@ -333,28 +376,49 @@ describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
     await deleteRedisKeys(TEST_REDIS_URL!, prefix)
   })
 
-  const members = (cell: string, suffix: string) => redis.zrange(`${prefix}loc:{${cell}}:${suffix}`, 0, -1)
+  // The user ids of a GEO key's members (each: the id's length, the id, the entry).
+  const members = async (cell: string, suffix: string) => (await redis.zrangeBuffer(`${prefix}loc:{${cell}}:${suffix}`, 0, -1)).map((m) => unpackId(m.subarray(1, 1 + m[0]!)))
+  const whereKey = (id: string) => {
+    const packed = packId(id)
+    return `${prefix}loc:w:{${packed.readUInt16BE(packed.length - 2)}}`
+  }
+  const cellKeys = (cell: string) => ['w', 'c', 'a', 'm'].map((suffix) => `${prefix}loc:{${cell}}:${suffix}`)
+  const leftInCell = async (cell: string) => Promise.all(cellKeys(cell).map((key) => redis.exists(key)))
 
-  it('keeps one member a user and role, renews it in place, and sweeps it when it expires', async () => {
+  it('packs UUIDs into 16 bytes and keeps any other id as it is', () => {
+    const id = uuidv7()
+    expect(packId(id)).toHaveLength(16)
+    for (const other of [id, 'bob', 'sixteen-chars-id', 'ünïcode 17 bytes', id.toUpperCase()]) expect(unpackId(packId(other))).toBe(other)
+  })
+
+  it('keeps one member a user and role and one entry, renews them in place, and sweeps them when they expire', async () => {
     const id = uuidv7()
     const cell = cellOf(45.05, 5.05)
     const first = Date.now() + 60_000
     await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER', 'CLIENT'], expiresAt: new Date(first), card: cardFor(id), version: 1 })
     await locations.set(id, { lat: 45.0501, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(first + 1000), card: cardFor(id), version: 1 })
-    expect(await members(cell, 'W')).toEqual([`${id}:${first + 1000}:5.05,45.0501:${cardFor(id)}`])
-    expect(await members(cell, 'C')).toEqual([])
+    expect(await members(cell, 'w')).toEqual([id])
+    expect(await members(cell, 'c')).toEqual([])
+    expect((await redis.hgetBuffer(whereKey(id), packId(id) as unknown as string))!.toString('latin1', 8)).toBe(cell)
+    expect(Number(await redis.get(`${prefix}loc:{${cell}}:m`))).toBe(first)
+    // No key of its own: the user is in its cell's keys and in a bucket of where users are.
+    expect(await redis.keys(`${prefix}*${id}*`)).toEqual([])
 
     await locations.set(id, { lat: 45.05, lon: 5.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 200), card: cardFor(id), version: 1 })
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(await locations.nearby({ lat: 45.05, lon: 5.05, radiusM: 100, limit: 5 })).toEqual([])
     expect(await locations.sweep()).toBe(1)
-    expect(await members(cell, 'W')).toEqual([])
-    expect(await members(cell, 'e')).toEqual([])
-    expect(await redis.hlen(`${prefix}loc:{${cell}}:u`)).toBe(0)
+    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0])
+    expect(await redis.exists(whereKey(id))).toBe(0)
   })
 
-  const cellKeys = (cell: string) => ['W', 'C', 'A', 'e', 'u'].map((suffix) => `${prefix}loc:{${cell}}:${suffix}`)
-  const leftInCell = async (cell: string) => Promise.all(cellKeys(cell).map((key) => redis.exists(key)))
+  it('answers ids that are not UUIDs as they were given', async () => {
+    const ids = ['bob', 'sixteen-chars-id', 'ünïcode 17 bytes']
+    await Promise.all(ids.map((id, i) => locations.set(id, { lat: 12 + i * 0.0001, lon: 12, roles: ['WORKER'], expiresAt: new Date(Date.now() + 60_000), card: cardFor(id), version: 1 })))
+    expect((await locations.nearby({ lat: 12, lon: 12, radiusM: 100, limit: 5 })).map((h) => [h.userId, h.card])).toEqual(ids.map((id) => [id, cardFor(id)]))
+    await Promise.all(ids.map((id) => locations.remove(id)))
+    expect(await locations.nearby({ lat: 12, lon: 12, radiusM: 100, limit: 5 })).toEqual([])
+  })
 
   it('leaves nothing in the cell when a user whose roles and card changed is removed, or expires and is swept', async () => {
     const [removed, swept] = [uuidv7(), uuidv7()]
@@ -366,34 +430,44 @@ describe.runIf(TEST_REDIS_URL)('redis live store: location layout', () => {
     await locations.remove(removed)
     await new Promise((resolve) => setTimeout(resolve, 400))
     expect(await locations.sweep()).toBeGreaterThanOrEqual(1)
-    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0, 0])
+    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0])
+    expect(await Promise.all([removed, swept].map((id) => redis.hexists(whereKey(id), packId(id) as unknown as string)))).toEqual([0, 0])
   })
 
-  it('never brings back a removed or expired location on a change, even with the user key still there', async () => {
+  it('never brings back a removed or expired location on a change, even with its cell still written down', async () => {
     const [removed, expired] = [uuidv7(), uuidv7()]
     const cell = cellOf(-5.05, 25.05)
     await locations.set(removed, { lat: -5.05, lon: 25.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 60_000), card: 'c', version: 1 })
     await locations.set(expired, { lat: -5.0501, lon: 25.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 300), card: 'c', version: 1 })
     await locations.remove(removed)
     await new Promise((resolve) => setTimeout(resolve, 400))
-    // As if the user key outlived its location (it expires with it, and goes first on removal).
-    for (const id of [removed, expired]) await redis.set(`${prefix}loc:user:${id}`, cell)
+    // As if the bucket still said where they were.
+    const place = (lat: number) => {
+      const at = Buffer.alloc(8)
+      at.writeInt32BE(Math.round(lat * 1e7), 0)
+      at.writeInt32BE(Math.round(25.05 * 1e7), 4)
+      return Buffer.concat([at, Buffer.from(cell)])
+    }
+    await redis.hset(whereKey(removed), packId(removed) as unknown as string, place(-5.05) as unknown as string)
+    await redis.hset(whereKey(expired), packId(expired) as unknown as string, place(-5.0501) as unknown as string)
     for (const id of [removed, expired]) await locations.update(id, { roles: ['WORKER', 'CLIENT'], card: 'changed', version: 2 })
     expect(await locations.nearby({ lat: -5.05, lon: 25.05, radiusM: 100, limit: 5 })).toEqual([])
-    expect(await members(cell, 'C')).toEqual([])
+    expect(await members(cell, 'c')).toEqual([])
     expect(await locations.sweep()).toBe(1) // the expired one
-    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0, 0])
+    expect(await leftInCell(cell)).toEqual([0, 0, 0, 0])
   })
 
-  it('never answers a member of the older layout (the bare user id) and sweeps it', async () => {
+  it('skips a cell whose earliest expiry lies ahead, and drops the keys of the layout before', async () => {
     const id = uuidv7()
     const cell = cellOf(-10.05, 20.05)
-    await redis.geoadd(`${prefix}loc:{${cell}}:W`, 20.05, -10.05, id)
-    await redis.zadd(`${prefix}loc:{${cell}}:e`, Date.now() + 100, id)
-    await redis.sadd(`${prefix}loc:cells`, cell)
-    expect(await locations.nearby({ lat: -10.05, lon: 20.05, radiusM: 100, limit: 5 })).toEqual([])
-    await new Promise((resolve) => setTimeout(resolve, 150))
-    expect(await locations.sweep()).toBe(1)
-    expect(await members(cell, 'W')).toEqual([])
+    const old = ['W', 'C', 'A', 'e', 'u', 'h'].map((suffix) => `${prefix}loc:{${cell}}:${suffix}`)
+    await redis.geoadd(old[0]!, 20.05, -10.05, `${id}:${Date.now() + 60_000}:20.05,-10.05:card`)
+    await redis.zadd(old[3]!, Date.now() + 60_000, id)
+    await redis.hset(old[4]!, id, 'entry')
+    await locations.set(id, { lat: -10.05, lon: 20.05, roles: ['WORKER'], expiresAt: new Date(Date.now() + 60_000), card: 'c', version: 1 })
+    expect(await locations.sweep()).toBe(0)
+    expect(await Promise.all(old.map((key) => redis.exists(key)))).toEqual([0, 0, 0, 0, 0, 0])
+    expect((await locations.nearby({ lat: -10.05, lon: 20.05, radiusM: 100, limit: 5 })).map((h) => h.userId)).toEqual([id])
+    await locations.remove(id)
   })
 })

@@ -151,7 +151,7 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
         ? { categories: [categoryIds[Math.floor(rnd() * categoryIds.length)]!], rating: 1 + Math.round(rnd() * 400) / 100, rate: { amount: 1000 + Math.floor(rnd() * 9000), currency: 'EUR' } }
         : undefined,
     )
-    const located = rows.map((row, i) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }, facets[i]) }))
+    const located = rows.map((row, i) => ({ id: row.id, at: pointIn(options.area, rnd), card: cardOf({ ...row, created_at: createdAt }, facets[i]), categories: facets[i]?.categories ?? [] }))
     const users = db
       .insertInto('users')
       // Seeded addresses receive no mail: they are taken as confirmed.
@@ -169,9 +169,9 @@ export async function seedWorkers(platform: Platform, options: SeedOptions): Pro
       })
     for (let i = 0; i < located.length; i += concurrency) {
       await Promise.all(
-        located.slice(i, i + concurrency).map(({ id, at, card }) => {
+        located.slice(i, i + concurrency).map(({ id, at, card, categories }) => {
           points.push(at)
-          return platform.live.locations.set(id, { ...blurPosition(at.lat, at.lon, rnd), roles: ['WORKER'], expiresAt, card, version: createdAt.getTime() })
+          return platform.live.locations.set(id, { ...blurPosition(at.lat, at.lon, rnd), roles: ['WORKER'], expiresAt, card, categories, version: createdAt.getTime() })
         }),
       )
     }

@@ -1,6 +1,8 @@
+import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { newAdmin, newWorker, paidJob } from '../../../test/support/trust.js'
+import { cardOf } from './service.js'
 
 // GET /search's filters from profiles and reviews, on whichever live store the run uses.
 
@@ -94,6 +96,36 @@ describe('search filters', () => {
       cursor = page.next_cursor
     }
     expect(seen).toEqual([near.id, mid.id, far.id])
+  })
+
+  it('a category search finds its workers past many nearer ones of other categories, page after page', async () => {
+    // 60 painters nearer than anyone, put on the map straight through the store.
+    const painters = Array.from({ length: 60 }, () => uuidv7())
+    await Promise.all(
+      painters.map((id, i) =>
+        t.app.platform.live.locations.set(id, {
+          lat: LAT + 0.0001 * (i % 10),
+          lon: LON + 0.0001 * Math.floor(i / 10),
+          roles: ['WORKER'],
+          categories: [painting],
+          expiresAt: new Date(Date.now() + 600_000),
+          card: cardOf({ first_name: 'Painter', last_name: String(i), roles: ['WORKER'], picture_etag: null, created_at: new Date() }),
+          version: 1,
+        }),
+      ),
+    )
+    try {
+      expect(await ids(`category=${plumbing}&role=WORKER`)).toEqual([near.id, mid.id, far.id])
+      const first = await search(`category=${plumbing}&limit=2`)
+      expect(first.items.map((i) => i.user.id)).toEqual([near.id, mid.id])
+      const next = await search(`category=${plumbing}&limit=2&cursor=${encodeURIComponent(first.next_cursor!)}`)
+      expect(next.items.map((i) => i.user.id)).toEqual([far.id])
+      const painted = (await search(`category=${painting}&limit=50`)).items
+      expect(painted).toHaveLength(50)
+      expect(painted.every((i) => (i.user as { first_name?: string }).first_name === 'Painter')).toBe(true)
+    } finally {
+      await Promise.all(painters.map((id) => t.app.platform.live.locations.remove(id)))
+    }
   })
 
   it('a profile change shows in the next search', async () => {

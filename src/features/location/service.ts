@@ -58,39 +58,76 @@ function anchorFor(anchors: readonly GeoPoint[], lat: number, lon: number): { sh
   return { shown, anchors: [shown, ...anchors.filter((a) => a !== kept)].slice(0, ANCHORS_KEPT) }
 }
 
+const ROLE_LETTER: Record<string, string> = { WORKER: 'W', CLIENT: 'C', ADMIN: 'A' }
+const LETTER_ROLE: Record<string, UserRow['roles'][number]> = { W: 'WORKER', C: 'CLIENT', A: 'ADMIN' }
+
 /**
  * What a search shows of a user, kept with its location so that a search answers from the live
- * store alone: the public fields of its view (never the email), as a compact JSON array, since
- * every live location holds one.
+ * store alone: the public fields of its view (never the email), compact, since every live
+ * location holds one (a million live workers hold a million). Fields are joined by U+001F (the
+ * unit separator): roles as letters (never "[", so this is told from a JSON card), names,
+ * picture etag, creation time (ms, base 36), then what searches filter on after the store
+ * (rating × 100, hourly rate in minor units, its currency), trailing empty fields left off. A name
+ * holding U+001F makes a JSON array instead. The categories go with the location beside the card,
+ * for the store to filter on.
  */
-export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>, facets?: Omit<Facets, 'version'>): string {
-  const shown: unknown[] = [user.first_name, user.last_name, user.roles, user.picture_etag, user.created_at.toISOString()]
-  // What searches filter on follows: the worker's categories, its rating, its hourly rate.
-  if (facets) shown.push(facets.categories, facets.rating, facets.rate?.amount ?? null, facets.rate?.currency ?? null)
-  return JSON.stringify(shown)
+export function cardOf(user: Pick<UserRow, 'first_name' | 'last_name' | 'roles' | 'picture_etag' | 'created_at'>, facets?: Omit<Facets, 'version' | 'categories'>): string {
+  const fields: (string | number | null)[] = [user.roles.map((r) => ROLE_LETTER[r] ?? '').join(''), user.first_name, user.last_name, user.picture_etag, user.created_at.getTime()]
+  if (facets) fields.push(facets.rating, facets.rate?.amount ?? null, facets.rate?.currency ?? null)
+  while (fields.length > 5 && fields.at(-1) === null) fields.pop()
+  if (`${user.first_name}${user.last_name}${user.picture_etag ?? ''}`.includes(SEP)) return JSON.stringify(fields)
+  return fields
+    .map((f, i) => (f === null ? '' : i === 4 ? (f as number).toString(36) : i === 5 ? String(Math.round((f as number) * 100)) : String(f)))
+    .join(SEP)
 }
+const SEP = '\u001f'
 
-/** What a search filters on, read back from a card (none for a card stored without them). */
+/** A card read: this layout, its JSON form, or the layout before (a JSON array with roles as names). */
+function readCard(card: string) {
+  if (card.startsWith('[')) {
+    const a = JSON.parse(card) as unknown[]
+    if (Array.isArray(a[2])) {
+      const [first_name, last_name, roles, picture_etag, created_at, , rating, rateAmount, rateCurrency] = a as [string, string, UserRow['roles'], string | null, string, unknown, number?, number?, string?]
+      return { first_name, last_name, roles, picture_etag, created_at, rating: rating ?? null, rateAmount: rateAmount ?? null, rateCurrency: rateCurrency ?? null }
+    }
+    const [letters, first_name, last_name, picture_etag, created, rating, rateAmount, rateCurrency] = a as [string, string, string, string | null, number, number?, number?, string?]
+    return { first_name, last_name, roles: rolesOf(letters), picture_etag: picture_etag ?? null, created_at: new Date(created).toISOString(), rating: rating ?? null, rateAmount: rateAmount ?? null, rateCurrency: rateCurrency ?? null }
+  }
+  const [letters = '', first_name = '', last_name = '', etag, created = '0', rating, rateAmount, rateCurrency] = card.split(SEP)
+  return {
+    first_name,
+    last_name,
+    roles: rolesOf(letters),
+    picture_etag: etag || null,
+    created_at: new Date(parseInt(created, 36)).toISOString(),
+    rating: rating ? Number(rating) / 100 : null,
+    rateAmount: rateAmount ? Number(rateAmount) : null,
+    rateCurrency: rateCurrency || null,
+  }
+}
+const rolesOf = (letters: string) => [...letters].flatMap((l) => (LETTER_ROLE[l] ? [LETTER_ROLE[l]] : []))
+
+/** What a search filters on after the store, read back from a card (none for a card stored without them). */
 interface CardFacets {
-  categories: string[]
   rating: number | null
   rateAmount: number | null
   rateCurrency: string | null
 }
 function facetsFrom(card: string | null): CardFacets {
-  if (card === null) return { categories: [], rating: null, rateAmount: null, rateCurrency: null }
-  const [, , , , , categories, rating, rateAmount, rateCurrency] = JSON.parse(card) as [unknown, unknown, unknown, unknown, unknown, string[]?, number?, number?, string?]
-  return { categories: categories ?? [], rating: rating ?? null, rateAmount: rateAmount ?? null, rateCurrency: rateCurrency ?? null }
+  if (card === null) return { rating: null, rateAmount: null, rateCurrency: null }
+  const { rating, rateAmount, rateCurrency } = readCard(card)
+  return { rating, rateAmount, rateCurrency }
 }
 
-/** The filters of a search beyond place and role, as one test of a hit's card. */
+/**
+ * The filters of a search beyond place, role and categories (which the store applies), as one
+ * test of a hit's card.
+ */
 interface Filter {
-  categories?: ReadonlySet<string>
   minRating?: number
   maxRate?: { amount: number; currency: string }
 }
 function matches(filter: Filter, facets: CardFacets): boolean {
-  if (filter.categories && !facets.categories.some((c) => filter.categories!.has(c))) return false
   if (filter.minRating !== undefined && (facets.rating === null || facets.rating < filter.minRating)) return false
   if (filter.maxRate && (facets.rateAmount === null || facets.rateCurrency !== filter.maxRate.currency || facets.rateAmount > filter.maxRate.amount)) return false
   return true
@@ -99,7 +136,7 @@ function matches(filter: Filter, facets: CardFacets): boolean {
 const FILTERED_READ_MAX = 2000
 
 function shownFrom(userId: string, card: string): ShownUser {
-  const [first_name, last_name, roles, picture_etag, created_at] = JSON.parse(card) as [string, string, UserRow['roles'], string | null, string]
+  const { first_name, last_name, roles, picture_etag, created_at } = readCard(card)
   return { id: userId, email: null, first_name, last_name, roles, picture_etag, created_at }
 }
 
@@ -136,10 +173,10 @@ export function createLocationService(deps: {
 }) {
   const { store } = deps
 
-  /** The card of a user with its facets, and the version it is stored at. */
+  /** The card of a user with its facets, its categories, and the version they are stored at. */
   const cardWithFacets = async (user: UserRow) => {
     const facets = (await deps.facets?.([user.id]))?.get(user.id)
-    return { card: cardOf(user, facets), version: Math.max(user.updated_at.getTime(), facets?.version ?? 0) }
+    return { card: cardOf(user, facets), categories: facets?.categories ?? [], version: Math.max(user.updated_at.getTime(), facets?.version ?? 0) }
   }
 
   const userOf = async (userId: string) => {
@@ -158,7 +195,7 @@ export function createLocationService(deps: {
       // The roles go with the location, so that searches for a role read only its users; the
       // card, so that they show them without reading the accounts.
       const [user, anchors] = await Promise.all([userOf(userId), store.anchors(userId)])
-      const { card, version } = await cardWithFacets(user)
+      const { card, categories, version } = await cardWithFacets(user)
       const now = deps.clock.now().getTime()
       const expiresAt = new Date(now + (input.ttl ?? deps.defaultTtl) * 1000)
       const { shown, anchors: points } = anchorFor(anchors, input.lat, input.lon)
@@ -167,6 +204,7 @@ export function createLocationService(deps: {
         roles: user.roles as LocationRole[],
         expiresAt,
         card,
+        categories,
         version,
         anchors: { points, expiresAt: new Date(now + ANCHOR_TTL_MS) },
       })
@@ -184,16 +222,16 @@ export function createLocationService(deps: {
     /** The user's account changed: a user on the map shows the change (and its new roles) at once. */
     async refresh(user: UserRow, before?: UserRow): Promise<void> {
       if (before && cardOf(before) === cardOf(user)) return // a new password or email: nothing shown changed
-      const { card, version } = await cardWithFacets(user)
-      await store.update(user.id, { roles: user.roles as LocationRole[], card, version })
+      const { card, categories, version } = await cardWithFacets(user)
+      await store.update(user.id, { roles: user.roles as LocationRole[], card, categories, version })
     },
 
     /** What searches filter on changed (a profile, a rating): users on the map show it at once. */
     async refreshFacets(userIds: readonly string[]): Promise<void> {
       const users = await deps.users(userIds)
       for (const user of users.values()) {
-        const { card, version } = await cardWithFacets(user)
-        await store.update(user.id, { roles: user.roles as LocationRole[], card, version })
+        const { card, categories, version } = await cardWithFacets(user)
+        await store.update(user.id, { roles: user.roles as LocationRole[], card, categories, version })
       }
     },
 
@@ -222,8 +260,10 @@ export function createLocationService(deps: {
       if (query.max_rate !== undefined && query.currency === undefined) {
         throw new InvalidInputError('max_rate needs the currency it is in', [{ field: 'querystring/currency', message: 'is required with max_rate' }])
       }
+      // A category is filtered in the store, which answers only users in it (or a subcategory):
+      // a search in a category reads what it answers, as an unfiltered one does.
+      const categories = query.category ? ((await deps.categoryScope?.(query.category)) ?? new Set<string>()) : undefined
       const filter: Filter = {
-        ...(query.category ? { categories: (await deps.categoryScope?.(query.category)) ?? new Set() } : {}),
         ...(query.min_rating !== undefined ? { minRating: query.min_rating } : {}),
         ...(query.max_rate !== undefined ? { maxRate: { amount: query.max_rate, currency: query.currency! } } : {}),
       }
@@ -250,7 +290,7 @@ export function createLocationService(deps: {
 
       if (sortByRating) {
         // Every match in the circle (up to FILTERED_READ_MAX, nearest first), best rated first.
-        const hits = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: FILTERED_READ_MAX, role: query.role, exclude })
+        const hits = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: FILTERED_READ_MAX, role: query.role, exclude, ...(categories ? { categories } : {}) })
         const rated = hits.filter((h) => matches(filter, facetsFrom(h.card))).map((h) => ({ hit: h, r: facetsFrom(h.card).rating ?? -1 }))
         const order = (a: { r: number; hit: NearbyHit }, b: { r: number; hit: NearbyHit }) =>
           b.r - a.r || a.hit.distanceM - b.hit.distanceM || (a.hit.userId < b.hit.userId ? -1 : a.hit.userId > b.hit.userId ? 1 : 0)
@@ -276,7 +316,7 @@ export function createLocationService(deps: {
         const wanted: number = limit - items.length
         // A filtered search reads ahead, more each round: most hits may not match.
         const batch: number = filtered ? Math.min(FILTERED_READ_MAX, Math.max(wanted, 25) * 4 ** Math.min(round + 1, 4)) : wanted
-        const hits: NearbyHit[] = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: batch + 1, role: query.role, after: position, exclude })
+        const hits: NearbyHit[] = await store.nearby({ lat: query.lat, lon: query.lon, radiusM: query.radius, limit: batch + 1, role: query.role, after: position, exclude, ...(categories ? { categories } : {}) })
         read += hits.length
         more = hits.length > batch
         const candidates: NearbyHit[] = filtered ? hits.slice(0, batch).filter((h) => matches(filter, facetsFrom(h.card))) : hits.slice(0, batch)

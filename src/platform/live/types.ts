@@ -54,8 +54,10 @@ export interface LocationRecord {
   expiresAt: Date
   /** What a search shows of the user, as the caller encodes it; answered with each hit. */
   card: string
+  /** The user's categories (ids), so that a search for some of them is filtered inside the store. */
+  categories?: readonly string[]
   /**
-   * The version of the card and roles (when the account last changed, in ms): a card and roles
+   * The version of the card, roles and categories (when the account last changed, in ms): a card and roles
    * older than the stored ones never replace them (the place and expiry still do).
    */
   version: number
@@ -79,6 +81,8 @@ export interface NearbyQuery {
   after?: { distanceM: number; userId: string }
   /** Users to leave out. */
   exclude?: ReadonlySet<string>
+  /** Only users holding at least one of these categories (an empty set: nobody). */
+  categories?: ReadonlySet<string>
 }
 
 export interface NearbyHit {
@@ -93,11 +97,11 @@ export interface LocationStore {
   /** Puts the user at a place (moving it if it was elsewhere) until record.expiresAt. */
   set(userId: string, record: LocationRecord): Promise<void>
   /**
-   * New roles and card for a user on the map, keeping its place and expiry (its account
+   * New roles, card and categories for a user on the map, keeping its place and expiry (its account
    * changed); nothing when the user is not on the map, so an ended location never comes back,
    * nor when the stored version is newer.
    */
-  update(userId: string, change: { roles: readonly LocationRole[]; card: string; version: number }): Promise<void>
+  update(userId: string, change: { roles: readonly LocationRole[]; card: string; version: number; categories?: readonly string[] }): Promise<void>
   /** Takes the user off the map; its anchors stay. */
   remove(userId: string): Promise<void>
   /** The user's unexpired anchors, as last set (empty when none). */

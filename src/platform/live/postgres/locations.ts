@@ -14,6 +14,7 @@ declare module '../../db/types.js' {
       expires_at: Date
       card: string | null
       card_version: string | null
+      categories: ColumnType<string[], string[] | undefined, string[]>
     }
     live_location_anchors: {
       user_id: string
@@ -45,9 +46,10 @@ export function createPostgresLocationStore(db: DB): LocationStore {
         roles: record.roles as string[],
         expires_at: record.expiresAt,
         card: record.card,
+        categories: [...(record.categories ?? [])],
         card_version: String(record.version),
       }
-      // The place and expiry always; the roles and card unless a newer version is stored.
+      // The place and expiry always; the roles, card and categories unless a newer version is stored.
       const newer = sql<boolean>`excluded.card_version >= coalesce(live_locations.card_version, -1)`
       const { anchors } = record
       await Promise.all([
@@ -62,6 +64,7 @@ export function createPostgresLocationStore(db: DB): LocationStore {
               expires_at: sql<Date>`excluded.expires_at`,
               roles: sql<string[]>`CASE WHEN ${newer} THEN excluded.roles ELSE live_locations.roles END`,
               card: sql<string>`CASE WHEN ${newer} THEN excluded.card ELSE live_locations.card END`,
+              categories: sql<string[]>`CASE WHEN ${newer} THEN excluded.categories ELSE live_locations.categories END`,
               card_version: sql<string>`greatest(excluded.card_version, live_locations.card_version)`,
             }),
           )
@@ -79,7 +82,7 @@ export function createPostgresLocationStore(db: DB): LocationStore {
     async update(userId, change) {
       await db
         .updateTable('live_locations')
-        .set({ roles: change.roles as string[], card: change.card, card_version: String(change.version) })
+        .set({ roles: change.roles as string[], card: change.card, categories: [...(change.categories ?? [])], card_version: String(change.version) })
         .where('user_id', '=', userId)
         .where('expires_at', '>', sql<Date>`now()`)
         .where(sql<boolean>`coalesce(card_version, -1) <= ${change.version}`)
@@ -120,6 +123,10 @@ export function createPostgresLocationStore(db: DB): LocationStore {
         ? sql`AND (${distance} > ${q.after.distanceM}::float8 OR (${distance} = ${q.after.distanceM}::float8 AND user_id > ${q.after.userId}::uuid))`
         : sql``
       const exclude = q.exclude && q.exclude.size > 0 ? sql`AND NOT (user_id = ANY(${[...q.exclude]}::uuid[]))` : sql``
+      // Categories inside the walk: it skips the users in none of them, and reads no more rows
+      // than it answers but for those.
+      if (q.categories && q.categories.size === 0) return []
+      const categories = q.categories ? sql`AND categories && ${[...q.categories]}::text[]` : sql``
       // A pure nearest-first walk of the GiST index, with no box or radius in the WHERE clause:
       // given one, the planner misjudges how many rows the box holds and sorts them all instead
       // (25 ms rather than 1 ms for 100k workers in a city). Rows past the radius end the search.
@@ -129,7 +136,7 @@ export function createPostgresLocationStore(db: DB): LocationStore {
       for (;;) {
         const { rows } = await sql<{ user_id: string; d: number; card: string | null }>`
           SELECT user_id, ${distance} AS d, card FROM live_locations
-          WHERE expires_at > now() ${role} ${after} ${exclude}
+          WHERE expires_at > now() ${role} ${categories} ${after} ${exclude}
           ORDER BY pos <-> ${centre}
           LIMIT ${fetch}`.execute(db)
         const hits: NearbyHit[] = rows.map((r) => ({ userId: r.user_id, distanceM: Number(r.d), card: r.card }))
