@@ -114,6 +114,13 @@ describe('every /admin route', () => {
         await inject({ method: 'POST', url: `/job/${jobId}/review`, headers: c.auth, payload: { rating: 2 } })
         return (await inject({ method: 'POST', url: `/job/${jobId}/review`, headers: w.auth, payload: { rating: 4 } })).json().id
       }],
+      // A job whose client's bank disputes the charge: a dispute to answer.
+      ['/admin/jobs/{id}/dispute', async () => {
+        const c = await newUser(t.app, { roles: ['CLIENT'] })
+        const { id } = await offerJob(t.app, c, await newWorker(t.app), { payment_method: 'pm_card_createDispute' })
+        await waitUntil(async () => (await inject({ url: `/job/${id}`, headers: c.auth })).json().payment.status === 'disputed')
+        return id
+      }],
       // An offer whose money is held: something to read, and to refund.
       ['/admin/jobs/', async () => (await offerJob(t.app, await newUser(t.app, { roles: ['CLIENT'] }), await newWorker(t.app))).id],
       // A task that failed every try: something to retry.
@@ -130,6 +137,7 @@ describe('every /admin route', () => {
       resolveReport: { action: 'dismiss', reason: 'walk' },
       suspendUser: { reason: 'walk' },
       hideReview: { reason: 'walk' },
+      answerJobDispute: { evidence: 'winning_evidence' },
     }
     const url = async (path: string) => {
       if (!path.includes('{id}')) return path
