@@ -23,6 +23,39 @@ export type OfferPlan = Omit<Plan, 'changes'> & { row: JobRow; entry: StatusLogR
 
 const nameOf = (user: SenderRow) => `${user.first_name} ${user.last_name}`.trim()
 
+/** What a new job's kind decides (who, where, when it is due); the rest is as every new job starts. */
+type NewJobFields = Pick<JobRow, 'id' | 'client_id' | 'worker_id' | 'open_request' | 'location_lat' | 'location_lon' | 'location_address' | 'category_id' | 'expires_at' | 'remind_at' | 'due_at'>
+
+/** A new job's row, in REQUESTED. A priced one waits for the client's money; the service charges it right after. */
+function newJobRow(input: JobInput & { title: string }, now: Date, settings: JobsSettings, fields: NewJobFields): JobRow {
+  return {
+    ...fields,
+    title: input.title.trim(),
+    description: input.description ?? '',
+    status: 'REQUESTED',
+    price_amount: input.price?.amount ?? null,
+    price_currency: input.price?.currency ?? null,
+    scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
+    completed_at: null,
+    payment_status: input.price ? 'requires_payment_method' : null,
+    payment_fee: input.price ? platformFee(input.price.amount, settings) : null,
+    payment_intent_id: null,
+    payment_client_secret: null,
+    payment_next_action: null,
+    payment_failure_code: null,
+    payment_decline_code: null,
+    payment_attempts: 0,
+    payment_charged: 0,
+    payment_refunded: 0,
+    payment_transfer_id: null,
+    payment_disputed: false,
+    payment_dispute_id: null,
+    version: 1,
+    created_at: now,
+    updated_at: now,
+  }
+}
+
 /** Who a new offer is between: the caller must be a client, the worker a worker, with no block between them. */
 export function decideOfferParties(
   context: { users: (SenderRow & { roles: readonly string[] })[]; blockerId: string | null },
@@ -51,43 +84,19 @@ export function decideOffer(command: OfferCommand, now: Date, settings: JobsSett
   const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
   const followUps = followUpsOf(CHANGES.offer.then, now, expiresAt, settings)
   const { due_at, remind_at } = scheduleOf(followUps)
-  const row: JobRow = {
+  const row = newJobRow(input, now, settings, {
     id,
     client_id: client.id,
     worker_id: worker.id,
     open_request: false,
-    title: input.title.trim(),
-    description: input.description ?? '',
-    status: 'REQUESTED',
-    price_amount: input.price?.amount ?? null,
-    price_currency: input.price?.currency ?? null,
-    scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
     location_lat: location?.lat ?? null,
     location_lon: location?.lon ?? null,
     location_address: location?.address ?? null,
     category_id: input.category_id ?? null,
     expires_at: expiresAt,
     remind_at,
-    completed_at: null,
     due_at,
-    // A priced offer waits for the client's money; the service charges it right after.
-    payment_status: input.price ? 'requires_payment_method' : null,
-    payment_fee: input.price ? platformFee(input.price.amount, settings) : null,
-    payment_intent_id: null,
-    payment_client_secret: null,
-    payment_next_action: null,
-    payment_failure_code: null,
-    payment_decline_code: null,
-    payment_attempts: 0,
-    payment_charged: 0,
-    payment_refunded: 0,
-    payment_transfer_id: null,
-    payment_disputed: false,
-    payment_dispute_id: null,
-    version: 1,
-    created_at: now,
-    updated_at: now,
-  }
+  })
   const workerHasPicture = worker.picture_etag !== null
   const parties = { client: { id: client.id, name: nameOf(client) }, worker: { id: worker.id, name: nameOf(worker) } }
   const notes = CHANGES.offer.tells({ job: row, ...parties, workerHasPicture, distanceM: command.distanceM })
@@ -120,42 +129,19 @@ export function decideOpenRequest(command: OpenRequestCommand, now: Date, settin
   const expiresAt = addMs(now, (input.expires_in ?? EXPIRES_DEFAULT) * 1000)
   const followUps = followUpsOf(['expire'], now, expiresAt, settings)
   const { due_at, remind_at } = scheduleOf(followUps)
-  const row: JobRow = {
+  const row = newJobRow(input, now, settings, {
     id,
     client_id: client.id,
     worker_id: null,
     open_request: true,
-    payment_dispute_id: null,
-    title: input.title.trim(),
-    description: input.description ?? '',
-    status: 'REQUESTED',
-    price_amount: input.price?.amount ?? null,
-    price_currency: input.price?.currency ?? null,
-    scheduled_at: input.scheduled_at ? new Date(input.scheduled_at) : null,
     location_lat: input.location.lat,
     location_lon: input.location.lon,
     location_address: input.location.address ?? null,
     category_id: input.category_id,
     expires_at: expiresAt,
     remind_at,
-    completed_at: null,
     due_at,
-    payment_status: input.price ? 'requires_payment_method' : null,
-    payment_fee: input.price ? platformFee(input.price.amount, settings) : null,
-    payment_intent_id: null,
-    payment_client_secret: null,
-    payment_next_action: null,
-    payment_failure_code: null,
-    payment_decline_code: null,
-    payment_attempts: 0,
-    payment_charged: 0,
-    payment_refunded: 0,
-    payment_transfer_id: null,
-    payment_disputed: false,
-    version: 1,
-    created_at: now,
-    updated_at: now,
-  }
+  })
   const clientName = nameOf(client)
   const notes = command.audience.map((a) => ({ from: client.id, to: a.workerId, text: texts.alert(row, clientName, a.distanceM) }))
   const entry = { job_id: id, status: 'REQUESTED' as const, by: client.id, at: now, reason: null }
