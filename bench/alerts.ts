@@ -21,7 +21,6 @@
 // BENCH_CONCURRENCY (8), DB_POOL_SIZE (10), LOG_LEVEL (the app's, info, to /dev/null).
 
 import cliProgress from 'cli-progress'
-import http from 'node:http'
 import os from 'node:os'
 import pg from 'pg'
 import { v7 as uuidv7 } from 'uuid'
@@ -29,6 +28,7 @@ import { WebSocket } from 'ws'
 import { cellsOfCircle, cellsOfPoint } from '../src/features/alerts/grid.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer, cpuProfileArgs } from './support/server.js'
+import { benchHttp, type BenchUser } from './support/http.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -57,39 +57,7 @@ const randomPoint = () => ({ lat: AREA.lat + (Math.random() * 2 - 1) * AREA.dLat
 // ---------------------------------------------------------------------------------------------
 // HTTP and sockets
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 })
-
-function call(base: string, method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: any }> {
-  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, {
-      method,
-      agent,
-      headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null })
-      })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(payload)
-  })
-}
-
-interface BenchUser { id: string; token: string }
-
-async function signUp(base: string, tag: string, i: number, roles: string[]): Promise<BenchUser> {
-  const email = `bench.${tag}.${i}.${Date.now().toString(36)}@example.com`
-  const signup = await call(base, 'POST', '/signup', undefined, { email, password: PASSWORD, first_name: 'Bench', last_name: `${tag} ${i}`, roles })
-  if (signup.status !== 201) throw new Error(`sign-up failed: ${JSON.stringify(signup.json)}`)
-  const login = await call(base, 'POST', '/authorize', undefined, { email, password: PASSWORD })
-  if (login.status !== 200) throw new Error(`sign-in failed: ${JSON.stringify(login.json)}`)
-  return { id: signup.json.id, token: login.json.access_token }
-}
+const { call, signUp, close: closeHttp } = benchHttp(CONCURRENCY * 2, PASSWORD)
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
@@ -367,7 +335,7 @@ async function main() {
     for (const ws of sockets) ws.terminate()
     await pool.end()
     await server.stop()
-    agent.destroy()
+    closeHttp()
     await scratch.drop()
     if (LIVE === 'redis') await deleteRedisKeys(REDIS_URL, redisPrefix)
   }

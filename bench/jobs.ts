@@ -20,13 +20,13 @@
 // info, to /dev/null); BENCH_CPU_PROF=<dir> writes the app's CPU profiles there.
 
 import cliProgress from 'cli-progress'
-import http from 'node:http'
 import os from 'node:os'
 import pg from 'pg'
 import sharp from 'sharp'
 import { v7 as uuidv7 } from 'uuid'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer, cpuProfileArgs } from './support/server.js'
+import { benchHttp, type BenchUser } from './support/http.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -59,43 +59,7 @@ const startServer = (settings: Record<string, string>) =>
 // ---------------------------------------------------------------------------------------------
 // HTTP, keep-alive, one socket per cycle in flight
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 })
-
-function call(base: string, method: string, path: string, token: string | undefined, body?: unknown, contentType = 'application/json', extraHeaders: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body))
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${base}${path}`, {
-      method,
-      agent,
-      headers: {
-        ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...extraHeaders,
-      },
-    }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString()
-        resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : null })
-      })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(payload)
-  })
-}
-
-interface BenchUser { id: string; token: string }
-
-async function signUp(base: string, tag: string, i: number, roles: string[]): Promise<BenchUser> {
-  const email = `bench.${tag}.${i}.${Date.now().toString(36)}@example.com`
-  const signup = await call(base, 'POST', '/signup', undefined, { email, password: PASSWORD, first_name: 'Bench', last_name: `${tag} ${i}`, roles })
-  if (signup.status !== 201) throw new Error(`sign-up failed: ${JSON.stringify(signup.json)}`)
-  const login = await call(base, 'POST', '/authorize', undefined, { email, password: PASSWORD })
-  if (login.status !== 200) throw new Error(`sign-in failed: ${JSON.stringify(login.json)}`)
-  return { id: signup.json.id, token: login.json.access_token }
-}
+const { call, signUp, close: closeHttp } = benchHttp(CONCURRENCY * 2, PASSWORD)
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
@@ -161,7 +125,7 @@ function httpCycle(base: string, clients: BenchUser[], workers: BenchUser[]) {
     const client = clients[loop % clients.length]!
     const worker = workers[loop % workers.length]!
     const lat: number[] = []
-    const offer = await timed(() => call(base, 'POST', '/job', client.token, { worker_id: worker.id, title: 'Fix the kitchen tap', description: 'It drips.', price: { amount: 2500, currency: 'EUR' } }), lat)
+    const offer = await timed(() => call(base, 'POST', '/job', client.token, { worker_id: worker.id, title: 'Fix the kitchen tap', description: 'It drips.' }), lat)
     if (offer.status !== 201) throw new Error(`POST /job answered ${offer.status}: ${JSON.stringify(offer.json)}`)
     for (const status of ['ACCEPTED', 'STARTED', 'COMPLETED']) {
       // An accept names the version of the offer it accepts (the offer as made: 1).
@@ -223,7 +187,7 @@ function rawCycle(pool: pg.Pool, clients: BenchUser[], workers: BenchUser[]) {
       const expires = new Date(now.getTime() + 72 * 3_600_000)
       const remind = new Date(now.getTime() + 48 * 3_600_000)
       await run('create', CREATE, [
-        jobId, client.id, worker.id, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', 2500, 'EUR', null, null, null, null, expires, remind, null, remind, 1, now, now,
+        jobId, client.id, worker.id, 'Fix the kitchen tap', 'It drips.', 'REQUESTED', null, null, null, null, null, null, expires, remind, null, remind, 1, now, now,
         jobId, 'REQUESTED', client.id, now, null,
         ...said(jobId, client.id, worker.id, 'Bench Client offers you a job: "Fix the kitchen tap" for €25.00.'),
       ])
@@ -263,6 +227,9 @@ async function main() {
       BCRYPT_COST: '4',
       RATE_LIMIT_MAX: '10000000',
       AUTH_RATE_LIMIT_MAX: '10000000',
+      // The workflow is measured, not mail confirmation; offers are unpriced, so no money moves
+      // (bench:payments measures that).
+      EMAIL_CONFIRMATION: 'off',
       LOG_LEVEL: env.LOG_LEVEL ?? 'info',
       PORT: '0',
     })
@@ -307,7 +274,7 @@ async function main() {
     bars.stop()
     await pool.end()
     await server.stop()
-    agent.destroy()
+    closeHttp()
     await scratch.drop()
     if (LIVE === 'redis') await deleteRedisKeys(REDIS_URL, redisPrefix)
   }
