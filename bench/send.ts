@@ -65,7 +65,7 @@ async function main() {
     for (let i = 0; i < users.length; i += 2000) {
       await db
         .insertInto('users')
-        .values(users.slice(i, i + 2000).map((id, j) => ({ id, email: `send${i + j}@example.com`, first_name: 'Send', last_name: `User ${i + j}`, password_hash: null, roles: ['CLIENT' as const] })))
+        .values(users.slice(i, i + 2000).map((id, j) => ({ id, email: `send${i + j}@example.com`, first_name: 'Send', last_name: `User ${i + j}`, password_hash: null, roles: ['CLIENT' as const], email_confirmed_at: new Date() })))
         .execute()
     }
     const store = createMessagingStore(db)
