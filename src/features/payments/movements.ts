@@ -42,6 +42,21 @@ const workerOf = (f: PaymentFacts): string => {
   return f.workerId
 }
 
+/** `amount` taken back from a paid-out job, from the worker and the fee in proportion, into `to`. */
+function reversal(f: PaymentFacts, amount: number, to: string): { entries: Entry[]; fromWorker: number; fromFees: number } {
+  const fromFees = feeShare(f, amount)
+  const fromWorker = amount - fromFees
+  return {
+    entries: [
+      { account: payableAccount(workerOf(f)), amount: -fromWorker },
+      { account: FEES_ACCOUNT, amount: -fromFees },
+      { account: to, amount },
+    ],
+    fromWorker,
+    fromFees,
+  }
+}
+
 /** The worker's pay and the fee, out of what escrow holds for the job. */
 export function transferSplit(f: PaymentFacts): { toWorker: number; fee: number } {
   const remaining = f.charged - f.refunded
@@ -73,17 +88,7 @@ export function refundEntries(f: PaymentFacts, amount: number): { entries: Entry
   if (!f.transferred) {
     return { entries: [{ account: escrowAccount(f.jobId), amount: -amount }, { account: cardAccount(f.clientId), amount }], fromWorker: 0, fromFees: 0 }
   }
-  const fromFees = feeShare(f, amount)
-  const fromWorker = amount - fromFees
-  return {
-    entries: [
-      { account: payableAccount(workerOf(f)), amount: -fromWorker },
-      { account: FEES_ACCOUNT, amount: -fromFees },
-      { account: cardAccount(f.clientId), amount },
-    ],
-    fromWorker,
-    fromFees,
-  }
+  return reversal(f, amount, cardAccount(f.clientId))
 }
 
 /** A chargeback: what was not refunded goes back to the cardholder, out of escrow (the payout is held) or, once paid out, out of the platform's pocket. */
@@ -121,15 +126,5 @@ export function disputeLostEntries(f: PaymentFacts): { entries: Entry[]; fromWor
   if (!f.disputed) throw new Error('the payment is not disputed')
   const amount = f.charged - f.refunded
   if (!f.transferred || amount <= 0) return { entries: [], fromWorker: 0, fromFees: 0 }
-  const fromFees = feeShare(f, amount)
-  const fromWorker = amount - fromFees
-  return {
-    entries: [
-      { account: payableAccount(workerOf(f)), amount: -fromWorker },
-      { account: FEES_ACCOUNT, amount: -fromFees },
-      { account: DISPUTES_ACCOUNT, amount },
-    ],
-    fromWorker,
-    fromFees,
-  }
+  return reversal(f, amount, DISPUTES_ACCOUNT)
 }
