@@ -29,6 +29,7 @@ import { cellsOfCircle, cellsOfPoint } from '../src/features/alerts/grid.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer, cpuProfileArgs } from './support/server.js'
 import { benchHttp, type BenchUser } from './support/http.js'
+import { LOAD_SETTINGS } from './support/marketplace.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -187,10 +188,7 @@ async function main() {
         DATABASE_URL: scratch.url,
         ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix } : {}),
         DB_POOL_SIZE: String(POOL),
-        BCRYPT_COST: '4',
-        RATE_LIMIT_MAX: '10000000',
-        AUTH_RATE_LIMIT_MAX: '10000000',
-        EMAIL_CONFIRMATION: 'off',
+        ...LOAD_SETTINGS,
         LOG_LEVEL: env.LOG_LEVEL ?? 'info',
         PORT: '0',
       },

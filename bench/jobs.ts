@@ -27,6 +27,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer, cpuProfileArgs } from './support/server.js'
 import { benchHttp, type BenchUser } from './support/http.js'
+import { LOAD_SETTINGS } from './support/marketplace.js'
 
 const env = process.env
 const positive = (name: string, fallback: number) => {
@@ -224,12 +225,9 @@ async function main() {
       DATABASE_URL: scratch.url,
       ...(LIVE === 'redis' ? { REDIS_URL, REDIS_PREFIX: redisPrefix } : {}),
       DB_POOL_SIZE: String(POOL),
-      BCRYPT_COST: '4',
-      RATE_LIMIT_MAX: '10000000',
-      AUTH_RATE_LIMIT_MAX: '10000000',
-      // The workflow is measured, not mail confirmation; offers are unpriced, so no money moves
-      // (bench:payments measures that).
-      EMAIL_CONFIRMATION: 'off',
+      // The workflow is measured, not limits or mail confirmation; offers are unpriced, so no
+      // money moves (bench:payments measures that).
+      ...LOAD_SETTINGS,
       LOG_LEVEL: env.LOG_LEVEL ?? 'info',
       PORT: '0',
     })
