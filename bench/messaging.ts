@@ -461,10 +461,11 @@ async function main() {
     for (const [name, value, note] of lines) console.log(`  ${name.padEnd(44)} ${value.padEnd(48)} ${note}`)
   } finally {
     bars.stop()
-    // Each step on its own: a dependency that stopped answering must not leave the rest behind.
+    // Each step on its own: a dependency that stopped answering must not leave the rest behind. A
+    // minute for the API processes: one that is killed instead writes no CPU profile.
     const step = async (what: string, run: () => Promise<unknown>) => {
       try {
-        await Promise.race([run(), sleep(10_000).then(() => Promise.reject(new Error('timed out')))])
+        await Promise.race([run(), sleep(60_000).then(() => Promise.reject(new Error('timed out')))])
       } catch (error) {
         console.error(`cleanup: ${what}: ${(error as Error).message}`)
       }

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 // The package web-push encrypts with: here it decrypts, as a browser would.
 import ece from 'http_ece'
 import sharp from 'sharp'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mailsTo, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { waitUntil } from '../../../test/support/wait.js'
@@ -234,6 +235,25 @@ describe('Web Push', () => {
 })
 
 describe('channels on their own', () => {
+  it('a channel with nothing to reach (no push device, no confirmed phone) is recorded skipped by the relay, with no task queued for it', async () => {
+    const a = await newUser(t.app, { first_name: 'Ana' })
+    const b = await newUser(t.app, { first_name: 'Ben' })
+    expect((await t.app.inject({ method: 'PUT', url: '/user/notifications', headers: b.auth, payload: { events: { message: { sms: true } } } })).statusCode).toBe(200)
+    const sent = await send(a, b, 'Anyone there?')
+    expect(sent.statusCode, sent.body).toBe(201)
+    await settle()
+    const id = sent.json().id as string
+    // Right after the relay's transaction: nothing waits in the queue for a channel that can't be reached.
+    expect(await deliveriesOf(id)).toEqual([
+      { channel: 'push', state: 'skipped', detail: 'no push subscriptions' },
+      { channel: 'sms', state: 'skipped', detail: 'no confirmed phone number' },
+    ])
+    const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'notifications.deliver' AND data->>'notification_id' = ${id}`.execute(t.app.platform.database.db)
+    expect(rows[0]!.n).toBe(0)
+    // The in-app notification is there all the same.
+    await waitUntil(() => events.some((e) => e.type === 'notification' && (e.data as { id: string }).id === id))
+  })
+
   it('a failing push leaves the SMS and in-app delivered, and the move that caused them answered', async () => {
     const { c, w, job, etag } = await acceptedJob()
     await confirmPhone(c, '+4915100000001')

@@ -28,6 +28,8 @@ const TASK_IDS = '3c0f7a52-5d7e-4b8e-9d55-0c2b8f1e6a73'
 /** Messages in one conversation within this window go out as one push (and one mail). */
 export const GROUP_WINDOW_MS = 60_000
 const RELAY_BATCH = 100
+/** How long events gather before a relay run (a burst is one batch). */
+const RELAY_DELAY_MS = 20
 const DUE_BATCH = 500
 /** A push waits at the push service this long for an offline device. */
 const PUSH_TTL_SECONDS = 24 * 3600
@@ -155,18 +157,29 @@ export function createNotificationsService(deps: NotificationsDeps) {
       const count = await db.transaction().execute(async (trx) => {
         const ids = await store.claimEvents(trx, RELAY_BATCH)
         const now = clock.now()
-        for (const source of await store.sources(trx, ids)) {
+        const planned = (await store.sources(trx, ids)).map((source) => {
           const { event, urgent } = classify(source)
           const settings: NotificationSettingsRow = source.time_zone
             ? { time_zone: source.time_zone, quiet_start: source.quiet_start, quiet_end: source.quiet_end, events: (source.events ?? {}) as NotificationSettingsRow['events'] }
             : DEFAULT_SETTINGS
-          const choice = choiceFor(settings, event)
           const row: NotificationRow = { id: source.id, user_id: source.recipient_id, event, urgent, ...contentOf(source, event), job_id: source.job_id, peer_id: source.sender_id, created_at: now }
-          if (!(await store.insertNotification(trx, row))) continue
+          return { source, settings, choice: choiceFor(settings, event), row }
+        })
+        // One statement for the batch's notifications (a message relayed twice is not new twice),
+        // one for the deliveries that have nothing to do: the work a message costs stays flat.
+        const inserted = await store.insertNotifications(trx, planned.map((p) => p.row))
+        const skipped: Parameters<typeof store.insertSkipped>[1] = []
+        for (const { source, settings, choice, row } of planned) {
+          if (!inserted.has(row.id)) continue
+          const { event, urgent } = row
           if (choice.in_app) inApp.push(row)
           const quietEnd = urgent ? null : quietUntil(settings, now)
           for (const channel of QUEUED_CHANNELS) {
             if (!choice[channel]) continue
+            if ((channel === 'push' && !source.has_push) || (channel === 'sms' && !source.has_phone)) {
+              skipped.push({ notification_id: row.id, channel, detail: channel === 'push' ? 'no push subscriptions' : 'no confirmed phone number', at: now })
+              continue
+            }
             let due = quietEnd ?? now
             let state: 'pending' | 'grouped' = 'pending'
             let groupedInto: string | null = null
@@ -187,14 +200,18 @@ export function createNotificationsService(deps: NotificationsDeps) {
             if (queued) await queue.add(trx, DELIVER_TASK, { notification_id: row.id, channel }, { id: taskId(row.id, channel) })
           }
         }
+        await store.insertSkipped(trx, skipped)
         return ids.length
       })
       handled += count
-      for (const n of inApp) {
-        await deps.events
-          .publish({ to: [n.user_id], type: 'notification', data: { id: n.id, event: n.event, title: n.title, body: n.body, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() } })
-          .catch((error: unknown) => log.warn({ err: error }, 'could not push a notification in-app'))
-      }
+      // Sent together: one connection keeps their order, without a round trip each.
+      await Promise.all(
+        inApp.map((n) =>
+          deps.events
+            .publish({ to: [n.user_id], type: 'notification', data: { id: n.id, event: n.event, title: n.title, body: n.body, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() } })
+            .catch((error: unknown) => log.warn({ err: error }, 'could not push a notification in-app')),
+        ),
+      )
       if (count < RELAY_BATCH) return handled
     }
   }
@@ -295,9 +312,15 @@ export function createNotificationsService(deps: NotificationsDeps) {
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
   let again = false
+  let dueToo = false
+  let soon: NodeJS.Timeout | undefined
 
-  /** Runs the relay and the due deliveries once; asked while a run is under way, runs once more after it. */
-  const kick = (): Promise<void> => {
+  /**
+   * Runs the relay (and, from the sweep, the due deliveries) once; asked while a run is under
+   * way, runs once more after it.
+   */
+  const kick = (withDue = true): Promise<void> => {
+    if (withDue) dueToo = true
     if (running) {
       again = true
       return running
@@ -305,8 +328,10 @@ export function createNotificationsService(deps: NotificationsDeps) {
     running = (async () => {
       do {
         again = false
+        const due = dueToo
+        dueToo = false
         await relay()
-        await queueDue()
+        if (due) await queueDue()
       } while (again)
     })()
       .catch((error: unknown) => log.warn({ err: error }, 'could not relay notifications; the next run will'))
@@ -314,6 +339,18 @@ export function createNotificationsService(deps: NotificationsDeps) {
         running = undefined
       })
     return running
+  }
+
+  /**
+   * A commit recorded events: relayed a moment later, so that a burst of messages goes as one
+   * batch instead of a transaction a message in every process. Deliveries due later (quiet hours,
+   * a conversation's window) are the sweep's.
+   */
+  const kickSoon = () => {
+    soon ??= setTimeout(() => {
+      soon = undefined
+      void kick(false)
+    }, RELAY_DELAY_MS)
   }
 
   return {
@@ -431,7 +468,7 @@ export function createNotificationsService(deps: NotificationsDeps) {
     /** Handles deliveries, relays on each commit that records events, and sweeps every `intervalMs` (0: only when woken). */
     async start(intervalMs: number) {
       stopDeliveries = await queue.handle<{ notification_id: string; channel: QueuedChannel }>(DELIVER_TASK, (task) => deliver(task.data.notification_id, task.data.channel), { retryLimit: 8, retryDelaySeconds: 10 })
-      const listener = await deps.listen('notification_events', { payload: () => void kick(), resumed: () => void kick() })
+      const listener = await deps.listen('notification_events', { payload: kickSoon, resumed: () => void kick() })
       stopListening = () => listener.stop()
       if (intervalMs > 0) {
         timer = setInterval(() => void kick(), intervalMs)
@@ -442,6 +479,7 @@ export function createNotificationsService(deps: NotificationsDeps) {
 
     async close() {
       clearInterval(timer)
+      clearTimeout(soon)
       await stopListening?.()
       await running
       await stopDeliveries?.()

@@ -68,6 +68,9 @@ export interface EventSource {
   alert: boolean
   /** The message tells its recipient of a review of them, published at its time. */
   review: boolean
+  /** The recipient has a push subscription, and a confirmed phone number: without them those channels have nothing to do. */
+  has_push: boolean
+  has_phone: boolean
   time_zone: string | null
   quiet_start: string | null
   quiet_end: string | null
@@ -112,6 +115,8 @@ export function createNotificationsStore(db: DB) {
                  ORDER BY t.at DESC LIMIT 1) AS ledger_kind,
                EXISTS (SELECT 1 FROM job_alerts a WHERE a.job_id = m.job_id AND a.worker_id = m.recipient_id AND a.alerted_at = m.created_at) AS alert,
                EXISTS (SELECT 1 FROM reviews rv WHERE m.kind = 'system' AND rv.job_id = m.job_id AND rv.subject_id = m.recipient_id AND rv.published_at = m.created_at) AS review,
+               EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.user_id = m.recipient_id) AS has_push,
+               EXISTS (SELECT 1 FROM phone_numbers ph WHERE ph.user_id = m.recipient_id AND ph.confirmed_at IS NOT NULL) AS has_phone,
                ns.time_zone, ns.quiet_start, ns.quiet_end, ns.events
           FROM messages m
           JOIN users r ON r.id = m.recipient_id AND r.deleted_at IS NULL
@@ -123,9 +128,11 @@ export function createNotificationsStore(db: DB) {
       return rows.map((r) => ({ ...r, events: parseJson(r.events) }))
     },
 
-    async insertNotification(trx: Trx, row: NotificationRow): Promise<boolean> {
-      const inserted = await trx.insertInto('notifications').values(row).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
-      return inserted.length > 0
+    /** Inserts a batch's notifications in one statement; answers the ids that were new. */
+    async insertNotifications(trx: Trx, rows: NotificationRow[]): Promise<Set<string>> {
+      if (rows.length === 0) return new Set()
+      const inserted = await trx.insertInto('notifications').values(rows).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
+      return new Set(inserted.map((r) => r.id))
     },
 
     /** The delivery of a conversation's group that a new one joins or waits after: one still pending, or one sent within the window. */
@@ -143,6 +150,13 @@ export function createNotificationsStore(db: DB) {
 
     async insertDelivery(trx: Trx, row: Omit<DeliveryRow, 'sent_to' | 'detail' | 'sent_at'>): Promise<void> {
       await trx.insertInto('notification_deliveries').values({ ...row, sent_to: sql<string[]>`'{}'::text[]` as unknown as string[] }).onConflict((oc) => oc.columns(['notification_id', 'channel']).doNothing()).execute()
+    },
+
+    /** Deliveries with nothing to do (no device, no phone), recorded as skipped at once, in one statement. */
+    async insertSkipped(trx: Trx, rows: { notification_id: string; channel: QueuedChannel; detail: string; at: Date }[]): Promise<void> {
+      if (rows.length === 0) return
+      const values = rows.map((r) => ({ notification_id: r.notification_id, channel: r.channel, state: 'skipped' as const, due_at: r.at, group_key: null, grouped_into: null, detail: r.detail, created_at: r.at, sent_to: sql<string[]>`'{}'::text[]` as unknown as string[] }))
+      await trx.insertInto('notification_deliveries').values(values).onConflict((oc) => oc.columns(['notification_id', 'channel']).doNothing()).execute()
     },
 
     /** Deliveries whose time came (quiet hours ended, a group's window closed), marked queued. */
