@@ -115,9 +115,6 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
   })
   app.setValidatorCompiler(validatorCompiler())
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-  })
   registerProblemHandlers(app)
   // Shutting down, Fastify answers requests that still arrive on open connections 503 by itself,
   // before any hook (return503OnClosing); this listener, ahead of Fastify's, adds Retry-After so

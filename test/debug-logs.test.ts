@@ -43,3 +43,24 @@ describe('DEBUG=true', () => {
     expect(lines(quiet).filter((l) => l.msg === 'sql')).toEqual([])
   })
 })
+
+describe('request logs', () => {
+  it('name the request on every line a request writes, and give its id on every answer (a 404, a refused body, a refused token)', async () => {
+    const user = await newUser(quiet.app)
+    await quiet.app.inject({ method: 'GET', url: '/user', headers: { ...user.auth, 'x-request-id': 'trace-0815' } })
+    // At debug level the request writes its incoming line through its own logger, then the access line.
+    const mine = lines(quiet).filter((l) => l.request_id === 'trace-0815')
+    expect(mine.map((l) => l.msg)).toEqual(['incoming request', 'request completed'])
+    expect(mine[1]).toMatchObject({ req: { method: 'GET', url: '/user' }, res: { statusCode: 200 } })
+    for (const answer of [
+      await quiet.app.inject({ method: 'GET', url: '/no-such-route' }),
+      await quiet.app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: '{"email":' }),
+      await quiet.app.inject({ method: 'GET', url: '/user', headers: { authorization: 'Bearer not-a-token-we-made-ever' } }),
+    ]) {
+      expect(answer.statusCode).toBeGreaterThanOrEqual(400)
+      expect(answer.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+      expect(answer.headers['x-content-type-options']).toBe('nosniff')
+      expect(lines(quiet).some((l) => l.request_id === answer.headers['x-request-id'] && l.msg === 'request completed')).toBe(true)
+    }
+  })
+})

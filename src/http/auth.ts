@@ -68,21 +68,26 @@ export type TypedFastify = FastifyInstance<RawServerDefault, RawRequestDefaultEx
  */
 export async function signedIn(app: FastifyInstance, routes: (app: TypedFastify) => Promise<void> | void) {
   await app.register(async (scope) => {
-    scope.addHook('onRoute', (route) => {
-      const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security
-      if (!security?.some((requirement) => 'bearerAuth' in requirement)) throw new Error(`${String(route.method)} ${route.url} is signed in, but its schema names no bearerAuth security`)
-    })
-    scope.addHook('preParsing', async (request, reply, payload) => {
-      await scope.authenticate(request, reply)
-      return payload
-    })
-    // The one place where a route's `confirmedEmail` is enforced.
-    scope.addHook('preHandler', async (request) => {
+    // The one place where a route's `confirmedEmail` is enforced: a preHandler on the routes that
+    // ask for it only, so the others pay nothing for it.
+    const confirmedEmail = async (request: FastifyRequest) => {
       const rule = request.routeOptions.config.confirmedEmail
       if (!rule || scope.config.emailConfirmation === 'off' || request.auth.user.email_confirmed_at !== null) return
       if (rule === true || rule(request)) {
         throw new ForbiddenError('Confirm your email first: follow the link mailed to you (POST /email/confirm), or ask for another mail (POST /email/confirm/resend)', 'email_unconfirmed')
       }
+    }
+    scope.addHook('onRoute', (route) => {
+      const security = (route.schema as { security?: Record<string, unknown>[] } | undefined)?.security
+      if (!security?.some((requirement) => 'bearerAuth' in requirement)) throw new Error(`${String(route.method)} ${route.url} is signed in, but its schema names no bearerAuth security`)
+      if ((route.config as { confirmedEmail?: unknown } | undefined)?.confirmedEmail) {
+        const own = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : []
+        route.preHandler = [confirmedEmail, ...own] as typeof route.preHandler
+      }
+    })
+    scope.addHook('preParsing', async (request, reply, payload) => {
+      await scope.authenticate(request, reply)
+      return payload
     })
     await routes(scope.withTypeProvider<TypeBoxTypeProvider>())
   })

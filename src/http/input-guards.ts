@@ -45,8 +45,8 @@ const refused = ({ field, problem }: { field: string; problem: TextProblem }) =>
 
 export function registerInputGuards(app: FastifyInstance) {
   // preValidation: after the body is parsed, before schemas, handlers and storage.
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     const found = findBadText(request.params, 'params') ?? findBadText(request.query, 'querystring') ?? findBadText(request.body, 'body')
-    if (found) throw refused(found)
+    done(found && refused(found))
   })
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import helmet from 'helmet'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** Where the HTML pages are served (Swagger UI); everything else answers JSON or an image. */
 export const DOCS_PREFIX = '/docs'
@@ -25,16 +26,32 @@ const forApi = helmet({
 })
 const forPages = helmet()
 
+/**
+ * The headers helmet sets on an API answer, read once: they are the same on every answer, and
+ * setting them from one object costs a fraction of running helmet's middlewares each time.
+ */
+const API_HEADERS: Record<string, string> = (() => {
+  const headers: Record<string, string> = { 'cache-control': 'no-store' }
+  const response = {
+    setHeader: (name: string, value: string) => void (headers[name.toLowerCase()] = value),
+    removeHeader: (name: string) => void delete headers[name.toLowerCase()],
+  }
+  forApi({} as IncomingMessage, response as unknown as ServerResponse, () => {})
+  return headers
+})()
+
 /** The API answers' headers, on an answer made outside the request lifecycle (a router refusal). */
 export function setApiSecurityHeaders(reply: FastifyReply) {
-  reply.header('cache-control', 'no-store')
-  forApi(reply.request.raw, reply.raw, () => {})
+  reply.headers(API_HEADERS)
+  reply.header('x-request-id', reply.request.id)
 }
 
+/** Security headers and the request id, on every answer (errors and 404s included). */
 export function registerSecurityHeaders(app: FastifyInstance) {
   app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-request-id', request.id)
     if (request.routeOptions.url?.startsWith(DOCS_PREFIX)) return forPages(request.raw, reply.raw, () => done())
-    reply.header('cache-control', 'no-store')
-    forApi(request.raw, reply.raw, () => done())
+    reply.headers(API_HEADERS)
+    done()
   })
 }
