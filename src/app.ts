@@ -1,6 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import multipart from '@fastify/multipart'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { DestinationStream } from 'pino'
@@ -163,7 +162,6 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
     exposedHeaders: ['x-request-id', 'retry-after', 'etag', 'www-authenticate'],
   })
-  await app.register(multipart, { throwFileSizeLimit: true })
   await registerRateLimit(app, services.limits, config.rateLimitMax)
 
   await registerOpenApi(app, { version: APP_VERSION, publicUrl: config.publicUrl })

@@ -59,6 +59,14 @@ describe('problem codes', () => {
   })
 })
 
+describe('a multipart body', () => {
+  it('is refused 415 by every route but the picture upload, which alone reads multipart', async () => {
+    const body = '--x\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.com\r\n--x--\r\n'
+    const answer = await t.app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'multipart/form-data; boundary=x' }, payload: body })
+    expect(problem(answer, 415).code).toBe('unsupported_media_type')
+  })
+})
+
 describe('a missing or malformed Authorization header', () => {
   it('is answered 401 with what to send instead', async () => {
     const detail = async (authorization?: string) =>

@@ -1,4 +1,4 @@
-import '@fastify/multipart'
+import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type, type TSchema } from 'typebox'
@@ -36,7 +36,7 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
   // Raw image bodies (Content-Type: image/*) arrive as a Buffer; multipart is the other way in.
   app.addContentTypeParser(/^image\//, { parseAs: 'buffer', bodyLimit: options.pictureMaxBytes }, (_request, body, done) => done(null, body))
 
-  await signedIn(fastify, (app) => {
+  await signedIn(fastify, async (app) => {
     app.get('/user', {
       schema: {
         tags,
@@ -93,55 +93,61 @@ export async function accountsRoutes(fastify: FastifyInstance, options: { authRa
       },
     }, async (request) => accounts.list(request.auth.userId, request.query))
 
-    app.put('/user/picture', {
-      // Multipart framing adds a little to the file itself.
-      bodyLimit: options.pictureMaxBytes + 64 * 1024,
-      schema: {
-        tags,
-        operationId: 'setPicture',
-        summary: 'Set the caller\'s picture',
-        description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. ${PICTURE_FORMATS.join(', ')} only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 \`unsupported_image_format\`. At most ${MAX_INPUT_PIXELS / 1_000_000} megapixels (400 \`image_too_large\`); a file that can't be decoded 400 \`not_an_image\`; decoding that runs past ${PICTURE_TIMEOUT_SECONDS} s stops with 503 \`image_timeout\`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to ${PICTURE_SIZE} x ${PICTURE_SIZE} px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.`,
-        security: bearerSecurity,
-        // Documents both ways in; the image itself is checked by decoding it, not by a schema
-        // (these schemas name no type, so they let any upload through to that check).
-        body: {
-          content: {
-            'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
-            ...Object.fromEntries(PICTURE_MEDIA_TYPES.map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
+    // Multipart is read by this route only: its hooks (one on every request and answer) cost the
+    // others nothing, and a multipart body sent anywhere else is refused (415).
+    await app.register(async (scope) => {
+      await scope.register(multipart, { throwFileSizeLimit: true })
+      const uploads = scope.withTypeProvider<TypeBoxTypeProvider>()
+      uploads.put('/user/picture', {
+        // Multipart framing adds a little to the file itself.
+        bodyLimit: options.pictureMaxBytes + 64 * 1024,
+        schema: {
+          tags,
+          operationId: 'setPicture',
+          summary: 'Set the caller\'s picture',
+          description: `A \`multipart/form-data\` field \`picture\`, or a raw \`image/*\` body, up to ${Math.round(options.pictureMaxBytes / 1024 / 1024)} MB. ${PICTURE_FORMATS.join(', ')} only, told by the file's bytes, never its name or declared type; anything else (SVG, GIF, TIFF, PDF...) answers 415 \`unsupported_image_format\`. At most ${MAX_INPUT_PIXELS / 1_000_000} megapixels (400 \`image_too_large\`); a file that can't be decoded 400 \`not_an_image\`; decoding that runs past ${PICTURE_TIMEOUT_SECONDS} s stops with 503 \`image_timeout\`. What is kept: the pixels of the first frame, turned upright by the EXIF orientation, cropped to a square around what draws the eye, scaled to ${PICTURE_SIZE} x ${PICTURE_SIZE} px and re-encoded as WebP (quality 82); all metadata (EXIF with GPS and camera, ICC profile, XMP) and any other bytes of the file are dropped.`,
+          security: bearerSecurity,
+          // Documents both ways in; the image itself is checked by decoding it, not by a schema
+          // (these schemas name no type, so they let any upload through to that check).
+          body: {
+            content: {
+              'multipart/form-data': { schema: { properties: { picture: { format: 'binary', description: 'The image' } }, required: ['picture'] } },
+              ...Object.fromEntries(PICTURE_MEDIA_TYPES.map((type) => [type, { schema: { format: 'binary', description: 'The image as the whole body' } }])),
+            },
+          } as unknown as TSchema,
+          response: {
+            200: User,
+            ...problemResponses(401, 413, 415),
+            503: { ...(problemResponses(503)[503] as object), description: `Decoding the image ran past ${PICTURE_TIMEOUT_SECONDS} s (\`image_timeout\`)` } as unknown as TSchema,
           },
-        } as unknown as TSchema,
-        response: {
-          200: User,
-          ...problemResponses(401, 413, 415),
-          503: { ...(problemResponses(503)[503] as object), description: `Decoding the image ran past ${PICTURE_TIMEOUT_SECONDS} s (\`image_timeout\`)` } as unknown as TSchema,
         },
-      },
-    }, async (request) => {
-      let upload: Buffer
-      if (request.isMultipart()) {
-        try {
-          const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
-          if (!file || file.fieldname !== 'picture') {
-            throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+      }, async (request) => {
+        let upload: Buffer
+        if (request.isMultipart()) {
+          try {
+            const file = await request.file({ limits: { fileSize: options.pictureMaxBytes, files: 1, fields: 5 } })
+            if (!file || file.fieldname !== 'picture') {
+              throw new InvalidInputError('Send the image in the multipart field "picture"', [{ field: 'picture', message: 'is required' }], 'picture_missing')
+            }
+            upload = await file.toBuffer()
+          } catch (error) {
+            // Limits and our own errors answer as they are; a body that isn't valid multipart (no
+            // boundary, cut short) is the client's, not a 500.
+            const status = (error as { statusCode?: number }).statusCode
+            if (error instanceof InvalidInputError || (status !== undefined && status < 500)) throw error
+            throw new InvalidInputError(`The multipart body can't be read: ${(error as Error).message}`, [{ field: 'picture', message: 'is not valid multipart' }], 'malformed_multipart')
           }
-          upload = await file.toBuffer()
-        } catch (error) {
-          // Limits and our own errors answer as they are; a body that isn't valid multipart (no
-          // boundary, cut short) is the client's, not a 500.
-          const status = (error as { statusCode?: number }).statusCode
-          if (error instanceof InvalidInputError || (status !== undefined && status < 500)) throw error
-          throw new InvalidInputError(`The multipart body can't be read: ${(error as Error).message}`, [{ field: 'picture', message: 'is not valid multipart' }], 'malformed_multipart')
+        } else if (Buffer.isBuffer(request.body)) {
+          upload = request.body
+        } else {
+          throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
         }
-      } else if (Buffer.isBuffer(request.body)) {
-        upload = request.body
-      } else {
-        throw new UnsupportedMediaTypeError('Send multipart/form-data with a "picture" field, or an image/* body')
-      }
-      if (upload.length > options.pictureMaxBytes) {
-        throw new PayloadTooLargeError(`The image is over ${options.pictureMaxBytes} bytes`, 'picture_too_large')
-      }
-      if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
-      return accounts.setPicture(request.auth, upload)
+        if (upload.length > options.pictureMaxBytes) {
+          throw new PayloadTooLargeError(`The image is over ${options.pictureMaxBytes} bytes`, 'picture_too_large')
+        }
+        if (upload.length === 0) throw new InvalidInputError('The image is empty', [{ field: 'picture', message: 'is empty' }], 'not_an_image')
+        return accounts.setPicture(request.auth, upload)
+      })
     })
   })
   // Open to anyone: a picture is public, like a profile photo in an app.
