@@ -334,7 +334,7 @@ export interface paths {
         put?: never;
         /**
          * Where the provider comes back, with a form
-         * @description For a provider with `response_mode: "form_post"`: the browser posts the answer here as a form. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
+         * @description For a provider with `response_mode: "form_post"`: the browser posts the answer here as a form. Apple adds `user` at the first sign-in (JSON: `{"name": {"firstName", "lastName"}, "email"}`): unsigned, it only names an account this sign-in makes, where the ID token gives no name (each part trimmed, at most 100 characters; one that is no text is left out), and its `email` is never read. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
          */
         post: operations["providerFormCallback"];
         delete?: never;
@@ -4983,6 +4983,7 @@ export interface operations {
                     iss?: string;
                     error?: string;
                     error_description?: string;
+                    /** @description Apple's, at the first sign-in: `{"name": {"firstName", "lastName"}, "email"}` as JSON. Unsigned: it only names an account the sign-in makes; its email is never read */
                     user?: string;
                 };
             };
