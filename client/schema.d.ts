@@ -334,7 +334,7 @@ export interface paths {
         put?: never;
         /**
          * Where the provider comes back, with a form
-         * @description For a provider with `response_mode: "form_post"`: the browser posts the answer here as a form. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
+         * @description For a provider with `response_mode: "form_post"`: the browser posts the answer here as a form. Apple adds `user` at the first sign-in (JSON: `{"name": {"firstName", "lastName"}, "email"}`): unsigned, it only names an account this sign-in makes, where the ID token gives no name (each part trimmed, at most 100 characters; one that is no text is left out), and its `email` is never read. The sign-in's state is taken once; the code is exchanged with PKCE and the ID token checked (signature, issuer, audience, expiry, nonce). Then, with the app's address: 302 to it with `code` (single use, one minute) for POST /auth/exchange, or with `error` (a problem code) when the sign-in failed; with a link, `linked=1`. Without an app address: the tokens themselves (or 401 `mfa_required`), or the linked identity.
          */
         post: operations["providerFormCallback"];
         delete?: never;
@@ -742,7 +742,7 @@ export interface paths {
          *
          *     A priced offer is paid into escrow before the worker can accept it: with `payment_method` the price is charged at once (`payment.status` `held`, or `requires_action` for 3-D Secure); a decline is 402 `card_declined` with `decline_code` and `job_id`, the offer staying to be paid with POST /job/{id}/payment. A currency the worker's payout account does not take is 400 `currency_not_supported`. `Idempotency-Key` (new offers) answers the first answer again for 24 hours; with another body, 422.
          *
-         *     Without `worker_id` but with `category_id` and `location` (and `title`): an open request -> 201, `open_request: true`, `worker_id: null`. The workers live on the map within their service radius of the place in that category, and those with a saved alert (POST /alerts) holding it, are alerted (a system message, a `job.alert` event, a `job_alert` notification), never across a block; the first to accept it becomes its worker, the others get 409 `job_taken`. Missing `category_id` or `location`: 400 `open_request_incomplete`. A priced one with `payment_method` is charged into escrow at once, as an offer is; nobody taking it, it expires.
+         *     Without `worker_id` but with `category_id` and `location` (and `title`): an open request -> 201, `open_request: true`, `worker_id: null`. The workers live on the map within their service radius of the place in that category, and those with a saved alert (POST /alerts) holding it, are alerted (a system message, a `job.alert` event, a `job_alert` notification), never across a block (one committed while the request is posted included); the first to accept it becomes its worker, the others get 409 `job_taken`. Missing `category_id` or `location`: 400 `open_request_incomplete`. A priced one with `payment_method` is charged into escrow at once, as an offer is; nobody taking it, it expires.
          *
          *     With `id`: the client changes its offer while it is REQUESTED -> 200; the worker's edit is 403, after REQUESTED 409. Each edit tells the worker in their inbox what changed and the terms now. `If-Match` with the job's `ETag` guards against lost updates: a stale one is 412 `version_mismatch`, whose `job` is the job as it is now.
          */
@@ -840,7 +840,7 @@ export interface paths {
          *     | COMPLETED | PENDING_PAYMENT | client or time |
          *     | PENDING_PAYMENT | PAID | payments |
          *
-         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`). An open request is taken by the first alerted worker to accept it; the others get 409 `job_taken` (before any If-Match check), and may only accept it (another move is 403).
+         *     Accepting binds the worker to the offer's terms (price, date, place) as the app showed them: send `If-Match` with the `ETag` of the job read (its `version` in quotes, such as `"3"`). Without one (or with `*`) it is 428 `version_required`; when the client changed the offer since, 412 `version_mismatch`, whose `job` is the offer as it is now (the worker was also told of each change in their inbox): show it, and accept again with its version. Accepting also needs a profile picture (409 `worker_has_no_picture`). An open request is taken by the first alerted worker to accept it; the others get 409 `job_taken` (before any If-Match check), and may only accept it (another move is 403). A worker in a block with the client (either made it, even after the alert) is 403 `blocked`: a block committed first always wins over an accept.
          *
          *     Approving (COMPLETED -> PENDING_PAYMENT) pays the job's price as it stands: the offer's, or for an offer without one the worker's quote (POST /job/{id}/quote). The client never names the price: `price` in the body is 400 `approval_takes_no_price`, and a job without a price yet is 409 `quote_required` (ask the worker to quote). The payment then runs, and with the `local` provider the job is PAID at once. On any other move `If-Match` is optional, and honoured (412, with the job as it is now).
          */
@@ -4983,6 +4983,7 @@ export interface operations {
                     iss?: string;
                     error?: string;
                     error_description?: string;
+                    /** @description Apple's, at the first sign-in: `{"name": {"firstName", "lastName"}, "email"}` as JSON. Unsigned: it only names an account the sign-in makes; its email is never read */
                     user?: string;
                 };
             };

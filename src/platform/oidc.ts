@@ -26,6 +26,8 @@ export class ProviderUnreachableError extends Error {}
 export interface OidcClients {
   names(): string[]
   has(name: string): boolean
+  /** Whether the provider is asked to post its answer as a form (response_mode form_post). */
+  postsForm(name: string): boolean
   /** The address to send the user to, for a flow with these checks. */
   authorizationUrl(name: string, checks: { state: string; nonce: string; codeVerifier: string }): Promise<URL>
   /** Takes the provider's answer (the callback's query) and answers who signed in. */
@@ -119,6 +121,7 @@ export function createOidcClients(providers: OidcProviderConfig[], publicUrl: st
   return {
     names: () => [...byName.keys()],
     has: (name) => byName.has(name),
+    postsForm: (name) => byName.get(name)?.responseMode === 'form_post',
 
     async authorizationUrl(name, checks) {
       const config = await configuration(name)

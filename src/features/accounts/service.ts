@@ -9,58 +9,16 @@ import type { Clock } from '../../platform/clock.js'
 import type { EventBus } from '../../platform/live/index.js'
 import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { Type } from 'typebox'
-import type { SignupInput, UpdateUserInput, UserSummaryView, UserView } from './schemas.js'
+import type { SignupInput, UpdateUserInput, UserView } from './schemas.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { createAccountsStore, EmailTakenError, type AccountsStore, type Role, type UserRow } from './store.js'
 import { sql, type Transaction } from 'kysely'
 import type { Database } from '../../platform/db/index.js'
 import { checkNewPassword } from './password-policy.js'
+import type { AccountChangedHook, AccountDeletedHook, AccountSessions, Actor, AdminActRecorder, EmailChangeHook, SignedUpHook } from './types.js'
+import { createUserViews } from './view.js'
 
-export interface Actor {
-  userId: string
-  sessionId: string
-  /** When the actor's session began. */
-  signedInAt: Date
-  /** Where the request came from, for the audit log of what an admin does here. */
-  origin?: { address: string | null; requestId: string | null }
-}
-
-/**
- * Writes what an admin did to an account through the accounts' own routes (another user's change
- * or deletion, a change of roles) to the audit log, in the transaction of the act (given by the
- * admin feature).
- */
-export type AdminActRecorder = (
-  trx: Transaction<Database>,
-  context: { actorId: string; address: string | null; requestId: string | null },
-  entry: { action: string; targetType: 'user'; targetId: string; details: Record<string, unknown> },
-  at: Date,
-) => Promise<void>
-
-/** What other features do when an account goes (sessions end, the location leaves the map...). */
-export type AccountDeletedHook = (userId: string) => Promise<void>
-/** What other features do when an account changes (the card shown on the map...); `before` when known. */
-export type AccountChangedHook = (user: UserRow, before: UserRow | undefined) => Promise<void>
-/** The fields of a user that its view is made of; `created_at` may be its ISO text already (from a card). */
-export type ShownUser = Pick<UserRow, 'id' | 'email' | 'first_name' | 'last_name' | 'roles' | 'picture_etag'> & { created_at: Date | string }
-/** What follows a sign-up in its transaction (the confirmation mail). */
-export type SignedUpHook = (trx: Transaction<Database>, user: UserRow) => Promise<void>
-/**
- * What an asked change of email does in the transaction of the request, instead of changing it
- * (a confirmation mailed to the new address, word to the old one).
- */
-export type EmailChangeHook = (trx: Transaction<Database>, user: UserRow, newEmail: string) => Promise<void>
-/** The fields of a user (deleted ones as tombstones) that its summary is made of. */
-export type SummarizedUser = Pick<UserRow, 'id' | 'first_name' | 'last_name' | 'picture_etag'> & { deleted_at: Date | null }
-/** What accounts need of sessions (given by the sessions feature): changes told in the change's own transaction. */
-export interface AccountSessions {
-  /** Ends every session of the user but `keep`, in the transaction, and tells every process at its commit. */
-  revokeIn(trx: Transaction<Database>, userId: string, keep?: string): Promise<void>
-  /** Tells every process at the transaction's commit that the user changed (what an authentication carries of it). */
-  changedIn(trx: Transaction<Database>, userIds: readonly string[]): Promise<void>
-  /** After the commit: this process forgets what it keeps of the users at once (the caller's next request sees the change). */
-  forget(userIds: readonly string[]): void
-}
+export type { AccountChangedHook, AccountDeletedHook, AccountSessions, Actor, AdminActRecorder, EmailChangeHook, ShownUser, SignedUpHook, SummarizedUser } from './types.js'
 
 /** How recent a sign-in vouches for an account without a password, where a password would be asked. */
 const RECENT_SIGN_IN_MS = 5 * 60_000
@@ -105,32 +63,7 @@ export function createAccountsService(deps: {
   // of each process; every change to a user drops it everywhere.
   const cached = createSharedCache<UserRow>({ events: deps.events, name: 'users', max: CACHED_USERS, ttlMs: CACHED_USER_TTL_MS })
 
-  const isAdmin = (user: Pick<UserRow, 'roles'>) => user.roles.includes('ADMIN')
-
-  /** Where the user's picture is served; its version in the query, so that caches renew on change. */
-  const pictureUrl = (user: Pick<UserRow, 'id' | 'picture_etag'>): string | null =>
-    user.picture_etag ? `${deps.publicUrl ?? ''}/users/${user.id}/picture?v=${user.picture_etag}` : null
-
-  /**
-   * The user as others see it; the email, and the ADMIN role, only to the user and to admins
-   * (who the admins are is not for everyone to learn).
-   */
-  const view = (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'> | undefined): UserView => {
-    const privileged = viewer !== undefined && (viewer.id === user.id || isAdmin(viewer))
-    const shown: UserView = {
-      id: user.id,
-      first_name: user.first_name,
-      last_name: user.last_name,
-      roles: privileged ? user.roles : user.roles.filter((role) => role !== 'ADMIN'),
-      picture_url: pictureUrl(user),
-      created_at: typeof user.created_at === 'string' ? user.created_at : user.created_at.toISOString(),
-    }
-    if (privileged && user.email) {
-      shown.email = user.email
-      if ('email_confirmed_at' in user) shown.email_confirmed = user.email_confirmed_at !== null
-    }
-    return shown
-  }
+  const { isAdmin, pictureUrl, view, summary } = createUserViews(deps.publicUrl)
 
   /**
    * What follows a change to a user (committed already, with its sessions' part): every
@@ -216,12 +149,6 @@ export function createAccountsService(deps: {
     if (!recordAdminAct) return
     const origin = actor.origin ?? { address: null, requestId: null }
     await recordAdminAct(trx, { actorId: actor.userId, ...origin }, { action, targetType: 'user', targetId, details }, deps.clock.now())
-  }
-
-  /** Who a message, thread or block is with, as any user may see it; a deleted account shows as deleted. */
-  const summary = (user: SummarizedUser | undefined, id: string): UserSummaryView => {
-    if (!user || user.deleted_at) return { id, first_name: '', last_name: '', picture_url: null, deleted: true }
-    return { id, first_name: user.first_name, last_name: user.last_name, picture_url: pictureUrl(user), deleted: false }
   }
 
   return {

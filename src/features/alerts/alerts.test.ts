@@ -267,6 +267,74 @@ describe('open requests', () => {
     expect(problem(await accept(unpaid, second.id, `"${second.version}"`), 409).code).toBe('payouts_not_enabled')
   })
 
+  it('can\'t be taken across a block made after the alert, whichever of the two made it (403 blocked)', async () => {
+    const repairs = await category('Repairs')
+    const here = { lat: 59.33, lon: 18.07 }
+    const client = await newUser(t.app, { roles: ['CLIENT'] })
+    const saved = (name: string) => savedWorker(name, { ...here, radius: 2000, category_ids: [repairs] })
+    const [shunned, shunning, free] = await Promise.all([saved('Shunned'), saved('Shunning'), saved('Free')])
+    const job = (await post(client, { title: 'Fix a door', category_id: repairs, location: here })).json()
+    await vi.waitFor(() => expect(alertedBy(job.id).size).toBe(3))
+    const block = (by: SignedIn, user: SignedIn) => inject({ method: 'POST', url: '/blocks', headers: by.auth, payload: { user_id: user.id } })
+    expect((await block(client, shunned)).statusCode).toBe(201)
+    expect((await block(shunning, client)).statusCode).toBe(201)
+    const etag = `"${job.version}"`
+    for (const w of [shunned, shunning]) {
+      const refused = problem(await accept(w, job.id, etag), 403)
+      expect(refused.code).toBe('blocked')
+    }
+    // Nothing was written: the request still waits, and the client heard of no accept.
+    expect((await readJob(client, job.id)).json()).toMatchObject({ status: 'REQUESTED', worker_id: null, version: job.version })
+    expect((await accept(free, job.id, etag)).statusCode).toBe(200)
+    // A request posted after the block alerts neither of them.
+    const next = (await post(client, { title: 'Fix a window', category_id: repairs, location: here })).json()
+    await vi.waitFor(() => expect([...alertedBy(next.id)]).toEqual([free.id]))
+  })
+
+  it('leave out a worker blocked after the audience was found, and refuse an accept a block overtook between its read and its write', async () => {
+    const locks = await category('Locks')
+    const here = { lat: 50.08, lon: 14.42 }
+    const client = await newUser(t.app, { roles: ['CLIENT'] })
+    const saved = (name: string) => savedWorker(name, { ...here, radius: 2000, category_ids: [locks] })
+    const [late, other] = await Promise.all([saved('Late'), saved('Other')])
+    const block = (by: SignedIn, user: SignedIn) => inject({ method: 'POST', url: '/blocks', headers: by.auth, payload: { user_id: user.id } })
+
+    // The block commits once the audience was found (with the worker in it), before the request's transaction.
+    const audience = t.app.alerts.audience.bind(t.app.alerts)
+    const spy = vi.spyOn(t.app.alerts, 'audience').mockImplementationOnce(async (request) => {
+      const found = await audience(request)
+      expect(found.map((a) => a.workerId)).toContain(late.id)
+      expect((await block(client, late)).statusCode).toBe(201)
+      return found
+    })
+    try {
+      const job = (await post(client, { title: 'Change a lock', category_id: locks, location: here })).json()
+      expect(spy).toHaveBeenCalledTimes(1)
+      const { rows } = await sql<{ worker_id: string }>`SELECT worker_id FROM job_alerts WHERE job_id = ${job.id}`.execute(t.app.platform.database.db)
+      expect(rows.map((r) => r.worker_id)).toEqual([other.id])
+      await vi.waitFor(() => expect([...alertedBy(job.id)]).toEqual([other.id]))
+      expect((await inject({ url: '/inbox', headers: late.auth })).json().items.filter((m: { job_id: string | null }) => m.job_id === job.id)).toEqual([])
+    } finally {
+      spy.mockRestore()
+    }
+
+    // An accept reads no block, then one commits before its write: the write finds it, and the accept is refused.
+    const priced = (await post(client, { title: 'Fit a lock', category_id: locks, location: here, price: { amount: 4000, currency: 'EUR' }, payment_method: 'pm_card_visa' })).json()
+    await vi.waitFor(() => expect(alertedBy(priced.id).has(other.id)).toBe(true))
+    const checkCurrency = t.app.payments.checkCurrency.bind(t.app.payments)
+    const overtaken = vi.spyOn(t.app.payments, 'checkCurrency').mockImplementationOnce(async (workerId, currency) => {
+      expect((await block(other, client)).statusCode).toBe(201)
+      return checkCurrency(workerId, currency)
+    })
+    try {
+      expect(problem(await accept(other, priced.id, `"${priced.version}"`), 403).code).toBe('blocked')
+      expect(overtaken).toHaveBeenCalledTimes(1)
+    } finally {
+      overtaken.mockRestore()
+    }
+    expect((await readJob(client, priced.id)).json()).toMatchObject({ status: 'REQUESTED', worker_id: null })
+  })
+
   it('that nobody takes expires as offers do, its money released; one the client cancels closes for the alerted', async () => {
     const gardening = await category('Gardening')
     const here = { lat: 48.2082, lon: 16.3738 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { v7 as uuidv7 } from 'uuid'
 import { encodeCursor } from '../../http/cursor.js'
 import { allPages, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newAdmin, newWorker } from '../../../test/support/trust.js'
 
 let t: TestApp
 
@@ -138,22 +139,28 @@ describe('blocks and reports', () => {
     async function watchLeaks() {
       const db = t.app.platform.database.db
       await sql`CREATE TABLE IF NOT EXISTS block_leaks (tbl text, id uuid)`.execute(db)
+      // A job's pair is its client and worker, whether the job is made with its worker or an open
+      // request is taken (its worker set); an alert's is the open request's client and the worker.
       await sql`CREATE OR REPLACE FUNCTION block_leak() RETURNS trigger LANGUAGE plpgsql AS $$
-        DECLARE a uuid; b uuid;
+        DECLARE a uuid; b uuid; row_id uuid;
         BEGIN
-          IF TG_TABLE_NAME = 'messages' THEN a := NEW.sender_id; b := NEW.recipient_id; ELSE a := NEW.client_id; b := NEW.worker_id; END IF;
+          IF TG_TABLE_NAME = 'messages' THEN a := NEW.sender_id; b := NEW.recipient_id; row_id := NEW.id;
+          ELSIF TG_TABLE_NAME = 'job_alerts' THEN SELECT client_id INTO a FROM jobs WHERE id = NEW.job_id; b := NEW.worker_id; row_id := NEW.job_id;
+          ELSE a := NEW.client_id; b := NEW.worker_id; row_id := NEW.id;
+          END IF;
           IF EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = a AND blocked_id = b) OR (blocker_id = b AND blocked_id = a)) THEN
-            INSERT INTO block_leaks VALUES (TG_TABLE_NAME, NEW.id);
+            INSERT INTO block_leaks VALUES (TG_TABLE_NAME, row_id);
           END IF;
           RETURN NULL;
         END $$`.execute(db)
-      for (const table of ['messages', 'jobs']) {
-        await sql.raw(`CREATE CONSTRAINT TRIGGER block_leak AFTER INSERT ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION block_leak()`).execute(db)
+      const watched = { messages: 'INSERT', jobs: 'INSERT OR UPDATE OF worker_id', job_alerts: 'INSERT' }
+      for (const [table, events] of Object.entries(watched)) {
+        await sql.raw(`CREATE CONSTRAINT TRIGGER block_leak AFTER ${events} ON ${table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION block_leak()`).execute(db)
       }
       return {
         leaks: async () => (await sql<{ tbl: string; id: string }>`SELECT tbl, id FROM block_leaks`.execute(db)).rows,
         async stop() {
-          for (const table of ['messages', 'jobs']) await sql.raw(`DROP TRIGGER block_leak ON ${table}`).execute(db)
+          for (const table of Object.keys(watched)) await sql.raw(`DROP TRIGGER block_leak ON ${table}`).execute(db)
         },
       }
     }
@@ -235,6 +242,61 @@ describe('blocks and reports', () => {
           // Once it answered, nothing more goes either way.
           expect(problem(await send(client, worker.id, 'after'), 403).code).toBe('blocked')
           expect(problem(await offer(), 403).code).toBe('blocked')
+          expect(await watch.leaks()).toEqual([])
+        }
+      } finally {
+        await watch.stop()
+      }
+    }, 60_000)
+
+    it('lets no open request alert, nor an alerted worker take one, once a block between worker and client has committed', async () => {
+      const admin = await newAdmin(t.app)
+      const created = await post(admin, '/admin/categories', { name: `Racing ${Math.random().toString(36).slice(2, 8)}` })
+      expect(created.statusCode, created.body).toBe(201)
+      const category_id = created.json().id as string
+      const here = { lat: 45.46, lon: 9.19 }
+      const watch = await watchLeaks()
+      try {
+        for (let round = 0; round < 3; round++) {
+          const client = await newUser(t.app, { roles: ['CLIENT'] })
+          // Off the map, with a saved alert: the audience is read without a hold, before the transaction.
+          const worker = await newWorker(t.app, `Racer${round}`)
+          expect((await post(worker, '/alerts', { ...here, radius: 2000, category_ids: [category_id] })).statusCode).toBe(201)
+          const request = (i: number) => post(client, '/job', { title: `Request ${round}.${i}`, category_id, location: here })
+          const open = await Promise.all(Array.from({ length: 6 }, (_, i) => request(i)))
+          const jobs = open.map((r) => r.json() as { id: string; version: number })
+          const accept = (i: number) => {
+            const job = jobs[i % jobs.length]!
+            return t.app.inject({ method: 'POST', url: `/job/${job.id}/status`, headers: { ...worker.auth, 'if-match': `"${job.version}"` }, payload: { status: 'ACCEPTED' } })
+          }
+          const kinds = [accept, (i: number) => request(100 + i)]
+
+          // The block first (by either side, a round each), then the others at once, lined up as above.
+          const line = connectionHolder()
+          await line.hold()
+          const blocking = Promise.resolve(round % 2 === 0 ? post(client, '/blocks', { user_id: worker.id }) : post(worker, '/blocks', { user_id: client.id }))
+          await line.settle()
+          const racers = Array.from({ length: 12 }, (_, i) => Promise.resolve(kinds[i % kinds.length]!(Math.floor(i / kinds.length))))
+          await line.settle()
+          await line.hold()
+          await line.settle()
+          line.release()
+          expect((await blocking).statusCode).toBe(201)
+          for (const res of await Promise.all(racers)) {
+            if (res.statusCode < 300) continue
+            expect(res.statusCode, res.body).toBe(403)
+            expect(JSON.parse(res.body).code).toBe('blocked')
+          }
+          // Once it answered, the worker takes none of the requests left, and a new one does not alert it.
+          for (let i = 0; i < jobs.length; i++) {
+            // (On PostgreSQL an accept may have won before the block: that job is the worker's.)
+            if ((await get(client, `/job/${jobs[i]!.id}`)).json().worker_id === worker.id) continue
+            expect(problem(await accept(i), 403).code).toBe('blocked')
+          }
+          const after = (await request(999)).json() as { id: string }
+          const alerted = await t.app.platform.database.db.selectFrom('job_alerts').select('worker_id').where('job_id', '=', after.id).execute()
+          // (The workers of earlier rounds watch the same place: they are alerted.)
+          expect(alerted.map((a) => a.worker_id)).not.toContain(worker.id)
           expect(await watch.leaks()).toEqual([])
         }
       } finally {

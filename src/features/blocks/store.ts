@@ -38,7 +38,8 @@ export function pairLockKey(a: string, b: string): number {
 
 /**
  * Holds the pair of two users, whichever way round, until the transaction ends: shared by a
- * message or an offer between them, which then reads whether a block stands between them;
+ * message, an offer, an open request's alert or its accept between them, which then reads whether
+ * a block stands between them;
  * exclusive by a block. So a block committed first is always seen, and a block made meanwhile
  * waits until what was allowed has committed: nothing gets through once a block has committed.
  * A user's message takes the same lock in the database's send_message (migration 0050).
@@ -47,6 +48,27 @@ export async function holdPair(trx: Transaction<Database>, a: string, b: string,
   const key = pairLockKey(a, b)
   const lock = mode === 'shared' ? sql`pg_advisory_xact_lock_shared` : sql`pg_advisory_xact_lock`
   await sql`SELECT ${lock}(${PAIR_LOCKS}::int4, ${key}::int4)`.execute(trx)
+}
+
+/**
+ * Holds the pairs of one user with each of many (shared, as holdPair), then answers those of the
+ * many who stand in a block with the user, either way: what alerts a job to many workers reads
+ * so, in the transaction that stores the alerts. The keys are taken in ascending order (unnest
+ * keeps the array's order), so two such holds never wait on each other in a circle behind blocks.
+ */
+export async function blockedAmong(trx: Transaction<Database>, userId: string, others: readonly string[]): Promise<Set<string>> {
+  const ids = [...new Set(others)].filter((id) => id !== userId)
+  if (ids.length === 0) return new Set()
+  const keys = [...new Set(ids.map((id) => pairLockKey(userId, id)))].sort((a, b) => a - b)
+  await sql`SELECT pg_advisory_xact_lock_shared(${PAIR_LOCKS}::int4, k) FROM unnest(ARRAY[${sql.join(keys)}]::int4[]) AS k`.execute(trx)
+  const rows = await trx
+    .selectFrom('blocks')
+    .select('blocked_id as id')
+    .where('blocker_id', '=', userId)
+    .where('blocked_id', 'in', ids)
+    .unionAll(trx.selectFrom('blocks').select('blocker_id as id').where('blocked_id', '=', userId).where('blocker_id', 'in', ids))
+    .execute()
+  return new Set(rows.map((r) => r.id))
 }
 
 export function createBlocksStore(db: DB) {

@@ -530,6 +530,15 @@ describe('open requests', () => {
     expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: { worker, payoutsEnabled: false } }, T0, settings)).code).toBe('payouts_not_enabled')
   })
 
+  it('refuse a worker in a block with the client (403 blocked), after job_taken and before the accept\'s other checks', () => {
+    const blockedCandidate = { ...candidate, blocked: true }
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: blockedCandidate }, T0, settings))).toMatchObject({ status: 403, code: 'blocked' })
+    expect(refusalOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', candidate: blockedCandidate }, T0, settings)).code).toBe('blocked')
+    const taken = open({ worker_id: OUTSIDER, worker: { ...worker, id: OUTSIDER }, status: 'ACCEPTED', version: 2 })
+    expect(refusalOf(decideMove(taken, { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: blockedCandidate }, T0, settings)).code).toBe('job_taken')
+    expect(planOf(decideMove(open(), { actorId: W, status: 'ACCEPTED', ifMatch: '"1"', candidate: { ...candidate, blocked: false } }, T0, settings)).changes.worker_id).toBe(W)
+  })
+
   it('expire telling the client nobody took it, and are canceled telling nobody else', () => {
     const expired = decideExpiry(open({ expires_at: at(-1) }), T0, settings)!
     expect(expired.notes).toEqual([{ from: null, to: C, text: 'Your open request "Paint the fence" expired: no worker took it. Post it again, perhaps with a wider reach or another price, or offer it to a worker you found.' }])

@@ -67,10 +67,11 @@ export interface MoveCommand {
   /** The If-Match header the move came with: the version of the job the mover read. */
   ifMatch?: string
   /**
-   * The mover as a worker alerted to the job, an open request: the user and whether its payouts
-   * are enabled. Absent when the mover was not alerted to it.
+   * The mover as a worker alerted to the job, an open request: the user, whether its payouts are
+   * enabled and whether a block stands between it and the client (either way). Absent when the
+   * mover was not alerted to it.
    */
-  candidate?: { worker: SenderRow; payoutsEnabled: boolean }
+  candidate?: { worker: SenderRow; payoutsEnabled: boolean; blocked?: boolean }
 }
 
 export interface QuoteCommand {
@@ -168,6 +169,7 @@ const versionMismatch = (job: JobWithParties) =>
 const versionRequired = (to: JobStatus) =>
   new PreconditionRequiredError(`Moving a job to ${to} binds you to its terms as you read them: name that version, with the job's ETag in an If-Match header`, 'version_required')
 export const blocked = () => new ForbiddenError('You and this worker have blocked one another: no offers between you', 'blocked')
+const blockedClient = () => new ForbiddenError('You and this client have blocked one another: you can\'t take their open request', 'blocked')
 
 /** What the mover may do next from this status, as the end of a sentence. */
 const nextMoves = (from: JobStatus, mover: Mover) => {
@@ -177,7 +179,8 @@ const nextMoves = (from: JobStatus, mover: Mover) => {
 
 /**
  * A worker alerted to an open request moves it: once another worker took it, 409 `job_taken`;
- * while nobody has, the worker may only accept it, and then decides as the job's worker would.
+ * while nobody has, the worker may only accept it (403 `blocked` across a block with the client),
+ * and then decides as the job's worker would.
  * Answers the job as that worker would have it, or a refusal; undefined when this is no such case.
  */
 function asCandidate(job: JobWithParties | undefined, command: MoveCommand): JobWithParties | { refusal: Refusal } | undefined {
@@ -187,6 +190,8 @@ function asCandidate(job: JobWithParties | undefined, command: MoveCommand): Job
   if (command.status !== 'ACCEPTED') {
     return { refusal: new ForbiddenError('An open request is taken by accepting it (status ACCEPTED); to pass on it, leave it: it leaves your list once taken or expired', 'not_your_move') }
   }
+  // Taking it makes the worker the client's, and tells the client: none across a block.
+  if (command.candidate.blocked) return { refusal: blockedClient() }
   const { worker, payoutsEnabled } = command.candidate
   return {
     ...job,

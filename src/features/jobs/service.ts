@@ -52,22 +52,23 @@ export function createJobsService(deps: JobsDeps) {
    * A user's change to a job: read the job, decide, and write if nobody changed it meanwhile (the
    * version guards the write, so no lock is held while deciding); when someone did, decide again
    * on what they left. An offer found past its expiry is expired (and pushed) before the refusal.
-   * With `confirm`, the write is a transaction that first confirms, under a hold it takes, what
-   * the decision read beside the job (a block between its users): when that no longer holds,
-   * nothing is written and the change is read and decided again.
+   * When `confirm` answers a check for what was read, the write is a transaction that first
+   * confirms, under a hold it takes, what the decision read beside the job (a block between its
+   * users): when that no longer holds, nothing is written and the change is read and decided again.
    */
   const changeJob = async <R extends { job: JobWithParties | undefined }>(
     read: () => Promise<R>,
     decide: (read: R, now: Date) => Decision<Plan>,
-    confirm?: (trx: Transaction<Database>, read: R) => Promise<boolean>,
+    confirm?: (read: R) => ((trx: Transaction<Database>) => Promise<boolean>) | undefined,
   ): Promise<{ committed: Committed; plan: Plan }> => {
     const { committed, decided } = await changeVersioned({
       read,
       decide: (state) => planOrThrow(decide(state, clock.now())),
       write: async (state, decided) => {
         // A plan is decided only on a job that was found.
-        const committed = confirm
-          ? await db.transaction().execute(async (trx) => ((await confirm(trx, state)) ? writePlan(store, trx, state.job!, decided.plan) : undefined))
+        const confirming = confirm?.(state)
+        const committed = confirming
+          ? await db.transaction().execute(async (trx) => ((await confirming(trx)) ? writePlan(store, trx, state.job!, decided.plan) : undefined))
           : await writePlan(store, db, state.job!, decided.plan)
         return committed && { committed, decided }
       },
@@ -133,13 +134,18 @@ export function createJobsService(deps: JobsDeps) {
     }
     const location = input.location!
     const categoryId = input.category_id!
-    const audience = ((await deps.audience?.({ clientId: actorId, lat: location.lat, lon: location.lon, categoryId })) ?? []).filter((a) => a.workerId !== actorId)
-    const { plan, created, client } = await db.transaction().execute(async (trx) => {
+    const found = ((await deps.audience?.({ clientId: actorId, lat: location.lat, lon: location.lon, categoryId })) ?? []).filter((a) => a.workerId !== actorId)
+    const { plan, created, client, audience } = await db.transaction().execute(async (trx) => {
       const client = planOrThrow(decideOpenRequestClient(await store.clientOf(trx, actorId))).plan
+      // An alert is a message to the worker: the audience was found without a hold, so the blocks
+      // between the client and each worker are read again here, each pair held, and a block
+      // committed first wins.
+      const blocked = await store.blockedAmong(trx, actorId, found.map((a) => a.workerId))
+      const audience = found.filter((a) => !blocked.has(a.workerId))
       const plan = decideOpenRequest({ id: uuidv7(), client, input: { ...input, title: input.title!, category_id: categoryId, location }, audience }, now, settings)
       const created = await store.create(trx, plan.row, plan.entry, messagesOf(plan.row.id, plan.notes, plan.at))
       await store.recordAlerts(trx, plan.row.id, audience, now)
-      return { plan, created, client }
+      return { plan, created, client, audience }
     })
     let job = pushes.job({ row: created.row, log: [plan.entry], messages: created.messages, parties: [client] })
     if (audience.length > 0) {
@@ -215,7 +221,7 @@ export function createJobsService(deps: JobsDeps) {
         },
         (read, now) => decideEdit(read, { actorId, input, ifMatch }, now, settings),
         // Confirmed under the hold on the pair, in the transaction that writes the edit.
-        async (trx, read) => (await blockedIn(read.job, trx)) === read.blocked,
+        (read) => async (trx) => (await blockedIn(read.job, trx)) === read.blocked,
       )
       return finish(committed, plan)
     },
@@ -247,15 +253,20 @@ export function createJobsService(deps: JobsDeps) {
       checkMove(input)
       // Suggestions for a decline come from the live map, read before the job is.
       const nearby = input.status === 'DECLINED' ? await nearbyForDecline(actorId, jobId) : null
+      // Taking an open request makes the worker the client's: none across a block, either way.
+      const blockedWith = async (clientId: string, trx?: Transaction<Database>) => (await deps.messages.contextOf(clientId, actorId, trx)).blockerId !== null
       const { committed, plan } = await changeJob(
         async () => {
           const job = await store.findWithParties(jobId)
           // A worker alerted to an open request may take it: read as the job's worker would be.
-          const candidate = job?.open_request && job.client_id !== actorId && job.worker_id !== actorId ? await store.candidate(jobId, actorId) : undefined
-          if (candidate && job?.worker_id === null && input.status === 'ACCEPTED' && job.price_currency !== null) await deps.escrow.checkCurrency(actorId, job.price_currency)
+          const alerted = job?.open_request && job.client_id !== actorId && job.worker_id !== actorId ? await store.candidate(jobId, actorId) : undefined
+          const candidate = alerted && { ...alerted, blocked: await blockedWith(job!.client_id) }
+          if (candidate && !candidate.blocked && job?.worker_id === null && input.status === 'ACCEPTED' && job.price_currency !== null) await deps.escrow.checkCurrency(actorId, job.price_currency)
           return { job, candidate }
         },
         ({ job, candidate }, now) => decideMove(job, { actorId, status: input.status, reason: input.reason, nearby, ifMatch, candidate }, now, settings),
+        // An accept is confirmed under the hold on the pair, in the transaction that writes it, as an edit is.
+        ({ job, candidate }) => (candidate ? async (trx) => (await blockedWith(job!.client_id, trx)) === candidate.blocked : undefined),
       )
       return finish(committed, plan)
     },

@@ -1,6 +1,7 @@
 import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely'
 import { jsonArrayFrom } from 'kysely/helpers/postgres'
 import type { DB, Database } from '../../platform/db/index.js'
+import { blockedAmong } from '../blocks/index.js'
 import { messagesWrite, newMessageRow, type MessageRow, type NewMessage, type SenderRow } from '../messaging/index.js'
 import type { JobStatus } from './workflow.js'
 
@@ -277,6 +278,13 @@ export function createJobsStore(db: DB) {
     async alertedOf(jobId: string): Promise<string[]> {
       return (await db.selectFrom('job_alerts').select('worker_id').where('job_id', '=', jobId).execute()).map((r) => r.worker_id)
     },
+
+    /**
+     * Of the workers an open request is to alert, those in a block with its client (either way),
+     * read in the transaction that records the alerts after holding each pair (blocks'
+     * blockedAmong): a block committed first is seen, one made meanwhile waits for the commit.
+     */
+    blockedAmong: (trx: Transaction<Database>, clientId: string, workerIds: readonly string[]): Promise<Set<string>> => blockedAmong(trx, clientId, workerIds),
 
     /** Records who was alerted to an open request, in the transaction that posts it. */
     async recordAlerts(trx: Db, jobId: string, alerts: { workerId: string; distanceM: number | null }[], at: Date): Promise<void> {

@@ -1,5 +1,4 @@
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto'
-import { v5 as uuidv5 } from 'uuid'
 import { ConflictError, InvalidInputError, NotFoundError, TooManyRequestsError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import { Type } from 'typebox'
@@ -7,15 +6,20 @@ import type { Clock } from '../../platform/clock.js'
 import type { DB, Listen } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
-import { notificationMail, type NotificationMail } from './mail.js'
-import { checkPushEndpoint, sendPush, type PushStore, type PushSubscriptionRow, type VapidKeys } from './push.js'
+import { classify, clip, contentOf } from './content.js'
+import { createDeliver, DELIVER_TASK, taskId } from './deliver.js'
+import type { NotificationMail } from './mail.js'
+import { checkPushEndpoint, type PushStore, type VapidKeys } from './push.js'
 import {
   CHANNELS, choiceFor, DEFAULT_SETTINGS, EVENT_TYPE_NAMES, isTimeZone, QUEUED_CHANNELS, quietUntil,
   type ChannelChoice, type EventType, type NotificationSettingsRow, type QueuedChannel,
 } from './preferences.js'
 import type { SmsProvider } from './sms.js'
-import type { EventSource, NotificationRow, NotificationsStore } from './store.js'
+import type { NotificationRow, NotificationsStore } from './store.js'
 import { loadUnsubscribeKey, readUnsubscribeToken, unsubscribeToken } from './unsubscribe.js'
+
+export { classify } from './content.js'
+export { DELIVER_TASK } from './deliver.js'
 
 // Notifications: each message stored (a user's, or a job's system message) is an event for its
 // recipient. The relay turns events (recorded by a trigger with the message) into a notification
@@ -23,52 +27,18 @@ import { loadUnsubscribeKey, readUnsubscribeToken, unsubscribeToken } from './un
 // on its own, so one failing channel never holds up another, and nothing here can fail the change
 // that caused it. A delivery's row says whether it went: a task run twice sends once.
 
-export const DELIVER_TASK = 'notifications.deliver'
-const TASK_IDS = '3c0f7a52-5d7e-4b8e-9d55-0c2b8f1e6a73'
 /** Messages in one conversation within this window go out as one push (and one mail). */
 export const GROUP_WINDOW_MS = 60_000
 const RELAY_BATCH = 100
 /** How long events gather before a relay run (a burst is one batch). */
 const RELAY_DELAY_MS = 20
 const DUE_BATCH = 500
-/** A push waits at the push service this long for an offline device. */
-const PUSH_TTL_SECONDS = 24 * 3600
 const PHONE_CODE_TTL_MS = 10 * 60_000
 const PHONE_CODE_ATTEMPTS = 5
 /** Codes sent to one user within an hour at most. */
 const PHONE_CODES_PER_HOUR = 5
 
-const taskId = (notificationId: string, channel: QueuedChannel) => uuidv5(`${DELIVER_TASK}:${notificationId}:${channel}`, TASK_IDS)
 const hashCode = (userId: string, code: string) => createHash('sha256').update(`${userId}:${code}`).digest('base64url')
-const clip = (text: string, max: number) => ([...text].length > max ? `${[...text].slice(0, max - 1).join('')}…` : text)
-
-/** Money movements only payments' notes follow (money back, a dispute): what comes from no one just after one is a `payment` event. */
-const PAYMENT_NOTE_LEDGER_KINDS = ['refund', 'reversal', 'dispute']
-
-/**
- * What an event is, from the message, the job status logged with it and the money movement just
- * before it. Jobs' moves are told by their logged status; payments' notes (the held money released
- * or refunded: the receipt of the money back; a dispute) come from no one, without a status, just
- * after their ledger movement. An open request's alert to a worker is `job_alert` (its row in
- * job_alerts has the message's time), and the note of a published review to the reviewed user is
- * `review` (the review's publication time). Identity mails a new-device sign-in itself, so
- * `sign_in` has no message to classify.
- */
-export function classify(source: Pick<EventSource, 'kind' | 'job_id' | 'logged_status' | 'job_status'> & Partial<Pick<EventSource, 'ledger_kind' | 'alert' | 'review'>>): { event: EventType; urgent: boolean } {
-  if (source.kind === 'user') return { event: 'message', urgent: false }
-  if (source.alert) return { event: 'job_alert', urgent: false }
-  if (source.review) return { event: 'review', urgent: false }
-  const status = source.logged_status ?? source.job_status
-  if (!source.job_id) return { event: 'job_update', urgent: false }
-  // Before the logged status: a release note may share its instant with the move that caused it (a decline).
-  if (source.ledger_kind && PAYMENT_NOTE_LEDGER_KINDS.includes(source.ledger_kind)) return { event: 'payment', urgent: false }
-  if (source.logged_status === 'REQUESTED' || (!source.logged_status && status === 'REQUESTED')) return { event: 'job_offer', urgent: false }
-  if (source.logged_status === 'PENDING_PAYMENT' || source.logged_status === 'PAID') return { event: 'payment', urgent: false }
-  // A job called off is worth waking for: someone may be on the way.
-  return { event: 'job_update', urgent: source.logged_status === 'CANCELED' }
-}
-
-const nameOf = (first: string | null, last: string | null) => [first, last].filter(Boolean).join(' ') || 'Someone'
 
 export interface NotificationsDeps {
   db: DB
@@ -135,16 +105,6 @@ export function createNotificationsService(deps: NotificationsDeps) {
     quiet_hours: s.quiet_start && s.quiet_end ? { start: s.quiet_start, end: s.quiet_end } : null,
     events: Object.fromEntries(EVENT_TYPE_NAMES.map((e) => [e, choiceFor(s, e)])) as Record<EventType, ChannelChoice>,
   })
-
-  /** What a notification says: its title and text. */
-  const contentOf = (source: EventSource, event: EventType) => {
-    const sender = nameOf(source.sender_first, source.sender_last)
-    const title = event === 'message' ? `New message from ${sender}`
-      : event === 'job_alert' ? `Open request near you: ${clip(source.job_title ?? '', 80)}`
-      : event === 'review' ? `${sender} reviewed you`
-      : source.job_title ? `Job: ${clip(source.job_title, 80)}` : 'Update'
-    return { title, body: clip(source.text, 240) }
-  }
 
   /**
    * Turns recorded events into notifications and deliveries, a batch per transaction; deliveries
@@ -230,82 +190,7 @@ export function createNotificationsService(deps: NotificationsDeps) {
     }
   }
 
-  /** Sends one delivery, once: a delivery no longer queued (sent, skipped) is left alone, so a retried task sends nothing twice. */
-  const deliver = async (notificationId: string, channel: QueuedChannel): Promise<void> => {
-    const d = await store.delivery(notificationId, channel)
-    if (!d || d.state !== 'queued') return
-    const n = d.notification
-    const grouped = await store.groupedInto(notificationId, channel)
-    const content = { title: n.title, body: grouped.latestBody ?? n.body, count: 1 + grouped.count }
-    if (content.count > 1 && n.event === 'message') content.title = `${content.count} ${n.title.replace(/^New message/, 'new messages')}`
-    const now = () => clock.now()
-
-    if (channel === 'push') {
-      const subscriptions = await deps.push.store.allOf(n.user_id)
-      if (subscriptions.length === 0) {
-        await store.finish(db, notificationId, channel, 'skipped', now(), 'no push subscriptions')
-        return
-      }
-      const payload = JSON.stringify({ id: n.id, event: n.event, title: content.title, body: content.body, count: content.count, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() })
-      const topic = createHash('sha256').update(n.id).digest('base64url').slice(0, 32)
-      const failures: string[] = []
-      for (const sub of subscriptions.filter((s: PushSubscriptionRow) => !d.sent_to.includes(s.id))) {
-        // An endpoint whose name came to resolve inward since it was taken is never called: it goes.
-        const refused = await checkPushEndpoint(sub.endpoint, deps.push.allow ?? []).then(() => false, () => true)
-        if (refused) {
-          log.warn({ subscription_id: sub.id }, 'a push endpoint resolves to an address that is not public; the subscription is dropped')
-          await deps.push.store.drop(sub.id)
-          continue
-        }
-        try {
-          const outcome = await sendPush(sub, payload, { vapid: deps.push.vapid, subject: deps.push.subject, topic, urgent: n.urgent, ttlSeconds: PUSH_TTL_SECONDS, agent: deps.push.agent })
-          if (outcome === 'gone') await deps.push.store.drop(sub.id)
-          else await store.sentTo(notificationId, sub.id)
-        } catch (error) {
-          failures.push(error instanceof Error ? error.message : String(error))
-        }
-      }
-      if (failures.length > 0) {
-        await store.noteFailure(notificationId, channel, failures.join('; '))
-        throw new Error(`push not delivered to ${failures.length} subscription(s): ${failures[0]}`)
-      }
-      await store.finish(db, notificationId, channel, 'sent', now())
-      return
-    }
-
-    if (channel === 'sms') {
-      const phone = await store.phone(n.user_id)
-      if (!phone?.confirmed_at) {
-        await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed phone number')
-        return
-      }
-      await deps.sms.send({ to: phone.number, text: clip(`${content.title}: ${content.body}`, 300) }, taskId(notificationId, channel))
-      await store.finish(db, notificationId, channel, 'sent', now())
-      return
-    }
-
-    // Email: queued in the mail outbox in the transaction that marks it sent, so it goes once.
-    // A sign-in from a new device is mailed by identity itself (always, as a security notice, in
-    // the sign-in's transaction): the email channel of sign_in sends no second mail.
-    if (n.event === 'sign_in') {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'mailed by the sign-in itself')
-      return
-    }
-    const mail = deps.mail
-    if (!mail) {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'not configured')
-      return
-    }
-    const to = await store.emailOf(n.user_id)
-    if (!to) {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed email address')
-      return
-    }
-    const message = notificationMail(to, content, await unsubscribeUrl(n.user_id, n.event as EventType))
-    await db.transaction().execute(async (trx) => {
-      if (await store.finish(trx, notificationId, channel, 'sent', now())) await mail.enqueue(trx, message, taskId(notificationId, channel))
-    })
-  }
+  const deliver = createDeliver({ ...deps, unsubscribeUrl })
 
   let stopDeliveries: StopHandling | undefined
   let stopListening: (() => Promise<void>) | undefined

@@ -461,6 +461,70 @@ describe('sign-in with an OpenID Connect provider', () => {
       expect(problem(await post(), 400).code).toBe('sign_in_failed')
     })
 
+    describe('Apple\'s posted `user` (the name, at the first sign-in)', () => {
+      /** A person as Apple says them in the ID token: an email, never a name. */
+      function applePerson() {
+        const subject = `apple-${Date.now().toString(36)}-${subjects++}`
+        const email = uniqueEmail('apple')
+        provider.accounts.set(subject, { email, email_verified: true })
+        return { subject, email }
+      }
+
+      /** A whole sign-in through the form_post provider, with `user` added to the posted form as Apple adds it; answers the user signed in. */
+      async function postedSignIn(subject: string, user: string | undefined, name = 'posted') {
+        const start = await t.app.inject({ url: `/auth/${name}/start?redirect_uri=${encodeURIComponent(APP)}` })
+        expect(start.statusCode, start.body).toBe(302)
+        let url: URL
+        let form: URLSearchParams
+        if (name === 'posted') {
+          ({ url, form } = await provider.signInPosted(start.headers.location as string, subject))
+        } else {
+          // A provider asked for a query answer: the same fields, posted by hand to the form route.
+          const back = await provider.signIn(start.headers.location as string, subject)
+          url = new URL(back.origin + back.pathname)
+          form = new URLSearchParams(back.search)
+        }
+        secrets.add(form.get('code')!)
+        if (user !== undefined) form.set('user', user)
+        const { code, error } = atApp(await t.app.inject({ method: 'POST', url: url.pathname, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: form.toString() }))
+        expect(error).toBeNull()
+        const res = await exchange(code!)
+        expect(res.statusCode, res.body).toBe(200)
+        return res.json().user as { id: string; email: string | null; first_name: string; last_name: string }
+      }
+
+      it('names the account the sign-in makes; its email is never read, and a later sign-in\'s changes nothing', async () => {
+        const { subject, email } = applePerson()
+        const elsewhere = uniqueEmail('not-theirs')
+        const made = await postedSignIn(subject, JSON.stringify({ name: { firstName: '  Ana ', lastName: 'Lima' }, email: elsewhere }))
+        expect(made).toMatchObject({ first_name: 'Ana', last_name: 'Lima', email })
+        expect(await t.app.platform.database.db.selectFrom('users').select('id').where('email', '=', elsewhere).execute()).toEqual([])
+        const again = await postedSignIn(subject, JSON.stringify({ name: { firstName: 'Mallory', lastName: 'Other' }, email: elsewhere }))
+        expect(again).toMatchObject({ id: made.id, first_name: 'Ana', last_name: 'Lima', email })
+        // The ID token's name, when it says one, comes first.
+        const named = person()
+        expect(await postedSignIn(named, JSON.stringify({ name: { firstName: 'Ana', lastName: 'Lima' } }))).toMatchObject({ first_name: 'Rosa', last_name: 'Parks' })
+      })
+
+      it('keeps a name part within 100 characters, never cutting one in two, and leaves out what is no name', async () => {
+        const long = await postedSignIn(applePerson().subject, JSON.stringify({ name: { firstName: `${'é'.repeat(99)}😀😀`, lastName: 'L'.repeat(300) } }))
+        expect(long).toMatchObject({ first_name: `${'é'.repeat(99)}😀`, last_name: 'L'.repeat(100) })
+        // Only the other part, when one is no text fit for a name.
+        expect(await postedSignIn(applePerson().subject, JSON.stringify({ name: { firstName: 'A\u0000na', lastName: 'Lima' } }))).toMatchObject({ last_name: 'Lima' })
+        const shapes = ['not json', '[]', 'null', '{"name":"Ana Lima"}', JSON.stringify({ name: { firstName: 7, lastName: ['Lima'] } }), JSON.stringify({ name: { firstName: '\ud800', lastName: ' \n ' } }), JSON.stringify({ email: 'x@example.com' })]
+        for (const user of [...shapes, undefined]) {
+          const { subject, email } = applePerson()
+          // Named from the email, as without the field.
+          expect(await postedSignIn(subject, user), String(user)).toMatchObject({ first_name: email.split('@')[0], last_name: '' })
+        }
+      })
+
+      it('is read only from a provider that posts its answer: posted to another\'s callback, it is not', async () => {
+        const { subject, email } = applePerson()
+        expect(await postedSignIn(subject, JSON.stringify({ name: { firstName: 'Ana', lastName: 'Lima' } }), 'local')).toMatchObject({ first_name: email.split('@')[0], last_name: '' })
+      })
+    })
+
     it('a signed assertion (private_key_jwt), checked by the provider', async () => {
       const res = await signInWith('keyed', person())
       expect(res.statusCode, res.body).toBe(200)

@@ -79,7 +79,7 @@ export async function oidcRoutes(fastify: FastifyInstance, options: { authRateLi
       tags,
       operationId: 'providerFormCallback',
       summary: 'Where the provider comes back, with a form',
-      description: `For a provider with \`response_mode: "form_post"\`: the browser posts the answer here as a form. ${callbackDescription}`,
+      description: `For a provider with \`response_mode: "form_post"\`: the browser posts the answer here as a form. Apple adds \`user\` at the first sign-in (JSON: \`{"name": {"firstName", "lastName"}, "email"}\`): unsigned, it only names an account this sign-in makes, where the ID token gives no name (each part trimmed, at most 100 characters; one that is no text is left out), and its \`email\` is never read. ${callbackDescription}`,
       params: ProviderParams,
       consumes: ['application/x-www-form-urlencoded'],
       body: CallbackForm,
@@ -88,14 +88,15 @@ export async function oidcRoutes(fastify: FastifyInstance, options: { authRateLi
   }, async (request, reply) => {
     const fields = new URLSearchParams()
     for (const key of ['code', 'state', 'iss', 'error', 'error_description'] as const) if (request.body[key] !== undefined) fields.set(key, request.body[key])
-    return callback(request.params.provider, `?${fields}`, request, reply)
+    // Apple's `user` (the name, at the first sign-in) comes only with a posted form.
+    return callback(request.params.provider, `?${fields}`, request, reply, { user: request.body.user })
   })
 
-  async function callback(provider: string, query: string, request: FastifyRequest, reply: FastifyReply) {
+  async function callback(provider: string, query: string, request: FastifyRequest, reply: FastifyReply, form: { user?: string } = {}) {
     reply.header('cache-control', 'no-store')
     let outcome
     try {
-      outcome = await oidc.callback(provider, query)
+      outcome = await oidc.callback(provider, query, form)
     } catch (error) {
       if (!(error instanceof ProviderSignInError)) throw error
       if (error.appRedirect) return backToApp(reply, error.appRedirect, { error: error.code })

@@ -50,7 +50,7 @@ export const CallbackQuery = Type.Object(
   { description: 'The provider\'s authorization response' },
 )
 
-/** The same answer posted as a form (response_mode=form_post); Apple adds `user` (the name, the first time), which is not read. */
+/** The same answer posted as a form (response_mode=form_post); Apple adds `user` (the name, the first time), which may name a new account. */
 export const CallbackForm = Type.Object(
   {
     code: Type.Optional(Type.String({ maxLength: 4096 })),
@@ -58,7 +58,7 @@ export const CallbackForm = Type.Object(
     iss: Type.Optional(Type.String({ maxLength: 4096 })),
     error: Type.Optional(Type.String({ maxLength: 4096 })),
     error_description: Type.Optional(Type.String({ maxLength: 4096 })),
-    user: Type.Optional(Type.String({ maxLength: 4096 })),
+    user: Type.Optional(Type.String({ maxLength: 4096, description: 'Apple\'s, at the first sign-in: `{"name": {"firstName", "lastName"}, "email"}` as JSON. Unsigned: it only names an account the sign-in makes; its email is never read' })),
   },
   { description: 'The provider\'s authorization response, posted as a form' },
 )

@@ -8,6 +8,7 @@ import type { Clock } from '../../platform/clock.js'
 import { ProviderAnswerError, ProviderUnreachableError, type OidcClients, type ProviderIdentity } from '../../platform/oidc.js'
 import type { Role } from '../accounts/index.js'
 import type { SessionsService, SignInContext, SignedIn } from '../sessions/index.js'
+import { capped, postedName, type PostedName } from './posted-name.js'
 import { EmailTakenError, IdentityTakenError, type Flow, type OidcStore } from './store.js'
 
 /** A sign-in under way at the provider (its state, nonce and PKCE verifier) lives this long. */
@@ -74,8 +75,12 @@ export function createOidcService(deps: {
     last_used_at: identity.last_used_at.toISOString(),
   })
 
-  /** Who signs in with this identity: its account, an account it links to, or a new one. */
-  const accountFor = async (provider: string, who: ProviderIdentity, flow: Flow): Promise<string> => {
+  /**
+   * Who signs in with this identity: its account, an account it links to, or a new one. `posted`:
+   * the name the provider's form said beside its answer (Apple's `user`), unsigned, so it only
+   * fills what the ID token leaves out of a new account's name.
+   */
+  const accountFor = async (provider: string, who: ProviderIdentity, flow: Flow, posted: PostedName | undefined): Promise<string> => {
     const now = clock.now()
     const known = await store.findIdentity(who.issuer, who.subject)
     if (known) {
@@ -102,8 +107,8 @@ export function createOidcService(deps: {
         {
           id: userId,
           email: who.email,
-          first_name: (who.givenName ?? who.email?.split('@')[0] ?? 'New').slice(0, 100),
-          last_name: (who.familyName ?? '').slice(0, 100),
+          first_name: capped(who.givenName ?? posted?.firstName ?? who.email?.split('@')[0] ?? 'New'),
+          last_name: capped(who.familyName ?? posted?.lastName ?? ''),
           roles: flow.roles ?? ['CLIENT'],
           email_confirmed_at: who.email && who.emailVerified ? now : null,
         },
@@ -171,10 +176,13 @@ export function createOidcService(deps: {
     /**
      * The provider's answer: the flow of its state is taken (once), the code exchanged and the ID
      * token checked; then the account is found, linked or made. Throws ProviderSignInError, with
-     * the flow's app address when it was found (the app is told where it waits).
+     * the flow's app address when it was found (the app is told where it waits). `form`: what a
+     * provider that posts its answer (form_post) put beside it; its `user` (Apple's, the name at
+     * the first sign-in) may name an account made now, and is read for nothing else.
      */
-    async callback(provider: string, query: string): Promise<CallbackOutcome> {
+    async callback(provider: string, query: string, form: { user?: string } = {}): Promise<CallbackOutcome> {
       mustKnow(provider)
+      const posted = clients.postsForm(provider) ? postedName(form.user) : undefined
       const state = new URLSearchParams(query).get('state')
       const flow = state ? await store.takeFlow(sha256(state), provider, clock.now()) : undefined
       if (!flow) throw new ProviderSignInError('sign_in_failed', 'This sign-in is unknown, used or expired: start again', 400)
@@ -198,7 +206,7 @@ export function createOidcService(deps: {
           if (!known) await addIdentity(identity)
           return { kind: 'linked', appRedirect: flow.app_redirect, identity: view(identity) }
         }
-        const userId = await accountFor(provider, who, flow)
+        const userId = await accountFor(provider, who, flow, posted)
         return { kind: 'signed_in', appRedirect: flow.app_redirect, userId }
       } catch (error) {
         if (error instanceof ProviderSignInError) error.appRedirect = flow.app_redirect
