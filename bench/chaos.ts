@@ -14,7 +14,9 @@
 // For each it prints what users saw (answers by status from the fault to recovery, 500s, 503s
 // without Retry-After, the longest wait), the time from the dependency's return until the rate of
 // good answers is back to 90% of before, and, at the end, what was lost: every message, job move
-// and payment the API said it committed is read back through the API.
+// and payment the API said it committed is read back through the API. Under each repetition, the
+// steps of the way back in seconds from the return: for a restart, the spawn, each worker
+// listening, /ready answering and at 200, the first good answer and 90%.
 //
 //   npm run chaos -- [--reps N] [--only redis-stop,pg-restart,...] [--rate 40]
 //
@@ -81,7 +83,21 @@ async function stopRedis() {
 let apiPort = 0
 let api: ChildProcess | undefined
 let serverLog = ''
+/** When the service's output said a worker listens (the primary prints one line per worker). */
+const listenedAt: number[] = []
+let scanned = 0
+const noteOutput = (d: Buffer) => {
+  serverLog += d
+  const lines = serverLog.slice(scanned).split('\n')
+  lines.pop() // a line not whole yet is read with the next chunk
+  for (const line of lines) {
+    scanned += line.length + 1
+    if (/^worker \d+ listening/.test(line)) listenedAt.push(now())
+  }
+}
+let spawnedAt = 0
 async function startApi(waitFor: 'ready' | 'listening' = 'ready') {
+  spawnedAt = now()
   api = spawn(process.execPath, ['dist/src/server.js'], {
     env: {
       ...process.env,
@@ -96,8 +112,8 @@ async function startApi(waitFor: 'ready' | 'listening' = 'ready') {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  api.stdout!.on('data', (d) => (serverLog += d))
-  api.stderr!.on('data', (d) => (serverLog += d))
+  api.stdout!.on('data', noteOutput)
+  api.stderr!.on('data', noteOutput)
   await waitReady(300_000, waitFor)
 }
 /** Until /ready answers 200 (or, for 'listening', answers at all: the load measures the rest). */
@@ -167,20 +183,38 @@ const FAULT_DO: Record<Fault, () => Promise<number>> = {
     for (let i = 0; i < 600 && !workerPids().every((pid) => serverLog.includes(`worker ${pid} listening`)); i++) await sleep(100)
     const pids = workerPids()
     const pid = pids[Math.floor(Math.random() * pids.length)]!
+    const listened = listenedAt.length
     process.kill(pid, 'SIGKILL')
-    return now()
+    const killed = now()
+    marks = () => [['the new worker listens', listenedAt[listened]]]
+    return killed
   },
   'service-restart': async () => {
     const child = api!
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    const term = now()
     child.kill('SIGTERM')
     const code = await exited
     if (code !== 0) log(`  the service exited ${code} on SIGTERM`)
     const back = now()
+    const listened = listenedAt.length
     await startApi('listening')
+    const answered = now()
+    let ready: number | undefined
+    void waitReady(300_000).then(() => (ready = now()), () => {})
+    marks = () => [
+      ['SIGTERM', term],
+      ['spawned', spawnedAt],
+      ['1st worker listens', listenedAt[listened]],
+      ['2nd', listenedAt[listened + 1]],
+      ['/ready answers', answered],
+      ['/ready 200', ready],
+    ]
     return back
   },
 }
+/** What the last fault noted on the way back, for its line (times from performance.now()). */
+let marks: () => [string, number | undefined][] = () => []
 
 interface Rep { statuses: Map<string, number>; longest: number; recovery: number; errorsLogged: number; withoutRetryAfter: number }
 
@@ -195,12 +229,19 @@ async function repeat(fault: Fault, reps: number) {
     const recovery = await recoveryAfter(backAt, baseline)
     const end = backAt + Math.min(recovery, 60_000)
     const during = answers.filter((a) => a.end >= start && a.start <= end)
+    const firstGood = Math.min(...during.filter((a) => a.end >= backAt && good(a)).map((a) => a.end))
+    // A step may come after the recovery (a killed worker's successor listens while the other serves).
+    for (let i = 0; i < 300 && marks().some(([, at]) => at === undefined); i++) await sleep(100)
+    const steps = [...marks(), ['1st good answer', firstGood] as [string, number], ['90%', backAt + recovery] as [string, number]]
+    marks = () => []
     const statuses = new Map<string, number>()
     for (const a of during) if (!good(a)) statuses.set(String(a.status), (statuses.get(String(a.status)) ?? 0) + 1)
     const errorsLogged = serverLog.slice(logBefore).split('\n').filter((line) => /"level":(5|6)\d/.test(line)).length
     results.push({ statuses, longest: Math.max(0, ...during.map((a) => a.end - a.start)), recovery, errorsLogged, withoutRetryAfter: during.filter((a) => a.status === 503 && !a.retryAfter).length })
     const r = results.at(-1)!
     log(`  ${fault} ${i + 1}/${reps}: baseline ${baseline.toFixed(0)}/s, back to 90% ${(recovery / 1000).toFixed(1)} s after the return, longest wait ${(r.longest / 1000).toFixed(1)} s, not 2xx/3xx: ${[...statuses].map(([s, n]) => `${s}×${n}`).join(' ') || 'none'}`)
+    // Each step of the way back, in seconds from the return (the fault's own steps first).
+    log(`    ${steps.map(([step, at]) => `${step} ${at === undefined || !Number.isFinite(at) ? '-' : `${((at - backAt) / 1000).toFixed(1)}`}`).join(', ')}`)
   }
   return results
 }

@@ -1,12 +1,11 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
-import { Ajv } from 'ajv'
-import addFormats from 'ajv-formats'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { createAuthenticate } from './http/auth.js'
 import { loggerOptions, logStatements } from './http/logging.js'
 import { registerInputGuards } from './http/input-guards.js'
+import { buildSerializer, validatorCompiler } from './http/schema-compilers.js'
 import { answerClientError, answerFrameworkError, registerProblemHandlers } from './http/problems.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { registerOpenApi, SHARED_SCHEMAS } from './http/openapi.js'
@@ -72,17 +71,6 @@ export interface AppOptions extends Omit<ServicesOptions, 'log'> {
   services?: Services
 }
 
-/** Two Ajv instances: query strings, params and headers are coerced from text; bodies never are. */
-function validatorCompiler() {
-  const common = { useDefaults: true, allErrors: false, addUsedSchema: false, strict: false } as const
-  const forBody = new Ajv({ ...common, coerceTypes: false, removeAdditional: false })
-  const forText = new Ajv({ ...common, coerceTypes: 'array', removeAdditional: false })
-  addFormats.default(forBody)
-  addFormats.default(forText)
-  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
-    (httpPart === 'body' ? forBody : forText).compile(schema)
-}
-
 function trustNearestHops(hops: number) {
   return (_address: string, hop: number) => hop < hops
 }
@@ -111,6 +99,8 @@ export async function buildApp(config: Config, platform: Platform, options: AppO
     },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Response serializers are made at a route's first answer of each status, not all at start.
+    schemaController: { compilersFactory: { buildSerializer } },
   })
   app.setValidatorCompiler(validatorCompiler())
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
