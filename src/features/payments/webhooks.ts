@@ -237,7 +237,10 @@ export function createWebhooks(
       try {
         event = provider.verifyWebhook(rawBody, signature)
       } catch (error) {
-        if (error instanceof WebhookSignatureError) throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
+        if (error instanceof WebhookSignatureError) {
+          log.warn({ err: error }, 'a webhook was refused: its signature does not verify')
+          throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
+        }
         throw error
       }
       // The body as it came is the event's JSON: kept as is.
