@@ -100,8 +100,12 @@ function call(base: string, path: string, body: string | undefined, headers: Rec
   })
 }
 
-type AppServer = BenchServer<{ type: 'payments-applied'; count: number }, { type: 'payments-applied' }>
+type Statements = Record<string, { count: number; ms: number }>
+type AppServer = BenchServer<{ type: 'payments-applied'; count: number } | { type: 'statements'; statements: Statements }, { type: 'payments-applied' } | { type: 'statements' }>
 const appliedEvents = async (server: AppServer) => (await server.request<{ type: 'payments-applied'; count: number }>({ type: 'payments-applied' }, 'payments-applied')).count
+const statementsSoFar = async (server: AppServer) => (await server.request<{ type: 'statements'; statements: Statements }>({ type: 'statements' }, 'statements')).statements
+/** Transactions the server committed in the scratch database (every statement outside one counts as one); its statistics lag up to a second. */
+const commitsSoFar = async (pool: pg.Pool) => Number((await pool.query<{ n: string }>('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]!.n)
 
 async function main() {
   const loadBefore = load()
@@ -170,6 +174,9 @@ async function main() {
     let acceptedAsNew = 0
     const peerReadsBefore = peer.calls.length
     server.takePeakRss()
+    const statementsBefore = await statementsSoFar(server)
+    await new Promise((r) => setTimeout(r, 1_100))
+    const commitsBefore = await commitsSoFar(pool)
     const appCpuBefore = await server.cpuMicros()
     const benchCpuBefore = process.cpuUsage()
     const appStart = performance.now()
@@ -195,6 +202,9 @@ async function main() {
     const benchCpu = (benchCpuUsed.user + benchCpuUsed.system) / 1e6
     const peerReads = peer.calls.slice(peerReadsBefore).filter((c) => c.method === 'GET' && c.path.startsWith('/v1/accounts/')).length
     const appPeakRss = server.takePeakRss()
+    const statementsAfter = await statementsSoFar(server)
+    await new Promise((r) => setTimeout(r, 1_100))
+    const commits = (await commitsSoFar(pool)) - commitsBefore
 
     const rawAfter = await raw(2)
     bars.stop()
@@ -216,6 +226,10 @@ async function main() {
     console.log(`receipt->applied:   p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`)
     console.log(`applied twice:      ${appliedAtEnd - EVENTS} (applied ${appliedAtEnd} for ${EVENTS} unique events); duplicates taken as new: ${acceptedAsNew - EVENTS}; rows ${rows.length}, unapplied ${unapplied}`)
     console.log(`cpu, app's step:    app process ${appCpu.toFixed(2)} s (${((1e6 * appCpu) / sent.length).toFixed(0)} us a request), bench process (client and peer) ${benchCpu.toFixed(2)} s, over ${appSeconds.toFixed(2)} s; peer account reads ${peerReads}`)
+    const kinds = Object.entries(statementsAfter).map(([kind, s]) => ({ kind, count: s.count - (statementsBefore[kind]?.count ?? 0), ms: s.ms - (statementsBefore[kind]?.ms ?? 0) })).filter((k) => k.count > 0).sort((a, b) => b.count - a.count)
+    const statementCount = kinds.reduce((sum, k) => sum + k.count, 0)
+    const statementMs = kinds.reduce((sum, k) => sum + k.ms, 0)
+    console.log(`statements:         ${(statementCount / EVENTS).toFixed(2)} an event through the app's Kysely (${kinds.map((k) => `${k.kind} ${k.count}`).join(', ')}), ${(statementMs / EVENTS).toFixed(1)} ms an event waited on them (summed over concurrent ones); ${(commits / EVENTS).toFixed(2)} commits an event at the server (the queue's polls included)`)
     console.log(`memory:             app rss ${mb(appMemory.rss)} (peak ${mb(appPeakRss)}), heap used ${mb(appMemory.heapUsed)} after GC; bench process rss ${mb(benchMemory.rss)}`)
   } finally {
     bars.stop()

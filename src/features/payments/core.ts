@@ -2,6 +2,7 @@
 // change with its ledger movement and its notes (pushing both after the commit), and the views.
 
 import type { Transaction } from 'kysely'
+import { v5 as uuidv5 } from 'uuid'
 import type { Clock } from '../../platform/clock.js'
 import type { DB, Database } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
@@ -31,6 +32,9 @@ export interface PaymentsDeps {
   settings: { feeBps: number; publicUrl: string }
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void }
 }
+
+/** A payments task's id made from what it is about (a dispute, an event): one task each, however often it is added. */
+export const taskIdOf = (name: string, about: string) => uuidv5(`${name}:${about}`, '2c6f3a0e-5b7d-4e8f-9a1b-3c4d5e6f7a80')
 
 /** Job statuses whose held money goes back to the client in full. */
 export const RELEASED_WITH: readonly string[] = ['DECLINED', 'CANCELED', 'EXPIRED']

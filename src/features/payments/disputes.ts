@@ -5,17 +5,15 @@
 // work); lost, the chargeback stands as a refund to the client, and a worker paid already gives
 // their share back as for a refund.
 
-import { v5 as uuidv5 } from 'uuid'
 import { ConflictError, ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.js'
 import type { AdminContext } from '../admin/index.js'
-import { factsOf, RELEASED_WITH, type Core, type PaymentsDeps, type PaymentTx } from './core.js'
+import { factsOf, RELEASED_WITH, taskIdOf, type Core, type PaymentsDeps, type PaymentTx } from './core.js'
 import { disputeEntries, disputeLostEntries, disputeWonEntries, refundEntries } from './movements.js'
 import type { JobPaymentRow } from './store.js'
 import { money, paymentTexts } from './texts.js'
 
 /** The task that lets a payout (or a release) go ahead once a dispute was won. */
 export const RESUME_TASK = 'payments.dispute-won'
-const TASK_IDS = '2c6f3a0e-5b7d-4e8f-9a1b-3c4d5e6f7a80'
 
 /** Dispute statuses that close it for the platform (an inquiry closed without a chargeback counts as won). */
 const WON = ['won', 'warning_closed']
@@ -25,26 +23,40 @@ export interface DisputeObject {
   id: string
   payment_intent: string
   status: string
+  /** What the bank claims, in minor units, when the event says. */
+  amount?: number
 }
 
 export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(jobId: string): Promise<void>; payout(): ((jobId: string) => Promise<void>) | undefined }) {
   const { store, provider, clock, queue } = deps
   const { inTransaction, move, paymentView } = core
 
+  /** What a payment not paid out is again once its dispute is won: as it stood before it. */
+  const settled = (job: JobPaymentRow) =>
+    job.payment_refunded === 0 ? 'held' as const
+      : job.payment_refunded < job.payment_charged ? 'partially_refunded' as const
+      : RELEASED_WITH.includes(job.status) ? 'released' as const : 'refunded' as const
   const amountOf = (job: JobPaymentRow) => money(job.payment_charged - job.payment_refunded, job.price_currency!)
   const adminNotes = async (tx: PaymentTx, job: JobPaymentRow, text: string) => (await store.adminIds(tx.trx)).map((admin) => ({ from: null, to: admin, jobId: job.id, text }))
 
-  /** A dispute opened: the payment disputed, the payout held, both parties and the admins told. */
-  async function openedIn(tx: PaymentTx, intentId: string, disputeId: string): Promise<void> {
-    const jobId = await store.jobOfIntent(intentId, tx.trx)
-    if (!jobId) throw new Error(`no job pays with the disputed intent ${intentId} yet`)
+  /**
+   * A dispute opened, whatever the job's status: the payment disputed, the payout held (or, made
+   * already, the chargeback on the platform), both parties and the admins told.
+   */
+  async function openedIn(tx: PaymentTx, dispute: DisputeObject): Promise<void> {
+    const disputeId = dispute.id
+    const jobId = await store.jobOfIntent(dispute.payment_intent, tx.trx)
+    if (!jobId) throw new Error(`no job pays with the disputed intent ${dispute.payment_intent} yet`)
     const job = await store.lockJob(tx.trx, jobId)
     // Seen before (open, or closed already): nothing again.
-    if (!job || job.payment_dispute_id === disputeId || job.payment_disputed) return
+    if (!job || job.payment_dispute_id === disputeId) return
+    // A charge is disputed once (Stripe's rule): another id on a disputed payment is not ours to apply.
+    if (job.payment_disputed) throw new Error(`job ${jobId}'s payment is under dispute ${job.payment_dispute_id} already, not ${disputeId}`)
     if (job.payment_charged === 0) throw new Error(`the disputed payment of job ${jobId} is not recorded yet`)
     await move(tx.trx, job, 'dispute', `dispute:${disputeId}`, disputeEntries(factsOf(job)))
     await tx.setPayment(jobId, { payment_status: 'disputed', payment_disputed: true, payment_dispute_id: disputeId })
-    const amount = amountOf(job)
+    // The bank's claim, which may be the whole charge though some of it came back already.
+    const amount = dispute.amount !== undefined ? money(dispute.amount, job.price_currency!) : amountOf(job)
     tx.say([
       { from: null, to: job.client_id, jobId, text: paymentTexts.disputed(job.title, amount, true) },
       ...(job.worker_id ? [{ from: null, to: job.worker_id, jobId, text: paymentTexts.disputed(job.title, amount, false) }] : []),
@@ -73,7 +85,7 @@ export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(
     if (!jobId) throw new Error(`no job pays with the disputed intent ${dispute.payment_intent} yet`)
     let job = await store.lockJob(tx.trx, jobId)
     if (job && job.payment_dispute_id !== dispute.id) {
-      await openedIn(tx, dispute.payment_intent, dispute.id)
+      await openedIn(tx, dispute)
       job = await store.lockJob(tx.trx, jobId)
     }
     if (!job || !job.payment_disputed || job.payment_dispute_id !== dispute.id) return
@@ -85,13 +97,13 @@ export function createDisputes(deps: PaymentsDeps, core: Core, hooks: { release(
       const transferred = job.payment_transfer_id !== null
       await tx.setPayment(jobId, {
         payment_disputed: false,
-        payment_status: transferred ? 'paid_out' : job.payment_refunded > 0 ? 'partially_refunded' : 'held',
+        payment_status: transferred ? 'paid_out' : settled(job),
         // A completed job may be approved now (the sweep does it).
         ...(job.status === 'COMPLETED' ? { due_at: clock.now() } : {}),
       })
       if (!transferred && (job.status === 'PENDING_PAYMENT' || RELEASED_WITH.includes(job.status))) {
         // The payout (or the release) goes ahead: a task added with the change, run at once after it.
-        const taskId = await queue.add(tx.trx, RESUME_TASK, { job_id: jobId }, { id: uuidv5(`${RESUME_TASK}:${dispute.id}`, TASK_IDS), runsNow: true })
+        const taskId = await queue.add(tx.trx, RESUME_TASK, { job_id: jobId }, { id: taskIdOf(RESUME_TASK, dispute.id), runsNow: true })
         tx.after(() => queue.runNow(RESUME_TASK, taskId, () => resume(jobId)))
       }
     } else {

@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { checkBalanced, DISPUTES_ACCOUNT, escrowAccount, FEES_ACCOUNT, payableAccount, cardAccount, type Entry } from '../../platform/payments/ledger.js'
-import { chargeEntries, disputeEntries, disputeLostEntries, disputeWonEntries, feeOf, refundEntries, transferEntries, type PaymentFacts } from './movements.js'
+import { chargeEntries, disputeEntries, disputeLostEntries, disputeWonEntries, feeOf, refundEntries, transferEntries, transferUnderDisputeEntries, type PaymentFacts } from './movements.js'
 
-// The ledger's invariants as properties: random sequences of charges, transfers, refunds (with
-// their reversals) and disputes (opened, then won or lost) on a few jobs, applied as the service applies them (a step that
+// The ledger's invariants as properties: random sequences of charges, transfers (one recorded
+// after a dispute opened among them), refunds (with their reversals) and disputes (opened, then won or lost) on a few jobs, applied as the service applies them (a step that
 // breaks a rule is refused and changes nothing), keep every movement summing to zero, never
 // refund more than was charged, never pay a worker twice, and leave balances equal to the sum of
 // the entries, with the money of each job accounted for.
@@ -12,6 +12,7 @@ import { chargeEntries, disputeEntries, disputeLostEntries, disputeWonEntries, f
 type Step =
   | { kind: 'charge'; job: number; amount: number }
   | { kind: 'transfer'; job: number }
+  | { kind: 'transferUnderDispute'; job: number }
   | { kind: 'refund'; job: number; amount: number }
   | { kind: 'dispute'; job: number }
   | { kind: 'won'; job: number }
@@ -21,6 +22,7 @@ const JOBS = 3
 const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('charge' as const), job: fc.nat(JOBS - 1), amount: fc.integer({ min: 1, max: 1_000_000 }) }),
   fc.record({ kind: fc.constant('transfer' as const), job: fc.nat(JOBS - 1) }),
+  fc.record({ kind: fc.constant('transferUnderDispute' as const), job: fc.nat(JOBS - 1) }),
   fc.record({ kind: fc.constant('refund' as const), job: fc.nat(JOBS - 1), amount: fc.integer({ min: 1, max: 1_000_000 }) }),
   fc.record({ kind: fc.constant('dispute' as const), job: fc.nat(JOBS - 1) }),
   fc.record({ kind: fc.constant('won' as const), job: fc.nat(JOBS - 1) }),
@@ -53,6 +55,13 @@ describe('the ledger', () => {
                 break
               case 'transfer':
                 apply(transferEntries(job))
+                job.transferred = true
+                transfers++
+                break
+              case 'transferUnderDispute':
+                // The provider's transfer, recorded after a dispute opened (only an open one: the service's rule).
+                if (dispute[s.job] !== 'open') throw new Error('no open dispute')
+                apply(transferUnderDisputeEntries(job))
                 job.transferred = true
                 transfers++
                 break

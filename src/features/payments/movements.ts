@@ -77,6 +77,24 @@ export function transferEntries(f: PaymentFacts): Entry[] {
 }
 
 /**
+ * A transfer the provider made while a dispute opened (the dispute recorded between the call and
+ * its record): the worker was paid all the same, so the chargeback, taken out of escrow as for a
+ * held payout, falls on the platform instead, as for a dispute after the payout. Its won or lost
+ * close then squares it as for one.
+ */
+export function transferUnderDisputeEntries(f: PaymentFacts): Entry[] {
+  if (f.transferred) throw new Error('the worker was paid already')
+  if (!f.disputed) throw new Error('the payment is not disputed')
+  if (f.charged === 0) throw new Error('nothing was charged')
+  const { toWorker, fee } = transferSplit(f)
+  return [
+    { account: DISPUTES_ACCOUNT, amount: -(toWorker + fee) },
+    { account: payableAccount(workerOf(f)), amount: toWorker },
+    { account: FEES_ACCOUNT, amount: fee },
+  ]
+}
+
+/**
  * A refund of `amount` to the client. Before the worker is paid it comes out of escrow; after,
  * the worker's transfer and the fee are reversed in proportion.
  */

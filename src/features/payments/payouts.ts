@@ -7,10 +7,9 @@ import { ForbiddenError, NotFoundError } from '../../errors.js'
 import { decodeCursor, pageOf } from '../../http/cursor.js'
 import type { Database } from '../../platform/db/index.js'
 import { balanceOf, balancesUnder, DISPUTES_ACCOUNT, FEES_ACCOUNT, payableAccount } from '../../platform/payments/ledger.js'
-import type { ConnectedAccount } from '../../platform/payments/index.js'
 import type { JobRow, PaymentStatus } from '../jobs/index.js'
 import { factsOf, type Core, type PaymentsDeps } from './core.js'
-import { transferEntries, transferSplit } from './movements.js'
+import { transferEntries, transferSplit, transferUnderDisputeEntries } from './movements.js'
 import type { AccountRow, JobPaymentRow } from './store.js'
 
 const PaymentCursor = Type.Object({ id: Type.String({ format: 'uuid' }) })
@@ -31,13 +30,10 @@ export function createPayouts(deps: PaymentsDeps, core: Core) {
   const { db, store, provider, clock, log, settings } = deps
   const { move, paymentView, providerId } = core
 
-  /** An account's state as the provider tells it, written over ours (in `trx` when given). */
-  const applyAccount = (state: ConnectedAccount, trx?: Transaction<Database>) => store.updateAccount(state.id, state, clock.now(), trx)
-  const refreshAccount = async (accountId: string) => applyAccount(await provider.retrieveAccount(accountId))
+  /** An account's state as the provider tells it now, written over ours. */
+  const refreshAccount = async (accountId: string) => store.updateAccount(accountId, await provider.retrieveAccount(accountId), clock.now())
 
   return {
-    applyAccount,
-
     /**
      * Pays the worker their share of the job's money (the transfer), with its key: the same
      * transfer whatever the retries. Undefined while it can't be paid (disputed, or nothing held).
@@ -56,12 +52,17 @@ export function createPayouts(deps: PaymentsDeps, core: Core) {
       return { transferId: transfer.id }
     },
 
-    /** The transfer made: recorded in the transaction that marks the job PAID (pushed with it, as job.updated). */
+    /**
+     * The transfer made: recorded in the transaction that marks the job PAID (pushed with it, as
+     * job.updated). A dispute recorded since the transfer was asked for does not undo it: the
+     * worker was paid, the payment stays disputed, and the chargeback falls on the platform.
+     */
     async recordTransfer(trx: Transaction<Database>, jobId: string, transferId: string): Promise<void> {
       const job = await store.lockJob(trx, jobId)
       if (!job || job.payment_transfer_id) return
-      await move(trx, job, 'transfer', `job:${jobId}:transfer`, transferEntries(factsOf(job)))
-      await store.setPayment(trx, jobId, { payment_status: 'paid_out', payment_transfer_id: transferId })
+      const open = job.payment_disputed && job.payment_status === 'disputed'
+      await move(trx, job, 'transfer', `job:${jobId}:transfer`, open ? transferUnderDisputeEntries(factsOf(job)) : transferEntries(factsOf(job)))
+      await store.setPayment(trx, jobId, { payment_status: open ? 'disputed' : 'paid_out', payment_transfer_id: transferId })
     },
 
     /** Whether the job's payout waits on a dispute (its payment task then rests until the dispute is won). */

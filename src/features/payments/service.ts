@@ -27,7 +27,6 @@ export function createPaymentsService(deps: PaymentsDeps) {
   const disputes = createDisputes(deps, core, { release: holds.release, payout: () => payout })
   const webhooks = createWebhooks(deps, core, {
     applyIntentIn: holds.applyIntentIn,
-    applyAccount: payouts.applyAccount,
     disputeOpenedIn: disputes.openedIn,
     prepareDisputeClose: disputes.prepareClose,
     disputeClosedIn: disputes.closedIn,

@@ -99,6 +99,15 @@ export function createPaymentsStore(db: DB) {
         .executeTakeFirst()
     },
 
+    /** Accounts' states as the provider tells them, written over ours in one statement (a batch of events). */
+    async updateAccounts(trx: Db, states: { id: string; details_submitted: boolean; payouts_enabled: boolean; currently_due: string[]; currencies: string[] }[], at: Date): Promise<void> {
+      if (states.length === 0) return
+      await sql`UPDATE payment_accounts AS a
+          SET details_submitted = v.details_submitted, payouts_enabled = v.payouts_enabled, currently_due = v.currently_due, currencies = v.currencies, updated_at = ${at}
+          FROM jsonb_to_recordset(${JSON.stringify(states)}::jsonb) AS v (id text, details_submitted boolean, payouts_enabled boolean, currently_due jsonb, currencies jsonb)
+         WHERE a.account_id = v.id`.execute(trx)
+    },
+
     /** The caller's payments (as client) and payouts (as worker), newest job first. */
     async list(query: { userId: string; status?: PaymentStatus; limit: number; beforeId?: string }): Promise<JobPaymentRow[]> {
       let select = db
@@ -154,20 +163,30 @@ export function createPaymentsStore(db: DB) {
         .execute()
     },
 
-    /** Of these events, those not applied yet, locked until the transaction ends (others' claims skipped). */
-    async claimEvents(trx: Transaction<Database>, ids: string[]): Promise<string[]> {
+    /** One recorded event, with whether it was applied. */
+    async event(id: string): Promise<(EventRow & { applied_at: Date | null }) | undefined> {
+      return db.selectFrom('payment_events').select(['id', 'type', 'payload', 'attempts', 'applied_at']).where('id', '=', id).executeTakeFirst()
+    },
+
+    /**
+     * Claims those of these events not applied yet and marks them applied, in one statement of
+     * the caller's transaction (which applies them: its rollback unmarks them). Rows another
+     * transaction holds are skipped, not waited for. Answers the ids claimed.
+     */
+    async claimEvents(trx: Transaction<Database>, ids: string[], at: Date): Promise<string[]> {
       if (ids.length === 0) return []
-      const rows = await trx.selectFrom('payment_events').select('id').where('id', 'in', ids).where('applied_at', 'is', null).forUpdate().skipLocked().execute()
+      const rows = await trx
+        .updateTable('payment_events')
+        .set({ applied_at: at, next_attempt_at: null })
+        .where('id', 'in', trx.selectFrom('payment_events').select('id').where('id', 'in', ids).where('applied_at', 'is', null).forUpdate().skipLocked())
+        .returning('id')
+        .execute()
       return rows.map((r) => r.id)
     },
 
-    async markApplied(trx: Db, ids: string[], at: Date): Promise<void> {
-      if (ids.length > 0) await trx.updateTable('payment_events').set({ applied_at: at, next_attempt_at: null }).where('id', 'in', ids).where('applied_at', 'is', null).execute()
-    },
-
     /** An attempt failed: how long before it is tried again (null: never), and why. */
-    async failEvent(id: string, attempts: number, retryInMs: number | null, error: string): Promise<void> {
-      await db
+    async failEvent(trx: Db, id: string, attempts: number, retryInMs: number | null, error: string): Promise<void> {
+      await trx
         .updateTable('payment_events')
         .set({ attempts, next_attempt_at: retryInMs === null ? null : sql<Date>`now() + make_interval(secs => ${retryInMs / 1000})`, last_error: error })
         .where('id', '=', id)

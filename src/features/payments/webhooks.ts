@@ -6,19 +6,25 @@
 // current state), then applies the whole batch and marks it applied in one transaction, claiming
 // its rows with FOR UPDATE SKIP LOCKED so that two appliers never apply one event. A batch that
 // fails is applied again one event at a time; an event that keeps failing is tried again with
-// backoff, up to a cap (then it stays, unapplied, with its last error, and is logged).
+// backoff, up to a cap; then it stays unapplied, with its last error, among the failed tasks that
+// admins see and retry.
 
 import { InvalidInputError } from '../../errors.js'
 import { WebhookSignatureError, type ConnectedAccount, type IntentState, type ProviderEvent } from '../../platform/payments/index.js'
 import type { StopHandling } from '../../platform/queue/index.js'
-import type { Core, PaymentsDeps, PaymentTx } from './core.js'
+import { taskIdOf, type Core, type PaymentsDeps, type PaymentTx } from './core.js'
 import { RESUME_TASK, type DisputeObject } from './disputes.js'
+import { createReceipts } from './receipts.js'
 import type { EventRow } from './store.js'
 
+/** The task that applies one event: an admin's retry of one given up (and, before batches, every event). */
+export const EVENT_TASK = 'payments.apply-event'
 /** Events applied in one transaction at most. */
 const BATCH = 200
 /** Attempts before an event is left for an admin (logged as an error). */
 const MAX_ATTEMPTS = 12
+/** Least milliseconds between the starts of two batches of the applier (see wake). */
+const PACE_MS = 100
 /** Seconds between sweeps for events left unapplied (by a failure, a crash, or another process). */
 const SWEEP_MS = 5_000
 const backoffMs = (attempts: number) => Math.min(1_000 * 2 ** (attempts - 1), 15 * 60_000)
@@ -36,7 +42,8 @@ function workOf(event: ProviderEvent): Work {
   if (!object || typeof object.id !== 'string') return { kind: 'none' }
   if (event.type.startsWith('payment_intent.')) return { kind: 'intent', ref: `pi:${object.id}`, id: object.id }
   if (event.type === 'account.updated') return { kind: 'account', ref: `acct:${object.id}`, id: object.id }
-  const dispute = { id: object.id, payment_intent: String(object.payment_intent), status: String(object.status) }
+  const amount = Number.isSafeInteger(object.amount) && (object.amount as number) > 0 ? (object.amount as number) : undefined
+  const dispute = { id: object.id, payment_intent: String(object.payment_intent), status: String(object.status), amount }
   if (event.type === 'charge.dispute.created') return { kind: 'dispute.created', dispute }
   if (event.type === 'charge.dispute.closed') return { kind: 'dispute.closed', dispute }
   return { kind: 'none' }
@@ -49,8 +56,7 @@ export function createWebhooks(
   core: Core,
   parts: {
     applyIntentIn(tx: PaymentTx, intent: IntentState): Promise<void>
-    applyAccount(state: ConnectedAccount, trx: PaymentTx['trx']): Promise<unknown>
-    disputeOpenedIn(tx: PaymentTx, intentId: string, disputeId: string): Promise<void>
+    disputeOpenedIn(tx: PaymentTx, dispute: DisputeObject): Promise<void>
     prepareDisputeClose(dispute: DisputeObject): Promise<void>
     disputeClosedIn(tx: PaymentTx, dispute: DisputeObject): Promise<void>
     resume(jobId: string): Promise<void>
@@ -90,12 +96,17 @@ export function createWebhooks(
     return { fresh, failed }
   }
 
-  /** Applies events in one transaction (each re-read object once); answers the ids applied. */
+  /**
+   * Applies events in one transaction (each re-read object once); answers the ids applied. Its
+   * statements do not grow with the batch's events: one claims and marks them all, one writes all
+   * the accounts they name (intents and disputes, which move money, take their own).
+   */
   async function applyTogether(rows: EventRow[], fresh: Map<string, Fresh>): Promise<string[]> {
     if (rows.length === 0) return []
     return inTransaction(async (tx) => {
-      const claimed = new Set(await store.claimEvents(tx.trx, rows.map((r) => r.id)))
+      const claimed = new Set(await store.claimEvents(tx.trx, rows.map((r) => r.id), clock.now()))
       const done = new Set<string>()
+      const accounts: ConnectedAccount[] = []
       for (const row of rows) {
         if (!claimed.has(row.id)) continue
         const work = workOf(eventOf(row))
@@ -104,30 +115,58 @@ export function createWebhooks(
           if (!state) throw new Error(`object ${work.ref} was not read`)
           if (!done.has(work.ref)) {
             if ('intent' in state) await parts.applyIntentIn(tx, state.intent)
-            else await parts.applyAccount(state.account, tx.trx)
+            else accounts.push(state.account)
             done.add(work.ref)
           }
         } else if (work.kind === 'dispute.created') {
-          await parts.disputeOpenedIn(tx, work.dispute.payment_intent, work.dispute.id)
+          await parts.disputeOpenedIn(tx, work.dispute)
         } else if (work.kind === 'dispute.closed') {
           await parts.disputeClosedIn(tx, work.dispute)
         }
       }
-      const ids = [...claimed]
-      await store.markApplied(tx.trx, ids, clock.now())
-      return ids
+      await store.updateAccounts(tx.trx, accounts, clock.now())
+      return [...claimed]
     })
   }
 
-  async function failed(row: EventRow, error: unknown) {
+  /**
+   * An attempt failed: tried again with backoff, or, at the cap, given up: the event then joins the
+   * failed tasks (as a failed `payments.apply-event`, in the transaction that gives it up), where
+   * an admin sees it and retries it, audited, as any failed task.
+   */
+  async function failed(row: EventRow, error: unknown, options: { byTask?: boolean } = {}) {
     const attempts = row.attempts + 1
     const last = attempts >= MAX_ATTEMPTS
-    const message = error instanceof Error ? error.message : String(error)
-    await store.failEvent(row.id, attempts, last ? null : backoffMs(attempts), message.slice(0, 1000))
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 1000)
+    await deps.db.transaction().execute(async (trx) => {
+      await store.failEvent(trx, row.id, attempts, last ? null : backoffMs(attempts), message)
+      // A task's own failure is the queue's to record.
+      if (last && !options.byTask) await queue.addFailed(trx, EVENT_TASK, { event_id: row.id, type: row.type }, { id: taskIdOf(EVENT_TASK, row.id), error: message, retries: attempts })
+    })
     // Woken again when it is due (the sweep would, later).
     if (!last) setTimeout(() => void wake(), backoffMs(attempts) + 10).unref()
-    if (last) log.error({ err: error, event_id: row.id, type: row.type }, 'a payment event failed for good; it stays unapplied')
+    if (last) log.error({ err: error, event_id: row.id, type: row.type, attempts }, 'a payment event failed for good; it waits for an admin in the failed tasks')
     else log.warn({ err: error, event_id: row.id, type: row.type, attempts }, 'a payment event failed; it will be tried again')
+  }
+
+  /**
+   * The `payments.apply-event` task: an event applied now from its row, through the batch's path
+   * (read, then claimed and applied in one transaction), whatever its attempts so far. Such tasks
+   * are an admin's retry of an event given up, or were queued for each event before the batch
+   * applier (drained so): an event applied meanwhile is done, one another applier holds is its.
+   */
+  async function applyTask(eventId: string): Promise<void> {
+    const row = await store.event(eventId)
+    if (!row) return log.warn({ event_id: eventId }, 'a payment event task names no recorded event; nothing to apply')
+    if (row.applied_at) return
+    const { fresh, failed: unread } = await prepare([row])
+    try {
+      if (unread.has(row.id)) throw unread.get(row.id)
+      applied += (await applyTogether([row], fresh)).length
+    } catch (error) {
+      await failed(row, error, { byTask: true })
+      throw error
+    }
   }
 
   /** One batch of the events due: answers how many were taken. */
@@ -157,6 +196,7 @@ export function createWebhooks(
   let again = false
   let stopped = true
   let timer: NodeJS.Timeout | undefined
+  let lastStart = 0
 
   const wake = (): Promise<void> => {
     if (stopped) return Promise.resolve()
@@ -165,6 +205,11 @@ export function createWebhooks(
       try {
         while (again && !stopped) {
           again = false
+          // While events keep coming, batches start PACE_MS apart at most: each gathers more
+          // events, and reads an object they share once. A lone event is applied at once.
+          const wait = lastStart + PACE_MS - Date.now()
+          if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+          lastStart = Date.now()
           while (!stopped && (await applyBatch()) === BATCH) again = true
         }
       } catch (error) {
@@ -176,60 +221,12 @@ export function createWebhooks(
     return running
   }
 
-  /**
-   * Receipts waiting for the next insert. Webhooks that arrive while an insert is under way share
-   * the next one (one statement, one commit, for all of them): each is answered once its row is
-   * committed, as new or as a duplicate. Alone, an event is inserted at once.
-   */
-  let waiting: { id: string; type: string; payload: string; done: (duplicate: boolean) => void; failed: (error: unknown) => void }[] = []
-  let inserting = false
-  async function insertWaiting(): Promise<void> {
-    if (inserting) return
-    inserting = true
-    try {
-      while (waiting.length > 0) {
-        const group = waiting
-        waiting = []
-        // One row an id (the same event twice in a group: the second is its duplicate).
-        const first = new Map<string, (typeof group)[number]>()
-        for (const receipt of group) if (!first.has(receipt.id)) first.set(receipt.id, receipt)
-        const insert = async (rows: typeof group) => {
-          const inserted = new Set(await store.insertEvents(deps.db, rows, clock.now()))
-          if (inserted.size > 0) void wake()
-          return inserted
-        }
-        try {
-          const inserted = await insert([...first.values()])
-          for (const receipt of group) receipt.done(!(inserted.has(receipt.id) && first.get(receipt.id) === receipt))
-        } catch (error) {
-          // One row the database refused must not fail the others: each on its own.
-          for (const row of first.values()) {
-            const same = group.filter((r) => r.id === row.id)
-            try {
-              const inserted = first.size === 1 ? Promise.reject(error) : insert([row])
-              const isNew = (await inserted).has(row.id)
-              for (const receipt of same) receipt.done(!(isNew && receipt === row))
-            } catch (alone) {
-              for (const receipt of same) receipt.failed(alone)
-            }
-          }
-        }
-      }
-    } finally {
-      inserting = false
-    }
-  }
-
-  /** Records an event once and wakes the applier; answers whether it was seen before. */
-  function record(event: { id: string; type: string }, payload: string): Promise<{ duplicate: boolean }> {
-    return new Promise((resolve, reject) => {
-      waiting.push({ id: event.id, type: event.type, payload, done: (duplicate) => resolve({ duplicate }), failed: reject })
-      void insertWaiting()
-    })
-  }
+  /** Receipts: each event recorded once, inserted together with those arriving with it. */
+  const { record } = createReceipts(deps, () => void wake())
   const receiveEvent = (event: ProviderEvent) => record(event, JSON.stringify(event))
 
   let stopResumes: StopHandling | undefined
+  let stopTasks: StopHandling | undefined
 
   return {
     receiveEvent,
@@ -240,7 +237,10 @@ export function createWebhooks(
       try {
         event = provider.verifyWebhook(rawBody, signature)
       } catch (error) {
-        if (error instanceof WebhookSignatureError) throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
+        if (error instanceof WebhookSignatureError) {
+          log.warn({ err: error }, 'a webhook was refused: its signature does not verify')
+          throw new InvalidInputError('The signature does not verify', [{ field: 'headers/stripe-signature', message: error.message.slice(0, 200) }], 'invalid_signature')
+        }
         throw error
       }
       // The body as it came is the event's JSON: kept as is.
@@ -258,6 +258,8 @@ export function createWebhooks(
 
     async start() {
       stopResumes ??= await queue.handle<{ job_id: string }>(RESUME_TASK, (task) => parts.resume(task.data.job_id), { retryLimit: 10, retryDelaySeconds: 60 })
+      // An admin's retry gets a few tries of its own before it is listed as failed again.
+      stopTasks ??= await queue.handle<{ event_id: string }>(EVENT_TASK, (task) => applyTask(task.data.event_id), { retryLimit: 2, retryDelaySeconds: 30 })
       stopped = false
       timer ??= setInterval(() => void wake(), SWEEP_MS)
       timer.unref()
@@ -269,7 +271,9 @@ export function createWebhooks(
       timer = undefined
       await running
       await stopResumes?.()
+      await stopTasks?.()
       stopResumes = undefined
+      stopTasks = undefined
     },
   }
 }

@@ -85,6 +85,13 @@ export interface Queue {
   handleBatch<T>(name: string, handler: BatchHandler<T>, options?: TaskQueueOptions): Promise<StopHandling>
   /** Claims at once the tasks this process's workers of `name` would claim at their next poll. */
   wake(name: string): void
+  /**
+   * Adds a task failed for good already: work given up elsewhere (a provider event after all its
+   * attempts) joins the dead letters, where an admin sees it and retries it like any other. With
+   * `options.id` taken, that task is marked failed instead, unless a worker is running it. Answers
+   * the id, or null when nothing was marked.
+   */
+  addFailed<T extends object>(executor: Executor, name: string, data: T, options: { id: string; error: string; retries?: number }): Promise<string | null>
   /** Dead letters: tasks that failed for good, newest first. */
   failed(options: { limit: number; before?: { at: Date; id: string } }): Promise<FailedTask[]>
   /**
@@ -281,6 +288,20 @@ export async function openQueue(database: DatabaseHandle, settings: QueueSetting
     },
 
     define,
+
+    async addFailed(executor, name, data, options) {
+      const known = defined.get(name)
+      if (!known) throw new Error(`task ${name} is added before it is defined: define it (or handle it) at start`)
+      await known
+      // Sent to start in a year, so no worker claims it before it is marked (outside a transaction too).
+      await boss.send(name, data, { db: sqlOf(executor), id: options.id, startAfter: new Date(Date.now() + 365 * 24 * 3600_000) })
+      const { rows } = await sqlOf(executor).executeSql(
+        `UPDATE pgboss.job SET state = 'failed', completed_on = now(), retry_count = $3, output = jsonb_build_object('message', $4::text)
+          WHERE name = $1 AND id = $2 AND state IN ('created', 'retry', 'failed') RETURNING id`,
+        [name, options.id, options.retries ?? 0, options.error],
+      )
+      return (rows[0]?.id as string | undefined) ?? null
+    },
 
     handle: (name, handler, options = {}) =>
       // Each task on its own: one that fails is retried alone, never with the rest of its batch.
