@@ -143,10 +143,6 @@ export async function paymentsRoutes(fastify: FastifyInstance) {
       // Stripe itself, whose retries come hours later), and what this route does before the
       // signature holds is one HMAC, with no write.
       config: { rateLimit: false },
-      // No access line for an event received well: its row records it (`received_at`), and at
-      // Stripe's volumes the line was a tenth of the route's CPU. Failures are logged (a refused
-      // signature by the service, at warn).
-      logLevel: 'warn',
       schema: {
         tags,
         operationId: 'receiveStripeWebhook',
