@@ -92,14 +92,6 @@ export function readEntry(e: Buffer): Entry {
   }
 }
 
-/** Whether an entry's categories (8-byte hashes) hold one of those wanted. */
-export function inCategories(categories: Buffer, wanted: Buffer): boolean {
-  for (let i = 0; i < categories.length; i += CAT_BYTES) {
-    for (let j = 0; j < wanted.length; j += CAT_BYTES) if (categories.compare(wanted, j, j + CAT_BYTES, i, i + CAT_BYTES) === 0) return true
-  }
-  return false
-}
-
 /** A GEO member read: its user id and entry. */
 export const memberOf = (member: Buffer) => {
   const n = member[0]!

@@ -116,33 +116,6 @@ if #ids > 0 then redis.call('HDEL', KEYS[1], unpack(ids)) end
 return {'0', ids, min and string.format('%.0f', min) or ''}
 `
 
-// In categories (ARGV[6]: their 8-byte hashes one after the other): one cell and role, the
-// nearest COUNT members within the radius, of which those in the categories are answered.
-// Answers {how many GEOSEARCH found, the last one found, the members answered...}.
-const SEARCH_IN = `
-local found = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'm', 'ASC', 'COUNT', ARGV[4])
-local n = #found
-if n == 0 then return {0} end
-local now = tonumber(ARGV[5])
-local want = {}
-for i = 1, #ARGV[6], 8 do want[string.sub(ARGV[6], i, i + 7)] = true end
-local out = {n, found[n]}
-for i = 1, n do
-  local m = found[i]
-  local o = string.byte(m, 1) + 1
-  if struct.unpack('>I6', m, o + 1) > now then
-    local c = o + 23
-    for j = 0, string.byte(m, o + 22) - 1 do
-      if want[string.sub(m, c + 8 * j, c + 8 * j + 7)] then
-        out[#out + 1] = m
-        break
-      end
-    end
-  end
-end
-return out
-`
-
 // Where users are (the position their member was put at, lat and lon as in an entry, then the
 // cell): swap in a new place (answering the one before), take one out, and drop ids the sweep
 // deleted from a cell unless they are somewhere else by now.
@@ -175,7 +148,6 @@ declare module 'ioredis' {
     locSetPolar(d: string, m: string, id: Buffer, entry: Buffer): Result<null, Context>
     locUpdatePolar(d: string, id: Buffer, tail: Buffer, now: number): Result<number, Context>
     locSweepPolarBuffer(d: string, now: number): Result<[Buffer, Buffer[], Buffer], Context>
-    locSearchInBuffer(geo: string, lon: number, lat: number, radius: number, count: number, now: number, cats: Buffer): Result<unknown[], Context>
     locWhereSetBuffer(key: string, id: Buffer, where: Buffer): Result<Buffer | null, Context>
     locWhereTakeBuffer(key: string, id: Buffer): Result<Buffer | null, Context>
     locWhereDrop(key: string, cell: string, ...ids: Buffer[]): Result<number, Context>
@@ -191,7 +163,6 @@ export function defineLocationCommands(redis: RedisClient) {
   redis.defineCommand('locSetPolar', { numberOfKeys: 2, lua: SET_POLAR })
   redis.defineCommand('locUpdatePolar', { numberOfKeys: 1, lua: UPDATE_POLAR })
   redis.defineCommand('locSweepPolar', { numberOfKeys: 1, lua: SWEEP_POLAR })
-  redis.defineCommand('locSearchIn', { numberOfKeys: 1, lua: SEARCH_IN })
   redis.defineCommand('locWhereSet', { numberOfKeys: 1, lua: WHERE_SET })
   redis.defineCommand('locWhereTake', { numberOfKeys: 1, lua: WHERE_TAKE })
   redis.defineCommand('locWhereDrop', { numberOfKeys: 1, lua: WHERE_DROP })

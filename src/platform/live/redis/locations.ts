@@ -27,11 +27,10 @@ export { cellOf, cellsTouched, CELL_PRECISION, packId, unpackId } from './locati
 // A search is one plain GEOSEARCH per cell and role, and its members are the answer: each
 // carries its expiry (GEO members can't expire one by one, so a search drops the expired ones it
 // reads, and a sweep deletes them), its position (distances are measured here, on Redis GEO's
-// sphere) and its card (so a search looks nothing else up). In categories, a script runs the
-// GEOSEARCH and answers only the members in them, so a filtered search sends no more than it
-// answers. A write finds a user's member from the position its bucket says it was put at (a
-// GEOSEARCH of 2 m there). The keys of the layout before this one (W, C, A, e, u, h per cell) go
-// with a cell's first sweep, and its loc:user:<id> keys expire on their own.
+// sphere), its categories (a search in some drops the others unread) and its card (so a search
+// looks nothing else up). A write finds a user's member from the position its bucket says it was
+// put at (a GEOSEARCH of 2 m there). The keys of the layout before this one (W, C, A, e, u, h per
+// cell) go with a cell's first sweep, and its loc:user:<id> keys expire on their own.
 // Cost per live user (README, "What the live map costs in Redis"): the GEO member, with a
 // 40-byte card and one category, ~180 bytes; its place in the buckets ~35 bytes.
 
