@@ -94,10 +94,13 @@ export function createLocationSearch(redis: RedisClient, keys: { roleKey: (cell:
     const members = (await redis.callBuffer('GEOSEARCH', keys.roleKey(cell, role), 'FROMLONLAT', lon, fromLat, 'BYRADIUS', reach, 'm', 'ASC', 'COUNT', limit)) as Buffer[]
     const hits: NearbyHit[] = []
     for (const member of members) {
+      // Expiry and categories first, at their fixed places: nothing else of a member is
+      // decoded unless it is answered.
       const at = 1 + member[0]!
       if (member.readUIntBE(at, 6) <= now || (filter && !holdsOne(member, at, filter.words))) continue
-      const { id, entry } = memberOf(member)
-      hits.push(hitOf(id, readEntry(entry), lat, lon))
+      const card = member.toString('utf8', at + HEADER + CAT_BYTES * member[at + AT_CATS]!)
+      const distanceM = haversineM(lat, lon, member.readInt32BE(at + AT_LAT) / 1e7, member.readInt32BE(at + AT_LON) / 1e7)
+      hits.push({ userId: unpackId(member.subarray(1, at)), distanceM, card })
     }
     const found = members.length
     const last = members[found - 1]
