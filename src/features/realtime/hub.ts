@@ -82,11 +82,14 @@ export function createRealtimeHub(options: HubOptions) {
     if (set.size === 0) byUser.delete(conn.userId)
   }
 
-  /** Sends, unless the socket has more waiting than the bound: then it is closed as too slow. */
-  const send = (conn: Connection, payload: string) => {
+  /**
+   * Sends, unless the socket has more waiting than the bound: then it is closed as too slow. A
+   * Buffer goes as text too: an event's bytes are made once for all its sockets, not per socket.
+   */
+  const send = (conn: Connection, payload: string | Buffer) => {
     const { socket } = conn
     if (socket.readyState !== socket.OPEN) return
-    if (socket.bufferedAmount + Buffer.byteLength(payload) > options.maxBufferedBytes) {
+    if (socket.bufferedAmount + (typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > options.maxBufferedBytes) {
       log.warn({ user_id: conn.userId, buffered: socket.bufferedAmount }, 'websocket closed: the client reads too slowly')
       drop(conn)
       socket.close(CLOSE_TOO_SLOW, 'too slow')
@@ -94,7 +97,7 @@ export function createRealtimeHub(options: HubOptions) {
       setTimeout(() => socket.terminate(), 1000).unref()
       return
     }
-    socket.send(payload)
+    socket.send(payload, { binary: false })
   }
 
   const onEvent = (event: LiveEvent) => {
@@ -105,14 +108,14 @@ export function createRealtimeHub(options: HubOptions) {
       byUser.clear()
       return
     }
-    let payload: string | undefined
+    let payload: Buffer | undefined
     for (const userId of event.to) {
       for (const conn of byUser.get(userId) ?? []) {
         if (conn.pending) {
           conn.pending.push(event)
           continue
         }
-        payload ??= event.frame ?? JSON.stringify({ type: event.type, data: event.data })
+        payload ??= Buffer.from(event.frame ?? JSON.stringify({ type: event.type, data: event.data }))
         send(conn, payload)
       }
     }
