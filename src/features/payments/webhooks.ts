@@ -206,10 +206,11 @@ export function createWebhooks(
         while (again && !stopped) {
           again = false
           // While events keep coming, batches start PACE_MS apart at most: each gathers more
-          // events, and reads an object they share once. A lone event is applied at once.
-          const wait = lastStart + PACE_MS - Date.now()
+          // events, and reads an object they share once. A lone event is applied at once. A pace,
+          // not a time of day: measured on the monotonic clock, as the timer that waits it is real.
+          const wait = lastStart + PACE_MS - performance.now()
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-          lastStart = Date.now()
+          lastStart = performance.now()
           while (!stopped && (await applyBatch()) === BATCH) again = true
         }
       } catch (error) {
