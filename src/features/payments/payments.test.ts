@@ -157,6 +157,20 @@ describe('a priced offer holds the money before the worker commits', () => {
     await moveOk(noPayouts, job.id, 'ACCEPTED')
   })
 
+  it('enables payouts at once when the local onboarding link is followed, however soon after another (before any event is applied)', async () => {
+    const links: { id: string; url: string }[] = []
+    for (let i = 0; i < 5; i++) {
+      const w = await worker({ payouts: false })
+      links.push({ id: w.id, url: (await inject({ method: 'POST', url: '/payments/account', headers: w.auth })).json().onboarding_url })
+    }
+    // Onboardings in a row: each account's event waits for the applier's pace, its state does not.
+    for (const { id, url } of links) {
+      expect((await inject({ url })).json()).toEqual({ payouts_enabled: true })
+      const row = await db().selectFrom('payment_accounts').select('payouts_enabled').where('user_id', '=', id).executeTakeFirstOrThrow()
+      expect(row.payouts_enabled).toBe(true)
+    }
+  })
+
   it('answers a payout account to workers only, and 404 before one is made', async () => {
     const c = await client()
     expect(problem(await inject({ method: 'POST', url: '/payments/account', headers: c.auth }), 403).code).toBe('forbidden')

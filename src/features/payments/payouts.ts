@@ -34,6 +34,8 @@ export function createPayouts(deps: PaymentsDeps, core: Core) {
   const refreshAccount = async (accountId: string) => store.updateAccount(accountId, await provider.retrieveAccount(accountId), clock.now())
 
   return {
+    refreshAccount,
+
     /**
      * Pays the worker their share of the job's money (the transfer), with its key: the same
      * transfer whatever the retries. Undefined while it can't be paid (disputed, or nothing held).

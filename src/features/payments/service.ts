@@ -76,8 +76,14 @@ export function createPaymentsService(deps: PaymentsDeps) {
     async completeLocalAction(intentId: string, secret: string): Promise<boolean> {
       return local ? local.completeAction(intentId, secret) : false
     },
+    /**
+     * The local onboarding link, followed: payouts are enabled at once, as the route says, not
+     * when the applier's next batch reaches the account's event (which then finds it so).
+     */
     async completeLocalOnboarding(accountId: string): Promise<boolean> {
-      return local ? local.completeOnboarding(accountId) : false
+      if (!local || !(await local.completeOnboarding(accountId))) return false
+      await payouts.refreshAccount(accountId)
+      return true
     },
 
     start: webhooks.start,
