@@ -40,21 +40,17 @@ import { openDatabase } from '../src/platform/db/index.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import type { BcryptRequest, BcryptResult } from './auth-server.js'
 import { BenchServer } from './support/server.js'
+import { positiveSetting } from './support/settings.js'
 
 const env = process.env
-const seconds = (name: string, fallback: number) => {
-  const value = Number(env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
-const DURATION = seconds('BENCH_DURATION', 10)
+const DURATION = positiveSetting('BENCH_DURATION', 10)
 const WARMUP = Math.min(3, DURATION)
-const CONNECTIONS = seconds('BENCH_CONNECTIONS', 32)
-const LOGIN_CONNECTIONS = seconds('BENCH_LOGIN_CONNECTIONS', 8)
-const FLOOD_CONNECTIONS = seconds('BENCH_FLOOD_CONNECTIONS', 64)
-const USERS = seconds('BENCH_USERS', 10_000)
-const CACHE_SESSIONS = seconds('BENCH_CACHE_SESSIONS', 100_000)
-const REVOCATIONS = seconds('BENCH_REVOCATIONS', 300)
+const CONNECTIONS = positiveSetting('BENCH_CONNECTIONS', 32)
+const LOGIN_CONNECTIONS = positiveSetting('BENCH_LOGIN_CONNECTIONS', 8)
+const FLOOD_CONNECTIONS = positiveSetting('BENCH_FLOOD_CONNECTIONS', 64)
+const USERS = positiveSetting('BENCH_USERS', 10_000)
+const CACHE_SESSIONS = positiveSetting('BENCH_CACHE_SESSIONS', 100_000)
+const REVOCATIONS = positiveSetting('BENCH_REVOCATIONS', 300)
 const BCRYPT_COST = 12
 const DATABASE_SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'

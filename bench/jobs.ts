@@ -28,19 +28,15 @@ import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends
 import { BenchServer, cpuProfileArgs } from './support/server.js'
 import { benchHttp, type BenchUser } from './support/http.js'
 import { LOAD_SETTINGS } from './support/marketplace.js'
+import { positiveSetting } from './support/settings.js'
 
 const env = process.env
-const positive = (name: string, fallback: number) => {
-  const value = Number(env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
-const DURATION = positive('BENCH_DURATION', 5)
-const ROUNDS = positive('BENCH_ROUNDS', 3)
+const DURATION = positiveSetting('BENCH_DURATION', 5)
+const ROUNDS = positiveSetting('BENCH_ROUNDS', 3)
 const WARMUP = 5
-const CONCURRENCY = positive('BENCH_CONCURRENCY', 32)
-const PAIRS = positive('BENCH_PAIRS', 32)
-const POOL = positive('DB_POOL_SIZE', 10)
+const CONCURRENCY = positiveSetting('BENCH_CONCURRENCY', 32)
+const PAIRS = positiveSetting('BENCH_PAIRS', 32)
+const POOL = positiveSetting('DB_POOL_SIZE', 10)
 const DATABASE_SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = env.BENCH_REDIS_URL || 'redis://127.0.0.1:6379'
 const LIVE = env.BENCH_LIVE || 'redis'

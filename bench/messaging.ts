@@ -39,22 +39,18 @@ import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { BenchServer, cpuProfileArgs, redisCpuSeconds } from './support/server.js'
+import { positiveSetting } from './support/settings.js'
 
 const env = process.env
-const num = (name: string, fallback: number) => {
-  const value = Number(env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
 const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
-const CLIENTS = num('BENCH_CLIENTS', 5000)
-const RATE = num('BENCH_RATE', 1000)
-const DURATION = num('BENCH_DURATION', 20)
-const WARMUP = num('BENCH_WARMUP', 5)
-const INBOX_MESSAGES = num('BENCH_INBOX_MESSAGES', 100_000)
-const INBOX_DURATION = num('BENCH_INBOX_DURATION', 10)
-const INBOX_CONNECTIONS = num('BENCH_INBOX_CONNECTIONS', 10)
+const CLIENTS = positiveSetting('BENCH_CLIENTS', 5000)
+const RATE = positiveSetting('BENCH_RATE', 1000)
+const DURATION = positiveSetting('BENCH_DURATION', 20)
+const WARMUP = positiveSetting('BENCH_WARMUP', 5)
+const INBOX_MESSAGES = positiveSetting('BENCH_INBOX_MESSAGES', 100_000)
+const INBOX_DURATION = positiveSetting('BENCH_INBOX_DURATION', 10)
+const INBOX_CONNECTIONS = positiveSetting('BENCH_INBOX_CONNECTIONS', 10)
 /** The inbox user has read all but the newest this many (a user who keeps up). */
 const INBOX_UNREAD = 100
 

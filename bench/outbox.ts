@@ -26,16 +26,12 @@ import { v7 as uuidv7 } from 'uuid'
 import { createScratchDatabase } from '../test/support/backends.js'
 import { openDatabase, type DatabaseHandle } from '../src/platform/db/index.js'
 import { openQueue, type Queue } from '../src/platform/queue/index.js'
+import { positiveSetting } from './support/settings.js'
 
 const env = process.env
-const positive = (name: string, fallback: number) => {
-  const value = Number(env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
-const DURATION = positive('BENCH_DURATION', 10)
-const ROUNDS = positive('BENCH_ROUNDS', 2)
-const CONCURRENCY = positive('BENCH_CONCURRENCY', 16)
+const DURATION = positiveSetting('BENCH_DURATION', 10)
+const ROUNDS = positiveSetting('BENCH_ROUNDS', 2)
+const CONCURRENCY = positiveSetting('BENCH_CONCURRENCY', 16)
 const SERVER = env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
 const WORKERS = 2
 const TASK = 'bench-outbox'

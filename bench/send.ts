@@ -21,18 +21,14 @@ import { blockerBetween, holdPair } from '../src/features/blocks/index.js'
 import { createMessagingStore, messagesWrite, newMessageRow } from '../src/features/messaging/index.js'
 import { openDatabase, type DB } from '../src/platform/db/index.js'
 import { createScratchDatabase } from '../test/support/backends.js'
+import { positiveSetting } from './support/settings.js'
 
 const env = process.env
-const num = (name: string, fallback: number) => {
-  const value = Number(env[name] ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
-}
 const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const USERS = num('BENCH_SEND_USERS', 2000)
-const COUNT = num('BENCH_SEND_COUNT', 3000)
-const CONCURRENCY = num('BENCH_SEND_CONCURRENCY', 16)
-const ROUNDS = num('BENCH_SEND_ROUNDS', 3)
+const USERS = positiveSetting('BENCH_SEND_USERS', 2000)
+const COUNT = positiveSetting('BENCH_SEND_COUNT', 3000)
+const CONCURRENCY = positiveSetting('BENCH_SEND_CONCURRENCY', 16)
+const ROUNDS = positiveSetting('BENCH_SEND_ROUNDS', 3)
 
 type Send = (message: { from: string; to: string; text: string; at: Date }) => Promise<unknown>
 
