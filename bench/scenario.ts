@@ -19,21 +19,26 @@
 // the target is 2 processes holding 1.3 times or more the rate of 1.
 //
 // This machine's cores are shared by everything: the load generator (this process) is pinned to
-// the last core with taskset (--generator-cpu), and its own CPU use is printed beside each step;
-// the API processes, PostgreSQL and Redis are not pinned (pinning the API to fewer cores than its
-// processes would measure the pinning, not the processes).
+// the last core with taskset (--generator-cpu); the API processes, PostgreSQL and Redis are not
+// pinned (pinning the API to fewer cores than its processes would measure the pinning, not the
+// processes). Each step prints the cores each part kept busy over its measured seconds (the API's
+// processes, PostgreSQL's and Redis' from /proc, the generator, anything else) and those left idle,
+// and the rate held its CPU an arrival: what another process can add is what is left idle.
 //
 //   npm run bench:scenario -- [--processes 1,2,4] [--pairs 100] [--start 100] [--step 1.25]
-//                             [--duration 10] [--warmup 5] [--generator-cpu N]
+//                             [--duration 10] [--warmup 5] [--generator-cpu N] [--api-log FILE]
+// (--api-log appends the API's output, warnings and errors, to FILE.)
 // Settings (environment): BENCH_DATABASE_URL (a PostgreSQL server; a scratch database is made and
 // dropped), BENCH_REDIS_URL.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { appendFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { freePort } from '../test/support/processes.js'
+import { commandMicros, machineMicros, processMicros } from './support/cpu.js'
 import { LOAD_SETTINGS, Marketplace, type Answer, type Mix } from './support/marketplace.js'
 
 const { values: flags } = parseArgs({
@@ -45,6 +50,7 @@ const { values: flags } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '5' },
     'generator-cpu': { type: 'string', default: String(os.availableParallelism() - 1) },
+    'api-log': { type: 'string' },
   },
 })
 const PROCESSES = flags.processes.split(',').map(Number)
@@ -84,8 +90,12 @@ async function startApi(processes: number, database: string, prefix: string) {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  api.stdout!.on('data', (d) => (apiLog += d))
-  api.stderr!.on('data', (d) => (apiLog += d))
+  const keep = (d: Buffer) => {
+    apiLog += d
+    if (flags['api-log']) appendFileSync(flags['api-log'], d)
+  }
+  api.stdout!.on('data', keep)
+  api.stderr!.on('data', keep)
   for (let i = 0; i < 1200; i++) {
     const status = await fetch(`http://127.0.0.1:${apiPort}/ready`).then((r) => r.status, () => 0)
     if (status === 200) return
@@ -103,15 +113,42 @@ async function stopApi() {
   await exited
 }
 
+/** The API's processes: the primary and its workers. */
+const apiPids = () => [api!.pid!, ...spawnSync('pgrep', ['-P', String(api!.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)]
+
 /** Resident memory of the API's processes (the primary and its workers), in MB. */
 function apiRssMb() {
-  const pids = [api!.pid!, ...spawnSync('pgrep', ['-P', String(api!.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)]
-  const kb = pids.reduce((sum, pid) => sum + Number(spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim() || 0), 0)
+  const kb = apiPids().reduce((sum, pid) => sum + Number(spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).stdout.trim() || 0), 0)
   return Math.round(kb / 1024)
 }
 
 interface RouteFigures { op: string; rate: number; p50: number; p99: number; errors: number }
-interface Step { rate: number; sent: number; p50: number; p99: number; errors: number; holds: boolean; routes: RouteFigures[]; generatorCpu: number; rssMb: number; delivered: number }
+interface Step { rate: number; sent: number; p50: number; p99: number; errors: number; holds: boolean; routes: RouteFigures[]; cpu: CpuShares; rssMb: number; delivered: number }
+
+/** CPU so far of each part of the run, in microseconds (PostgreSQL and Redis when on this machine). */
+function cpuParts() {
+  const own = process.cpuUsage()
+  return {
+    api: apiPids().reduce((sum, pid) => sum + processMicros(pid), 0),
+    postgres: commandMicros('postgres'),
+    redis: commandMicros('redis-server'),
+    generator: own.user + own.system,
+    ...machineMicros(),
+  }
+}
+type CpuParts = ReturnType<typeof cpuParts>
+/** Cores each part kept busy between two readings (the machine's idle ones too). */
+type CpuShares = Record<Exclude<keyof CpuParts, 'cores'> | 'other', number>
+
+function cpuShares(before: CpuParts, after: CpuParts): CpuShares {
+  const wall = (after.busy + after.idle - before.busy - before.idle) / after.cores
+  const cores = (key: Exclude<keyof CpuParts, 'cores'>) => (after[key] - before[key]) / wall
+  const shares = { api: cores('api'), postgres: cores('postgres'), redis: cores('redis'), generator: cores('generator'), busy: cores('busy'), idle: cores('idle') }
+  return { ...shares, other: Math.max(0, shares.busy - shares.api - shares.postgres - shares.redis - shares.generator) }
+}
+
+const coresText = (c: CpuShares) =>
+  `cores: API ${c.api.toFixed(2)}  PostgreSQL ${c.postgres.toFixed(2)}  Redis ${c.redis.toFixed(2)}  generator ${c.generator.toFixed(2)}  other ${c.other.toFixed(2)}  idle ${c.idle.toFixed(2)}`
 
 function figures(answers: Answer[], seconds: number) {
   const isError = (a: Answer) => typeof a.status !== 'number' || a.status >= 300
@@ -125,14 +162,16 @@ function figures(answers: Answer[], seconds: number) {
 
 async function step(market: Marketplace, rate: number): Promise<Step> {
   let running = true
-  const cpuBefore = process.cpuUsage()
   const deliveredBefore = market.delivered
   const started = performance.now()
   const load = market.run(MIX, rate, () => running)
   const bar = new cliProgress.SingleBar({ format: `  ${String(Math.round(rate)).padStart(5)} arrivals/s |{bar}| {value}/{total} s`, hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic)
   bar.start(Math.round((WARMUP + DURATION) / 1000), 0)
   const ticker = setInterval(() => bar.update(Math.round((performance.now() - started) / 1000)), 500)
-  await sleep(WARMUP + DURATION)
+  await sleep(WARMUP)
+  const cpuBefore = cpuParts()
+  await sleep(DURATION)
+  const cpu = cpuShares(cpuBefore, cpuParts())
   running = false
   await load
   clearInterval(ticker)
@@ -142,7 +181,6 @@ async function step(market: Marketplace, rate: number): Promise<Step> {
   const from = started + WARMUP
   const to = from + DURATION
   const measured = market.answers.filter((a) => a.start >= from && a.start < to && a.op !== 'setup' && a.op !== 'check')
-  const cpu = process.cpuUsage(cpuBefore)
   const { all, routes } = figures(measured, DURATION / 1000)
   market.answers.length = 0
   return {
@@ -153,7 +191,7 @@ async function step(market: Marketplace, rate: number): Promise<Step> {
     errors: all.errors + market.inFlight,
     holds: all.p99 < P99_BOUND && all.errors === 0 && market.inFlight === 0 && all.rate >= 0.95 * rate,
     routes,
-    generatorCpu: (cpu.user + cpu.system) / 1000 / (performance.now() - started),
+    cpu,
     rssMb: apiRssMb(),
     delivered: market.delivered - deliveredBefore,
   }
@@ -191,7 +229,7 @@ async function main() {
         steps.push(s)
         console.log(
           `  ${String(Math.round(rate)).padStart(5)}/s: sent ${s.sent.toFixed(0).padStart(5)}/s  p50 ${s.p50.toFixed(1).padStart(6)} ms  p99 ${s.p99.toFixed(1).padStart(7)} ms  errors ${String(s.errors).padStart(5)}  ` +
-            `delivered ${String(s.delivered).padStart(6)}  API RSS ${s.rssMb} MB  generator CPU ${(s.generatorCpu * 100).toFixed(0)}%  ${s.holds ? 'holds' : 'does not hold'}`,
+            `delivered ${String(s.delivered).padStart(6)}  API RSS ${s.rssMb} MB  ${s.holds ? 'holds' : 'does not hold'}\n           ${coresText(s.cpu)}`,
         )
         if (!s.holds) break
       }
@@ -215,6 +253,9 @@ async function main() {
       best.set(processes, held?.rate ?? 0)
       console.log(`\n  ${processes} process${processes > 1 ? 'es' : ''}: ${held ? `${Math.round(held.rate)} arrivals/s (p99 ${held.p99.toFixed(1)} ms, API RSS ${held.rssMb} MB)` : `none held from ${START}/s`}`)
       if (!held) continue
+      const perArrival = (cores: number) => `${Math.round((cores * 1e6) / held.sent)} µs`
+      console.log(`    ${coresText(held.cpu)}`)
+      console.log(`    CPU an arrival: API ${perArrival(held.cpu.api)}, PostgreSQL ${perArrival(held.cpu.postgres)}, Redis ${perArrival(held.cpu.redis)}, generator ${perArrival(held.cpu.generator)}, the machine ${perArrival(held.cpu.busy)}`)
       console.log(`    ${'route'.padEnd(14)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`)
       for (const r of held.routes) console.log(`    ${r.op.padEnd(14)} ${r.rate.toFixed(1).padStart(7)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors).padStart(7)}`)
     }
