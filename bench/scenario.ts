@@ -23,22 +23,27 @@
 // pinned (pinning the API to fewer cores than its processes would measure the pinning, not the
 // processes). Each step prints the cores each part kept busy over its measured seconds (the API's
 // processes, PostgreSQL's and Redis' from /proc, the generator, anything else) and those left idle,
-// and the rate held its CPU an arrival: what another process can add is what is left idle.
+// and the rate held its CPU an arrival: what another process can add is what is left idle. And
+// PostgreSQL's commits a second in the scratch database, and the server's WAL flushes (each a
+// wait on the disk for the commits it carries).
 //
 //   npm run bench:scenario -- [--processes 1,2,4] [--pairs 100] [--start 100] [--step 1.25]
-//                             [--duration 10] [--warmup 5] [--generator-cpu N] [--api-log FILE]
-// (--api-log appends the API's output, warnings and errors, to FILE.)
+//                             [--duration 10] [--warmup 5] [--generator-cpu N] [--api-log FILE] [--steps N]
+// (--api-log appends the API's output, warnings and errors, to FILE; --steps stops each process
+// count after N steps.)
 // Settings (environment): BENCH_DATABASE_URL (a PostgreSQL server; a scratch database is made and
-// dropped), BENCH_REDIS_URL.
+// dropped), BENCH_REDIS_URL, BENCH_CPU_PROF (a directory for the API processes' CPU profiles).
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
 import cliProgress from 'cli-progress'
+import pg from 'pg'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import { freePort } from '../test/support/processes.js'
 import { commandMicros, machineMicros, processMicros } from './support/cpu.js'
+import { cpuProfileArgs } from './support/server.js'
 import { LOAD_SETTINGS, Marketplace, type Answer, type Mix } from './support/marketplace.js'
 
 const { values: flags } = parseArgs({
@@ -51,6 +56,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '5' },
     'generator-cpu': { type: 'string', default: String(os.availableParallelism() - 1) },
     'api-log': { type: 'string' },
+    steps: { type: 'string', default: '1000' },
   },
 })
 const PROCESSES = flags.processes.split(',').map(Number)
@@ -59,6 +65,7 @@ const START = Number(flags.start)
 const STEP = Number(flags.step)
 const DURATION = Number(flags.duration) * 1000
 const WARMUP = Number(flags.warmup) * 1000
+const STEPS = Number(flags.steps)
 const P99_BOUND = 100
 const MIX: Mix = { signIn: 0, location: 30, search: 25, send: 20, inbox: 10 }
 const DATABASE_SERVER = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -75,7 +82,7 @@ let apiLog = ''
 async function startApi(processes: number, database: string, prefix: string) {
   apiPort = await freePort()
   apiLog = ''
-  api = spawn(process.execPath, ['dist/src/server.js'], {
+  api = spawn(process.execPath, [...cpuProfileArgs(), 'dist/src/server.js'], {
     env: {
       PATH: process.env.PATH,
       NODE_ENV: 'production',
@@ -123,7 +130,15 @@ function apiRssMb() {
 }
 
 interface RouteFigures { op: string; rate: number; p50: number; p99: number; errors: number }
-interface Step { rate: number; sent: number; p50: number; p99: number; errors: number; holds: boolean; routes: RouteFigures[]; cpu: CpuShares; rssMb: number; delivered: number }
+interface Step { rate: number; sent: number; p50: number; p99: number; errors: number; holds: boolean; routes: RouteFigures[]; cpu: CpuShares; commits: number; flushes: number; rssMb: number; delivered: number }
+
+/** PostgreSQL's commits in the scratch database so far, and the server's WAL flushes (fsyncs, every database's). */
+async function databaseCounts(client: pg.Client) {
+  const { rows } = await client.query<{ commits: string; flushes: string }>(
+    'SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) AS commits, (SELECT wal_sync FROM pg_stat_wal) AS flushes',
+  )
+  return { commits: Number(rows[0]!.commits), flushes: Number(rows[0]!.flushes) }
+}
 
 /** CPU so far of each part of the run, in microseconds (PostgreSQL and Redis when on this machine). */
 function cpuParts() {
@@ -147,6 +162,9 @@ function cpuShares(before: CpuParts, after: CpuParts): CpuShares {
   return { ...shares, other: Math.max(0, shares.busy - shares.api - shares.postgres - shares.redis - shares.generator) }
 }
 
+const databaseText = (s: Step) =>
+  `PostgreSQL: ${Math.round(s.commits)} commits/s (${(s.commits / s.sent).toFixed(2)} an arrival), the server's WAL flushes ${Math.round(s.flushes)}/s`
+
 const coresText = (c: CpuShares) =>
   `cores: API ${c.api.toFixed(2)}  PostgreSQL ${c.postgres.toFixed(2)}  Redis ${c.redis.toFixed(2)}  generator ${c.generator.toFixed(2)}  other ${c.other.toFixed(2)}  idle ${c.idle.toFixed(2)}`
 
@@ -160,7 +178,7 @@ function figures(answers: Answer[], seconds: number) {
   return { all: summary(answers), routes: ops.map((op) => ({ op, ...summary(answers.filter((a) => a.op === op)) })) }
 }
 
-async function step(market: Marketplace, rate: number): Promise<Step> {
+async function step(market: Marketplace, rate: number, stats: pg.Client): Promise<Step> {
   let running = true
   const deliveredBefore = market.delivered
   const started = performance.now()
@@ -170,8 +188,10 @@ async function step(market: Marketplace, rate: number): Promise<Step> {
   const ticker = setInterval(() => bar.update(Math.round((performance.now() - started) / 1000)), 500)
   await sleep(WARMUP)
   const cpuBefore = cpuParts()
+  const countsBefore = await databaseCounts(stats)
   await sleep(DURATION)
   const cpu = cpuShares(cpuBefore, cpuParts())
+  const counts = await databaseCounts(stats)
   running = false
   await load
   clearInterval(ticker)
@@ -192,6 +212,9 @@ async function step(market: Marketplace, rate: number): Promise<Step> {
     holds: all.p99 < P99_BOUND && all.errors === 0 && market.inFlight === 0 && all.rate >= 0.95 * rate,
     routes,
     cpu,
+    // Stats reach pg_stat_database when a backend's transaction ends or within a second: near enough over 10 s.
+    commits: (counts.commits - countsBefore.commits) / (DURATION / 1000),
+    flushes: (counts.flushes - countsBefore.flushes) / (DURATION / 1000),
     rssMb: apiRssMb(),
     delivered: market.delivered - deliveredBefore,
   }
@@ -206,6 +229,8 @@ async function main() {
   execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' })
 
   const scratch = await createScratchDatabase(DATABASE_SERVER)
+  const stats = new pg.Client({ connectionString: scratch.url })
+  await stats.connect()
   const prefix = `bench-scenario-${Date.now().toString(36)}:`
   const market = new Marketplace(() => apiPort, HOME)
   const results: { processes: number; steps: Step[] }[] = []
@@ -225,13 +250,13 @@ async function main() {
       market.answers.length = 0
       const steps: Step[] = []
       for (let rate = START; ; rate *= STEP) {
-        const s = await step(market, rate)
+        const s = await step(market, rate, stats)
         steps.push(s)
         console.log(
           `  ${String(Math.round(rate)).padStart(5)}/s: sent ${s.sent.toFixed(0).padStart(5)}/s  p50 ${s.p50.toFixed(1).padStart(6)} ms  p99 ${s.p99.toFixed(1).padStart(7)} ms  errors ${String(s.errors).padStart(5)}  ` +
-            `delivered ${String(s.delivered).padStart(6)}  API RSS ${s.rssMb} MB  ${s.holds ? 'holds' : 'does not hold'}\n           ${coresText(s.cpu)}`,
+            `delivered ${String(s.delivered).padStart(6)}  API RSS ${s.rssMb} MB  ${s.holds ? 'holds' : 'does not hold'}\n           ${coresText(s.cpu)}\n           ${databaseText(s)}`,
         )
-        if (!s.holds) break
+        if (!s.holds || steps.length >= STEPS) break
       }
       market.closeSockets()
       await stopApi()
@@ -255,6 +280,7 @@ async function main() {
       if (!held) continue
       const perArrival = (cores: number) => `${Math.round((cores * 1e6) / held.sent)} µs`
       console.log(`    ${coresText(held.cpu)}`)
+      console.log(`    ${databaseText(held)}`)
       console.log(`    CPU an arrival: API ${perArrival(held.cpu.api)}, PostgreSQL ${perArrival(held.cpu.postgres)}, Redis ${perArrival(held.cpu.redis)}, generator ${perArrival(held.cpu.generator)}, the machine ${perArrival(held.cpu.busy)}`)
       console.log(`    ${'route'.padEnd(14)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'errors'.padStart(7)}`)
       for (const r of held.routes) console.log(`    ${r.op.padEnd(14)} ${r.rate.toFixed(1).padStart(7)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${String(r.errors).padStart(7)}`)
@@ -264,6 +290,7 @@ async function main() {
     console.log(`\n  committed and read back: ${loss.messages} messages (lost ${loss.lostMessages}), ${loss.moves} job moves (lost ${loss.lostMoves}), ${loss.paid} approvals paid (unpaid ${loss.lostPayments})`)
   } finally {
     if (api && api.exitCode === null) await stopApi()
+    await stats.end()
     await scratch.drop()
     await deleteRedisKeys(REDIS_URL, prefix)
   }
