@@ -19,12 +19,16 @@ import type { EventObject, EventRow } from './store.js'
 
 /** The task that applies one event: an admin's retry of one given up (and, before batches, every event). */
 export const EVENT_TASK = 'payments.apply-event'
-/** Events applied in one transaction at most. */
-const BATCH = 200
+/** Events applied in one transaction at most (above what arrives in PACE_MS at a thousand a second). */
+const BATCH = 500
 /** Attempts before an event is left for an admin (logged as an error). */
 const MAX_ATTEMPTS = 12
-/** Least milliseconds between the starts of two batches of the applier (see wake). */
-const PACE_MS = 100
+/**
+ * Least milliseconds between the starts of two batches of the applier (see wake). Each batch
+ * re-reads every object it names, so the pace sets the provider's reads under a stream of events:
+ * at 100 ms, 3000 events for 50 accounts took 1,100-1,900 reads; at 200 ms, about half.
+ */
+const PACE_MS = 200
 /** Seconds between sweeps for events left unapplied (by a failure, a crash, or another process). */
 const SWEEP_MS = 5_000
 const backoffMs = (attempts: number) => Math.min(1_000 * 2 ** (attempts - 1), 15 * 60_000)
