@@ -15,16 +15,20 @@ import type { StopHandling } from '../../platform/queue/index.js'
 import { taskIdOf, type Core, type PaymentsDeps, type PaymentTx } from './core.js'
 import { RESUME_TASK, type DisputeObject } from './disputes.js'
 import { createReceipts } from './receipts.js'
-import type { EventRow } from './store.js'
+import type { EventObject, EventRow } from './store.js'
 
 /** The task that applies one event: an admin's retry of one given up (and, before batches, every event). */
 export const EVENT_TASK = 'payments.apply-event'
-/** Events applied in one transaction at most. */
-const BATCH = 200
+/** Events applied in one transaction at most (above what arrives in PACE_MS at a thousand a second). */
+const BATCH = 500
 /** Attempts before an event is left for an admin (logged as an error). */
 const MAX_ATTEMPTS = 12
-/** Least milliseconds between the starts of two batches of the applier (see wake). */
-const PACE_MS = 100
+/**
+ * Least milliseconds between the starts of two batches of the applier (see wake). Each batch
+ * re-reads every object it names, so the pace sets the provider's reads under a stream of events:
+ * at 100 ms, 3000 events for 50 accounts took 1,100-1,900 reads; at 200 ms, about half.
+ */
+const PACE_MS = 200
 /** Seconds between sweeps for events left unapplied (by a failure, a crash, or another process). */
 const SWEEP_MS = 5_000
 const backoffMs = (attempts: number) => Math.min(1_000 * 2 ** (attempts - 1), 15 * 60_000)
@@ -37,8 +41,9 @@ type Work =
   | { kind: 'dispute.closed'; dispute: DisputeObject }
   | { kind: 'none' }
 
-function workOf(event: ProviderEvent): Work {
-  const object = event.data?.object
+function workOf(event: { type: string; object: EventObject | string | null }): Work {
+  // The embedded database answers JSON as its text.
+  const object = (typeof event.object === 'string' ? JSON.parse(event.object) : event.object) as EventObject | null
   if (!object || typeof object.id !== 'string') return { kind: 'none' }
   if (event.type.startsWith('payment_intent.')) return { kind: 'intent', ref: `pi:${object.id}`, id: object.id }
   if (event.type === 'account.updated') return { kind: 'account', ref: `acct:${object.id}`, id: object.id }
@@ -68,15 +73,13 @@ export function createWebhooks(
   /** Events this process applied (marked applied in a commit of its own). */
   let applied = 0
 
-  const eventOf = (row: EventRow) => (typeof row.payload === 'string' ? JSON.parse(row.payload) : row.payload) as ProviderEvent
-
   /** Reads (and prepares) what the events need of the provider, outside any transaction: per object once. */
   async function prepare(rows: EventRow[]): Promise<{ fresh: Map<string, Fresh>; failed: Map<string, unknown> }> {
     const fresh = new Map<string, Fresh>()
     const failed = new Map<string, unknown>()
     const reads = new Map<string, Promise<Fresh>>()
     const steps = rows.map(async (row) => {
-      const work = workOf(eventOf(row))
+      const work = workOf(row)
       try {
         if (work.kind === 'intent' || work.kind === 'account') {
           let read = reads.get(work.ref)
@@ -109,7 +112,7 @@ export function createWebhooks(
       const accounts: ConnectedAccount[] = []
       for (const row of rows) {
         if (!claimed.has(row.id)) continue
-        const work = workOf(eventOf(row))
+        const work = workOf(row)
         if (work.kind === 'intent' || work.kind === 'account') {
           const state = fresh.get(work.ref)
           if (!state) throw new Error(`object ${work.ref} was not read`)

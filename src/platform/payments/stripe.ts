@@ -1,5 +1,6 @@
 import Stripe from 'stripe'
-import { ProviderCardError, WebhookSignatureError, type ConnectedAccount, type IntentState, type PaymentProvider, type ProviderEvent } from './index.js'
+import { ProviderCardError, type ConnectedAccount, type IntentState, type PaymentProvider } from './index.js'
+import { verifyStripeWebhook } from './stripe-signature.js'
 
 // Stripe Connect through the official SDK: separate charges and transfers. Charges land in the
 // platform's balance; a transfer pays the worker's Express account at approval. Every call that
@@ -129,11 +130,7 @@ export function createStripePaymentProvider(options: StripeOptions): PaymentProv
     },
 
     verifyWebhook(rawBody, signature) {
-      try {
-        return stripe.webhooks.constructEvent(rawBody, signature ?? '', options.webhookSecret, 300) as unknown as ProviderEvent
-      } catch (error) {
-        throw new WebhookSignatureError((error as Error).message)
-      }
+      return verifyStripeWebhook(rawBody, signature, options.webhookSecret, 300)
     },
   }
 }
