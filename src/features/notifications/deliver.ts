@@ -13,6 +13,15 @@ const TASK_IDS = '3c0f7a52-5d7e-4b8e-9d55-0c2b8f1e6a73'
 /** A push waits at the push service this long for an offline device. */
 const PUSH_TTL_SECONDS = 24 * 3600
 
+/** Why a delivery was skipped: the relay records these itself, before any task, when it can tell already. */
+export const SKIPPED = {
+  noPush: 'no push subscriptions',
+  noPhone: 'no confirmed phone number',
+  noEmail: 'no confirmed email address',
+  signIn: 'mailed by the sign-in itself',
+  noMail: 'not configured',
+} as const
+
 /** The queue task of a delivery (and the key of what it sends): one per notification and channel. */
 export const taskId = (notificationId: string, channel: QueuedChannel) => uuidv5(`${DELIVER_TASK}:${notificationId}:${channel}`, TASK_IDS)
 
@@ -35,7 +44,7 @@ export function createDeliver(deps: Pick<NotificationsDeps, 'db' | 'store' | 'pu
     if (channel === 'push') {
       const subscriptions = await deps.push.store.allOf(n.user_id)
       if (subscriptions.length === 0) {
-        await store.finish(db, notificationId, channel, 'skipped', now(), 'no push subscriptions')
+        await store.finish(db, notificationId, channel, 'skipped', now(), SKIPPED.noPush)
         return
       }
       const payload = JSON.stringify({ id: n.id, event: n.event, title: content.title, body: content.body, count: content.count, job_id: n.job_id, peer_id: n.peer_id, created_at: n.created_at.toISOString() })
@@ -68,7 +77,7 @@ export function createDeliver(deps: Pick<NotificationsDeps, 'db' | 'store' | 'pu
     if (channel === 'sms') {
       const phone = await store.phone(n.user_id)
       if (!phone?.confirmed_at) {
-        await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed phone number')
+        await store.finish(db, notificationId, channel, 'skipped', now(), SKIPPED.noPhone)
         return
       }
       await deps.sms.send({ to: phone.number, text: clip(`${content.title}: ${content.body}`, 300) }, taskId(notificationId, channel))
@@ -80,17 +89,17 @@ export function createDeliver(deps: Pick<NotificationsDeps, 'db' | 'store' | 'pu
     // A sign-in from a new device is mailed by identity itself (always, as a security notice, in
     // the sign-in's transaction): the email channel of sign_in sends no second mail.
     if (n.event === 'sign_in') {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'mailed by the sign-in itself')
+      await store.finish(db, notificationId, channel, 'skipped', now(), SKIPPED.signIn)
       return
     }
     const mail = deps.mail
     if (!mail) {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'not configured')
+      await store.finish(db, notificationId, channel, 'skipped', now(), SKIPPED.noMail)
       return
     }
     const to = await store.emailOf(n.user_id)
     if (!to) {
-      await store.finish(db, notificationId, channel, 'skipped', now(), 'no confirmed email address')
+      await store.finish(db, notificationId, channel, 'skipped', now(), SKIPPED.noEmail)
       return
     }
     const message = notificationMail(to, content, await unsubscribeUrl(n.user_id, n.event as EventType))

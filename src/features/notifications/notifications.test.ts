@@ -235,16 +235,17 @@ describe('Web Push', () => {
 })
 
 describe('channels on their own', () => {
-  it('a channel with nothing to reach (no push device, no confirmed phone) is recorded skipped by the relay, with no task queued for it', async () => {
+  it('a channel with nothing to reach (no push device, no confirmed phone, no confirmed email) is recorded skipped by the relay, with no task queued for it', async () => {
     const a = await newUser(t.app, { first_name: 'Ana' })
-    const b = await newUser(t.app, { first_name: 'Ben' })
-    expect((await t.app.inject({ method: 'PUT', url: '/user/notifications', headers: b.auth, payload: { events: { message: { sms: true } } } })).statusCode).toBe(200)
+    const b = await newUser(t.app, { first_name: 'Ben', confirmed: false })
+    expect((await t.app.inject({ method: 'PUT', url: '/user/notifications', headers: b.auth, payload: { events: { message: { sms: true, email: true } } } })).statusCode).toBe(200)
     const sent = await send(a, b, 'Anyone there?')
     expect(sent.statusCode, sent.body).toBe(201)
     await settle()
     const id = sent.json().id as string
     // Right after the relay's transaction: nothing waits in the queue for a channel that can't be reached.
     expect(await deliveriesOf(id)).toEqual([
+      { channel: 'email', state: 'skipped', detail: 'no confirmed email address' },
       { channel: 'push', state: 'skipped', detail: 'no push subscriptions' },
       { channel: 'sms', state: 'skipped', detail: 'no confirmed phone number' },
     ])

@@ -7,7 +7,7 @@ import type { DB, Listen } from '../../platform/db/index.js'
 import type { EventBus } from '../../platform/live/index.js'
 import type { Queue, StopHandling } from '../../platform/queue/index.js'
 import { classify, clip, contentOf } from './content.js'
-import { createDeliver, DELIVER_TASK, taskId } from './deliver.js'
+import { createDeliver, DELIVER_TASK, SKIPPED, taskId } from './deliver.js'
 import type { NotificationMail } from './mail.js'
 import { checkPushEndpoint, type PushStore, type VapidKeys } from './push.js'
 import {
@@ -15,7 +15,7 @@ import {
   type ChannelChoice, type EventType, type NotificationSettingsRow, type QueuedChannel,
 } from './preferences.js'
 import type { SmsProvider } from './sms.js'
-import type { NotificationRow, NotificationsStore } from './store.js'
+import type { EventSource, NotificationRow, NotificationsStore } from './store.js'
 import { loadUnsubscribeKey, readUnsubscribeToken, unsubscribeToken } from './unsubscribe.js'
 
 export { classify } from './content.js'
@@ -107,6 +107,18 @@ export function createNotificationsService(deps: NotificationsDeps) {
   })
 
   /**
+   * Why a channel has nothing to do for an event's recipient, as the relay can tell from its
+   * sources (the delivery checks again when it runs): recorded skipped then, with no task.
+   */
+  const nothingToReach = (channel: QueuedChannel, event: string, source: EventSource): string | null => {
+    if (channel === 'push') return source.has_push ? null : SKIPPED.noPush
+    if (channel === 'sms') return source.has_phone ? null : SKIPPED.noPhone
+    if (event === 'sign_in') return SKIPPED.signIn
+    if (!deps.mail) return SKIPPED.noMail
+    return source.has_email ? null : SKIPPED.noEmail
+  }
+
+  /**
    * Turns recorded events into notifications and deliveries, a batch per transaction; deliveries
    * due now are queued in that transaction. Answers how many events it handled.
    */
@@ -136,8 +148,9 @@ export function createNotificationsService(deps: NotificationsDeps) {
           const quietEnd = urgent ? null : quietUntil(settings, now)
           for (const channel of QUEUED_CHANNELS) {
             if (!choice[channel]) continue
-            if ((channel === 'push' && !source.has_push) || (channel === 'sms' && !source.has_phone)) {
-              skipped.push({ notification_id: row.id, channel, detail: channel === 'push' ? 'no push subscriptions' : 'no confirmed phone number', at: now })
+            const unreachable = nothingToReach(channel, event, source)
+            if (unreachable) {
+              skipped.push({ notification_id: row.id, channel, detail: unreachable, at: now })
               continue
             }
             let due = quietEnd ?? now

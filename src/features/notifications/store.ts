@@ -68,9 +68,10 @@ export interface EventSource {
   alert: boolean
   /** The message tells its recipient of a review of them, published at its time. */
   review: boolean
-  /** The recipient has a push subscription, and a confirmed phone number: without them those channels have nothing to do. */
+  /** The recipient has a push subscription, a confirmed phone number, a confirmed email address: without them those channels have nothing to do. */
   has_push: boolean
   has_phone: boolean
+  has_email: boolean
   time_zone: string | null
   quiet_start: string | null
   quiet_end: string | null
@@ -117,6 +118,7 @@ export function createNotificationsStore(db: DB) {
                EXISTS (SELECT 1 FROM reviews rv WHERE m.kind = 'system' AND rv.job_id = m.job_id AND rv.subject_id = m.recipient_id AND rv.published_at = m.created_at) AS review,
                EXISTS (SELECT 1 FROM push_subscriptions p WHERE p.user_id = m.recipient_id) AS has_push,
                EXISTS (SELECT 1 FROM phone_numbers ph WHERE ph.user_id = m.recipient_id AND ph.confirmed_at IS NOT NULL) AS has_phone,
+               (r.email IS NOT NULL AND r.email_confirmed_at IS NOT NULL) AS has_email,
                ns.time_zone, ns.quiet_start, ns.quiet_end, ns.events
           FROM messages m
           JOIN users r ON r.id = m.recipient_id AND r.deleted_at IS NULL
