@@ -109,7 +109,7 @@ function postgresMicros(): number | null {
   }
 }
 
-async function cpuNow(servers: BenchServer[], redis: Redis) {
+async function cpuNow(servers: AppServer[], redis: Redis) {
   const redisSeconds = await redisCpuSeconds(redis)
   const own = process.cpuUsage()
   return {
@@ -123,8 +123,16 @@ async function cpuNow(servers: BenchServer[], redis: Redis) {
 // ---------------------------------------------------------------------------------------------
 // The two API processes
 
+type Statements = Record<string, { count: number; ms: number }>
+type AppServer = BenchServer<{ type: 'statements'; statements: Statements }, { type: 'statements' }>
+/** The statements a process ran through the app's Kysely so far, by first word (the queue's own are not among them). */
+const statementsSoFar = async (server: AppServer) => (await server.request<{ type: 'statements'; statements: Statements }>({ type: 'statements' }, 'statements')).statements
+/** Transactions the server ended in the scratch database (a statement outside one counts as one), the queue's included; its statistics lag up to a second. */
+const commitsSoFar = async (pool: pg.Pool) => Number((await pool.query<{ n: string }>('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]!.n)
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ')
+
 const startServer = (settings: Record<string, string>) =>
-  BenchServer.start(new URL('./app-server.ts', import.meta.url), {
+  BenchServer.start<{ type: 'statements'; statements: Statements }, { type: 'statements' }>(new URL('./app-server.ts', import.meta.url), {
     name: 'API',
     env: settings,
     execArgv: ['--expose-gc', ...cpuProfileArgs()],
@@ -133,6 +141,7 @@ const startServer = (settings: Record<string, string>) =>
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
+  const loadBefore = load()
   console.log(`bench:messaging — ${CLIENTS} WebSocket clients over 2 API processes, ${RATE} msg/s for ${DURATION} s, inbox of ${INBOX_MESSAGES} messages`)
   // Scratch database, migrated by opening it.
   const scratch = await createScratchDatabase(DATABASE_URL)
@@ -141,7 +150,7 @@ async function main() {
   const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 10 })
   const { db } = database
   const live = await createRedisLiveStore(REDIS_URL, REDIS_PREFIX)
-  const servers: BenchServer[] = []
+  const servers: AppServer[] = []
   const sockets: WebSocket[] = []
 
   try {
@@ -338,9 +347,22 @@ async function main() {
     // The servers warm first at the same rate (their pools grow to size, each connection prepares
     // its statements, the code paths get compiled), as servers in service are; then the measurement.
     await sendLoad(WARMUP, false)
+    const statsPool = new pg.Pool({ connectionString: dbUrl.toString(), max: 1 })
+    // The statistics of the warm-up's last transactions reach pg_stat_database within a second.
+    await sleep(1000)
+    const commitsBefore = await commitsSoFar(statsPool)
+    const statementsBefore = await Promise.all(servers.map(statementsSoFar))
     const cpuBefore = await cpuNow(servers, redisCpu)
     const t0 = await sendLoad(DURATION, true)
     const cpuAfter = await cpuNow(servers, redisCpu)
+    const statementsAfter = await Promise.all(servers.map(statementsSoFar))
+    await sleep(1000)
+    const commits = (await commitsSoFar(statsPool)) - commitsBefore
+    await statsPool.end()
+    const statementKinds = new Map<string, number>()
+    servers.forEach((_, i) => {
+      for (const [kind, s] of Object.entries(statementsAfter[i]!)) statementKinds.set(kind, (statementKinds.get(kind) ?? 0) + s.count - (statementsBefore[i]![kind]?.count ?? 0))
+    })
     // Held: answered sends over the time from the first send to the last answer.
     const sendSeconds = (lastAnswer - t0) / 1000
     const lost = ok - delivered
@@ -447,13 +469,18 @@ async function main() {
       ['  baseline: raw Redis pub/sub p50 / p99', `${ms(percentile(rawRtt, 50))} / ${ms(percentile(rawRtt, 99))}`, `${rawRtt.length} of ${baseTotal} at ${RATE}/s`],
       ['messages lost (201 but never delivered)', String(lost), ''],
       ['CPU a message, during the sends', cpuLine, `machine: ${os.cpus().length} cores`],
+      [
+        'statements a message (app\'s Kysely)',
+        [...statementKinds].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${(n / Math.max(1, ok)).toFixed(3)}`).join(', '),
+        `${(commits / Math.max(1, ok)).toFixed(3)} commits a message at the server (the queue's included)`,
+      ],
       ['server memory per idle connection', `${(rssPerConn / 1024).toFixed(1)} KB RSS, ${(heapPerConn / 1024).toFixed(1)} KB heap + buffers`, 'target < 64 KB'],
       ['  per 1,000 idle connections', `${mb(rssPerConn * 1000)} RSS, ${mb(heapPerConn * 1000)} heap + buffers`, `both processes: ${mb(memBefore0!.rss + memBefore1!.rss)} -> ${mb(memAfter0!.rss + memAfter1!.rss)}`],
       [`GET /inbox first page, ${INBOX_MESSAGES} messages`, `p50 ${firstPage.latency.p50} ms / p99 ${firstPage.latency.p99} ms, ${Math.round(firstPage.requests.average)} req/s`, `target p99 < 20 ms; ${INBOX_CONNECTIONS} connections, ${firstPage.non2xx} non-2xx`],
       ['GET /inbox page at 50,000 (cursor)', `p50 ${deepPage.latency.p50} ms / p99 ${deepPage.latency.p99} ms, ${Math.round(deepPage.requests.average)} req/s`, `${deepPage.non2xx} non-2xx`],
       ['  baseline: raw pg page + count', `p50 ${ms(percentile(rawInbox, 50))} / p99 ${ms(percentile(rawInbox, 99))}, ${Math.round(rawInbox.length / INBOX_DURATION)} q/s`, `${INBOX_CONNECTIONS} in flight`],
     ]
-    console.log('\nResults')
+    console.log(`\nResults (load average ${loadBefore} at the start, ${load()} at the end)`)
     for (const [name, value, note] of lines) console.log(`  ${name.padEnd(44)} ${value.padEnd(48)} ${note}`)
   } finally {
     bars.stop()
