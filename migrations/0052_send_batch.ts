@@ -28,7 +28,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
             (SELECT b.blocker_id FROM blocks b
               WHERE (b.blocker_id = s.sender AND b.blocked_id = s.recipient) OR (b.blocker_id = s.recipient AND b.blocked_id = s.sender)
               LIMIT 1) AS blocker,
-            EXISTS (SELECT 1 FROM users r WHERE r.id = s.recipient AND r.deleted_at IS NULL) AS live
+            -- A lookup a send (not EXISTS, nor a join: without statistics on users the planner
+            -- read every user a call for those).
+            coalesce((SELECT r.deleted_at IS NULL FROM users r WHERE r.id = s.recipient), false) AS live
           FROM unnest(p_ids, p_senders, p_recipients, p_texts, p_at) WITH ORDINALITY AS s (mid, sender, recipient, body, at, n)
         ),
         allowed AS MATERIALIZED (
