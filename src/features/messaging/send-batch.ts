@@ -12,7 +12,7 @@ const MAX_BATCH = 256
  * Batches under way at once from one process. While they are, new sends wait and go together in
  * the next one: under load a batch grows instead of the calls and commits multiplying.
  */
-const MAX_IN_FLIGHT = 4
+const MAX_IN_FLIGHT = 2
 
 /**
  * Group commit of users' messages: the sends that reach a process in one turn of its event loop
