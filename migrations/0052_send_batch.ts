@@ -14,11 +14,15 @@ import { sql, type Kysely } from 'kysely'
 // are locked as every statement storing messages locks them: the threads first, in one order
 // (one row a user and peer, at its newest message), then the unread counts in the insert
 // trigger's one order, at the statement's end.
+//
+// Its statements run on generic plans: left to choose, the plan cache planned the arrays' statement
+// afresh on every call (a custom plan looked cheaper for a batch of one), most of a small batch's
+// cost in the server.
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE FUNCTION send_messages(p_lock_space int4, p_lock_keys int4[], p_ids uuid[], p_senders uuid[], p_recipients uuid[], p_texts text[], p_at timestamptz[])
     RETURNS TABLE (n int, id uuid, first_name text, last_name text, picture_etag text, deleted_at timestamptz, blocker_id uuid)
-    LANGUAGE plpgsql VOLATILE AS $$
+    LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
     #variable_conflict use_column
     BEGIN
       PERFORM pg_advisory_xact_lock_shared(p_lock_space, k.key) FROM (SELECT DISTINCT key FROM unnest(p_lock_keys) AS key ORDER BY key) AS k;
