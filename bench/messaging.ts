@@ -7,7 +7,9 @@
 // BENCH_WARMUP seconds of the same sends unrecorded (pools grown, statements prepared, code
 // compiled, as in servers already in service), and measures:
 //   - the rate held, and POST /send latency;
-//   - CPU time a message in the API processes, PostgreSQL (a local server), Redis and the load generator;
+//   - CPU time a message in the API processes, PostgreSQL (a local server: all its processes, and
+//     those of the scratch database's connections alone, which other work on the server leaves out),
+//     Redis and the load generator; the app's statements and the server's commits a message;
 //   - delivery latency: from the send call to the receiver's socket (p50/p99), and messages lost;
 //   - server memory per 1,000 idle connections (RSS after a full GC, before and after connecting);
 //   - GET /inbox latency (p50/p99, req/s) for a user with BENCH_INBOX_MESSAGES messages.
@@ -109,7 +111,23 @@ function postgresMicros(): number | null {
   }
 }
 
-async function cpuNow(servers: BenchServer[], redis: Redis) {
+/** CPU so far of each server process connected to the scratch database, in microseconds, by pid: what other databases' work on a shared server does not reach. */
+async function backendMicros(pool: pg.Pool): Promise<Map<number, number>> {
+  const byPid = new Map<number, number>()
+  if (postgresMicros() === null) return byPid
+  const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')
+  for (const { pid } of rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+      byPid.set(pid, ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6)
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return byPid
+}
+
+async function cpuNow(servers: AppServer[], redis: Redis) {
   const redisSeconds = await redisCpuSeconds(redis)
   const own = process.cpuUsage()
   return {
@@ -123,8 +141,16 @@ async function cpuNow(servers: BenchServer[], redis: Redis) {
 // ---------------------------------------------------------------------------------------------
 // The two API processes
 
+type Statements = Record<string, { count: number; ms: number }>
+type AppServer = BenchServer<{ type: 'statements'; statements: Statements }, { type: 'statements' }>
+/** The statements a process ran through the app's Kysely so far, by first word (the queue's own are not among them). */
+const statementsSoFar = async (server: AppServer) => (await server.request<{ type: 'statements'; statements: Statements }>({ type: 'statements' }, 'statements')).statements
+/** Transactions the server ended in the scratch database (a statement outside one counts as one), the queue's included; its statistics lag up to a second. */
+const commitsSoFar = async (pool: pg.Pool) => Number((await pool.query<{ n: string }>('SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0]!.n)
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ')
+
 const startServer = (settings: Record<string, string>) =>
-  BenchServer.start(new URL('./app-server.ts', import.meta.url), {
+  BenchServer.start<{ type: 'statements'; statements: Statements }, { type: 'statements' }>(new URL('./app-server.ts', import.meta.url), {
     name: 'API',
     env: settings,
     execArgv: ['--expose-gc', ...cpuProfileArgs()],
@@ -133,6 +159,7 @@ const startServer = (settings: Record<string, string>) =>
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
+  const loadBefore = load()
   console.log(`bench:messaging — ${CLIENTS} WebSocket clients over 2 API processes, ${RATE} msg/s for ${DURATION} s, inbox of ${INBOX_MESSAGES} messages`)
   // Scratch database, migrated by opening it.
   const scratch = await createScratchDatabase(DATABASE_URL)
@@ -141,7 +168,7 @@ async function main() {
   const database = await openDatabase({ databaseUrl: scratch.url, dataDir: '', poolSize: 10 })
   const { db } = database
   const live = await createRedisLiveStore(REDIS_URL, REDIS_PREFIX)
-  const servers: BenchServer[] = []
+  const servers: AppServer[] = []
   const sockets: WebSocket[] = []
 
   try {
@@ -202,6 +229,9 @@ async function main() {
       .execute()
     const readUpTo = historyIds[Math.max(0, historyIds.length - INBOX_UNREAD - 1)]!
     await db.updateTable('messages').set({ read_at: new Date() }).where('recipient_id', '=', inboxUser.id).where('id', '<=', readUpTo).execute()
+    // The history's notifications went out long ago: its events (recorded by the messages' insert
+    // trigger) are not left for the relay to work through during the measured sends.
+    await sql`DELETE FROM notification_events`.execute(db)
     await sql`VACUUM ANALYZE messages`.execute(db)
 
     // ---- Two API processes.
@@ -338,9 +368,26 @@ async function main() {
     // The servers warm first at the same rate (their pools grow to size, each connection prepares
     // its statements, the code paths get compiled), as servers in service are; then the measurement.
     await sendLoad(WARMUP, false)
+    const statsPool = new pg.Pool({ connectionString: dbUrl.toString(), max: 1 })
+    // The statistics of the warm-up's last transactions reach pg_stat_database within a second.
+    await sleep(1000)
+    const commitsBefore = await commitsSoFar(statsPool)
+    const statementsBefore = await Promise.all(servers.map(statementsSoFar))
+    const backendsBefore = await backendMicros(statsPool)
     const cpuBefore = await cpuNow(servers, redisCpu)
     const t0 = await sendLoad(DURATION, true)
     const cpuAfter = await cpuNow(servers, redisCpu)
+    const backendsAfter = await backendMicros(statsPool)
+    // Backends that ended meanwhile are missed; ones that began count from zero.
+    const backendsCpu = backendsAfter.size === 0 ? null : [...backendsAfter].reduce((sum, [pid, micros]) => sum + micros - (backendsBefore.get(pid) ?? 0), 0)
+    const statementsAfter = await Promise.all(servers.map(statementsSoFar))
+    await sleep(1000)
+    const commits = (await commitsSoFar(statsPool)) - commitsBefore
+    await statsPool.end()
+    const statementKinds = new Map<string, number>()
+    servers.forEach((_, i) => {
+      for (const [kind, s] of Object.entries(statementsAfter[i]!)) statementKinds.set(kind, (statementKinds.get(kind) ?? 0) + s.count - (statementsBefore[i]![kind]?.count ?? 0))
+    })
     // Held: answered sends over the time from the first send to the last answer.
     const sendSeconds = (lastAnswer - t0) / 1000
     const lost = ok - delivered
@@ -434,7 +481,7 @@ async function main() {
     const perMessage = (before: number | null, after: number | null) => (before === null || after === null ? 'n/a' : `${Math.round((after - before) / Math.max(1, ok))} µs`)
     const cpuLine = [
       `API processes ${perMessage(cpuBefore.api, cpuAfter.api)}`,
-      `PostgreSQL ${perMessage(cpuBefore.postgres, cpuAfter.postgres)}`,
+      `PostgreSQL ${perMessage(cpuBefore.postgres, cpuAfter.postgres)} (this database's backends ${perMessage(0, backendsCpu)})`,
       `Redis ${perMessage(cpuBefore.redis, cpuAfter.redis)}`,
       `load generator ${perMessage(cpuBefore.generator, cpuAfter.generator)}`,
     ].join(', ')
@@ -447,13 +494,18 @@ async function main() {
       ['  baseline: raw Redis pub/sub p50 / p99', `${ms(percentile(rawRtt, 50))} / ${ms(percentile(rawRtt, 99))}`, `${rawRtt.length} of ${baseTotal} at ${RATE}/s`],
       ['messages lost (201 but never delivered)', String(lost), ''],
       ['CPU a message, during the sends', cpuLine, `machine: ${os.cpus().length} cores`],
+      [
+        'statements a message (app\'s Kysely)',
+        [...statementKinds].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]).map(([kind, n]) => `${kind} ${(n / Math.max(1, ok)).toFixed(3)}`).join(', '),
+        `${(commits / Math.max(1, ok)).toFixed(3)} commits a message at the server (the queue's included)`,
+      ],
       ['server memory per idle connection', `${(rssPerConn / 1024).toFixed(1)} KB RSS, ${(heapPerConn / 1024).toFixed(1)} KB heap + buffers`, 'target < 64 KB'],
       ['  per 1,000 idle connections', `${mb(rssPerConn * 1000)} RSS, ${mb(heapPerConn * 1000)} heap + buffers`, `both processes: ${mb(memBefore0!.rss + memBefore1!.rss)} -> ${mb(memAfter0!.rss + memAfter1!.rss)}`],
       [`GET /inbox first page, ${INBOX_MESSAGES} messages`, `p50 ${firstPage.latency.p50} ms / p99 ${firstPage.latency.p99} ms, ${Math.round(firstPage.requests.average)} req/s`, `target p99 < 20 ms; ${INBOX_CONNECTIONS} connections, ${firstPage.non2xx} non-2xx`],
       ['GET /inbox page at 50,000 (cursor)', `p50 ${deepPage.latency.p50} ms / p99 ${deepPage.latency.p99} ms, ${Math.round(deepPage.requests.average)} req/s`, `${deepPage.non2xx} non-2xx`],
       ['  baseline: raw pg page + count', `p50 ${ms(percentile(rawInbox, 50))} / p99 ${ms(percentile(rawInbox, 99))}, ${Math.round(rawInbox.length / INBOX_DURATION)} q/s`, `${INBOX_CONNECTIONS} in flight`],
     ]
-    console.log('\nResults')
+    console.log(`\nResults (load average ${loadBefore} at the start, ${load()} at the end)`)
     for (const [name, value, note] of lines) console.log(`  ${name.padEnd(44)} ${value.padEnd(48)} ${note}`)
   } finally {
     bars.stop()

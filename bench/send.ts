@@ -3,7 +3,8 @@
 //
 // On a scratch database (BENCH_DATABASE_URL) holding BENCH_SEND_USERS users, BENCH_SEND_CONCURRENCY
 // sends in flight between random pairs, in alternating rounds of BENCH_SEND_COUNT sends each:
-//   ours   the messaging store's insertIfAllowed: one statement, the function send_message;
+//   ours   the messaging store's insertIfAllowed: the sends in flight together go in one call of
+//          the function send_messages (migration 0052; send_message, one call a send, before it);
 //   before the same work as four round trips in a transaction: BEGIN, the pair's advisory lock
 //          (holdPair), one statement reading both users and the blocks and storing the message and
 //          its threads, COMMIT (what a send was until migration 0050).

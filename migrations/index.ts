@@ -12,6 +12,7 @@ import * as sessions from './0010_sessions.js'
 import * as emailConfirmation from './0011_email_confirmation.js'
 import * as sendFunction from './0050_send_function.js'
 import * as sendLeaner from './0051_send_leaner.js'
+import * as sendBatch from './0052_send_batch.js'
 import * as oidcIdentities from './0015_oidc_identities.js'
 import * as twoFactor from './0016_two_factor.js'
 import * as accountTokens from './0012_account_tokens.js'
@@ -44,6 +45,7 @@ export const migrations: Record<string, Migration> = {
   '0011_email_confirmation': emailConfirmation,
   '0050_send_function': sendFunction,
   '0051_send_leaner': sendLeaner,
+  '0052_send_batch': sendBatch,
   '0015_oidc_identities': oidcIdentities,
   '0016_two_factor': twoFactor,
   '0012_account_tokens': accountTokens,

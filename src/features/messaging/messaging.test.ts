@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { sql } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import { insertMessages } from './store.js'
 import { allPages, newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
@@ -275,5 +276,81 @@ describe('nothing lost', () => {
     const inbox = await allPages(t.app, receiver, '/inbox', 100)
     expect(inbox.map((m) => m.id).sort()).toEqual([...sentIds].sort())
     expect((await get(receiver, '/inbox')).json().unread).toBe(200)
+  })
+})
+
+describe('sends that arrive together', () => {
+  it('stores each allowed one and answers each its own outcome, blocked and gone recipients among them', async () => {
+    const users = await Promise.all(Array.from({ length: 12 }, (_, i) => newUser(t.app, { first_name: `Batch${i}` })))
+    const [blocker, blocked, gone] = await Promise.all([newUser(t.app), newUser(t.app), newUser(t.app)])
+    expect((await post(blocker, '/blocks', { user_id: blocked.id })).statusCode).toBe(201)
+    expect((await t.app.inject({ method: 'DELETE', url: '/user', headers: gone.auth, payload: { current_password: gone.password } })).statusCode).toBe(204)
+
+    // Each user writes to the next two (so pairs write both ways at once), and the refused ones go in the same rush.
+    const allowed = users.flatMap((from, i) => [1, 2].flatMap((step) => [0, 1].map((k) => ({ from, to: users[(i + step) % users.length]!, text: `${i}+${step}#${k}` }))))
+    const refused = [
+      { from: blocked, to: blocker.id, code: 'blocked', status: 403 },
+      { from: blocker, to: blocked.id, code: 'recipient_blocked', status: 403 },
+      { from: users[0]!, to: gone.id, code: 'user_not_found', status: 404 },
+      { from: users[1]!, to: uuidv7(), code: 'user_not_found', status: 404 },
+    ]
+    const rush = [
+      ...allowed.map((s) => ({ ...s, to: s.to.id })),
+      ...refused.map((r) => ({ from: r.from, to: r.to, text: 'refused' })),
+    ]
+    // Mixed in, so that refused sends share batches with allowed ones.
+    const order = rush.map((_, i) => i).sort((a, b) => ((a * 7) % rush.length) - ((b * 7) % rush.length))
+    const answers = new Map(await Promise.all(order.map(async (i) => [i, await send(rush[i]!.from, rush[i]!.to, rush[i]!.text)] as const)))
+
+    const stored: { id: string; from: string; to: string; text: string }[] = []
+    allowed.forEach((s, i) => {
+      const res = answers.get(i)!
+      expect(res.statusCode, res.body).toBe(201)
+      const message = res.json()
+      expect(message).toMatchObject({ from: s.from.id, to: s.to.id, text: s.text, sender: { id: s.from.id, first_name: `Batch${users.indexOf(s.from)}` } })
+      stored.push(message)
+    })
+    refused.forEach((r, i) => expect(problem(answers.get(allowed.length + i)!, r.status).code).toBe(r.code))
+
+    // Every allowed message is in its recipient's inbox once, with the unread counts to match, and nothing refused was stored.
+    for (const user of users) {
+      const inbox = await allPages(t.app, user, '/inbox', 50)
+      const expected = stored.filter((m) => m.to === user.id)
+      expect(inbox.map((m) => m.id).sort()).toEqual(expected.map((m) => m.id).sort())
+      expect((await get(user, '/inbox')).json().unread).toBe(expected.length)
+      // Each thread's last message is the newest of the pair, whichever way it went.
+      const threads = (await get(user, '/conversations?limit=50')).json().items as { user: { id: string }; last_message: { id: string } }[]
+      for (const thread of threads) {
+        const between = stored.filter((m) => (m.from === user.id && m.to === thread.user.id) || (m.to === user.id && m.from === thread.user.id))
+        expect(thread.last_message.id).toBe(between.map((m) => m.id).sort().at(-1))
+      }
+      expect(threads.length).toBe(4)
+    }
+    const { db } = t.app.platform.database
+    const strays = await db.selectFrom('messages').select('id').where((eb) => eb.or([eb('recipient_id', 'in', [blocker.id, blocked.id, gone.id]), eb('text', '=', 'refused')])).execute()
+    expect(strays).toEqual([])
+    // They did go together: fewer commits than messages.
+    const { rows } = await sql<{ commits: number }>`SELECT count(DISTINCT xmin::text)::int AS commits FROM messages WHERE id IN (${sql.join(stored.map((m) => m.id))})`.execute(db)
+    expect(rows[0]!.commits).toBeLessThan(stored.length)
+  })
+
+  it('answers the others of a batch when one send in it fails', async () => {
+    const [alice, bob] = [await newUser(t.app), await newUser(t.app)]
+    const { db } = t.app.platform.database
+    // A send the database refuses (here by a trigger of the test's) fails alone: the others of its batch are stored.
+    await sql`CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.text = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$`.execute(db)
+    await sql`CREATE TRIGGER refuse_poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_poison()`.execute(db)
+    try {
+      const texts = ['one', 'two', 'poison', 'three', 'four']
+      const answers = await Promise.all(texts.map((text) => send(alice, bob.id, text)))
+      expect(answers.map((r) => r.statusCode)).toEqual([201, 201, 500, 201, 201])
+      const inbox = (await get(bob, '/inbox?limit=50')).json()
+      expect((inbox.items as { text: string }[]).map((m) => m.text).sort()).toEqual(['four', 'one', 'three', 'two'])
+      expect(inbox.unread).toBe(4)
+    } finally {
+      await sql`DROP TRIGGER refuse_poison ON messages`.execute(db)
+      await sql`DROP FUNCTION refuse_poison()`.execute(db)
+    }
   })
 })

@@ -1,7 +1,8 @@
 import { sql, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type Transaction } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import type { DB, Database } from '../../platform/db/index.js'
-import { blockerBetween, holdPair, PAIR_LOCKS, pairLockKey } from '../blocks/index.js'
+import { blockerBetween, holdPair } from '../blocks/index.js'
+import { createSendBatcher } from './send-batch.js'
 
 declare module '../../platform/db/types.js' {
   interface Database {
@@ -131,6 +132,7 @@ export interface ConversationRow {
 }
 
 export function createMessagingStore(db: DB) {
+  const sends = createSendBatcher(db)
   const messageColumns = ['id', 'sender_id', 'recipient_id', 'text', 'kind', 'job_id', 'created_at', 'read_at'] as const
 
   /** A page of messages with their senders joined in: one round trip for the whole answer. */
@@ -203,14 +205,14 @@ export function createMessagingStore(db: DB) {
     heldContext,
 
     /**
-     * Stores a user's message if its recipient is a live user and neither blocked the other, in
-     * one round trip: send_message (migration 0050) holds the pair (as holdPair), then reads and
-     * stores. Answers what heldContext answers, and what was `stored` when it may go.
+     * Stores a user's message if its recipient is a live user and neither blocked the other: with
+     * the other sends of the moment, in one call of send_messages (migration 0052), which holds
+     * each pair (as holdPair), then reads and stores. Answers what heldContext answers, and what
+     * was `stored` when it may go.
      */
     async insertIfAllowed(message: NewMessage & { from: string }): Promise<SenderContext & { stored?: Stored }> {
       const row = newMessageRow(message)
-      const { rows } = await sql<SenderRow & { blocker_id: string | null }>`
-        SELECT * FROM send_message(${PAIR_LOCKS}::int4, ${pairLockKey(row.sender_id!, row.recipient_id)}::int4, ${row.id}::uuid, ${row.sender_id}::uuid, ${row.recipient_id}::uuid, ${row.text}, ${row.created_at}::timestamptz)`.execute(db)
+      const rows = await sends.send(row)
       const context = { users: rows.map(({ blocker_id: _b, ...user }) => user), blockerId: rows[0]?.blocker_id ?? null }
       return { ...context, ...(allowed(context, row.recipient_id) ? { stored: { created: true as const, message: row } } : {}) }
     },

@@ -94,11 +94,16 @@ export function createNotificationsStore(db: DB) {
       await db.insertInto('notification_settings').values({ user_id: userId, ...values }).onConflict((oc) => oc.column('user_id').doUpdateSet(values)).execute()
     },
 
-    /** Takes up to `limit` events off the outbox, in the caller's transaction (others' claims are skipped). */
+    /**
+     * Takes up to `limit` events off the outbox, oldest message first, in the caller's transaction
+     * (others' claims are skipped). In the order of the key (a message id is a UUIDv7, made when
+     * the message was): read off the index a batch at a time, where an order by the time recorded
+     * sorted every waiting event each time, a backlog of them quadratic.
+     */
     async claimEvents(trx: Trx, limit: number): Promise<string[]> {
       const { rows } = await sql<{ message_id: string }>`
         DELETE FROM notification_events WHERE message_id IN (
-          SELECT message_id FROM notification_events ORDER BY created_at, message_id LIMIT ${limit} FOR UPDATE SKIP LOCKED
+          SELECT message_id FROM notification_events ORDER BY message_id LIMIT ${limit} FOR UPDATE SKIP LOCKED
         ) RETURNING message_id`.execute(trx)
       return rows.map((r) => r.message_id)
     },
