@@ -124,7 +124,9 @@ export async function createServices(config: Config, platform: Platform, options
     const categories = createCategoriesService({ db, events: platform.live.events, audit, clock })
     await categories.start()
     started.push({ name: 'categories', close: () => categories.close() })
-    const profiles = createProfilesService({ db, clock, categories, accounts })
+    const profiles = createProfilesService({ db, events: platform.live.events, clock, categories, accounts })
+    await profiles.start()
+    started.push({ name: 'profiles', close: () => profiles.close() })
     // Reviews are built after the map they show ratings on; reports name them before that.
     let reviews: ReviewsService | undefined
 

@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, startTestApp, startTwoApps, type Inject, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { waitUntil } from '../../../test/support/wait.js'
 import { newAdmin, newWorker, paidJob } from '../../../test/support/trust.js'
 import { cardOf } from './service.js'
 
@@ -132,5 +133,45 @@ describe('search filters', () => {
     await inject({ method: 'POST', url: '/user/profile', headers: other.auth, payload: { category_ids: [leaks] } })
     expect(await ids(`category=${leaks}`)).toEqual([near.id, other.id, far.id])
     expect(await ids(`category=${painting}`)).toEqual([])
+  })
+})
+
+describe('facets kept by each process', () => {
+  it('a profile changed through one process shows in the other, a post through it bringing back no old card', async () => {
+    const two = await startTwoApps()
+    try {
+      const [a, b] = two.apps
+      const boss = await newAdmin(a)
+      const made = async (name: string) => {
+        const res = await a.inject({ method: 'POST', url: '/admin/categories', headers: boss.auth, payload: { name } })
+        expect(res.statusCode, res.body).toBe(201)
+        return res.json().id as string
+      }
+      const [roofs, gardens] = [await made('Roofs'), await made('Gardens')]
+      const worker = await newUser(a, { roles: ['WORKER'], first_name: 'Rita' })
+      const looker = await newUser(a, { roles: ['CLIENT'] })
+      const profile = async (category: string) => expect((await a.inject({ method: 'POST', url: '/user/profile', headers: worker.auth, payload: { category_ids: [category] } })).statusCode).toBe(200)
+      const post = async () => expect((await b.inject({ method: 'POST', url: '/location', headers: worker.auth, payload: { lat: LAT, lon: LON, ttl: 3600 } })).statusCode).toBe(200)
+      const found = async (category: string) => {
+        const res = await b.inject({ url: `/search?lat=${LAT}&lon=${LON}&radius=5000&category=${category}`, headers: looker.auth })
+        expect(res.statusCode, res.body).toBe(200)
+        return (res.json() as { items: { user: { id: string } }[] }).items.some((i) => i.user.id === worker.id)
+      }
+      await profile(roofs)
+      await post() // B holds the worker's facets now (roofs)
+      expect([await found(roofs), await found(gardens)]).toEqual([true, false])
+      await profile(gardens)
+      await waitUntil(async () => (await found(gardens)) && !(await found(roofs)))
+      // Off the map, then back through B: the card B makes is of the new facets (B heard of the
+      // change), not the ones it held.
+      expect((await a.inject({ method: 'DELETE', url: '/location', headers: worker.auth })).statusCode).toBe(204)
+      expect([await found(roofs), await found(gardens)]).toEqual([false, false])
+      await waitUntil(async () => {
+        await post()
+        return (await found(gardens)) && !(await found(roofs))
+      }, 5_000)
+    } finally {
+      await two.close()
+    }
   })
 })

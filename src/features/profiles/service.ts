@@ -1,6 +1,8 @@
 import { ForbiddenError, InvalidInputError, NotFoundError } from '../../errors.js'
 import type { Clock } from '../../platform/clock.js'
 import type { DB } from '../../platform/db/index.js'
+import type { EventBus } from '../../platform/live/index.js'
+import { createSharedCache } from '../../platform/live/shared-cache.js'
 import type { AccountsService, UserRow } from '../accounts/index.js'
 import type { CategoriesService } from '../categories/index.js'
 import type { ProfileView, UpdateProfileInput } from './schemas.js'
@@ -27,9 +29,16 @@ export function canonicalLanguages(tags: readonly string[]): string[] {
 /** Told after a change to what a search filters on (a profile, a rating). */
 export type FacetsChangedHook = (userIds: readonly string[]) => Promise<void>
 
-export function createProfilesService(deps: { db: DB; clock: Clock; categories: CategoriesService; accounts: Pick<AccountsService, 'view'> }) {
+/** Users whose facets each process keeps, and how long one is kept at most (a change lost on the way is stale no longer). */
+const CACHED_FACETS = 100_000
+const CACHED_FACETS_TTL_MS = 60_000
+
+export function createProfilesService(deps: { db: DB; events: EventBus; clock: Clock; categories: CategoriesService; accounts: Pick<AccountsService, 'view'> }) {
   const store = createProfilesStore(deps.db)
   const facetsHooks: FacetsChangedHook[] = []
+  // A worker's facets go with each of its location posts: kept here, dropped in every process on
+  // a change, so that a post does not read them from the database.
+  const cachedFacets = createSharedCache<Facets>({ events: deps.events, name: 'facets', max: CACHED_FACETS, ttlMs: CACHED_FACETS_TTL_MS })
 
   const toView = async (row: ProfileRow & { category_ids: string[] }): Promise<ProfileView> => {
     const categories = await deps.categories.byIds(row.category_ids)
@@ -47,6 +56,7 @@ export function createProfilesService(deps: { db: DB; clock: Clock; categories: 
   }
 
   const facetsChanged = async (userIds: readonly string[]) => {
+    await cachedFacets.changed(userIds)
     for (const hook of facetsHooks) await hook(userIds)
   }
 
@@ -55,7 +65,10 @@ export function createProfilesService(deps: { db: DB; clock: Clock; categories: 
       facetsHooks.push(hook)
     },
     facetsChanged,
-    facets: (userIds: readonly string[]): Promise<Map<string, Facets>> => store.facets(userIds),
+    facets: (userIds: readonly string[]): Promise<Map<string, Facets>> => cachedFacets.getMany(userIds, (missing) => store.facets(missing)),
+
+    start: () => cachedFacets.start(),
+    close: () => cachedFacets.close(),
 
     /** The caller's profile as it is (an empty one until written). */
     async own(user: UserRow): Promise<ProfileView> {
