@@ -144,6 +144,8 @@ export async function createServices(config: Config, platform: Platform, options
 
     // Live job tracking: a worker's exact position goes to its job's client alone.
     const tracking = createTrackingService({ store: createTrackingStore(db), events: platform.live.events, clock, log })
+    await tracking.start()
+    started.push({ name: 'tracking', close: () => tracking.close() })
 
     // Live location and search. Search leaves out those the viewer blocked and those who blocked
     // the viewer.

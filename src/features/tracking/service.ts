@@ -2,6 +2,7 @@ import { getDistance } from 'geolib'
 import { ConflictError, ForbiddenError, NotFoundError } from '../../errors.js'
 import type { Clock } from '../../platform/clock.js'
 import type { EventBus } from '../../platform/live/index.js'
+import { createSharedCache } from '../../platform/live/shared-cache.js'
 import { TRACKABLE, type TrackedJob, type TrackingStore } from './store.js'
 
 // Live job tracking: while a job is ACCEPTED or STARTED its worker may share its exact position
@@ -20,6 +21,10 @@ export interface TrackingView {
 
 export function createTrackingService(deps: { store: TrackingStore; events: EventBus; clock: Clock; log: { warn(obj: object, msg: string): void } }) {
   const { store, events, clock } = deps
+  // Whether a worker shares its position with a job: asked on every location post, so kept in
+  // each process and dropped everywhere when the worker turns a sharing on or off. One kept true
+  // after a job's move ended its sharing costs an update that finds nothing, for a minute at most.
+  const sharing = createSharedCache<boolean>({ events, name: 'tracking', max: 100_000, ttlMs: 60_000 })
 
   /** The job for one of its users; anyone else is told there is no such job. */
   const jobOf = async (userId: string, jobId: string): Promise<TrackedJob> => {
@@ -64,6 +69,7 @@ export function createTrackingService(deps: { store: TrackingStore; events: Even
       } else {
         await store.stop(jobId, userId)
       }
+      await sharing.changed([userId])
       const now = await jobOf(userId, jobId)
       await tell(job.client_id, viewOf(now))
       return viewOf(now)
@@ -71,6 +77,7 @@ export function createTrackingService(deps: { store: TrackingStore; events: Even
 
     /** A worker posted its position: each job it shares with gets it, and its client a `job.location` event. */
     async position(workerId: string, point: { lat: number; lon: number }): Promise<void> {
+      if (!(await sharing.get(workerId, (id) => store.sharing(id)))) return
       const at = clock.now()
       const jobs = await store.position(workerId, point, at)
       await Promise.all(
@@ -91,8 +98,13 @@ export function createTrackingService(deps: { store: TrackingStore; events: Even
 
     /** The worker signed out or went: its sharings end. */
     async stopAllOf(userId: string): Promise<void> {
-      for (const j of await store.stopAllOf(userId)) await tell(j.client_id, { job_id: j.job_id, on: false, position: null, age_s: null, distance_m: null })
+      const stopped = await store.stopAllOf(userId)
+      await sharing.changed([userId])
+      for (const j of stopped) await tell(j.client_id, { job_id: j.job_id, on: false, position: null, age_s: null, distance_m: null })
     },
+
+    start: () => sharing.start(),
+    close: () => sharing.close(),
   }
 }
 

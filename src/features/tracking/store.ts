@@ -68,6 +68,11 @@ export function createTrackingStore(db: DB) {
       return rows.length > 0
     },
 
+    /** Whether the worker shares its position with any job. */
+    async sharing(workerId: string): Promise<boolean> {
+      return (await db.selectFrom('job_tracking').select('job_id').where('worker_id', '=', workerId).limit(1).executeTakeFirst()) !== undefined
+    },
+
     /** A new position of a worker, for each job it shares with: answers those jobs' clients. */
     async position(workerId: string, point: { lat: number; lon: number }, at: Date): Promise<{ job_id: string; client_id: string }[]> {
       return db

@@ -1,6 +1,6 @@
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { newUser, problem, startTestApp, type SignedIn, type TestApp } from '../../../test/support/app.js'
+import { newUser, problem, startTestApp, startTwoApps, type SignedIn, type TestApp } from '../../../test/support/app.js'
 import { manualClock } from '../../platform/clock.js'
 import type { LiveEvent } from '../../platform/live/index.js'
 import { waitUntil } from '../../../test/support/wait.js'
@@ -141,5 +141,34 @@ describe('live job tracking', () => {
     expect((await move(c, job.id, 'CANCELED', {}, { reason: 'Plans changed' })).statusCode).toBe(200)
     expect((await getTracking(c, job.id)).json().on).toBe(false)
     expect(await t.app.platform.database.db.selectFrom('job_tracking').selectAll().where('job_id', '=', job.id).execute()).toEqual([])
+  })
+})
+
+describe('across processes', () => {
+  it('a sharing turned on through one process carries the positions posted through another', async () => {
+    const two = await startTwoApps()
+    try {
+      const [a, b] = two.apps
+      const heard: LiveEvent[] = []
+      await a.platform.live.events.subscribe((event) => void (event.type === 'job.location' && heard.push(event)))
+      const c = await newUser(a, { roles: ['CLIENT'] })
+      const w = await newUser(a, { roles: ['WORKER'] })
+      expect((await a.inject({ method: 'PUT', url: '/user/picture', headers: { ...w.auth, 'content-type': 'image/jpeg' }, payload: picture })).statusCode).toBe(200)
+      const offered = await a.inject({ method: 'POST', url: '/job', headers: c.auth, payload: { worker_id: w.id, title: 'Fix the gate', description: 'Squeaks', location: JOB_PLACE } })
+      expect(offered.statusCode, offered.body).toBe(201)
+      const jobId = offered.json().id as string
+      expect((await a.inject({ method: 'POST', url: `/job/${jobId}/status`, headers: { ...w.auth, 'if-match': String(offered.headers.etag) }, payload: { status: 'ACCEPTED' } })).statusCode).toBe(200)
+      const postThroughB = () => b.inject({ method: 'POST', url: '/location', headers: w.auth, payload: { lat: 52.53, lon: 13.405 } })
+      // B has looked: the worker shares with no job yet.
+      expect((await postThroughB()).statusCode).toBe(200)
+      expect((await a.inject({ method: 'POST', url: `/job/${jobId}/tracking`, headers: w.auth, payload: { on: true } })).statusCode).toBe(200)
+      await waitUntil(async () => {
+        expect((await postThroughB()).statusCode).toBe(200)
+        return heard.some((e) => (e.data as { job_id: string }).job_id === jobId)
+      }, 5_000)
+      expect(heard.every((e) => e.to.length === 1 && e.to[0] === c.id)).toBe(true)
+    } finally {
+      await two.close()
+    }
   })
 })
