@@ -22,7 +22,6 @@
 // BENCH_INBOX_CONNECTIONS (10), BENCH_DB_POOL_SIZE (20, per API process); BENCH_CPU_PROF=<dir> writes the API processes' CPU profiles there.
 
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -40,6 +39,7 @@ import { openDatabase } from '../src/platform/db/index.js'
 import { createRedisLiveStore } from '../src/platform/live/redis/index.js'
 import { hashToken } from '../src/features/sessions/service.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
+import { commandMicros, processMicros } from './support/cpu.js'
 import { BenchServer, cpuProfileArgs, redisCpuSeconds } from './support/server.js'
 import { positiveSetting } from './support/settings.js'
 
@@ -93,22 +93,7 @@ function timed(label: string, seconds: number, info: () => string) {
 
 function postgresMicros(): number | null {
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(new URL(DATABASE_URL).hostname)) return null
-  try {
-    let ticks = 0
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue
-      try {
-        if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'postgres') continue
-        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-        ticks += Number(fields[11]) + Number(fields[12]) // utime and stime, in clock ticks
-      } catch {
-        // the process ended meanwhile
-      }
-    }
-    return (ticks / 100) * 1e6
-  } catch {
-    return null
-  }
+  return commandMicros('postgres')
 }
 
 /** CPU so far of each server process connected to the scratch database, in microseconds, by pid: what other databases' work on a shared server does not reach. */
@@ -117,12 +102,8 @@ async function backendMicros(pool: pg.Pool): Promise<Map<number, number>> {
   if (postgresMicros() === null) return byPid
   const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database()')
   for (const { pid } of rows) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      byPid.set(pid, ((Number(fields[11]) + Number(fields[12])) / 100) * 1e6)
-    } catch {
-      // the process ended meanwhile
-    }
+    const micros = processMicros(pid)
+    if (micros !== undefined) byPid.set(pid, micros)
   }
   return byPid
 }

@@ -144,7 +144,7 @@ async function databaseCounts(client: pg.Client) {
 function cpuParts() {
   const own = process.cpuUsage()
   return {
-    api: apiPids().reduce((sum, pid) => sum + processMicros(pid), 0),
+    api: apiPids().reduce((sum, pid) => sum + (processMicros(pid) ?? 0), 0),
     postgres: commandMicros('postgres'),
     redis: commandMicros('redis-server'),
     generator: own.user + own.system,

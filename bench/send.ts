@@ -13,7 +13,6 @@
 // database client's work: building the statements, the pool, the protocol), per round, and the
 // median ratios. BENCH_SEND_ROUNDS (3) rounds.
 
-import { readFileSync } from 'node:fs'
 import { sql } from 'kysely'
 import { v7 as uuidv7 } from 'uuid'
 import cliProgress from 'cli-progress'
@@ -22,6 +21,7 @@ import { blockerBetween, holdPair } from '../src/features/blocks/index.js'
 import { createMessagingStore, messagesWrite, newMessageRow } from '../src/features/messaging/index.js'
 import { openDatabase, type DB } from '../src/platform/db/index.js'
 import { createScratchDatabase } from '../test/support/backends.js'
+import { processMicros } from './support/cpu.js'
 import { positiveSetting } from './support/settings.js'
 
 const env = process.env
@@ -74,16 +74,7 @@ async function main() {
     /** CPU so far of this database's server processes, in microseconds. */
     const serverMicros = async () => {
       const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = ${dbName}`.execute(db)
-      let ticks = 0
-      for (const { pid } of rows) {
-        try {
-          const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-          ticks += Number(fields[11]) + Number(fields[12])
-        } catch {
-          // not on this machine, or gone
-        }
-      }
-      return (ticks / 100) * 1e6
+      return rows.reduce((sum, { pid }) => sum + (processMicros(pid) ?? 0), 0)
     }
 
     const bars = new cliProgress.MultiBar({ format: '  {label} |{bar}| {value}/{total} sends', barsize: 24, noTTYOutput: true, notTTYSchedule: 2_000 }, cliProgress.Presets.shades_classic)

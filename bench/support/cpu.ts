@@ -7,13 +7,13 @@ import { readdirSync, readFileSync } from 'node:fs'
 /** Clock ticks a second in /proc's figures (USER_HZ, 100 on Linux). */
 const TICKS = 100
 
-/** utime + stime of one process so far, in microseconds (0 once it is gone). */
-export function processMicros(pid: number): number {
+/** utime + stime of one process so far, in microseconds (undefined once it is gone, or not on this machine). */
+export function processMicros(pid: number): number | undefined {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
     return ((Number(fields[11]) + Number(fields[12])) / TICKS) * 1e6
   } catch {
-    return 0
+    return undefined
   }
 }
 
@@ -23,7 +23,7 @@ export function commandMicros(name: string): number {
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid)) continue
     try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name) micros += processMicros(Number(pid))
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === name) micros += processMicros(Number(pid)) ?? 0
     } catch {
       // the process ended meanwhile
     }
