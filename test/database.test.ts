@@ -1,12 +1,9 @@
-import { PGlite } from '@electric-sql/pglite'
-import { cube } from '@electric-sql/pglite/contrib/cube'
-import { earthdistance } from '@electric-sql/pglite/contrib/earthdistance'
-import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { Kysely, Migrator, sql } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import { v7 as uuidv7 } from 'uuid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrations } from '../migrations/index.js'
+import { createPGlite } from '../src/platform/db/index.js'
 import { openTestPlatform, testConfig } from './support/backends.js'
 
 // The database as the app opens it (PostgreSQL with prepared statements, or PGlite).
@@ -46,7 +43,7 @@ describe('statements', () => {
 
 describe('migrations', () => {
   it('counts the unread messages already stored when unread counts arrive (0006)', async () => {
-    const db = new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create('memory://', { extensions: { cube, earthdistance, pg_trgm } })) })
+    const db = new Kysely<any>({ dialect: new PGliteDialect(await createPGlite('memory://')) })
     try {
       const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } })
       expect((await migrator.migrateTo('0005_jobs')).error).toBeUndefined()

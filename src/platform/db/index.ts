@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
+import { setFlagsFromString } from 'node:v8'
 import { PGlite } from '@electric-sql/pglite'
 import { cube } from '@electric-sql/pglite/contrib/cube'
 import { earthdistance } from '@electric-sql/pglite/contrib/earthdistance'
@@ -93,6 +94,18 @@ function openPostgres(connectionString: string, max: number, reconnect: Reconnec
   }
 }
 
+/**
+ * Opens PGlite with the extensions our migrations use. Node 24's V8 can abort the process
+ * ("Check failed: jit_page_->allocations_.erase(addr) == 1", nodejs/node#64500) when it frees a
+ * WebAssembly-to-JS import wrapper after tiering it up; PGlite's module makes thousands of such
+ * calls. Keeping the import calls on V8's generic wrapper means none is ever compiled or freed.
+ * The flag is read when a module is instantiated, so setting it here, first, is enough.
+ */
+export async function createPGlite(location: string): Promise<PGlite> {
+  setFlagsFromString('--wasm-wrapper-tiering-budget=2147483647')
+  return await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
+}
+
 async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   let location = dataDir
   let unlock = async () => {}
@@ -103,7 +116,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   }
   let pglite: PGlite
   try {
-    pglite = await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
+    pglite = await createPGlite(location)
   } catch (error) {
     await unlock()
     throw error
