@@ -130,7 +130,7 @@ export function createNotificationsStore(db: DB) {
           LEFT JOIN users s ON s.id = m.sender_id
           LEFT JOIN jobs j ON j.id = m.job_id
           LEFT JOIN notification_settings ns ON ns.user_id = m.recipient_id
-         WHERE m.id IN (${sql.join(messageIds)})
+         WHERE m.id = ANY(${messageIds}::uuid[])
          ORDER BY m.id`.execute(trx)
       return rows.map((r) => ({ ...r, events: parseJson(r.events) }))
     },
@@ -138,7 +138,12 @@ export function createNotificationsStore(db: DB) {
     /** Inserts a batch's notifications in one statement; answers the ids that were new. */
     async insertNotifications(trx: Trx, rows: NotificationRow[]): Promise<Set<string>> {
       if (rows.length === 0) return new Set()
-      const inserted = await trx.insertInto('notifications').values(rows).onConflict((oc) => oc.column('id').doNothing()).returning('id').execute()
+      const { rows: inserted } = await sql<{ id: string }>`
+        INSERT INTO notifications (id, user_id, event, urgent, title, body, job_id, peer_id, created_at)
+        SELECT * FROM unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.user_id)}::uuid[], ${rows.map((r) => r.event)}::text[],
+          ${rows.map((r) => r.urgent)}::boolean[], ${rows.map((r) => r.title)}::text[], ${rows.map((r) => r.body)}::text[],
+          ${rows.map((r) => r.job_id)}::uuid[], ${rows.map((r) => r.peer_id)}::uuid[], ${rows.map((r) => r.created_at)}::timestamptz[])
+        ON CONFLICT (id) DO NOTHING RETURNING id`.execute(trx)
       return new Set(inserted.map((r) => r.id))
     },
 
@@ -162,8 +167,12 @@ export function createNotificationsStore(db: DB) {
     /** Deliveries with nothing to do (no device, no phone), recorded as skipped at once, in one statement. */
     async insertSkipped(trx: Trx, rows: { notification_id: string; channel: QueuedChannel; detail: string; at: Date }[]): Promise<void> {
       if (rows.length === 0) return
-      const values = rows.map((r) => ({ notification_id: r.notification_id, channel: r.channel, state: 'skipped' as const, due_at: r.at, group_key: null, grouped_into: null, detail: r.detail, created_at: r.at, sent_to: sql<string[]>`'{}'::text[]` as unknown as string[] }))
-      await trx.insertInto('notification_deliveries').values(values).onConflict((oc) => oc.columns(['notification_id', 'channel']).doNothing()).execute()
+      await sql`
+        INSERT INTO notification_deliveries (notification_id, channel, state, due_at, group_key, grouped_into, detail, created_at, sent_to)
+        SELECT d.notification_id, d.channel, 'skipped', d.at, NULL, NULL, d.detail, d.at, '{}'::text[]
+          FROM unnest(${rows.map((r) => r.notification_id)}::uuid[], ${rows.map((r) => r.channel)}::text[], ${rows.map((r) => r.detail)}::text[], ${rows.map((r) => r.at)}::timestamptz[])
+            AS d (notification_id, channel, detail, at)
+        ON CONFLICT (notification_id, channel) DO NOTHING`.execute(trx)
     },
 
     /** Deliveries whose time came (quiet hours ended, a group's window closed), marked queued. */
