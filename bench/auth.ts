@@ -39,7 +39,7 @@ import { hashToken } from '../src/features/sessions/index.js'
 import { openDatabase } from '../src/platform/db/index.js'
 import { createScratchDatabase, deleteRedisKeys } from '../test/support/backends.js'
 import type { BcryptRequest, BcryptResult } from './auth-server.js'
-import { BenchServer } from './support/server.js'
+import { BenchServer, cpuProfileArgs } from './support/server.js'
 import { positiveSetting } from './support/settings.js'
 
 const env = process.env
@@ -71,7 +71,7 @@ async function startServer(mode: 'app' | 'bare' | 'floor', settings: Record<stri
     name: mode,
     env: { BENCH_MODE: mode, ...passed, ...settings },
     // So that memory is read after a full GC.
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...cpuProfileArgs()],
   })
 }
 
