@@ -155,7 +155,7 @@ export async function createServices(config: Config, platform: Platform, options
       hiddenFrom: blocks.hiddenFrom,
       view: accounts.view,
       isAdmin: accounts.isAdmin,
-      stillSignedIn: sessions.stillSignedIn,
+      sessions,
       defaultTtl: config.locationDefaultTtl,
       clock,
       tracking,
@@ -168,6 +168,7 @@ export async function createServices(config: Config, platform: Platform, options
     accounts.onDeleted((userId) => location.forget(userId))
     accounts.onChanged((user, before) => location.refresh(user, before))
     sessions.onSignedOut((userId) => location.remove(userId))
+    sessions.onChanged((userIds) => void location.sessionsChanged(userIds).catch((err: unknown) => log.warn({ err }, 'could not check a location post against its session again')))
 
     // Payments: escrow through the provider (Stripe Connect's separate charges and transfers).
     const provider = options.payments ?? paymentProviderOf(config)

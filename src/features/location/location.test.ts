@@ -197,6 +197,44 @@ describe('live location and search', () => {
     }
   })
 
+  it('a post that stored while a sign-out committed in another process, not heard yet, leaves the map when it is', async () => {
+    const { apps: [a, b], close } = await startTwoApps()
+    try {
+      const worker = await newUser(a, { roles: ['WORKER'] })
+      const client = await newUser(a)
+      const admin = await newUser(b)
+      expect(await b.accounts.setAdmin(admin.email, true)).toBe(true)
+      const at = { lat: 45.4642, lon: 9.19 }
+      const onMap = async () => (await a.inject({ url: '/search', headers: client.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '500' } })).json().items.length > 0
+      // Process A holds the worker's session; elsewhere, the session ends (its news still on the
+      // way to A), and A's post then stores the worker on the map: A can't know yet.
+      const auth = (await a.sessions.authenticate(worker.token))!
+      await sql`DELETE FROM sessions WHERE user_id = ${worker.id}`.execute(a.platform.database.db)
+      await expect(a.location.post(auth, at)).resolves.toBeDefined()
+      expect(await onMap()).toBe(true)
+      // News of a change of the worker reaches A (here an admin's rename, through B): A checks
+      // its post again, finds the session gone and takes the worker off the map.
+      expect((await b.inject({ method: 'POST', url: '/user', headers: admin.auth, payload: { id: worker.id, first_name: 'Gone' } })).statusCode).toBe(200)
+      await expect.poll(onMap, { timeout: 5000 }).toBe(false)
+    } finally {
+      await close()
+    }
+  })
+
+  it('a post whose session this process holds reads no session from the database', async () => {
+    const worker = await newUser(t.app, { roles: ['WORKER'] })
+    const at = { lat: 50.0755, lon: 14.4378 }
+    expect((await post(worker, at)).statusCode).toBe(200)
+    const statements: string[] = []
+    t.app.platform.database.logQueries((event) => statements.push(event.query.sql))
+    try {
+      expect((await post(worker, { ...at, lat: at.lat + 0.01 })).statusCode).toBe(200)
+    } finally {
+      t.app.platform.database.logQueries(undefined)
+    }
+    expect(statements.filter((text) => /\bsessions\b/.test(text))).toEqual([])
+  })
+
   it('a location with a short ttl expires by itself', async () => {
     const worker = await newUser(t.app, { roles: ['WORKER'] })
     const client = await newUser(t.app)

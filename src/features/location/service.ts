@@ -8,7 +8,7 @@ import type { GeoPoint, LocationRole, LocationStore, NearbyHit } from '../../pla
 import type { Facets } from '../profiles/index.js'
 import type { Clock } from '../../platform/clock.js'
 import type { ShownUser, UserRow, UserView } from '../accounts/index.js'
-import type { Auth } from '../sessions/index.js'
+import { CHANGES_HEARD_WITHIN_MS, type Auth } from '../sessions/index.js'
 import type { PostLocationInput, SearchInput } from './schemas.js'
 
 /**
@@ -157,8 +157,15 @@ export function createLocationService(deps: {
   view: (user: ShownUser, viewer: Pick<UserRow, 'id' | 'roles'>) => UserView
   /** Whether the user is an admin now (read from the accounts, not a cache). */
   isAdmin: (userId: string) => Promise<boolean>
-  /** Whether a session still stands (signing out or deleting the account ends it). */
-  stillSignedIn: (auth: Auth) => Promise<boolean>
+  /** The sessions feature's: whether a session still stands (signing out or deleting the account ends it). */
+  sessions: {
+    /** From the database. */
+    stillSignedIn(auth: Auth): Promise<boolean>
+    /** From this process's memory: false when it can't tell (see the sessions service). */
+    standsInMemory(auth: Auth): boolean
+    /** Whether changes to sessions are heard now. */
+    changesHeard(): boolean
+  }
   defaultTtl: number
   clock: Clock
   /**
@@ -177,6 +184,39 @@ export function createLocationService(deps: {
   const cardWithFacets = async (user: UserRow) => {
     const facets = (await deps.facets?.([user.id]))?.get(user.id)
     return { card: cardOf(user, facets), categories: facets?.categories ?? [], version: Math.max(user.updated_at.getTime(), facets?.version ?? 0) }
+  }
+
+  // Posts whose session stood as far as this process knew, stored while a sign-out committed
+  // elsewhere may not have been heard yet: each is checked in the database again if a change of
+  // its user is heard (or the channel fails) within CHANGES_HEARD_WITHIN_MS of its storing. By
+  // user, oldest first (a post again moves its user to the end).
+  const unconfirmed = new Map<string, { auth: Auth; at: number }>()
+  /**
+   * Drops the posts past the window while the channel stands: a change committed before them has
+   * been heard by now. (Asking whether it stands may find it down, which re-checks them all.)
+   */
+  const pruneUnconfirmed = (now: number) => {
+    if (!deps.sessions.changesHeard()) return
+    for (const [userId, post] of unconfirmed) {
+      if (now - post.at <= CHANGES_HEARD_WITHIN_MS) break
+      unconfirmed.delete(userId)
+    }
+  }
+  /** Takes the user off the map if the post's session ended (the anchors go too: the account may be gone). */
+  const confirm = async (auth: Auth) => {
+    if (await deps.sessions.stillSignedIn(auth)) return true
+    await store.forget(auth.userId)
+    return false
+  }
+  /**
+   * The same, for a post found out later: the session's end may have been heard before its own
+   * process took the user off the map (a sign-out here, whose anchors stay), so the anchors go
+   * only with the account.
+   */
+  const confirmLater = async (auth: Auth) => {
+    if (await deps.sessions.stillSignedIn(auth)) return
+    await store.remove(auth.userId)
+    if (!(await deps.users([auth.userId])).has(auth.userId)) await store.forget(auth.userId)
   }
 
   const userOf = async (userId: string) => {
@@ -209,10 +249,16 @@ export function createLocationService(deps: {
         anchors: { points, expiresAt: new Date(now + ANCHOR_TTL_MS) },
       })
       // A sign-out or an account deletion takes the user off the map after ending the session:
-      // one that did so while this post was under way must win, so the session is looked at
-      // again (and the anchors go too, as the account may be gone).
-      if (!(await deps.stillSignedIn(auth))) {
-        await store.forget(userId)
+      // one that did so while this post was under way must win. When this process heard no
+      // change of the user since the post's authentication, the session stood until now, and a
+      // change committed elsewhere but not heard yet is checked when it is (sessionsChanged).
+      // Else the database says, now.
+      if (deps.sessions.standsInMemory(auth)) {
+        const now = performance.now()
+        unconfirmed.delete(userId)
+        unconfirmed.set(userId, { auth, at: now })
+        pruneUnconfirmed(now)
+      } else if (!(await confirm(auth))) {
         throw new UnauthenticatedError()
       }
       await deps.tracking?.position(userId, { lat: input.lat, lon: input.lon })
@@ -240,12 +286,26 @@ export function createLocationService(deps: {
      * shown where it was shown before.
      */
     async remove(userId: string): Promise<void> {
+      // A sign-out here: this removal comes after its commit, so after every post it raced.
+      unconfirmed.delete(userId)
       await store.remove(userId)
       await deps.tracking?.stopAllOf(userId)
     },
 
+    /**
+     * Sessions of these users changed (undefined: of anyone, as far as this process can tell):
+     * the posts stored while such a change may have been on its way are checked again.
+     */
+    async sessionsChanged(userIds: readonly string[] | undefined): Promise<void> {
+      if (userIds !== undefined) pruneUnconfirmed(performance.now())
+      const posts = userIds === undefined ? [...unconfirmed.values()] : userIds.flatMap((id) => unconfirmed.get(id) ?? [])
+      for (const post of posts) unconfirmed.delete(post.auth.userId)
+      await Promise.all(posts.map((post) => confirmLater(post.auth)))
+    },
+
     /** The account is deleted: off the map, and its anchors go. */
     async forget(userId: string): Promise<void> {
+      unconfirmed.delete(userId)
       await store.forget(userId)
       await deps.tracking?.stopAllOf(userId)
     },

@@ -175,6 +175,17 @@ export function createAuthentications(deps: {
     /** The authentication of a token hash, read from the database. */
     load,
 
+    /**
+     * Whether this process can tell from memory that the session of an earlier authentication
+     * stands at `now`: it keeps the session, no change of its user was heard since it was read,
+     * and the channel can be relied on. False says nothing either way: ask the database.
+     */
+    holds(auth: Auth, now: number): boolean {
+      if (!deps.channel().trusted()) return false
+      const entry = cache.peek(auth.tokenHash)
+      return entry !== undefined && entry.auth.sessionId === auth.sessionId && reliable(entry) && now < entry.expiresAt && now < entry.maxExpiresAt
+    },
+
     /** Whether the session of an earlier authentication still stands at `now`, read from the database. */
     async stillSignedIn(auth: Auth, now: number): Promise<boolean> {
       const stored = await store.authenticate(auth.tokenHash)

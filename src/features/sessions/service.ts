@@ -242,6 +242,21 @@ export function createSessionsService(deps: {
       return authentications.load(tokenHash, clock.now().getTime())
     },
 
+    /**
+     * Whether this process can tell from memory that an earlier authentication's session stands
+     * now (no change of its user heard since it was read, the channel sound). False means: ask
+     * the database (stillSignedIn). A change committed elsewhere and not heard yet is heard, or
+     * the channel stops being trusted (onChanged tells of both), within CHANGES_HEARD_WITHIN_MS.
+     */
+    standsInMemory(auth: Auth): boolean {
+      return authentications.holds(auth, clock.now().getTime())
+    },
+
+    /** Whether changes to sessions are heard now (see the channel); while not, onChanged tells of it. */
+    changesHeard(): boolean {
+      return channel.trusted()
+    },
+
     /** Whether the session of an earlier authentication still stands, read from the database. */
     async stillSignedIn(auth: Auth): Promise<boolean> {
       return authentications.stillSignedIn(auth, clock.now().getTime())
