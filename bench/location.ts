@@ -382,7 +382,7 @@ async function scenario(backend: string, layout: 'dense' | 'sparse', size: numbe
     const pair: { plain?: Measured; filtered?: Measured } = {}
     const measures: Record<string, () => Promise<Measured>> = {
       'ceiling: GET /health (HTTP, no auth)': () => http(`${name}: GET /health`, server!, { url: `${url}/health` }),
-      'ceiling: GET /user (HTTP, auth, 1 DB read)': () => http(`${name}: GET /user`, server!, { url: `${url}/user`, headers: auth }),
+      'ceiling: GET /user (HTTP, auth from memory)': () => http(`${name}: GET /user`, server!, { url: `${url}/user`, headers: auth }),
       'ceiling: GET /search where nobody is': () =>
         http(`${name}: GET /search, nobody there`, server!, { url: `${url}/search?lat=0.5&lon=-30.5&radius=${RADIUS}&limit=${LIMIT}&role=WORKER`, headers: auth }),
       // The unfiltered and the filtered search in alternating slices (see pairedHttp).
