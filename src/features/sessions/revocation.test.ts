@@ -281,4 +281,24 @@ describe.runIf(TEST_DATABASE_URL)('when the invalidation channel is down', () =>
     expect((await a.inject({ method: 'DELETE', url: '/authorize', headers: v.auth })).statusCode).toBe(204)
     problem(await aSecondAfter(performance.now(), () => me(b, v.token)), 401)
   })
+
+  it('checks a location post made from memory again in the database once the channel fails', async () => {
+    const worker = await newUser(a, { roles: ['WORKER'] })
+    const client = await newUser(a)
+    const at = { lat: 38.7223, lon: -9.1393 }
+    const onMap = async () => (await a.inject({ url: '/search', headers: client.auth, query: { lat: String(at.lat), lon: String(at.lon), radius: '500' } })).json().items.length > 0
+    // B holds the worker's session; it ends elsewhere, its news lost on the way (the channel then
+    // stalls), after B stored a post it made from memory.
+    await waitUntil(async () => (await me(b, worker.token)).statusCode === 200 && b.sessions.cached() > 0)
+    const auth = (await b.sessions.authenticate(worker.token))!
+    await sql`DELETE FROM sessions WHERE user_id = ${worker.id}`.execute(a.platform.database.db)
+    await b.location.post(auth, at)
+    expect(await onMap()).toBe(true)
+    proxy.stall()
+    try {
+      await expect.poll(onMap, { timeout: 5000 }).toBe(false)
+    } finally {
+      proxy.resume()
+    }
+  })
 })
