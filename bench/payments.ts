@@ -112,7 +112,7 @@ async function main() {
   const peer = await startStripePeer()
   const scratch = await createScratchDatabase(SERVER)
   let server: AppServer | undefined
-  const bars = new cliProgress.MultiBar({ format: '{label} [{bar}] {value}/{total}', hideCursor: true }, cliProgress.Presets.shades_classic)
+  const bars = new cliProgress.MultiBar({ format: '{label} [{bar}] {value}/{total}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 3_000 }, cliProgress.Presets.shades_classic)
   const pool = new pg.Pool({ connectionString: scratch.url, max: CONCURRENCY })
 
   try {
