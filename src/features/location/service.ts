@@ -163,6 +163,10 @@ export function createLocationService(deps: {
     stillSignedIn(auth: Auth): Promise<boolean>
     /** From this process's memory: false when it can't tell (see the sessions service). */
     standsInMemory(auth: Auth): boolean
+    /** Of these session ids, those that stand (from the database). */
+    standing(sessionIds: readonly string[]): Promise<Set<string>>
+    /** Of these users, those deleted, and those signed in somewhere (from the database). */
+    signedInUsers(userIds: readonly string[]): Promise<{ signedIn: Set<string>; gone: Set<string> }>
     /** Whether changes to sessions are heard now. */
     changesHeard(): boolean
   }
@@ -209,14 +213,21 @@ export function createLocationService(deps: {
     return false
   }
   /**
-   * The same, for a post found out later: the session's end may have been heard before its own
-   * process took the user off the map (a sign-out here, whose anchors stay), so the anchors go
-   * only with the account.
+   * The same for posts found out later, in two reads for all: a post whose session ended takes its
+   * user off the map only if no session of the user stands (a sign-out on one device leaves the
+   * others, as a sign-out does), the anchors only with the account; and not a user who posted
+   * again since (that post is checked on its own).
    */
-  const confirmLater = async (auth: Auth) => {
-    if (await deps.sessions.stillSignedIn(auth)) return
-    await store.remove(auth.userId)
-    if (!(await deps.users([auth.userId])).has(auth.userId)) await store.forget(auth.userId)
+  const confirmLater = async (posts: { auth: Auth }[]) => {
+    const standing = await deps.sessions.standing(posts.map((p) => p.auth.sessionId))
+    const ended = posts.filter((p) => !standing.has(p.auth.sessionId))
+    if (ended.length === 0) return
+    const { signedIn, gone } = await deps.sessions.signedInUsers(ended.map((p) => p.auth.userId))
+    for (const { auth } of ended) {
+      if (unconfirmed.has(auth.userId)) continue
+      if (gone.has(auth.userId)) await store.forget(auth.userId)
+      else if (!signedIn.has(auth.userId)) await store.remove(auth.userId)
+    }
   }
 
   const userOf = async (userId: string) => {
@@ -299,8 +310,16 @@ export function createLocationService(deps: {
     async sessionsChanged(userIds: readonly string[] | undefined): Promise<void> {
       if (userIds !== undefined) pruneUnconfirmed(performance.now())
       const posts = userIds === undefined ? [...unconfirmed.values()] : userIds.flatMap((id) => unconfirmed.get(id) ?? [])
+      if (posts.length === 0) return
       for (const post of posts) unconfirmed.delete(post.auth.userId)
-      await Promise.all(posts.map((post) => confirmLater(post.auth)))
+      try {
+        await confirmLater(posts)
+      } catch (error) {
+        // Not checked: back in line (with a new window) for the next news, unless posted again since.
+        const now = performance.now()
+        for (const post of posts) if (!unconfirmed.has(post.auth.userId)) unconfirmed.set(post.auth.userId, { auth: post.auth, at: now })
+        throw error
+      }
     },
 
     /** The account is deleted: off the map, and its anchors go. */

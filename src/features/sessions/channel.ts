@@ -24,8 +24,9 @@ export const PROBE_MS = 200
 /** How old the last probe that came back may be while the cache is relied on. */
 export const TRUST_MS = 700
 /**
- * A change committed is heard by every process, or the process stops trusting the channel (and
- * says so: onDown), within this of its commit: past TRUST_MS, the next tick finds the channel down.
+ * A change committed is heard by every process, or the process stops trusting the channel and
+ * tells of it (onDown, or onLost for a message gone missing), within this of its commit: past
+ * TRUST_MS, the next tick finds the channel down or the gap overdue.
  */
 export const CHANGES_HEARD_WITHIN_MS = TRUST_MS + 2 * PROBE_MS
 /** A channel silent this long may have lost its connection (and what was sent meanwhile) on the way. */

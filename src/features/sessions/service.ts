@@ -267,6 +267,11 @@ export function createSessionsService(deps: {
       return store.standingIds(sessionIds, clock.now())
     },
 
+    /** Of these users, those deleted, and those signed in somewhere now (read from the database). */
+    async signedInUsers(userIds: readonly string[]): Promise<{ signedIn: Set<string>; gone: Set<string> }> {
+      return store.signedInUsers(userIds, clock.now())
+    },
+
     async signOut(auth: Auth): Promise<void> {
       const ended = await inTransaction(async (trx) => {
         const sessions = createSessionsStore(trx)

@@ -175,6 +175,21 @@ export function createSessionsStore(db: DB) {
       return new Set(rows.map((row) => row.id))
     },
 
+    /** Of these users, those deleted (or unknown), and those with a session that stands. */
+    async signedInUsers(userIds: readonly string[], now: Date): Promise<{ signedIn: Set<string>; gone: Set<string> }> {
+      const ids = [...new Set(userIds)]
+      if (ids.length === 0) return { signedIn: new Set(), gone: new Set() }
+      const { rows } = await sql<{ id: string; deleted: boolean; signed_in: boolean }>`
+        SELECT u.id, u.deleted_at IS NOT NULL AS deleted,
+               EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.sessions_version = u.sessions_version AND s.expires_at > ${now}) AS signed_in
+          FROM users u WHERE u.id = ANY(${ids}::uuid[])`.execute(db)
+      const found = new Map(rows.map((r) => [r.id, r]))
+      return {
+        signedIn: new Set(rows.filter((r) => !r.deleted && r.signed_in).map((r) => r.id)),
+        gone: new Set(ids.filter((id) => found.get(id)?.deleted ?? true)),
+      }
+    },
+
     /** Ends the session of a token; answers it, or null if there was none. */
     async end(tokenHash: string): Promise<{ id: string; userId: string } | null> {
       const row = await db.deleteFrom('sessions').where('token_hash', '=', tokenHash).returning(['id', 'user_id']).executeTakeFirst()

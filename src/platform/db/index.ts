@@ -95,14 +95,22 @@ function openPostgres(connectionString: string, max: number, reconnect: Reconnec
 }
 
 /**
- * Opens PGlite with the extensions our migrations use. Node 24's V8 can abort the process
- * ("Check failed: jit_page_->allocations_.erase(addr) == 1", nodejs/node#64500) when it frees a
- * WebAssembly-to-JS import wrapper after tiering it up; PGlite's module makes thousands of such
- * calls. Keeping the import calls on V8's generic wrapper means none is ever compiled or freed.
- * The flag is read when a module is instantiated, so setting it here, first, is enough.
+ * Node 24's V8 can abort the process ("Check failed: jit_page_->allocations_.erase(addr) == 1",
+ * nodejs/node#64500) when it frees a WebAssembly-to-JS import wrapper it tiered up; PGlite's
+ * module calls its imports thousands of times a query. With the tier-up budget at its largest, an
+ * import tiers up only after 2^31 calls of its own, so such wrappers are next to never compiled or
+ * freed. The flag is read when a module is instantiated: set before the first PGlite, once.
  */
-export async function createPGlite(location: string): Promise<PGlite> {
+let wrapperTieringOff = false
+const turnWrapperTieringOff = () => {
+  if (wrapperTieringOff || Number(process.versions.node.split('.')[0]) < 24) return
   setFlagsFromString('--wasm-wrapper-tiering-budget=2147483647')
+  wrapperTieringOff = true
+}
+
+/** Opens PGlite with the extensions our migrations use. */
+export async function createPGlite(location: string): Promise<PGlite> {
+  turnWrapperTieringOff()
   return await PGlite.create(location, { extensions: { cube, earthdistance, pg_trgm } })
 }
 
