@@ -163,8 +163,6 @@ export function createLocationService(deps: {
     stillSignedIn(auth: Auth): Promise<boolean>
     /** From this process's memory: false when it can't tell (see the sessions service). */
     standsInMemory(auth: Auth): boolean
-    /** Of these session ids, those that stand (from the database). */
-    standing(sessionIds: readonly string[]): Promise<Set<string>>
     /** Of these users, those deleted, and those signed in somewhere (from the database). */
     signedInUsers(userIds: readonly string[]): Promise<{ signedIn: Set<string>; gone: Set<string> }>
     /** Whether changes to sessions are heard now. */
@@ -213,17 +211,14 @@ export function createLocationService(deps: {
     return false
   }
   /**
-   * The same for posts found out later, in two reads for all: a post whose session ended takes its
-   * user off the map only if no session of the user stands (a sign-out on one device leaves the
-   * others, as a sign-out does), the anchors only with the account; and not a user who posted
-   * again since (that post is checked on its own).
+   * The same for posts found out later, with one look at the database for all. A user leaves the
+   * map only when none of its sessions stands (the post's own, or another device's: a sign-out of
+   * one device leaves the others, as a sign-out does), its anchors only with the account, and a
+   * user who posted again since not at all (that post is checked on its own).
    */
   const confirmLater = async (posts: { auth: Auth }[]) => {
-    const standing = await deps.sessions.standing(posts.map((p) => p.auth.sessionId))
-    const ended = posts.filter((p) => !standing.has(p.auth.sessionId))
-    if (ended.length === 0) return
-    const { signedIn, gone } = await deps.sessions.signedInUsers(ended.map((p) => p.auth.userId))
-    for (const { auth } of ended) {
+    const { signedIn, gone } = await deps.sessions.signedInUsers(posts.map((p) => p.auth.userId))
+    for (const { auth } of posts) {
       if (unconfirmed.has(auth.userId)) continue
       if (gone.has(auth.userId)) await store.forget(auth.userId)
       else if (!signedIn.has(auth.userId)) await store.remove(auth.userId)

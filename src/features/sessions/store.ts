@@ -89,13 +89,13 @@ export function createSessionsStore(db: DB) {
     db.isTransaction ? work(db as Transaction<Database>) : db.transaction().execute(work)
 
   /** The user's sessions that stand, as of `now`. */
-  const standing = (userId: string, now: Date) =>
+  /** The sessions that stand at `now`: not lapsed, of a user not deleted, at the user's sessions_version. */
+  const standingAt = (now: Date) =>
     db
       .selectFrom('sessions as s')
       .innerJoin('users as u', (join) => join.onRef('u.id', '=', 's.user_id').onRef('u.sessions_version', '=', 's.sessions_version').on('u.deleted_at', 'is', null))
-      .selectAll('s')
-      .where('s.user_id', '=', userId)
       .where('s.expires_at', '>', now)
+  const standing = (userId: string, now: Date) => standingAt(now).selectAll('s').where('s.user_id', '=', userId)
 
   return {
     /**
@@ -165,13 +165,7 @@ export function createSessionsStore(db: DB) {
     /** Of these session ids, those that stand. */
     async standingIds(ids: readonly string[], now: Date): Promise<Set<string>> {
       if (ids.length === 0) return new Set()
-      const rows = await db
-        .selectFrom('sessions as s')
-        .innerJoin('users as u', (join) => join.onRef('u.id', '=', 's.user_id').onRef('u.sessions_version', '=', 's.sessions_version').on('u.deleted_at', 'is', null))
-        .select('s.id')
-        .where(sql<boolean>`s.id = ANY(${[...ids]}::uuid[])`)
-        .where('s.expires_at', '>', now)
-        .execute()
+      const rows = await standingAt(now).select('s.id').where(sql<boolean>`s.id = ANY(${[...ids]}::uuid[])`).execute()
       return new Set(rows.map((row) => row.id))
     },
 
@@ -179,15 +173,12 @@ export function createSessionsStore(db: DB) {
     async signedInUsers(userIds: readonly string[], now: Date): Promise<{ signedIn: Set<string>; gone: Set<string> }> {
       const ids = [...new Set(userIds)]
       if (ids.length === 0) return { signedIn: new Set(), gone: new Set() }
-      const { rows } = await sql<{ id: string; deleted: boolean; signed_in: boolean }>`
-        SELECT u.id, u.deleted_at IS NOT NULL AS deleted,
-               EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id AND s.sessions_version = u.sessions_version AND s.expires_at > ${now}) AS signed_in
-          FROM users u WHERE u.id = ANY(${ids}::uuid[])`.execute(db)
-      const found = new Map(rows.map((r) => [r.id, r]))
-      return {
-        signedIn: new Set(rows.filter((r) => !r.deleted && r.signed_in).map((r) => r.id)),
-        gone: new Set(ids.filter((id) => found.get(id)?.deleted ?? true)),
-      }
+      const [signedIn, live] = await Promise.all([
+        standingAt(now).select('s.user_id').distinct().where(sql<boolean>`s.user_id = ANY(${ids}::uuid[])`).execute(),
+        db.selectFrom('users').select('id').where(sql<boolean>`id = ANY(${ids}::uuid[])`).where('deleted_at', 'is', null).execute(),
+      ])
+      const alive = new Set(live.map((r) => r.id))
+      return { signedIn: new Set(signedIn.map((r) => r.user_id)), gone: new Set(ids.filter((id) => !alive.has(id))) }
     },
 
     /** Ends the session of a token; answers it, or null if there was none. */
